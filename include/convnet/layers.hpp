@@ -1,0 +1,259 @@
+// Layers: each owns its parameters and the caches its backward needs, validates shapes when it
+// is built, and calls the kernels. A layer knows nothing of its neighbours: it maps x to y and
+// dy back to dx, so the same layers serve a chain (Sequential) or any graph.
+//
+// CONTRACT: forward assigns y. backward ACCUMULATES: parameter gradients += ∂L/∂θ, and, when
+// dx is not null, dx += ∂L/∂x. Callers zero gradients first (Sequential does).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "convnet/rng.hpp"
+#include "convnet/tensor.hpp"
+
+namespace convnet {
+
+// Train: forward writes the caches backward needs. Eval: it skips them.
+enum class Mode { Train, Eval };
+
+// Weight initialisation. Default is PyTorch's for Conv2d and Linear: weights and bias uniform in
+// ±1/sqrt(fan_in) (kaiming_uniform_ with a=sqrt(5)). The others set the weights as named, with
+// the ReLU gain sqrt(2) for He, and zero biases:
+//   KaimingUniform U(±sqrt(6/fan_in))           KaimingNormal N(0, sqrt(2/fan_in))
+//   XavierUniform  U(±sqrt(6/(fan_in+fan_out))) XavierNormal  N(0, sqrt(2/(fan_in+fan_out)))
+// For a convolution fan_in = IC·KH·KW and fan_out = OC·KH·KW.
+enum class Init { Default, KaimingUniform, KaimingNormal, XavierUniform, XavierNormal };
+
+// A trainable tensor and its gradient (same shape).
+template <class T>
+struct Param {
+  std::string name;  // "weight", "bias"
+  Tensor<T>* value;
+  Tensor<T>* grad;
+};
+
+template <class T>
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  // Short type name: "conv2d", "relu".
+  virtual std::string kind() const = 0;
+  // Human description with hyperparameters: "conv2d 5x5/1 pad 2 -> 6".
+  virtual std::string describe() const { return kind(); }
+  // Checks the input shape (the batch dimension included), allocates parameters (first build
+  // only) and caches, and returns the output shape. Throws convnet::Error naming the layer and
+  // both shapes when the input cannot work.
+  virtual Shape build(const Shape& input) = 0;
+  // Sets the parameters from rng (see Init). No-op for layers without parameters.
+  virtual void init(Rng& /*rng*/) {}
+  // y = f(x). x may have any batch size; the other dimensions are those given to build().
+  virtual void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) = 0;
+  // Given x, y from the last forward(Train) and dy = ∂L/∂y: parameter grads += ∂L/∂θ and, when
+  // dx != nullptr, dx += ∂L/∂x.
+  virtual void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                        Tensor<T>* dx) = 0;
+  virtual std::vector<Param<T>> params() { return {}; }
+
+ protected:
+  // "kind: input shape A ..." helper for errors.
+  void check_input(const Tensor<T>& x) const;
+  Shape built_input_;  // batch dimension = the largest seen
+};
+
+// --- convolution ---------------------------------------------------------------------------
+// Options are declared in the order designated initialisers must follow. A zero in a _h/_w
+// field means "use the square value": Conv2dOptions{.out_channels = 6, .kernel = 5, .pad = 2}.
+struct Conv2dOptions {
+  int64_t in_channels = 0;  // 0: taken from the input shape at build time
+  int64_t out_channels = 0;
+  int64_t kernel = 0, kernel_h = 0, kernel_w = 0;
+  int64_t stride = 1, stride_h = 0, stride_w = 0;
+  int64_t pad = 0, pad_h = 0, pad_w = 0;
+  int64_t dilation = 1, dilation_h = 0, dilation_w = 0;
+  bool bias = true;
+  Init init = Init::Default;
+};
+
+template <class T>
+class Conv2d final : public Layer<T> {
+ public:
+  explicit Conv2d(const Conv2dOptions& options);
+  std::string kind() const override { return "conv2d"; }
+  std::string describe() const override;
+  Shape build(const Shape& input) override;
+  void init(Rng& rng) override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+  std::vector<Param<T>> params() override;
+
+  Tensor<T>& weight() { return weight_; }  // (OC, IC, KH, KW)
+  Tensor<T>& bias() { return bias_; }      // (OC); empty without bias
+  Tensor<T>& grad_weight() { return grad_weight_; }
+  Tensor<T>& grad_bias() { return grad_bias_; }
+
+ private:
+  int64_t in_channels_, out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_;
+  bool has_bias_;
+  Init init_;
+  Tensor<T> weight_, bias_, grad_weight_, grad_bias_;
+  Tensor<T> workspace_;  // im2col scratch for the fast kernels
+};
+
+// --- pooling -------------------------------------------------------------------------------
+// stride 0 means "same as the kernel". Padding is at most half the kernel.
+struct Pool2dOptions {
+  int64_t kernel = 0, kernel_h = 0, kernel_w = 0;
+  int64_t stride = 0, stride_h = 0, stride_w = 0;
+  int64_t pad = 0, pad_h = 0, pad_w = 0;
+  // AvgPool2d only. true (PyTorch's default, count_include_pad): padded positions count as
+  // zeros, every window divides by KH·KW. false: divide by the real elements in the window.
+  bool count_pad = true;
+};
+
+// y = max over each window; backward routes each gradient to the selected element only.
+template <class T>
+class MaxPool2d final : public Layer<T> {
+ public:
+  explicit MaxPool2d(const Pool2dOptions& options);
+  std::string kind() const override { return "maxpool2d"; }
+  std::string describe() const override;
+  Shape build(const Shape& input) override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+
+ private:
+  int64_t KH_, KW_, SH_, SW_, PH_, PW_;
+  std::vector<int32_t> argmax_;  // winner's in-plane index per output, written in Mode::Train
+};
+
+// y = mean over each window; backward shares each gradient equally over its window.
+template <class T>
+class AvgPool2d final : public Layer<T> {
+ public:
+  explicit AvgPool2d(const Pool2dOptions& options);
+  std::string kind() const override { return "avgpool2d"; }
+  std::string describe() const override;
+  Shape build(const Shape& input) override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+
+ private:
+  int64_t KH_, KW_, SH_, SW_, PH_, PW_;
+  bool count_pad_;
+};
+
+// --- fully connected -----------------------------------------------------------------------
+struct LinearOptions {
+  int64_t in_features = 0;  // 0: taken from the input shape at build time
+  int64_t out_features = 0;
+  bool bias = true;
+  Init init = Init::Default;
+};
+
+// y = x · wᵀ + b with x (N, IN), w (OUT, IN). Needs a rank-2 input (use Flatten first).
+template <class T>
+class Linear final : public Layer<T> {
+ public:
+  explicit Linear(const LinearOptions& options);
+  std::string kind() const override { return "linear"; }
+  std::string describe() const override;
+  Shape build(const Shape& input) override;
+  void init(Rng& rng) override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+  std::vector<Param<T>> params() override;
+
+  Tensor<T>& weight() { return weight_; }  // (OUT, IN)
+  Tensor<T>& bias() { return bias_; }      // (OUT)
+  Tensor<T>& grad_weight() { return grad_weight_; }
+  Tensor<T>& grad_bias() { return grad_bias_; }
+
+ private:
+  int64_t in_features_, out_features_;
+  bool has_bias_;
+  Init init_;
+  Tensor<T> weight_, bias_, grad_weight_, grad_bias_;
+};
+
+// (N, C, H, W) -> (N, C·H·W); the gradient is reshaped back.
+template <class T>
+class Flatten final : public Layer<T> {
+ public:
+  std::string kind() const override { return "flatten"; }
+  Shape build(const Shape& input) override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+};
+
+// --- activations (any input shape; output has the same shape) ------------------------------
+template <class T>
+class Activation : public Layer<T> {
+ public:
+  Shape build(const Shape& input) override;
+};
+
+// y = max(x, 0); dy/dx = 1 for x > 0, else 0 (0 at the kink, as PyTorch).
+template <class T>
+class ReLU final : public Activation<T> {
+ public:
+  std::string kind() const override { return "relu"; }
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+};
+
+// y = x for x > 0, else slope·x.
+template <class T>
+class LeakyReLU final : public Activation<T> {
+ public:
+  explicit LeakyReLU(T slope = T(0.01)) : slope_(slope) {}
+  std::string kind() const override { return "leaky_relu"; }
+  std::string describe() const override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+
+ private:
+  T slope_;
+};
+
+// y = 1 / (1 + e^-x); dy/dx = y(1 - y).
+template <class T>
+class Sigmoid final : public Activation<T> {
+ public:
+  std::string kind() const override { return "sigmoid"; }
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+};
+
+// y = tanh(x); dy/dx = 1 - y².
+template <class T>
+class Tanh final : public Activation<T> {
+ public:
+  std::string kind() const override { return "tanh"; }
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+};
+
+// Softmax over all non-batch elements of each sample (rows = N). For training a classifier,
+// prefer raw logits with SoftmaxCrossEntropy, which fuses the two and is more stable.
+template <class T>
+class Softmax final : public Activation<T> {
+ public:
+  std::string kind() const override { return "softmax"; }
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+};
+
+}  // namespace convnet

@@ -1,0 +1,122 @@
+// Optimizers with PyTorch's (1.13) update formulas and defaults, so hyperparameters carry over.
+// Each is a flat loop over every parameter tensor; state (momentum buffers, moments) is kept by
+// position: pass the same parameters in the same order at every step.
+//
+// Notation: p parameter, g its gradient, t the step count starting at 1, wd weight decay.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "convnet/layers.hpp"
+
+namespace convnet {
+
+template <class T>
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  virtual std::string name() const = 0;
+  // Updates every parameter from its gradient (gradients are left as they are).
+  void step(std::span<const Param<T>> params);
+  int64_t steps() const { return steps_; }
+  virtual double learning_rate() const = 0;
+  virtual void set_learning_rate(double lr) = 0;
+
+ protected:
+  // Updates one tensor; `state` holds state_count() tensors of the same size, zero at first.
+  virtual void update(std::span<T> p, std::span<const T> g, std::vector<std::vector<T>>& state) = 0;
+  virtual int state_count() const = 0;
+  int64_t steps_ = 0;
+
+ private:
+  std::vector<std::vector<std::vector<T>>> state_;  // [param][buffer][element]
+};
+
+// SGD (torch.optim.SGD):
+//   d = g + wd·p
+//   momentum > 0:  buf = d at t = 1, else buf = momentum·buf + (1 - dampening)·d
+//                  d = nesterov ? d + momentum·buf : buf
+//   p = p - lr·d
+struct SgdOptions {
+  double lr = 0.01;
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;
+  bool nesterov = false;  // needs momentum > 0 and dampening 0, as in PyTorch
+};
+
+template <class T>
+class Sgd final : public Optimizer<T> {
+ public:
+  explicit Sgd(const SgdOptions& options = {});
+  std::string name() const override { return "sgd"; }
+  double learning_rate() const override { return o_.lr; }
+  void set_learning_rate(double lr) override { o_.lr = lr; }
+
+ private:
+  void update(std::span<T> p, std::span<const T> g, std::vector<std::vector<T>>& state) override;
+  int state_count() const override { return o_.momentum != 0.0 ? 1 : 0; }
+  SgdOptions o_;
+};
+
+// Adam (torch.optim.Adam) and AdamW (torch.optim.AdamW, decoupled = true):
+//   Adam:  d = g + wd·p            AdamW: p = p·(1 - lr·wd), d = g
+//   m = β1·m + (1 - β1)·d          v = β2·v + (1 - β2)·d²
+//   p = p - (lr / (1 - β1^t)) · m / (sqrt(v) / sqrt(1 - β2^t) + eps)
+// (eps is added after the bias correction of v, exactly as PyTorch orders it.)
+struct AdamOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;  // AdamW's default is 1e-2: use adamw_options()
+  bool decoupled = false;     // true: AdamW
+};
+inline AdamOptions adamw_options() { return {.weight_decay = 1e-2, .decoupled = true}; }
+
+template <class T>
+class Adam final : public Optimizer<T> {
+ public:
+  explicit Adam(const AdamOptions& options = {});
+  std::string name() const override { return o_.decoupled ? "adamw" : "adam"; }
+  double learning_rate() const override { return o_.lr; }
+  void set_learning_rate(double lr) override { o_.lr = lr; }
+
+ private:
+  void update(std::span<T> p, std::span<const T> g, std::vector<std::vector<T>>& state) override;
+  int state_count() const override { return 2; }
+  AdamOptions o_;
+};
+
+// RMSProp (torch.optim.RMSprop):
+//   d = g + wd·p
+//   v = α·v + (1 - α)·d²
+//   centered: ḡ = α·ḡ + (1 - α)·d,  avg = sqrt(v - ḡ²) + eps;   else avg = sqrt(v) + eps
+//   momentum > 0: buf = momentum·buf + d/avg, p = p - lr·buf;   else p = p - lr·d/avg
+struct RmsPropOptions {
+  double lr = 1e-2;
+  double alpha = 0.99;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  double momentum = 0.0;
+  bool centered = false;
+};
+
+template <class T>
+class RmsProp final : public Optimizer<T> {
+ public:
+  explicit RmsProp(const RmsPropOptions& options = {});
+  std::string name() const override { return "rmsprop"; }
+  double learning_rate() const override { return o_.lr; }
+  void set_learning_rate(double lr) override { o_.lr = lr; }
+
+ private:
+  void update(std::span<T> p, std::span<const T> g, std::vector<std::vector<T>>& state) override;
+  int state_count() const override { return 3; }
+  RmsPropOptions o_;
+};
+
+}  // namespace convnet

@@ -1,0 +1,126 @@
+// A small persistent thread pool behind parallel_for. Static partitioning, no work stealing:
+// deterministic chunking matters more here than balancing, since the chunks are equal-sized.
+#include "convnet/runtime.hpp"
+
+#include <algorithm>
+#include <memory>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "convnet/error.hpp"
+
+namespace convnet {
+namespace {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads) {
+    for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { work(i); });
+  }
+  ~ThreadPool() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Runs task(i) for i in [0, size()); the caller runs task(0).
+  void run(const std::function<void(int)>& task) {
+    {
+      std::lock_guard lock(mutex_);
+      task_ = &task;
+      pending_ = size() - 1;
+      ++generation_;
+    }
+    wake_.notify_all();
+    task(0);
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+    task_ = nullptr;
+  }
+
+ private:
+  void work(int index) {
+    uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(int)>* task;
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+        if (stopping_) return;
+        seen = generation_;
+        task = task_;
+      }
+      (*task)(index);
+      {
+        std::lock_guard lock(mutex_);
+        if (--pending_ == 0) done_.notify_one();
+      }
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(int)>* task_ = nullptr;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stopping_ = false;
+};
+
+int default_threads() {
+  if (const char* env = std::getenv("CONVNET_NUM_THREADS")) {
+    const int n = std::atoi(env);
+    if (n >= 1) return n;
+  }
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+int g_threads = 0;  // 0: not yet decided
+std::unique_ptr<ThreadPool> g_pool;
+
+Backend g_backend = Backend::Fast;
+}  // namespace
+
+Backend backend() { return g_backend; }
+void set_backend(Backend b) { g_backend = b; }
+
+int num_threads() {
+  if (g_threads == 0) g_threads = default_threads();
+  return g_threads;
+}
+
+void set_num_threads(int n) {
+  CONVNET_CHECK(n >= 1, "threads: expected at least 1, got ", n);
+  if (n != g_threads) g_pool.reset();
+  g_threads = n;
+}
+
+void parallel_for(int64_t begin, int64_t end,
+                  const std::function<void(int64_t, int64_t, int)>& fn) {
+  const int64_t count = end - begin;
+  if (count <= 0) return;
+  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), count));
+  if (threads == 1) {
+    fn(begin, end, 0);
+    return;
+  }
+  if (!g_pool || g_pool->size() != num_threads()) g_pool = std::make_unique<ThreadPool>(num_threads());
+  // Chunk t covers [begin + t*count/threads, begin + (t+1)*count/threads).
+  g_pool->run([&](int t) {
+    if (t >= threads) return;
+    const int64_t lo = begin + count * t / threads;
+    const int64_t hi = begin + count * (t + 1) / threads;
+    if (lo < hi) fn(lo, hi, t);
+  });
+}
+
+}  // namespace convnet

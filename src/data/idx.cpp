@@ -1,0 +1,103 @@
+// IDX reader (the MNIST file format: http://yann.lecun.com/exdb/mnist/): a big-endian header
+// of magic 0x0000 TT DD (TT type, DD number of dimensions), DD big-endian uint32 sizes, then
+// the values. zlib's gzread reads gzip and plain files alike, so both are accepted.
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "convnet/data.hpp"
+
+namespace convnet {
+namespace {
+
+class GzFile {
+ public:
+  explicit GzFile(const std::string& path) : path_(path) {
+    std::error_code ec;
+    CONVNET_CHECK(std::filesystem::exists(path, ec), path, ": no such file");
+    CONVNET_CHECK(!std::filesystem::is_directory(path, ec), path, ": is a directory, not a file");
+    file_ = gzopen(path.c_str(), "rb");
+    CONVNET_CHECK(file_ != nullptr, path, ": cannot open: ", std::strerror(errno));
+  }
+  ~GzFile() {
+    if (file_) gzclose(file_);
+  }
+  GzFile(const GzFile&) = delete;
+  GzFile& operator=(const GzFile&) = delete;
+
+  // Reads up to `size` bytes; returns how many were read. Throws on a corrupt stream.
+  size_t read(void* out, size_t size) {
+    size_t done = 0;
+    while (done < size) {
+      const unsigned chunk = static_cast<unsigned>(std::min<size_t>(size - done, 1u << 30));
+      const int got = gzread(file_, static_cast<char*>(out) + done, chunk);
+      if (got < 0) {
+        int code = 0;
+        const char* message = gzerror(file_, &code);
+        throw Error(detail::concat(path_, ": truncated or corrupt compressed data after byte ", offset_ + done,
+                                   ": ", message));
+      }
+      if (got == 0) break;
+      done += static_cast<size_t>(got);
+    }
+    offset_ += done;
+    return done;
+  }
+  // Reads exactly `size` bytes of `what`, or throws naming the shortfall.
+  void read_exact(void* out, size_t size, const char* what) {
+    const uint64_t start = offset_;
+    const size_t got = read(out, size);
+    CONVNET_CHECK(got == size, path_, ": truncated: expected ", size, " bytes of ", what,
+                  " at byte ", start, ", got ", got);
+  }
+  bool at_end() {
+    char probe;
+    return read(&probe, 1) == 0;
+  }
+
+ private:
+  std::string path_;
+  gzFile file_ = nullptr;
+  uint64_t offset_ = 0;
+};
+
+uint32_t big_endian_u32(const unsigned char* b) {
+  return (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | uint32_t{b[3]};
+}
+
+}  // namespace
+
+IdxArray read_idx(const std::string& path) {
+  GzFile file(path);
+  unsigned char magic[4];
+  file.read_exact(magic, 4, "IDX magic number");
+  CONVNET_CHECK(magic[0] == 0 && magic[1] == 0, path, ": bad magic number 0x", std::hex,
+                big_endian_u32(magic), std::dec,
+                ": not an IDX file (expected 0x000008DD, e.g. 0x00000803 for images)");
+  CONVNET_CHECK(magic[2] == 0x08, path, ": unsupported IDX element type 0x", std::hex,
+                int{magic[2]}, std::dec, " (only unsigned bytes, 0x08, are supported)");
+  const int rank = magic[3];
+  CONVNET_CHECK(rank >= 1 && rank <= 4, path, ": IDX rank ", rank, " is not between 1 and 4");
+  IdxArray out;
+  uint64_t count = 1;
+  for (int i = 0; i < rank; ++i) {
+    unsigned char b[4];
+    file.read_exact(b, 4, "IDX dimension size");
+    const uint32_t d = big_endian_u32(b);
+    CONVNET_CHECK(d >= 1 && d <= (1u << 28), path, ": IDX dimension ", i, " has size ", d,
+                  ", expected 1 to 268435456");
+    out.dims.push_back(d);
+    count *= d;
+  }
+  CONVNET_CHECK(count <= (uint64_t{1} << 33), path, ": IDX holds ", count,
+                " values, more than this reader accepts (8 Gi)");
+  out.values.resize(static_cast<size_t>(count));
+  file.read_exact(out.values.data(), out.values.size(), "IDX data");
+  CONVNET_CHECK(file.at_end(), path, ": unexpected bytes after the ", count,
+                " values the header declares");
+  return out;
+}
+
+}  // namespace convnet

@@ -1,0 +1,80 @@
+// Activations: elementwise y = f(x) and dx += f'(·) ⊙ dy, with the formulas in ops/ref/ref.hpp.
+// ReLU's derivative reads x; sigmoid's and tanh's read y (y(1-y), 1-y²), which forward kept.
+#include "layers/common.hpp"
+#include "ops/ref/ref.hpp"
+
+namespace convnet {
+
+template <class T>
+void ReLU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
+  this->check_input(x);
+  y.resize(x.shape());
+  ops::ref::relu_forward(x.numel(), x.data(), y.data());
+}
+template <class T>
+void ReLU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
+  if (dx) ops::ref::relu_backward(x.numel(), x.data(), dy.data(), dx->data());
+}
+
+template <class T>
+std::string LeakyReLU<T>::describe() const {
+  return detail::concat("leaky_relu ", slope_);
+}
+template <class T>
+void LeakyReLU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
+  this->check_input(x);
+  y.resize(x.shape());
+  ops::ref::leaky_relu_forward(x.numel(), slope_, x.data(), y.data());
+}
+template <class T>
+void LeakyReLU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
+                            Tensor<T>* dx) {
+  if (dx) ops::ref::leaky_relu_backward(x.numel(), slope_, x.data(), dy.data(), dx->data());
+}
+
+template <class T>
+void Sigmoid<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
+  this->check_input(x);
+  y.resize(x.shape());
+  ops::ref::sigmoid_forward(x.numel(), x.data(), y.data());
+}
+template <class T>
+void Sigmoid<T>::backward(const Tensor<T>&, const Tensor<T>& y, const Tensor<T>& dy,
+                          Tensor<T>* dx) {
+  if (dx) ops::ref::sigmoid_backward(y.numel(), y.data(), dy.data(), dx->data());
+}
+
+template <class T>
+void Tanh<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
+  this->check_input(x);
+  y.resize(x.shape());
+  ops::ref::tanh_forward(x.numel(), x.data(), y.data());
+}
+template <class T>
+void Tanh<T>::backward(const Tensor<T>&, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dx) {
+  if (dx) ops::ref::tanh_backward(y.numel(), y.data(), dy.data(), dx->data());
+}
+
+template <class T>
+void Softmax<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
+  this->check_input(x);
+  y.resize(x.shape());
+  ops::ref::softmax_forward(x.dim(0), x.numel() / x.dim(0), x.data(), y.data());
+}
+template <class T>
+void Softmax<T>::backward(const Tensor<T>&, const Tensor<T>& y, const Tensor<T>& dy,
+                          Tensor<T>* dx) {
+  if (dx) ops::ref::softmax_backward(y.dim(0), y.numel() / y.dim(0), y.data(), dy.data(),
+                                     dx->data());
+}
+
+#define CONVNET_INSTANTIATE(L) \
+  template class L<float>;     \
+  template class L<double>;
+CONVNET_INSTANTIATE(ReLU)
+CONVNET_INSTANTIATE(LeakyReLU)
+CONVNET_INSTANTIATE(Sigmoid)
+CONVNET_INSTANTIATE(Tanh)
+CONVNET_INSTANTIATE(Softmax)
+
+}  // namespace convnet

@@ -1,0 +1,136 @@
+// Conv2d: y = W ⊛ x + b (cross-correlation), and its backward pass, which needs two products:
+//   ∂L/∂x = the transposed convolution of dy with W  (backward data)
+//   ∂L/∂W = the correlation of x with dy, ∂L/∂b = Σ dy over batch and positions (backward weights)
+// The loops live in ops/ref (the specification) and ops/cpu (im2col + GEMM).
+#include "layers/common.hpp"
+#include "ops/cpu/cpu.hpp"
+#include "ops/ref/ref.hpp"
+
+namespace convnet {
+namespace {
+
+int64_t pick(int64_t specific, int64_t square) { return specific != 0 ? specific : square; }
+
+}  // namespace
+
+template <class T>
+Conv2d<T>::Conv2d(const Conv2dOptions& o)
+    : in_channels_(o.in_channels),
+      out_channels_(o.out_channels),
+      KH_(pick(o.kernel_h, o.kernel)),
+      KW_(pick(o.kernel_w, o.kernel)),
+      SH_(pick(o.stride_h, o.stride)),
+      SW_(pick(o.stride_w, o.stride)),
+      PH_(pick(o.pad_h, o.pad)),
+      PW_(pick(o.pad_w, o.pad)),
+      DH_(pick(o.dilation_h, o.dilation)),
+      DW_(pick(o.dilation_w, o.dilation)),
+      has_bias_(o.bias),
+      init_(o.init) {
+  CONVNET_CHECK(out_channels_ >= 1, "conv2d: out_channels must be at least 1, got ",
+                out_channels_);
+  CONVNET_CHECK(in_channels_ >= 0, "conv2d: in_channels must be >= 0 (0 = infer), got ",
+                in_channels_);
+  CONVNET_CHECK(KH_ >= 1 && KW_ >= 1, "conv2d: kernel must be at least 1x1, got ", KH_, "x", KW_);
+  CONVNET_CHECK(SH_ >= 1 && SW_ >= 1, "conv2d: stride must be at least 1, got ", SH_, "x", SW_);
+  CONVNET_CHECK(PH_ >= 0 && PW_ >= 0, "conv2d: padding must be >= 0, got ", PH_, "x", PW_);
+  CONVNET_CHECK(DH_ >= 1 && DW_ >= 1, "conv2d: dilation must be at least 1, got ", DH_, "x", DW_);
+}
+
+template <class T>
+std::string Conv2d<T>::describe() const {
+  std::string d = detail::concat("conv2d ", KH_, "x", KW_, " ->", out_channels_);
+  if (SH_ != 1 || SW_ != 1) d += detail::concat(" stride ", SH_, "x", SW_);
+  if (PH_ != 0 || PW_ != 0) d += detail::concat(" pad ", PH_, "x", PW_);
+  if (DH_ != 1 || DW_ != 1) d += detail::concat(" dilation ", DH_, "x", DW_);
+  if (!has_bias_) d += " no-bias";
+  return d;
+}
+
+template <class T>
+Shape Conv2d<T>::build(const Shape& input) {
+  CONVNET_CHECK(input.rank() == 4, describe(), ": expected an NxCxHxW input, got ", input.str());
+  if (in_channels_ == 0) in_channels_ = input[1];
+  CONVNET_CHECK(input[1] == in_channels_, describe(), ": expected ", in_channels_,
+                " input channels, got input ", input.str());
+  const ops::Conv2dShape s{.N = input[0], .IC = input[1], .IH = input[2], .IW = input[3],
+                           .OC = out_channels_, .KH = KH_, .KW = KW_, .SH = SH_, .SW = SW_,
+                           .PH = PH_, .PW = PW_, .DH = DH_, .DW = DW_};
+  s.validate(describe() + " on input " + input.str());
+  const Shape wshape{out_channels_, in_channels_, KH_, KW_};
+  if (weight_.shape() != wshape) {  // first build: allocate; a rebuild keeps trained values
+    weight_ = Tensor<T>(wshape);
+    grad_weight_ = Tensor<T>(wshape);
+    if (has_bias_) {
+      bias_ = Tensor<T>(Shape{out_channels_});
+      grad_bias_ = Tensor<T>(Shape{out_channels_});
+    }
+  }
+  this->built_input_ = input;
+  if (detail::use_fast_kernels<T>())
+    workspace_.resize(Shape{ops::cpu::conv2d_workspace_size(s, num_threads())});
+  return Shape{input[0], out_channels_, s.OH(), s.OW()};
+}
+
+template <class T>
+void Conv2d<T>::init(Rng& rng) {
+  detail::initialise(init_, rng, in_channels_ * KH_ * KW_, out_channels_ * KH_ * KW_, weight_,
+                     bias_);
+}
+
+namespace {
+template <class T>
+ops::Conv2dShape kernel_shape(const Shape& x, int64_t OC, int64_t KH, int64_t KW, int64_t SH,
+                              int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW) {
+  return {.N = x[0], .IC = x[1], .IH = x[2], .IW = x[3], .OC = OC, .KH = KH, .KW = KW,
+          .SH = SH, .SW = SW, .PH = PH, .PW = PW, .DH = DH, .DW = DW};
+}
+}  // namespace
+
+template <class T>
+void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
+  this->check_input(x);
+  const auto s = kernel_shape<T>(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_);
+  y.resize(Shape{s.N, s.OC, s.OH(), s.OW()});
+  const T* b = has_bias_ ? bias_.data() : nullptr;
+  if constexpr (std::is_same_v<T, float>) {
+    if (detail::use_fast_kernels<T>()) {
+      workspace_.resize(Shape{ops::cpu::conv2d_workspace_size(s, num_threads())});
+      ops::cpu::conv2d_forward(s, x.data(), weight_.data(), b, y.data(), workspace_.data());
+      return;
+    }
+  }
+  ops::ref::conv2d_forward(s, x.data(), weight_.data(), b, y.data());
+}
+
+template <class T>
+void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
+                         Tensor<T>* dx) {
+  const auto s = kernel_shape<T>(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_);
+  T* db = has_bias_ ? grad_bias_.data() : nullptr;
+  if constexpr (std::is_same_v<T, float>) {
+    if (detail::use_fast_kernels<T>()) {
+      workspace_.resize(Shape{ops::cpu::conv2d_workspace_size(s, num_threads())});
+      ops::cpu::conv2d_backward_weights(s, x.data(), dy.data(), grad_weight_.data(), db,
+                                        workspace_.data());
+      if (dx)
+        ops::cpu::conv2d_backward_data(s, weight_.data(), dy.data(), dx->data(),
+                                       workspace_.data());
+      return;
+    }
+  }
+  ops::ref::conv2d_backward_weights(s, x.data(), dy.data(), grad_weight_.data(), db);
+  if (dx) ops::ref::conv2d_backward_data(s, weight_.data(), dy.data(), dx->data());
+}
+
+template <class T>
+std::vector<Param<T>> Conv2d<T>::params() {
+  std::vector<Param<T>> p{{"weight", &weight_, &grad_weight_}};
+  if (has_bias_) p.push_back({"bias", &bias_, &grad_bias_});
+  return p;
+}
+
+template class Conv2d<float>;
+template class Conv2d<double>;
+
+}  // namespace convnet

@@ -1,0 +1,55 @@
+// MaxPool2d: y = max over each window. Forward remembers which element won (argmax); backward
+// sends each dy to that element only, since ∂max/∂x is 1 for the winner and 0 for the others.
+#include "layers/common.hpp"
+#include "layers/pool_common.hpp"
+#include "ops/ref/ref.hpp"
+
+namespace convnet {
+
+template <class T>
+MaxPool2d<T>::MaxPool2d(const Pool2dOptions& o) {
+  const auto g = detail::resolve_pool(o, "maxpool2d");
+  KH_ = g.KH, KW_ = g.KW, SH_ = g.SH, SW_ = g.SW, PH_ = g.PH, PW_ = g.PW;
+}
+
+template <class T>
+std::string MaxPool2d<T>::describe() const {
+  return detail::describe_pool("maxpool2d", {KH_, KW_, SH_, SW_, PH_, PW_});
+}
+
+template <class T>
+Shape MaxPool2d<T>::build(const Shape& input) {
+  CONVNET_CHECK(input.rank() == 4, describe(), ": expected an NxCxHxW input, got ", input.str());
+  const auto s = detail::pool_shape(input, KH_, KW_, SH_, SW_, PH_, PW_);
+  s.validate(describe() + " on input " + input.str());
+  this->built_input_ = input;
+  const Shape out{s.N, s.C, s.OH(), s.OW()};
+  argmax_.resize(static_cast<size_t>(out.numel()));
+  return out;
+}
+
+template <class T>
+void MaxPool2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
+  this->check_input(x);
+  const auto s = detail::pool_shape(x.shape(), KH_, KW_, SH_, SW_, PH_, PW_);
+  y.resize(Shape{s.N, s.C, s.OH(), s.OW()});
+  int32_t* argmax = nullptr;
+  if (mode == Mode::Train) {
+    if (argmax_.size() < static_cast<size_t>(y.numel())) argmax_.resize(y.numel());
+    argmax = argmax_.data();
+  }
+  ops::ref::maxpool2d_forward(s, x.data(), y.data(), argmax);
+}
+
+template <class T>
+void MaxPool2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
+                            Tensor<T>* dx) {
+  if (!dx) return;  // no parameters: nothing else to compute
+  const auto s = detail::pool_shape(x.shape(), KH_, KW_, SH_, SW_, PH_, PW_);
+  ops::ref::maxpool2d_backward(s, dy.data(), argmax_.data(), dx->data());
+}
+
+template class MaxPool2d<float>;
+template class MaxPool2d<double>;
+
+}  // namespace convnet

@@ -1,0 +1,99 @@
+// Model-level gradient check: perturb one element at a time (of a layer's input or parameter),
+// rerun the forward pass from that layer, and compare the loss slope with backward's answer.
+#include "convnet/gradcheck.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace convnet {
+namespace {
+
+// Up to `limit` distinct indices in [0, n), chosen by rng.
+std::vector<int64_t> sample_indices(int64_t n, int64_t limit, Rng& rng) {
+  std::vector<int64_t> all(static_cast<size_t>(n));
+  std::iota(all.begin(), all.end(), 0);
+  if (n > limit) {
+    rng.shuffle(std::span(all));
+    all.resize(static_cast<size_t>(limit));
+    std::sort(all.begin(), all.end());
+  }
+  return all;
+}
+
+}  // namespace
+
+std::vector<GradcheckEntry> gradcheck(Sequential<double>& model, const Tensor<double>& x,
+                                      const Targets<double>& targets, Loss<double>& loss,
+                                      const GradcheckOptions& options) {
+  // Analytic gradients.
+  Tensor<double> input = x;  // our own copy, perturbed for layer 0
+  Tensor<double> grad_input;
+  model.zero_grad();
+  Tensor<double> dy;
+  loss.compute(model.forward(input, Mode::Train), targets, &dy);
+  model.backward(dy, &grad_input);
+
+  // Copies, since the perturbed forward passes below overwrite the model's buffers.
+  std::vector<Tensor<double>> input_grads(model.size());
+  input_grads[0] = grad_input;
+  for (size_t i = 1; i < model.size(); ++i) input_grads[i] = model.activation_grad(i);
+  std::vector<Tensor<double>> param_grads;
+  for (const auto& p : model.params()) param_grads.push_back(*p.grad);
+  // Activations as the unperturbed forward left them, to restore before each layer's checks.
+  model.forward(input, Mode::Eval);
+  std::vector<Tensor<double>> acts(model.size());
+  for (size_t i = 1; i < model.size(); ++i) acts[i] = model.activation(i);
+
+  Rng rng(options.seed);
+  auto loss_from = [&](size_t layer) {
+    const Tensor<double>& out =
+        layer == 0 ? model.forward(input, Mode::Eval) : model.forward_from(layer, Mode::Eval);
+    return loss.compute(out, targets, nullptr);
+  };
+  auto check = [&](size_t layer, const std::string& name, Tensor<double>& value,
+                   const Tensor<double>& analytic) {
+    GradcheckEntry e{layer, model.layer(layer).describe(), name};
+    for (int64_t i : sample_indices(value.numel(), options.max_per_tensor, rng)) {
+      const double saved = value[i];
+      value[i] = saved + options.eps;
+      const double plus = loss_from(layer);
+      value[i] = saved - options.eps;
+      const double minus = loss_from(layer);
+      value[i] = saved;
+      const double base = loss_from(layer);
+      // A kink: the slopes on the two sides differ by more than half their size.
+      const double right = (plus - base) / options.eps, left = (base - minus) / options.eps;
+      const double slope = std::max(std::abs(right), std::abs(left));
+      if (slope > 1e-7 && std::abs(right - left) > 0.5 * slope) {
+        ++e.kinks;
+        continue;
+      }
+      const double numeric = (plus - minus) / (2 * options.eps);
+      const double a = analytic[i];
+      const double abs_err = std::abs(a - numeric);
+      const double scale = std::max(std::abs(a), std::abs(numeric));
+      e.max_abs_error = std::max(e.max_abs_error, abs_err);
+      if (scale > options.atol) e.max_rel_error = std::max(e.max_rel_error, abs_err / scale);
+      if (abs_err > options.atol + options.rtol * std::abs(numeric)) ++e.failed;
+      ++e.checked;
+    }
+    return e;
+  };
+
+  std::vector<GradcheckEntry> report;
+  size_t param_index = 0;
+  const auto params = model.params();
+  for (size_t layer = 0; layer < model.size(); ++layer) {
+    for (size_t i = 1; i < model.size(); ++i) model.activation(i) = acts[i];
+    Tensor<double>& layer_input = layer == 0 ? input : model.activation(layer);
+    report.push_back(check(layer, "input", layer_input, input_grads[layer]));
+    for (const auto& p : model.layer(layer).params()) {
+      report.push_back(check(layer, p.name, *params[param_index].value, param_grads[param_index]));
+      ++param_index;
+    }
+  }
+  return report;
+}
+
+}  // namespace convnet

@@ -1,0 +1,196 @@
+// Sequential: the chain rule over a list of layers. Forward runs layer 0..L-1, keeping every
+// activation; backward walks L-1..0 handing each layer the gradient of its output and
+// collecting the gradient of its input (∂L/∂x_i = J_iᵀ · ∂L/∂x_{i+1}).
+#include "convnet/model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <sstream>
+
+namespace convnet {
+
+template <class T>
+Layer<T>& Sequential<T>::add(std::unique_ptr<Layer<T>> layer) {
+  CONVNET_CHECK(layer != nullptr, "sequential: add() got a null layer");
+  layers_.push_back(std::move(layer));
+  built_ = false;
+  return *layers_.back();
+}
+
+template <class T>
+void Sequential<T>::build(const Shape& input) {
+  CONVNET_CHECK(!layers_.empty(), "sequential: cannot build a model with no layers");
+  shapes_.assign(1, input);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Shape out;
+    try {
+      out = layers_[i]->build(shapes_.back());
+    } catch (const Error& e) {
+      throw Error(detail::concat("layer ", i, ": ", e.what()));
+    }
+    shapes_.push_back(out);
+  }
+  acts_.clear();
+  grads_.clear();
+  for (const Shape& s : shapes_) {
+    acts_.emplace_back(s);
+    grads_.emplace_back(s);
+  }
+  loss_grad_ = Tensor<T>(shapes_.back());
+  params_.clear();
+  for (size_t i = 0; i < layers_.size(); ++i)
+    for (Param<T> p : layers_[i]->params()) {
+      p.name = detail::concat("layer", i, ".", p.name);
+      params_.push_back(p);
+    }
+  built_ = true;
+}
+
+template <class T>
+void Sequential<T>::build(const Shape& input, uint64_t seed) {
+  build(input);
+  initialise(seed);
+}
+
+template <class T>
+void Sequential<T>::initialise(uint64_t seed) {
+  require_built("initialise");
+  Rng rng(seed);
+  for (auto& layer : layers_) layer->init(rng);
+}
+
+template <class T>
+void Sequential<T>::require_built(const char* what) const {
+  CONVNET_CHECK(built_, "sequential: ", what, "() needs build() first");
+}
+
+template <class T>
+int64_t Sequential<T>::param_count() const {
+  int64_t total = 0;
+  for (const auto& p : params_) total += p.value->numel();
+  return total;
+}
+
+template <class T>
+std::string Sequential<T>::summary() const {
+  require_built("summary");
+  auto without_batch = [](const Shape& s) {
+    std::string out = "N";
+    for (int i = 1; i < s.rank(); ++i) {
+      out += 'x';
+      out += std::to_string(s[i]);
+    }
+    return out;
+  };
+  std::ostringstream out;
+  const int w1 = 36, w2 = 16;
+  const std::string rule(w1 + w2 + 12, '=');
+  out << std::left << std::setw(w1) << "Layer" << std::setw(w2) << "Output shape" << std::right
+      << std::setw(12) << "Params" << "\n"
+      << rule << "\n";
+  out << std::left << std::setw(w1) << "input" << std::setw(w2) << without_batch(shapes_[0])
+      << std::right << std::setw(12) << 0 << "\n";
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    int64_t count = 0;
+    for (const auto& p : layers_[i]->params()) count += p.value->numel();
+    out << std::left << std::setw(w1) << detail::concat(i, " ", layers_[i]->describe())
+        << std::setw(w2) << without_batch(shapes_[i + 1]) << std::right << std::setw(12) << count
+        << "\n";
+  }
+  out << rule << "\nTotal params: " << param_count() << "\n";
+  return out.str();
+}
+
+template <class T>
+const Tensor<T>& Sequential<T>::forward(const Tensor<T>& x, Mode mode) {
+  require_built("forward");
+  input_ = &x;
+  return forward_from(0, mode);
+}
+
+template <class T>
+const Tensor<T>& Sequential<T>::forward_from(size_t first, Mode mode) {
+  require_built("forward");
+  CONVNET_CHECK(first < layers_.size() && input_ != nullptr, "sequential: forward_from(", first,
+                ") needs a forward() first and a layer index below ", layers_.size());
+  for (size_t i = first; i < layers_.size(); ++i) {
+    const Tensor<T>& in = i == 0 ? *input_ : acts_[i];
+    layers_[i]->forward(in, acts_[i + 1], mode);
+  }
+  return acts_.back();
+}
+
+template <class T>
+Tensor<T>& Sequential<T>::activation(size_t i) {
+  CONVNET_CHECK(i >= 1 && i < acts_.size(), "sequential: activation(", i, ") out of range [1, ",
+                acts_.size(), ")");
+  return acts_[i];
+}
+
+template <class T>
+void Sequential<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input) {
+  require_built("backward");
+  CONVNET_CHECK(input_ != nullptr, "sequential: backward() needs a forward() first");
+  check_shape(dy.shape(), acts_.back().shape(), "sequential backward: output gradient");
+  for (size_t i = layers_.size(); i-- > 0;) {
+    const Tensor<T>& x = i == 0 ? *input_ : acts_[i];
+    const Tensor<T>& upstream = i + 1 == layers_.size() ? dy : grads_[i + 1];
+    Tensor<T>* dx = nullptr;
+    if (i > 0) {
+      dx = &grads_[i];
+    } else if (grad_input) {
+      dx = grad_input;
+    }
+    if (dx) {  // the layer accumulates into dx, so start it at zero
+      dx->resize(x.shape());
+      dx->zero();
+    }
+    layers_[i]->backward(x, acts_[i + 1], upstream, dx);
+  }
+}
+
+template <class T>
+void Sequential<T>::zero_grad() {
+  for (const auto& p : params_) p.grad->zero();
+}
+
+template <class T>
+int64_t count_correct(const Tensor<T>& output, std::span<const int32_t> labels) {
+  const int64_t N = output.dim(0), K = output.numel() / std::max<int64_t>(N, 1);
+  int64_t correct = 0;
+  for (int64_t n = 0; n < N && n < static_cast<int64_t>(labels.size()); ++n) {
+    const T* row = output.data() + n * K;
+    const int64_t best = std::max_element(row, row + K) - row;
+    correct += best == labels[n];
+  }
+  return correct;
+}
+
+template <class T>
+StepResult Sequential<T>::train_step(const Tensor<T>& x, const Targets<T>& targets,
+                                     Loss<T>& loss, Optimizer<T>& optimizer) {
+  zero_grad();
+  const Tensor<T>& out = forward(x, Mode::Train);
+  const T value = loss.compute(out, targets, &loss_grad_);
+  CONVNET_CHECK(std::isfinite(value), loss.name(), ": loss is ", value, " at optimizer step ",
+                optimizer.steps() + 1, " (batch of ", x.dim(0),
+                "); the model diverged: lower the learning rate. Weights were not updated.");
+  backward(loss_grad_);
+  optimizer.step(params_);
+  return {static_cast<double>(value), count_correct(out, targets.labels)};
+}
+
+template <class T>
+StepResult Sequential<T>::evaluate(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss) {
+  const Tensor<T>& out = forward(x, Mode::Eval);
+  const T value = loss.compute(out, targets, nullptr);
+  return {static_cast<double>(value), count_correct(out, targets.labels)};
+}
+
+template class Sequential<float>;
+template class Sequential<double>;
+template int64_t count_correct<float>(const Tensor<float>&, std::span<const int32_t>);
+template int64_t count_correct<double>(const Tensor<double>&, std::span<const int32_t>);
+
+}  // namespace convnet

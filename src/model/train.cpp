@@ -1,0 +1,108 @@
+// fit() and evaluate(): batches gathered into buffers allocated once, so the steady-state
+// step allocates nothing.
+#include "convnet/train.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+
+namespace convnet {
+namespace {
+
+// Copies samples order[first, first + count) of data into x and labels.
+void gather(const Dataset& data, std::span<const int64_t> order, Tensor<float>& x,
+            std::vector<int32_t>& labels) {
+  const int64_t count = static_cast<int64_t>(order.size());
+  const int64_t sample = data.images.numel() / data.size();
+  Shape shape = data.images.shape().with_batch(count);
+  x.resize(shape);
+  labels.resize(order.size());
+  for (int64_t i = 0; i < count; ++i) {
+    std::copy_n(data.images.data() + order[i] * sample, sample, x.data() + i * sample);
+    labels[i] = data.labels[order[i]];
+  }
+}
+
+void check_fits(const Sequential<float>& model, const Dataset& data, const char* which) {
+  CONVNET_CHECK(data.size() > 0, which, " set is empty");
+  const Shape& in = model.input_shape();
+  const Shape s = data.images.shape();
+  CONVNET_CHECK(in.rank() == 4 && in[1] == s[1] && in[2] == s[2] && in[3] == s[3],
+                which, " images are ", s.str(), " but the model was built for ", in.str());
+}
+
+}  // namespace
+
+EvalStats evaluate(Sequential<float>& model, const Dataset& data, Loss<float>& loss,
+                   int64_t batch) {
+  check_fits(model, data, "evaluation");
+  batch = std::min(batch, model.input_shape()[0]);
+  std::vector<int64_t> order(data.size());
+  std::iota(order.begin(), order.end(), 0);
+  Tensor<float> x(data.images.shape().with_batch(batch));
+  std::vector<int32_t> labels;
+  double total_loss = 0;
+  int64_t correct = 0;
+  for (int64_t first = 0; first < data.size(); first += batch) {
+    const int64_t count = std::min(batch, data.size() - first);
+    gather(data, std::span(order).subspan(first, count), x, labels);
+    const StepResult r = model.evaluate(x, {.labels = labels}, loss);
+    total_loss += r.loss * static_cast<double>(count);
+    correct += r.correct;
+  }
+  return {total_loss / static_cast<double>(data.size()),
+          static_cast<double>(correct) / static_cast<double>(data.size())};
+}
+
+std::vector<EpochStats> fit(Sequential<float>& model, const Dataset& train, const Dataset* test,
+                            Loss<float>& loss, Optimizer<float>& optimizer,
+                            const FitOptions& options,
+                            const std::function<void(const EpochStats&)>& on_epoch) {
+  CONVNET_CHECK(options.epochs >= 1, "fit: epochs must be at least 1, got ", options.epochs);
+  CONVNET_CHECK(options.batch >= 1 && options.batch <= model.input_shape()[0],
+                "fit: batch must be between 1 and the built batch size ",
+                model.input_shape()[0], ", got ", options.batch);
+  check_fits(model, train, "training");
+  if (test) check_fits(model, *test, "test");
+
+  std::vector<int64_t> order(train.size());
+  Tensor<float> x(train.images.shape().with_batch(options.batch));
+  std::vector<int32_t> labels(static_cast<size_t>(options.batch));
+  std::vector<EpochStats> history;
+  const Rng base(options.seed);
+  for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+    std::iota(order.begin(), order.end(), 0);
+    Rng shuffle = base.split(static_cast<uint64_t>(epoch));
+    shuffle.shuffle(std::span(order));
+
+    const auto start = std::chrono::steady_clock::now();
+    double total_loss = 0;
+    int64_t correct = 0;
+    for (int64_t first = 0; first < train.size(); first += options.batch) {
+      const int64_t count = std::min(options.batch, train.size() - first);
+      gather(train, std::span(order).subspan(first, count), x, labels);
+      const StepResult r = model.train_step(x, {.labels = labels}, loss, optimizer);
+      total_loss += r.loss * static_cast<double>(count);
+      correct += r.correct;
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+    EpochStats stats;
+    stats.epoch = epoch;
+    stats.train_loss = total_loss / static_cast<double>(train.size());
+    stats.train_acc = static_cast<double>(correct) / static_cast<double>(train.size());
+    stats.seconds = seconds;
+    stats.images_per_s = static_cast<double>(train.size()) / std::max(seconds, 1e-9);
+    if (test) {
+      const EvalStats e = evaluate(model, *test, loss, model.input_shape()[0]);
+      stats.test_loss = e.loss;
+      stats.test_acc = e.accuracy;
+    }
+    history.push_back(stats);
+    if (on_epoch) on_epoch(stats);
+  }
+  return history;
+}
+
+}  // namespace convnet

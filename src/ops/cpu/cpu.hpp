@@ -1,0 +1,36 @@
+// The fast CPU kernels (float only): a packed, register-blocked GEMM, and convolution and
+// linear layers expressed as GEMMs. Same contracts as ops/ref/ref.hpp (forward assigns, backward
+// accumulates), tested against the reference on random and edge shapes.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/shapes.hpp"
+
+namespace convnet::ops::cpu {
+
+// C = op(A) · op(B) + (accumulate ? C : 0), row-major; op(A) is M×K, op(B) is K×N.
+// op(A) = A (M×K, leading dim lda) or, when trans_a, Aᵀ with A stored K×M. Likewise for B.
+// Single-threaded; callers split the work.
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
+           int64_t lda, const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc);
+
+// Floats of scratch the im2col convolution kernels need for `threads` threads.
+int64_t conv2d_workspace_size(const Conv2dShape& s, int threads);
+
+// Same semantics as ref::conv2d_*; `workspace` holds conv2d_workspace_size(s, num_threads()).
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
+                    float* y, float* workspace);
+void conv2d_backward_data(const Conv2dShape& s, const float* w, const float* dy, float* dx,
+                          float* workspace);
+void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw,
+                             float* db, float* workspace);
+
+// Same semantics as ref::linear_*.
+void linear_forward(const LinearShape& s, const float* x, const float* w, const float* b,
+                    float* y);
+void linear_backward_data(const LinearShape& s, const float* w, const float* dy, float* dx);
+void linear_backward_weights(const LinearShape& s, const float* x, const float* dy, float* dw,
+                             float* db);
+
+}  // namespace convnet::ops::cpu

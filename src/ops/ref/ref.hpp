@@ -1,0 +1,84 @@
+// The reference kernels: THE SPECIFICATION. Plain scalar loops that mirror the formulas, no
+// intrinsics, no threads. Templates so tests can run them in double. Fast kernels in ops/cpu are
+// tested against these; never optimise them in place.
+//
+// CONTRACT for every kernel below:
+//   forward writes its output (assign); backward ACCUMULATES (dx += ..., dw += ..., db += ...),
+//   so callers zero gradients. A null gradient pointer means "not requested".
+#pragma once
+
+#include <cstdint>
+
+#include "ops/shapes.hpp"
+
+namespace convnet::ops::ref {
+
+// --- convolution ---------------------------------------------------------------------------
+// y[n,oc,oh,ow] = b[oc] + Σ_{ic,kh,kw} w[oc,ic,kh,kw] · x[n,ic, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW]
+// (terms whose input index falls in the padding are zero).
+// x: (N,IC,IH,IW)  w: (OC,IC,KH,KW)  b: (OC) or null  y: (N,OC,OH,OW), assigned.
+template <class T>
+void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y);
+// dx[n,ic,ih,iw] += Σ w[oc,ic,kh,kw] · dy[n,oc,oh,ow] over every (oc,kh,kw,oh,ow) that read it.
+template <class T>
+void conv2d_backward_data(const Conv2dShape& s, const T* w, const T* dy, T* dx);
+// dw[oc,ic,kh,kw] += Σ_{n,oh,ow} dy[n,oc,oh,ow] · x[n,ic,ih,iw];  db[oc] += Σ_{n,oh,ow} dy[n,oc,oh,ow].
+template <class T>
+void conv2d_backward_weights(const Conv2dShape& s, const T* x, const T* dy, T* dw, T* db);
+
+// --- pooling -------------------------------------------------------------------------------
+// y[n,c,oh,ow] = max of x over the window (padding never wins). argmax (optional) receives the
+// flat in-plane index ih*IW + iw of the winner. Ties go to the first element in row-major order.
+template <class T>
+void maxpool2d_forward(const Pool2dShape& s, const T* x, T* y, int32_t* argmax);
+// dx[n,c,argmax] += dy[n,c,oh,ow]: the gradient goes to the selected element only.
+template <class T>
+void maxpool2d_backward(const Pool2dShape& s, const T* dy, const int32_t* argmax, T* dx);
+// y = (Σ of x over the window) / divisor. count_pad: divisor KH*KW (padding counts as zeros,
+// PyTorch's count_include_pad=True); otherwise the number of real input elements in the window.
+template <class T>
+void avgpool2d_forward(const Pool2dShape& s, bool count_pad, const T* x, T* y);
+// dx[each element of the window] += dy / divisor: the gradient is shared equally.
+template <class T>
+void avgpool2d_backward(const Pool2dShape& s, bool count_pad, const T* dy, T* dx);
+
+// --- fully connected -----------------------------------------------------------------------
+// y[n,o] = b[o] + Σ_i x[n,i] · w[o,i]. x: (N,IN) w: (OUT,IN) b: (OUT) or null y: (N,OUT), assigned.
+template <class T>
+void linear_forward(const LinearShape& s, const T* x, const T* w, const T* b, T* y);
+// dx[n,i] += Σ_o dy[n,o] · w[o,i]
+template <class T>
+void linear_backward_data(const LinearShape& s, const T* w, const T* dy, T* dx);
+// dw[o,i] += Σ_n dy[n,o] · x[n,i];  db[o] += Σ_n dy[n,o]
+template <class T>
+void linear_backward_weights(const LinearShape& s, const T* x, const T* dy, T* dw, T* db);
+
+// --- activations (elementwise over count values) -------------------------------------------
+// relu: y = max(x, 0); dx += dy · [x > 0]
+template <class T> void relu_forward(int64_t count, const T* x, T* y);
+template <class T> void relu_backward(int64_t count, const T* x, const T* dy, T* dx);
+// leaky relu: y = x if x > 0 else slope·x; dx += dy · (x > 0 ? 1 : slope)
+template <class T> void leaky_relu_forward(int64_t count, T slope, const T* x, T* y);
+template <class T> void leaky_relu_backward(int64_t count, T slope, const T* x, const T* dy, T* dx);
+// sigmoid: y = 1 / (1 + e^-x); dx += dy · y · (1 - y)
+template <class T> void sigmoid_forward(int64_t count, const T* x, T* y);
+template <class T> void sigmoid_backward(int64_t count, const T* y, const T* dy, T* dx);
+// tanh: y = tanh(x); dx += dy · (1 - y²)
+template <class T> void tanh_forward(int64_t count, const T* x, T* y);
+template <class T> void tanh_backward(int64_t count, const T* y, const T* dy, T* dx);
+// softmax over each row of (rows, cols): y = e^(x - max) / Σ e^(x - max);
+// dx_i += y_i · (dy_i - Σ_j dy_j · y_j)  (the Jacobian diag(y) - y yᵀ applied to dy)
+template <class T> void softmax_forward(int64_t rows, int64_t cols, const T* x, T* y);
+template <class T>
+void softmax_backward(int64_t rows, int64_t cols, const T* y, const T* dy, T* dx);
+
+// --- losses (mean over the batch; the gradient is assigned, it starts backpropagation) -------
+// L = (1/N) Σ_n [logsumexp(z_n) - z_n[label_n]];  dz (optional) = (softmax(z) - onehot) / N.
+// z: (N, K) logits; labels in [0, K) (checked by the caller).
+template <class T>
+T softmax_cross_entropy(int64_t N, int64_t K, const T* z, const int32_t* labels, T* dz);
+// L = (1/count) Σ (p - t)²;  dp (optional) = 2 (p - t) / count.  (PyTorch's MSELoss 'mean'.)
+template <class T>
+T mse(int64_t count, const T* p, const T* t, T* dp);
+
+}  // namespace convnet::ops::ref

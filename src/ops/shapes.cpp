@@ -1,0 +1,35 @@
+// validate() for the kernel shape structs: the one place bad geometry is caught.
+#include "ops/shapes.hpp"
+
+#include "convnet/error.hpp"
+
+namespace convnet::ops {
+
+void Conv2dShape::validate(const std::string& where) const {
+  CONVNET_CHECK(N >= 1 && IC >= 1 && IH >= 1 && IW >= 1 && OC >= 1, where,
+                ": dimensions must be positive (N=", N, ", IC=", IC, ", IH=", IH, ", IW=", IW,
+                ", OC=", OC, ")");
+  CONVNET_CHECK(KH >= 1 && KW >= 1, where, ": kernel must be at least 1x1, got ", KH, "x", KW);
+  CONVNET_CHECK(SH >= 1 && SW >= 1, where, ": stride must be at least 1, got ", SH, "x", SW);
+  CONVNET_CHECK(DH >= 1 && DW >= 1, where, ": dilation must be at least 1, got ", DH, "x", DW);
+  CONVNET_CHECK(PH >= 0 && PW >= 0, where, ": padding must be >= 0, got ", PH, "x", PW);
+  const int64_t eff_h = DH * (KH - 1) + 1, eff_w = DW * (KW - 1) + 1;
+  CONVNET_CHECK(IH + 2 * PH >= eff_h && IW + 2 * PW >= eff_w, where, ": padded input ",
+                IH + 2 * PH, "x", IW + 2 * PW, " is smaller than the (dilated) kernel ", eff_h, "x",
+                eff_w, " (input ", IH, "x", IW, ", padding ", PH, "x", PW, ", kernel ", KH, "x", KW,
+                ", dilation ", DH, "x", DW, ")");
+}
+
+void Pool2dShape::validate(const std::string& where) const {
+  CONVNET_CHECK(N >= 1 && C >= 1 && IH >= 1 && IW >= 1, where,
+                ": dimensions must be positive (N=", N, ", C=", C, ", IH=", IH, ", IW=", IW, ")");
+  CONVNET_CHECK(KH >= 1 && KW >= 1, where, ": kernel must be at least 1x1, got ", KH, "x", KW);
+  CONVNET_CHECK(SH >= 1 && SW >= 1, where, ": stride must be at least 1, got ", SH, "x", SW);
+  // As in PyTorch: a window made mostly of padding would have no real element to pool.
+  CONVNET_CHECK(PH >= 0 && PW >= 0 && 2 * PH <= KH && 2 * PW <= KW, where, ": padding ", PH, "x",
+                PW, " must be between 0 and half the kernel ", KH, "x", KW);
+  CONVNET_CHECK(IH + 2 * PH >= KH && IW + 2 * PW >= KW, where, ": padded input ", IH + 2 * PH,
+                "x", IW + 2 * PW, " is smaller than the pooling window ", KH, "x", KW);
+}
+
+}  // namespace convnet::ops

@@ -1,0 +1,34 @@
+// Shape structs for the kernels: every dimension a kernel needs, checked once by validate()
+// when a layer is built, so kernels never discover a bad shape.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace convnet::ops {
+
+// Dimension names: N batch, IC/OC input/output channels, IH/IW input size, OH/OW output size,
+// KH/KW kernel, SH/SW stride, PH/PW zero padding (each side), DH/DW dilation.
+struct Conv2dShape {
+  int64_t N = 1, IC = 1, IH = 1, IW = 1, OC = 1, KH = 1, KW = 1;
+  int64_t SH = 1, SW = 1, PH = 0, PW = 0, DH = 1, DW = 1;
+  // Output size: floor((IH + 2*PH - DH*(KH-1) - 1) / SH) + 1, as in PyTorch.
+  int64_t OH() const { return (IH + 2 * PH - DH * (KH - 1) - 1) / SH + 1; }
+  int64_t OW() const { return (IW + 2 * PW - DW * (KW - 1) - 1) / SW + 1; }
+  // Throws convnet::Error naming the offending numbers, prefixed by `where`.
+  void validate(const std::string& where) const;
+};
+
+struct Pool2dShape {
+  int64_t N = 1, C = 1, IH = 1, IW = 1, KH = 1, KW = 1, SH = 1, SW = 1, PH = 0, PW = 0;
+  int64_t OH() const { return (IH + 2 * PH - KH) / SH + 1; }
+  int64_t OW() const { return (IW + 2 * PW - KW) / SW + 1; }
+  void validate(const std::string& where) const;
+};
+
+// y = x · wᵀ + b with x (N, IN), w (OUT, IN), b (OUT), y (N, OUT).
+struct LinearShape {
+  int64_t N = 1, IN = 1, OUT = 1;
+};
+
+}  // namespace convnet::ops

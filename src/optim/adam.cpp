@@ -1,0 +1,44 @@
+// Adam and AdamW; formulas in include/convnet/optim.hpp, bias correction as in
+// https://pytorch.org/docs/1.13/generated/torch.optim.Adam.html
+#include <cmath>
+
+#include "convnet/optim.hpp"
+
+namespace convnet {
+
+template <class T>
+Adam<T>::Adam(const AdamOptions& o) : o_(o) {
+  CONVNET_CHECK(o.lr >= 0.0, name(), ": learning rate must be >= 0, got ", o.lr);
+  CONVNET_CHECK(o.beta1 >= 0.0 && o.beta1 < 1.0 && o.beta2 >= 0.0 && o.beta2 < 1.0, name(),
+                ": betas must be in [0, 1), got (", o.beta1, ", ", o.beta2, ")");
+  CONVNET_CHECK(o.eps >= 0.0, name(), ": eps must be >= 0, got ", o.eps);
+  CONVNET_CHECK(o.weight_decay >= 0.0, name(), ": weight decay must be >= 0, got ",
+                o.weight_decay);
+}
+
+template <class T>
+void Adam<T>::update(std::span<T> p, std::span<const T> g, std::vector<std::vector<T>>& state) {
+  const double t = static_cast<double>(this->steps_);
+  const T b1 = static_cast<T>(o_.beta1), b2 = static_cast<T>(o_.beta2);
+  const T step_size = static_cast<T>(o_.lr / (1.0 - std::pow(o_.beta1, t)));
+  const T sqrt_bc2 = static_cast<T>(std::sqrt(1.0 - std::pow(o_.beta2, t)));
+  const T eps = static_cast<T>(o_.eps), wd = static_cast<T>(o_.weight_decay);
+  const T decay = static_cast<T>(1.0 - o_.lr * o_.weight_decay);
+  T* m = state[0].data();
+  T* v = state[1].data();
+  for (size_t i = 0; i < p.size(); ++i) {
+    T d = g[i];
+    if (o_.decoupled)
+      p[i] *= decay;
+    else
+      d += wd * p[i];
+    m[i] = b1 * m[i] + (T(1) - b1) * d;
+    v[i] = b2 * v[i] + (T(1) - b2) * d * d;
+    p[i] -= step_size * m[i] / (std::sqrt(v[i]) / sqrt_bc2 + eps);
+  }
+}
+
+template class Adam<float>;
+template class Adam<double>;
+
+}  // namespace convnet

@@ -1,0 +1,35 @@
+// SGD with momentum, dampening, Nesterov and weight decay; formulas in include/convnet/optim.hpp.
+#include "convnet/optim.hpp"
+
+namespace convnet {
+
+template <class T>
+Sgd<T>::Sgd(const SgdOptions& o) : o_(o) {
+  CONVNET_CHECK(o.lr >= 0.0, "sgd: learning rate must be >= 0, got ", o.lr);
+  CONVNET_CHECK(o.momentum >= 0.0, "sgd: momentum must be >= 0, got ", o.momentum);
+  CONVNET_CHECK(o.weight_decay >= 0.0, "sgd: weight decay must be >= 0, got ", o.weight_decay);
+  CONVNET_CHECK(!o.nesterov || (o.momentum > 0.0 && o.dampening == 0.0),
+                "sgd: nesterov needs momentum > 0 and dampening 0 (momentum ", o.momentum,
+                ", dampening ", o.dampening, ")");
+}
+
+template <class T>
+void Sgd<T>::update(std::span<T> p, std::span<const T> g, std::vector<std::vector<T>>& state) {
+  const T lr = static_cast<T>(o_.lr), wd = static_cast<T>(o_.weight_decay);
+  const T mu = static_cast<T>(o_.momentum), damp = static_cast<T>(1.0 - o_.dampening);
+  const bool first = this->steps_ == 1;
+  T* buf = state.empty() ? nullptr : state[0].data();
+  for (size_t i = 0; i < p.size(); ++i) {
+    T d = g[i] + wd * p[i];
+    if (buf) {
+      buf[i] = first ? d : mu * buf[i] + damp * d;  // no dampening on the first step
+      d = o_.nesterov ? d + mu * buf[i] : buf[i];
+    }
+    p[i] -= lr * d;
+  }
+}
+
+template class Sgd<float>;
+template class Sgd<double>;
+
+}  // namespace convnet

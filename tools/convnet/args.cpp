@@ -1,0 +1,99 @@
+// ArgParser implementation.
+#include "args.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <sstream>
+
+namespace convnet::cli {
+
+ArgParser::ArgParser(std::string command, std::string summary)
+    : command_(std::move(command)), summary_(std::move(summary)) {}
+
+void ArgParser::add(const std::string& name, const std::string& default_value,
+                    const std::string& help) {
+  order_.push_back(name);
+  flags_[name] = Flag{default_value, default_value, help, false, false};
+}
+
+void ArgParser::add_switch(const std::string& name, const std::string& help) {
+  order_.push_back(name);
+  flags_[name] = Flag{"", "", help, true, false};
+}
+
+bool ArgParser::parse(int argc, char** argv, int first) {
+  for (int i = first; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") return false;
+    if (arg.rfind("--", 0) != 0)
+      throw UsageError{"unexpected argument '" + arg + "' (flags start with --; see " + command_ +
+                       " --help)"};
+    std::string name = arg.substr(2), value;
+    const bool inline_value = name.find('=') != std::string::npos;
+    if (inline_value) {
+      value = name.substr(name.find('=') + 1);
+      name = name.substr(0, name.find('='));
+    }
+    auto it = flags_.find(name);
+    if (it == flags_.end())
+      throw UsageError{"unknown flag --" + name + " (see " + command_ + " --help)"};
+    Flag& f = it->second;
+    if (f.is_switch) {
+      if (inline_value) throw UsageError{"--" + name + " takes no value"};
+      f.set = true;
+      continue;
+    }
+    if (!inline_value) {
+      if (i + 1 >= argc) throw UsageError{"--" + name + " needs a value"};
+      value = argv[++i];
+    }
+    f.value = value;
+    f.set = true;
+  }
+  return true;
+}
+
+const ArgParser::Flag& ArgParser::flag(const std::string& name) const { return flags_.at(name); }
+
+std::string ArgParser::get(const std::string& name) const { return flag(name).value; }
+
+int64_t ArgParser::get_int(const std::string& name, int64_t min_value) const {
+  const std::string& v = flag(name).value;
+  int64_t out = 0;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || end != v.data() + v.size())
+    throw UsageError{"--" + name + ": expected an integer, got '" + v + "'"};
+  if (out < min_value)
+    throw UsageError{"--" + name + ": expected at least " + std::to_string(min_value) + ", got " +
+                     v};
+  return out;
+}
+
+double ArgParser::get_double(const std::string& name) const {
+  const std::string& v = flag(name).value;
+  try {
+    size_t used = 0;
+    const double out = std::stod(v, &used);
+    if (used == v.size() && std::isfinite(out)) return out;
+  } catch (const std::exception&) {
+  }
+  throw UsageError{"--" + name + ": expected a number, got '" + v + "'"};
+}
+
+bool ArgParser::get_switch(const std::string& name) const { return flag(name).set; }
+
+std::string ArgParser::help() const {
+  std::ostringstream out;
+  out << "usage: " << command_ << " [flags]\n\n" << summary_ << "\n\nflags:\n";
+  for (const auto& name : order_) {
+    const Flag& f = flags_.at(name);
+    std::string left = "  --" + name + (f.is_switch ? "" : " VALUE");
+    out << left << std::string(left.size() < 24 ? 24 - left.size() : 1, ' ') << f.help;
+    if (!f.is_switch && !f.default_value.empty()) out << " (default: " << f.default_value << ")";
+    out << "\n";
+  }
+  out << "  --help                show this help\n";
+  return out.str();
+}
+
+}  // namespace convnet::cli

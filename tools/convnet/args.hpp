@@ -1,0 +1,43 @@
+// A small command-line flag parser for the convnet subcommands: --name value, --name=value and
+// boolean --switch flags, every flag documented with its default in --help.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace convnet::cli {
+
+// Thrown for a usage mistake (unknown flag, missing or malformed value): exit code 2.
+struct UsageError {
+  std::string message;
+};
+
+class ArgParser {
+ public:
+  ArgParser(std::string command, std::string summary);
+  void add(const std::string& name, const std::string& default_value, const std::string& help);
+  void add_switch(const std::string& name, const std::string& help);
+  // Parses argv[first..argc). Returns false when --help was given (help() should be printed).
+  bool parse(int argc, char** argv, int first);
+
+  std::string get(const std::string& name) const;
+  int64_t get_int(const std::string& name, int64_t min_value) const;
+  double get_double(const std::string& name) const;
+  bool get_switch(const std::string& name) const;
+  std::string help() const;
+
+ private:
+  struct Flag {
+    std::string value, default_value, help;
+    bool is_switch = false;
+    bool set = false;
+  };
+  const Flag& flag(const std::string& name) const;
+  std::string command_, summary_;
+  std::vector<std::string> order_;
+  std::map<std::string, Flag> flags_;
+};
+
+}  // namespace convnet::cli

@@ -1,0 +1,10 @@
+// The convnet subcommands. Each returns the process exit code; errors propagate as
+// convnet::Error (exit 1) or cli::UsageError (exit 2) to main().
+#pragma once
+
+namespace convnet::cli {
+
+int cmd_train(int argc, char** argv);
+int cmd_gradcheck(int argc, char** argv);
+
+}  // namespace convnet::cli

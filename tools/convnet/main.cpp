@@ -1,0 +1,55 @@
+// convnet: the command-line tool. Dispatches to a subcommand and turns every error into one
+// message on stderr and a non-zero exit code.
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <string>
+
+#include "args.hpp"
+#include "commands.hpp"
+#include "convnet/error.hpp"
+
+namespace {
+
+const char* kUsage =
+    "usage: convnet <command> [flags]\n"
+    "\n"
+    "Trains convolutional networks with hand-derived backpropagation.\n"
+    "\n"
+    "commands:\n"
+    "  train       train a built-in model on an IDX dataset (Fashion-MNIST by default)\n"
+    "  gradcheck   check every layer's gradients of a model against finite differences\n"
+    "\n"
+    "Run 'convnet <command> --help' for the flags of a command.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::string command = argv[1];
+  try {
+    if (command == "--help" || command == "-h" || command == "help") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (command == "train") return convnet::cli::cmd_train(argc, argv);
+    if (command == "gradcheck") return convnet::cli::cmd_gradcheck(argc, argv);
+    std::cerr << "convnet: unknown command '" << command << "'\n\n" << kUsage;
+    return 2;
+  } catch (const convnet::cli::UsageError& e) {
+    std::cerr << "convnet " << command << ": " << e.message << "\n";
+    return 2;
+  } catch (const convnet::Error& e) {
+    std::cerr << "convnet " << command << ": error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "convnet " << command << ": error: out of memory\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "convnet " << command << ": internal error: " << e.what() << "\n";
+    return 1;
+  }
+}

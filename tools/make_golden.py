@@ -1,0 +1,453 @@
+#!/usr/bin/python3
+# Generates convnet's golden fixtures (tests/golden/fixtures/*.bin): PyTorch float64 reference
+# values for the layers, losses and optimizers, plus a LeNet end-to-end case. Not part of the
+# build or the tests: run it by hand with Debian's python3-torch 1.13 and commit the output.
+# Usage: tools/make_golden.py [--out DIR]. Reader: tests/support/golden_io.hpp.
+import argparse
+import math
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+MAGIC = b"CNVGOLD\0"
+VERSION = 1
+SEED = 1337
+
+
+class Fixture:
+    """Ordered list of named float64 tensors, written in the format golden_io.hpp reads."""
+
+    def __init__(self, name):
+        self.name = name
+        self.tensors = []  # (name, np.ndarray float64); order is the file order
+        self.names = set()
+
+    def add(self, name, value):
+        if name in self.names:
+            raise ValueError(f"{self.name}: duplicate tensor {name}")
+        name.encode("ascii")  # the reader treats names as ASCII
+        if isinstance(value, torch.Tensor):
+            arr = value.detach().to(torch.float64).contiguous().numpy()
+        else:
+            arr = np.asarray(value, dtype=np.float64)
+        self.names.add(name)
+        # np.array, not np.ascontiguousarray: the latter turns rank-0 scalars into shape [1].
+        self.tensors.append((name, np.array(arr, dtype=np.float64, order="C", copy=True)))
+
+    def add_pair(self, name, pair):
+        self.add(name, [float(pair[0]), float(pair[1])])
+
+    def write(self, out_dir):
+        parts = [MAGIC, struct.pack("<II", VERSION, len(self.tensors))]
+        for name, arr in self.tensors:
+            raw = name.encode("ascii")
+            parts.append(struct.pack("<I", len(raw)))
+            parts.append(raw)
+            parts.append(struct.pack("<I", arr.ndim))
+            parts.append(struct.pack(f"<{arr.ndim}q", *arr.shape))
+            # Explicit little-endian so the bytes do not depend on the host.
+            parts.append(arr.astype("<f8").tobytes(order="C"))
+        path = os.path.join(out_dir, self.name)
+        with open(path, "wb") as f:
+            f.write(b"".join(parts))
+        return path
+
+
+def begin():
+    # Reseeding per fixture keeps each file reproducible on its own: adding or reordering
+    # fixtures does not change the others.
+    torch.manual_seed(SEED)
+
+
+def upstream(y):
+    # Random upstream gradient: with all-ones, a transposed or permuted backward would still pass.
+    return torch.randn_like(y)
+
+
+def backward_with(y, g, *inputs):
+    """Gradients of sum(y * g) with respect to inputs."""
+    return torch.autograd.grad((y * g).sum(), inputs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers
+
+def conv2d_fixture(fname, n, ic, ih, iw, oc, kh, kw, stride, pad, dilation, bias):
+    begin()
+    fx = Fixture(fname)
+    x = torch.randn(n, ic, ih, iw, requires_grad=True)
+    w = torch.randn(oc, ic, kh, kw, requires_grad=True)
+    b = torch.randn(oc, requires_grad=True) if bias else None
+    y = F.conv2d(x, w, b, stride=stride, padding=pad, dilation=dilation)
+    g = upstream(y)
+    grads = backward_with(y, g, *([x, w, b] if bias else [x, w]))
+    fx.add("x", x)
+    fx.add("w", w)
+    if bias:
+        fx.add("b", b)
+    fx.add_pair("stride", stride)
+    fx.add_pair("pad", pad)
+    fx.add_pair("dilation", dilation)
+    fx.add("g", g)
+    fx.add("y", y)
+    fx.add("dx", grads[0])
+    fx.add("dw", grads[1])
+    if bias:
+        fx.add("db", grads[2])
+    return fx
+
+
+def pool_fixture(fname, kind, shape, kernel, stride, pad):
+    begin()
+    fx = Fixture(fname)
+    # randn is continuous, so max-pool windows have no ties and the argmax is unambiguous.
+    x = torch.randn(*shape, requires_grad=True)
+    if kind == "max":
+        y = F.max_pool2d(x, kernel, stride, pad)
+    else:
+        y = F.avg_pool2d(x, kernel, stride, pad, ceil_mode=False, count_include_pad=True)
+    g = upstream(y)
+    (dx,) = backward_with(y, g, x)
+    fx.add("x", x)
+    fx.add_pair("kernel", (kernel, kernel))
+    fx.add_pair("stride", (stride, stride))
+    fx.add_pair("pad", (pad, pad))
+    if kind == "avg":
+        fx.add("count_include_pad", 1.0)
+    fx.add("g", g)
+    fx.add("y", y)
+    fx.add("dx", dx)
+    return fx
+
+
+def linear_fixture():
+    begin()
+    fx = Fixture("linear.bin")
+    x = torch.randn(3, 7, requires_grad=True)
+    w = torch.randn(5, 7, requires_grad=True)
+    b = torch.randn(5, requires_grad=True)
+    y = F.linear(x, w, b)  # x w^T + b
+    g = upstream(y)
+    dx, dw, db = backward_with(y, g, x, w, b)
+    for name, t in (("x", x), ("w", w), ("b", b), ("g", g), ("y", y),
+                    ("dx", dx), ("dw", dw), ("db", db)):
+        fx.add(name, t)
+    return fx
+
+
+def activations_fixture():
+    begin()
+    fx = Fixture("activations.bin")
+    x = torch.randn(2, 3, 4, 5) * 3
+    # ReLU's derivative at 0 is a convention; keep every input clearly off the kink.
+    tiny = x.abs() < 1e-3
+    x = torch.where(tiny, torch.where(x < 0, -1e-2, 1e-2), x)
+    assert (x.abs() > 1e-3).all()
+    x.requires_grad_(True)
+    fx.add("x", x)
+    fx.add("leaky_relu.negative_slope", 0.01)
+    fns = (
+        ("relu", torch.relu),
+        ("leaky_relu", lambda t: F.leaky_relu(t, negative_slope=0.01)),
+        ("sigmoid", torch.sigmoid),
+        ("tanh", torch.tanh),
+    )
+    for name, fn in fns:
+        y = fn(x)
+        g = upstream(y)
+        (dx,) = backward_with(y, g, x)
+        fx.add(f"{name}.g", g)
+        fx.add(f"{name}.y", y)
+        fx.add(f"{name}.dx", dx)
+
+    sx = torch.randn(4, 10, requires_grad=True)
+    sy = torch.softmax(sx, dim=1)
+    sg = upstream(sy)
+    (sdx,) = backward_with(sy, sg, sx)
+    fx.add("softmax.dim", 1.0)
+    fx.add("softmax.x", sx)
+    fx.add("softmax.g", sg)
+    fx.add("softmax.y", sy)
+    fx.add("softmax.dx", sdx)
+    return fx
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses
+
+def cross_entropy_fixture():
+    begin()
+    fx = Fixture("cross_entropy.bin")
+    for prefix, scale in (("", 4.0), ("big.", 1000.0)):
+        logits = (torch.randn(5, 10) * scale).requires_grad_(True)
+        labels = torch.randint(0, 10, (5,))
+        loss = F.cross_entropy(logits, labels, reduction="mean")
+        (dlogits,) = torch.autograd.grad(loss, (logits,))
+        assert torch.isfinite(loss) and torch.isfinite(dlogits).all()
+        fx.add(prefix + "logits", logits)
+        fx.add(prefix + "labels", labels.to(torch.float64))
+        fx.add(prefix + "loss", loss)
+        fx.add(prefix + "dlogits", dlogits)
+    return fx
+
+
+def mse_fixture():
+    begin()
+    fx = Fixture("mse.bin")
+    pred = torch.randn(4, 3, requires_grad=True)
+    target = torch.randn(4, 3)
+    loss = F.mse_loss(pred, target, reduction="mean")  # mean over all 12 elements
+    (dpred,) = torch.autograd.grad(loss, (pred,))
+    fx.add("pred", pred)
+    fx.add("target", target)
+    fx.add("loss", loss)
+    fx.add("dpred", dpred)
+    return fx
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimizers
+
+OPTIM_STEPS = 5
+OPTIM_SIZE = 10
+
+# (config, optimizer type, hyperparameters). foreach=False pins torch's single-tensor code path,
+# whose operation order the NumPy restatement below (and the C++ optimizers) follow.
+OPTIM_CONFIGS = (
+    ("sgd", "sgd", dict(lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0)),
+    ("sgd_momentum", "sgd",
+     dict(lr=0.1, momentum=0.9, dampening=0.0, nesterov=False, weight_decay=0.0)),
+    ("sgd_dampening", "sgd",
+     dict(lr=0.1, momentum=0.9, dampening=0.3, nesterov=False, weight_decay=0.0)),
+    ("sgd_nesterov_wd", "sgd",
+     dict(lr=0.1, momentum=0.9, dampening=0.0, nesterov=True, weight_decay=0.01)),
+    ("adam", "adam", dict(lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)),
+    ("adam_wd_amsgrad_off", "adam",
+     dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+    ("adamw", "adamw", dict(lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1)),
+    ("rmsprop", "rmsprop",
+     dict(lr=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=False, weight_decay=0.0)),
+    ("rmsprop_centered_momentum_wd", "rmsprop",
+     dict(lr=0.01, alpha=0.9, eps=1e-6, momentum=0.9, centered=True, weight_decay=0.01)),
+)
+
+
+def make_torch_optimizer(kind, params, hp):
+    if kind == "sgd":
+        return torch.optim.SGD(params, foreach=False, **hp)
+    if kind == "adam":
+        return torch.optim.Adam(params, amsgrad=False, foreach=False, **hp)
+    if kind == "adamw":
+        return torch.optim.AdamW(params, amsgrad=False, foreach=False, **hp)
+    if kind == "rmsprop":
+        return torch.optim.RMSprop(params, foreach=False, **hp)
+    raise ValueError(kind)
+
+
+def restate_optimizer(kind, hp, p0, grads):
+    """The update rules written out in NumPy, as the C++ side implements them. Checked against
+    torch so a torch upgrade that changes the rules is caught when fixtures are regenerated."""
+    p = p0.copy()
+    out = []
+    buf = None
+    m = np.zeros_like(p)
+    v = np.zeros_like(p)
+    gavg = np.zeros_like(p)
+    for k, grad in enumerate(grads):
+        t = k + 1
+        if kind == "sgd":
+            d = grad + hp["weight_decay"] * p
+            if hp["momentum"] != 0:
+                # First step seeds the buffer with the gradient itself: no dampening.
+                buf = d.copy() if buf is None else hp["momentum"] * buf + (1 - hp["dampening"]) * d
+                d = d + hp["momentum"] * buf if hp["nesterov"] else buf
+            p = p - hp["lr"] * d
+        elif kind in ("adam", "adamw"):
+            b1, b2 = hp["betas"]
+            if kind == "adamw":
+                p = p * (1 - hp["lr"] * hp["weight_decay"])
+                d = grad
+            else:
+                d = grad + hp["weight_decay"] * p
+            m = b1 * m + (1 - b1) * d
+            v = b2 * v + (1 - b2) * d * d
+            denom = np.sqrt(v) / math.sqrt(1 - b2 ** t) + hp["eps"]
+            p = p - (hp["lr"] / (1 - b1 ** t)) * m / denom
+        elif kind == "rmsprop":
+            a = hp["alpha"]
+            d = grad + hp["weight_decay"] * p
+            v = a * v + (1 - a) * d * d
+            if hp["centered"]:
+                gavg = a * gavg + (1 - a) * d
+                avg = np.sqrt(v - gavg * gavg) + hp["eps"]
+            else:
+                avg = np.sqrt(v) + hp["eps"]
+            if hp["momentum"] > 0:
+                buf = np.zeros_like(p) if buf is None else buf
+                buf = hp["momentum"] * buf + d / avg
+                p = p - hp["lr"] * buf
+            else:
+                p = p - hp["lr"] * d / avg
+        out.append(p.copy())
+    return np.stack(out)
+
+
+def store_hyperparameters(fx, prefix, kind, hp):
+    fx.add(prefix + "lr", hp["lr"])
+    fx.add(prefix + "weight_decay", hp["weight_decay"])
+    if kind == "sgd":
+        fx.add(prefix + "momentum", hp["momentum"])
+        fx.add(prefix + "dampening", hp["dampening"])
+        fx.add(prefix + "nesterov", 1.0 if hp["nesterov"] else 0.0)
+    elif kind in ("adam", "adamw"):
+        fx.add(prefix + "beta1", hp["betas"][0])
+        fx.add(prefix + "beta2", hp["betas"][1])
+        fx.add(prefix + "eps", hp["eps"])
+        fx.add(prefix + "amsgrad", 0.0)
+        # Adam adds weight_decay * p to the gradient; AdamW scales p by (1 - lr * wd) instead.
+        fx.add(prefix + "decoupled_weight_decay", 1.0 if kind == "adamw" else 0.0)
+    elif kind == "rmsprop":
+        fx.add(prefix + "alpha", hp["alpha"])
+        fx.add(prefix + "eps", hp["eps"])
+        fx.add(prefix + "momentum", hp["momentum"])
+        fx.add(prefix + "centered", 1.0 if hp["centered"] else 0.0)
+
+
+def optim_fixture():
+    begin()
+    fx = Fixture("optim.bin")
+    for config, kind, hp in OPTIM_CONFIGS:
+        prefix = config + "."
+        p0 = torch.randn(OPTIM_SIZE)
+        grads = torch.randn(OPTIM_STEPS, OPTIM_SIZE)
+        p = p0.clone().requires_grad_(True)
+        opt = make_torch_optimizer(kind, [p], hp)
+        params = []
+        for k in range(OPTIM_STEPS):
+            opt.zero_grad()
+            p.grad = grads[k].clone()
+            opt.step()
+            params.append(p.detach().clone())
+        params = torch.stack(params)
+        ref = restate_optimizer(kind, hp, p0.numpy(), grads.numpy())
+        err = np.abs(ref - params.numpy()).max()
+        if err > 1e-12:
+            raise AssertionError(f"optim {config}: torch differs from the restated rule by {err}")
+        fx.add(prefix + "p0", p0)
+        fx.add(prefix + "grads", grads)
+        fx.add(prefix + "params", params)
+        store_hyperparameters(fx, prefix, kind, hp)
+    return fx
+
+
+# ---------------------------------------------------------------------------------------------
+# LeNet end to end
+
+def lenet():
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2),  # 0
+        nn.ReLU(),                      # 1
+        nn.MaxPool2d(2),                # 2
+        nn.Conv2d(6, 16, 5),            # 3
+        nn.ReLU(),                      # 4
+        nn.MaxPool2d(2),                # 5
+        nn.Flatten(),                   # 6
+        nn.Linear(400, 120),            # 7
+        nn.ReLU(),                      # 8
+        nn.Linear(120, 84),             # 9
+        nn.ReLU(),                      # 10
+        nn.Linear(84, 10),              # 11
+    )
+
+
+def lenet_params(model):
+    # named_parameters() yields "7.weight" etc.; the file uses "layer7.weight".
+    return [("layer" + name, p) for name, p in model.named_parameters()]
+
+
+def lenet_fixture():
+    begin()
+    fx = Fixture("lenet.bin")
+    model = lenet()  # default PyTorch init, drawn from the seeded generator
+    x = torch.rand(2, 1, 28, 28)
+    labels = torch.randint(0, 10, (2,))
+    fx.add("x", x)
+    fx.add("labels", labels.to(torch.float64))
+    for name, p in lenet_params(model):
+        fx.add(name, p)
+    logits = model(x)
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    fx.add("logits", logits)
+    fx.add("loss", loss)
+    for name, p in lenet_params(model):
+        fx.add(name + ".grad", p.grad)
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, foreach=False)
+    losses = []
+    for _ in range(3):
+        opt.zero_grad()
+        step_loss = F.cross_entropy(model(x), labels)
+        step_loss.backward()
+        opt.step()
+        losses.append(step_loss.item())
+    # The first training step starts from the stored parameters, so it sees the stored loss.
+    assert losses[0] == loss.item()
+    fx.add("sgd.lr", 0.05)
+    fx.add("sgd.momentum", 0.9)
+    fx.add("sgd.losses", losses)
+    for name, p in lenet_params(model):
+        fx.add("sgd." + name, p)
+    return fx
+
+
+# ---------------------------------------------------------------------------------------------
+
+def all_fixtures():
+    yield conv2d_fixture("conv2d_basic.bin", 2, 3, 7, 6, 4, 3, 3, (1, 1), (1, 1), (1, 1), True)
+    yield conv2d_fixture("conv2d_stride_pad_nonsquare.bin",
+                         1, 2, 9, 8, 3, 3, 2, (2, 3), (2, 1), (1, 1), True)
+    yield conv2d_fixture("conv2d_dilation_nobias.bin",
+                         3, 2, 8, 8, 2, 3, 3, (1, 1), (1, 0), (2, 1), False)
+    yield pool_fixture("maxpool2d_k2s2.bin", "max", (2, 3, 6, 6), 2, 2, 0)
+    yield pool_fixture("maxpool2d_k3s2p1.bin", "max", (1, 2, 7, 7), 3, 2, 1)
+    yield pool_fixture("avgpool2d_k2s2.bin", "avg", (2, 3, 6, 6), 2, 2, 0)
+    yield pool_fixture("avgpool2d_k3s2p1.bin", "avg", (1, 2, 7, 7), 3, 2, 1)
+    yield linear_fixture()
+    yield activations_fixture()
+    yield cross_entropy_fixture()
+    yield mse_fixture()
+    yield optim_fixture()
+    yield lenet_fixture()
+
+
+def main():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parser = argparse.ArgumentParser(description="Generate convnet's golden test fixtures.")
+    parser.add_argument("--out", default=os.path.join(root, "tests", "golden", "fixtures"))
+    args = parser.parse_args()
+
+    torch.set_default_dtype(torch.float64)
+    # One thread: CPU reductions may split differently with more, which would change the
+    # last bits and make regenerated files differ.
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+
+    os.makedirs(args.out, exist_ok=True)
+    total = 0
+    for fx in all_fixtures():
+        path = fx.write(args.out)
+        size = os.path.getsize(path)
+        total += size
+        print(f"{fx.name:36s} {len(fx.tensors):4d} tensors {size:9d} bytes")
+    print(f"total {total} bytes in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
