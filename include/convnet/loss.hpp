@@ -12,7 +12,7 @@ namespace convnet {
 
 template <class T>
 struct Targets {
-  std::span<const int32_t> labels;   // classification: one class index per sample
+  std::span<const int32_t> labels{};  // classification: one class index per sample
   const Tensor<T>* values = nullptr; // regression: same shape as the output
 };
 

@@ -41,7 +41,9 @@ Dataset load_mnist_split(const std::string& dir, const std::string& split) {
     }
     throw Error(detail::concat(dir, ": missing ", stem, " (or ", stem, ".gz)"));
   };
-  return load_idx_dataset(find(split + "-images-idx3-ubyte"), find(split + "-labels-idx1-ubyte"));
+  const std::string images = find(split + "-images-idx3-ubyte");  // images first: the error
+  const std::string labels = find(split + "-labels-idx1-ubyte");  // names the first gap
+  return load_idx_dataset(images, labels);
 }
 
 }  // namespace convnet

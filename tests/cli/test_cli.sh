@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# CLI checks: help, usage errors, bad data (missing folder, truncated and corrupt IDX files) give
+# one clear message and a non-zero exit; a short real training run prints valid JSON lines; the
+# gradcheck command passes. Usage: test_cli.sh path/to/convnet
+set -u
+cli=$1
+data=/usr/share/datasets/fashion-mnist
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0 failed=0
+
+# expect NAME WANT_RC PATTERN -- COMMAND...: exit code and a grep -E pattern on stdout+stderr.
+expect() {
+  local name=$1 want_rc=$2 pattern=$3
+  shift 4
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if [[ $rc -eq $want_rc ]] && grep -qE -- "$pattern" <<<"$out"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL $name: exit $rc (want $want_rc), output:"
+    sed 's/^/    /' <<<"$out" | head -20
+    echo "    (wanted pattern: $pattern)"
+  fi
+}
+
+expect help 0 "gradcheck +check every layer" -- "$cli" --help
+expect train-help 0 "--optimizer VALUE .*sgd, adam" -- "$cli" train --help
+expect train-help-all-flags 0 "--threads VALUE.*--json" -- bash -c "'$cli' train --help | tr '\n' ' '"
+expect no-command 2 "usage: convnet" -- "$cli"
+expect unknown-command 2 "unknown command 'fly'" -- "$cli" fly
+expect unknown-flag 2 "unknown flag --epoch " -- "$cli" train --epoch 3
+expect bad-int 2 "--epochs: expected an integer, got 'x'" -- "$cli" train --epochs x
+expect bad-optimizer 2 "--optimizer: expected sgd, adam, adamw or rmsprop" -- "$cli" train --optimizer lbfgs
+expect missing-dir 1 "error: $tmp/none: data directory not found" -- "$cli" train --data "$tmp/none"
+
+# A folder whose training images are cut short.
+mkdir -p "$tmp/trunc" "$tmp/corrupt" "$tmp/mismatch"
+if [[ -d $data ]]; then
+  gzip -dc "$data/train-images-idx3-ubyte.gz" | head -c 100000 >"$tmp/trunc/train-images-idx3-ubyte"
+  cp "$data/train-labels-idx1-ubyte.gz" "$data"/t10k-* "$tmp/trunc/"
+  expect truncated-idx 1 "trunc/train-images-idx3-ubyte: truncated: expected 47040000 bytes" -- \
+    "$cli" train --data "$tmp/trunc"
+  head -c 20000 "$data/train-images-idx3-ubyte.gz" >"$tmp/corrupt/train-images-idx3-ubyte.gz"
+  cp "$data/train-labels-idx1-ubyte.gz" "$data"/t10k-* "$tmp/corrupt/"
+  expect truncated-gzip 1 "corrupt/train-images-idx3-ubyte.gz: truncated" -- \
+    "$cli" train --data "$tmp/corrupt"
+  cp "$data/train-images-idx3-ubyte.gz" "$data"/t10k-* "$tmp/mismatch/"
+  cp "$data/t10k-labels-idx1-ubyte.gz" "$tmp/mismatch/train-labels-idx1-ubyte.gz"
+  expect label-count 1 "60000 images but .* 10000 labels" -- "$cli" train --data "$tmp/mismatch"
+
+  # A short real run: JSON lines with every key, accuracies as fractions.
+  expect train-json 0 '^\{"epoch": 1, "train_loss": [0-9.]+, "train_acc": 0\.[0-9]+, "test_loss": [0-9.]+, "test_acc": 0\.[0-9]+, "seconds": [0-9.]+, "images_per_s": [0-9.]+\}$' -- \
+    "$cli" train --epochs 1 --train-limit 2000 --test-limit 500 --json --threads 2
+  expect train-text 0 "epoch 2/2  train loss .* test loss .* images/s" -- \
+    "$cli" train --epochs 2 --train-limit 1000 --test-limit 200 --optimizer adam --batch 32
+else
+  echo "SKIP data-dependent checks: $data not installed"
+fi
+
+expect gradcheck 0 "^PASS: largest abs error" -- "$cli" gradcheck --model lenet --samples 8
+expect gradcheck-fails-on-tight-tolerance 1 "FAIL" -- "$cli" gradcheck --model lenet --samples 4 --atol 0 --rtol 1e-15
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]

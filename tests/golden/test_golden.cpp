@@ -1,0 +1,264 @@
+// Parity with PyTorch 1.13: fixtures written by tools/make_golden.py (float64 PyTorch results)
+// against our layers, losses and optimizers, run in double (reference kernels, tolerance 1e-10)
+// and in float (the fast kernels, tolerance 1e-5 relative).
+#include "support/golden_io.hpp"
+#include "support/testing.hpp"
+
+namespace convnet {
+namespace {
+
+using testing::GoldenFile;
+using testing::GoldenTensor;
+
+GoldenFile fixture(const std::string& name) {
+  return GoldenFile(std::string(CONVNET_GOLDEN_DIR) + "/" + name);
+}
+
+Shape shape_of(const GoldenTensor& g) {
+  switch (g.shape.size()) {
+    case 1: return Shape{g.shape[0]};
+    case 2: return Shape{g.shape[0], g.shape[1]};
+    case 3: return Shape{g.shape[0], g.shape[1], g.shape[2]};
+    case 4: return Shape{g.shape[0], g.shape[1], g.shape[2], g.shape[3]};
+    default: return Shape{};
+  }
+}
+
+template <class T>
+Tensor<T> tensor_of(const GoldenTensor& g) {
+  Tensor<T> t(shape_of(g));
+  for (int64_t i = 0; i < g.size(); ++i) t[i] = static_cast<T>(g.data[i]);
+  return t;
+}
+
+// Tolerance: double runs match to rounding (1e-10 relative). Float runs: 1e-5 relative, plus an
+// absolute part of 1e-6 × the tensor's largest magnitude, because float32 sums that cancel to
+// near zero keep the rounding error of their largest terms, which no relative test can bound.
+template <class T>
+::testing::AssertionResult matches(const Tensor<T>& got, const GoldenTensor& want) {
+  if (got.numel() != want.size())
+    return ::testing::AssertionFailure() << "size " << got.numel() << " vs golden " << want.size();
+  double scale = 0;
+  for (double v : want.data) scale = std::max(scale, std::abs(v));
+  const bool is_double = std::is_same_v<T, double>;
+  return testing::all_close(got.data(), want.data.data(), got.numel(), is_double ? 1e-10 : 1e-5,
+                            (is_double ? 1e-12 : 1e-6) * scale);
+}
+
+template <class T>
+class Golden : public ::testing::Test {
+ protected:
+  // Backend::Fast for float runs the optimised kernels; double always runs the reference.
+};
+using Precisions = ::testing::Types<double, float>;
+TYPED_TEST_SUITE(Golden, Precisions);
+
+// Runs forward and backward with upstream gradient g; returns (y, dx).
+template <class T>
+std::pair<Tensor<T>, Tensor<T>> run_layer(Layer<T>& layer, const GoldenFile& f) {
+  const Tensor<T> x = tensor_of<T>(f["x"]);
+  layer.build(x.shape());
+  Tensor<T> y;
+  layer.forward(x, y, Mode::Train);
+  for (auto& p : layer.params()) p.grad->zero();
+  Tensor<T> dx(x.shape());
+  layer.backward(x, y, tensor_of<T>(f["g"]), &dx);
+  return {std::move(y), std::move(dx)};
+}
+
+TYPED_TEST(Golden, Conv2d) {
+  using T = TypeParam;
+  for (const char* name : {"conv2d_basic.bin", "conv2d_stride_pad_nonsquare.bin",
+                           "conv2d_dilation_nobias.bin"}) {
+    SCOPED_TRACE(name);
+    const GoldenFile f = fixture(name);
+    const auto& w = f["w"];
+    const auto& st = f["stride"].data;
+    const auto& pd = f["pad"].data;
+    const auto& dl = f["dilation"].data;
+    auto i = [](double v) { return static_cast<int64_t>(v); };
+    Conv2d<T> conv({.out_channels = w.shape[0], .kernel_h = w.shape[2], .kernel_w = w.shape[3],
+                    .stride_h = i(st[0]), .stride_w = i(st[1]), .pad_h = i(pd[0]),
+                    .pad_w = i(pd[1]), .dilation_h = i(dl[0]), .dilation_w = i(dl[1]),
+                    .bias = f.has("b")});
+    conv.build(shape_of(f["x"]));
+    conv.weight() = tensor_of<T>(w);
+    if (f.has("b")) conv.bias() = tensor_of<T>(f["b"]);
+    auto [y, dx] = run_layer(conv, f);
+    EXPECT_TRUE(matches(y, f["y"])) << "y";
+    EXPECT_TRUE(matches(dx, f["dx"])) << "dx";
+    EXPECT_TRUE(matches(conv.grad_weight(), f["dw"])) << "dw";
+    if (f.has("b")) {
+      EXPECT_TRUE(matches(conv.grad_bias(), f["db"])) << "db";
+    }
+  }
+}
+
+TYPED_TEST(Golden, Pooling) {
+  using T = TypeParam;
+  for (const char* kind : {"maxpool2d", "avgpool2d"})
+    for (const char* suffix : {"_k2s2.bin", "_k3s2p1.bin"}) {
+      const std::string name = std::string(kind) + suffix;
+      SCOPED_TRACE(name);
+      const GoldenFile f = fixture(name);
+      auto i = [&](const char* key, int k) { return static_cast<int64_t>(f[key].data[k]); };
+      const Pool2dOptions o{.kernel_h = i("kernel", 0), .kernel_w = i("kernel", 1),
+                            .stride_h = i("stride", 0), .stride_w = i("stride", 1),
+                            .pad_h = i("pad", 0), .pad_w = i("pad", 1)};
+      std::unique_ptr<Layer<T>> pool;
+      if (std::string(kind) == "maxpool2d")
+        pool = std::make_unique<MaxPool2d<T>>(o);
+      else
+        pool = std::make_unique<AvgPool2d<T>>(o);  // count_pad = true, as the fixture
+      auto [y, dx] = run_layer(*pool, f);
+      EXPECT_TRUE(matches(y, f["y"])) << "y";
+      EXPECT_TRUE(matches(dx, f["dx"])) << "dx";
+    }
+}
+
+TYPED_TEST(Golden, Linear) {
+  using T = TypeParam;
+  const GoldenFile f = fixture("linear.bin");
+  Linear<T> fc({.out_features = f["w"].shape[0]});
+  fc.build(shape_of(f["x"]));
+  fc.weight() = tensor_of<T>(f["w"]);
+  fc.bias() = tensor_of<T>(f["b"]);
+  auto [y, dx] = run_layer(fc, f);
+  EXPECT_TRUE(matches(y, f["y"]));
+  EXPECT_TRUE(matches(dx, f["dx"]));
+  EXPECT_TRUE(matches(fc.grad_weight(), f["dw"]));
+  EXPECT_TRUE(matches(fc.grad_bias(), f["db"]));
+}
+
+TYPED_TEST(Golden, Activations) {
+  using T = TypeParam;
+  const GoldenFile f = fixture("activations.bin");
+  const Tensor<T> x = tensor_of<T>(f["x"]);
+  auto check = [&](Layer<T>& layer, const std::string& prefix, const Tensor<T>& input) {
+    SCOPED_TRACE(prefix);
+    layer.build(input.shape());
+    Tensor<T> y, dx(input.shape());
+    layer.forward(input, y, Mode::Train);
+    layer.backward(input, y, tensor_of<T>(f[prefix + ".g"]), &dx);
+    EXPECT_TRUE(matches(y, f[prefix + ".y"]));
+    EXPECT_TRUE(matches(dx, f[prefix + ".dx"]));
+  };
+  ReLU<T> relu;
+  check(relu, "relu", x);
+  LeakyReLU<T> leaky(static_cast<T>(f["leaky_relu.negative_slope"].scalar()));
+  check(leaky, "leaky_relu", x);
+  Sigmoid<T> sigmoid;
+  check(sigmoid, "sigmoid", x);
+  Tanh<T> tanh_layer;
+  check(tanh_layer, "tanh", x);
+  Softmax<T> softmax;
+  check(softmax, "softmax", tensor_of<T>(f["softmax.x"]));
+}
+
+TYPED_TEST(Golden, Losses) {
+  using T = TypeParam;
+  const GoldenFile f = fixture("cross_entropy.bin");
+  for (const std::string prefix : {"", "big."}) {
+    SCOPED_TRACE("cross entropy " + prefix);
+    const Tensor<T> z = tensor_of<T>(f[prefix + "logits"]);
+    std::vector<int32_t> labels;
+    for (double l : f[prefix + "labels"].data) labels.push_back(static_cast<int32_t>(l));
+    SoftmaxCrossEntropy<T> ce;
+    Tensor<T> dz;
+    const T loss = ce.compute(z, {.labels = labels}, &dz);
+    const double want = f[prefix + "loss"].scalar();
+    EXPECT_NEAR(loss, want, (std::is_same_v<T, double> ? 1e-10 : 1e-5) * std::abs(want));
+    EXPECT_TRUE(matches(dz, f[prefix + "dlogits"]));
+  }
+  const GoldenFile m = fixture("mse.bin");
+  const Tensor<T> target = tensor_of<T>(m["target"]);
+  MeanSquaredError<T> mse;
+  Tensor<T> dp;
+  const T loss = mse.compute(tensor_of<T>(m["pred"]), {.values = &target}, &dp);
+  EXPECT_NEAR(loss, m["loss"].scalar(), 1e-5 * std::abs(m["loss"].scalar()));
+  EXPECT_TRUE(matches(dp, m["dpred"]));
+}
+
+template <class T>
+std::unique_ptr<Optimizer<T>> optimizer_for(const GoldenFile& f, const std::string& config) {
+  auto get = [&](const char* key, double fallback) {
+    return f.has(config + "." + key) ? f[config + "." + key].scalar() : fallback;
+  };
+  if (config.rfind("sgd", 0) == 0)
+    return std::make_unique<Sgd<T>>(SgdOptions{.lr = get("lr", 0),
+                                               .momentum = get("momentum", 0),
+                                               .dampening = get("dampening", 0),
+                                               .weight_decay = get("weight_decay", 0),
+                                               .nesterov = get("nesterov", 0) != 0});
+  if (config.rfind("adam", 0) == 0)
+    return std::make_unique<Adam<T>>(AdamOptions{.lr = get("lr", 0),
+                                                 .beta1 = get("beta1", 0.9),
+                                                 .beta2 = get("beta2", 0.999),
+                                                 .eps = get("eps", 1e-8),
+                                                 .weight_decay = get("weight_decay", 0),
+                                                 .decoupled = config == "adamw"});
+  return std::make_unique<RmsProp<T>>(RmsPropOptions{.lr = get("lr", 0),
+                                                     .alpha = get("alpha", 0.99),
+                                                     .eps = get("eps", 1e-8),
+                                                     .weight_decay = get("weight_decay", 0),
+                                                     .momentum = get("momentum", 0),
+                                                     .centered = get("centered", 0) != 0});
+}
+
+TYPED_TEST(Golden, Optimizers) {
+  using T = TypeParam;
+  const GoldenFile f = fixture("optim.bin");
+  for (const std::string config :
+       {"sgd", "sgd_momentum", "sgd_dampening", "sgd_nesterov_wd", "adam", "adam_wd_amsgrad_off",
+        "adamw", "rmsprop", "rmsprop_centered_momentum_wd"}) {
+    SCOPED_TRACE(config);
+    auto opt = optimizer_for<T>(f, config);
+    Tensor<T> p = tensor_of<T>(f[config + ".p0"]);
+    Tensor<T> g(p.shape());
+    const Param<T> params[] = {{"p", &p, &g}};
+    const GoldenTensor& grads = f[config + ".grads"];
+    const GoldenTensor& want = f[config + ".params"];
+    const int64_t n = p.numel();
+    for (int64_t step = 0; step < grads.shape[0]; ++step) {
+      for (int64_t i = 0; i < n; ++i) g[i] = static_cast<T>(grads.data[step * n + i]);
+      opt->step(params);
+      GoldenTensor row{{n}, {want.data.begin() + step * n, want.data.begin() + (step + 1) * n}};
+      EXPECT_TRUE(matches(p, row)) << "after step " << step + 1;
+    }
+  }
+}
+
+// LeNet end to end: PyTorch's initial weights, one batch; logits, loss, every parameter
+// gradient, then three SGD-momentum steps (losses and final weights).
+TYPED_TEST(Golden, LeNet) {
+  using T = TypeParam;
+  const GoldenFile f = fixture("lenet.bin");
+  Sequential<T> model = make_model<T>("lenet");
+  const Tensor<T> x = tensor_of<T>(f["x"]);
+  model.build(x.shape(), 1);
+  for (const auto& p : model.params()) *p.value = tensor_of<T>(f[p.name]);
+  std::vector<int32_t> labels;
+  for (double l : f["labels"].data) labels.push_back(static_cast<int32_t>(l));
+
+  SoftmaxCrossEntropy<T> ce;
+  Tensor<T> dz;
+  model.zero_grad();
+  const Tensor<T>& logits = model.forward(x, Mode::Train);
+  EXPECT_TRUE(matches(logits, f["logits"])) << "logits";
+  const T loss = ce.compute(logits, {.labels = labels}, &dz);
+  EXPECT_NEAR(loss, f["loss"].scalar(), 1e-5 * f["loss"].scalar());
+  model.backward(dz);
+  for (const auto& p : model.params()) EXPECT_TRUE(matches(*p.grad, f[p.name + ".grad"])) << p.name;
+
+  Sgd<T> sgd({.lr = f["sgd.lr"].scalar(), .momentum = f["sgd.momentum"].scalar()});
+  const GoldenTensor& losses = f["sgd.losses"];
+  for (int64_t step = 0; step < losses.size(); ++step) {
+    const StepResult r = model.train_step(x, {.labels = labels}, ce, sgd);
+    EXPECT_NEAR(r.loss, losses.data[step], 1e-5 * losses.data[step]) << "step " << step;
+  }
+  for (const auto& p : model.params())
+    EXPECT_TRUE(matches(*p.value, f["sgd." + p.name])) << "after 3 steps: " << p.name;
+}
+
+}  // namespace
+}  // namespace convnet

@@ -1,0 +1,198 @@
+// Finite-difference gradient checks of every layer (input and parameter gradients) and both
+// losses, in double, on shapes chosen for their edge cases: stride > 1, padding, dilation,
+// non-square kernels, odd sizes, batch 1, a kernel as large as the padded input.
+#include "support/testing.hpp"
+
+namespace convnet {
+namespace {
+
+using testing::check_layer_gradients;
+
+struct ConvCase {
+  const char* name;
+  Shape input;
+  Conv2dOptions options;
+};
+
+void PrintTo(const ConvCase& c, std::ostream* os) { *os << c.name; }
+
+class Conv2dGradcheck : public ::testing::TestWithParam<ConvCase> {};
+
+TEST_P(Conv2dGradcheck, InputWeightBias) {
+  const ConvCase& c = GetParam();
+  Rng rng(11);
+  Conv2d<double> conv(c.options);
+  check_layer_gradients(conv, testing::random_normal<double>(c.input, rng), rng);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, Conv2dGradcheck,
+    ::testing::Values(
+        ConvCase{"Basic3x3_Pad1", Shape{2, 3, 6, 6}, {.out_channels = 4, .kernel = 3, .pad = 1}},
+        ConvCase{"Stride2_Pad1", Shape{2, 2, 7, 7},
+                 {.out_channels = 3, .kernel = 3, .stride = 2, .pad = 1}},
+        ConvCase{"NonSquare3x2_Stride2x1_Pad1x0", Shape{1, 2, 7, 5},
+                 {.out_channels = 2, .kernel_h = 3, .kernel_w = 2, .stride_h = 2, .stride_w = 1,
+                  .pad_h = 1, .pad_w = 0}},
+        ConvCase{"Dilation2_Pad2", Shape{2, 2, 8, 7},
+                 {.out_channels = 3, .kernel = 3, .pad = 2, .dilation = 2}},
+        ConvCase{"Dilation2x1_NoBias", Shape{3, 1, 9, 6},
+                 {.out_channels = 2, .kernel = 3, .dilation_h = 2, .bias = false}},
+        ConvCase{"OneByOne", Shape{2, 5, 4, 3}, {.out_channels = 3, .kernel = 1}},
+        ConvCase{"KernelAsLargeAsInput", Shape{1, 2, 5, 5}, {.out_channels = 2, .kernel = 5}},
+        ConvCase{"OddSizes_Batch1", Shape{1, 3, 5, 7},
+                 {.out_channels = 5, .kernel = 3, .stride = 3, .pad = 2}},
+        ConvCase{"Stride3_Pad2_5x5", Shape{2, 1, 11, 9},
+                 {.out_channels = 2, .kernel = 5, .stride = 3, .pad = 2}}),
+    [](const auto& case_info) { return std::string(case_info.param.name); });
+
+struct PoolCase {
+  const char* name;
+  Shape input;
+  Pool2dOptions options;
+};
+
+void PrintTo(const PoolCase& c, std::ostream* os) { *os << c.name; }
+
+class PoolGradcheck : public ::testing::TestWithParam<PoolCase> {};
+
+TEST_P(PoolGradcheck, MaxPoolInput) {
+  const PoolCase& c = GetParam();
+  Rng rng(12);
+  MaxPool2d<double> pool(c.options);
+  // Distinct values: no window has a tie, so the max is differentiable everywhere.
+  check_layer_gradients(pool, testing::random_distinct<double>(c.input, rng), rng);
+}
+
+TEST_P(PoolGradcheck, AvgPoolInput) {
+  const PoolCase& c = GetParam();
+  Rng rng(13);
+  for (bool count_pad : {true, false}) {
+    Pool2dOptions o = c.options;
+    o.count_pad = count_pad;
+    AvgPool2d<double> pool(o);
+    check_layer_gradients(pool, testing::random_normal<double>(c.input, rng), rng);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, PoolGradcheck,
+    ::testing::Values(PoolCase{"K2S2", Shape{2, 3, 6, 6}, {.kernel = 2}},
+                      PoolCase{"K3S2P1_Odd7x7", Shape{1, 2, 7, 7},
+                               {.kernel = 3, .stride = 2, .pad = 1}},
+                      PoolCase{"K3S1_Overlapping", Shape{2, 1, 5, 6}, {.kernel = 3, .stride = 1}},
+                      PoolCase{"NonSquare2x3_S1x2_P1", Shape{1, 2, 5, 7},
+                               {.kernel_h = 2, .kernel_w = 3, .stride_h = 1, .stride_w = 2,
+                                .pad = 1}},
+                      PoolCase{"K2S2_OddInput5x5_Batch1", Shape{1, 1, 5, 5}, {.kernel = 2}}),
+    [](const auto& case_info) { return std::string(case_info.param.name); });
+
+TEST(LinearGradcheck, InputWeightBias) {
+  for (int64_t n : {1, 3}) {
+    Rng rng(14);
+    Linear<double> fc({.out_features = 5});
+    check_layer_gradients(fc, testing::random_normal<double>(Shape{n, 7}, rng), rng);
+  }
+  Rng rng(15);
+  Linear<double> no_bias({.out_features = 4, .bias = false});
+  check_layer_gradients(no_bias, testing::random_normal<double>(Shape{2, 9}, rng), rng);
+}
+
+TEST(ActivationGradcheck, AllActivations) {
+  Rng rng(16);
+  const Shape shape{2, 3, 4, 5};
+  {
+    ReLU<double> relu;  // inputs kept away from the kink at 0
+    check_layer_gradients(relu, testing::random_away_from_zero<double>(shape, rng), rng);
+  }
+  {
+    LeakyReLU<double> leaky(0.1);
+    check_layer_gradients(leaky, testing::random_away_from_zero<double>(shape, rng), rng);
+  }
+  {
+    Sigmoid<double> sigmoid;
+    check_layer_gradients(sigmoid, testing::random_normal<double>(shape, rng, 3.0), rng);
+  }
+  {
+    Tanh<double> tanh_layer;
+    check_layer_gradients(tanh_layer, testing::random_normal<double>(shape, rng, 2.0), rng);
+  }
+  {
+    Softmax<double> softmax;
+    check_layer_gradients(softmax, testing::random_normal<double>(Shape{3, 10}, rng, 2.0), rng);
+  }
+  {
+    Flatten<double> flatten;
+    check_layer_gradients(flatten, testing::random_normal<double>(shape, rng), rng);
+  }
+}
+
+// d(loss)/d(output) by central differences, in double.
+template <class LossT>
+void check_loss_gradient(LossT& loss, Tensor<double> out, const Targets<double>& targets) {
+  Tensor<double> grad;
+  loss.compute(out, targets, &grad);
+  const double eps = 1e-6;
+  for (int64_t i = 0; i < out.numel(); ++i) {
+    const double saved = out[i];
+    out[i] = saved + eps;
+    const double plus = loss.compute(out, targets, nullptr);
+    out[i] = saved - eps;
+    const double minus = loss.compute(out, targets, nullptr);
+    out[i] = saved;
+    const double numeric = (plus - minus) / (2 * eps);
+    ASSERT_NEAR(grad[i], numeric, 1e-9 + 1e-6 * std::abs(numeric)) << loss.name() << " at " << i;
+  }
+}
+
+TEST(LossGradcheck, SoftmaxCrossEntropy) {
+  Rng rng(17);
+  for (int64_t n : {1, 5}) {
+    std::vector<int32_t> labels(static_cast<size_t>(n));
+    for (auto& l : labels) l = static_cast<int32_t>(rng.below(7));
+    SoftmaxCrossEntropy<double> ce;
+    check_loss_gradient(ce, testing::random_normal<double>(Shape{n, 7}, rng, 3.0),
+                        {.labels = labels});
+  }
+}
+
+TEST(LossGradcheck, MeanSquaredError) {
+  Rng rng(18);
+  for (int64_t n : {1, 4}) {
+    const Tensor<double> target = testing::random_normal<double>(Shape{n, 3}, rng);
+    MeanSquaredError<double> mse;
+    check_loss_gradient(mse, testing::random_normal<double>(Shape{n, 3}, rng),
+                        {.values = &target});
+  }
+}
+
+// Layers reject inputs they cannot take, naming themselves and both shapes.
+TEST(LayerErrors, ShapeMismatchesAreClear) {
+  Conv2d<float> conv({.in_channels = 3, .out_channels = 4, .kernel = 5});
+  try {
+    conv.build(Shape{1, 2, 8, 8});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("expected 3 input channels, got input 1x2x8x8"),
+              std::string::npos)
+        << e.what();
+  }
+  Conv2d<float> big({.out_channels = 4, .kernel = 5});
+  EXPECT_THROW(big.build(Shape{1, 1, 3, 3}), Error);
+  MaxPool2d<float> pool({.kernel = 2, .pad = 2});  // padding more than half the window
+  EXPECT_THROW(pool.build(Shape{1, 1, 4, 4}), Error);
+  Linear<float> fc({.out_features = 3});
+  EXPECT_THROW(fc.build(Shape{1, 2, 3, 3}), Error);  // needs flatten first
+  fc.build(Shape{4, 6});
+  Tensor<float> x(Shape{4, 5}), y;
+  try {
+    fc.forward(x, y, Mode::Eval);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("expected input Nx6, got 4x5"), std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace convnet

@@ -1,0 +1,150 @@
+// Test helpers: random tensors, element-wise comparison with a readable failure message, and the
+// one finite-difference harness every layer goes through.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "convnet/convnet.hpp"
+
+namespace convnet::testing {
+
+template <class T>
+Tensor<T> random_normal(const Shape& shape, Rng& rng, double scale = 1.0) {
+  Tensor<T> t(shape);
+  for (int64_t i = 0; i < t.numel(); ++i) t[i] = static_cast<T>(rng.normal() * scale);
+  return t;
+}
+
+// Normal values pushed away from 0 by at least `gap`: no element sits on a ReLU kink.
+template <class T>
+Tensor<T> random_away_from_zero(const Shape& shape, Rng& rng, double gap = 0.05) {
+  Tensor<T> t = random_normal<T>(shape, rng);
+  for (int64_t i = 0; i < t.numel(); ++i) t[i] += static_cast<T>(t[i] >= 0 ? gap : -gap);
+  return t;
+}
+
+// A random permutation of {0, 0.01, 0.02, ...}: all values distinct by far more than any
+// finite-difference step, so no max-pool window has a tie.
+template <class T>
+Tensor<T> random_distinct(const Shape& shape, Rng& rng) {
+  Tensor<T> t(shape);
+  std::vector<int64_t> order(static_cast<size_t>(t.numel()));
+  std::iota(order.begin(), order.end(), 0);
+  rng.shuffle(std::span(order));
+  for (int64_t i = 0; i < t.numel(); ++i) t[i] = static_cast<T>(0.01 * order[i] - 1.0);
+  return t;
+}
+
+// Asserts |got - want| <= atol + rtol·|want| element-wise; reports the first failure and the
+// largest errors.
+template <class A, class B>
+::testing::AssertionResult all_close(const A* got, const B* want, int64_t n, double rtol,
+                                     double atol) {
+  int64_t first_bad = -1;
+  double max_abs = 0, max_rel = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double g = static_cast<double>(got[i]), w = static_cast<double>(want[i]);
+    const double err = std::abs(g - w);
+    if (!(err <= atol + rtol * std::abs(w)) && first_bad < 0) first_bad = i;
+    max_abs = std::max(max_abs, err);
+    if (w != 0) max_rel = std::max(max_rel, err / std::abs(w));
+  }
+  if (first_bad < 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "element " << first_bad << ": got " << got[first_bad] << ", want " << want[first_bad]
+         << " (max abs err " << max_abs << ", max rel err " << max_rel << ", rtol " << rtol
+         << ", atol " << atol << ", " << n << " elements)";
+}
+
+template <class A, class B>
+::testing::AssertionResult all_close(const Tensor<A>& got, const Tensor<B>& want, double rtol,
+                                     double atol) {
+  if (got.numel() != want.numel())
+    return ::testing::AssertionFailure() << "size " << got.numel() << " vs " << want.numel();
+  return all_close(got.data(), want.data(), got.numel(), rtol, atol);
+}
+
+// The layer harness: f(x, θ) = Σ layer(x, θ) ⊙ g with a random g, in double. Checks ∂f/∂x and
+// every ∂f/∂θ from backward against central differences, and the accumulate contract: dx is
+// pre-filled with a sentinel and must come back as sentinel + gradient; parameter gradients start
+// at zero and a second backward must double them.
+struct LayerCheckOptions {
+  double eps = 1e-6;
+  double rtol = 1e-6, atol = 1e-8;
+  int64_t max_checked = 300;  // per tensor; sampled beyond that
+  double sentinel = 7.0;
+};
+
+inline void check_layer_gradients(Layer<double>& layer, const Tensor<double>& x_in, Rng& rng,
+                                  const LayerCheckOptions& o = {}) {
+  const Shape out_shape = layer.build(x_in.shape());
+  layer.init(rng);
+  Tensor<double> x = x_in;
+  Tensor<double> y;
+  layer.forward(x, y, Mode::Train);
+  ASSERT_EQ(y.shape(), out_shape) << layer.describe();
+  const Tensor<double> g = random_normal<double>(y.shape(), rng);
+
+  auto f = [&] {
+    Tensor<double> out;
+    layer.forward(x, out, Mode::Eval);
+    double sum = 0;
+    for (int64_t i = 0; i < out.numel(); ++i) sum += out[i] * g[i];
+    return sum;
+  };
+  auto numeric_grad = [&](Tensor<double>& v, int64_t i) {
+    const double saved = v[i];
+    v[i] = saved + o.eps;
+    const double plus = f();
+    v[i] = saved - o.eps;
+    const double minus = f();
+    v[i] = saved;
+    return (plus - minus) / (2 * o.eps);
+  };
+  auto indices = [&](int64_t n) {
+    std::vector<int64_t> idx(static_cast<size_t>(n));
+    std::iota(idx.begin(), idx.end(), 0);
+    if (n > o.max_checked) {
+      rng.shuffle(std::span(idx));
+      idx.resize(static_cast<size_t>(o.max_checked));
+    }
+    return idx;
+  };
+
+  auto params = layer.params();
+  for (auto& p : params) p.grad->zero();
+  Tensor<double> dx(x.shape(), o.sentinel);
+  layer.forward(x, y, Mode::Train);
+  layer.backward(x, y, g, &dx);
+
+  for (int64_t i : indices(x.numel())) {
+    const double analytic = dx[i] - o.sentinel;
+    const double numeric = numeric_grad(x, i);
+    ASSERT_NEAR(analytic, numeric, o.atol + o.rtol * std::abs(numeric))
+        << layer.describe() << ": d/dx at element " << i << " of input " << x.shape().str();
+  }
+  std::vector<Tensor<double>> analytic;
+  for (auto& p : params) analytic.push_back(*p.grad);
+  for (size_t k = 0; k < params.size(); ++k)
+    for (int64_t i : indices(params[k].value->numel())) {
+      const double numeric = numeric_grad(*params[k].value, i);
+      ASSERT_NEAR(analytic[k][i], numeric, o.atol + o.rtol * std::abs(numeric))
+          << layer.describe() << ": d/d" << params[k].name << " at element " << i;
+    }
+  // Accumulate contract: a second backward adds the same parameter gradients again.
+  layer.forward(x, y, Mode::Train);
+  layer.backward(x, y, g, nullptr);
+  for (size_t k = 0; k < params.size(); ++k)
+    for (int64_t i = 0; i < analytic[k].numel(); ++i)
+      ASSERT_NEAR((*params[k].grad)[i], 2 * analytic[k][i], 1e-12 + 1e-12 * std::abs(analytic[k][i]))
+          << layer.describe() << ": backward must accumulate into " << params[k].name;
+}
+
+}  // namespace convnet::testing
