@@ -20,7 +20,7 @@ constexpr int64_t MC = 120;  // rows of A per packed block (multiple of MR)
 constexpr int64_t NC = 2048; // columns of B per packed block (multiple of NR)
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define CONVNET_MULTIVERSION __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#define CONVNET_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define CONVNET_MULTIVERSION
 #endif
