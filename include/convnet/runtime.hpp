@@ -4,7 +4,7 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
+#include <type_traits>
 
 namespace convnet {
 
@@ -22,7 +22,24 @@ enum class Backend { Fast, Reference };
 Backend backend();
 void set_backend(Backend b);
 
-void parallel_for(int64_t begin, int64_t end,
-                  const std::function<void(int64_t lo, int64_t hi, int thread)>& fn);
+// fn is taken by reference and never copied, so a call allocates nothing.
+template <class Fn>
+void parallel_for(int64_t begin, int64_t end, Fn&& fn);
+
+namespace detail {
+using ChunkFn = void (*)(void* context, int64_t lo, int64_t hi, int thread);
+void parallel_for_impl(int64_t begin, int64_t end, ChunkFn call, void* context);
+}  // namespace detail
+
+template <class Fn>
+void parallel_for(int64_t begin, int64_t end, Fn&& fn) {
+  using F = std::remove_reference_t<Fn>;
+  detail::parallel_for_impl(
+      begin, end,
+      [](void* context, int64_t lo, int64_t hi, int thread) {
+        (*static_cast<F*>(context))(lo, hi, thread);
+      },
+      const_cast<void*>(static_cast<const void*>(&fn)));
+}
 
 }  // namespace convnet

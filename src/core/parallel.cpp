@@ -31,8 +31,15 @@ class ThreadPool {
   }
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
+  // A task is a function pointer and its context: nothing to allocate per call.
+  struct Task {
+    void (*call)(const void* context, int index);
+    const void* context;
+    void operator()(int index) const { call(context, index); }
+  };
+
   // Runs task(i) for i in [0, size()); the caller runs task(0).
-  void run(const std::function<void(int)>& task) {
+  void run(const Task& task) {
     {
       std::lock_guard lock(mutex_);
       task_ = &task;
@@ -50,7 +57,7 @@ class ThreadPool {
   void work(int index) {
     uint64_t seen = 0;
     for (;;) {
-      const std::function<void(int)>* task;
+      const Task* task;
       {
         std::unique_lock lock(mutex_);
         wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
@@ -69,7 +76,7 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable wake_, done_;
-  const std::function<void(int)>* task_ = nullptr;
+  const Task* task_ = nullptr;
   uint64_t generation_ = 0;
   int pending_ = 0;
   bool stopping_ = false;
@@ -104,23 +111,35 @@ void set_num_threads(int n) {
   g_threads = n;
 }
 
-void parallel_for(int64_t begin, int64_t end,
-                  const std::function<void(int64_t, int64_t, int)>& fn) {
+namespace detail {
+
+void parallel_for_impl(int64_t begin, int64_t end, ChunkFn call, void* context) {
   const int64_t count = end - begin;
   if (count <= 0) return;
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), count));
   if (threads == 1) {
-    fn(begin, end, 0);
+    call(context, begin, end, 0);
     return;
   }
-  if (!g_pool || g_pool->size() != num_threads()) g_pool = std::make_unique<ThreadPool>(num_threads());
+  if (!g_pool || g_pool->size() != num_threads())
+    g_pool = std::make_unique<ThreadPool>(num_threads());
   // Chunk t covers [begin + t*count/threads, begin + (t+1)*count/threads).
-  g_pool->run([&](int t) {
-    if (t >= threads) return;
-    const int64_t lo = begin + count * t / threads;
-    const int64_t hi = begin + count * (t + 1) / threads;
-    if (lo < hi) fn(lo, hi, t);
-  });
+  struct Split {
+    int64_t begin, count;
+    int threads;
+    ChunkFn call;
+    void* context;
+  } split{begin, count, threads, call, context};
+  g_pool->run({[](const void* p, int t) {
+                 const auto& s = *static_cast<const Split*>(p);
+                 if (t >= s.threads) return;
+                 const int64_t lo = s.begin + s.count * t / s.threads;
+                 const int64_t hi = s.begin + s.count * (t + 1) / s.threads;
+                 if (lo < hi) s.call(s.context, lo, hi, t);
+               },
+               &split});
 }
+
+}  // namespace detail
 
 }  // namespace convnet
