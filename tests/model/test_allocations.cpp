@@ -1,0 +1,60 @@
+// The steady-state training step allocates nothing: this binary's global operator new counts
+// calls, and after warm-up steps (optimizer state, packing buffers, thread pool) a train_step
+// must not call it.
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include "support/testing.hpp"
+
+namespace {
+std::atomic<int64_t> g_allocations{0};
+}
+
+void* operator new(std::size_t size) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t size, std::align_val_t align) {  // Tensor storage uses this one
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  const std::size_t a = static_cast<std::size_t>(align);
+  if (void* p = std::aligned_alloc(a, (size + a - 1) / a * a)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+namespace convnet {
+namespace {
+
+TEST(Allocations, TrainStepAllocatesNothingAfterWarmUp) {
+  for (int threads : {1, 2}) {
+    const int saved = num_threads();
+    set_num_threads(threads);
+    const int64_t at_start = g_allocations.load();
+    Sequential<float> model = make_model<float>("lenet");
+    model.build(Shape{8, 1, 28, 28}, 1);
+    Rng rng(1);
+    const Tensor<float> x = testing::random_normal<float>(Shape{8, 1, 28, 28}, rng);
+    const Tensor<float> short_batch = testing::random_normal<float>(Shape{3, 1, 28, 28}, rng);
+    const std::vector<int32_t> labels{0, 1, 2, 3, 4, 5, 6, 7};
+    const std::span<const int32_t> short_labels(labels.data(), 3);
+    SoftmaxCrossEntropy<float> loss;
+    Adam<float> adam;
+    for (int i = 0; i < 2; ++i) model.train_step(x, {.labels = labels}, loss, adam);
+    const int64_t before = g_allocations.load();
+    EXPECT_GT(before - at_start, 20) << "the counter must see the model's own allocations";
+    for (int i = 0; i < 3; ++i) {
+      model.train_step(x, {.labels = labels}, loss, adam);
+      model.train_step(short_batch, {.labels = short_labels}, loss, adam);  // a short last batch
+    }
+    EXPECT_EQ(g_allocations.load() - before, 0) << "threads " << threads;
+    set_num_threads(saved);
+  }
+}
+
+}  // namespace
+}  // namespace convnet
