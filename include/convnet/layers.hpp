@@ -56,6 +56,10 @@ class Layer {
   virtual void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                         Tensor<T>* dx) = 0;
   virtual std::vector<Param<T>> params() { return {}; }
+  // Floating-point operations of one forward pass for one sample of the built shape, counting a
+  // multiply-add as 2 (convolutions and fully connected layers; elementwise layers count 0).
+  // Backward data and backward weights each cost the same again.
+  virtual int64_t forward_flops() const { return 0; }
 
  protected:
   // "kind: input shape A ..." helper for errors.
@@ -89,6 +93,7 @@ class Conv2d final : public Layer<T> {
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                 Tensor<T>* dx) override;
   std::vector<Param<T>> params() override;
+  int64_t forward_flops() const override;
 
   Tensor<T>& weight() { return weight_; }  // (OC, IC, KH, KW)
   Tensor<T>& bias() { return bias_; }      // (OC); empty without bias
@@ -101,6 +106,7 @@ class Conv2d final : public Layer<T> {
   Init init_;
   Tensor<T> weight_, bias_, grad_weight_, grad_bias_;
   Tensor<T> workspace_;  // im2col scratch for the fast kernels
+  int64_t out_h_ = 0, out_w_ = 0;
 };
 
 // --- pooling -------------------------------------------------------------------------------
@@ -169,6 +175,7 @@ class Linear final : public Layer<T> {
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                 Tensor<T>* dx) override;
   std::vector<Param<T>> params() override;
+  int64_t forward_flops() const override { return 2 * in_features_ * out_features_; }
 
   Tensor<T>& weight() { return weight_; }  // (OUT, IN)
   Tensor<T>& bias() { return bias_; }      // (OUT)

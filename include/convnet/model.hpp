@@ -57,6 +57,10 @@ class Sequential {
   // Every trainable tensor in layer order; names are "layer<i>.<name>".
   std::span<const Param<T>> params() const { return params_; }
   int64_t param_count() const;
+  // FLOPs per sample (multiply-add = 2) of a forward pass, and of a training step: forward,
+  // backward weights, and backward data for every layer but the first (whose dx is not needed).
+  int64_t forward_flops() const;
+  int64_t train_flops() const;
   // A table like Keras's model.summary(): layer, output shape, parameters.
   std::string summary() const;
 

@@ -8,7 +8,7 @@
 
 namespace convnet {
 
-// Number of threads kernels use; default: $CONVNET_NUM_THREADS, else the hardware concurrency.
+// Number of threads kernels use; default: $CONVNET_THREADS, else the hardware concurrency.
 int num_threads();
 // Sets the thread count (>= 1). Not to be called while a kernel is running.
 void set_num_threads(int n);

@@ -83,7 +83,7 @@ class ThreadPool {
 };
 
 int default_threads() {
-  if (const char* env = std::getenv("CONVNET_NUM_THREADS")) {
+  if (const char* env = std::getenv("CONVNET_THREADS")) {
     const int n = std::atoi(env);
     if (n >= 1) return n;
   }

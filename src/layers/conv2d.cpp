@@ -67,6 +67,7 @@ Shape Conv2d<T>::build(const Shape& input) {
     }
   }
   this->built_input_ = input;
+  out_h_ = s.OH(), out_w_ = s.OW();
   if (detail::use_fast_kernels<T>())
     workspace_.resize(Shape{ops::cpu::conv2d_workspace_size(s, num_threads())});
   return Shape{input[0], out_channels_, s.OH(), s.OW()};
@@ -128,6 +129,11 @@ std::vector<Param<T>> Conv2d<T>::params() {
   std::vector<Param<T>> p{{"weight", &weight_, &grad_weight_}};
   if (has_bias_) p.push_back({"bias", &bias_, &grad_bias_});
   return p;
+}
+
+template <class T>
+int64_t Conv2d<T>::forward_flops() const {
+  return 2 * out_channels_ * out_h_ * out_w_ * in_channels_ * KH_ * KW_;
 }
 
 template class Conv2d<float>;

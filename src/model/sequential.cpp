@@ -73,6 +73,18 @@ int64_t Sequential<T>::param_count() const {
 }
 
 template <class T>
+int64_t Sequential<T>::forward_flops() const {
+  int64_t total = 0;
+  for (const auto& layer : layers_) total += layer->forward_flops();
+  return total;
+}
+
+template <class T>
+int64_t Sequential<T>::train_flops() const {
+  return layers_.empty() ? 0 : 3 * forward_flops() - layers_.front()->forward_flops();
+}
+
+template <class T>
 std::string Sequential<T>::summary() const {
   require_built("summary");
   auto without_batch = [](const Shape& s) {
@@ -98,7 +110,8 @@ std::string Sequential<T>::summary() const {
         << std::setw(w2) << without_batch(shapes_[i + 1]) << std::right << std::setw(12) << count
         << "\n";
   }
-  out << rule << "\nTotal params: " << param_count() << "\n";
+  out << rule << "\nTotal params: " << param_count() << "\nFLOPs per sample: forward "
+      << forward_flops() << ", training step " << train_flops() << "\n";
   return out.str();
 }
 

@@ -96,4 +96,18 @@ std::string ArgParser::help() const {
   return out.str();
 }
 
+Shape parse_chw(const std::string& name, const std::string& text) {
+  int64_t dims[3] = {0, 0, 0};
+  const char* p = text.data();
+  const char* end = text.data() + text.size();
+  for (int i = 0; i < 3; ++i) {
+    const auto [next, ec] = std::from_chars(p, end, dims[i]);
+    const bool separator_ok = i == 2 ? next == end : (next < end && *next == 'x');
+    if (ec != std::errc() || dims[i] < 1 || !separator_ok)
+      throw UsageError{"--" + name + ": expected CxHxW such as 1x28x28, got '" + text + "'"};
+    p = next + 1;
+  }
+  return Shape{dims[0], dims[1], dims[2]};
+}
+
 }  // namespace convnet::cli

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "convnet/shape.hpp"
+
 namespace convnet::cli {
 
 // Thrown for a usage mistake (unknown flag, missing or malformed value): exit code 2.
@@ -39,5 +41,8 @@ class ArgParser {
   std::vector<std::string> order_;
   std::map<std::string, Flag> flags_;
 };
+
+// Parses "CxHxW" (e.g. 1x28x28) for the flag `name`; throws UsageError otherwise.
+Shape parse_chw(const std::string& name, const std::string& text);
 
 }  // namespace convnet::cli

@@ -1,6 +1,7 @@
 // convnet gradcheck: builds a model in double precision with random input and labels, and
 // prints, per layer and tensor, how far backpropagation is from central finite differences.
 #include <cstdio>
+#include <algorithm>
 #include <iostream>
 
 #include "args.hpp"
@@ -9,19 +10,6 @@
 #include "convnet/zoo.hpp"
 
 namespace convnet::cli {
-namespace {
-
-Shape parse_chw(const std::string& text) {
-  int64_t c = 0, h = 0, w = 0;
-  char x1 = 0, x2 = 0;
-  if (std::sscanf(text.c_str(), "%lld%c%lld%c%lld", reinterpret_cast<long long*>(&c), &x1,
-                  reinterpret_cast<long long*>(&h), &x2, reinterpret_cast<long long*>(&w)) != 5 ||
-      x1 != 'x' || x2 != 'x' || c < 1 || h < 1 || w < 1)
-    throw UsageError{"--input: expected CxHxW such as 1x28x28, got '" + text + "'"};
-  return Shape{c, h, w};
-}
-
-}  // namespace
 
 int cmd_gradcheck(int argc, char** argv) {
   ArgParser args("convnet gradcheck",
@@ -43,7 +31,7 @@ int cmd_gradcheck(int argc, char** argv) {
     std::cout << args.help();
     return 0;
   }
-  const Shape sample = parse_chw(args.get("input"));
+  const Shape sample = parse_chw("input", args.get("input"));
   const int64_t batch = args.get_int("batch", 1);
   const uint64_t seed = static_cast<uint64_t>(args.get_int("seed", 0));
   const int64_t classes = 10;

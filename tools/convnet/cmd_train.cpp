@@ -58,7 +58,7 @@ int cmd_train(int argc, char** argv) {
   args.add("weight-decay", "0", "L2 penalty (decoupled for adamw)");
   args.add_switch("nesterov", "use Nesterov momentum with sgd");
   args.add("seed", "1", "seed for initialisation and shuffling (same seed, same run)");
-  args.add("threads", "0", "worker threads; 0 = all cores ($CONVNET_NUM_THREADS if set)");
+  args.add("threads", "0", "worker threads; 0 = all cores ($CONVNET_THREADS if set)");
   args.add("train-limit", "0", "use only the first N training images (0 = all)");
   args.add("test-limit", "0", "use only the first N test images (0 = all)");
   args.add_switch("json", "print each epoch as one JSON object per line (summary to stderr)");

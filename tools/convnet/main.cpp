@@ -19,6 +19,7 @@ const char* kUsage =
     "commands:\n"
     "  train       train a built-in model on an IDX dataset (Fashion-MNIST by default)\n"
     "  gradcheck   check every layer's gradients of a model against finite differences\n"
+    "  bench       measure training and inference throughput on synthetic data\n"
     "\n"
     "Run 'convnet <command> --help' for the flags of a command.\n";
 
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
     }
     if (command == "train") return convnet::cli::cmd_train(argc, argv);
     if (command == "gradcheck") return convnet::cli::cmd_gradcheck(argc, argv);
+    if (command == "bench") return convnet::cli::cmd_bench(argc, argv);
     std::cerr << "convnet: unknown command '" << command << "'\n\n" << kUsage;
     return 2;
   } catch (const convnet::cli::UsageError& e) {
