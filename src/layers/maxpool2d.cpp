@@ -2,6 +2,7 @@
 // sends each dy to that element only, since ∂max/∂x is 1 for the winner and 0 for the others.
 #include "layers/common.hpp"
 #include "layers/pool_common.hpp"
+#include "ops/cpu/cpu.hpp"
 #include "ops/ref/ref.hpp"
 
 namespace convnet {
@@ -37,6 +38,12 @@ void MaxPool2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
   if (mode == Mode::Train) {
     if (argmax_.size() < static_cast<size_t>(y.numel())) argmax_.resize(y.numel());
     argmax = argmax_.data();
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (detail::use_fast_kernels<T>()) {
+      ops::cpu::maxpool2d_forward(s, x.data(), y.data(), argmax);
+      return;
+    }
   }
   ops::ref::maxpool2d_forward(s, x.data(), y.data(), argmax);
 }

@@ -192,6 +192,45 @@ TEST(LinearKernels, MatchRef) {
     }
 }
 
+// Max pooling: identical values and winners (both keep the first maximum), on shapes with
+// padding, overlap, odd sizes, the 2x2/2 fast path, and plateaus of equal values (ReLU zeros).
+TEST(MaxPoolKernels, MatchRefExactly) {
+  Rng rng(10);
+  int tested = 0;
+  while (tested < 80) {
+    ops::Pool2dShape s{.N = 1 + static_cast<int64_t>(rng.below(3)),
+                       .C = 1 + static_cast<int64_t>(rng.below(5)),
+                       .IH = 1 + static_cast<int64_t>(rng.below(13)),
+                       .IW = 1 + static_cast<int64_t>(rng.below(13)),
+                       .KH = 1 + static_cast<int64_t>(rng.below(3)),
+                       .KW = 1 + static_cast<int64_t>(rng.below(3)),
+                       .SH = 1 + static_cast<int64_t>(rng.below(3)),
+                       .SW = 1 + static_cast<int64_t>(rng.below(3))};
+    s.PH = static_cast<int64_t>(rng.below(static_cast<uint64_t>(s.KH / 2 + 1)));
+    s.PW = static_cast<int64_t>(rng.below(static_cast<uint64_t>(s.KW / 2 + 1)));
+    if (tested % 4 == 0) s.KH = s.KW = s.SH = s.SW = 2, s.PH = s.PW = 0;  // the fast path
+    try {
+      s.validate("random");
+    } catch (const Error&) {
+      continue;
+    }
+    Tensor<float> x = testing::random_normal<float>(Shape{s.N, s.C, s.IH, s.IW}, rng);
+    for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::max(x[i], 0.0f);  // ties at zero
+    const int64_t out = s.N * s.C * s.OH() * s.OW();
+    for (int threads : {1, 2}) {
+      ThreadCount tc(threads);
+      std::vector<float> y(out, NAN), y_ref(out);
+      std::vector<int32_t> idx(out, -7), idx_ref(out);
+      ops::cpu::maxpool2d_forward(s, x.data(), y.data(), idx.data());
+      ops::ref::maxpool2d_forward(s, x.data(), y_ref.data(), idx_ref.data());
+      ASSERT_EQ(y, y_ref) << "IH=" << s.IH << " IW=" << s.IW << " K=" << s.KH << "x" << s.KW
+                          << " S=" << s.SH << "x" << s.SW << " P=" << s.PH << "x" << s.PW;
+      ASSERT_EQ(idx, idx_ref);
+    }
+    ++tested;
+  }
+}
+
 // Same seed and thread count: bitwise identical results (no atomics, fixed reduction order).
 TEST(Conv2dKernels, DeterministicForAThreadCount) {
   const Conv2dShape s{.N = 7, .IC = 3, .IH = 9, .IW = 9, .OC = 5, .KH = 3, .KW = 3, .PH = 1,

@@ -21,6 +21,21 @@ bool cols_is_input(const Conv2dShape& s) {
   return s.KH == 1 && s.KW == 1 && s.SH == 1 && s.SW == 1 && s.PH == 0 && s.PW == 0;
 }
 
+// Output columns [lo, hi) whose input column iw = ow*SW - PW + kw*DW lies inside [0, IW): the
+// rest read padding. Computing the range once per row keeps the copy loops branch-free.
+struct ValidRange {
+  int64_t lo, hi;
+};
+ValidRange valid_columns(const Conv2dShape& s, int64_t kw, int64_t OW) {
+  const int64_t offset = kw * s.DW - s.PW;  // iw = ow*SW + offset
+  // smallest ow with ow*SW + offset >= 0, and one past the largest with ow*SW + offset < IW
+  int64_t lo = offset >= 0 ? 0 : (-offset + s.SW - 1) / s.SW;
+  int64_t hi = s.IW - offset <= 0 ? 0 : (s.IW - offset - 1) / s.SW + 1;
+  lo = std::min(lo, OW);
+  hi = std::clamp(hi, lo, OW);
+  return {lo, hi};
+}
+
 // cols[(ic,kh,kw), (oh,ow)] = x[ic, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW], 0 in the padding.
 void im2col(const Conv2dShape& s, const float* x, float* cols) {
   const int64_t OH = s.OH(), OW = s.OW();
@@ -29,6 +44,8 @@ void im2col(const Conv2dShape& s, const float* x, float* cols) {
       for (int64_t kw = 0; kw < s.KW; ++kw) {
         float* row = cols + ((ic * s.KH + kh) * s.KW + kw) * OH * OW;
         const float* plane = x + ic * s.IH * s.IW;
+        const ValidRange r = valid_columns(s, kw, OW);
+        const int64_t offset = kw * s.DW - s.PW;
         for (int64_t oh = 0; oh < OH; ++oh) {
           const int64_t ih = oh * s.SH - s.PH + kh * s.DH;
           float* out = row + oh * OW;
@@ -36,11 +53,15 @@ void im2col(const Conv2dShape& s, const float* x, float* cols) {
             std::fill_n(out, OW, 0.0f);
             continue;
           }
-          const float* in = plane + ih * s.IW;
-          for (int64_t ow = 0; ow < OW; ++ow) {
-            const int64_t iw = ow * s.SW - s.PW + kw * s.DW;
-            out[ow] = (iw >= 0 && iw < s.IW) ? in[iw] : 0.0f;
+          const float* in = plane + ih * s.IW;  // x[ih, ow*SW + offset]
+          std::fill_n(out, r.lo, 0.0f);
+          if (s.SW == 1) {
+            std::memcpy(out + r.lo, in + r.lo + offset,
+                        static_cast<size_t>(r.hi - r.lo) * sizeof(float));
+          } else {
+            for (int64_t ow = r.lo; ow < r.hi; ++ow) out[ow] = in[ow * s.SW + offset];
           }
+          std::fill(out + r.hi, out + OW, 0.0f);
         }
       }
 }
@@ -53,14 +74,18 @@ void col2im_add(const Conv2dShape& s, const float* dcols, float* dx) {
       for (int64_t kw = 0; kw < s.KW; ++kw) {
         const float* row = dcols + ((ic * s.KH + kh) * s.KW + kw) * OH * OW;
         float* plane = dx + ic * s.IH * s.IW;
+        const ValidRange r = valid_columns(s, kw, OW);
+        const int64_t offset = kw * s.DW - s.PW;
         for (int64_t oh = 0; oh < OH; ++oh) {
           const int64_t ih = oh * s.SH - s.PH + kh * s.DH;
           if (ih < 0 || ih >= s.IH) continue;
-          float* out = plane + ih * s.IW;
+          float* out = plane + ih * s.IW;  // dx[ih, ow*SW + offset]
           const float* in = row + oh * OW;
-          for (int64_t ow = 0; ow < OW; ++ow) {
-            const int64_t iw = ow * s.SW - s.PW + kw * s.DW;
-            if (iw >= 0 && iw < s.IW) out[iw] += in[ow];
+          if (s.SW == 1) {
+            float* out_shifted = out + r.lo + offset;
+            for (int64_t ow = r.lo; ow < r.hi; ++ow) out_shifted[ow - r.lo] += in[ow];
+          } else {
+            for (int64_t ow = r.lo; ow < r.hi; ++ow) out[ow * s.SW + offset] += in[ow];
           }
         }
       }

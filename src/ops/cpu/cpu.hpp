@@ -15,6 +15,9 @@ namespace convnet::ops::cpu {
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
            int64_t lda, const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc);
 
+// Which micro-kernel sgemm runs on this CPU: "avx512", "avx2" or "generic".
+const char* sgemm_kernel_name();
+
 // Floats of scratch the im2col convolution kernels need for `threads` threads.
 int64_t conv2d_workspace_size(const Conv2dShape& s, int threads);
 
@@ -25,6 +28,10 @@ void conv2d_backward_data(const Conv2dShape& s, const float* w, const float* dy,
                           float* workspace);
 void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw,
                              float* db, float* workspace);
+
+// Same semantics as ref::maxpool2d_forward, except that a NaN does not propagate (it never
+// compares greater); the backward pass is ref::maxpool2d_backward on the stored argmax.
+void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax);
 
 // Same semantics as ref::linear_*.
 void linear_forward(const LinearShape& s, const float* x, const float* w, const float* b,

@@ -1,9 +1,11 @@
 // Packed, register-blocked single-precision GEMM: C (+)= op(A) · op(B), row-major.
-// Structure (the classic Goto/BLIS loop nest): B is packed in KC×NC blocks of NR-wide column
-// panels, A in MC×KC blocks of MR-tall row panels, and an MR×NR micro-kernel keeps its tile of C
-// in registers across the whole KC loop. The micro-kernel is plain C++ the compiler vectorises;
-// the macro-kernel is compiled for several ISAs (target_clones) and chosen at load time by CPU
-// features, so a generic build never runs an illegal instruction.
+// Structure (the Goto/BLIS loop nest): op(B) is packed in KC×NC blocks of NR-wide column
+// panels, op(A) in MC×KC blocks of MR-tall row panels, and an MR×NR micro-kernel keeps its tile
+// of C in registers for the whole KC loop. Micro-kernels exist for AVX-512 (8×32), AVX2+FMA
+// (6×16) and plain C++ (4×16); the first one the CPU supports is chosen once, at run time, so
+// one binary runs on any x86-64.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -13,82 +15,163 @@
 namespace convnet::ops::cpu {
 namespace {
 
-constexpr int64_t MR = 6;    // rows of C per micro-tile
-constexpr int64_t NR = 32;   // columns of C per micro-tile (two 16-float AVX-512 vectors)
-constexpr int64_t KC = 256;  // depth of a packed block: A and B panels stay in L1/L2
-constexpr int64_t MC = 120;  // rows of A per packed block (multiple of MR)
-constexpr int64_t NC = 2048; // columns of B per packed block (multiple of NR)
+constexpr int64_t KC = 256;   // depth of a packed block
+constexpr int64_t MC = 128;   // rows of op(A) per packed block
+constexpr int64_t NC = 3072;  // columns of op(B) per packed block
+
+// C[0:mr, 0:nr] (+)= Σ_p ap[p*MR + i] · bp[p*NR + j]; ap and bp are packed panels, zero-padded
+// to MR rows and NR columns, so only the store needs to know mr and nr.
+using MicroKernel = void (*)(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
+                             int64_t mr, int64_t nr, bool accumulate);
+
+struct KernelInfo {
+  const char* name;
+  int64_t MR, NR;
+  MicroKernel micro;
+};
+
+// --- plain C++ (any CPU) ---------------------------------------------------------------------
+template <int64_t MR, int64_t NR>
+void micro_generic(int64_t kc, const float* __restrict ap, const float* __restrict bp, float* c,
+                   int64_t ldc, int64_t mr, int64_t nr, bool accumulate) {
+  float acc[MR][NR] = {};
+  for (int64_t p = 0; p < kc; ++p)
+    for (int64_t i = 0; i < MR; ++i)
+      for (int64_t j = 0; j < NR; ++j) acc[i][j] += ap[p * MR + i] * bp[p * NR + j];
+  for (int64_t i = 0; i < mr; ++i)
+    for (int64_t j = 0; j < nr; ++j) c[i * ldc + j] = (accumulate ? c[i * ldc + j] : 0.0f) + acc[i][j];
+}
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define CONVNET_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CONVNET_MULTIVERSION
+#define CONVNET_X86 1
+
+// --- AVX2 + FMA: 6 rows × 16 columns = 12 ymm accumulators --------------------------------------
+__attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const float* __restrict ap,
+                                                     const float* __restrict bp, float* c,
+                                                     int64_t ldc, int64_t mr, int64_t nr,
+                                                     bool accumulate) {
+  __m256 acc[6][2];
+  for (auto& row : acc) row[0] = row[1] = _mm256_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_loadu_ps(bp + p * 16), b1 = _mm256_loadu_ps(bp + p * 16 + 8);
+    for (int i = 0; i < 6; ++i) {
+      const __m256 a = _mm256_broadcast_ss(ap + p * 6 + i);
+      acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
+    }
+  }
+  if (mr == 6 && nr == 16) {
+    for (int i = 0; i < 6; ++i) {
+      float* row = c + i * ldc;
+      if (accumulate) {
+        acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_loadu_ps(row));
+        acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_loadu_ps(row + 8));
+      }
+      _mm256_storeu_ps(row, acc[i][0]);
+      _mm256_storeu_ps(row + 8, acc[i][1]);
+    }
+    return;
+  }
+  alignas(32) float tile[6][16];
+  for (int i = 0; i < 6; ++i) {
+    _mm256_store_ps(tile[i], acc[i][0]);
+    _mm256_store_ps(tile[i] + 8, acc[i][1]);
+  }
+  for (int64_t i = 0; i < mr; ++i)
+    for (int64_t j = 0; j < nr; ++j)
+      c[i * ldc + j] = (accumulate ? c[i * ldc + j] : 0.0f) + tile[i][j];
+}
+
+// --- AVX-512: 8 rows × 32 columns = 16 zmm accumulators ----------------------------------------
+__attribute__((target("avx512f"))) void micro_avx512(int64_t kc, const float* __restrict ap,
+                                                      const float* __restrict bp, float* c,
+                                                      int64_t ldc, int64_t mr, int64_t nr,
+                                                      bool accumulate) {
+  __m512 acc[8][2];
+  for (auto& row : acc) row[0] = row[1] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m512 b0 = _mm512_loadu_ps(bp + p * 32), b1 = _mm512_loadu_ps(bp + p * 32 + 16);
+    for (int i = 0; i < 8; ++i) {
+      const __m512 a = _mm512_set1_ps(ap[p * 8 + i]);
+      acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
+    }
+  }
+  // Masked loads and stores handle a partial tile's columns; rows past mr are skipped.
+  const __mmask16 m0 = nr >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr) - 1);
+  const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : static_cast<__mmask16>((1u << (nr - 16)) - 1);
+  for (int64_t i = 0; i < mr; ++i) {
+    float* row = c + i * ldc;
+    if (accumulate) {
+      acc[i][0] = _mm512_add_ps(acc[i][0], _mm512_maskz_loadu_ps(m0, row));
+      acc[i][1] = _mm512_add_ps(acc[i][1], _mm512_maskz_loadu_ps(m1, row + 16));
+    }
+    _mm512_mask_storeu_ps(row, m0, acc[i][0]);
+    _mm512_mask_storeu_ps(row + 16, m1, acc[i][1]);
+  }
+}
 #endif
 
-// Element (r, c) of op(M) where op(M) has rows×cols and M is stored with leading dimension ld.
-inline float element(const float* m, int64_t ld, bool trans, int64_t r, int64_t c) {
-  return trans ? m[c * ld + r] : m[r * ld + c];
+KernelInfo select_kernel() {
+#ifdef CONVNET_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return {"avx512", 8, 32, &micro_avx512};
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return {"avx2", 6, 16, &micro_avx2};
+#endif
+  return {"generic", 4, 16, &micro_generic<4, 16>};
+}
+
+const KernelInfo& kernel() {
+  static const KernelInfo k = select_kernel();
+  return k;
 }
 
 // Packs op(A)[i0:i0+mc, p0:p0+kc] into MR-row panels: panel q holds ap[(q*kc + p)*MR + i].
-// Rows past mc are zero so the micro-kernel never branches on the edge.
+// Rows past mc are zero. Loop order follows A's memory so reads are contiguous.
 void pack_a(const float* a, int64_t lda, bool trans, int64_t i0, int64_t p0, int64_t mc,
-            int64_t kc, float* ap) {
+            int64_t kc, int64_t MR, float* ap) {
   for (int64_t q = 0; q < mc; q += MR) {
     const int64_t rows = std::min(MR, mc - q);
-    for (int64_t p = 0; p < kc; ++p) {
-      float* dst = ap + (q / MR * kc + p) * MR;
-      for (int64_t i = 0; i < rows; ++i) dst[i] = element(a, lda, trans, i0 + q + i, p0 + p);
-      for (int64_t i = rows; i < MR; ++i) dst[i] = 0.0f;
+    float* panel = ap + q * kc;
+    if (trans) {  // A stored K×M: row p holds the MR values we need, contiguous
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = a + (p0 + p) * lda + i0 + q;
+        float* dst = panel + p * MR;
+        for (int64_t i = 0; i < rows; ++i) dst[i] = src[i];
+        for (int64_t i = rows; i < MR; ++i) dst[i] = 0.0f;
+      }
+    } else {  // A stored M×K: read each row along K
+      if (rows < MR) std::fill_n(panel, kc * MR, 0.0f);
+      for (int64_t i = 0; i < rows; ++i) {
+        const float* src = a + (i0 + q + i) * lda + p0;
+        for (int64_t p = 0; p < kc; ++p) panel[p * MR + i] = src[p];
+      }
     }
   }
 }
 
 // Packs op(B)[p0:p0+kc, j0:j0+nc] into NR-column panels: bp[(q*kc + p)*NR + j].
 void pack_b(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t j0, int64_t kc,
-            int64_t nc, float* bp) {
+            int64_t nc, int64_t NR, float* bp) {
   for (int64_t q = 0; q < nc; q += NR) {
     const int64_t cols = std::min(NR, nc - q);
-    for (int64_t p = 0; p < kc; ++p) {
-      float* dst = bp + (q / NR * kc + p) * NR;
-      if (!trans && cols == NR) {
-        std::memcpy(dst, b + (p0 + p) * ldb + j0 + q, NR * sizeof(float));
-        continue;
+    float* panel = bp + q * kc;
+    if (!trans) {  // B stored K×N: each row of the panel is a contiguous run
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = b + (p0 + p) * ldb + j0 + q;
+        float* dst = panel + p * NR;
+        std::memcpy(dst, src, static_cast<size_t>(cols) * sizeof(float));
+        for (int64_t j = cols; j < NR; ++j) dst[j] = 0.0f;
       }
-      for (int64_t j = 0; j < cols; ++j) dst[j] = element(b, ldb, trans, p0 + p, j0 + q + j);
-      for (int64_t j = cols; j < NR; ++j) dst[j] = 0.0f;
+    } else {  // B stored N×K: read each of B's rows along K
+      if (cols < NR) std::fill_n(panel, kc * NR, 0.0f);
+      for (int64_t j = 0; j < cols; ++j) {
+        const float* src = b + (j0 + q + j) * ldb + p0;
+        for (int64_t p = 0; p < kc; ++p) panel[p * NR + j] = src[p];
+      }
     }
   }
-}
-
-// C[0:mr, 0:nr] (+)= Σ_p ap[p, :] ⊗ bp[p, :]: an MR×NR tile accumulated in registers.
-__attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float* __restrict ap,
-                                                        const float* __restrict bp, float* c,
-                                                        int64_t ldc, int64_t mr, int64_t nr,
-                                                        bool accumulate) {
-  float acc[MR][NR] = {};
-  for (int64_t p = 0; p < kc; ++p) {
-    const float* a = ap + p * MR;
-    const float* b = bp + p * NR;
-    for (int64_t i = 0; i < MR; ++i)
-      for (int64_t j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
-  }
-  for (int64_t i = 0; i < mr; ++i) {
-    float* row = c + i * ldc;
-    if (accumulate)
-      for (int64_t j = 0; j < nr; ++j) row[j] += acc[i][j];
-    else
-      for (int64_t j = 0; j < nr; ++j) row[j] = acc[i][j];
-  }
-}
-
-CONVNET_MULTIVERSION
-void macro_kernel(int64_t mc, int64_t nc, int64_t kc, const float* ap, const float* bp, float* c,
-                  int64_t ldc, bool accumulate) {
-  for (int64_t j = 0; j < nc; j += NR)
-    for (int64_t i = 0; i < mc; i += MR)
-      micro_kernel(kc, ap + i * kc, bp + j * kc, c + i * ldc + j, ldc, std::min(MR, mc - i),
-                   std::min(NR, nc - j), accumulate);
 }
 
 // Per-thread packing buffers; they grow to their final size on the first call and are reused.
@@ -99,6 +182,8 @@ thread_local PackBuffers t_pack;
 
 }  // namespace
 
+const char* sgemm_kernel_name() { return kernel().name; }
+
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
            int64_t lda, const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
@@ -107,8 +192,9 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const fl
       for (int64_t i = 0; i < M; ++i) std::fill_n(C + i * ldc, N, 0.0f);
     return;
   }
-  const size_t a_size = static_cast<size_t>((MC + MR) * KC);
-  const size_t b_size = static_cast<size_t>((NC + NR) * KC);
+  const KernelInfo& k = kernel();
+  const size_t a_size = static_cast<size_t>((MC + k.MR) * KC);
+  const size_t b_size = static_cast<size_t>((NC + k.NR) * KC);
   if (t_pack.a.size() < a_size) t_pack.a.resize(a_size);
   if (t_pack.b.size() < b_size) t_pack.b.resize(b_size);
   float* ap = t_pack.a.data();
@@ -118,13 +204,16 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const fl
     const int64_t nc = std::min(NC, N - j0);
     for (int64_t p0 = 0; p0 < K; p0 += KC) {
       const int64_t kc = std::min(KC, K - p0);
-      pack_b(B, ldb, trans_b, p0, j0, kc, nc, bp);
+      pack_b(B, ldb, trans_b, p0, j0, kc, nc, k.NR, bp);
       // The first K block writes C (unless accumulating); later blocks add to it.
       const bool acc = accumulate || p0 > 0;
       for (int64_t i0 = 0; i0 < M; i0 += MC) {
         const int64_t mc = std::min(MC, M - i0);
-        pack_a(A, lda, trans_a, i0, p0, mc, kc, ap);
-        macro_kernel(mc, nc, kc, ap, bp, C + i0 * ldc + j0, ldc, acc);
+        pack_a(A, lda, trans_a, i0, p0, mc, kc, k.MR, ap);
+        for (int64_t j = 0; j < nc; j += k.NR)
+          for (int64_t i = 0; i < mc; i += k.MR)
+            k.micro(kc, ap + i * kc, bp + j * kc, C + (i0 + i) * ldc + j0 + j, ldc,
+                    std::min(k.MR, mc - i), std::min(k.NR, nc - j), acc);
       }
     }
   }

@@ -1,0 +1,62 @@
+// Fast max pooling: the same result as ops/ref (first maximum wins, padding never does), with
+// each window clipped to the input once instead of testing every element, a branch-free 2x2
+// stride-2 path (the common case), and threads over the N·C planes.
+#include <algorithm>
+#include <limits>
+
+#include "convnet/runtime.hpp"
+#include "ops/cpu/cpu.hpp"
+
+namespace convnet::ops::cpu {
+namespace {
+
+void maxpool_plane(const Pool2dShape& s, const float* x, float* y, int32_t* argmax) {
+  const int64_t OH = s.OH(), OW = s.OW();
+  if (s.KH == 2 && s.KW == 2 && s.SH == 2 && s.SW == 2 && s.PH == 0 && s.PW == 0) {
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const float* r0 = x + 2 * oh * s.IW;
+      const float* r1 = r0 + s.IW;
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        // Row-major order (r0[0], r0[1], r1[0], r1[1]) with strict '>' keeps the first maximum.
+        const int64_t base = 2 * oh * s.IW + 2 * ow;
+        float best = r0[2 * ow];
+        int64_t index = base;
+        if (r0[2 * ow + 1] > best) best = r0[2 * ow + 1], index = base + 1;
+        if (r1[2 * ow] > best) best = r1[2 * ow], index = base + s.IW;
+        if (r1[2 * ow + 1] > best) best = r1[2 * ow + 1], index = base + s.IW + 1;
+        y[oh * OW + ow] = best;
+        if (argmax) argmax[oh * OW + ow] = static_cast<int32_t>(index);
+      }
+    }
+    return;
+  }
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    const int64_t h0 = std::max<int64_t>(oh * s.SH - s.PH, 0);
+    const int64_t h1 = std::min<int64_t>(oh * s.SH - s.PH + s.KH, s.IH);
+    for (int64_t ow = 0; ow < OW; ++ow) {
+      const int64_t w0 = std::max<int64_t>(ow * s.SW - s.PW, 0);
+      const int64_t w1 = std::min<int64_t>(ow * s.SW - s.PW + s.KW, s.IW);
+      float best = -std::numeric_limits<float>::infinity();
+      int64_t index = -1;
+      for (int64_t ih = h0; ih < h1; ++ih)
+        for (int64_t iw = w0; iw < w1; ++iw) {
+          const float v = x[ih * s.IW + iw];
+          if (v > best || index < 0) best = v, index = ih * s.IW + iw;
+        }
+      y[oh * OW + ow] = best;
+      if (argmax) argmax[oh * OW + ow] = static_cast<int32_t>(index);
+    }
+  }
+}
+
+}  // namespace
+
+void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax) {
+  const int64_t in_plane = s.IH * s.IW, out_plane = s.OH() * s.OW();
+  parallel_for(0, s.N * s.C, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t p = lo; p < hi; ++p)
+      maxpool_plane(s, x + p * in_plane, y + p * out_plane, argmax ? argmax + p * out_plane : nullptr);
+  });
+}
+
+}  // namespace convnet::ops::cpu
