@@ -30,10 +30,10 @@ class ThreadCount {
 
 // Runs forward, backward data and backward weights through both kernel families.
 void compare_conv(const Conv2dShape& s, uint64_t seed) {
-  SCOPED_TRACE(::testing::Message() << "N=" << s.N << " IC=" << s.IC << " IH=" << s.IH
-                                  << " IW=" << s.IW << " OC=" << s.OC << " K=" << s.KH << "x"
-                                  << s.KW << " S=" << s.SH << "x" << s.SW << " P=" << s.PH << "x"
-                                  << s.PW << " D=" << s.DH << "x" << s.DW);
+  SCOPED_TRACE(::testing::Message()
+               << "N=" << s.N << " IC=" << s.IC << " IH=" << s.IH << " IW=" << s.IW
+               << " OC=" << s.OC << " K=" << s.KH << "x" << s.KW << " S=" << s.SH << "x" << s.SW
+               << " P=" << s.PH << "x" << s.PW << " D=" << s.DH << "x" << s.DW);
   Rng rng(seed);
   const int64_t OH = s.OH(), OW = s.OW();
   const Tensor<float> x = testing::random_normal<float>(Shape{s.N, s.IC, s.IH, s.IW}, rng);
@@ -47,7 +47,8 @@ void compare_conv(const Conv2dShape& s, uint64_t seed) {
 
   for (int threads : {1, 2}) {
     ThreadCount tc(threads);
-    Tensor<float> ws(Shape{ops::cpu::conv2d_workspace_size(s, threads)}, NAN);  // unwritten reads show
+    Tensor<float> ws(Shape{ops::cpu::conv2d_workspace_size(s, threads)},
+                     NAN);  // unwritten reads show
     // forward (assign: y starts as garbage)
     Tensor<float> y(Shape{s.N, s.OC, OH, OW}, NAN);
     std::vector<double> y_ref(static_cast<size_t>(y.numel()));
@@ -83,19 +84,40 @@ void compare_conv(const Conv2dShape& s, uint64_t seed) {
 
 TEST(Conv2dKernels, EdgeShapesMatchRef) {
   const Conv2dShape cases[] = {
-      {.N = 1, .IC = 1, .IH = 1, .IW = 1, .OC = 1, .KH = 1, .KW = 1},                  // 1x1 all
-      {.N = 1, .IC = 3, .IH = 5, .IW = 5, .OC = 7, .KH = 5, .KW = 5},                  // K = input
-      {.N = 3, .IC = 8, .IH = 12, .IW = 12, .OC = 17, .KH = 1, .KW = 1},               // 1x1 GEMM
-      {.N = 2, .IC = 3, .IH = 13, .IW = 11, .OC = 5, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1,
+      {.N = 1, .IC = 1, .IH = 1, .IW = 1, .OC = 1, .KH = 1, .KW = 1},     // 1x1 all
+      {.N = 1, .IC = 3, .IH = 5, .IW = 5, .OC = 7, .KH = 5, .KW = 5},     // K = input
+      {.N = 3, .IC = 8, .IH = 12, .IW = 12, .OC = 17, .KH = 1, .KW = 1},  // 1x1 GEMM
+      {.N = 2,
+       .IC = 3,
+       .IH = 13,
+       .IW = 11,
+       .OC = 5,
+       .KH = 3,
+       .KW = 3,
+       .SH = 2,
+       .SW = 2,
+       .PH = 1,
        .PW = 1},
-      {.N = 1, .IC = 2, .IH = 9, .IW = 8, .OC = 3, .KH = 3, .KW = 2, .SH = 2, .SW = 3, .PH = 2,
+      {.N = 1,
+       .IC = 2,
+       .IH = 9,
+       .IW = 8,
+       .OC = 3,
+       .KH = 3,
+       .KW = 2,
+       .SH = 2,
+       .SW = 3,
+       .PH = 2,
        .PW = 1},
       {.N = 3, .IC = 2, .IH = 8, .IW = 8, .OC = 2, .KH = 3, .KW = 3, .PH = 1, .DH = 2, .DW = 1},
-      {.N = 1, .IC = 1, .IH = 3, .IW = 3, .OC = 4, .KH = 5, .KW = 5, .PH = 2, .PW = 2},  // pad > input
-      {.N = 5, .IC = 7, .IH = 6, .IW = 6, .OC = 33, .KH = 3, .KW = 3, .PH = 1, .PW = 1}, // OC > NR
-      {.N = 2, .IC = 1, .IH = 28, .IW = 28, .OC = 6, .KH = 5, .KW = 5, .PH = 2, .PW = 2}, // lenet 1
+      {.N = 1, .IC = 1, .IH = 3, .IW = 3, .OC = 4, .KH = 5, .KW = 5, .PH = 2, .PW = 2},   // pad >
+                                                                                          // input
+      {.N = 5, .IC = 7, .IH = 6, .IW = 6, .OC = 33, .KH = 3, .KW = 3, .PH = 1, .PW = 1},  // OC > NR
+      {.N = 2, .IC = 1, .IH = 28, .IW = 28, .OC = 6, .KH = 5, .KW = 5, .PH = 2, .PW = 2},  // lenet
+                                                                                           // 1
       {.N = 2, .IC = 6, .IH = 14, .IW = 14, .OC = 16, .KH = 5, .KW = 5},                 // lenet 2
-      {.N = 1, .IC = 1, .IH = 7, .IW = 7, .OC = 1, .KH = 1, .KW = 1, .SH = 2, .SW = 2}, // strided 1x1
+      {.N = 1, .IC = 1, .IH = 7, .IW = 7, .OC = 1, .KH = 1, .KW = 1, .SH = 2, .SW = 2},  // strided
+                                                                                         // 1x1
   };
   uint64_t seed = 100;
   for (const auto& s : cases) {
@@ -111,13 +133,17 @@ TEST(Conv2dKernels, RandomShapesMatchRef) {
   int tested = 0;
   while (tested < 60) {
     auto pick = [&](auto& arr) { return arr[rng.below(std::size(arr))]; };
-    Conv2dShape s{.N = 1 + static_cast<int64_t>(rng.below(3)), .IC = pick(channels),
-                  .IH = pick(sizes), .IW = pick(sizes), .OC = pick(channels),
+    Conv2dShape s{.N = 1 + static_cast<int64_t>(rng.below(3)),
+                  .IC = pick(channels),
+                  .IH = pick(sizes),
+                  .IW = pick(sizes),
+                  .OC = pick(channels),
                   .KH = 1 + 2 * static_cast<int64_t>(rng.below(3)),
                   .KW = 1 + 2 * static_cast<int64_t>(rng.below(3)),
                   .SH = 1 + static_cast<int64_t>(rng.below(2)),
                   .SW = 1 + static_cast<int64_t>(rng.below(2)),
-                  .PH = static_cast<int64_t>(rng.below(3)), .PW = static_cast<int64_t>(rng.below(3)),
+                  .PH = static_cast<int64_t>(rng.below(3)),
+                  .PW = static_cast<int64_t>(rng.below(3)),
                   .DH = 1 + static_cast<int64_t>(rng.below(2)),
                   .DW = 1 + static_cast<int64_t>(rng.below(2))};
     try {
@@ -133,39 +159,47 @@ TEST(Conv2dKernels, RandomShapesMatchRef) {
 // GEMM against a naive triple loop in double: every transpose combination, accumulate on and
 // off, sizes around the register tile (6x32) and the packing blocks (KC 256, MC 120).
 TEST(Sgemm, MatchesNaive) {
-  Rng rng(7);
-  const int64_t dims[][3] = {{1, 1, 1},   {5, 31, 7},  {6, 32, 8},   {7, 33, 9},   {13, 65, 257},
-                             {121, 3, 2}, {2, 100, 1}, {64, 16, 300}, {1, 2049, 3}, {37, 70, 513}};
-  for (const auto& d : dims)
-    for (int trans = 0; trans < 4; ++trans)
-      for (bool accumulate : {false, true}) {
-        const int64_t M = d[0], N = d[1], K = d[2];
-        const bool ta = trans & 1, tb = trans & 2;
-        const Tensor<float> a = testing::random_normal<float>(Shape{M * K}, rng);
-        const Tensor<float> b = testing::random_normal<float>(Shape{K * N}, rng);
-        Tensor<float> c = testing::random_normal<float>(Shape{M * N}, rng);
-        std::vector<double> want(static_cast<size_t>(M * N));
-        for (int64_t i = 0; i < M; ++i)
-          for (int64_t j = 0; j < N; ++j) {
-            double sum = accumulate ? c[i * N + j] : 0.0;
-            for (int64_t p = 0; p < K; ++p)
-              sum += static_cast<double>(ta ? a[p * M + i] : a[i * K + p]) *
-                     static_cast<double>(tb ? b[j * K + p] : b[p * N + j]);
-            want[static_cast<size_t>(i * N + j)] = sum;
-          }
-        ops::cpu::sgemm(ta, tb, M, N, K, a.data(), ta ? M : K, b.data(), tb ? K : N, accumulate,
-                        c.data(), N);
-        EXPECT_TRUE(all_close(c.data(), want.data(), M * N, 1e-4,
-                              1e-5 * std::sqrt(static_cast<double>(K))))
-            << "M=" << M << " N=" << N << " K=" << K << " ta=" << ta << " tb=" << tb
-            << " accumulate=" << accumulate;
-      }
+  const auto kernels = ops::cpu::sgemm_kernel_names();
+  ASSERT_EQ(kernels.back(), "generic");
+  for (const std::string& name : kernels) {
+    SCOPED_TRACE("micro-kernel " + name);
+    ops::cpu::sgemm_use_kernel(name);
+    Rng rng(7);
+    const int64_t dims[][3] = {{1, 1, 1},     {5, 31, 7},   {6, 32, 8},  {7, 33, 9},
+                               {13, 65, 257}, {121, 3, 2},  {2, 100, 1}, {64, 16, 300},
+                               {1, 2049, 3},  {37, 70, 513}};
+    for (const auto& d : dims)
+      for (int trans = 0; trans < 4; ++trans)
+        for (bool accumulate : {false, true}) {
+          const int64_t M = d[0], N = d[1], K = d[2];
+          const bool ta = trans & 1, tb = trans & 2;
+          const Tensor<float> a = testing::random_normal<float>(Shape{M * K}, rng);
+          const Tensor<float> b = testing::random_normal<float>(Shape{K * N}, rng);
+          Tensor<float> c = testing::random_normal<float>(Shape{M * N}, rng);
+          std::vector<double> want(static_cast<size_t>(M * N));
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j) {
+              double sum = accumulate ? c[i * N + j] : 0.0;
+              for (int64_t p = 0; p < K; ++p)
+                sum += static_cast<double>(ta ? a[p * M + i] : a[i * K + p]) *
+                       static_cast<double>(tb ? b[j * K + p] : b[p * N + j]);
+              want[static_cast<size_t>(i * N + j)] = sum;
+            }
+          ops::cpu::sgemm(ta, tb, M, N, K, a.data(), ta ? M : K, b.data(), tb ? K : N, accumulate,
+                          c.data(), N);
+          EXPECT_TRUE(all_close(c.data(), want.data(), M * N, 1e-4,
+                                1e-5 * std::sqrt(static_cast<double>(K))))
+              << "M=" << M << " N=" << N << " K=" << K << " ta=" << ta << " tb=" << tb
+              << " accumulate=" << accumulate;
+        }
+  }
+  ops::cpu::sgemm_use_kernel(kernels.front());
 }
 
 TEST(LinearKernels, MatchRef) {
   Rng rng(8);
-  const ops::LinearShape shapes[] = {{1, 1, 1}, {1, 400, 120}, {3, 7, 5}, {64, 84, 10},
-                                     {5, 33, 65}};
+  const ops::LinearShape shapes[] = {
+      {1, 1, 1}, {1, 400, 120}, {3, 7, 5}, {64, 84, 10}, {5, 33, 65}};
   for (const auto& s : shapes)
     for (int threads : {1, 2}) {
       ThreadCount tc(threads);
@@ -233,8 +267,8 @@ TEST(MaxPoolKernels, MatchRefExactly) {
 
 // Same seed and thread count: bitwise identical results (no atomics, fixed reduction order).
 TEST(Conv2dKernels, DeterministicForAThreadCount) {
-  const Conv2dShape s{.N = 7, .IC = 3, .IH = 9, .IW = 9, .OC = 5, .KH = 3, .KW = 3, .PH = 1,
-                      .PW = 1};
+  const Conv2dShape s{
+      .N = 7, .IC = 3, .IH = 9, .IW = 9, .OC = 5, .KH = 3, .KW = 3, .PH = 1, .PW = 1};
   Rng rng(9);
   const Tensor<float> x = testing::random_normal<float>(Shape{s.N, s.IC, s.IH, s.IW}, rng);
   const Tensor<float> dy = testing::random_normal<float>(Shape{s.N, s.OC, s.OH(), s.OW()}, rng);

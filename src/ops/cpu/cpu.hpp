@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "ops/shapes.hpp"
 
@@ -17,6 +19,10 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const fl
 
 // Which micro-kernel sgemm runs on this CPU: "avx512", "avx2" or "generic".
 const char* sgemm_kernel_name();
+// Every micro-kernel this CPU supports, best first; sgemm_use_kernel picks one (for tests and
+// benchmarks; not while a GEMM runs). An unsupported name is ignored.
+std::vector<std::string> sgemm_kernel_names();
+void sgemm_use_kernel(const std::string& name);
 
 // Floats of scratch the im2col convolution kernels need for `threads` threads.
 int64_t conv2d_workspace_size(const Conv2dShape& s, int threads);

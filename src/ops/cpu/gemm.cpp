@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "ops/cpu/cpu.hpp"
@@ -112,20 +113,21 @@ __attribute__((target("avx512f"))) void micro_avx512(int64_t kc, const float* __
 }
 #endif
 
-KernelInfo select_kernel() {
+// Every micro-kernel this CPU can run, best first.
+std::vector<KernelInfo> supported_kernels() {
+  std::vector<KernelInfo> out;
 #ifdef CONVNET_X86
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return {"avx512", 8, 32, &micro_avx512};
+  if (__builtin_cpu_supports("avx512f")) out.push_back({"avx512", 8, 32, &micro_avx512});
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    return {"avx2", 6, 16, &micro_avx2};
+    out.push_back({"avx2", 6, 16, &micro_avx2});
 #endif
-  return {"generic", 4, 16, &micro_generic<4, 16>};
+  out.push_back({"generic", 4, 16, &micro_generic<4, 16>});
+  return out;
 }
 
-const KernelInfo& kernel() {
-  static const KernelInfo k = select_kernel();
-  return k;
-}
+KernelInfo g_kernel = supported_kernels().front();
+const KernelInfo& kernel() { return g_kernel; }
 
 // Packs op(A)[i0:i0+mc, p0:p0+kc] into MR-row panels: panel q holds ap[(q*kc + p)*MR + i].
 // Rows past mc are zero. Loop order follows A's memory so reads are contiguous.
@@ -183,6 +185,20 @@ thread_local PackBuffers t_pack;
 }  // namespace
 
 const char* sgemm_kernel_name() { return kernel().name; }
+
+std::vector<std::string> sgemm_kernel_names() {
+  std::vector<std::string> names;
+  for (const auto& k : supported_kernels()) names.push_back(k.name);
+  return names;
+}
+
+void sgemm_use_kernel(const std::string& name) {
+  for (const auto& k : supported_kernels())
+    if (name == k.name) {
+      g_kernel = k;
+      return;
+    }
+}
 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
            int64_t lda, const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc) {
