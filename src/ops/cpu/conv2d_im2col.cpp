@@ -1,15 +1,18 @@
 // Convolution as GEMM (im2col). For one image, cols is the (IC·KH·KW) × (OH·OW) matrix whose
 // column (oh,ow) holds the input patch that output position reads, so
-//   forward:          y_n  (OC × OH·OW)    = W (OC × IC·KH·KW) · cols_n
-//   backward data:    dcols (IC·KH·KW × OH·OW) = Wᵀ · dy_n,   then col2im adds dcols into dx_n
-//   backward weights: dW  (OC × IC·KH·KW) += dy_n · cols_nᵀ,   db += row sums of dy_n
+//   forward:          y_n  (OC × OH·OW)        = W (OC × IC·KH·KW) · cols_n
+//   backward data:    dcols (IC·KH·KW × OH·OW) = Wᵀ · dy_n,  then col2im adds dcols into dx_n
+//   backward weights: dWᵀ (IC·KH·KW × OC)     += cols_n · dy_nᵀ,  db += row sums of dy_n
+// cols is never stored: the GEMM packs its panels straight from the image (implicit im2col),
+// which halves the memory traffic of the patch matrix. dW is accumulated transposed because then
+// the patch matrix is the GEMM's A operand, packed row by row from contiguous image rows.
 // Threads split the batch. Weight gradients go to per-thread partial sums that are reduced in
 // thread order, so results are deterministic for a given thread count and never race.
 #include <algorithm>
 #include <cstring>
 
 #include "convnet/runtime.hpp"
-#include "ops/cpu/cpu.hpp"
+#include "ops/cpu/gemm.hpp"
 
 namespace convnet::ops::cpu {
 namespace {
@@ -36,34 +39,67 @@ ValidRange valid_columns(const Conv2dShape& s, int64_t kw, int64_t OW) {
   return {lo, hi};
 }
 
-// cols[(ic,kh,kw), (oh,ow)] = x[ic, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW], 0 in the padding.
-void im2col(const Conv2dShape& s, const float* x, float* cols) {
-  const int64_t OH = s.OH(), OW = s.OW();
-  for (int64_t ic = 0; ic < s.IC; ++ic)
-    for (int64_t kh = 0; kh < s.KH; ++kh)
-      for (int64_t kw = 0; kw < s.KW; ++kw) {
-        float* row = cols + ((ic * s.KH + kh) * s.KW + kw) * OH * OW;
-        const float* plane = x + ic * s.IH * s.IW;
-        const ValidRange r = valid_columns(s, kw, OW);
-        const int64_t offset = kw * s.DW - s.PW;
-        for (int64_t oh = 0; oh < OH; ++oh) {
-          const int64_t ih = oh * s.SH - s.PH + kh * s.DH;
-          float* out = row + oh * OW;
-          if (ih < 0 || ih >= s.IH) {
-            std::fill_n(out, OW, 0.0f);
-            continue;
-          }
-          const float* in = plane + ih * s.IW;  // x[ih, ow*SW + offset]
-          std::fill_n(out, r.lo, 0.0f);
-          if (s.SW == 1) {
-            std::memcpy(out + r.lo, in + r.lo + offset,
-                        static_cast<size_t>(r.hi - r.lo) * sizeof(float));
-          } else {
-            for (int64_t ow = r.lo; ow < r.hi; ++ow) out[ow] = in[ow * s.SW + offset];
-          }
-          std::fill(out + r.hi, out + OW, 0.0f);
-        }
+// dst[t] = cols[P, j + t] for t < count: row P = (ic,kh,kw) of the patch matrix, from output
+// position j = oh*OW + ow on, read from the image (0 in the padding). Runs along an output row
+// are contiguous image reads when the stride is 1.
+void patch_row(const Conv2dShape& s, const float* x, int64_t P, int64_t j, int64_t count,
+               float* dst) {
+  const int64_t OW = s.OW();
+  const int64_t kw = P % s.KW, kh = (P / s.KW) % s.KH, ic = P / (s.KW * s.KH);
+  const float* plane = x + ic * s.IH * s.IW;
+  const ValidRange r = valid_columns(s, kw, OW);
+  const int64_t offset = kw * s.DW - s.PW;
+  int64_t oh = j / OW, ow = j % OW;
+  while (count > 0) {
+    const int64_t len = std::min(count, OW - ow), end = ow + len;
+    const int64_t ih = oh * s.SH - s.PH + kh * s.DH;
+    if (ih < 0 || ih >= s.IH) {
+      std::fill_n(dst, len, 0.0f);
+    } else {
+      const float* in = plane + ih * s.IW;  // x[ih, o*SW + offset] for output column o
+      const int64_t lo = std::clamp(r.lo, ow, end), hi = std::clamp(r.hi, lo, end);
+      std::fill(dst, dst + (lo - ow), 0.0f);
+      if (s.SW == 1) {
+        std::copy(in + lo + offset, in + hi + offset, dst + (lo - ow));
+      } else {
+        for (int64_t o = lo; o < hi; ++o) dst[o - ow] = in[o * s.SW + offset];
       }
+      std::fill(dst + (hi - ow), dst + len, 0.0f);
+    }
+    dst += len;
+    count -= len;
+    ow = 0;
+    ++oh;
+  }
+}
+
+// GEMM packers reading the patch matrix of image x without forming it: as B (forward: K = patch
+// rows, N = output positions) and as A (backward weights: M = patch rows, K = positions).
+void pack_b_patches(const Conv2dShape& s, const float* x, int64_t p0, int64_t j0, int64_t kc,
+                    int64_t nc, int64_t NR, float* bp) {
+  for (int64_t q = 0; q < nc; q += NR) {
+    const int64_t cols = std::min(NR, nc - q);
+    float* panel = bp + q * kc;
+    for (int64_t p = 0; p < kc; ++p) {
+      float* dst = panel + p * NR;
+      patch_row(s, x, p0 + p, j0 + q, cols, dst);
+      std::fill(dst + cols, dst + NR, 0.0f);
+    }
+  }
+}
+
+void pack_a_patches(const Conv2dShape& s, const float* x, int64_t i0, int64_t p0, int64_t mc,
+                    int64_t kc, int64_t MR, float* ap) {
+  float run[kGemmKC];
+  for (int64_t q = 0; q < mc; q += MR) {
+    const int64_t rows = std::min(MR, mc - q);
+    float* panel = ap + q * kc;
+    if (rows < MR) std::fill_n(panel, kc * MR, 0.0f);
+    for (int64_t i = 0; i < rows; ++i) {
+      patch_row(s, x, i0 + q + i, p0, kc, run);
+      for (int64_t p = 0; p < kc; ++p) panel[p * MR + i] = run[p];
+    }
+  }
 }
 
 // dx[ic, ih, iw] += dcols[(ic,kh,kw), (oh,ow)] for every pair that im2col linked: the adjoint.
@@ -91,13 +127,14 @@ void col2im_add(const Conv2dShape& s, const float* dcols, float* dx) {
       }
 }
 
-// Per-thread slices of the workspace.
+// Per-thread slices of the workspace: dcols for backward data, then the partial dWᵀ and db of
+// backward weights.
 struct Slices {
   int64_t cols, dw, db;
   int64_t per_thread() const { return cols + dw + db; }
 };
 Slices slices(const Conv2dShape& s) {
-  return {patch_size(s) * s.OH() * s.OW(), s.OC * patch_size(s), s.OC};
+  return {cols_is_input(s) ? 0 : patch_size(s) * s.OH() * s.OW(), s.OC * patch_size(s), s.OC};
 }
 
 }  // namespace
@@ -107,23 +144,23 @@ int64_t conv2d_workspace_size(const Conv2dShape& s, int threads) {
 }
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
-                    float* y, float* workspace) {
+                    float* y, float*) {
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
-  const Slices sl = slices(s);
-  parallel_for(0, s.N, [&](int64_t lo, int64_t hi, int thread) {
-    float* cols = workspace + thread * sl.per_thread();
+  parallel_for(0, s.N, [&](int64_t lo, int64_t hi, int) {
     for (int64_t n = lo; n < hi; ++n) {
       const float* xn = x + n * s.IC * s.IH * s.IW;
       float* yn = y + n * s.OC * OHW;
-      const float* c = xn;
-      if (!cols_is_input(s)) {
-        im2col(s, xn, cols);
-        c = cols;
-      }
-      if (b) {
+      if (b)
         for (int64_t oc = 0; oc < s.OC; ++oc) std::fill_n(yn + oc * OHW, OHW, b[oc]);
-      }
-      sgemm(false, false, s.OC, OHW, P, w, P, c, OHW, b != nullptr, yn, OHW);
+      gemm_blocked(
+          s.OC, OHW, P,
+          [&](int64_t i0, int64_t p0, int64_t mc, int64_t kc, int64_t MR, float* ap) {
+            pack_a_matrix(w, P, false, i0, p0, mc, kc, MR, ap);
+          },
+          [&](int64_t p0, int64_t j0, int64_t kc, int64_t nc, int64_t NR, float* bp) {
+            pack_b_patches(s, xn, p0, j0, kc, nc, NR, bp);
+          },
+          b != nullptr, yn, OHW);
     }
   });
 }
@@ -153,19 +190,22 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
   const Slices sl = slices(s);
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), s.N));
   parallel_for(0, s.N, [&](int64_t lo, int64_t hi, int thread) {
-    float* cols = workspace + thread * sl.per_thread();
-    float* dw_part = cols + sl.cols;
-    float* db_part = dw_part + sl.dw;
-    std::fill_n(dw_part, sl.dw + sl.db, 0.0f);
+    float* dwt_part = workspace + thread * sl.per_thread() + sl.cols;  // (P × OC)
+    float* db_part = dwt_part + sl.dw;
+    std::fill_n(dwt_part, sl.dw + sl.db, 0.0f);
     for (int64_t n = lo; n < hi; ++n) {
       const float* xn = x + n * s.IC * s.IH * s.IW;
       const float* dyn = dy + n * s.OC * OHW;
-      const float* c = xn;
-      if (!cols_is_input(s)) {
-        im2col(s, xn, cols);
-        c = cols;
-      }
-      sgemm(false, true, s.OC, P, OHW, dyn, OHW, c, OHW, true, dw_part, P);
+      // dWᵀ (P × OC) += cols_n (P × OHW) · dy_nᵀ (OHW × OC); dy_n is stored OC × OHW.
+      gemm_blocked(
+          P, s.OC, OHW,
+          [&](int64_t i0, int64_t p0, int64_t mc, int64_t kc, int64_t MR, float* ap) {
+            pack_a_patches(s, xn, i0, p0, mc, kc, MR, ap);
+          },
+          [&](int64_t p0, int64_t j0, int64_t kc, int64_t nc, int64_t NR, float* bp) {
+            pack_b_matrix(dyn, OHW, true, p0, j0, kc, nc, NR, bp);
+          },
+          true, dwt_part, s.OC);
       if (db)
         for (int64_t oc = 0; oc < s.OC; ++oc) {
           float sum = 0.0f;
@@ -174,12 +214,13 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
         }
     }
   });
-  // Fixed-order reduction of the partial sums.
+  // Fixed-order reduction of the partial sums, transposing dWᵀ back to dW (OC × P).
   for (int t = 0; t < threads; ++t) {
-    const float* dw_part = workspace + t * sl.per_thread() + sl.cols;
-    for (int64_t i = 0; i < sl.dw; ++i) dw[i] += dw_part[i];
+    const float* dwt_part = workspace + t * sl.per_thread() + sl.cols;
+    for (int64_t oc = 0; oc < s.OC; ++oc)
+      for (int64_t p = 0; p < P; ++p) dw[oc * P + p] += dwt_part[p * s.OC + oc];
     if (db)
-      for (int64_t oc = 0; oc < s.OC; ++oc) db[oc] += dw_part[sl.dw + oc];
+      for (int64_t oc = 0; oc < s.OC; ++oc) db[oc] += dwt_part[sl.dw + oc];
   }
 }
 

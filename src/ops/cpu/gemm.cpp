@@ -11,25 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "ops/cpu/cpu.hpp"
+#include "ops/cpu/gemm.hpp"
 
 namespace convnet::ops::cpu {
 namespace {
 
-constexpr int64_t KC = 256;   // depth of a packed block
-constexpr int64_t MC = 128;   // rows of op(A) per packed block
-constexpr int64_t NC = 3072;  // columns of op(B) per packed block
-
-// C[0:mr, 0:nr] (+)= Σ_p ap[p*MR + i] · bp[p*NR + j]; ap and bp are packed panels, zero-padded
-// to MR rows and NR columns, so only the store needs to know mr and nr.
-using MicroKernel = void (*)(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
-                             int64_t mr, int64_t nr, bool accumulate);
-
-struct KernelInfo {
-  const char* name;
-  int64_t MR, NR;
-  MicroKernel micro;
-};
 
 // --- plain C++ (any CPU) ---------------------------------------------------------------------
 template <int64_t MR, int64_t NR>
@@ -127,12 +113,15 @@ std::vector<KernelInfo> supported_kernels() {
 }
 
 KernelInfo g_kernel = supported_kernels().front();
-const KernelInfo& kernel() { return g_kernel; }
+
+}  // namespace
+
+const KernelInfo& gemm_kernel() { return g_kernel; }
 
 // Packs op(A)[i0:i0+mc, p0:p0+kc] into MR-row panels: panel q holds ap[(q*kc + p)*MR + i].
 // Rows past mc are zero. Loop order follows A's memory so reads are contiguous.
-void pack_a(const float* a, int64_t lda, bool trans, int64_t i0, int64_t p0, int64_t mc,
-            int64_t kc, int64_t MR, float* ap) {
+void pack_a_matrix(const float* a, int64_t lda, bool trans, int64_t i0, int64_t p0, int64_t mc,
+                   int64_t kc, int64_t MR, float* ap) {
   for (int64_t q = 0; q < mc; q += MR) {
     const int64_t rows = std::min(MR, mc - q);
     float* panel = ap + q * kc;
@@ -154,8 +143,8 @@ void pack_a(const float* a, int64_t lda, bool trans, int64_t i0, int64_t p0, int
 }
 
 // Packs op(B)[p0:p0+kc, j0:j0+nc] into NR-column panels: bp[(q*kc + p)*NR + j].
-void pack_b(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t j0, int64_t kc,
-            int64_t nc, int64_t NR, float* bp) {
+void pack_b_matrix(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t j0, int64_t kc,
+                   int64_t nc, int64_t NR, float* bp) {
   for (int64_t q = 0; q < nc; q += NR) {
     const int64_t cols = std::min(NR, nc - q);
     float* panel = bp + q * kc;
@@ -176,15 +165,17 @@ void pack_b(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t j0, int
   }
 }
 
-// Per-thread packing buffers; they grow to their final size on the first call and are reused.
-struct PackBuffers {
-  std::vector<float> a, b;
-};
-thread_local PackBuffers t_pack;
+PackBuffers& pack_buffers() {
+  thread_local PackBuffers buffers;
+  const KernelInfo& k = gemm_kernel();
+  const size_t a_size = static_cast<size_t>((kGemmMC + k.MR) * kGemmKC);
+  const size_t b_size = static_cast<size_t>((kGemmNC + k.NR) * kGemmKC);
+  if (buffers.a.size() < a_size) buffers.a.resize(a_size);
+  if (buffers.b.size() < b_size) buffers.b.resize(b_size);
+  return buffers;
+}
 
-}  // namespace
-
-const char* sgemm_kernel_name() { return kernel().name; }
+const char* sgemm_kernel_name() { return gemm_kernel().name; }
 
 std::vector<std::string> sgemm_kernel_names() {
   std::vector<std::string> names;
@@ -202,37 +193,15 @@ void sgemm_use_kernel(const std::string& name) {
 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
            int64_t lda, const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc) {
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0) {
-    if (!accumulate)
-      for (int64_t i = 0; i < M; ++i) std::fill_n(C + i * ldc, N, 0.0f);
-    return;
-  }
-  const KernelInfo& k = kernel();
-  const size_t a_size = static_cast<size_t>((MC + k.MR) * KC);
-  const size_t b_size = static_cast<size_t>((NC + k.NR) * KC);
-  if (t_pack.a.size() < a_size) t_pack.a.resize(a_size);
-  if (t_pack.b.size() < b_size) t_pack.b.resize(b_size);
-  float* ap = t_pack.a.data();
-  float* bp = t_pack.b.data();
-
-  for (int64_t j0 = 0; j0 < N; j0 += NC) {
-    const int64_t nc = std::min(NC, N - j0);
-    for (int64_t p0 = 0; p0 < K; p0 += KC) {
-      const int64_t kc = std::min(KC, K - p0);
-      pack_b(B, ldb, trans_b, p0, j0, kc, nc, k.NR, bp);
-      // The first K block writes C (unless accumulating); later blocks add to it.
-      const bool acc = accumulate || p0 > 0;
-      for (int64_t i0 = 0; i0 < M; i0 += MC) {
-        const int64_t mc = std::min(MC, M - i0);
-        pack_a(A, lda, trans_a, i0, p0, mc, kc, k.MR, ap);
-        for (int64_t j = 0; j < nc; j += k.NR)
-          for (int64_t i = 0; i < mc; i += k.MR)
-            k.micro(kc, ap + i * kc, bp + j * kc, C + (i0 + i) * ldc + j0 + j, ldc,
-                    std::min(k.MR, mc - i), std::min(k.NR, nc - j), acc);
-      }
-    }
-  }
+  gemm_blocked(
+      M, N, K,
+      [&](int64_t i0, int64_t p0, int64_t mc, int64_t kc, int64_t MR, float* ap) {
+        pack_a_matrix(A, lda, trans_a, i0, p0, mc, kc, MR, ap);
+      },
+      [&](int64_t p0, int64_t j0, int64_t kc, int64_t nc, int64_t NR, float* bp) {
+        pack_b_matrix(B, ldb, trans_b, p0, j0, kc, nc, NR, bp);
+      },
+      accumulate, C, ldc);
 }
 
 }  // namespace convnet::ops::cpu

@@ -1,0 +1,60 @@
+// Per-layer kernel throughput: GFLOP/s of the fast convolution kernels (forward, backward data,
+// backward weights) on the convolution shapes of the built-in models, to show where a training
+// step's time goes. Usage: build/bench_kernels [threads] [batch]. Not a test: it asserts nothing.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "convnet/runtime.hpp"
+#include "ops/cpu/cpu.hpp"
+
+using convnet::ops::Conv2dShape;
+namespace cpu = convnet::ops::cpu;
+
+template <class Fn>
+double median_seconds(Fn&& fn) {
+  fn();  // warm-up: packing buffers, thread pool
+  std::vector<double> times;
+  for (int r = 0; r < 7; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+int main(int argc, char** argv) {
+  const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
+  const int64_t N = argc > 2 ? std::atoll(argv[2]) : 64;
+  convnet::set_num_threads(threads);
+  struct Case {
+    const char* name;
+    Conv2dShape s;
+  } cases[] = {
+      {"lenet conv1 1->6 5x5 p2 28x28", {.IC = 1, .IH = 28, .IW = 28, .OC = 6, .KH = 5, .KW = 5, .PH = 2, .PW = 2}},
+      {"lenet conv2 6->16 5x5 14x14", {.IC = 6, .IH = 14, .IW = 14, .OC = 16, .KH = 5, .KW = 5}},
+      {"vgg conv1 3->32 3x3 32x32", {.IC = 3, .IH = 32, .IW = 32, .OC = 32, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
+      {"vgg conv2 32->32 3x3 32x32", {.IC = 32, .IH = 32, .IW = 32, .OC = 32, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
+      {"vgg conv3 32->64 3x3 16x16", {.IC = 32, .IH = 16, .IW = 16, .OC = 64, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
+      {"vgg conv4 64->64 3x3 16x16", {.IC = 64, .IH = 16, .IW = 16, .OC = 64, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
+      {"vgg conv5 64->128 3x3 8x8", {.IC = 64, .IH = 8, .IW = 8, .OC = 128, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
+  };
+  std::printf("micro-kernel %s, %d thread(s), batch %lld; GFLOP/s (median of 7)\n",
+              cpu::sgemm_kernel_name(), threads, static_cast<long long>(N));
+  std::printf("%-32s %9s %9s %9s\n", "layer", "forward", "bwd data", "bwd wgt");
+  for (auto& c : cases) {
+    Conv2dShape s = c.s;
+    s.N = N;
+    const double flops = 2.0 * s.N * s.OC * s.OH() * s.OW() * s.IC * s.KH * s.KW;
+    std::vector<float> x(s.N * s.IC * s.IH * s.IW, 0.5f), w(s.OC * s.IC * s.KH * s.KW, 0.1f),
+        b(s.OC), y(s.N * s.OC * s.OH() * s.OW()), dy(y.size(), 0.01f), dx(x.size()), dw(w.size()),
+        db(b.size()), ws(cpu::conv2d_workspace_size(s, threads));
+    const double f = median_seconds([&] { cpu::conv2d_forward(s, x.data(), w.data(), b.data(), y.data(), ws.data()); });
+    const double d = median_seconds([&] { cpu::conv2d_backward_data(s, w.data(), dy.data(), dx.data(), ws.data()); });
+    const double g = median_seconds([&] { cpu::conv2d_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), ws.data()); });
+    std::printf("%-32s %9.1f %9.1f %9.1f\n", c.name, flops / f / 1e9, flops / d / 1e9, flops / g / 1e9);
+  }
+}

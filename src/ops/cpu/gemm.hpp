@@ -1,0 +1,83 @@
+// The GEMM driver shared by sgemm and the convolution kernels: C (+)= op(A)·op(B) where op(A)
+// and op(B) are never formed, only packed, block by block, by caller-supplied packers. sgemm
+// packs from matrices; convolution packs straight from the image (implicit im2col), which saves
+// writing and re-reading the patch matrix.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "ops/cpu/cpu.hpp"
+
+namespace convnet::ops::cpu {
+
+inline constexpr int64_t kGemmKC = 256;   // depth of a packed block
+inline constexpr int64_t kGemmMC = 128;   // rows of op(A) per packed block
+inline constexpr int64_t kGemmNC = 3072;  // columns of op(B) per packed block
+
+// C[0:mr, 0:nr] (+)= Σ_p ap[p*MR + i] · bp[p*NR + j]; ap and bp are packed panels, zero-padded
+// to MR rows and NR columns, so only the store needs to know mr and nr.
+using MicroKernel = void (*)(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
+                             int64_t mr, int64_t nr, bool accumulate);
+
+struct KernelInfo {
+  const char* name;
+  int64_t MR, NR;
+  MicroKernel micro;
+};
+
+// The micro-kernel in use (the best the CPU supports, unless a test chose another).
+const KernelInfo& gemm_kernel();
+
+// Packs op(A)[i0:i0+mc, p0:p0+kc] into MR-row panels: panel q holds ap[(q*kc + p)*MR + i], rows
+// past mc zero. op(A) = A (M×K, leading dim lda) or, when trans, Aᵀ with A stored K×M.
+void pack_a_matrix(const float* a, int64_t lda, bool trans, int64_t i0, int64_t p0, int64_t mc,
+                   int64_t kc, int64_t MR, float* ap);
+// Packs op(B)[p0:p0+kc, j0:j0+nc] into NR-column panels: bp[(q*kc + p)*NR + j], columns past
+// nc zero.
+void pack_b_matrix(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t j0, int64_t kc,
+                   int64_t nc, int64_t NR, float* bp);
+
+// This thread's packing buffers, sized for the current micro-kernel (allocated once).
+struct PackBuffers {
+  std::vector<float> a, b;
+};
+PackBuffers& pack_buffers();
+
+// C (+)= op(A)·op(B), op(A) M×K and op(B) K×N, row-major C with leading dimension ldc.
+// pack_a(i0, p0, mc, kc, MR, ap) and pack_b(p0, j0, kc, nc, NR, bp) fill the panels as
+// pack_a_matrix and pack_b_matrix do. Single-threaded.
+template <class PackA, class PackB>
+void gemm_blocked(int64_t M, int64_t N, int64_t K, PackA&& pack_a, PackB&& pack_b,
+                  bool accumulate, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < M; ++i) std::fill_n(C + i * ldc, N, 0.0f);
+    return;
+  }
+  const KernelInfo& k = gemm_kernel();
+  PackBuffers& buffers = pack_buffers();
+  float* ap = buffers.a.data();
+  float* bp = buffers.b.data();
+  for (int64_t j0 = 0; j0 < N; j0 += kGemmNC) {
+    const int64_t nc = std::min(kGemmNC, N - j0);
+    for (int64_t p0 = 0; p0 < K; p0 += kGemmKC) {
+      const int64_t kc = std::min(kGemmKC, K - p0);
+      pack_b(p0, j0, kc, nc, k.NR, bp);
+      // The first K block writes C (unless accumulating); later blocks add to it.
+      const bool acc = accumulate || p0 > 0;
+      for (int64_t i0 = 0; i0 < M; i0 += kGemmMC) {
+        const int64_t mc = std::min(kGemmMC, M - i0);
+        pack_a(i0, p0, mc, kc, k.MR, ap);
+        for (int64_t j = 0; j < nc; j += k.NR)
+          for (int64_t i = 0; i < mc; i += k.MR)
+            k.micro(kc, ap + i * kc, bp + j * kc, C + (i0 + i) * ldc + j0 + j, ldc,
+                    std::min(k.MR, mc - i), std::min(k.NR, nc - j), acc);
+      }
+    }
+  }
+}
+
+}  // namespace convnet::ops::cpu
