@@ -1,6 +1,7 @@
 // Activations: elementwise y = f(x) and dx += f'(·) ⊙ dy, with the formulas in ops/ref/ref.hpp.
 // ReLU's derivative reads x; sigmoid's and tanh's read y (y(1-y), 1-y²), which forward kept.
 #include "layers/common.hpp"
+#include "ops/cpu/cpu.hpp"
 #include "ops/ref/ref.hpp"
 
 namespace convnet {
@@ -9,11 +10,19 @@ template <class T>
 void ReLU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
+  if constexpr (std::is_same_v<T, float>) {
+    if (detail::use_fast_kernels<T>()) return ops::cpu::relu_forward(x.numel(), x.data(), y.data());
+  }
   ops::ref::relu_forward(x.numel(), x.data(), y.data());
 }
 template <class T>
 void ReLU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
-  if (dx) ops::ref::relu_backward(x.numel(), x.data(), dy.data(), dx->data());
+  if (!dx) return;
+  if constexpr (std::is_same_v<T, float>) {
+    if (detail::use_fast_kernels<T>())
+      return ops::cpu::relu_backward(x.numel(), x.data(), dy.data(), dx->data());
+  }
+  ops::ref::relu_backward(x.numel(), x.data(), dy.data(), dx->data());
 }
 
 template <class T>

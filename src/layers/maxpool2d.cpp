@@ -53,6 +53,12 @@ void MaxPool2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T
                             Tensor<T>* dx) {
   if (!dx) return;  // no parameters: nothing else to compute
   const auto s = detail::pool_shape(x.shape(), KH_, KW_, SH_, SW_, PH_, PW_);
+  if constexpr (std::is_same_v<T, float>) {
+    if (detail::use_fast_kernels<T>()) {
+      ops::cpu::maxpool2d_backward(s, dy.data(), argmax_.data(), dx->data());
+      return;
+    }
+  }
   ops::ref::maxpool2d_backward(s, dy.data(), argmax_.data(), dx->data());
 }
 

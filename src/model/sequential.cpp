@@ -3,6 +3,8 @@
 // collecting the gradient of its input (∂L/∂x_i = J_iᵀ · ∂L/∂x_{i+1}).
 #include "convnet/model.hpp"
 
+#include "ops/cpu/cpu.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <iomanip>
@@ -157,7 +159,11 @@ void Sequential<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input) {
     }
     if (dx) {  // the layer accumulates into dx, so start it at zero
       dx->resize(x.shape());
-      dx->zero();
+      if constexpr (std::is_same_v<T, float>) {
+        ops::cpu::fill(dx->numel(), 0.0f, dx->data());  // threaded: these buffers are large
+      } else {
+        dx->zero();
+      }
     }
     layers_[i]->backward(x, acts_[i + 1], upstream, dx);
   }

@@ -260,9 +260,36 @@ TEST(MaxPoolKernels, MatchRefExactly) {
       ASSERT_EQ(y, y_ref) << "IH=" << s.IH << " IW=" << s.IW << " K=" << s.KH << "x" << s.KW
                           << " S=" << s.SH << "x" << s.SW << " P=" << s.PH << "x" << s.PW;
       ASSERT_EQ(idx, idx_ref);
+      // backward: scatter onto a sentinel of 1
+      const Tensor<float> dy = testing::random_normal<float>(Shape{out}, rng);
+      std::vector<float> dx(x.numel(), 1.0f), dx_ref(x.numel(), 1.0f);
+      ops::cpu::maxpool2d_backward(s, dy.data(), idx.data(), dx.data());
+      ops::ref::maxpool2d_backward(s, dy.data(), idx_ref.data(), dx_ref.data());
+      ASSERT_EQ(dx, dx_ref);
     }
     ++tested;
   }
+}
+
+// Elementwise kernels: exact agreement, on sizes around the thread split and vector tails.
+TEST(EltwiseKernels, MatchRefExactly) {
+  Rng rng(11);
+  for (int64_t n : {1, 7, 16, 17, 1000, (1 << 14) - 1, (1 << 15) + 3, 100003})
+    for (int threads : {1, 2}) {
+      ThreadCount tc(threads);
+      Tensor<float> x = testing::random_normal<float>(Shape{n}, rng);
+      x[0] = 0.0f;  // the kink: ReLU'(0) = 0 in both
+      const Tensor<float> dy = testing::random_normal<float>(Shape{n}, rng);
+      Tensor<float> y(Shape{n}, NAN), y_ref(Shape{n}), dx(Shape{n}, 2.0f), dx_ref(Shape{n}, 2.0f);
+      ops::cpu::relu_forward(n, x.data(), y.data());
+      ops::ref::relu_forward(n, x.data(), y_ref.data());
+      ops::cpu::relu_backward(n, x.data(), dy.data(), dx.data());
+      ops::ref::relu_backward(n, x.data(), dy.data(), dx_ref.data());
+      EXPECT_TRUE(all_close(y, y_ref, 0, 0)) << n;
+      EXPECT_TRUE(all_close(dx, dx_ref, 0, 0)) << n;
+      ops::cpu::fill(n, 3.5f, y.data());
+      EXPECT_TRUE(all_close(y, Tensor<float>(Shape{n}, 3.5f), 0, 0)) << n;
+    }
 }
 
 // Same seed and thread count: bitwise identical results (no atomics, fixed reduction order).

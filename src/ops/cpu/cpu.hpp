@@ -39,6 +39,14 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
 // compares greater); the backward pass is ref::maxpool2d_backward on the stored argmax.
 void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax);
 
+void maxpool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* argmax, float* dx);
+
+// Same semantics as ref::relu_*; threaded and vectorised.
+void relu_forward(int64_t count, const float* x, float* y);
+void relu_backward(int64_t count, const float* x, const float* dy, float* dx);
+// y[0:count) = value, threaded.
+void fill(int64_t count, float value, float* y);
+
 // Same semantics as ref::linear_*.
 void linear_forward(const LinearShape& s, const float* x, const float* w, const float* b,
                     float* y);
