@@ -128,7 +128,7 @@ TEST(Conv2dKernels, EdgeShapesMatchRef) {
 
 TEST(Conv2dKernels, RandomShapesMatchRef) {
   Rng rng(2024);
-  const int64_t channels[] = {1, 3, 7, 8, 9, 17};
+  const int64_t channels[] = {1, 3, 7, 8, 9, 17, 32, 33};
   const int64_t sizes[] = {1, 5, 12, 13};
   int tested = 0;
   while (tested < 60) {

@@ -10,6 +10,7 @@
 // thread order, so results are deterministic for a given thread count and never race.
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "convnet/runtime.hpp"
 #include "ops/cpu/gemm.hpp"
@@ -77,13 +78,29 @@ void patch_row(const Conv2dShape& s, const float* x, int64_t P, int64_t j, int64
 // rows, N = output positions) and as A (backward weights: M = patch rows, K = positions).
 void pack_b_patches(const Conv2dShape& s, const float* x, int64_t p0, int64_t j0, int64_t kc,
                     int64_t nc, int64_t NR, float* bp) {
+  // One long run per patch row (few calls, long copies), then dealt out to the NR-wide panels.
+  thread_local std::vector<float> run;
+  if (run.size() < static_cast<size_t>(kGemmNC + NR)) run.resize(kGemmNC + NR);
+  const int64_t padded = (nc + NR - 1) / NR * NR;
+  std::fill(run.begin() + nc, run.begin() + padded, 0.0f);
+  for (int64_t p = 0; p < kc; ++p) {
+    patch_row(s, x, p0 + p, j0, nc, run.data());
+    for (int64_t q = 0; q < padded; q += NR)
+      std::memcpy(bp + q * kc + p * NR, run.data() + q, static_cast<size_t>(NR) * sizeof(float));
+  }
+}
+
+// B = colsᵀ (K = output positions, N = patch rows), for dW = dy · colsᵀ.
+void pack_bt_patches(const Conv2dShape& s, const float* x, int64_t p0, int64_t j0, int64_t kc,
+                     int64_t nc, int64_t NR, float* bp) {
+  float run[kGemmKC];
   for (int64_t q = 0; q < nc; q += NR) {
     const int64_t cols = std::min(NR, nc - q);
     float* panel = bp + q * kc;
-    for (int64_t p = 0; p < kc; ++p) {
-      float* dst = panel + p * NR;
-      patch_row(s, x, p0 + p, j0 + q, cols, dst);
-      std::fill(dst + cols, dst + NR, 0.0f);
+    if (cols < NR) std::fill_n(panel, kc * NR, 0.0f);
+    for (int64_t j = 0; j < cols; ++j) {
+      patch_row(s, x, j0 + q + j, p0, kc, run);
+      for (int64_t p = 0; p < kc; ++p) panel[p * NR + j] = run[p];
     }
   }
 }
@@ -189,23 +206,39 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
   const Slices sl = slices(s);
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), s.N));
+  // Orientation: the GEMM's N dimension should fill the micro-kernel's NR-wide tiles, so dWᵀ
+  // (N = OC) when there are enough output channels, else dW (N = P).
+  const bool transposed = s.OC >= gemm_kernel().NR;
   parallel_for(0, s.N, [&](int64_t lo, int64_t hi, int thread) {
-    float* dwt_part = workspace + thread * sl.per_thread() + sl.cols;  // (P × OC)
-    float* db_part = dwt_part + sl.dw;
-    std::fill_n(dwt_part, sl.dw + sl.db, 0.0f);
+    float* dw_part = workspace + thread * sl.per_thread() + sl.cols;  // dWᵀ (P × OC) or dW
+    float* db_part = dw_part + sl.dw;
+    std::fill_n(dw_part, sl.dw + sl.db, 0.0f);
     for (int64_t n = lo; n < hi; ++n) {
       const float* xn = x + n * s.IC * s.IH * s.IW;
       const float* dyn = dy + n * s.OC * OHW;
-      // dWᵀ (P × OC) += cols_n (P × OHW) · dy_nᵀ (OHW × OC); dy_n is stored OC × OHW.
-      gemm_blocked(
-          P, s.OC, OHW,
-          [&](int64_t i0, int64_t p0, int64_t mc, int64_t kc, int64_t MR, float* ap) {
-            pack_a_patches(s, xn, i0, p0, mc, kc, MR, ap);
-          },
-          [&](int64_t p0, int64_t j0, int64_t kc, int64_t nc, int64_t NR, float* bp) {
-            pack_b_matrix(dyn, OHW, true, p0, j0, kc, nc, NR, bp);
-          },
-          true, dwt_part, s.OC);
+      if (transposed) {
+        // dWᵀ (P × OC) += cols_n (P × OHW) · dy_nᵀ (OHW × OC); dy_n is stored OC × OHW.
+        gemm_blocked(
+            P, s.OC, OHW,
+            [&](int64_t i0, int64_t p0, int64_t mc, int64_t kc, int64_t MR, float* ap) {
+              pack_a_patches(s, xn, i0, p0, mc, kc, MR, ap);
+            },
+            [&](int64_t p0, int64_t j0, int64_t kc, int64_t nc, int64_t NR, float* bp) {
+              pack_b_matrix(dyn, OHW, true, p0, j0, kc, nc, NR, bp);
+            },
+            true, dw_part, s.OC);
+      } else {
+        // dW (OC × P) += dy_n (OC × OHW) · cols_nᵀ (OHW × P).
+        gemm_blocked(
+            s.OC, P, OHW,
+            [&](int64_t i0, int64_t p0, int64_t mc, int64_t kc, int64_t MR, float* ap) {
+              pack_a_matrix(dyn, OHW, false, i0, p0, mc, kc, MR, ap);
+            },
+            [&](int64_t p0, int64_t j0, int64_t kc, int64_t nc, int64_t NR, float* bp) {
+              pack_bt_patches(s, xn, p0, j0, kc, nc, NR, bp);
+            },
+            true, dw_part, P);
+      }
       if (db)
         for (int64_t oc = 0; oc < s.OC; ++oc) {
           float sum = 0.0f;
@@ -214,13 +247,17 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
         }
     }
   });
-  // Fixed-order reduction of the partial sums, transposing dWᵀ back to dW (OC × P).
+  // Fixed-order reduction of the partial sums (transposing dWᵀ back to dW (OC × P)).
   for (int t = 0; t < threads; ++t) {
-    const float* dwt_part = workspace + t * sl.per_thread() + sl.cols;
-    for (int64_t oc = 0; oc < s.OC; ++oc)
-      for (int64_t p = 0; p < P; ++p) dw[oc * P + p] += dwt_part[p * s.OC + oc];
+    const float* part = workspace + t * sl.per_thread() + sl.cols;
+    if (transposed) {
+      for (int64_t oc = 0; oc < s.OC; ++oc)
+        for (int64_t p = 0; p < P; ++p) dw[oc * P + p] += part[p * s.OC + oc];
+    } else {
+      for (int64_t i = 0; i < sl.dw; ++i) dw[i] += part[i];
+    }
     if (db)
-      for (int64_t oc = 0; oc < s.OC; ++oc) db[oc] += dwt_part[sl.dw + oc];
+      for (int64_t oc = 0; oc < s.OC; ++oc) db[oc] += part[sl.dw + oc];
   }
 }
 
