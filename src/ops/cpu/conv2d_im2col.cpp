@@ -93,28 +93,32 @@ void pack_b_patches(const Conv2dShape& s, const float* x, int64_t p0, int64_t j0
 // B = colsᵀ (K = output positions, N = patch rows), for dW = dy · colsᵀ.
 void pack_bt_patches(const Conv2dShape& s, const float* x, int64_t p0, int64_t j0, int64_t kc,
                      int64_t nc, int64_t NR, float* bp) {
-  float run[kGemmKC];
+  float runs[8][kGemmKC];
+  const float* rows[8] = {runs[0], runs[1], runs[2], runs[3], runs[4], runs[5], runs[6], runs[7]};
   for (int64_t q = 0; q < nc; q += NR) {
     const int64_t cols = std::min(NR, nc - q);
     float* panel = bp + q * kc;
     if (cols < NR) std::fill_n(panel, kc * NR, 0.0f);
-    for (int64_t j = 0; j < cols; ++j) {
-      patch_row(s, x, j0 + q + j, p0, kc, run);
-      for (int64_t p = 0; p < kc; ++p) panel[p * NR + j] = run[p];
+    for (int64_t j = 0; j < cols; j += 8) {
+      const int64_t n = std::min<int64_t>(8, cols - j);
+      for (int64_t r = 0; r < n; ++r) patch_row(s, x, j0 + q + j + r, p0, kc, runs[r]);
+      interleave_rows(rows, n, kc, panel + j, NR);
     }
   }
 }
 
 void pack_a_patches(const Conv2dShape& s, const float* x, int64_t i0, int64_t p0, int64_t mc,
                     int64_t kc, int64_t MR, float* ap) {
-  float run[kGemmKC];
+  float runs[8][kGemmKC];
+  const float* rows[8] = {runs[0], runs[1], runs[2], runs[3], runs[4], runs[5], runs[6], runs[7]};
   for (int64_t q = 0; q < mc; q += MR) {
-    const int64_t rows = std::min(MR, mc - q);
+    const int64_t count = std::min(MR, mc - q);
     float* panel = ap + q * kc;
-    if (rows < MR) std::fill_n(panel, kc * MR, 0.0f);
-    for (int64_t i = 0; i < rows; ++i) {
-      patch_row(s, x, i0 + q + i, p0, kc, run);
-      for (int64_t p = 0; p < kc; ++p) panel[p * MR + i] = run[p];
+    if (count < MR) std::fill_n(panel, kc * MR, 0.0f);
+    for (int64_t i = 0; i < count; i += 8) {
+      const int64_t n = std::min<int64_t>(8, count - i);
+      for (int64_t r = 0; r < n; ++r) patch_row(s, x, i0 + q + i + r, p0, kc, runs[r]);
+      interleave_rows(rows, n, kc, panel + i, MR);
     }
   }
 }

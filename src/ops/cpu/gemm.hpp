@@ -39,6 +39,11 @@ void pack_a_matrix(const float* a, int64_t lda, bool trans, int64_t i0, int64_t 
 void pack_b_matrix(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t j0, int64_t kc,
                    int64_t nc, int64_t NR, float* bp);
 
+// dst[p * stride + i] = rows[i][p] for i < nrows, p < len: interleaves rows into a packed
+// panel (a transpose); 8 rows at a time use an AVX2 8x8 transpose when the CPU has it.
+void interleave_rows(const float* const* rows, int64_t nrows, int64_t len, float* dst,
+                     int64_t stride);
+
 // This thread's packing buffers, sized for the current micro-kernel (allocated once).
 struct PackBuffers {
   std::vector<float> a, b;
