@@ -79,6 +79,14 @@ class Sequential {
   const Tensor<T>& activation_grad(size_t i) const { return grads_[i]; }
   void zero_grad();
 
+  // Per-layer wall time, accumulated while profiling is on (off by default; costs two clock
+  // reads per layer and pass). Seconds spent in each layer's forward and backward.
+  struct LayerTime {
+    double forward = 0, backward = 0;
+  };
+  void set_profiling(bool on);
+  const std::vector<LayerTime>& layer_times() const { return times_; }
+
   // One step: zero_grad, forward, loss, backward, optimizer update. Throws convnet::Error
   // (before updating anything) if the loss is not finite.
   StepResult train_step(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss,
@@ -99,6 +107,8 @@ class Sequential {
   Tensor<T> loss_grad_;
   const Tensor<T>* input_ = nullptr;
   bool built_ = false;
+  bool profiling_ = false;
+  std::vector<LayerTime> times_;
 };
 
 // Number of rows of `output` (N x K) whose arg-max equals the label.

@@ -6,6 +6,7 @@
 #include "ops/cpu/cpu.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <iomanip>
 #include <sstream>
@@ -131,7 +132,11 @@ const Tensor<T>& Sequential<T>::forward_from(size_t first, Mode mode) {
                 ") needs a forward() first and a layer index below ", layers_.size());
   for (size_t i = first; i < layers_.size(); ++i) {
     const Tensor<T>& in = i == 0 ? *input_ : acts_[i];
+    const auto start = profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     layers_[i]->forward(in, acts_[i + 1], mode);
+    if (profiling_)
+      times_[i].forward +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   return acts_.back();
 }
@@ -157,6 +162,7 @@ void Sequential<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input) {
     } else if (grad_input) {
       dx = grad_input;
     }
+    const auto start = profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     if (dx) {  // the layer accumulates into dx, so start it at zero
       dx->resize(x.shape());
       if constexpr (std::is_same_v<T, float>) {
@@ -166,7 +172,16 @@ void Sequential<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input) {
       }
     }
     layers_[i]->backward(x, acts_[i + 1], upstream, dx);
+    if (profiling_)
+      times_[i].backward +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
+}
+
+template <class T>
+void Sequential<T>::set_profiling(bool on) {
+  profiling_ = on;
+  times_.assign(layers_.size(), LayerTime{});
 }
 
 template <class T>

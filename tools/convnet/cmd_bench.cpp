@@ -68,6 +68,7 @@ int cmd_bench(int argc, char** argv) {
   args.add("window-seconds", "0.5", "approximate length of one window");
   args.add("seed", "1", "seed for weights and synthetic data");
   args.add_switch("reference", "run the reference kernels instead of the fast ones");
+  args.add_switch("profile", "also print each layer's share of a training step");
   args.add_switch("json", "print one JSON object instead of a table");
   if (!args.parse(argc, argv, 2)) {
     std::cout << args.help();
@@ -100,6 +101,23 @@ int cmd_bench(int argc, char** argv) {
                                   batch, warmup, windows, window_s);
   const auto infer = time_windows([&] { model.predict(x); }, batch, warmup, windows, window_s);
   const double train_rate = median(train), infer_rate = median(infer);
+  if (args.get_switch("profile")) {  // separate run, so the clock reads do not touch the figures
+    const int steps = 10;
+    model.set_profiling(true);
+    for (int i = 0; i < steps; ++i) model.train_step(x, {.labels = labels}, loss, sgd);
+    double total = 0;
+    for (const auto& t : model.layer_times()) total += t.forward + t.backward;
+    std::fprintf(stderr, "%-32s %10s %10s %7s\n", "layer (ms per step)", "forward", "backward",
+                 "share");
+    for (size_t i = 0; i < model.size(); ++i) {
+      const auto& t = model.layer_times()[i];
+      std::fprintf(stderr, "%-32s %10.3f %10.3f %6.1f%%\n",
+                   detail::concat(i, " ", model.layer(i).describe()).c_str(),
+                   1e3 * t.forward / steps, 1e3 * t.backward / steps,
+                   100 * (t.forward + t.backward) / total);
+    }
+    model.set_profiling(false);
+  }
   const double train_gflops = train_rate * static_cast<double>(model.train_flops()) / 1e9;
   const double infer_gflops = infer_rate * static_cast<double>(model.forward_flops()) / 1e9;
 

@@ -10,23 +10,42 @@
 namespace convnet::ops::cpu {
 namespace {
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CONVNET_MULTIVERSION \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CONVNET_MULTIVERSION
+#endif
+
+// 2x2 windows with stride 2 and no padding, written with selects instead of branches: on
+// activations the comparisons are unpredictable, and this lets the compiler vectorise the row.
+// Visiting (r0[0], r0[1], r1[0], r1[1]) with strict '>' keeps the first maximum, as ref does.
+CONVNET_MULTIVERSION
+void maxpool_2x2_row(const float* __restrict r0, const float* __restrict r1, int64_t OW,
+                     int32_t base, int32_t IW, float* __restrict y, int32_t* __restrict argmax) {
+  for (int64_t ow = 0; ow < OW; ++ow) {
+    const float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+    const int32_t i = base + 2 * static_cast<int32_t>(ow);
+    float best = a;
+    int32_t index = i;
+    index = b > best ? i + 1 : index;
+    best = b > best ? b : best;
+    index = c > best ? i + IW : index;
+    best = c > best ? c : best;
+    index = d > best ? i + IW + 1 : index;
+    best = d > best ? d : best;
+    y[ow] = best;
+    if (argmax) argmax[ow] = index;
+  }
+}
+
 void maxpool_plane(const Pool2dShape& s, const float* x, float* y, int32_t* argmax) {
   const int64_t OH = s.OH(), OW = s.OW();
   if (s.KH == 2 && s.KW == 2 && s.SH == 2 && s.SW == 2 && s.PH == 0 && s.PW == 0) {
     for (int64_t oh = 0; oh < OH; ++oh) {
       const float* r0 = x + 2 * oh * s.IW;
-      const float* r1 = r0 + s.IW;
-      for (int64_t ow = 0; ow < OW; ++ow) {
-        // Row-major order (r0[0], r0[1], r1[0], r1[1]) with strict '>' keeps the first maximum.
-        const int64_t base = 2 * oh * s.IW + 2 * ow;
-        float best = r0[2 * ow];
-        int64_t index = base;
-        if (r0[2 * ow + 1] > best) best = r0[2 * ow + 1], index = base + 1;
-        if (r1[2 * ow] > best) best = r1[2 * ow], index = base + s.IW;
-        if (r1[2 * ow + 1] > best) best = r1[2 * ow + 1], index = base + s.IW + 1;
-        y[oh * OW + ow] = best;
-        if (argmax) argmax[oh * OW + ow] = static_cast<int32_t>(index);
-      }
+      maxpool_2x2_row(r0, r0 + s.IW, OW, static_cast<int32_t>(2 * oh * s.IW),
+                      static_cast<int32_t>(s.IW), y + oh * OW, argmax ? argmax + oh * OW : nullptr);
     }
     return;
   }
