@@ -3,6 +3,7 @@
 #include "convnet/runtime.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 
 #include <condition_variable>
@@ -16,6 +17,9 @@
 namespace convnet {
 namespace {
 
+// Workers spin briefly before sleeping, and so does the caller waiting for them: a training
+// step issues dozens of parallel_for calls of well under a millisecond each, and a condition-
+// variable wake-up per call (tens of microseconds) would cost more than small layers do.
 class ThreadPool {
  public:
   explicit ThreadPool(int threads) {
@@ -25,6 +29,7 @@ class ThreadPool {
     {
       std::lock_guard lock(mutex_);
       stopping_ = true;
+      generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     for (auto& t : workers_) t.join();
@@ -40,35 +45,53 @@ class ThreadPool {
 
   // Runs task(i) for i in [0, size()); the caller runs task(0).
   void run(const Task& task) {
+    task_ = &task;
+    pending_.store(size() - 1, std::memory_order_relaxed);
     {
-      std::lock_guard lock(mutex_);
-      task_ = &task;
-      pending_ = size() - 1;
-      ++generation_;
+      std::lock_guard lock(mutex_);  // orders the publication against a worker going to sleep
+      generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     task(0);
-    std::unique_lock lock(mutex_);
-    done_.wait(lock, [this] { return pending_ == 0; });
-    task_ = nullptr;
+    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+      if (spin < kSpins) {
+        pause();
+        continue;
+      }
+      std::unique_lock lock(mutex_);
+      done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+      break;
+    }
   }
 
  private:
+  static constexpr int kSpins = 20000;  // about 50-100 microseconds of pause instructions
+
+  static void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+
   void work(int index) {
     uint64_t seen = 0;
     for (;;) {
-      const Task* task;
-      {
-        std::unique_lock lock(mutex_);
-        wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-        if (stopping_) return;
-        seen = generation_;
-        task = task_;
+      uint64_t now = generation_.load(std::memory_order_acquire);
+      for (int spin = 0; now == seen && spin < kSpins; ++spin) {
+        pause();
+        now = generation_.load(std::memory_order_acquire);
       }
-      (*task)(index);
-      {
-        std::lock_guard lock(mutex_);
-        if (--pending_ == 0) done_.notify_one();
+      if (now == seen) {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+        now = generation_.load(std::memory_order_acquire);
+      }
+      seen = now;
+      if (stopping_) return;
+      (*task_)(index);
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard lock(mutex_);  // the caller may be about to sleep on done_
+        done_.notify_one();
       }
     }
   }
@@ -77,8 +100,8 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable wake_, done_;
   const Task* task_ = nullptr;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
   bool stopping_ = false;
 };
 
