@@ -45,41 +45,49 @@ void compare_conv(const Conv2dShape& s, uint64_t seed) {
   const double reduce_dw = static_cast<double>(s.N * OH * OW);
   const double rtol = 1e-4;
 
-  for (int threads : {1, 2}) {
-    ThreadCount tc(threads);
-    Tensor<float> ws(Shape{ops::cpu::conv2d_workspace_size(s, threads)},
-                     NAN);  // unwritten reads show
-    // forward (assign: y starts as garbage)
-    Tensor<float> y(Shape{s.N, s.OC, OH, OW}, NAN);
-    std::vector<double> y_ref(static_cast<size_t>(y.numel()));
-    ops::cpu::conv2d_forward(s, x.data(), w.data(), b.data(), y.data(), ws.data());
-    ops::ref::conv2d_forward(s, xd.data(), wd.data(), bd.data(), y_ref.data());
-    EXPECT_TRUE(all_close(y.data(), y_ref.data(), y.numel(), rtol, 1e-5 * std::sqrt(reduce_fwd)))
-        << "forward, threads " << threads;
-    ops::cpu::conv2d_forward(s, x.data(), w.data(), nullptr, y.data(), ws.data());
-    ops::ref::conv2d_forward<double>(s, xd.data(), wd.data(), nullptr, y_ref.data());
-    EXPECT_TRUE(all_close(y.data(), y_ref.data(), y.numel(), rtol, 1e-5 * std::sqrt(reduce_fwd)))
-        << "forward without bias, threads " << threads;
+  // Every micro-kernel the CPU supports: with AVX-512, stride-1 shapes take the direct
+  // convolution; with the others, the im2col GEMM.
+  for (const std::string& kernel : ops::cpu::sgemm_kernel_names())
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE("micro-kernel " + kernel);
+      ops::cpu::sgemm_use_kernel(kernel);
+      ThreadCount tc(threads);
+      Tensor<float> ws(Shape{ops::cpu::conv2d_workspace_size(s, threads)},
+                       NAN);  // unwritten reads show
+      // forward (assign: y starts as garbage)
+      Tensor<float> y(Shape{s.N, s.OC, OH, OW}, NAN);
+      std::vector<double> y_ref(static_cast<size_t>(y.numel()));
+      ops::cpu::conv2d_forward(s, x.data(), w.data(), b.data(), y.data(), ws.data());
+      ops::ref::conv2d_forward(s, xd.data(), wd.data(), bd.data(), y_ref.data());
+      EXPECT_TRUE(all_close(y.data(), y_ref.data(), y.numel(), rtol, 1e-5 * std::sqrt(reduce_fwd)))
+          << "forward, threads " << threads;
+      ops::cpu::conv2d_forward(s, x.data(), w.data(), nullptr, y.data(), ws.data());
+      ops::ref::conv2d_forward<double>(s, xd.data(), wd.data(), nullptr, y_ref.data());
+      EXPECT_TRUE(all_close(y.data(), y_ref.data(), y.numel(), rtol, 1e-5 * std::sqrt(reduce_fwd)))
+          << "forward without bias, threads " << threads;
 
-    // backward data (accumulate onto a sentinel of 1)
-    Tensor<float> dx(x.shape(), 1.0f);
-    std::vector<double> dx_ref(static_cast<size_t>(x.numel()), 1.0);
-    ops::cpu::conv2d_backward_data(s, w.data(), dy.data(), dx.data(), ws.data());
-    ops::ref::conv2d_backward_data(s, wd.data(), dyd.data(), dx_ref.data());
-    EXPECT_TRUE(all_close(dx.data(), dx_ref.data(), dx.numel(), rtol,
-                          1e-5 * std::sqrt(static_cast<double>(s.OC * s.KH * s.KW))))
-        << "backward data, threads " << threads;
+      // backward data (accumulate onto a sentinel of 1)
+      Tensor<float> dx(x.shape(), 1.0f);
+      std::vector<double> dx_ref(static_cast<size_t>(x.numel()), 1.0);
+      ops::cpu::conv2d_backward_data(s, w.data(), dy.data(), dx.data(), ws.data());
+      ops::ref::conv2d_backward_data(s, wd.data(), dyd.data(), dx_ref.data());
+      EXPECT_TRUE(all_close(dx.data(), dx_ref.data(), dx.numel(), rtol,
+                            1e-5 * std::sqrt(static_cast<double>(s.OC * s.KH * s.KW))))
+          << "backward data, threads " << threads;
 
-    // backward weights (accumulate onto a sentinel of 1)
-    Tensor<float> dw(w.shape(), 1.0f), db(b.shape(), 1.0f);
-    std::vector<double> dw_ref(static_cast<size_t>(w.numel()), 1.0), db_ref(s.OC, 1.0);
-    ops::cpu::conv2d_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), ws.data());
-    ops::ref::conv2d_backward_weights(s, xd.data(), dyd.data(), dw_ref.data(), db_ref.data());
-    EXPECT_TRUE(all_close(dw.data(), dw_ref.data(), dw.numel(), rtol, 1e-5 * std::sqrt(reduce_dw)))
-        << "backward weights, threads " << threads;
-    EXPECT_TRUE(all_close(db.data(), db_ref.data(), db.numel(), rtol, 1e-5 * std::sqrt(reduce_dw)))
-        << "backward bias, threads " << threads;
-  }
+      // backward weights (accumulate onto a sentinel of 1)
+      Tensor<float> dw(w.shape(), 1.0f), db(b.shape(), 1.0f);
+      std::vector<double> dw_ref(static_cast<size_t>(w.numel()), 1.0), db_ref(s.OC, 1.0);
+      ops::cpu::conv2d_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), ws.data());
+      ops::ref::conv2d_backward_weights(s, xd.data(), dyd.data(), dw_ref.data(), db_ref.data());
+      EXPECT_TRUE(
+          all_close(dw.data(), dw_ref.data(), dw.numel(), rtol, 1e-5 * std::sqrt(reduce_dw)))
+          << "backward weights, threads " << threads;
+      EXPECT_TRUE(
+          all_close(db.data(), db_ref.data(), db.numel(), rtol, 1e-5 * std::sqrt(reduce_dw)))
+          << "backward bias, threads " << threads;
+    }
+  ops::cpu::sgemm_use_kernel(ops::cpu::sgemm_kernel_names().front());
 }
 
 TEST(Conv2dKernels, EdgeShapesMatchRef) {

@@ -160,12 +160,31 @@ Slices slices(const Conv2dShape& s) {
 
 }  // namespace
 
+// With stride 1, backward data is itself a stride-1 convolution: of dy, by the kernel flipped
+// in space with in/out channels swapped, padded by D·(K-1) - P:
+//   dx[ic, ih, iw] = Σ_{oc,kh',kw'} w'[ic, oc, kh', kw'] · dy[oc, ih - P' + kh'·D, iw - P' + kw'·D]
+//   with w'[ic, oc, kh', kw'] = w[oc, ic, KH-1-kh', KW-1-kw'] and P' = D·(K-1) - P.
+Conv2dShape backward_data_shape(const Conv2dShape& s) {
+  return {.N = s.N, .IC = s.OC, .IH = s.OH(), .IW = s.OW(), .OC = s.IC, .KH = s.KH, .KW = s.KW,
+          .SH = 1, .SW = 1, .PH = s.DH * (s.KH - 1) - s.PH, .PW = s.DW * (s.KW - 1) - s.PW,
+          .DH = s.DH, .DW = s.DW};
+}
+bool backward_data_direct(const Conv2dShape& s) {
+  return s.SH == 1 && s.SW == 1 && s.PH <= s.DH * (s.KH - 1) && s.PW <= s.DW * (s.KW - 1) &&
+         conv2d_direct_supported(backward_data_shape(s));
+}
+
 int64_t conv2d_workspace_size(const Conv2dShape& s, int threads) {
-  return slices(s).per_thread() * threads;
+  int64_t size = slices(s).per_thread() * threads;
+  if (conv2d_direct_supported(s)) size = std::max(size, conv2d_direct_workspace_size(s, threads));
+  if (backward_data_direct(s))
+    size = std::max(size, conv2d_direct_workspace_size(backward_data_shape(s), threads));
+  return size;
 }
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
-                    float* y, float*) {
+                    float* y, float* workspace) {
+  if (conv2d_direct_supported(s)) return conv2d_direct(s, x, w, false, b, y, false, workspace);
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
   parallel_for(0, s.N, [&](int64_t lo, int64_t hi, int) {
     for (int64_t n = lo; n < hi; ++n) {
@@ -188,6 +207,8 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
 
 void conv2d_backward_data(const Conv2dShape& s, const float* w, const float* dy, float* dx,
                           float* workspace) {
+  if (backward_data_direct(s))
+    return conv2d_direct(backward_data_shape(s), dy, w, true, nullptr, dx, true, workspace);
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
   const Slices sl = slices(s);
   parallel_for(0, s.N, [&](int64_t lo, int64_t hi, int thread) {

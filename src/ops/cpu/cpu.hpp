@@ -27,6 +27,14 @@ void sgemm_use_kernel(const std::string& name);
 // Floats of scratch the im2col convolution kernels need for `threads` threads.
 int64_t conv2d_workspace_size(const Conv2dShape& s, int threads);
 
+// Direct stride-1 convolution (AVX-512 only; see conv2d_direct.cpp). y = conv(x, w) + b, or with
+// accumulate y += conv(x, w). flip_swap: w is stored (IC, OC, KH, KW) and applied flipped in
+// space, which makes this the backward-data pass of a stride-1 convolution.
+bool conv2d_direct_supported(const Conv2dShape& s);
+int64_t conv2d_direct_workspace_size(const Conv2dShape& s, int threads);
+void conv2d_direct(const Conv2dShape& s, const float* x, const float* w, bool flip_swap,
+                   const float* b, float* y, bool accumulate, float* workspace);
+
 // Same semantics as ref::conv2d_*; `workspace` holds conv2d_workspace_size(s, num_threads()).
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
                     float* y, float* workspace);
