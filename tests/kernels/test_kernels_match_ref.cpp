@@ -124,7 +124,11 @@ TEST(Conv2dKernels, EdgeShapesMatchRef) {
       {.N = 2, .IC = 1, .IH = 28, .IW = 28, .OC = 6, .KH = 5, .KW = 5, .PH = 2, .PW = 2},  // lenet
                                                                                            // 1
       {.N = 2, .IC = 6, .IH = 14, .IW = 14, .OC = 16, .KH = 5, .KW = 5},                 // lenet 2
-      {.N = 1, .IC = 1, .IH = 7, .IW = 7, .OC = 1, .KH = 1, .KW = 1, .SH = 2, .SW = 2},  // strided
+      {.N = 1, .IC = 1, .IH = 7, .IW = 7, .OC = 1, .KH = 1, .KW = 1, .SH = 2, .SW = 2},
+      // large enough for the in-place weight-gradient path (>= 512 padded positions)
+      {.N = 2, .IC = 5, .IH = 33, .IW = 31, .OC = 9, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
+      {.N = 1, .IC = 3, .IH = 24, .IW = 40, .OC = 4, .KH = 5, .KW = 3, .PH = 2, .PW = 1,
+       .DH = 2},  // strided
                                                                                          // 1x1
   };
   uint64_t seed = 100;

@@ -177,6 +177,8 @@ bool backward_data_direct(const Conv2dShape& s) {
 int64_t conv2d_workspace_size(const Conv2dShape& s, int threads) {
   int64_t size = slices(s).per_thread() * threads;
   if (conv2d_direct_supported(s)) size = std::max(size, conv2d_direct_workspace_size(s, threads));
+  if (conv2d_direct_backward_weights_supported(s))
+    size = std::max(size, conv2d_direct_backward_weights_workspace_size(s, threads));
   if (backward_data_direct(s))
     size = std::max(size, conv2d_direct_workspace_size(backward_data_shape(s), threads));
   return size;
@@ -228,6 +230,8 @@ void conv2d_backward_data(const Conv2dShape& s, const float* w, const float* dy,
 
 void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw,
                              float* db, float* workspace) {
+  if (conv2d_direct_backward_weights_supported(s))
+    return conv2d_direct_backward_weights(s, x, dy, dw, db, workspace);
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
   const Slices sl = slices(s);
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), s.N));
