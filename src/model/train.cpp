@@ -9,24 +9,18 @@
 namespace convnet {
 namespace {
 
-// Copies samples order[first, first + count) of data into x and labels.
+// Copies samples `order` of data into x and labels (within their capacity: no allocation).
 void gather(const Dataset& data, std::span<const int64_t> order, Tensor<float>& x,
             std::vector<int32_t>& labels) {
-  const int64_t count = static_cast<int64_t>(order.size());
-  const int64_t sample = data.images.numel() / data.size();
-  Shape shape = data.images.shape().with_batch(count);
-  x.resize(shape);
+  x.resize(data.shape().with_batch(static_cast<int64_t>(order.size())));
   labels.resize(order.size());
-  for (int64_t i = 0; i < count; ++i) {
-    std::copy_n(data.images.data() + order[i] * sample, sample, x.data() + i * sample);
-    labels[i] = data.labels[order[i]];
-  }
+  data.gather(order, x.data(), labels.data());
 }
 
 void check_fits(const Sequential<float>& model, const Dataset& data, const char* which) {
   CONVNET_CHECK(data.size() > 0, which, " set is empty");
   const Shape& in = model.input_shape();
-  const Shape s = data.images.shape();
+  const Shape& s = data.shape();
   CONVNET_CHECK(in.rank() == 4 && in[1] == s[1] && in[2] == s[2] && in[3] == s[3],
                 which, " images are ", s.str(), " but the model was built for ", in.str());
 }
@@ -39,7 +33,7 @@ EvalStats evaluate(Sequential<float>& model, const Dataset& data, Loss<float>& l
   batch = std::min(batch, model.input_shape()[0]);
   std::vector<int64_t> order(data.size());
   std::iota(order.begin(), order.end(), 0);
-  Tensor<float> x(data.images.shape().with_batch(batch));
+  Tensor<float> x(data.shape().with_batch(batch));
   std::vector<int32_t> labels;
   double total_loss = 0;
   int64_t correct = 0;
@@ -66,7 +60,7 @@ std::vector<EpochStats> fit(Sequential<float>& model, const Dataset& train, cons
   if (test) check_fits(model, *test, "test");
 
   std::vector<int64_t> order(train.size());
-  Tensor<float> x(train.images.shape().with_batch(options.batch));
+  Tensor<float> x(train.shape().with_batch(options.batch));
   std::vector<int32_t> labels(static_cast<size_t>(options.batch));
   std::vector<EpochStats> history;
   const Rng base(options.seed);

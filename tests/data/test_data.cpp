@@ -74,11 +74,24 @@ TEST_F(IdxFiles, DatasetScalesPixelsAndPairsLabels) {
   write_gz("train-images-idx3-ubyte.gz", idx_bytes({2, 2, 2}, {0, 255, 51, 102, 1, 2, 3, 4}));
   write("train-labels-idx1-ubyte", idx_bytes({2}, {7, 3}));
   const Dataset d = load_mnist_split(dir_.string(), "train");
-  ASSERT_EQ(d.images.shape(), (Shape{2, 1, 2, 2}));
-  EXPECT_FLOAT_EQ(d.images[1], 1.0f);
-  EXPECT_FLOAT_EQ(d.images[2], 0.2f);
-  EXPECT_EQ(d.labels, (std::vector<int32_t>{7, 3}));
+  ASSERT_EQ(d.shape(), (Shape{2, 1, 2, 2}));
+  EXPECT_EQ(d.labels(), (std::vector<int32_t>{7, 3}));
   EXPECT_EQ(d.sample_shape(), (Shape{1, 2, 2}));
+  // Gathering sample 1 then 0: bytes / 255 in batch order, with their labels.
+  const int64_t order[] = {1, 0};
+  float x[8];
+  int32_t labels[2];
+  d.gather(order, x, labels);
+  EXPECT_FLOAT_EQ(x[0], 1.0f / 255);
+  EXPECT_FLOAT_EQ(x[3], 4.0f / 255);
+  EXPECT_FLOAT_EQ(x[5], 1.0f);
+  EXPECT_FLOAT_EQ(x[6], 0.2f);
+  EXPECT_EQ(labels[0], 3);
+  EXPECT_EQ(labels[1], 7);
+  Dataset copy = d;
+  copy.truncate(1);
+  EXPECT_EQ(copy.shape(), (Shape{1, 1, 2, 2}));
+  EXPECT_EQ(copy.labels(), (std::vector<int32_t>{7}));
 }
 
 TEST_F(IdxFiles, MissingFileAndDirectory) {

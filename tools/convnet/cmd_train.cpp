@@ -35,9 +35,7 @@ std::unique_ptr<Optimizer<float>> make_optimizer(const ArgParser& args) {
 
 // Keeps the first `limit` samples (0: all).
 void truncate(Dataset& d, int64_t limit) {
-  if (limit <= 0 || limit >= d.size()) return;
-  d.labels.resize(static_cast<size_t>(limit));
-  d.images.resize(d.images.shape().with_batch(limit));
+  if (limit > 0 && limit < d.size()) d.truncate(limit);
 }
 
 }  // namespace
@@ -80,8 +78,8 @@ int cmd_train(int argc, char** argv) {
   truncate(train, args.get_int("train-limit", 0));
   truncate(test, args.get_int("test-limit", 0));
 
-  Sequential<float> model = make_model<float>(args.get("model"), train.classes);
-  model.build(train.images.shape().with_batch(batch), static_cast<uint64_t>(seed));
+  Sequential<float> model = make_model<float>(args.get("model"), train.classes());
+  model.build(train.shape().with_batch(batch), static_cast<uint64_t>(seed));
   std::ostream& info = json ? std::cerr : std::cout;
   info << "model " << args.get("model") << " on " << train.size() << " training and "
        << test.size() << " test images " << train.sample_shape().str() << ", optimizer "
