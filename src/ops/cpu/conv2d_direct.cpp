@@ -52,10 +52,12 @@ __attribute__((target("avx512f"))) void direct_micro(const float* __restrict ap,
   __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
          c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00,
          c70 = c00, c71 = c00;
+  const bool full = nr == 32;  // plain loads for whole tiles; masked ones only at the edge
   for (int64_t t = 0; t < ntaps; ++t) {
     const float* row = b + offsets[t];
     for (int64_t ic = 0; ic < IC; ++ic, ap += 8, row += ldb) {
-      const __m512 b0 = _mm512_maskz_loadu_ps(m0, row), b1 = _mm512_maskz_loadu_ps(m1, row + 16);
+      const __m512 b0 = full ? _mm512_loadu_ps(row) : _mm512_maskz_loadu_ps(m0, row);
+      const __m512 b1 = full ? _mm512_loadu_ps(row + 16) : _mm512_maskz_loadu_ps(m1, row + 16);
       __m512 a = _mm512_set1_ps(ap[0]);
       c00 = _mm512_fmadd_ps(a, b0, c00), c01 = _mm512_fmadd_ps(a, b1, c01);
       a = _mm512_set1_ps(ap[1]);
