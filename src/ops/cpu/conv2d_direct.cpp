@@ -47,8 +47,9 @@ __attribute__((target("avx512f"))) void direct_micro(const float* __restrict ap,
                                                      int64_t ldc, int64_t mr, int64_t nr,
                                                      bool accumulate) {
   const __mmask16 m0 = nr >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr) - 1);
-  const __mmask16 m1 =
-      nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : static_cast<__mmask16>((1u << (nr - 16)) - 1);
+  const __mmask16 m1 = nr >= 32   ? 0xFFFF
+                       : nr <= 16 ? 0
+                                  : static_cast<__mmask16>((1u << (nr - 16)) - 1);
   __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
          c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00,
          c70 = c00, c71 = c00;
@@ -98,32 +99,43 @@ __attribute__((target("avx512f"))) void direct_micro(const float* __restrict ap,
 // Weight gradients as dot products over positions, which are contiguous in both operands:
 // dw[oc, col] += Σ_k dyp[oc, k] · xcol[col][k] for a 4×4 tile of (output channel, patch column),
 // 16 vector accumulators, reduced to scalars at the end. No packing: rows are read in place.
-__attribute__((target("avx512f"))) void dot_tile_4x4(const float* const* dy_rows,
-                                                     const float* const* x_rows, int64_t K,
-                                                     int64_t rows, int64_t cols, float* dw,
-                                                     int64_t ldw) {
+// Sums over `images` consecutive images (rows advance by dy_step and x_step) before the
+// horizontal sums, so those are paid once per group of images rather than once per image.
+__attribute__((target("avx512f"))) void dot_tile_4x4(const float* const* dy_first,
+                                                     const float* const* x_first, int64_t K,
+                                                     int64_t images, int64_t dy_step,
+                                                     int64_t x_step, int64_t rows, int64_t cols,
+                                                     float* dw, int64_t ldw) {
   __m512 acc[4][4];
   for (auto& r : acc)
     for (auto& v : r) v = _mm512_setzero_ps();
-  int64_t k = 0;
-  for (; k + 16 <= K; k += 16) {
-    const __m512 d0 = _mm512_loadu_ps(dy_rows[0] + k), d1 = _mm512_loadu_ps(dy_rows[1] + k),
-                 d2 = _mm512_loadu_ps(dy_rows[2] + k), d3 = _mm512_loadu_ps(dy_rows[3] + k);
-    for (int c = 0; c < 4; ++c) {
-      const __m512 xv = _mm512_loadu_ps(x_rows[c] + k);
-      acc[0][c] = _mm512_fmadd_ps(d0, xv, acc[0][c]);
-      acc[1][c] = _mm512_fmadd_ps(d1, xv, acc[1][c]);
-      acc[2][c] = _mm512_fmadd_ps(d2, xv, acc[2][c]);
-      acc[3][c] = _mm512_fmadd_ps(d3, xv, acc[3][c]);
+  for (int64_t g = 0; g < images; ++g) {
+    const float* dy_rows[4];
+    const float* x_rows[4];
+    for (int i = 0; i < 4; ++i) {
+      dy_rows[i] = dy_first[i] + g * dy_step;
+      x_rows[i] = x_first[i] + g * x_step;
     }
-  }
-  if (k < K) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (K - k)) - 1);
-    __m512 d[4];
-    for (int r = 0; r < 4; ++r) d[r] = _mm512_maskz_loadu_ps(m, dy_rows[r] + k);
-    for (int c = 0; c < 4; ++c) {
-      const __m512 xv = _mm512_maskz_loadu_ps(m, x_rows[c] + k);
-      for (int r = 0; r < 4; ++r) acc[r][c] = _mm512_fmadd_ps(d[r], xv, acc[r][c]);
+    int64_t k = 0;
+    for (; k + 16 <= K; k += 16) {
+      const __m512 d0 = _mm512_loadu_ps(dy_rows[0] + k), d1 = _mm512_loadu_ps(dy_rows[1] + k),
+                   d2 = _mm512_loadu_ps(dy_rows[2] + k), d3 = _mm512_loadu_ps(dy_rows[3] + k);
+      for (int c = 0; c < 4; ++c) {
+        const __m512 xv = _mm512_loadu_ps(x_rows[c] + k);
+        acc[0][c] = _mm512_fmadd_ps(d0, xv, acc[0][c]);
+        acc[1][c] = _mm512_fmadd_ps(d1, xv, acc[1][c]);
+        acc[2][c] = _mm512_fmadd_ps(d2, xv, acc[2][c]);
+        acc[3][c] = _mm512_fmadd_ps(d3, xv, acc[3][c]);
+      }
+    }
+    if (k < K) {
+      const __mmask16 m = static_cast<__mmask16>((1u << (K - k)) - 1);
+      __m512 d[4];
+      for (int r = 0; r < 4; ++r) d[r] = _mm512_maskz_loadu_ps(m, dy_rows[r] + k);
+      for (int c = 0; c < 4; ++c) {
+        const __m512 xv = _mm512_maskz_loadu_ps(m, x_rows[c] + k);
+        for (int r = 0; r < 4; ++r) acc[r][c] = _mm512_fmadd_ps(d[r], xv, acc[r][c]);
+      }
     }
   }
   for (int64_t r = 0; r < rows; ++r)
@@ -145,8 +157,8 @@ bool conv2d_direct_supported(const Conv2dShape& s) {
   // long enough to amortise its packing (measured with bench_kernels: an 8x8 image with 64
   // channels is faster through the GEMM, LeNet's 10x10 with 6 channels is not).
   const int64_t positions = s.OH() * padded_w(s);
-  const double useful = static_cast<double>(s.OH() * s.OW()) /
-                        static_cast<double>((positions + NR - 1) / NR * NR);
+  const double useful =
+      static_cast<double>(s.OH() * s.OW()) / static_cast<double>((positions + NR - 1) / NR * NR);
   return useful >= 0.7 || s.IC * s.KH * s.KW < 256;
 #else
   (void)s;
@@ -205,10 +217,9 @@ void conv2d_direct(const Conv2dShape& s, const float* x, const float* w, bool fl
       for (int64_t j = 0; j < positions; j += NR)
         for (int64_t c0 = 0; c0 < s.IC; c0 += ICB)
           for (int64_t q = 0; q < s.OC; q += MR)
-            direct_micro(packed + (q * s.IC + c0 * MR) * T, T, std::min(ICB, s.IC - c0),
-                         offset, xpad + c0 * plane + j, plane, ypad + q * positions + j,
-                         positions, std::min(MR, s.OC - q), std::min(NR, positions - j),
-                         c0 > 0);
+            direct_micro(packed + (q * s.IC + c0 * MR) * T, T, std::min(ICB, s.IC - c0), offset,
+                         xpad + c0 * plane + j, plane, ypad + q * positions + j, positions,
+                         std::min(MR, s.OC - q), std::min(NR, positions - j), c0 > 0);
       // Drop the padding columns: y (=, + bias) or dx (+=).
       float* yn = y + n * s.OC * OH * OW;
       for (int64_t oc = 0; oc < s.OC; ++oc) {
@@ -230,16 +241,16 @@ void conv2d_direct(const Conv2dShape& s, const float* x, const float* w, bool fl
 #endif
 }
 
+// Images whose padded copies are summed together before each tile's horizontal sums.
+constexpr int64_t kImageGroup = 8;
+
 bool conv2d_direct_backward_weights_supported(const Conv2dShape& s) {
-  // Each 4x4 tile ends in 16 horizontal sums; over fewer than ~512 positions (an image of about
-  // 16x16 or less) they cost more than the packing they save, and the GEMM path wins
-  // (bench_kernels: 32x32 images 65 -> 81 GFLOP/s, 16x16 images 71 -> 65).
-  return conv2d_direct_supported(s) && s.OH() * padded_w(s) >= 512;
+  return conv2d_direct_supported(s);
 }
 
 int64_t conv2d_direct_backward_weights_workspace_size(const Conv2dShape& s, int threads) {
   const int64_t P = s.IC * taps(s);
-  return threads * (xpad_size(s) + ypad_size(s) + s.OC * P + s.OC);
+  return threads * (kImageGroup * (xpad_size(s) + ypad_size(s)) + s.OC * P + s.OC);
 }
 
 void conv2d_direct_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
@@ -255,50 +266,59 @@ void conv2d_direct_backward_weights(const Conv2dShape& s, const float* x, const 
     offset = many.data();
   }
   for (int64_t t = 0; t < T; ++t) offset[t] = (t / s.KW) * s.DH * IWp + (t % s.KW) * s.DW;
-  const int64_t per_thread = xpad_size(s) + ypad_size(s) + s.OC * P + s.OC;
+  const int64_t image_floats = xpad_size(s) + ypad_size(s);  // xpad then dyp, per image
+  const int64_t per_thread = kImageGroup * image_floats + s.OC * P + s.OC;
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), s.N));
   parallel_for(0, s.N, [&](int64_t lo, int64_t hi, int thread) {
-    float* xpad = workspace + thread * per_thread;
-    float* dyp = xpad + xpad_size(s);        // dy with rows widened to IWp, zeros beyond OW
-    float* dw_part = dyp + ypad_size(s);     // (OC × P)
+    float* group = workspace + thread * per_thread;
+    float* dw_part = group + kImageGroup * image_floats;  // (OC × P)
     float* db_part = dw_part + s.OC * P;
-    std::fill_n(xpad, per_thread, 0.0f);
-    for (int64_t n = lo; n < hi; ++n) {
-      const float* xn = x + n * s.IC * s.IH * s.IW;
-      const float* dyn = dy + n * s.OC * OH * OW;
-      for (int64_t ic = 0; ic < s.IC; ++ic)
-        for (int64_t ih = 0; ih < s.IH; ++ih)
-          std::memcpy(xpad + ic * plane + (ih + s.PH) * IWp + s.PW, xn + (ic * s.IH + ih) * s.IW,
-                      static_cast<size_t>(s.IW) * sizeof(float));
-      for (int64_t oc = 0; oc < s.OC; ++oc) {
-        float sum = 0.0f;
-        for (int64_t oh = 0; oh < OH; ++oh) {
-          const float* src = dyn + (oc * OH + oh) * OW;
-          std::memcpy(dyp + oc * positions + oh * IWp, src, static_cast<size_t>(OW) * sizeof(float));
-          for (int64_t ow = 0; ow < OW; ++ow) sum += src[ow];
+    std::fill_n(workspace + thread * per_thread, per_thread, 0.0f);
+    for (int64_t n0 = lo; n0 < hi; n0 += kImageGroup) {
+      const int64_t images = std::min(kImageGroup, hi - n0);
+      for (int64_t g = 0; g < images; ++g) {
+        float* xpad = group + g * image_floats;
+        float* dyp = xpad + xpad_size(s);  // dy with rows widened to IWp, zeros beyond OW
+        const float* xn = x + (n0 + g) * s.IC * s.IH * s.IW;
+        const float* dyn = dy + (n0 + g) * s.OC * OH * OW;
+        for (int64_t ic = 0; ic < s.IC; ++ic)
+          for (int64_t ih = 0; ih < s.IH; ++ih)
+            std::memcpy(xpad + ic * plane + (ih + s.PH) * IWp + s.PW, xn + (ic * s.IH + ih) * s.IW,
+                        static_cast<size_t>(s.IW) * sizeof(float));
+        for (int64_t oc = 0; oc < s.OC; ++oc) {
+          float sum = 0.0f;
+          for (int64_t oh = 0; oh < OH; ++oh) {
+            const float* src = dyn + (oc * OH + oh) * OW;
+            std::memcpy(dyp + oc * positions + oh * IWp, src,
+                        static_cast<size_t>(OW) * sizeof(float));
+            for (int64_t ow = 0; ow < OW; ++ow) sum += src[ow];
+          }
+          db_part[oc] += sum;
         }
-        db_part[oc] += sum;
       }
       // Patch column (ic, t) over positions j is xpad[ic, j + offset(t)]: a row read in place.
+      const float* xpad0 = group;
+      const float* dyp0 = group + xpad_size(s);
       for (int64_t oc = 0; oc < s.OC; oc += 4) {
         const int64_t rows = std::min<int64_t>(4, s.OC - oc);
         const float* dy_rows[4];
-        for (int64_t r = 0; r < 4; ++r) dy_rows[r] = dyp + std::min(oc + r, s.OC - 1) * positions;
+        for (int64_t r = 0; r < 4; ++r) dy_rows[r] = dyp0 + std::min(oc + r, s.OC - 1) * positions;
         for (int64_t col = 0; col < P; col += 4) {
           const int64_t cols = std::min<int64_t>(4, P - col);
           const float* x_rows[4];
           for (int64_t c = 0; c < 4; ++c) {
             const int64_t pc = std::min(col + c, P - 1), ic = pc / T, t = pc % T;
-            x_rows[c] = xpad + ic * plane + offset[t];
+            x_rows[c] = xpad0 + ic * plane + offset[t];
           }
-          dot_tile_4x4(dy_rows, x_rows, positions, rows, cols, dw_part + oc * P + col, P);
+          dot_tile_4x4(dy_rows, x_rows, positions, images, image_floats, image_floats, rows, cols,
+                       dw_part + oc * P + col, P);
         }
       }
     }
   });
   // Fixed-order reduction of the per-thread partial sums.
   for (int t = 0; t < threads; ++t) {
-    const float* dw_part = workspace + t * per_thread + xpad_size(s) + ypad_size(s);
+    const float* dw_part = workspace + t * per_thread + kImageGroup * image_floats;
     for (int64_t i = 0; i < s.OC * P; ++i) dw[i] += dw_part[i];
     if (db)
       for (int64_t oc = 0; oc < s.OC; ++oc) db[oc] += dw_part[s.OC * P + oc];
