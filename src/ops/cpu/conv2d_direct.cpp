@@ -23,6 +23,8 @@ constexpr int64_t MR = 8, NR = 32;  // the AVX-512 tile: 8 output channels × 32
 // Input channels per pass over a tile: 16 channels × taps rows of 32 floats (18 KB for 3x3) stay
 // in L1 while every block of 8 output channels reads them.
 constexpr int64_t ICB = 16;
+// Kernels up to 8x8 taps (larger ones take the GEMM path), so tap offsets live on the stack.
+constexpr int64_t kMaxTaps = 64;
 
 int64_t padded_h(const Conv2dShape& s) { return s.IH + 2 * s.PH; }
 int64_t padded_w(const Conv2dShape& s) { return s.IW + 2 * s.PW; }
@@ -151,7 +153,9 @@ __attribute__((target("avx512f"))) void dot_tile_4x4(const float* const* dy_firs
 
 bool conv2d_direct_supported(const Conv2dShape& s) {
 #ifdef CONVNET_HAVE_DIRECT
-  if (s.SH != 1 || s.SW != 1 || std::strcmp(gemm_kernel().name, "avx512") != 0) return false;
+  if (s.SH != 1 || s.SW != 1 || taps(s) > kMaxTaps ||
+      std::strcmp(gemm_kernel().name, "avx512") != 0)
+    return false;
   // Useful fraction of the computed positions: padding columns and the last partial tile are
   // waste. Below 70% (small images with wide padding) the packed GEMM wins when patches are
   // long enough to amortise its packing (measured with bench_kernels: an 8x8 image with 64
@@ -194,13 +198,7 @@ void conv2d_direct(const Conv2dShape& s, const float* x, const float* w, bool fl
                       : w[((oc * s.IC + ic) * s.KH + kh) * s.KW + kw];
             *next++ = v;
           }
-  int64_t offsets[64];
-  std::vector<int64_t> many;  // kernels with more than 64 taps (rare)
-  int64_t* offset = offsets;
-  if (T > 64) {
-    many.resize(static_cast<size_t>(T));
-    offset = many.data();
-  }
+  int64_t offset[kMaxTaps];
   for (int64_t t = 0; t < T; ++t) offset[t] = (t / s.KW) * s.DH * IWp + (t % s.KW) * s.DW;
 
   const int64_t per_thread = xpad_size(s) + ypad_size(s);
@@ -258,13 +256,7 @@ void conv2d_direct_backward_weights(const Conv2dShape& s, const float* x, const 
 #ifdef CONVNET_HAVE_DIRECT
   const int64_t IHp = padded_h(s), IWp = padded_w(s), OH = s.OH(), OW = s.OW();
   const int64_t T = taps(s), plane = IHp * IWp, positions = OH * IWp, P = s.IC * T;
-  int64_t offsets[64];
-  std::vector<int64_t> many;
-  int64_t* offset = offsets;
-  if (T > 64) {
-    many.resize(static_cast<size_t>(T));
-    offset = many.data();
-  }
+  int64_t offset[kMaxTaps];
   for (int64_t t = 0; t < T; ++t) offset[t] = (t / s.KW) * s.DH * IWp + (t % s.KW) * s.DW;
   const int64_t image_floats = xpad_size(s) + ypad_size(s);  // xpad then dyp, per image
   const int64_t per_thread = kImageGroup * image_floats + s.OC * P + s.OC;
