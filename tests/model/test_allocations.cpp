@@ -11,6 +11,12 @@ namespace {
 std::atomic<int64_t> g_allocations{0};
 }
 
+// These replacements pair malloc with free by construction; GCC's -Wmismatched-new-delete
+// cannot see that the global operator new it compares against is this file's.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
 void* operator new(std::size_t size) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
