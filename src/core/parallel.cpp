@@ -102,7 +102,7 @@ class ThreadPool {
   const Task* task_ = nullptr;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};
 };
 
 int default_threads() {
