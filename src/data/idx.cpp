@@ -52,6 +52,8 @@ class GzFile {
     CONVNET_CHECK(got == size, path_, ": truncated: expected ", size, " bytes of ", what,
                   " at byte ", start, ", got ", got);
   }
+  // True when the file is not gzip-compressed (zlib reads it as it is).
+  bool is_plain() const { return gzdirect(file_) == 1; }
   bool at_end() {
     char probe;
     return read(&probe, 1) == 0;
@@ -93,6 +95,16 @@ IdxArray read_idx(const std::string& path) {
   }
   CONVNET_CHECK(count <= (uint64_t{1} << 33), path, ": IDX holds ", count,
                 " values, more than this reader accepts (8 Gi)");
+  // A plain file must hold what its header declares; checking first means a corrupt header is
+  // reported as truncation instead of a huge allocation. (Gzip sizes are only known by reading.)
+  if (file.is_plain()) {
+    std::error_code ec;
+    const uint64_t size = std::filesystem::file_size(path, ec);
+    const uint64_t needed = 4 + 4 * static_cast<uint64_t>(rank) + count;
+    CONVNET_CHECK(ec || size >= needed, path, ": truncated: expected ", count,
+                  " bytes of IDX data at byte ", 4 + 4 * rank, ", got ",
+                  size - std::min<uint64_t>(size, 4 + 4 * static_cast<uint64_t>(rank)));
+  }
   out.values.resize(static_cast<size_t>(count));
   file.read_exact(out.values.data(), out.values.size(), "IDX data");
   CONVNET_CHECK(file.at_end(), path, ": unexpected bytes after the ", count,

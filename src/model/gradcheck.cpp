@@ -73,9 +73,13 @@ std::vector<GradcheckEntry> gradcheck(Sequential<double>& model, const Tensor<do
       const double a = analytic[i];
       const double abs_err = std::abs(a - numeric);
       const double scale = std::max(std::abs(a), std::abs(numeric));
-      e.max_abs_error = std::max(e.max_abs_error, abs_err);
-      if (scale > options.atol) e.max_rel_error = std::max(e.max_rel_error, abs_err / scale);
-      if (abs_err > options.atol + options.rtol * std::abs(numeric)) ++e.failed;
+      // Written so that a NaN anywhere counts as a failure and shows in the reported maxima.
+      const bool ok = abs_err <= options.atol + options.rtol * std::abs(numeric);
+      if (!ok) ++e.failed;
+      if (!(abs_err <= e.max_abs_error)) e.max_abs_error = abs_err;
+      if (scale > options.atol && !(abs_err / scale <= e.max_rel_error))
+        e.max_rel_error = abs_err / scale;
+      if (std::isnan(abs_err)) e.max_rel_error = abs_err;
       ++e.checked;
     }
     return e;

@@ -130,6 +130,10 @@ TEST_F(IdxFiles, TruncatedPlainAndGzip) {
   const std::string cut = write("cut.gz", compressed.substr(0, compressed.size() / 2));
   const std::string gz_msg = error_of([&] { read_idx(cut); });
   EXPECT_NE(gz_msg.find(cut + ": truncated"), std::string::npos) << gz_msg;
+  // A corrupt header declaring 8 GiB in a tiny plain file: reported as truncation up front.
+  const std::string huge = write("huge", idx_bytes({2048, 2048, 2048}, {1, 2, 3}));
+  EXPECT_NE(error_of([&] { read_idx(huge); }).find("truncated: expected 8589934592 bytes"),
+            std::string::npos);
   // Header cut inside the dimensions.
   const std::string header = write("h", idx_bytes({10, 28, 28}, {}).substr(0, 9));
   EXPECT_NE(error_of([&] { read_idx(header); }).find("truncated: expected 4 bytes of IDX dimension"),

@@ -80,6 +80,7 @@ int cmd_bench(int argc, char** argv) {
                                               : args.get("input"));
   const int64_t batch = args.get_int("batch", 1);
   const int64_t threads = args.get_int("threads", 0);
+  if (threads > 1024) throw UsageError{"--threads: expected at most 1024, got " + args.get("threads")};
   const int warmup = static_cast<int>(args.get_int("warmup", 0));
   const int windows = static_cast<int>(args.get_int("windows", 1));
   const double window_s = args.get_double("window-seconds");

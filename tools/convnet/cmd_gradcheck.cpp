@@ -46,6 +46,7 @@ int cmd_gradcheck(int argc, char** argv) {
 
   GradcheckOptions options;
   options.eps = args.get_double("eps");
+  if (!(options.eps > 0)) throw UsageError{"--eps: expected a positive step, got " + args.get("eps")};
   options.max_per_tensor = args.get_int("samples", 1);
   options.atol = args.get_double("atol");
   options.rtol = args.get_double("rtol");

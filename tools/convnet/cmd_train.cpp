@@ -68,6 +68,7 @@ int cmd_train(int argc, char** argv) {
   const int64_t epochs = args.get_int("epochs", 1);
   const int64_t batch = args.get_int("batch", 1);
   const int64_t threads = args.get_int("threads", 0);
+  if (threads > 1024) throw UsageError{"--threads: expected at most 1024, got " + args.get("threads")};
   const int64_t seed = args.get_int("seed", 0);
   const bool json = args.get_switch("json");
   auto optimizer = make_optimizer(args);

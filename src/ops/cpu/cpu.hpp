@@ -36,7 +36,7 @@ void conv2d_direct(const Conv2dShape& s, const float* x, const float* w, bool fl
                    const float* b, float* y, bool accumulate, float* workspace);
 
 // Weight and bias gradients of a stride-1 convolution as in-place dot products (AVX-512 only;
-// used for images of at least ~512 padded positions, where it beats the GEMM).
+// used wherever the direct forward is).
 bool conv2d_direct_backward_weights_supported(const Conv2dShape& s);
 int64_t conv2d_direct_backward_weights_workspace_size(const Conv2dShape& s, int threads);
 void conv2d_direct_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
