@@ -39,6 +39,21 @@ int64_t xpad_size(const Conv2dShape& s) {
 }
 int64_t ypad_size(const Conv2dShape& s) { return s.OC * s.OH() * padded_w(s); }
 
+// offset[t] of tap t = (kh, kw) in the padded buffer: kh·DH·IWp + kw·DW.
+void tap_offsets(const Conv2dShape& s, int64_t* offset) {
+  for (int64_t t = 0; t < taps(s); ++t)
+    offset[t] = (t / s.KW) * s.DH * padded_w(s) + (t % s.KW) * s.DW;
+}
+
+// Copies image x (IC × IH × IW) into the interior of xpad; its border is left as it is (zero).
+void copy_padded(const Conv2dShape& s, const float* x, float* xpad) {
+  const int64_t IWp = padded_w(s), plane = padded_h(s) * IWp;
+  for (int64_t ic = 0; ic < s.IC; ++ic)
+    for (int64_t ih = 0; ih < s.IH; ++ih)
+      std::memcpy(xpad + ic * plane + (ih + s.PH) * IWp + s.PW, x + (ic * s.IH + ih) * s.IW,
+                  static_cast<size_t>(s.IW) * sizeof(float));
+}
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 // C[0:mr, 0:nr] (+)= Σ_t Σ_ic ap[(t·IC + ic)·8 + i] · b[offset[t] + ic·ldb + j]
 // The 16 accumulators are named variables: as an array inside the two-level loop, compilers
@@ -199,7 +214,7 @@ void conv2d_direct(const Conv2dShape& s, const float* x, const float* w, bool fl
             *next++ = v;
           }
   int64_t offset[kMaxTaps];
-  for (int64_t t = 0; t < T; ++t) offset[t] = (t / s.KW) * s.DH * IWp + (t % s.KW) * s.DW;
+  tap_offsets(s, offset);
 
   const int64_t per_thread = xpad_size(s) + ypad_size(s);
   parallel_for(0, s.N, [&](int64_t lo, int64_t hi, int thread) {
@@ -208,10 +223,7 @@ void conv2d_direct(const Conv2dShape& s, const float* x, const float* w, bool fl
     std::fill_n(xpad, xpad_size(s), 0.0f);  // borders and slack stay zero for every image
     for (int64_t n = lo; n < hi; ++n) {
       const float* xn = x + n * s.IC * s.IH * s.IW;
-      for (int64_t ic = 0; ic < s.IC; ++ic)
-        for (int64_t ih = 0; ih < s.IH; ++ih)
-          std::memcpy(xpad + ic * plane + (ih + s.PH) * IWp + s.PW, xn + (ic * s.IH + ih) * s.IW,
-                      static_cast<size_t>(s.IW) * sizeof(float));
+      copy_padded(s, xn, xpad);
       for (int64_t j = 0; j < positions; j += NR)
         for (int64_t c0 = 0; c0 < s.IC; c0 += ICB)
           for (int64_t q = 0; q < s.OC; q += MR)
@@ -257,7 +269,7 @@ void conv2d_direct_backward_weights(const Conv2dShape& s, const float* x, const 
   const int64_t IHp = padded_h(s), IWp = padded_w(s), OH = s.OH(), OW = s.OW();
   const int64_t T = taps(s), plane = IHp * IWp, positions = OH * IWp, P = s.IC * T;
   int64_t offset[kMaxTaps];
-  for (int64_t t = 0; t < T; ++t) offset[t] = (t / s.KW) * s.DH * IWp + (t % s.KW) * s.DW;
+  tap_offsets(s, offset);
   const int64_t image_floats = xpad_size(s) + ypad_size(s);  // xpad then dyp, per image
   const int64_t per_thread = kImageGroup * image_floats + s.OC * P + s.OC;
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), s.N));
@@ -273,10 +285,7 @@ void conv2d_direct_backward_weights(const Conv2dShape& s, const float* x, const 
         float* dyp = xpad + xpad_size(s);  // dy with rows widened to IWp, zeros beyond OW
         const float* xn = x + (n0 + g) * s.IC * s.IH * s.IW;
         const float* dyn = dy + (n0 + g) * s.OC * OH * OW;
-        for (int64_t ic = 0; ic < s.IC; ++ic)
-          for (int64_t ih = 0; ih < s.IH; ++ih)
-            std::memcpy(xpad + ic * plane + (ih + s.PH) * IWp + s.PW, xn + (ic * s.IH + ih) * s.IW,
-                        static_cast<size_t>(s.IW) * sizeof(float));
+        copy_padded(s, xn, xpad);
         for (int64_t oc = 0; oc < s.OC; ++oc) {
           float sum = 0.0f;
           for (int64_t oh = 0; oh < OH; ++oh) {

@@ -5,16 +5,10 @@
 
 #include "convnet/runtime.hpp"
 #include "ops/cpu/cpu.hpp"
+#include "ops/cpu/multiversion.hpp"
 
 namespace convnet::ops::cpu {
 namespace {
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define CONVNET_MULTIVERSION \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CONVNET_MULTIVERSION
-#endif
 
 // Chunks of at least this many elements per thread, so small tensors stay on one thread.
 constexpr int64_t kGrain = 1 << 14;

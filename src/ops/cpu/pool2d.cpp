@@ -6,16 +6,10 @@
 
 #include "convnet/runtime.hpp"
 #include "ops/cpu/cpu.hpp"
+#include "ops/cpu/multiversion.hpp"
 
 namespace convnet::ops::cpu {
 namespace {
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define CONVNET_MULTIVERSION \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CONVNET_MULTIVERSION
-#endif
 
 // 2x2 windows with stride 2 and no padding, written with selects instead of branches: on
 // activations the comparisons are unpredictable, and this lets the compiler vectorise the row.
