@@ -168,6 +168,82 @@ TEST(Conv2dKernels, RandomShapesMatchRef) {
   }
 }
 
+// Winograd called directly (the dispatcher only picks it for >= 8 channels): F(2x2,3x3) as a
+// forward pass with bias and as backward data (flipped, channel-swapped weights, accumulating
+// onto a sentinel), F(3x3,2x2) for weight and bias gradients: every padding it accepts, odd sizes (a last tile half outside the output),
+// rows of tiles that straddle the micro-kernel's 32-tile panels (OW 28: 14 tiles a row), and
+// single channels and images.
+TEST(Conv2dKernels, WinogradMatchesRef) {
+  if (!ops::cpu::conv2d_winograd_supported({.KH = 3, .KW = 3, .PH = 1, .PW = 1}))
+    GTEST_SKIP() << "no AVX-512 on this CPU: the Winograd kernel is not used";
+  const Conv2dShape cases[] = {
+      {.N = 1, .IC = 1, .IH = 1, .IW = 1, .OC = 1, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
+      {.N = 1, .IC = 1, .IH = 3, .IW = 3, .OC = 1, .KH = 3, .KW = 3},
+      {.N = 2, .IC = 3, .IH = 5, .IW = 7, .OC = 5, .KH = 3, .KW = 3, .PH = 2, .PW = 0},
+      {.N = 3, .IC = 17, .IH = 28, .IW = 28, .OC = 9, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
+      {.N = 2, .IC = 8, .IH = 13, .IW = 35, .OC = 33, .KH = 3, .KW = 3, .PH = 0, .PW = 2},
+      {.N = 5, .IC = 32, .IH = 8, .IW = 8, .OC = 16, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
+      {.N = 1, .IC = 9, .IH = 34, .IW = 33, .OC = 7, .KH = 3, .KW = 3, .PH = 2, .PW = 1},
+      {.N = 2, .IC = 40, .IH = 16, .IW = 16, .OC = 70, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
+  };
+  uint64_t seed = 300;
+  for (const Conv2dShape& s : cases)
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE(::testing::Message() << "N=" << s.N << " IC=" << s.IC << " IH=" << s.IH
+                                        << " IW=" << s.IW << " OC=" << s.OC << " P=" << s.PH
+                                        << "x" << s.PW << " threads " << threads);
+      ThreadCount tc(threads);
+      Rng rng(seed++);
+      const int64_t OH = s.OH(), OW = s.OW();
+      const Tensor<float> x = testing::random_normal<float>(Shape{s.N, s.IC, s.IH, s.IW}, rng);
+      const Tensor<float> w = testing::random_normal<float>(Shape{s.OC, s.IC, 3, 3}, rng);
+      const Tensor<float> b = testing::random_normal<float>(Shape{s.OC}, rng);
+      const Tensor<float> dy = testing::random_normal<float>(Shape{s.N, s.OC, OH, OW}, rng);
+      const auto xd = to<double>(x), wd = to<double>(w), bd = to<double>(b), dyd = to<double>(dy);
+
+      Tensor<float> ws(Shape{ops::cpu::conv2d_winograd_workspace_size(s, threads)}, NAN);
+      Tensor<float> y(Shape{s.N, s.OC, OH, OW}, NAN);
+      std::vector<double> y_ref(static_cast<size_t>(y.numel()));
+      ops::cpu::conv2d_winograd(s, x.data(), w.data(), false, b.data(), y.data(), false,
+                                ws.data());
+      ops::ref::conv2d_forward(s, xd.data(), wd.data(), bd.data(), y_ref.data());
+      EXPECT_TRUE(all_close(y.data(), y_ref.data(), y.numel(), 1e-4,
+                            1e-5 * std::sqrt(static_cast<double>(9 * s.IC))))
+          << "forward";
+
+      // Backward data: dx += conv(dy, w flipped, channels swapped), padded by 2 - P.
+      const Conv2dShape back{.N = s.N, .IC = s.OC, .IH = OH, .IW = OW, .OC = s.IC, .KH = 3,
+                             .KW = 3, .PH = 2 - s.PH, .PW = 2 - s.PW};
+      ASSERT_EQ(back.OH(), s.IH);
+      ASSERT_EQ(back.OW(), s.IW);
+      Tensor<float> ws_back(Shape{ops::cpu::conv2d_winograd_workspace_size(back, threads)}, NAN);
+      Tensor<float> dx(x.shape(), 1.0f);
+      std::vector<double> dx_ref(static_cast<size_t>(x.numel()), 1.0);
+      ops::cpu::conv2d_winograd(back, dy.data(), w.data(), true, nullptr, dx.data(), true,
+                                ws_back.data());
+      ops::ref::conv2d_backward_data(s, wd.data(), dyd.data(), dx_ref.data());
+      EXPECT_TRUE(all_close(dx.data(), dx_ref.data(), dx.numel(), 1e-4,
+                            1e-5 * std::sqrt(static_cast<double>(9 * s.OC))))
+          << "backward data";
+
+      // Weight and bias gradients (accumulate onto a sentinel of 1).
+      Tensor<float> ws_w(
+          Shape{ops::cpu::conv2d_winograd_backward_weights_workspace_size(s, threads)}, NAN);
+      Tensor<float> dw(w.shape(), 1.0f), db(b.shape(), 1.0f);
+      std::vector<double> dw_ref(static_cast<size_t>(w.numel()), 1.0), db_ref(s.OC, 1.0);
+      ops::cpu::conv2d_winograd_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(),
+                                                 ws_w.data());
+      ops::ref::conv2d_backward_weights(s, xd.data(), dyd.data(), dw_ref.data(), db_ref.data());
+      const double reduce_dw = static_cast<double>(s.N * OH * OW);
+      EXPECT_TRUE(
+          all_close(dw.data(), dw_ref.data(), dw.numel(), 1e-4, 1e-5 * std::sqrt(reduce_dw)))
+          << "backward weights";
+      EXPECT_TRUE(
+          all_close(db.data(), db_ref.data(), db.numel(), 1e-4, 1e-5 * std::sqrt(reduce_dw)))
+          << "backward bias";
+    }
+}
+
 // GEMM against a naive triple loop in double: every transpose combination, accumulate on and
 // off, sizes around the register tile (6x32) and the packing blocks (KC 256, MC 120).
 TEST(Sgemm, MatchesNaive) {

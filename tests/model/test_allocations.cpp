@@ -36,16 +36,26 @@ void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::fre
 namespace convnet {
 namespace {
 
-TEST(Allocations, TrainStepAllocatesNothingAfterWarmUp) {
+// Both built-in models: lenet (5x5 convolutions: direct and GEMM kernels) and vgg-small (3x3
+// ones: Winograd).
+struct AllocationCase {
+  const char* model;
+  int64_t channels, size;
+};
+class Allocations : public ::testing::TestWithParam<AllocationCase> {};
+
+TEST_P(Allocations, TrainStepAllocatesNothingAfterWarmUp) {
+  const AllocationCase c = GetParam();
   for (int threads : {1, 2}) {
     const int saved = num_threads();
     set_num_threads(threads);
     const int64_t at_start = g_allocations.load();
-    Sequential<float> model = make_model<float>("lenet");
-    model.build(Shape{8, 1, 28, 28}, 1);
+    Sequential<float> model = make_model<float>(c.model);
+    model.build(Shape{8, c.channels, c.size, c.size}, 1);
     Rng rng(1);
-    const Tensor<float> x = testing::random_normal<float>(Shape{8, 1, 28, 28}, rng);
-    const Tensor<float> short_batch = testing::random_normal<float>(Shape{3, 1, 28, 28}, rng);
+    const Tensor<float> x = testing::random_normal<float>(Shape{8, c.channels, c.size, c.size}, rng);
+    const Tensor<float> short_batch =
+        testing::random_normal<float>(Shape{3, c.channels, c.size, c.size}, rng);
     const std::vector<int32_t> labels{0, 1, 2, 3, 4, 5, 6, 7};
     const std::span<const int32_t> short_labels(labels.data(), 3);
     SoftmaxCrossEntropy<float> loss;
@@ -61,6 +71,13 @@ TEST(Allocations, TrainStepAllocatesNothingAfterWarmUp) {
     set_num_threads(saved);
   }
 }
+INSTANTIATE_TEST_SUITE_P(BuiltInModels, Allocations,
+                         ::testing::Values(AllocationCase{"lenet", 1, 28},
+                                           AllocationCase{"vgg-small", 3, 32}),
+                         [](const ::testing::TestParamInfo<AllocationCase>& param_info) {
+                           return std::string(param_info.param.model) == "lenet" ? "lenet"
+                                                                                 : "vgg_small";
+                         });
 
 }  // namespace
 }  // namespace convnet

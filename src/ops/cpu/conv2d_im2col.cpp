@@ -169,6 +169,16 @@ Conv2dShape backward_data_shape(const Conv2dShape& s) {
           .SH = 1, .SW = 1, .PH = s.DH * (s.KH - 1) - s.PH, .PW = s.DW * (s.KW - 1) - s.PW,
           .DH = s.DH, .DW = s.DW};
 }
+// Winograd pays where its 2.25x fewer multiplications are not eaten by the transforms and by
+// short GEMMs: enough channels on both sides (measured with bench_kernels; the 3-channel first
+// layer of vgg-small stays direct).
+bool winograd_pays(const Conv2dShape& s) {
+  return conv2d_winograd_supported(s) && s.IC >= 8 && s.OC >= 8;
+}
+bool backward_data_winograd(const Conv2dShape& s) {
+  return s.SH == 1 && s.SW == 1 && s.PH <= s.DH * (s.KH - 1) && s.PW <= s.DW * (s.KW - 1) &&
+         winograd_pays(backward_data_shape(s));
+}
 bool backward_data_direct(const Conv2dShape& s) {
   return s.SH == 1 && s.SW == 1 && s.PH <= s.DH * (s.KH - 1) && s.PW <= s.DW * (s.KW - 1) &&
          conv2d_direct_supported(backward_data_shape(s));
@@ -181,11 +191,18 @@ int64_t conv2d_workspace_size(const Conv2dShape& s, int threads) {
     size = std::max(size, conv2d_direct_backward_weights_workspace_size(s, threads));
   if (backward_data_direct(s))
     size = std::max(size, conv2d_direct_workspace_size(backward_data_shape(s), threads));
+  if (winograd_pays(s)) {
+    size = std::max(size, conv2d_winograd_workspace_size(s, threads));
+    size = std::max(size, conv2d_winograd_backward_weights_workspace_size(s, threads));
+  }
+  if (backward_data_winograd(s))
+    size = std::max(size, conv2d_winograd_workspace_size(backward_data_shape(s), threads));
   return size;
 }
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
                     float* y, float* workspace) {
+  if (winograd_pays(s)) return conv2d_winograd(s, x, w, false, b, y, false, workspace);
   if (conv2d_direct_supported(s)) return conv2d_direct(s, x, w, false, b, y, false, workspace);
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
   parallel_for(0, s.N, [&](int64_t lo, int64_t hi, int) {
@@ -209,6 +226,8 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
 
 void conv2d_backward_data(const Conv2dShape& s, const float* w, const float* dy, float* dx,
                           float* workspace) {
+  if (backward_data_winograd(s))
+    return conv2d_winograd(backward_data_shape(s), dy, w, true, nullptr, dx, true, workspace);
   if (backward_data_direct(s))
     return conv2d_direct(backward_data_shape(s), dy, w, true, nullptr, dx, true, workspace);
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
@@ -230,6 +249,7 @@ void conv2d_backward_data(const Conv2dShape& s, const float* w, const float* dy,
 
 void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw,
                              float* db, float* workspace) {
+  if (winograd_pays(s)) return conv2d_winograd_backward_weights(s, x, dy, dw, db, workspace);
   if (conv2d_direct_backward_weights_supported(s))
     return conv2d_direct_backward_weights(s, x, dy, dw, db, workspace);
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();

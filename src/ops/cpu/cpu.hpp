@@ -42,6 +42,17 @@ int64_t conv2d_direct_backward_weights_workspace_size(const Conv2dShape& s, int 
 void conv2d_direct_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
                                     float* dw, float* db, float* workspace);
 
+// Winograd F(2x2, 3x3) convolution for 3x3 kernels, stride 1, dilation 1, padding <= 2
+// (AVX-512 only; see conv2d_winograd.cpp). Same arguments as conv2d_direct.
+bool conv2d_winograd_supported(const Conv2dShape& s);
+int64_t conv2d_winograd_workspace_size(const Conv2dShape& s, int threads);
+void conv2d_winograd(const Conv2dShape& s, const float* x, const float* w, bool flip_swap,
+                     const float* b, float* y, bool accumulate, float* workspace);
+// Weight and bias gradients of such a convolution by F(3x3, 2x2), accumulated into dw and db.
+int64_t conv2d_winograd_backward_weights_workspace_size(const Conv2dShape& s, int threads);
+void conv2d_winograd_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
+                                      float* dw, float* db, float* workspace);
+
 // Same semantics as ref::conv2d_*; `workspace` holds conv2d_workspace_size(s, num_threads()).
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
                     float* y, float* workspace);
