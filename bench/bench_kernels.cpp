@@ -2,6 +2,7 @@
 // backward weights) on the convolution shapes of the built-in models, to show where a training
 // step's time goes. Usage: build/bench_kernels [threads] [batch]. Not a test: it asserts nothing.
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -58,13 +59,15 @@ int main(int argc, char** argv) {
     std::printf("%-32s %9.1f %9.1f %9.1f\n", c.name, flops / f / 1e9, flops / d / 1e9, flops / g / 1e9);
   }
   // The algorithms the dispatcher chooses between, each called directly, on the shapes both
-  // accept: what its choice rests on. GFLOP/s counts direct-convolution FLOPs throughout.
+  // accept: what its choice rests on. GFLOP/s counts direct-convolution FLOPs throughout; nan
+  // where the direct kernel does not apply (it leaves small padded images to the GEMM).
   std::printf("\nby algorithm (GFLOP/s of the direct-equivalent FLOPs)\n");
   std::printf("%-32s %9s %9s %9s %9s\n", "layer", "fwd dir", "fwd wino", "wgt dir", "wgt wino");
   for (auto& c : cases) {
     Conv2dShape s = c.s;
     s.N = N;
-    if (!cpu::conv2d_direct_supported(s) || !cpu::conv2d_winograd_supported(s)) continue;
+    if (!cpu::conv2d_winograd_supported(s)) continue;
+    const bool direct = cpu::conv2d_direct_supported(s);
     const double flops = 2.0 * s.N * s.OC * s.OH() * s.OW() * s.IC * s.KH * s.KW;
     const int64_t ws_size = std::max(
         {cpu::conv2d_direct_workspace_size(s, threads),
@@ -74,9 +77,9 @@ int main(int argc, char** argv) {
     std::vector<float> x(s.N * s.IC * s.IH * s.IW, 0.5f), w(s.OC * s.IC * s.KH * s.KW, 0.1f),
         b(s.OC), y(s.N * s.OC * s.OH() * s.OW()), dy(y.size(), 0.01f), dw(w.size()), db(b.size()),
         ws(ws_size);
-    const double fd = median_seconds([&] { cpu::conv2d_direct(s, x.data(), w.data(), false, b.data(), y.data(), false, ws.data()); });
+    const double fd = !direct ? NAN : median_seconds([&] { cpu::conv2d_direct(s, x.data(), w.data(), false, b.data(), y.data(), false, ws.data()); });
     const double fw = median_seconds([&] { cpu::conv2d_winograd(s, x.data(), w.data(), false, b.data(), y.data(), false, ws.data()); });
-    const double gd = median_seconds([&] { cpu::conv2d_direct_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), ws.data()); });
+    const double gd = !direct ? NAN : median_seconds([&] { cpu::conv2d_direct_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), ws.data()); });
     const double gw = median_seconds([&] { cpu::conv2d_winograd_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), ws.data()); });
     std::printf("%-32s %9.1f %9.1f %9.1f %9.1f\n", c.name, flops / fd / 1e9, flops / fw / 1e9,
                 flops / gd / 1e9, flops / gw / 1e9);

@@ -47,15 +47,14 @@ struct Plan {
   int64_t OCp;           // output channels rounded up to MR
 };
 
-// target_floats: how many floats of V and M (or V and U) a chunk may hold.
-Plan make_plan(const Conv2dShape& s, int64_t target_floats = 96 * 1024) {
+// target_floats: how many floats a chunk's buffers may hold, 16 rows of `channels` floats per
+// tile (forward: V and one block of M; weight gradients: V and U).
+Plan make_plan(const Conv2dShape& s, int64_t target_floats, int64_t channels) {
   Plan p{};
   p.th = (s.OH() + 1) / 2;
   p.tw = (s.OW() + 1) / 2;
   p.units = s.N * p.th;
-  // V (16·IC·tiles) and M (16·OC·tiles) floats together within target_floats (forward: 384 KB
-  // of L2), at least a panel.
-  const int64_t target = std::max<int64_t>(NR, target_floats / (kXi * (s.IC + s.OC)));
+  const int64_t target = std::max<int64_t>(NR, target_floats / (kXi * channels));
   p.rows = std::clamp<int64_t>((target + p.tw - 1) / p.tw, 1, p.units);
   p.tiles = p.rows * p.tw;
   p.tiles_padded = (p.tiles + NR - 1) / NR * NR;
@@ -64,8 +63,10 @@ Plan make_plan(const Conv2dShape& s, int64_t target_floats = 96 * 1024) {
 }
 
 int64_t packed_u_size(const Conv2dShape& s, const Plan& p) { return kXi * p.OCp * s.IC; }
+// Forward: V for a chunk and M for one block of MR output channels, within ~512 KB of L2.
+Plan forward_plan(const Conv2dShape& s) { return make_plan(s, 128 * 1024, s.IC + MR); }
 int64_t per_thread_size(const Conv2dShape& s, const Plan& p) {
-  return kXi * (s.IC + s.OC) * p.tiles_padded;
+  return kXi * (s.IC + MR) * p.tiles_padded;
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -102,15 +103,15 @@ void transform_weights(const Conv2dShape& s, const Plan& p, const float* w, bool
 }
 
 __attribute__((target("avx512f"))) inline __mmask16 lanes_below(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF)
+  return n >= 16  ? static_cast<__mmask16>(0xFFFF)
          : n <= 0 ? static_cast<__mmask16>(0)
                   : static_cast<__mmask16>((1u << n) - 1);
 }
 
 // Lanes [0, 16) whose element x0 + lane lies in [0, width).
 __attribute__((target("avx512f"))) inline __mmask16 inside(int64_t x0, int64_t width) {
-  const __mmask16 below = lanes_below(width - x0);        // x0 + lane < width
-  const __mmask16 negative = lanes_below(-x0);            // x0 + lane < 0
+  const __mmask16 below = lanes_below(width - x0);  // x0 + lane < width
+  const __mmask16 negative = lanes_below(-x0);      // x0 + lane < 0
   return static_cast<__mmask16>(below & ~negative);
 }
 
@@ -126,51 +127,42 @@ __attribute__((target("avx512f"))) inline void store_tiles(float* panels, int64_
   }
   const int64_t first = NR - o;
   _mm512_mask_storeu_ps(at, lanes_below(first), v);
-  const __m512i shift = _mm512_add_epi32(
-      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-      _mm512_set1_epi32(static_cast<int>(first)));
+  const __m512i shift =
+      _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                       _mm512_set1_epi32(static_cast<int>(first)));
   _mm512_mask_storeu_ps(panels + (q + 1) * NR * IC + ic * NR, lanes_below(len - first),
                         _mm512_maskz_permutexvar_ps(static_cast<__mmask16>(0xFFFF), shift, v));
 }
 
 // Where transformed tiles go: the micro-kernel's packed panels (forward: V[ξ] is IC rows of
-// tiles, cut into panels of NR tiles), or plain rows (weight gradients: V[ξ][ic] is a row of
-// `ld` tiles).
+// tiles, cut into panels of NR tiles; kPacked), or plain rows (weight gradients: V[ξ][ic] is a
+// row of `ld` tiles).
 struct TileLayout {
-  bool packed;
   int64_t ld;         // tiles per row (packed: tiles_padded)
   int64_t xi_stride;  // floats between V[ξ] and V[ξ+1]
 };
 
-__attribute__((target("avx512f"))) inline void store_row(float* v_xi, const TileLayout& layout,
-                                                         int64_t channels, int64_t ch,
-                                                         int64_t j0, int64_t len, __m512 v) {
-  if (layout.packed)
-    store_tiles(v_xi, channels, ch, j0, len, v);
-  else
-    _mm512_mask_storeu_ps(v_xi + ch * layout.ld + j0, lanes_below(len), v);
-}
-
-// V = Bᵀ d B for the tiles of chunk rows [u0, u0 + rows), every input channel.
+// V = Bᵀ d B for the tiles of chunk rows [u0, u0 + rows), every input channel. Channels outside,
+// tile rows inside: consecutive tile rows read overlapping, consecutive image rows.
+template <bool kPacked>
 __attribute__((target("avx512f"))) void transform_input(const Conv2dShape& s, const Plan& p,
                                                         const float* x, int64_t u0, int64_t rows,
                                                         const TileLayout& layout, float* vp) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   const int64_t xi_stride = layout.xi_stride;
-  for (int64_t u = 0; u < rows; ++u) {
-    const int64_t n = (u0 + u) / p.th, ty = (u0 + u) % p.th;
-    const float* xn = x + n * s.IC * s.IH * s.IW;
-    for (int64_t tx0 = 0; tx0 < p.tw; tx0 += 16) {
-      const int64_t len = std::min<int64_t>(16, p.tw - tx0);
-      const int64_t j0 = u * p.tw + tx0;
-      // Input columns of lane l: x0 + 2l + {0,1,2,3}, from four 16-wide loads at x0, x0+16,
-      // x0+2, x0+18 masked to the image.
-      const int64_t x0 = 2 * tx0 - s.PW;
-      const __mmask16 ma = inside(x0, s.IW), mb = inside(x0 + 16, s.IW),
-                      mc = inside(x0 + 2, s.IW), md = inside(x0 + 18, s.IW);
-      for (int64_t ic = 0; ic < s.IC; ++ic) {
-        const float* plane = xn + ic * s.IH * s.IW;
+  for (int64_t ic = 0; ic < s.IC; ++ic)
+    for (int64_t u = 0; u < rows; ++u) {
+      const int64_t n = (u0 + u) / p.th, ty = (u0 + u) % p.th;
+      const float* plane = x + (n * s.IC + ic) * s.IH * s.IW;
+      for (int64_t tx0 = 0; tx0 < p.tw; tx0 += 16) {
+        const int64_t len = std::min<int64_t>(16, p.tw - tx0);
+        const int64_t j0 = u * p.tw + tx0;
+        // Input columns of lane l: x0 + 2l + {0,1,2,3}, from four 16-wide loads at x0, x0+16,
+        // x0+2, x0+18 masked to the image.
+        const int64_t x0 = 2 * tx0 - s.PW;
+        const __mmask16 ma = inside(x0, s.IW), mb = inside(x0 + 16, s.IW),
+                        mc = inside(x0 + 2, s.IW), md = inside(x0 + 18, s.IW);
         __m512 t[4][4];  // d B, row by row
         for (int r = 0; r < 4; ++r) {
           const int64_t ih = 2 * ty - s.PH + r;
@@ -193,42 +185,50 @@ __attribute__((target("avx512f"))) void transform_input(const Conv2dShape& s, co
           t[r][2] = _mm512_sub_ps(d2, d1);
           t[r][3] = _mm512_sub_ps(d1, d3);
         }
-        for (int c = 0; c < 4; ++c) {  // Bᵀ (d B)
-          store_row(vp + (0 * 4 + c) * xi_stride, layout, s.IC, ic, j0, len,
-                    _mm512_sub_ps(t[0][c], t[2][c]));
-          store_row(vp + (1 * 4 + c) * xi_stride, layout, s.IC, ic, j0, len,
-                    _mm512_add_ps(t[1][c], t[2][c]));
-          store_row(vp + (2 * 4 + c) * xi_stride, layout, s.IC, ic, j0, len,
-                    _mm512_sub_ps(t[2][c], t[1][c]));
-          store_row(vp + (3 * 4 + c) * xi_stride, layout, s.IC, ic, j0, len,
-                    _mm512_sub_ps(t[1][c], t[3][c]));
+        const __m512 v[4][4] = {// Bᵀ (d B)
+                                {_mm512_sub_ps(t[0][0], t[2][0]), _mm512_sub_ps(t[0][1], t[2][1]),
+                                 _mm512_sub_ps(t[0][2], t[2][2]), _mm512_sub_ps(t[0][3], t[2][3])},
+                                {_mm512_add_ps(t[1][0], t[2][0]), _mm512_add_ps(t[1][1], t[2][1]),
+                                 _mm512_add_ps(t[1][2], t[2][2]), _mm512_add_ps(t[1][3], t[2][3])},
+                                {_mm512_sub_ps(t[2][0], t[1][0]), _mm512_sub_ps(t[2][1], t[1][1]),
+                                 _mm512_sub_ps(t[2][2], t[1][2]), _mm512_sub_ps(t[2][3], t[1][3])},
+                                {_mm512_sub_ps(t[1][0], t[3][0]), _mm512_sub_ps(t[1][1], t[3][1]),
+                                 _mm512_sub_ps(t[1][2], t[3][2]), _mm512_sub_ps(t[1][3], t[3][3])}};
+        if constexpr (kPacked) {
+          for (int xi = 0; xi < 16; ++xi)
+            store_tiles(vp + xi * xi_stride, s.IC, ic, j0, len, v[xi / 4][xi % 4]);
+        } else {
+          const __mmask16 mlen = lanes_below(len);
+          float* at = vp + ic * layout.ld + j0;
+          for (int xi = 0; xi < 16; ++xi)
+            _mm512_mask_storeu_ps(at + xi * xi_stride, mlen, v[xi / 4][xi % 4]);
         }
       }
     }
-  }
 }
 
-// Y = Aᵀ M A for the chunk's tiles, plus bias, stored (or added) into the NCHW output.
+// Y = Aᵀ M A for the chunk's tiles and output channels [oc0, oc0 + mr), plus bias, stored (or
+// added) into the NCHW output. M holds MR channels: mp[(ξ·MR + oc - oc0)·tiles_padded + tile].
 __attribute__((target("avx512f"))) void transform_output(const Conv2dShape& s, const Plan& p,
-                                                         const float* mp, int64_t u0,
-                                                         int64_t rows, const float* b, float* y,
-                                                         bool accumulate) {
+                                                         const float* mp, int64_t oc0, int64_t mr,
+                                                         int64_t u0, int64_t rows, const float* b,
+                                                         float* y, bool accumulate) {
   // Interleave two 16-lane rows into 32 consecutive outputs: lo = a0 b0 a1 b1 ... a7 b7.
   const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i hi_idx =
       _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
   const int64_t OH = s.OH(), OW = s.OW();
-  const int64_t xi_stride = s.OC * p.tiles_padded, ld = p.tiles_padded;
-  for (int64_t u = 0; u < rows; ++u) {
-    const int64_t n = (u0 + u) / p.th, ty = (u0 + u) % p.th;
-    for (int64_t tx0 = 0; tx0 < p.tw; tx0 += 16) {
-      const int64_t len = std::min<int64_t>(16, p.tw - tx0);
-      const int64_t j0 = u * p.tw + tx0;
-      const __mmask16 mlen = lanes_below(len);
-      const int64_t ox = 2 * tx0;  // first output column
-      const __mmask16 m_lo = lanes_below(OW - ox), m_hi = lanes_below(OW - ox - 16);
-      for (int64_t oc = 0; oc < s.OC; ++oc) {
-        const float* m = mp + oc * ld + j0;
+  const int64_t xi_stride = MR * p.tiles_padded, ld = p.tiles_padded;
+  for (int64_t oc = oc0; oc < oc0 + mr; ++oc)  // channels outside: output rows written in order
+    for (int64_t u = 0; u < rows; ++u) {
+      const int64_t n = (u0 + u) / p.th, ty = (u0 + u) % p.th;
+      for (int64_t tx0 = 0; tx0 < p.tw; tx0 += 16) {
+        const int64_t len = std::min<int64_t>(16, p.tw - tx0);
+        const int64_t j0 = u * p.tw + tx0;
+        const __mmask16 mlen = lanes_below(len);
+        const int64_t ox = 2 * tx0;  // first output column
+        const __mmask16 m_lo = lanes_below(OW - ox), m_hi = lanes_below(OW - ox - 16);
+        const float* m = mp + (oc - oc0) * ld + j0;
         __m512 a[4][2];  // (M A) row by row: columns 0 and 1 of the 2x2 block
         for (int r = 0; r < 4; ++r) {
           const __m512 m0 = _mm512_maskz_loadu_ps(mlen, m + (r * 4 + 0) * xi_stride);
@@ -242,12 +242,10 @@ __attribute__((target("avx512f"))) void transform_output(const Conv2dShape& s, c
         for (int r = 0; r < 2; ++r) {  // Aᵀ (M A): output row 2ty + r
           const int64_t oy = 2 * ty + r;
           if (oy >= OH) break;
-          const __m512 y0 =
-              r == 0 ? _mm512_add_ps(_mm512_add_ps(a[0][0], a[1][0]), a[2][0])
-                     : _mm512_sub_ps(_mm512_sub_ps(a[1][0], a[2][0]), a[3][0]);
-          const __m512 y1 =
-              r == 0 ? _mm512_add_ps(_mm512_add_ps(a[0][1], a[1][1]), a[2][1])
-                     : _mm512_sub_ps(_mm512_sub_ps(a[1][1], a[2][1]), a[3][1]);
+          const __m512 y0 = r == 0 ? _mm512_add_ps(_mm512_add_ps(a[0][0], a[1][0]), a[2][0])
+                                   : _mm512_sub_ps(_mm512_sub_ps(a[1][0], a[2][0]), a[3][0]);
+          const __m512 y1 = r == 0 ? _mm512_add_ps(_mm512_add_ps(a[0][1], a[1][1]), a[2][1])
+                                   : _mm512_sub_ps(_mm512_sub_ps(a[1][1], a[2][1]), a[3][1]);
           __m512 lo = _mm512_permutex2var_ps(y0, lo_idx, y1);
           __m512 hi = _mm512_permutex2var_ps(y0, hi_idx, y1);
           float* out = y + ((n * s.OC + oc) * OH + oy) * OW + ox;
@@ -265,7 +263,6 @@ __attribute__((target("avx512f"))) void transform_output(const Conv2dShape& s, c
         }
       }
     }
-  }
 }
 
 // U = G' g G'ᵀ of the 2x2 blocks of dy for the tiles of chunk rows [u0, u0 + rows), every output
@@ -280,23 +277,22 @@ __attribute__((target("avx512f"))) void transform_output(const Conv2dShape& s, c
 // B' is the forward B with its last row negated, so the forward input transform is reused and
 // the sign moves into G' (last row (0, -1) here). Summed over tiles, each ξ is a GEMM with the
 // tiles as its reduction: S[ξ][oc, ic] = Σ_tile U[ξ][oc, tile] · V[ξ][ic, tile].
-__attribute__((target("avx512f"))) void transform_grad_output(const Conv2dShape& s,
-                                                              const Plan& p, const float* dy,
-                                                              int64_t u0, int64_t rows,
-                                                              int64_t ld, float* up,
+__attribute__((target("avx512f"))) void transform_grad_output(const Conv2dShape& s, const Plan& p,
+                                                              const float* dy, int64_t u0,
+                                                              int64_t rows, int64_t ld, float* up,
                                                               float* db_vec) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   const __m512 half = _mm512_set1_ps(0.5f);
   const int64_t OH = s.OH(), OW = s.OW(), xi_stride = s.OC * ld;
-  for (int64_t u = 0; u < rows; ++u) {
-    const int64_t n = (u0 + u) / p.th, ty = (u0 + u) % p.th;
-    for (int64_t tx0 = 0; tx0 < p.tw; tx0 += 16) {
-      const int64_t len = std::min<int64_t>(16, p.tw - tx0);
-      const int64_t j0 = u * p.tw + tx0, ox = 2 * tx0;
-      // Columns past OW (and so every lane past len) load as zero: they add nothing.
-      const __mmask16 m_lo = lanes_below(OW - ox), m_hi = lanes_below(OW - ox - 16);
-      for (int64_t oc = 0; oc < s.OC; ++oc) {
+  for (int64_t oc = 0; oc < s.OC; ++oc)  // channels outside: dy rows read in order
+    for (int64_t u = 0; u < rows; ++u) {
+      const int64_t n = (u0 + u) / p.th, ty = (u0 + u) % p.th;
+      for (int64_t tx0 = 0; tx0 < p.tw; tx0 += 16) {
+        const int64_t len = std::min<int64_t>(16, p.tw - tx0);
+        const int64_t j0 = u * p.tw + tx0, ox = 2 * tx0;
+        // Columns past OW (and so every lane past len) load as zero: they add nothing.
+        const __mmask16 m_lo = lanes_below(OW - ox), m_hi = lanes_below(OW - ox - 16);
         __m512 h[2][4];  // dy G'ᵀ, row by row
         __m512 sum = _mm512_setzero_ps();
         for (int r = 0; r < 2; ++r) {
@@ -329,7 +325,6 @@ __attribute__((target("avx512f"))) void transform_grad_output(const Conv2dShape&
         }
       }
     }
-  }
 }
 
 // GCC 12 warns inside its own shuffle intrinsics (an intentionally undefined source register),
@@ -395,9 +390,8 @@ __attribute__((target("avx512f"))) void dot_block_4x4(const float* const* u_rows
 
 bool conv2d_winograd_supported(const Conv2dShape& s) {
 #ifdef CONVNET_HAVE_WINOGRAD
-  return s.KH == 3 && s.KW == 3 && s.SH == 1 && s.SW == 1 && s.DH == 1 && s.DW == 1 &&
-         s.PH <= 2 && s.PW <= 2 && s.OH() >= 1 && s.OW() >= 1 &&
-         std::strcmp(gemm_kernel().name, "avx512") == 0;
+  return s.KH == 3 && s.KW == 3 && s.SH == 1 && s.SW == 1 && s.DH == 1 && s.DW == 1 && s.PH <= 2 &&
+         s.PW <= 2 && s.OH() >= 1 && s.OW() >= 1 && std::strcmp(gemm_kernel().name, "avx512") == 0;
 #else
   (void)s;
   return false;
@@ -405,14 +399,14 @@ bool conv2d_winograd_supported(const Conv2dShape& s) {
 }
 
 int64_t conv2d_winograd_workspace_size(const Conv2dShape& s, int threads) {
-  const Plan p = make_plan(s);
+  const Plan p = forward_plan(s);
   return packed_u_size(s, p) + threads * per_thread_size(s, p);
 }
 
 void conv2d_winograd(const Conv2dShape& s, const float* x, const float* w, bool flip_swap,
                      const float* b, float* y, bool accumulate, float* workspace) {
 #ifdef CONVNET_HAVE_WINOGRAD
-  const Plan p = make_plan(s);
+  const Plan p = forward_plan(s);
   float* up = workspace;
   transform_weights(s, p, w, flip_swap, up);
   const MicroKernel micro = gemm_kernel().micro;
@@ -428,19 +422,23 @@ void conv2d_winograd(const Conv2dShape& s, const float* x, const float* w, bool 
       if (tiles % NR != 0)
         for (int64_t xi = 0; xi < kXi; ++xi)
           for (int64_t ic = 0; ic < s.IC; ++ic)
-            std::fill_n(vp + xi * s.IC * p.tiles_padded + (tiles / NR) * NR * s.IC + ic * NR,
-                        NR, 0.0f);
-      transform_input(s, p, x, u0, rows, {true, p.tiles_padded, s.IC * p.tiles_padded}, vp);
-      for (int64_t xi = 0; xi < kXi; ++xi) {
-        const float* u_xi = up + xi * p.OCp * s.IC;
-        const float* v_xi = vp + xi * s.IC * p.tiles_padded;
-        float* m_xi = mp + xi * s.OC * p.tiles_padded;
-        for (int64_t j = 0; j < tiles; j += NR)
-          for (int64_t oc = 0; oc < s.OC; oc += MR)
-            micro(s.IC, u_xi + oc * s.IC, v_xi + j * s.IC, m_xi + oc * p.tiles_padded + j,
-                  p.tiles_padded, std::min(MR, s.OC - oc), std::min(NR, tiles - j), false);
+            std::fill_n(vp + xi * s.IC * p.tiles_padded + (tiles / NR) * NR * s.IC + ic * NR, NR,
+                        0.0f);
+      transform_input<true>(s, p, x, u0, rows, {p.tiles_padded, s.IC * p.tiles_padded}, vp);
+      // One block of MR output channels at a time: its M (16 × MR × tiles) is transformed
+      // back while still in cache.
+      for (int64_t oc0 = 0; oc0 < s.OC; oc0 += MR) {
+        const int64_t mr = std::min(MR, s.OC - oc0);
+        for (int64_t xi = 0; xi < kXi; ++xi) {
+          const float* u_xi = up + xi * p.OCp * s.IC + oc0 * s.IC;
+          const float* v_xi = vp + xi * s.IC * p.tiles_padded;
+          float* m_xi = mp + xi * MR * p.tiles_padded;
+          for (int64_t j = 0; j < tiles; j += NR)
+            micro(s.IC, u_xi, v_xi + j * s.IC, m_xi + j, p.tiles_padded, mr,
+                  std::min(NR, tiles - j), false);
+        }
+        transform_output(s, p, mp, oc0, mr, u0, rows, b, y, accumulate);
       }
-      transform_output(s, p, mp, u0, rows, b, y, accumulate);
     }
   });
 #else
@@ -473,13 +471,13 @@ BackwardSizes backward_sizes(const Conv2dShape& s, const Plan& p) {
 }  // namespace
 
 int64_t conv2d_winograd_backward_weights_workspace_size(const Conv2dShape& s, int threads) {
-  return threads * backward_sizes(s, make_plan(s, kBackwardChunkFloats)).per_thread;
+  return threads * backward_sizes(s, make_plan(s, kBackwardChunkFloats, s.IC + s.OC)).per_thread;
 }
 
 void conv2d_winograd_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
                                       float* dw, float* db, float* workspace) {
 #ifdef CONVNET_HAVE_WINOGRAD
-  const Plan p = make_plan(s, kBackwardChunkFloats);
+  const Plan p = make_plan(s, kBackwardChunkFloats, s.IC + s.OC);
   const BackwardSizes z = backward_sizes(s, p);
   const int64_t chunks = (p.units + p.rows - 1) / p.rows;
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), chunks));
@@ -492,7 +490,7 @@ void conv2d_winograd_backward_weights(const Conv2dShape& s, const float* x, cons
     for (int64_t chunk = lo; chunk < hi; ++chunk) {
       const int64_t u0 = chunk * p.rows, rows = std::min(p.rows, p.units - u0);
       const int64_t tiles = rows * p.tw;
-      transform_input(s, p, x, u0, rows, {false, z.ld, s.IC * z.ld}, vp);
+      transform_input<false>(s, p, x, u0, rows, {z.ld, s.IC * z.ld}, vp);
       transform_grad_output(s, p, dy, u0, rows, z.ld, up, db_vec);
       for (int64_t xi = 0; xi < kXi; ++xi)
         for (int64_t kb = 0; kb < z.blocks_oc; ++kb) {
@@ -503,7 +501,8 @@ void conv2d_winograd_backward_weights(const Conv2dShape& s, const float* x, cons
             const float* v_rows[4];
             for (int64_t c = 0; c < 4; ++c)
               v_rows[c] = vp + (xi * s.IC + std::min(4 * cb + c, s.IC - 1)) * z.ld;
-            dot_block_4x4(u_rows, v_rows, tiles, sums + ((xi * z.blocks_oc + kb) * z.blocks_ic + cb) * 16);
+            dot_block_4x4(u_rows, v_rows, tiles,
+                          sums + ((xi * z.blocks_oc + kb) * z.blocks_ic + cb) * 16);
           }
         }
     }
