@@ -1,5 +1,6 @@
-// Data: the IDX format of MNIST and Fashion-MNIST (plain or gzip), and an in-memory labelled
-// image set. Readers check magic numbers, sizes and label counts before using a byte.
+// Data: the IDX format of MNIST and Fashion-MNIST (plain or gzip), CIFAR-10's binary batches,
+// folders of images, an in-memory labelled image set with normalisation, validation splits and
+// training-time augmentation. Readers check magic numbers, sizes and labels before using a byte.
 #pragma once
 
 #include <cstdint>
@@ -7,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "convnet/rng.hpp"
 #include "convnet/tensor.hpp"
 
 namespace convnet {
@@ -39,10 +41,32 @@ class Dataset {
   const Shape& shape() const { return shape_; }
   Shape sample_shape() const { return Shape{shape_[1], shape_[2], shape_[3]}; }
   const std::vector<int32_t>& labels() const { return labels_; }
-  // Writes samples order[0..k) as floats into out (k x C x H x W) and their labels.
+  // Writes samples order[0..k) as floats into out (k x C x H x W) and their labels; each value
+  // is normalised, (v - mean[c]) / stddev[c], when a normalisation is set.
   void gather(std::span<const int64_t> order, float* out, int32_t* labels) const;
   // Keeps only the first n samples (n <= size()).
   void truncate(int64_t n);
+  // A new set of samples indices[0..k) (any order, repeats allowed), with this set's class
+  // names and normalisation.
+  Dataset subset(std::span<const int64_t> indices) const;
+
+  // Class names, when the source has them (an image folder's sub-folders, CIFAR-10's labels);
+  // empty otherwise.
+  const std::vector<std::string>& class_names() const { return class_names_; }
+  void set_class_names(std::vector<std::string> names);
+
+  // Per-channel normalisation applied by gather(); one mean and one stddev (> 0) per channel.
+  void set_normalization(std::vector<float> mean, std::vector<float> stddev);
+  const std::vector<float>& mean() const { return mean_; }
+  const std::vector<float>& stddev() const { return stddev_; }
+  // The value a zero pixel of channel c has after normalisation (what padding is filled with).
+  float zero_value(int64_t c) const;
+  // Per-channel mean and (population) standard deviation of the samples as gather() would
+  // produce them without normalisation: what to pass to set_normalization.
+  struct ChannelStats {
+    std::vector<float> mean, stddev;
+  };
+  ChannelStats channel_stats() const;
 
  private:
   Shape shape_{0, 0, 0, 0};
@@ -50,7 +74,30 @@ class Dataset {
   Tensor<float> images_;
   std::vector<int32_t> labels_;
   int64_t classes_ = 0;
+  std::vector<std::string> class_names_;
+  std::vector<float> mean_, stddev_;
 };
+
+// Training-time augmentation, applied to a gathered batch, seeded through the Rng passed in.
+struct Augmentation {
+  // Random crop with padding: each image is padded by this many pixels of zero (before
+  // normalisation) on every side and a window of its own size is cut at a random offset.
+  int64_t crop_padding = 0;
+  bool horizontal_flip = false;  // mirror each image left-right with probability 1/2
+  bool active() const { return crop_padding > 0 || horizontal_flip; }
+};
+
+// Applies `augmentation` to count images of `data`'s sample shape at batch (count x C x H x W),
+// in place; scratch holds one image (it is resized once and then reused).
+void augment_batch(const Augmentation& augmentation, const Dataset& data, Rng& rng, float* batch,
+                   int64_t count, std::vector<float>& scratch);
+
+// Splits off a held-out validation set: a seeded random `fraction` of the samples (at least one
+// of each, when fraction > 0), the rest for training, both keeping their original order.
+struct TrainValidation {
+  Dataset train, validation;
+};
+TrainValidation split_validation(const Dataset& data, double fraction, uint64_t seed);
 
 // Pairs an IDX image file (N, H, W) with an IDX label file (N); pixels / 255.
 // Throws if the counts differ or a label is >= classes.
@@ -60,5 +107,21 @@ Dataset load_idx_dataset(const std::string& images_path, const std::string& labe
 // Loads "<dir>/<split>-images-idx3-ubyte[.gz]" and the matching labels, where split is "train"
 // or "t10k" (the MNIST file names, shared by Fashion-MNIST). Throws naming the missing file.
 Dataset load_mnist_split(const std::string& dir, const std::string& split);
+
+// CIFAR-10's binary version: "<dir>/data_batch_{1..5}.bin" (split "train") or
+// "<dir>/test_batch.bin" (split "test"), each record a label byte then 3 x 32 x 32 pixel bytes;
+// class names from batches.meta.txt when present. Throws naming the file for a missing file, a
+// size that is not a whole number of records, or a label above 9.
+Dataset load_cifar10(const std::string& dir, const std::string& split);
+
+// A folder of images, one sub-folder per class (classes are the sub-folder names, sorted), read
+// as PNG, JPEG, PGM/PPM or BMP, converted to sample_shape's channels and resized to its height
+// and width. Files with other extensions are skipped; a file that does not decode is an error
+// naming it. Throws if the folder has no class sub-folders or a class has no images.
+Dataset load_image_folder(const std::string& dir, const Shape& sample_shape);
+
+// True when `dir` looks like the given layout (used to detect a --data folder's format).
+bool is_mnist_folder(const std::string& dir);
+bool is_cifar10_folder(const std::string& dir);
 
 }  // namespace convnet

@@ -14,7 +14,11 @@ namespace convnet {
 struct FitOptions {
   int epochs = 1;
   int64_t batch = 64;
-  uint64_t seed = 1;  // shuffling; the model's initialisation has its own seed
+  uint64_t seed = 1;  // shuffling and augmentation; the model's initialisation has its own seed
+  Augmentation augment{};  // applied to training batches only
+  // Evaluated after every epoch when set (a held-out part of the training data, see
+  // split_validation), besides `test`.
+  const Dataset* validation = nullptr;
 };
 
 struct EvalStats {
@@ -24,6 +28,7 @@ struct EvalStats {
 struct EpochStats {
   int epoch = 0;  // 1-based
   double train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0;
+  double val_loss = 0, val_acc = 0;  // when FitOptions::validation is set
   double seconds = 0;       // wall time of the training pass
   double images_per_s = 0;  // training images / seconds
 };

@@ -1,7 +1,10 @@
-// Datasets: bytes or floats in memory, gathered into float batches; IDX files as N x 1 x H x W
-// bytes (scaled to [0, 1] when gathered) with int32 labels.
+// Datasets: bytes or floats in memory, gathered into float batches (bytes scaled to [0, 1], then
+// normalised per channel if asked); subsets and validation splits; augmentation of a gathered
+// batch; IDX files as N x 1 x H x W bytes with int32 labels.
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <numeric>
 
 #include "convnet/data.hpp"
 
@@ -36,6 +39,7 @@ Dataset Dataset::from_floats(Tensor<float> images, std::vector<int32_t> labels, 
 
 void Dataset::gather(std::span<const int64_t> order, float* out, int32_t* labels) const {
   const int64_t sample = shape_.numel() / std::max<int64_t>(shape_[0], 1);
+  const int64_t plane = shape_[2] * shape_[3];
   for (size_t i = 0; i < order.size(); ++i) {
     const int64_t n = order[i];
     float* dst = out + static_cast<int64_t>(i) * sample;
@@ -45,8 +49,145 @@ void Dataset::gather(std::span<const int64_t> order, float* out, int32_t* labels
     } else {
       std::copy_n(images_.data() + n * sample, sample, dst);
     }
+    if (!mean_.empty())
+      for (int64_t c = 0; c < shape_[1]; ++c) {
+        const float m = mean_[static_cast<size_t>(c)];
+        const float inv = 1.0f / stddev_[static_cast<size_t>(c)];
+        float* channel = dst + c * plane;
+        for (int64_t k = 0; k < plane; ++k) channel[k] = (channel[k] - m) * inv;
+      }
     labels[i] = labels_[static_cast<size_t>(n)];
   }
+}
+
+Dataset Dataset::subset(std::span<const int64_t> indices) const {
+  const int64_t sample = shape_.numel() / std::max<int64_t>(shape_[0], 1);
+  const int64_t count = static_cast<int64_t>(indices.size());
+  std::vector<int32_t> labels(indices.size());
+  for (size_t i = 0; i < indices.size(); ++i) {
+    CONVNET_CHECK(indices[i] >= 0 && indices[i] < size(), "dataset: subset index ", indices[i],
+                  " is outside [0, ", size(), ")");
+    labels[i] = labels_[static_cast<size_t>(indices[i])];
+  }
+  Dataset d;
+  if (!pixels_.empty()) {
+    std::vector<uint8_t> pixels(static_cast<size_t>(count * sample));
+    for (int64_t i = 0; i < count; ++i)
+      std::copy_n(pixels_.data() + indices[static_cast<size_t>(i)] * sample, sample,
+                  pixels.data() + i * sample);
+    d = from_bytes(shape_.with_batch(count), std::move(pixels), std::move(labels), classes_);
+  } else {
+    Tensor<float> images(shape_.with_batch(count));
+    for (int64_t i = 0; i < count; ++i)
+      std::copy_n(images_.data() + indices[static_cast<size_t>(i)] * sample, sample,
+                  images.data() + i * sample);
+    d = from_floats(std::move(images), std::move(labels), classes_);
+  }
+  d.class_names_ = class_names_;
+  d.mean_ = mean_;
+  d.stddev_ = stddev_;
+  return d;
+}
+
+void Dataset::set_class_names(std::vector<std::string> names) {
+  CONVNET_CHECK(names.empty() || static_cast<int64_t>(names.size()) == classes_, "dataset: ",
+                names.size(), " class names for ", classes_, " classes");
+  class_names_ = std::move(names);
+}
+
+void Dataset::set_normalization(std::vector<float> mean, std::vector<float> stddev) {
+  CONVNET_CHECK(static_cast<int64_t>(mean.size()) == shape_[1] &&
+                    static_cast<int64_t>(stddev.size()) == shape_[1],
+                "dataset: normalisation needs one mean and one stddev per channel (", shape_[1],
+                "), got ", mean.size(), " and ", stddev.size());
+  for (size_t c = 0; c < stddev.size(); ++c)
+    CONVNET_CHECK(std::isfinite(mean[c]) && std::isfinite(stddev[c]) && stddev[c] > 0,
+                  "dataset: channel ", c, " normalisation needs a finite mean and a stddev > 0, ",
+                  "got mean ", mean[c], " stddev ", stddev[c]);
+  mean_ = std::move(mean);
+  stddev_ = std::move(stddev);
+}
+
+float Dataset::zero_value(int64_t c) const {
+  if (mean_.empty()) return 0.0f;
+  return -mean_[static_cast<size_t>(c)] / stddev_[static_cast<size_t>(c)];
+}
+
+Dataset::ChannelStats Dataset::channel_stats() const {
+  const int64_t C = shape_[1], plane = shape_[2] * shape_[3];
+  const int64_t sample = C * plane;
+  std::vector<double> sum(static_cast<size_t>(C)), sum_sq(static_cast<size_t>(C));
+  for (int64_t n = 0; n < size(); ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      double s = 0, q = 0;
+      for (int64_t k = 0; k < plane; ++k) {
+        const int64_t at = n * sample + c * plane + k;
+        const double v = pixels_.empty() ? images_.data()[at] : pixels_[static_cast<size_t>(at)] / 255.0;
+        s += v;
+        q += v * v;
+      }
+      sum[static_cast<size_t>(c)] += s;
+      sum_sq[static_cast<size_t>(c)] += q;
+    }
+  ChannelStats stats;
+  const double count = static_cast<double>(std::max<int64_t>(size() * plane, 1));
+  for (int64_t c = 0; c < C; ++c) {
+    const double mean = sum[static_cast<size_t>(c)] / count;
+    const double variance = std::max(0.0, sum_sq[static_cast<size_t>(c)] / count - mean * mean);
+    stats.mean.push_back(static_cast<float>(mean));
+    // A constant channel would divide by zero; leave it unscaled.
+    stats.stddev.push_back(variance > 0 ? static_cast<float>(std::sqrt(variance)) : 1.0f);
+  }
+  return stats;
+}
+
+void augment_batch(const Augmentation& augmentation, const Dataset& data, Rng& rng, float* batch,
+                   int64_t count, std::vector<float>& scratch) {
+  if (!augmentation.active()) return;
+  const int64_t C = data.shape()[1], H = data.shape()[2], W = data.shape()[3];
+  const int64_t pad = augmentation.crop_padding;
+  CONVNET_CHECK(pad >= 0, "augmentation: crop padding must be >= 0, got ", pad);
+  scratch.resize(static_cast<size_t>(C * H * W));
+  for (int64_t n = 0; n < count; ++n) {
+    float* image = batch + n * C * H * W;
+    // Draw in a fixed order (offsets, then the flip) so a seed gives the same batch everywhere.
+    const int64_t dy = pad > 0 ? static_cast<int64_t>(rng.below(static_cast<uint64_t>(2 * pad + 1))) - pad : 0;
+    const int64_t dx = pad > 0 ? static_cast<int64_t>(rng.below(static_cast<uint64_t>(2 * pad + 1))) - pad : 0;
+    const bool flip = augmentation.horizontal_flip && rng.below(2) == 1;
+    if (dy == 0 && dx == 0 && !flip) continue;
+    std::copy_n(image, C * H * W, scratch.data());
+    // out[c, y, x] = padded[c, y + dy, x' + dx] with x' = flip ? W-1-x : x, where padded is the
+    // image surrounded by zeros (in normalised units, zero_value).
+    for (int64_t c = 0; c < C; ++c) {
+      const float fill = data.zero_value(c);
+      for (int64_t y = 0; y < H; ++y)
+        for (int64_t x = 0; x < W; ++x) {
+          const int64_t sy = y + dy, sx = (flip ? W - 1 - x : x) + dx;
+          image[(c * H + y) * W + x] = sy >= 0 && sy < H && sx >= 0 && sx < W
+                                           ? scratch[static_cast<size_t>((c * H + sy) * W + sx)]
+                                           : fill;
+        }
+    }
+  }
+}
+
+TrainValidation split_validation(const Dataset& data, double fraction, uint64_t seed) {
+  CONVNET_CHECK(fraction >= 0 && fraction < 1, "validation split: fraction must be in [0, 1), got ",
+                fraction);
+  const int64_t n = data.size();
+  int64_t held = static_cast<int64_t>(std::llround(fraction * static_cast<double>(n)));
+  if (fraction > 0) held = std::max<int64_t>(held, 1);
+  CONVNET_CHECK(held < n, "validation split: ", fraction, " of ", n,
+                " samples leaves nothing to train on");
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  Rng rng(seed);
+  rng.shuffle(std::span(order));
+  std::vector<int64_t> validation(order.begin(), order.begin() + held);
+  std::vector<int64_t> train(order.begin() + held, order.end());
+  std::sort(validation.begin(), validation.end());
+  std::sort(train.begin(), train.end());
+  return {data.subset(train), data.subset(validation)};
 }
 
 void Dataset::truncate(int64_t n) {
@@ -76,6 +217,14 @@ Dataset load_idx_dataset(const std::string& images_path, const std::string& labe
   }
   return Dataset::from_bytes(Shape{images.dims[0], 1, images.dims[1], images.dims[2]},
                              std::move(images.values), std::move(ids), classes);
+}
+
+bool is_mnist_folder(const std::string& dir) {
+  std::error_code ec;
+  for (const char* name : {"train-images-idx3-ubyte", "train-images-idx3-ubyte.gz",
+                           "t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz"})
+    if (std::filesystem::exists(std::filesystem::path(dir) / name, ec)) return true;
+  return false;
 }
 
 Dataset load_mnist_split(const std::string& dir, const std::string& split) {

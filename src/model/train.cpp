@@ -58,16 +58,19 @@ std::vector<EpochStats> fit(Sequential<float>& model, const Dataset& train, cons
                 model.input_shape()[0], ", got ", options.batch);
   check_fits(model, train, "training");
   if (test) check_fits(model, *test, "test");
+  if (options.validation) check_fits(model, *options.validation, "validation");
 
   std::vector<int64_t> order(train.size());
   Tensor<float> x(train.shape().with_batch(options.batch));
   std::vector<int32_t> labels(static_cast<size_t>(options.batch));
   std::vector<EpochStats> history;
+  std::vector<float> augment_scratch;
   const Rng base(options.seed);
   for (int epoch = 1; epoch <= options.epochs; ++epoch) {
     std::iota(order.begin(), order.end(), 0);
     Rng shuffle = base.split(static_cast<uint64_t>(epoch));
     shuffle.shuffle(std::span(order));
+    Rng augment = base.split((uint64_t{1} << 32) + static_cast<uint64_t>(epoch));
 
     const auto start = std::chrono::steady_clock::now();
     double total_loss = 0;
@@ -75,6 +78,7 @@ std::vector<EpochStats> fit(Sequential<float>& model, const Dataset& train, cons
     for (int64_t first = 0; first < train.size(); first += options.batch) {
       const int64_t count = std::min(options.batch, train.size() - first);
       gather(train, std::span(order).subspan(first, count), x, labels);
+      augment_batch(options.augment, train, augment, x.data(), count, augment_scratch);
       const StepResult r = model.train_step(x, {.labels = labels}, loss, optimizer);
       total_loss += r.loss * static_cast<double>(count);
       correct += r.correct;
@@ -92,6 +96,11 @@ std::vector<EpochStats> fit(Sequential<float>& model, const Dataset& train, cons
       const EvalStats e = evaluate(model, *test, loss, model.input_shape()[0]);
       stats.test_loss = e.loss;
       stats.test_acc = e.accuracy;
+    }
+    if (options.validation) {
+      const EvalStats e = evaluate(model, *options.validation, loss, model.input_shape()[0]);
+      stats.val_loss = e.loss;
+      stats.val_acc = e.accuracy;
     }
     history.push_back(stats);
     if (on_epoch) on_epoch(stats);

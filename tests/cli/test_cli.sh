@@ -60,6 +60,24 @@ else
   echo "SKIP data-dependent checks: $data not installed"
 fi
 
+# Image folders (train/ and test/ of class sub-folders), with a validation split, normalisation
+# and augmentation; then the error for a broken image, which names the file.
+images=$(cd "$(dirname "$0")/../data" && pwd)
+mkdir -p "$tmp/folders" "$tmp/badfolders"
+ln -s "$images/images" "$tmp/folders/train"
+ln -s "$images/images" "$tmp/folders/test"
+expect image-folders 0 "\(image folders\).*epoch 2/2  train loss .* val loss .* test loss .*" -- \
+  bash -c "'$cli' train --data '$tmp/folders' --image-size 3x16x16 --epochs 2 --batch 4 \
+    --val-split 0.25 --normalize --crop-padding 2 --flip --threads 1 | tr '\n' ' '"
+expect image-folders-json 0 '"val_loss": [0-9.]+, "val_acc": [0-9.]+, "test_loss"' -- \
+  "$cli" train --data "$tmp/folders" --image-size 1x28x28 --epochs 1 --batch 4 --val-split 0.2 --json
+ln -s "$images/images_bad" "$tmp/badfolders/train"
+ln -s "$images/images" "$tmp/badfolders/test"
+expect image-folder-broken 1 "error: .*/broken/truncated.png: cannot decode: " -- \
+  "$cli" train --data "$tmp/badfolders"
+expect bad-val-split 2 "--val-split: expected a fraction in \[0, 1\), got 1.5" -- \
+  "$cli" train --val-split 1.5
+
 expect gradcheck 0 "^PASS: largest abs error" -- "$cli" gradcheck --model lenet --samples 8
 expect gradcheck-fails-on-tight-tolerance 1 "FAIL" -- "$cli" gradcheck --model lenet --samples 4 --atol 0 --rtol 1e-15
 

@@ -1,6 +1,7 @@
-// convnet train: load Fashion-MNIST (or any MNIST-format IDX set), build a model, train it,
-// report every epoch as text or JSON lines.
+// convnet train: load a dataset (Fashion-MNIST or any MNIST-format IDX set, CIFAR-10, or folders
+// of images), build a model, train it, report every epoch as text or JSON lines.
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -38,15 +39,44 @@ void truncate(Dataset& d, int64_t limit) {
   if (limit > 0 && limit < d.size()) d.truncate(limit);
 }
 
+// The training and test sets of a --data folder, by what it holds: MNIST-format IDX files,
+// CIFAR-10 binary batches, or train/ and test/ folders of class sub-folders of images.
+struct TrainTest {
+  Dataset train, test;
+  std::string format;
+};
+TrainTest load_data(const std::string& dir, const Shape& image_shape) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (is_cifar10_folder(dir)) return {load_cifar10(dir, "train"), load_cifar10(dir, "test"), "CIFAR-10"};
+  const fs::path train_dir = fs::path(dir) / "train", test_dir = fs::path(dir) / "test";
+  if (!is_mnist_folder(dir) && fs::is_directory(train_dir, ec) && fs::is_directory(test_dir, ec)) {
+    TrainTest data{load_image_folder(train_dir.string(), image_shape),
+                   load_image_folder(test_dir.string(), image_shape), "image folders"};
+    if (data.train.class_names() != data.test.class_names())
+      throw Error(dir + ": train/ and test/ must hold the same class sub-folders");
+    return data;
+  }
+  // Otherwise IDX (its loader names the missing file when the folder is something else).
+  return {load_mnist_split(dir, "train"), load_mnist_split(dir, "t10k"), "IDX"};
+}
+
 }  // namespace
 
 int cmd_train(int argc, char** argv) {
   ArgParser args("convnet train",
-                 "Trains a built-in model on an MNIST-format IDX dataset and reports, per epoch,\n"
+                 "Trains a built-in model on an IDX, CIFAR-10 or image-folder dataset and reports, per epoch,\n"
                  "train loss and accuracy, test loss and accuracy, seconds and images/s.\n"
                  "The defaults are the reference recipe: LeNet, SGD lr 0.05 momentum 0.9.");
   args.add("data", "/usr/share/datasets/fashion-mnist",
-           "folder with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]");
+           "folder with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] (MNIST format), CIFAR-10 "
+           "binary batches (data_batch_1.bin ... test_batch.bin), or train/ and test/ folders of "
+           "class sub-folders of PNG/JPEG/PGM/BMP images");
+  args.add("image-size", "3x32x32", "CxHxW images of an image folder are converted to");
+  args.add("val-split", "0", "hold out this fraction of the training set for validation");
+  args.add_switch("normalize", "normalise each channel by the training set's mean and stddev");
+  args.add("crop-padding", "0", "augment: random crops of images padded by this many pixels");
+  args.add_switch("flip", "augment: mirror training images left-right at random");
   args.add("model", "lenet", "built-in model: lenet or vgg-small");
   args.add("epochs", "5", "passes over the training set");
   args.add("batch", "64", "mini-batch size");
@@ -74,38 +104,69 @@ int cmd_train(int argc, char** argv) {
   auto optimizer = make_optimizer(args);
   if (threads > 0) set_num_threads(static_cast<int>(threads));
 
-  Dataset train = load_mnist_split(args.get("data"), "train");
-  Dataset test = load_mnist_split(args.get("data"), "t10k");
+  const double val_split = args.get_double("val-split");
+  if (!(val_split >= 0 && val_split < 1))
+    throw UsageError{"--val-split: expected a fraction in [0, 1), got " + args.get("val-split")};
+  const int64_t crop_padding = args.get_int("crop-padding", 0);
+  const Shape image_shape = parse_chw("image-size", args.get("image-size"));
+
+  TrainTest data = load_data(args.get("data"), image_shape);
+  Dataset& train = data.train;
+  Dataset& test = data.test;
   truncate(train, args.get_int("train-limit", 0));
   truncate(test, args.get_int("test-limit", 0));
+  Dataset validation;
+  if (val_split > 0) {
+    TrainValidation parts = split_validation(train, val_split, static_cast<uint64_t>(seed));
+    train = std::move(parts.train);
+    validation = std::move(parts.validation);
+  }
+  if (args.get_switch("normalize")) {
+    const Dataset::ChannelStats stats = train.channel_stats();  // training images only
+    for (Dataset* d : {&train, &test, &validation})
+      if (d->size() > 0) d->set_normalization(stats.mean, stats.stddev);
+  }
 
   Sequential<float> model = make_model<float>(args.get("model"), train.classes());
   model.build(train.shape().with_batch(batch), static_cast<uint64_t>(seed));
   std::ostream& info = json ? std::cerr : std::cout;
-  info << "model " << args.get("model") << " on " << train.size() << " training and "
-       << test.size() << " test images " << train.sample_shape().str() << ", optimizer "
+  info << "model " << args.get("model") << " on " << train.size() << " training, "
+       << (validation.size() > 0 ? std::to_string(validation.size()) + " validation, " : "")
+       << test.size() << " test images " << train.sample_shape().str() << " (" << data.format
+       << "), optimizer "
        << optimizer->name() << " lr " << optimizer->learning_rate() << ", batch " << batch
        << ", threads " << num_threads() << "\n"
        << model.summary() << std::flush;
 
   SoftmaxCrossEntropy<float> loss;
   fit(model, train, &test, loss, *optimizer,
-      {.epochs = static_cast<int>(epochs), .batch = batch, .seed = static_cast<uint64_t>(seed)},
+      {.epochs = static_cast<int>(epochs),
+       .batch = batch,
+       .seed = static_cast<uint64_t>(seed),
+       .augment = {.crop_padding = crop_padding, .horizontal_flip = args.get_switch("flip")},
+       .validation = validation.size() > 0 ? &validation : nullptr},
       [&](const EpochStats& s) {
-        char line[512];
+        const bool has_val = validation.size() > 0;
+        char line[640], val[160] = "";
         if (json) {
+          if (has_val)
+            std::snprintf(val, sizeof val, "\"val_loss\": %.6f, \"val_acc\": %.6f, ", s.val_loss,
+                          s.val_acc);
           std::snprintf(line, sizeof line,
-                        "{\"epoch\": %d, \"train_loss\": %.6f, \"train_acc\": %.6f, "
+                        "{\"epoch\": %d, \"train_loss\": %.6f, \"train_acc\": %.6f, %s"
                         "\"test_loss\": %.6f, \"test_acc\": %.6f, \"seconds\": %.3f, "
                         "\"images_per_s\": %.1f}",
-                        s.epoch, s.train_loss, s.train_acc, s.test_loss, s.test_acc, s.seconds,
-                        s.images_per_s);
+                        s.epoch, s.train_loss, s.train_acc, val, s.test_loss, s.test_acc,
+                        s.seconds, s.images_per_s);
         } else {
+          if (has_val)
+            std::snprintf(val, sizeof val, "val loss %.4f acc %.2f%%  ", s.val_loss,
+                          100 * s.val_acc);
           std::snprintf(line, sizeof line,
-                        "epoch %d/%lld  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  "
+                        "epoch %d/%lld  train loss %.4f acc %.2f%%  %stest loss %.4f acc %.2f%%  "
                         "%.1f s  %.0f images/s",
                         s.epoch, static_cast<long long>(epochs), s.train_loss,
-                        100 * s.train_acc, s.test_loss, 100 * s.test_acc, s.seconds,
+                        100 * s.train_acc, val, s.test_loss, 100 * s.test_acc, s.seconds,
                         s.images_per_s);
         }
         std::cout << line << std::endl;

@@ -1,0 +1,107 @@
+// Image files through stb (Debian's libstb-dev ships stb_image, stb_image_resize and
+// stb_image_write as one shared library): decoding and encoding stay in a well-kept library, we
+// convert between its interleaved H x W x C bytes and our planar C x H x W.
+#include "convnet/image.hpp"
+
+#include <stb_image.h>
+#include <stb_image_resize.h>
+#include <stb_image_write.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+
+#include "convnet/error.hpp"
+
+namespace convnet {
+namespace {
+
+std::vector<uint8_t> interleaved(const Image& image) {
+  const int64_t hw = image.height * image.width;
+  std::vector<uint8_t> out(image.pixels.size());
+  for (int64_t c = 0; c < image.channels; ++c)
+    for (int64_t i = 0; i < hw; ++i)
+      out[static_cast<size_t>(i * image.channels + c)] = image.pixels[static_cast<size_t>(c * hw + i)];
+  return out;
+}
+
+Image planar(const uint8_t* data, int64_t channels, int64_t height, int64_t width) {
+  Image image{channels, height, width, std::vector<uint8_t>(static_cast<size_t>(channels * height * width))};
+  const int64_t hw = height * width;
+  for (int64_t c = 0; c < channels; ++c)
+    for (int64_t i = 0; i < hw; ++i)
+      image.pixels[static_cast<size_t>(c * hw + i)] = data[i * channels + c];
+  return image;
+}
+
+void check_image(const Image& image, const char* what) {
+  CONVNET_CHECK((image.channels == 1 || image.channels == 3) && image.height > 0 &&
+                    image.width > 0 &&
+                    static_cast<int64_t>(image.pixels.size()) ==
+                        image.channels * image.height * image.width,
+                what, ": expected a 1- or 3-channel image with C*H*W bytes, got ", image.channels,
+                "x", image.height, "x", image.width, " with ", image.pixels.size(), " bytes");
+}
+
+}  // namespace
+
+Image read_image(const std::string& path, int64_t channels, int64_t max_pixels) {
+  CONVNET_CHECK(channels == 1 || channels == 3, path, ": images are read as 1 (grey) or 3 (RGB) ",
+                "channels, not ", channels);
+  std::error_code ec;
+  CONVNET_CHECK(std::filesystem::exists(path, ec), path, ": no such file");
+  CONVNET_CHECK(!std::filesystem::is_directory(path, ec), path, ": is a directory, not an image");
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  CONVNET_CHECK(file != nullptr, path, ": cannot open: ", std::strerror(errno));
+  // The header first: a file claiming a huge size is refused before anything is allocated.
+  int width = 0, height = 0, stored_channels = 0;
+  CONVNET_CHECK(stbi_info_from_file(file.get(), &width, &height, &stored_channels) == 1, path,
+                ": not a readable image (PNG, JPEG, PGM/PPM or BMP): ", stbi_failure_reason());
+  CONVNET_CHECK(static_cast<int64_t>(width) * height <= max_pixels, path, ": ", width, "x", height,
+                " pixels is more than the limit of ", max_pixels);
+  int w = 0, h = 0, n = 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(
+      stbi_load_from_file(file.get(), &w, &h, &n, static_cast<int>(channels)), &stbi_image_free);
+  CONVNET_CHECK(data != nullptr, path, ": cannot decode: ", stbi_failure_reason());
+  return planar(data.get(), channels, h, w);
+}
+
+Image resize_image(const Image& image, int64_t height, int64_t width) {
+  check_image(image, "resize_image");
+  CONVNET_CHECK(height > 0 && width > 0 && height <= (1 << 15) && width <= (1 << 15),
+                "resize_image: target size must be 1..32768 on each side, got ", height, "x",
+                width);
+  if (height == image.height && width == image.width) return image;
+  const std::vector<uint8_t> in = interleaved(image);
+  std::vector<uint8_t> out(static_cast<size_t>(height * width * image.channels));
+  const int ok = stbir_resize_uint8(in.data(), static_cast<int>(image.width),
+                                    static_cast<int>(image.height), 0, out.data(),
+                                    static_cast<int>(width), static_cast<int>(height), 0,
+                                    static_cast<int>(image.channels));
+  CONVNET_CHECK(ok == 1, "resize_image: resampling ", image.width, "x", image.height, " to ", width,
+                "x", height, " failed (out of memory)");
+  return planar(out.data(), image.channels, height, width);
+}
+
+void write_png(const std::string& path, const Image& image) {
+  check_image(image, path.c_str());
+  const std::vector<uint8_t> data = interleaved(image);
+  const std::string temporary = path + ".tmp";
+  const int ok = stbi_write_png(temporary.c_str(), static_cast<int>(image.width),
+                                static_cast<int>(image.height), static_cast<int>(image.channels),
+                                data.data(), static_cast<int>(image.width * image.channels));
+  if (ok != 1) {
+    std::remove(temporary.c_str());
+    throw Error(detail::concat(path, ": cannot write PNG: ", std::strerror(errno)));
+  }
+  std::error_code ec;
+  std::filesystem::rename(temporary, path, ec);
+  if (ec) {
+    std::remove(temporary.c_str());
+    throw Error(detail::concat(path, ": cannot write PNG: ", ec.message()));
+  }
+}
+
+}  // namespace convnet
