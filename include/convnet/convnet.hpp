@@ -4,6 +4,8 @@
 #include "convnet/data.hpp"
 #include "convnet/error.hpp"
 #include "convnet/gradcheck.hpp"
+#include "convnet/graph.hpp"
+#include "convnet/image.hpp"
 #include "convnet/layers.hpp"
 #include "convnet/loss.hpp"
 #include "convnet/model.hpp"

@@ -1,0 +1,148 @@
+// Graph: a model whose layers form a directed acyclic graph. Each node is a layer with a name and
+// the names of the nodes it reads; a node may feed several others (its gradient is then the SUM
+// of what each consumer sends back: the chain rule over every path), and merge nodes take several
+// inputs: Add (residual connections) and Concat (channels). build() orders the nodes, rejects a
+// cycle or an input naming no node (naming the node), infers and checks every shape.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "convnet/model.hpp"
+
+namespace convnet {
+
+// A layer of several inputs and one output. Same contract as Layer: forward assigns y; backward
+// ACCUMULATES into each dxs[i] that is not null.
+template <class T>
+class MergeLayer {
+ public:
+  virtual ~MergeLayer() = default;
+  virtual std::string kind() const = 0;
+  virtual std::string describe() const { return kind(); }
+  // Checks the input shapes (batch dimension included) and returns the output shape.
+  virtual Shape build(std::span<const Shape> inputs) = 0;
+  virtual void forward(std::span<const Tensor<T>* const> xs, Tensor<T>& y) = 0;
+  virtual void backward(std::span<const Tensor<T>* const> xs, const Tensor<T>& dy,
+                        std::span<Tensor<T>* const> dxs) = 0;
+};
+
+// y = Σ_i x_i, all of one shape (a residual connection: block(x) + x). dx_i += dy.
+template <class T>
+class Add final : public MergeLayer<T> {
+ public:
+  std::string kind() const override { return "add"; }
+  Shape build(std::span<const Shape> inputs) override;
+  void forward(std::span<const Tensor<T>* const> xs, Tensor<T>& y) override;
+  void backward(std::span<const Tensor<T>* const> xs, const Tensor<T>& dy,
+                std::span<Tensor<T>* const> dxs) override;
+};
+
+// Channel concatenation of (N, C_i, H, W) inputs into (N, ΣC_i, H, W) (torch.cat(dim=1)); inputs
+// of rank 2 (N, F_i) concatenate features. dx_i += the slice of dy that came from x_i.
+template <class T>
+class Concat final : public MergeLayer<T> {
+ public:
+  std::string kind() const override { return "concat"; }
+  Shape build(std::span<const Shape> inputs) override;
+  void forward(std::span<const Tensor<T>* const> xs, Tensor<T>& y) override;
+  void backward(std::span<const Tensor<T>* const> xs, const Tensor<T>& dy,
+                std::span<Tensor<T>* const> dxs) override;
+
+ private:
+  std::vector<int64_t> channels_;  // C_i of each input
+  int64_t inner_ = 0;              // H·W (1 for rank 2)
+};
+
+template <class T>
+class Graph {
+ public:
+  // The graph's input node is called `input_name` ("input" by default); nodes read it by name.
+  explicit Graph(std::string input_name = "input");
+  Graph(Graph&&) noexcept = default;
+  Graph& operator=(Graph&&) noexcept = default;
+
+  // Adds node `name` computing layer(inputs[0]) (a Layer takes exactly one input) or
+  // merge(inputs...). Inputs may name nodes added later; build() resolves them. The last node
+  // added is the output unless set_output() says otherwise. Names must be unique.
+  Layer<T>& add(const std::string& name, std::unique_ptr<Layer<T>> layer,
+                const std::vector<std::string>& inputs);
+  MergeLayer<T>& add(const std::string& name, std::unique_ptr<MergeLayer<T>> merge,
+                     const std::vector<std::string>& inputs);
+  // graph.emplace<Conv2d>("conv1", {"input"}, Conv2dOptions{...}); also for Add and Concat.
+  template <template <class> class L, class... Args>
+  L<T>& emplace(const std::string& name, const std::vector<std::string>& inputs, Args&&... args) {
+    auto layer = std::make_unique<L<T>>(std::forward<Args>(args)...);
+    L<T>& ref = *layer;
+    add(name, std::move(layer), inputs);
+    return ref;
+  }
+  void set_output(const std::string& name);
+
+  // Orders the nodes (inputs before consumers) and infers every shape for `input`. Throws
+  // convnet::Error naming the node for: an input that names no node, a cycle, a node the output
+  // does not depend on, a layer given other than one input, or shapes that do not fit.
+  void build(const Shape& input);
+  void build(const Shape& input, uint64_t seed);
+  // Initialises every layer from Rng(seed), in the order the nodes were added.
+  void initialise(uint64_t seed);
+  bool built() const { return built_; }
+
+  const Shape& input_shape() const { return input_shape_; }
+  const Shape& output_shape() const;
+  // Nodes in evaluation order (the input node excluded), and their names, layers and shapes.
+  size_t size() const { return order_.size(); }
+  const std::string& node_name(size_t i) const { return nodes_[order_[i]].name; }
+  Layer<T>* layer(size_t i) { return nodes_[order_[i]].layer.get(); }  // null for merge nodes
+  const Shape& node_output_shape(size_t i) const { return shapes_[order_[i]]; }
+  // Trainable tensors named "<node>.<name>", in evaluation order.
+  std::span<const Param<T>> params() const { return params_; }
+  int64_t param_count() const;
+  int64_t forward_flops() const;
+  int64_t train_flops() const;  // forward, backward weights, backward data (not into the input)
+  // Node, its inputs, output shape and parameters, one line each.
+  std::string summary() const;
+
+  const Tensor<T>& forward(const Tensor<T>& x, Mode mode);
+  // After forward(x, Mode::Train): parameter gradients ACCUMULATE, grad_input (optional) is
+  // ASSIGNED ∂L/∂x.
+  void backward(const Tensor<T>& dy, Tensor<T>* grad_input = nullptr);
+  void zero_grad();
+  StepResult train_step(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss,
+                        Optimizer<T>& optimizer);
+  StepResult evaluate(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss);
+  const Tensor<T>& predict(const Tensor<T>& x) { return forward(x, Mode::Eval); }
+
+ private:
+  struct Node {
+    std::string name;
+    std::unique_ptr<Layer<T>> layer;        // one of these two,
+    std::unique_ptr<MergeLayer<T>> merge;   // except for the input node
+    std::vector<std::string> input_names;
+    std::vector<size_t> inputs;             // resolved by build()
+  };
+  size_t find(const std::string& name) const;  // nodes_.size() if absent
+  void check_new_name(const std::string& name) const;
+  void require_built(const char* what) const;
+
+  std::vector<Node> nodes_;  // nodes_[0] is the input
+  std::string output_name_;
+  std::vector<size_t> order_;  // evaluation order (node indices, input excluded)
+  size_t output_ = 0;
+  Shape input_shape_;
+  std::vector<Shape> shapes_;      // per node
+  std::vector<Tensor<T>> acts_;    // per node; acts_[0] unused (the input is not copied)
+  std::vector<Tensor<T>> grads_;   // per node, ∂L/∂acts_
+  std::vector<Param<T>> params_;
+  Tensor<T> loss_grad_;
+  const Tensor<T>* input_ = nullptr;
+  bool built_ = false;
+};
+
+extern template class Graph<float>;
+extern template class Graph<double>;
+
+}  // namespace convnet

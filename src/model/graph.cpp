@@ -1,0 +1,439 @@
+// Graph: the chain rule over a directed acyclic graph. Forward evaluates the nodes in an order
+// where every node comes after its inputs. Backward walks that order in reverse: a node's output
+// gradient is complete once every consumer (all later in the order) has added its share,
+//   ∂L/∂a_v = Σ_{consumers u of v} J_uᵀ · ∂L/∂a_u,
+// and the layer contract (backward ACCUMULATES into dx) does the sum.
+#include "convnet/graph.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <sstream>
+
+#include "ops/cpu/cpu.hpp"
+
+namespace convnet {
+
+// --- Add -----------------------------------------------------------------------------------
+template <class T>
+Shape Add<T>::build(std::span<const Shape> inputs) {
+  CONVNET_CHECK(inputs.size() >= 2, "add: needs at least 2 inputs, got ", inputs.size());
+  for (size_t i = 1; i < inputs.size(); ++i)
+    CONVNET_CHECK(inputs[i] == inputs[0], "add: input ", i, " has shape ", inputs[i].str(),
+                  " but input 0 has ", inputs[0].str(), " (all inputs must match)");
+  return inputs[0];
+}
+
+template <class T>
+void Add<T>::forward(std::span<const Tensor<T>* const> xs, Tensor<T>& y) {
+  y.resize(xs[0]->shape());
+  const int64_t n = y.numel();
+  T* out = y.data();
+  std::copy_n(xs[0]->data(), n, out);
+  for (size_t i = 1; i < xs.size(); ++i) {
+    const T* in = xs[i]->data();
+    for (int64_t k = 0; k < n; ++k) out[k] += in[k];
+  }
+}
+
+template <class T>
+void Add<T>::backward(std::span<const Tensor<T>* const> /*xs*/, const Tensor<T>& dy,
+                      std::span<Tensor<T>* const> dxs) {
+  // ∂(Σ x_i)/∂x_i = I: every input receives dy unchanged.
+  const int64_t n = dy.numel();
+  for (Tensor<T>* dx : dxs) {
+    if (!dx) continue;
+    T* out = dx->data();
+    const T* in = dy.data();
+    for (int64_t k = 0; k < n; ++k) out[k] += in[k];
+  }
+}
+
+// --- Concat --------------------------------------------------------------------------------
+template <class T>
+Shape Concat<T>::build(std::span<const Shape> inputs) {
+  CONVNET_CHECK(inputs.size() >= 2, "concat: needs at least 2 inputs, got ", inputs.size());
+  const Shape& first = inputs[0];
+  CONVNET_CHECK(first.rank() == 2 || first.rank() == 4, "concat: inputs must be (N, C, H, W) or ",
+                "(N, F), got ", first.str());
+  channels_.clear();
+  int64_t total = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Shape& s = inputs[i];
+    bool same = s.rank() == first.rank() && s[0] == first[0];
+    for (int d = 2; same && d < s.rank(); ++d) same = s[d] == first[d];
+    CONVNET_CHECK(same, "concat: input ", i, " has shape ", s.str(), " but input 0 has ",
+                  first.str(), " (all dimensions but the channels must match)");
+    channels_.push_back(s[1]);
+    total += s[1];
+  }
+  inner_ = first.rank() == 4 ? first[2] * first[3] : 1;
+  Shape out = first;
+  out[1] = total;
+  return out;
+}
+
+template <class T>
+void Concat<T>::forward(std::span<const Tensor<T>* const> xs, Tensor<T>& y) {
+  Shape out = xs[0]->shape();
+  int64_t total = 0;
+  for (int64_t c : channels_) total += c;
+  out[1] = total;
+  y.resize(out);
+  const int64_t N = out[0];
+  // y[n, offset_i + c, :] = x_i[n, c, :]: per image, each input's block is contiguous.
+  for (int64_t n = 0; n < N; ++n) {
+    int64_t offset = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const int64_t block = channels_[i] * inner_;
+      std::copy_n(xs[i]->data() + n * block, block, y.data() + (n * total + offset) * inner_);
+      offset += channels_[i];
+    }
+  }
+}
+
+template <class T>
+void Concat<T>::backward(std::span<const Tensor<T>* const> /*xs*/, const Tensor<T>& dy,
+                         std::span<Tensor<T>* const> dxs) {
+  const int64_t N = dy.dim(0), total = dy.dim(1);
+  for (int64_t n = 0; n < N; ++n) {
+    int64_t offset = 0;
+    for (size_t i = 0; i < dxs.size(); ++i) {
+      const int64_t block = channels_[i] * inner_;
+      if (dxs[i]) {
+        T* out = dxs[i]->data() + n * block;
+        const T* in = dy.data() + (n * total + offset) * inner_;
+        for (int64_t k = 0; k < block; ++k) out[k] += in[k];
+      }
+      offset += channels_[i];
+    }
+  }
+}
+
+// --- Graph ---------------------------------------------------------------------------------
+template <class T>
+Graph<T>::Graph(std::string input_name) {
+  CONVNET_CHECK(!input_name.empty(), "graph: the input node needs a name");
+  nodes_.push_back(Node{std::move(input_name), nullptr, nullptr, {}, {}});
+}
+
+template <class T>
+size_t Graph<T>::find(const std::string& name) const {
+  for (size_t i = 0; i < nodes_.size(); ++i)
+    if (nodes_[i].name == name) return i;
+  return nodes_.size();
+}
+
+template <class T>
+void Graph<T>::check_new_name(const std::string& name) const {
+  CONVNET_CHECK(!name.empty(), "graph: a node needs a name");
+  CONVNET_CHECK(find(name) == nodes_.size(), "graph: a node named '", name, "' already exists");
+}
+
+template <class T>
+Layer<T>& Graph<T>::add(const std::string& name, std::unique_ptr<Layer<T>> layer,
+                        const std::vector<std::string>& inputs) {
+  check_new_name(name);
+  CONVNET_CHECK(layer != nullptr, "graph: node '", name, "' got a null layer");
+  nodes_.push_back(Node{name, std::move(layer), nullptr, inputs, {}});
+  built_ = false;
+  return *nodes_.back().layer;
+}
+
+template <class T>
+MergeLayer<T>& Graph<T>::add(const std::string& name, std::unique_ptr<MergeLayer<T>> merge,
+                             const std::vector<std::string>& inputs) {
+  check_new_name(name);
+  CONVNET_CHECK(merge != nullptr, "graph: node '", name, "' got a null layer");
+  nodes_.push_back(Node{name, nullptr, std::move(merge), inputs, {}});
+  built_ = false;
+  return *nodes_.back().merge;
+}
+
+template <class T>
+void Graph<T>::set_output(const std::string& name) {
+  output_name_ = name;
+  built_ = false;
+}
+
+template <class T>
+void Graph<T>::build(const Shape& input) {
+  CONVNET_CHECK(nodes_.size() > 1, "graph: cannot build a graph with no layers");
+  const size_t count = nodes_.size();
+  // Resolve input names.
+  for (size_t v = 1; v < count; ++v) {
+    Node& node = nodes_[v];
+    CONVNET_CHECK(!node.input_names.empty(), "graph: node '", node.name, "' has no inputs");
+    if (node.layer)
+      CONVNET_CHECK(node.input_names.size() == 1, "graph: node '", node.name, "' (",
+                    node.layer->kind(), ") takes exactly 1 input, got ", node.input_names.size());
+    node.inputs.clear();
+    for (const std::string& in : node.input_names) {
+      const size_t u = find(in);
+      CONVNET_CHECK(u < count, "graph: node '", node.name, "' reads '", in,
+                    "', which is not a node");
+      CONVNET_CHECK(u != v, "graph: node '", node.name, "' reads itself");
+      node.inputs.push_back(u);
+    }
+  }
+  output_ = output_name_.empty() ? count - 1 : find(output_name_);
+  CONVNET_CHECK(output_ < count && output_ > 0, "graph: output '", output_name_,
+                "' is not a layer node");
+
+  // Kahn's algorithm over the edges u -> v; ties keep the order the nodes were added, so the
+  // order (and so every float sum) is fixed for a given graph.
+  std::vector<size_t> pending(count, 0);
+  std::vector<std::vector<size_t>> consumers(count);
+  for (size_t v = 1; v < count; ++v)
+    for (size_t u : nodes_[v].inputs) {
+      ++pending[v];
+      consumers[u].push_back(v);
+    }
+  order_.clear();
+  std::vector<bool> done(count, false);
+  done[0] = true;
+  for (size_t v : consumers[0]) --pending[v];
+  for (bool progress = true; progress;) {
+    progress = false;
+    for (size_t v = 1; v < count; ++v)
+      if (!done[v] && pending[v] == 0) {
+        done[v] = true;
+        order_.push_back(v);
+        for (size_t w : consumers[v]) --pending[w];
+        progress = true;
+        break;
+      }
+  }
+  for (size_t v = 1; v < count; ++v)
+    CONVNET_CHECK(done[v], "graph: node '", nodes_[v].name,
+                  "' is on a cycle (or reads a node that is)");
+  // Every node must feed the output: a node that does not is almost always a wiring mistake.
+  std::vector<bool> needed(count, false);
+  needed[output_] = true;
+  for (size_t i = order_.size(); i-- > 0;)
+    if (needed[order_[i]])
+      for (size_t u : nodes_[order_[i]].inputs) needed[u] = true;
+  for (size_t v = 0; v < count; ++v)
+    CONVNET_CHECK(needed[v], "graph: node '", nodes_[v].name, "' does not lead to the output '",
+                  nodes_[output_].name, "'");
+
+  // Shapes, in order.
+  input_shape_ = input;
+  shapes_.assign(count, Shape{});
+  shapes_[0] = input;
+  for (size_t v : order_) {
+    Node& node = nodes_[v];
+    try {
+      if (node.layer) {
+        shapes_[v] = node.layer->build(shapes_[node.inputs[0]]);
+      } else {
+        std::vector<Shape> in;
+        for (size_t u : node.inputs) in.push_back(shapes_[u]);
+        shapes_[v] = node.merge->build(in);
+      }
+    } catch (const Error& e) {
+      throw Error(detail::concat("node '", node.name, "': ", e.what()));
+    }
+  }
+  acts_.clear();
+  grads_.clear();
+  for (size_t v = 0; v < count; ++v) {
+    acts_.emplace_back(v == 0 ? Shape{0} : shapes_[v]);
+    grads_.emplace_back(shapes_[v]);
+  }
+  loss_grad_ = Tensor<T>(shapes_[output_]);
+  params_.clear();
+  for (size_t v : order_)
+    if (nodes_[v].layer)
+      for (Param<T> p : nodes_[v].layer->params()) {
+        p.name = nodes_[v].name + "." + p.name;
+        params_.push_back(p);
+      }
+  built_ = true;
+}
+
+template <class T>
+void Graph<T>::build(const Shape& input, uint64_t seed) {
+  build(input);
+  initialise(seed);
+}
+
+template <class T>
+void Graph<T>::initialise(uint64_t seed) {
+  require_built("initialise");
+  Rng rng(seed);
+  for (Node& node : nodes_)
+    if (node.layer) node.layer->init(rng);
+}
+
+template <class T>
+void Graph<T>::require_built(const char* what) const {
+  CONVNET_CHECK(built_, "graph: ", what, "() needs build() first");
+}
+
+template <class T>
+const Shape& Graph<T>::output_shape() const {
+  require_built("output_shape");
+  return shapes_[output_];
+}
+
+template <class T>
+int64_t Graph<T>::param_count() const {
+  int64_t total = 0;
+  for (const auto& p : params_) total += p.value->numel();
+  return total;
+}
+
+template <class T>
+int64_t Graph<T>::forward_flops() const {
+  int64_t total = 0;
+  for (size_t v : order_)
+    if (nodes_[v].layer) total += nodes_[v].layer->forward_flops();
+  return total;
+}
+
+template <class T>
+int64_t Graph<T>::train_flops() const {
+  // Backward data is skipped for layers reading the graph input directly.
+  int64_t total = 0;
+  for (size_t v : order_)
+    if (nodes_[v].layer) {
+      const int64_t f = nodes_[v].layer->forward_flops();
+      total += (nodes_[v].inputs[0] == 0 ? 2 : 3) * f;
+    }
+  return total;
+}
+
+template <class T>
+std::string Graph<T>::summary() const {
+  require_built("summary");
+  auto without_batch = [](const Shape& s) {
+    std::string out = "N";
+    for (int i = 1; i < s.rank(); ++i) {
+      out += 'x';
+      out += std::to_string(s[i]);
+    }
+    return out;
+  };
+  std::ostringstream out;
+  const int w1 = 40, w2 = 22, w3 = 16;
+  const std::string rule(w1 + w2 + w3 + 12, '=');
+  out << std::left << std::setw(w1) << "Node" << std::setw(w2) << "Inputs" << std::setw(w3)
+      << "Output shape" << std::right << std::setw(12) << "Params" << "\n"
+      << rule << "\n";
+  out << std::left << std::setw(w1) << nodes_[0].name << std::setw(w2) << "" << std::setw(w3)
+      << without_batch(shapes_[0]) << std::right << std::setw(12) << 0 << "\n";
+  for (size_t v : order_) {
+    const Node& node = nodes_[v];
+    int64_t count = 0;
+    if (node.layer)
+      for (const auto& p : node.layer->params()) count += p.value->numel();
+    std::string inputs;
+    for (const std::string& in : node.input_names) inputs += (inputs.empty() ? "" : ",") + in;
+    const std::string what = node.layer ? node.layer->describe() : node.merge->describe();
+    out << std::left << std::setw(w1) << (node.name + " " + what).substr(0, w1 - 1)
+        << std::setw(w2) << inputs.substr(0, w2 - 1) << std::setw(w3) << without_batch(shapes_[v])
+        << std::right << std::setw(12) << count << "\n";
+  }
+  out << rule << "\nTotal params: " << param_count() << "\nFLOPs per sample: forward "
+      << forward_flops() << ", training step " << train_flops() << "\n";
+  return out.str();
+}
+
+template <class T>
+const Tensor<T>& Graph<T>::forward(const Tensor<T>& x, Mode mode) {
+  require_built("forward");
+  CONVNET_CHECK(x.shape().rank() == input_shape_.rank() && x.dim(0) >= 1,
+                "graph: input has shape ", x.shape().str(), ", built for ", input_shape_.str());
+  for (int d = 1; d < input_shape_.rank(); ++d)
+    CONVNET_CHECK(x.dim(d) == input_shape_[d], "graph: input has shape ", x.shape().str(),
+                  ", built for ", input_shape_.str());
+  input_ = &x;
+  auto act = [&](size_t u) -> const Tensor<T>& { return u == 0 ? x : acts_[u]; };
+  const Tensor<T>* xs[16];
+  for (size_t v : order_) {
+    Node& node = nodes_[v];
+    if (node.layer) {
+      node.layer->forward(act(node.inputs[0]), acts_[v], mode);
+    } else {
+      CONVNET_CHECK(node.inputs.size() <= 16, "graph: node '", node.name,
+                    "' has more than 16 inputs");
+      for (size_t i = 0; i < node.inputs.size(); ++i) xs[i] = &act(node.inputs[i]);
+      node.merge->forward(std::span(xs, node.inputs.size()), acts_[v]);
+    }
+  }
+  return acts_[output_];
+}
+
+template <class T>
+void Graph<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input) {
+  require_built("backward");
+  CONVNET_CHECK(input_ != nullptr, "graph: backward() needs a forward() first");
+  check_shape(dy.shape(), acts_[output_].shape(), "graph backward: output gradient");
+  // Every gradient buffer starts at zero: consumers add their shares into it.
+  auto zero = [](Tensor<T>& t, const Shape& shape) {
+    t.resize(shape);
+    if constexpr (std::is_same_v<T, float>) {
+      ops::cpu::fill(t.numel(), 0.0f, t.data());
+    } else {
+      t.zero();
+    }
+  };
+  for (size_t v : order_)
+    if (v != output_) zero(grads_[v], acts_[v].shape());
+  if (grad_input) zero(*grad_input, input_->shape());
+  auto act = [&](size_t u) -> const Tensor<T>& { return u == 0 ? *input_ : acts_[u]; };
+  auto grad = [&](size_t u) -> Tensor<T>* { return u == 0 ? grad_input : &grads_[u]; };
+  const Tensor<T>* xs[16];
+  Tensor<T>* dxs[16];
+  for (size_t i = order_.size(); i-- > 0;) {
+    const size_t v = order_[i];
+    Node& node = nodes_[v];
+    const Tensor<T>& upstream = v == output_ ? dy : grads_[v];
+    if (node.layer) {
+      node.layer->backward(act(node.inputs[0]), acts_[v], upstream, grad(node.inputs[0]));
+    } else {
+      for (size_t k = 0; k < node.inputs.size(); ++k) {
+        xs[k] = &act(node.inputs[k]);
+        dxs[k] = grad(node.inputs[k]);
+      }
+      node.merge->backward(std::span(xs, node.inputs.size()), upstream,
+                           std::span(dxs, node.inputs.size()));
+    }
+  }
+}
+
+template <class T>
+void Graph<T>::zero_grad() {
+  for (const auto& p : params_) p.grad->zero();
+}
+
+template <class T>
+StepResult Graph<T>::train_step(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss,
+                                Optimizer<T>& optimizer) {
+  zero_grad();
+  const Tensor<T>& out = forward(x, Mode::Train);
+  const T value = loss.compute(out, targets, &loss_grad_);
+  CONVNET_CHECK(std::isfinite(value), loss.name(), ": loss is ", value, " at optimizer step ",
+                optimizer.steps() + 1, " (batch of ", x.dim(0),
+                "); the model diverged: lower the learning rate. Weights were not updated.");
+  backward(loss_grad_);
+  optimizer.step(params_);
+  return {static_cast<double>(value), count_correct(out, targets.labels)};
+}
+
+template <class T>
+StepResult Graph<T>::evaluate(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss) {
+  const Tensor<T>& out = forward(x, Mode::Eval);
+  const T value = loss.compute(out, targets, nullptr);
+  return {static_cast<double>(value), count_correct(out, targets.labels)};
+}
+
+template class Add<float>;
+template class Add<double>;
+template class Concat<float>;
+template class Concat<double>;
+template class Graph<float>;
+template class Graph<double>;
+
+}  // namespace convnet

@@ -1,0 +1,198 @@
+// Graph models: a chain is exactly a Sequential; wiring mistakes are errors naming the node;
+// Add and Concat on hand-worked values; and the chain rule over a graph with a residual
+// connection, a concatenation and a node read by three consumers, against central differences.
+#include "convnet/graph.hpp"
+#include "support/testing.hpp"
+
+namespace convnet {
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+::testing::AssertionResult has(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "'" << text << "' lacks '" << part << "'";
+}
+
+TEST(Graph, ChainMatchesSequentialBitForBit) {
+  Sequential<float> seq = make_model<float>("lenet");
+  Graph<float> graph;
+  graph.emplace<Conv2d>("conv1", {"input"},
+                        Conv2dOptions{.out_channels = 6, .kernel = 5, .pad = 2});
+  graph.emplace<ReLU>("relu1", {"conv1"});
+  graph.emplace<MaxPool2d>("pool1", {"relu1"}, Pool2dOptions{.kernel = 2});
+  graph.emplace<Conv2d>("conv2", {"pool1"}, Conv2dOptions{.out_channels = 16, .kernel = 5});
+  graph.emplace<ReLU>("relu2", {"conv2"});
+  graph.emplace<MaxPool2d>("pool2", {"relu2"}, Pool2dOptions{.kernel = 2});
+  graph.emplace<Flatten>("flatten", {"pool2"});
+  graph.emplace<Linear>("fc1", {"flatten"}, LinearOptions{.out_features = 120});
+  graph.emplace<ReLU>("relu3", {"fc1"});
+  graph.emplace<Linear>("fc2", {"relu3"}, LinearOptions{.out_features = 84});
+  graph.emplace<ReLU>("relu4", {"fc2"});
+  graph.emplace<Linear>("fc3", {"relu4"}, LinearOptions{.out_features = 10});
+  const Shape input{8, 1, 28, 28};
+  seq.build(input, 5);
+  graph.build(input, 5);
+  EXPECT_EQ(graph.param_count(), seq.param_count());
+  EXPECT_EQ(graph.forward_flops(), seq.forward_flops());
+  EXPECT_EQ(graph.train_flops(), seq.train_flops());
+  EXPECT_EQ(graph.params()[0].name, "conv1.weight");
+  Rng rng(1);
+  const Tensor<float> x = testing::random_normal<float>(input, rng);
+  const std::vector<int32_t> labels{0, 1, 2, 3, 4, 5, 6, 7};
+  SoftmaxCrossEntropy<float> loss;
+  Sgd<float> sgd_a({.lr = 0.05, .momentum = 0.9}), sgd_b({.lr = 0.05, .momentum = 0.9});
+  for (int step = 0; step < 3; ++step) {
+    const StepResult a = seq.train_step(x, {.labels = labels}, loss, sgd_a);
+    const StepResult b = graph.train_step(x, {.labels = labels}, loss, sgd_b);
+    EXPECT_EQ(a.loss, b.loss) << "step " << step;
+  }
+  for (size_t i = 0; i < seq.params().size(); ++i) {
+    const Tensor<float>& p = *seq.params()[i].value;
+    const Tensor<float>& q = *graph.params()[i].value;
+    ASSERT_EQ(p.numel(), q.numel());
+    EXPECT_TRUE(std::equal(p.data(), p.data() + p.numel(), q.data())) << seq.params()[i].name;
+  }
+}
+
+TEST(Graph, WiringMistakesNameTheNode) {
+  {
+    Graph<float> g;
+    g.emplace<ReLU>("a", {"input"});
+    g.emplace<ReLU>("b", {"missing"});
+    EXPECT_TRUE(has(error_of([&] {
+                      g.build(Shape{1, 2});
+                    }),
+                    "node 'b' reads 'missing', which is not a node"));
+  }
+  {
+    Graph<float> g;  // a -> b -> c -> a, and the output reads c
+    g.emplace<ReLU>("a", {"c"});
+    g.emplace<ReLU>("b", {"a"});
+    g.emplace<ReLU>("c", {"b"});
+    g.emplace<Add>("out", {"c", "input"});
+    EXPECT_TRUE(has(error_of([&] { g.build(Shape{1, 2}); }), "node 'a' is on a cycle"));
+  }
+  {
+    Graph<float> g;
+    g.emplace<ReLU>("used", {"input"});
+    g.emplace<Tanh>("dangling", {"input"});
+    g.emplace<Sigmoid>("out", {"used"});
+    EXPECT_TRUE(has(error_of([&] {
+                      g.build(Shape{1, 2});
+                    }),
+                    "node 'dangling' does not lead to the output 'out'"));
+  }
+  {
+    Graph<float> g;
+    g.emplace<ReLU>("a", {"input"});
+    EXPECT_TRUE(
+        has(error_of([&] { g.emplace<ReLU>("a", {"input"}); }), "a node named 'a' already exists"));
+    EXPECT_TRUE(has(error_of([&] { g.emplace<ReLU>("input", {"a"}); }),
+                    "a node named 'input' already exists"));
+    g.emplace<ReLU>("two", {"a", "input"});
+    EXPECT_TRUE(has(error_of([&] {
+                      g.build(Shape{1, 2});
+                    }),
+                    "node 'two' (relu) takes exactly 1 input, got 2"));
+  }
+  {
+    Graph<float> g;
+    g.emplace<Linear>("fc", {"input"}, LinearOptions{.out_features = 3});
+    g.emplace<Add>("sum", {"fc", "input"});
+    EXPECT_TRUE(has(error_of([&] {
+                      g.build(Shape{4, 5});
+                    }),
+                    "node 'sum': add: input 1 has shape 4x5 but input 0 has 4x3"));
+  }
+  {
+    Graph<float> g;
+    g.emplace<ReLU>("a", {"input"});
+    g.set_output("nope");
+    EXPECT_TRUE(has(error_of([&] { g.build(Shape{1, 2}); }), "output 'nope' is not a layer node"));
+  }
+}
+
+TEST(Graph, AddAndConcatHandWorked) {
+  Graph<double> g;
+  g.emplace<Sigmoid>("s", {"input"});
+  g.emplace<Concat>("cat", {"input", "s", "input"});
+  g.build(Shape{2, 1, 1, 2});
+  Tensor<double> x(Shape{2, 1, 1, 2});
+  for (int i = 0; i < 4; ++i) x[i] = i;  // image 0: 0 1, image 1: 2 3
+  const Tensor<double>& y = g.forward(x, Mode::Train);
+  ASSERT_EQ(y.shape(), (Shape{2, 3, 1, 2}));
+  auto sig = [](double v) { return 1 / (1 + std::exp(-v)); };
+  const double want[] = {0, 1, sig(0), sig(1), 0, 1, 2, 3, sig(2), sig(3), 2, 3};
+  for (int i = 0; i < 12; ++i) EXPECT_DOUBLE_EQ(y[i], want[i]) << i;
+  // dy = 1 everywhere: dx = 1 (first copy) + σ'(x) + 1 (second copy).
+  Tensor<double> dy(y.shape(), 1.0), dx;
+  g.backward(dy, &dx);
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(dx[i], 2 + sig(i) * (1 - sig(i)), 1e-15) << i;
+
+  Graph<double> r;
+  r.emplace<Tanh>("t", {"input"});
+  r.emplace<Add>("sum", {"t", "input", "input"});
+  r.build(Shape{1, 3});
+  Tensor<double> v(Shape{1, 3});
+  v[0] = -1, v[1] = 0, v[2] = 2;
+  const Tensor<double>& out = r.forward(v, Mode::Train);
+  for (int i = 0; i < 3; ++i) EXPECT_DOUBLE_EQ(out[i], std::tanh(v[i]) + 2 * v[i]);
+}
+
+// f(x, θ) = Σ graph(x) ⊙ g for a fixed random g, in double; every input element and up to 40
+// elements of every parameter against (f(v+ε) - f(v-ε)) / 2ε.
+TEST(Graph, GradientsMatchFiniteDifferences) {
+  Graph<double> g;
+  // "stem" is read by three consumers: a residual branch, the Add, and the Concat.
+  g.emplace<Conv2d>("stem", {"input"}, Conv2dOptions{.out_channels = 4, .kernel = 3, .pad = 1});
+  g.emplace<Tanh>("act", {"stem"});
+  g.emplace<Conv2d>("branch", {"act"}, Conv2dOptions{.out_channels = 4, .kernel = 3, .pad = 1});
+  g.emplace<Add>("residual", {"branch", "stem"});
+  g.emplace<Conv2d>("side", {"stem"}, Conv2dOptions{.out_channels = 2, .kernel = 1, .stride = 2});
+  g.emplace<AvgPool2d>("down", {"residual"}, Pool2dOptions{.kernel = 2});
+  g.emplace<Concat>("cat", {"down", "side"});
+  g.emplace<Flatten>("flat", {"cat"});
+  g.emplace<Linear>("head", {"flat"}, LinearOptions{.out_features = 3});
+  const Shape input{2, 2, 6, 6};
+  g.build(input, 11);
+  Rng rng(4);
+  Tensor<double> x = testing::random_normal<double>(input, rng);
+  const Tensor<double> weights = testing::random_normal<double>(g.output_shape(), rng);
+  auto f = [&] {
+    const Tensor<double>& y = g.forward(x, Mode::Train);
+    double sum = 0;
+    for (int64_t i = 0; i < y.numel(); ++i) sum += y[i] * weights[i];
+    return sum;
+  };
+  f();
+  g.zero_grad();
+  Tensor<double> dx;
+  g.backward(weights, &dx);
+  const double eps = 1e-6;
+  auto check = [&](Tensor<double>& v, const Tensor<double>& grad, const std::string& what) {
+    const int64_t step = std::max<int64_t>(1, v.numel() / 40);
+    for (int64_t i = 0; i < v.numel(); i += step) {
+      const double saved = v[i];
+      v[i] = saved + eps;
+      const double up = f();
+      v[i] = saved - eps;
+      const double down = f();
+      v[i] = saved;
+      const double numeric = (up - down) / (2 * eps);
+      EXPECT_NEAR(grad[i], numeric, 1e-8 + 1e-6 * std::abs(numeric)) << what << "[" << i << "]";
+    }
+  };
+  check(x, dx, "input");
+  for (const Param<double>& p : g.params()) check(*p.value, *p.grad, p.name);
+  EXPECT_EQ(g.params().size(), 8u);  // stem, branch, side, head: weight and bias each
+}
+
+}  // namespace
+}  // namespace convnet
