@@ -77,6 +77,9 @@ struct Conv2dOptions {
   int64_t stride = 1, stride_h = 0, stride_w = 0;
   int64_t pad = 0, pad_h = 0, pad_w = 0;
   int64_t dilation = 1, dilation_h = 0, dilation_w = 0;
+  // Channels split into this many groups, each output group reading its own input group
+  // (torch.nn.Conv2d's groups); groups == in_channels is a depthwise convolution.
+  int64_t groups = 1;
   bool bias = true;
   Init init = Init::Default;
 };
@@ -95,13 +98,13 @@ class Conv2d final : public Layer<T> {
   std::vector<Param<T>> params() override;
   int64_t forward_flops() const override;
 
-  Tensor<T>& weight() { return weight_; }  // (OC, IC, KH, KW)
+  Tensor<T>& weight() { return weight_; }  // (OC, IC / groups, KH, KW)
   Tensor<T>& bias() { return bias_; }      // (OC); empty without bias
   Tensor<T>& grad_weight() { return grad_weight_; }
   Tensor<T>& grad_bias() { return grad_bias_; }
 
  private:
-  int64_t in_channels_, out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_;
+  int64_t in_channels_, out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_, groups_;
   bool has_bias_;
   Init init_;
   Tensor<T> weight_, bias_, grad_weight_, grad_bias_;

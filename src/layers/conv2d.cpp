@@ -25,6 +25,7 @@ Conv2d<T>::Conv2d(const Conv2dOptions& o)
       PW_(pick(o.pad_w, o.pad)),
       DH_(pick(o.dilation_h, o.dilation)),
       DW_(pick(o.dilation_w, o.dilation)),
+      groups_(o.groups),
       has_bias_(o.bias),
       init_(o.init) {
   CONVNET_CHECK(out_channels_ >= 1, "conv2d: out_channels must be at least 1, got ",
@@ -35,6 +36,8 @@ Conv2d<T>::Conv2d(const Conv2dOptions& o)
   CONVNET_CHECK(SH_ >= 1 && SW_ >= 1, "conv2d: stride must be at least 1, got ", SH_, "x", SW_);
   CONVNET_CHECK(PH_ >= 0 && PW_ >= 0, "conv2d: padding must be >= 0, got ", PH_, "x", PW_);
   CONVNET_CHECK(DH_ >= 1 && DW_ >= 1, "conv2d: dilation must be at least 1, got ", DH_, "x", DW_);
+  CONVNET_CHECK(groups_ >= 1 && out_channels_ % groups_ == 0, "conv2d: groups (", groups_,
+                ") must be at least 1 and divide out_channels (", out_channels_, ")");
 }
 
 template <class T>
@@ -43,6 +46,7 @@ std::string Conv2d<T>::describe() const {
   if (SH_ != 1 || SW_ != 1) d += detail::concat(" stride ", SH_, "x", SW_);
   if (PH_ != 0 || PW_ != 0) d += detail::concat(" pad ", PH_, "x", PW_);
   if (DH_ != 1 || DW_ != 1) d += detail::concat(" dilation ", DH_, "x", DW_);
+  if (groups_ != 1) d += detail::concat(" groups ", groups_);
   if (!has_bias_) d += " no-bias";
   return d;
 }
@@ -55,9 +59,9 @@ Shape Conv2d<T>::build(const Shape& input) {
                 " input channels, got input ", input.str());
   const ops::Conv2dShape s{.N = input[0], .IC = input[1], .IH = input[2], .IW = input[3],
                            .OC = out_channels_, .KH = KH_, .KW = KW_, .SH = SH_, .SW = SW_,
-                           .PH = PH_, .PW = PW_, .DH = DH_, .DW = DW_};
+                           .PH = PH_, .PW = PW_, .DH = DH_, .DW = DW_, .G = groups_};
   s.validate(describe() + " on input " + input.str());
-  const Shape wshape{out_channels_, in_channels_, KH_, KW_};
+  const Shape wshape{out_channels_, in_channels_ / groups_, KH_, KW_};
   if (weight_.shape() != wshape) {  // first build: allocate; a rebuild keeps trained values
     weight_ = Tensor<T>(wshape);
     grad_weight_ = Tensor<T>(wshape);
@@ -75,23 +79,26 @@ Shape Conv2d<T>::build(const Shape& input) {
 
 template <class T>
 void Conv2d<T>::init(Rng& rng) {
-  detail::initialise(init_, rng, in_channels_ * KH_ * KW_, out_channels_ * KH_ * KW_, weight_,
-                     bias_);
+  // Fans of one output's receptive field, as PyTorch computes them from the weight's shape.
+  detail::initialise(init_, rng, in_channels_ / groups_ * KH_ * KW_,
+                     out_channels_ / groups_ * KH_ * KW_, weight_, bias_);
 }
 
 namespace {
 template <class T>
 ops::Conv2dShape kernel_shape(const Shape& x, int64_t OC, int64_t KH, int64_t KW, int64_t SH,
-                              int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW) {
+                              int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW,
+                              int64_t G) {
   return {.N = x[0], .IC = x[1], .IH = x[2], .IW = x[3], .OC = OC, .KH = KH, .KW = KW,
-          .SH = SH, .SW = SW, .PH = PH, .PW = PW, .DH = DH, .DW = DW};
+          .SH = SH, .SW = SW, .PH = PH, .PW = PW, .DH = DH, .DW = DW, .G = G};
 }
 }  // namespace
 
 template <class T>
 void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
-  const auto s = kernel_shape<T>(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_);
+  const auto s = kernel_shape<T>(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_,
+                                groups_);
   y.resize(Shape{s.N, s.OC, s.OH(), s.OW()});
   const T* b = has_bias_ ? bias_.data() : nullptr;
   if constexpr (std::is_same_v<T, float>) {
@@ -107,7 +114,8 @@ void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
 template <class T>
 void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
                          Tensor<T>* dx) {
-  const auto s = kernel_shape<T>(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_);
+  const auto s = kernel_shape<T>(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_,
+                                groups_);
   T* db = has_bias_ ? grad_bias_.data() : nullptr;
   if constexpr (std::is_same_v<T, float>) {
     if (detail::use_fast_kernels<T>()) {
@@ -133,7 +141,7 @@ std::vector<Param<T>> Conv2d<T>::params() {
 
 template <class T>
 int64_t Conv2d<T>::forward_flops() const {
-  return 2 * out_channels_ * out_h_ * out_w_ * in_channels_ * KH_ * KW_;
+  return 2 * out_channels_ * out_h_ * out_w_ * (in_channels_ / groups_) * KH_ * KW_;
 }
 
 template class Conv2d<float>;

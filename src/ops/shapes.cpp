@@ -9,6 +9,9 @@ void Conv2dShape::validate(const std::string& where) const {
   CONVNET_CHECK(N >= 1 && IC >= 1 && IH >= 1 && IW >= 1 && OC >= 1, where,
                 ": dimensions must be positive (N=", N, ", IC=", IC, ", IH=", IH, ", IW=", IW,
                 ", OC=", OC, ")");
+  CONVNET_CHECK(G >= 1 && IC % G == 0 && OC % G == 0, where, ": groups (", G,
+                ") must divide both the input channels (", IC, ") and the output channels (", OC,
+                ")");
   CONVNET_CHECK(KH >= 1 && KW >= 1, where, ": kernel must be at least 1x1, got ", KH, "x", KW);
   CONVNET_CHECK(SH >= 1 && SW >= 1, where, ": stride must be at least 1, got ", SH, "x", SW);
   CONVNET_CHECK(DH >= 1 && DW >= 1, where, ": dilation must be at least 1, got ", DH, "x", DW);

@@ -12,6 +12,9 @@ namespace convnet::ops {
 struct Conv2dShape {
   int64_t N = 1, IC = 1, IH = 1, IW = 1, OC = 1, KH = 1, KW = 1;
   int64_t SH = 1, SW = 1, PH = 0, PW = 0, DH = 1, DW = 1;
+  // Groups: input and output channels split into G groups, output group g reading only input
+  // group g; weights are (OC, IC/G, KH, KW). G == IC: depthwise.
+  int64_t G = 1;
   // Output size: floor((IH + 2*PH - DH*(KH-1) - 1) / SH) + 1, as in PyTorch.
   int64_t OH() const { return (IH + 2 * PH - DH * (KH - 1) - 1) / SH + 1; }
   int64_t OW() const { return (IW + 2 * PW - DW * (KW - 1) - 1) / SW + 1; }

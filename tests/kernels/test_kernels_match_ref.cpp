@@ -33,15 +33,16 @@ void compare_conv(const Conv2dShape& s, uint64_t seed) {
   SCOPED_TRACE(::testing::Message()
                << "N=" << s.N << " IC=" << s.IC << " IH=" << s.IH << " IW=" << s.IW
                << " OC=" << s.OC << " K=" << s.KH << "x" << s.KW << " S=" << s.SH << "x" << s.SW
-               << " P=" << s.PH << "x" << s.PW << " D=" << s.DH << "x" << s.DW);
+               << " P=" << s.PH << "x" << s.PW << " D=" << s.DH << "x" << s.DW << " G=" << s.G);
   Rng rng(seed);
   const int64_t OH = s.OH(), OW = s.OW();
   const Tensor<float> x = testing::random_normal<float>(Shape{s.N, s.IC, s.IH, s.IW}, rng);
-  const Tensor<float> w = testing::random_normal<float>(Shape{s.OC, s.IC, s.KH, s.KW}, rng);
+  const Tensor<float> w =
+      testing::random_normal<float>(Shape{s.OC, s.IC / s.G, s.KH, s.KW}, rng);
   const Tensor<float> b = testing::random_normal<float>(Shape{s.OC}, rng);
   const Tensor<float> dy = testing::random_normal<float>(Shape{s.N, s.OC, OH, OW}, rng);
   const auto xd = to<double>(x), wd = to<double>(w), bd = to<double>(b), dyd = to<double>(dy);
-  const double reduce_fwd = static_cast<double>(s.IC * s.KH * s.KW);
+  const double reduce_fwd = static_cast<double>(s.IC / s.G * s.KH * s.KW);
   const double reduce_dw = static_cast<double>(s.N * OH * OW);
   const double rtol = 1e-4;
 
@@ -165,6 +166,28 @@ TEST(Conv2dKernels, RandomShapesMatchRef) {
     }
     compare_conv(s, rng.next_u64());
     ++tested;
+  }
+}
+
+// Grouped and depthwise convolutions (channel multipliers 1 and 3), every stride, padding and
+// dilation edge the direct depthwise kernel handles (columns clipped on either side), batch 1.
+TEST(Conv2dKernels, GroupedAndDepthwiseMatchRef) {
+  const Conv2dShape cases[] = {
+      {.N = 2, .IC = 4, .IH = 7, .IW = 9, .OC = 6, .KH = 3, .KW = 3, .PH = 1, .PW = 1, .G = 2},
+      {.N = 1, .IC = 6, .IH = 5, .IW = 5, .OC = 9, .KH = 1, .KW = 1, .G = 3},
+      {.N = 3, .IC = 8, .IH = 13, .IW = 11, .OC = 8, .KH = 3, .KW = 3, .PH = 1, .PW = 1, .G = 8},
+      {.N = 1, .IC = 5, .IH = 9, .IW = 10, .OC = 15, .KH = 3, .KW = 5, .SH = 2, .SW = 3,
+       .PH = 2, .PW = 1, .G = 5},
+      {.N = 2, .IC = 3, .IH = 12, .IW = 12, .OC = 3, .KH = 3, .KW = 3, .PH = 2, .PW = 2,
+       .DH = 2, .DW = 2, .G = 3},
+      {.N = 1, .IC = 32, .IH = 28, .IW = 28, .OC = 32, .KH = 3, .KW = 3, .SH = 2, .SW = 2,
+       .PH = 1, .PW = 1, .G = 32},
+      {.N = 2, .IC = 2, .IH = 3, .IW = 4, .OC = 2, .KH = 5, .KW = 5, .PH = 2, .PW = 2, .G = 2},
+  };
+  uint64_t seed = 500;
+  for (const auto& s : cases) {
+    s.validate("test");
+    compare_conv(s, seed++);
   }
 }
 

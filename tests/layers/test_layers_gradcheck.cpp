@@ -43,7 +43,13 @@ INSTANTIATE_TEST_SUITE_P(
         ConvCase{"OddSizes_Batch1", Shape{1, 3, 5, 7},
                  {.out_channels = 5, .kernel = 3, .stride = 3, .pad = 2}},
         ConvCase{"Stride3_Pad2_5x5", Shape{2, 1, 11, 9},
-                 {.out_channels = 2, .kernel = 5, .stride = 3, .pad = 2}}),
+                 {.out_channels = 2, .kernel = 5, .stride = 3, .pad = 2}},
+        ConvCase{"Groups2", Shape{2, 4, 5, 6}, {.out_channels = 6, .kernel = 3, .pad = 1, .groups = 2}},
+        ConvCase{"Depthwise_Stride2", Shape{2, 3, 7, 6},
+                 {.out_channels = 3, .kernel = 3, .stride = 2, .pad = 1, .groups = 3}},
+        ConvCase{"Depthwise_Multiplier2_Dilation2_NoBias", Shape{1, 2, 8, 7},
+                 {.out_channels = 4, .kernel = 3, .pad = 2, .dilation = 2, .groups = 2,
+                  .bias = false}}),
     [](const auto& case_info) { return std::string(case_info.param.name); });
 
 struct PoolCase {

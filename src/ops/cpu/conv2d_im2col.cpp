@@ -185,6 +185,7 @@ bool backward_data_direct(const Conv2dShape& s) {
 }
 
 int64_t conv2d_workspace_size(const Conv2dShape& s, int threads) {
+  if (s.G > 1) return conv2d_grouped_workspace_size(s, threads);
   int64_t size = slices(s).per_thread() * threads;
   if (conv2d_direct_supported(s)) size = std::max(size, conv2d_direct_workspace_size(s, threads));
   if (conv2d_direct_backward_weights_supported(s))
@@ -202,6 +203,7 @@ int64_t conv2d_workspace_size(const Conv2dShape& s, int threads) {
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
                     float* y, float* workspace) {
+  if (s.G > 1) return conv2d_grouped_forward(s, x, w, b, y, workspace);
   if (winograd_pays(s)) return conv2d_winograd(s, x, w, false, b, y, false, workspace);
   if (conv2d_direct_supported(s)) return conv2d_direct(s, x, w, false, b, y, false, workspace);
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
@@ -226,6 +228,7 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
 
 void conv2d_backward_data(const Conv2dShape& s, const float* w, const float* dy, float* dx,
                           float* workspace) {
+  if (s.G > 1) return conv2d_grouped_backward_data(s, w, dy, dx, workspace);
   if (backward_data_winograd(s))
     return conv2d_winograd(backward_data_shape(s), dy, w, true, nullptr, dx, true, workspace);
   if (backward_data_direct(s))
@@ -249,6 +252,7 @@ void conv2d_backward_data(const Conv2dShape& s, const float* w, const float* dy,
 
 void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw,
                              float* db, float* workspace) {
+  if (s.G > 1) return conv2d_grouped_backward_weights(s, x, dy, dw, db, workspace);
   if (winograd_pays(s)) return conv2d_winograd_backward_weights(s, x, dy, dw, db, workspace);
   if (conv2d_direct_backward_weights_supported(s))
     return conv2d_direct_backward_weights(s, x, dy, dw, db, workspace);

@@ -53,6 +53,16 @@ int64_t conv2d_winograd_backward_weights_workspace_size(const Conv2dShape& s, in
 void conv2d_winograd_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
                                       float* dw, float* db, float* workspace);
 
+// Grouped convolution (s.G > 1; see conv2d_grouped.cpp), which conv2d_forward and friends hand
+// over to: a direct kernel when depthwise, else the dense kernels one group at a time.
+int64_t conv2d_grouped_workspace_size(const Conv2dShape& s, int threads);
+void conv2d_grouped_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
+                            float* y, float* workspace);
+void conv2d_grouped_backward_data(const Conv2dShape& s, const float* w, const float* dy,
+                                  float* dx, float* workspace);
+void conv2d_grouped_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
+                                     float* dw, float* db, float* workspace);
+
 // Same semantics as ref::conv2d_*; `workspace` holds conv2d_workspace_size(s, num_threads()).
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
                     float* y, float* workspace);
