@@ -112,6 +112,55 @@ class Conv2d final : public Layer<T> {
   int64_t out_h_ = 0, out_w_ = 0;
 };
 
+
+// Transposed convolution (torch.nn.ConvTranspose2d, "deconvolution"): the adjoint of Conv2d, so
+// its forward pass is Conv2d's backward-data and its backward-data Conv2d's forward:
+//   y[n, oc, ih·S - P + kh·D, iw·S - P + kw·D] += w[ic, oc, kh, kw] · x[n, ic, ih, iw]  (+ b[oc])
+// Output size (H - 1)·S - 2P + D·(K - 1) + output_padding + 1. Weights (IC, OC / groups, KH, KW).
+struct ConvTranspose2dOptions {
+  int64_t in_channels = 0;  // 0: taken from the input shape at build time
+  int64_t out_channels = 0;
+  int64_t kernel = 0, kernel_h = 0, kernel_w = 0;
+  int64_t stride = 1, stride_h = 0, stride_w = 0;
+  int64_t pad = 0, pad_h = 0, pad_w = 0;
+  // Extra rows/columns on the bottom/right of the output (below the stride or the dilation),
+  // to pick one of the input sizes a strided convolution maps to the same output size.
+  int64_t output_padding = 0, output_padding_h = -1, output_padding_w = -1;
+  int64_t dilation = 1, dilation_h = 0, dilation_w = 0;
+  int64_t groups = 1;
+  bool bias = true;
+  Init init = Init::Default;
+};
+
+template <class T>
+class ConvTranspose2d final : public Layer<T> {
+ public:
+  explicit ConvTranspose2d(const ConvTranspose2dOptions& options);
+  std::string kind() const override { return "conv_transpose2d"; }
+  std::string describe() const override;
+  Shape build(const Shape& input) override;
+  void init(Rng& rng) override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+  std::vector<Param<T>> params() override;
+  int64_t forward_flops() const override;
+
+  Tensor<T>& weight() { return weight_; }  // (IC, OC / groups, KH, KW)
+  Tensor<T>& bias() { return bias_; }      // (OC); empty without bias
+  Tensor<T>& grad_weight() { return grad_weight_; }
+  Tensor<T>& grad_bias() { return grad_bias_; }
+
+ private:
+  int64_t in_channels_, out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, OPH_, OPW_, DH_, DW_,
+      groups_;
+  bool has_bias_;
+  Init init_;
+  Tensor<T> weight_, bias_, grad_weight_, grad_bias_;
+  Tensor<T> workspace_;  // the fast kernels' scratch
+  Tensor<T> scratch_;    // backward data before it is added into dx
+  int64_t out_h_ = 0, out_w_ = 0;
+};
 // --- pooling -------------------------------------------------------------------------------
 // stride 0 means "same as the kernel". Padding is at most half the kernel.
 struct Pool2dOptions {

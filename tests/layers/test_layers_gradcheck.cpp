@@ -29,27 +29,114 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, Conv2dGradcheck,
     ::testing::Values(
         ConvCase{"Basic3x3_Pad1", Shape{2, 3, 6, 6}, {.out_channels = 4, .kernel = 3, .pad = 1}},
-        ConvCase{"Stride2_Pad1", Shape{2, 2, 7, 7},
+        ConvCase{"Stride2_Pad1",
+                 Shape{2, 2, 7, 7},
                  {.out_channels = 3, .kernel = 3, .stride = 2, .pad = 1}},
-        ConvCase{"NonSquare3x2_Stride2x1_Pad1x0", Shape{1, 2, 7, 5},
-                 {.out_channels = 2, .kernel_h = 3, .kernel_w = 2, .stride_h = 2, .stride_w = 1,
-                  .pad_h = 1, .pad_w = 0}},
-        ConvCase{"Dilation2_Pad2", Shape{2, 2, 8, 7},
+        ConvCase{"NonSquare3x2_Stride2x1_Pad1x0",
+                 Shape{1, 2, 7, 5},
+                 {.out_channels = 2,
+                  .kernel_h = 3,
+                  .kernel_w = 2,
+                  .stride_h = 2,
+                  .stride_w = 1,
+                  .pad_h = 1,
+                  .pad_w = 0}},
+        ConvCase{"Dilation2_Pad2",
+                 Shape{2, 2, 8, 7},
                  {.out_channels = 3, .kernel = 3, .pad = 2, .dilation = 2}},
-        ConvCase{"Dilation2x1_NoBias", Shape{3, 1, 9, 6},
+        ConvCase{"Dilation2x1_NoBias",
+                 Shape{3, 1, 9, 6},
                  {.out_channels = 2, .kernel = 3, .dilation_h = 2, .bias = false}},
         ConvCase{"OneByOne", Shape{2, 5, 4, 3}, {.out_channels = 3, .kernel = 1}},
         ConvCase{"KernelAsLargeAsInput", Shape{1, 2, 5, 5}, {.out_channels = 2, .kernel = 5}},
-        ConvCase{"OddSizes_Batch1", Shape{1, 3, 5, 7},
+        ConvCase{"OddSizes_Batch1",
+                 Shape{1, 3, 5, 7},
                  {.out_channels = 5, .kernel = 3, .stride = 3, .pad = 2}},
-        ConvCase{"Stride3_Pad2_5x5", Shape{2, 1, 11, 9},
+        ConvCase{"Stride3_Pad2_5x5",
+                 Shape{2, 1, 11, 9},
                  {.out_channels = 2, .kernel = 5, .stride = 3, .pad = 2}},
-        ConvCase{"Groups2", Shape{2, 4, 5, 6}, {.out_channels = 6, .kernel = 3, .pad = 1, .groups = 2}},
-        ConvCase{"Depthwise_Stride2", Shape{2, 3, 7, 6},
+        ConvCase{
+            "Groups2", Shape{2, 4, 5, 6}, {.out_channels = 6, .kernel = 3, .pad = 1, .groups = 2}},
+        ConvCase{"Depthwise_Stride2",
+                 Shape{2, 3, 7, 6},
                  {.out_channels = 3, .kernel = 3, .stride = 2, .pad = 1, .groups = 3}},
-        ConvCase{"Depthwise_Multiplier2_Dilation2_NoBias", Shape{1, 2, 8, 7},
-                 {.out_channels = 4, .kernel = 3, .pad = 2, .dilation = 2, .groups = 2,
-                  .bias = false}}),
+        ConvCase{
+            "Depthwise_Multiplier2_Dilation2_NoBias",
+            Shape{1, 2, 8, 7},
+            {.out_channels = 4, .kernel = 3, .pad = 2, .dilation = 2, .groups = 2, .bias = false}}),
+    [](const auto& case_info) { return std::string(case_info.param.name); });
+
+struct ConvTransposeCase {
+  const char* name;
+  Shape input;
+  ConvTranspose2dOptions options;
+};
+
+void PrintTo(const ConvTransposeCase& c, std::ostream* os) { *os << c.name; }
+
+class ConvTranspose2dGradcheck : public ::testing::TestWithParam<ConvTransposeCase> {};
+
+TEST_P(ConvTranspose2dGradcheck, InputWeightBias) {
+  const ConvTransposeCase& c = GetParam();
+  Rng rng(12);
+  ConvTranspose2d<double> conv(c.options);
+  check_layer_gradients(conv, testing::random_normal<double>(c.input, rng), rng);
+}
+
+// The float layer (fast kernels) against the double one (reference kernels), forward and
+// backward, on every case.
+TEST_P(ConvTranspose2dGradcheck, FastMatchesReference) {
+  const ConvTransposeCase& c = GetParam();
+  Rng rng(13);
+  ConvTranspose2d<double> ref(c.options);
+  ConvTranspose2d<float> fast(c.options);
+  const Shape out = ref.build(c.input);
+  ASSERT_EQ(fast.build(c.input), out);
+  Rng init_a(3), init_b(3);
+  ref.init(init_a);
+  fast.init(init_b);
+  const Tensor<double> x = testing::random_normal<double>(c.input, rng);
+  const Tensor<double> dy = testing::random_normal<double>(out, rng);
+  Tensor<float> xf(c.input), dyf(out);
+  for (int64_t i = 0; i < x.numel(); ++i) xf[i] = static_cast<float>(x[i]);
+  for (int64_t i = 0; i < dy.numel(); ++i) dyf[i] = static_cast<float>(dy[i]);
+  for (int64_t i = 0; i < ref.weight().numel(); ++i) ref.weight()[i] = fast.weight()[i];
+  for (int64_t i = 0; i < ref.bias().numel(); ++i) ref.bias()[i] = fast.bias()[i];
+  Tensor<double> y, dx(c.input, 0.0);
+  Tensor<float> yf, dxf(c.input, 0.0f);
+  ref.forward(x, y, Mode::Train);
+  fast.forward(xf, yf, Mode::Train);
+  EXPECT_TRUE(testing::all_close(yf, y, 1e-4, 1e-4)) << "forward";
+  ref.backward(x, y, dy, &dx);
+  fast.backward(xf, yf, dyf, &dxf);
+  EXPECT_TRUE(testing::all_close(dxf, dx, 1e-4, 1e-4)) << "backward data";
+  EXPECT_TRUE(testing::all_close(fast.grad_weight(), ref.grad_weight(), 1e-4, 1e-3)) << "weights";
+  EXPECT_TRUE(testing::all_close(fast.grad_bias(), ref.grad_bias(), 1e-4, 1e-3)) << "bias";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, ConvTranspose2dGradcheck,
+    ::testing::Values(
+        ConvTransposeCase{
+            "Stride2_Kernel2", Shape{2, 3, 3, 4}, {.out_channels = 2, .kernel = 2, .stride = 2}},
+        ConvTransposeCase{
+            "Stride2_Pad1_OutputPadding1",
+            Shape{1, 2, 4, 3},
+            {.out_channels = 3, .kernel = 3, .stride = 2, .pad = 1, .output_padding = 1}},
+        ConvTransposeCase{"Stride1_Pad1_NoBias",
+                          Shape{2, 4, 5, 5},
+                          {.out_channels = 2, .kernel = 3, .pad = 1, .bias = false}},
+        ConvTransposeCase{"Dilation2_Groups2",
+                          Shape{1, 4, 4, 3},
+                          {.out_channels = 6, .kernel = 3, .dilation = 2, .groups = 2}},
+        ConvTransposeCase{"NonSquare_Stride3x1",
+                          Shape{2, 2, 3, 4},
+                          {.out_channels = 2,
+                           .kernel_h = 2,
+                           .kernel_w = 3,
+                           .stride_h = 3,
+                           .stride_w = 1,
+                           .pad_w = 1}}),
     [](const auto& case_info) { return std::string(case_info.param.name); });
 
 struct PoolCase {
@@ -83,14 +170,14 @@ TEST_P(PoolGradcheck, AvgPoolInput) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, PoolGradcheck,
-    ::testing::Values(PoolCase{"K2S2", Shape{2, 3, 6, 6}, {.kernel = 2}},
-                      PoolCase{"K3S2P1_Odd7x7", Shape{1, 2, 7, 7},
-                               {.kernel = 3, .stride = 2, .pad = 1}},
-                      PoolCase{"K3S1_Overlapping", Shape{2, 1, 5, 6}, {.kernel = 3, .stride = 1}},
-                      PoolCase{"NonSquare2x3_S1x2_P1", Shape{1, 2, 5, 7},
-                               {.kernel_h = 2, .kernel_w = 3, .stride_h = 1, .stride_w = 2,
-                                .pad = 1}},
-                      PoolCase{"K2S2_OddInput5x5_Batch1", Shape{1, 1, 5, 5}, {.kernel = 2}}),
+    ::testing::Values(
+        PoolCase{"K2S2", Shape{2, 3, 6, 6}, {.kernel = 2}},
+        PoolCase{"K3S2P1_Odd7x7", Shape{1, 2, 7, 7}, {.kernel = 3, .stride = 2, .pad = 1}},
+        PoolCase{"K3S1_Overlapping", Shape{2, 1, 5, 6}, {.kernel = 3, .stride = 1}},
+        PoolCase{"NonSquare2x3_S1x2_P1",
+                 Shape{1, 2, 5, 7},
+                 {.kernel_h = 2, .kernel_w = 3, .stride_h = 1, .stride_w = 2, .pad = 1}},
+        PoolCase{"K2S2_OddInput5x5_Batch1", Shape{1, 1, 5, 5}, {.kernel = 2}}),
     [](const auto& case_info) { return std::string(case_info.param.name); });
 
 TEST(LinearGradcheck, InputWeightBias) {
@@ -167,8 +254,7 @@ TEST(LossGradcheck, MeanSquaredError) {
   for (int64_t n : {1, 4}) {
     const Tensor<double> target = testing::random_normal<double>(Shape{n, 3}, rng);
     MeanSquaredError<double> mse;
-    check_loss_gradient(mse, testing::random_normal<double>(Shape{n, 3}, rng),
-                        {.values = &target});
+    check_loss_gradient(mse, testing::random_normal<double>(Shape{n, 3}, rng), {.values = &target});
   }
 }
 
