@@ -4,6 +4,11 @@
 //
 // CONTRACT: forward assigns y. backward ACCUMULATES: parameter gradients += ∂L/∂θ, and, when
 // dx is not null, dx += ∂L/∂x. Callers zero gradients first (Sequential does).
+//
+// TRAIN / EVAL: the Mode argument of forward is the mode; layers keep no global mode state.
+// Most layers compute the same function in both modes. Those that do not (Dropout: the identity
+// in Eval; BatchNorm: batch statistics in Train, running statistics in Eval) have a backward
+// that differentiates whichever function their last forward computed.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +40,14 @@ struct Param {
   Tensor<T>* grad;
 };
 
+// A tensor of state that is not trained (BatchNorm's running statistics): forward updates it,
+// evaluation reads it, optimizers never see it (PyTorch's buffers).
+template <class T>
+struct Buffer {
+  std::string name;  // "running_mean", "running_var"
+  Tensor<T>* value;
+};
+
 template <class T>
 class Layer {
  public:
@@ -52,10 +65,17 @@ class Layer {
   // y = f(x). x may have any batch size; the other dimensions are those given to build().
   virtual void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) = 0;
   // Given x, y from the last forward(Train) and dy = ∂L/∂y: parameter grads += ∂L/∂θ and, when
-  // dx != nullptr, dx += ∂L/∂x.
+  // dx != nullptr, dx += ∂L/∂x. (Dropout and BatchNorm also differentiate an Eval forward.)
   virtual void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                         Tensor<T>* dx) = 0;
   virtual std::vector<Param<T>> params() { return {}; }
+  // Non-trainable state (see Buffer); empty for most layers.
+  virtual std::vector<Buffer<T>> buffers() { return {}; }
+  // Replay, for gradient checks: while on, a Mode::Train forward repeats the random choices of
+  // the last one (Dropout's mask) and leaves running statistics alone (BatchNorm's), so repeated
+  // forward passes compute one fixed function that finite differences can probe. Off by default;
+  // a no-op for deterministic layers.
+  virtual void set_replay(bool /*on*/) {}
   // Floating-point operations of one forward pass for one sample of the built shape, counting a
   // multiply-add as 2 (convolutions and fully connected layers; elementwise layers count 0).
   // Backward data and backward weights each cost the same again.
