@@ -174,6 +174,18 @@ class AvgPool2d final : public Layer<T> {
   bool count_pad_;
 };
 
+// (N, C, H, W) -> (N, C, 1, 1): the mean of each plane (torch.nn.AdaptiveAvgPool2d(1)); the
+// gradient is shared equally, dx += dy / (H·W). Follow it with Flatten for a linear head.
+template <class T>
+class GlobalAvgPool2d final : public Layer<T> {
+ public:
+  std::string kind() const override { return "global_avgpool2d"; }
+  Shape build(const Shape& input) override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+};
+
 // --- fully connected -----------------------------------------------------------------------
 struct LinearOptions {
   int64_t in_features = 0;  // 0: taken from the input shape at build time
@@ -281,6 +293,42 @@ class Softmax final : public Activation<T> {
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                 Tensor<T>* dx) override;
+};
+
+// GELU, exact (PyTorch's default approximate='none'): y = x·Φ(x) = x/2·(1 + erf(x/√2));
+// dy/dx = Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π).
+template <class T>
+class GELU final : public Activation<T> {
+ public:
+  std::string kind() const override { return "gelu"; }
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+};
+
+// SiLU (swish): y = x·σ(x); dy/dx = σ(x)·(1 + x·(1 − σ(x))).
+template <class T>
+class SiLU final : public Activation<T> {
+ public:
+  std::string kind() const override { return "silu"; }
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+};
+
+// ELU: y = x for x > 0, else α·(e^x − 1); dy/dx = 1 for x > 0, else α·e^x (α at 0, as PyTorch).
+template <class T>
+class ELU final : public Activation<T> {
+ public:
+  explicit ELU(T alpha = T(1)) : alpha_(alpha) {}
+  std::string kind() const override { return "elu"; }
+  std::string describe() const override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+
+ private:
+  T alpha_;
 };
 
 }  // namespace convnet

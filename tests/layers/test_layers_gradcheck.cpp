@@ -127,6 +127,32 @@ TEST(ActivationGradcheck, AllActivations) {
   }
 }
 
+TEST(ActivationGradcheck, GeluSiluElu) {
+  Rng rng(19);
+  for (const Shape& shape : {Shape{2, 3, 4, 5}, Shape{1, 7}}) {
+    {
+      GELU<double> gelu;
+      check_layer_gradients(gelu, testing::random_normal<double>(shape, rng, 3.0), rng);
+    }
+    {
+      SiLU<double> silu;
+      check_layer_gradients(silu, testing::random_normal<double>(shape, rng, 3.0), rng);
+    }
+    for (double alpha : {1.0, 0.7}) {  // with α != 1, ELU has a kink at 0: stay away from it
+      ELU<double> elu(alpha);
+      check_layer_gradients(elu, testing::random_away_from_zero<double>(shape, rng), rng);
+    }
+  }
+}
+
+TEST(GlobalAvgPool2dGradcheck, Input) {
+  Rng rng(20);
+  for (const Shape& shape : {Shape{2, 3, 4, 5}, Shape{1, 2, 7, 3}, Shape{3, 1, 1, 1}}) {
+    GlobalAvgPool2d<double> pool;
+    check_layer_gradients(pool, testing::random_normal<double>(shape, rng), rng);
+  }
+}
+
 // d(loss)/d(output) by central differences, in double.
 template <class LossT>
 void check_loss_gradient(LossT& loss, Tensor<double> out, const Targets<double>& targets) {
