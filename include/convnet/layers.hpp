@@ -331,4 +331,41 @@ class ELU final : public Activation<T> {
   T alpha_;
 };
 
+// --- regularisation and normalisation ------------------------------------------------------
+// Inverted dropout (torch.nn.Dropout): in Mode::Train each element is kept with probability
+// 1 − p and scaled by 1/(1 − p), else zeroed; in Mode::Eval the identity. The mask comes from
+// the layer's own Rng, seeded by DropoutOptions::seed or, when that is 0, by a draw from the
+// model's Rng in init(), so a model seed reproduces every mask. Backward multiplies by the mask
+// of the last forward (dx += mask ⊙ dy). Masks are drawn on one thread: the same for any thread
+// count.
+struct DropoutOptions {
+  double p = 0.5;     // probability of zeroing, in [0, 1]
+  uint64_t seed = 0;  // 0: seeded from the model's Rng at init()
+};
+
+template <class T>
+class Dropout final : public Layer<T> {
+ public:
+  explicit Dropout(const DropoutOptions& options = {});
+  std::string kind() const override { return "dropout"; }
+  std::string describe() const override;
+  Shape build(const Shape& input) override;
+  void init(Rng& rng) override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+  void set_replay(bool on) override { replay_ = on; }
+
+  // The last Train mask: 0 or 1/(1 − p) per element.
+  const Tensor<T>& mask() const { return mask_; }
+
+ private:
+  double p_;
+  uint64_t seed_;
+  Rng rng_;
+  bool replay_ = false, has_mask_ = false;
+  Mode last_mode_ = Mode::Train;
+  Tensor<T> mask_;
+};
+
 }  // namespace convnet

@@ -153,6 +153,19 @@ TEST(GlobalAvgPool2dGradcheck, Input) {
   }
 }
 
+// Train mode with replay on: one mask for every forward pass, so the layer is the fixed linear
+// map x -> mask ⊙ x. Eval: the identity.
+TEST(DropoutGradcheck, FixedMaskAndEval) {
+  Rng rng(21);
+  for (double p : {0.0, 0.3, 0.5, 1.0})
+    for (Mode mode : {Mode::Train, Mode::Eval}) {
+      SCOPED_TRACE(::testing::Message() << "p " << p << (mode == Mode::Train ? " train" : " eval"));
+      Dropout<double> dropout({.p = p, .seed = 5});
+      check_layer_gradients(dropout, testing::random_normal<double>(Shape{3, 4, 5}, rng), rng,
+                            {.mode = mode});
+    }
+}
+
 // d(loss)/d(output) by central differences, in double.
 template <class LossT>
 void check_loss_gradient(LossT& loss, Tensor<double> out, const Targets<double>& targets) {
