@@ -368,4 +368,70 @@ class Dropout final : public Layer<T> {
   Tensor<T> mask_;
 };
 
+// BatchNorm (Ioffe & Szegedy 2015; torch.nn.BatchNorm1d/2d): per channel c, over the M values
+// of that channel in the batch (N·H·W for 2d, N for 1d on (N, F), N·L on (N, C, L)):
+//   Train: y = γ·(x − μ_B)/sqrt(σ²_B + eps) + β with the batch mean μ_B and BIASED variance
+//          σ²_B; then running_mean = (1 − momentum)·running_mean + momentum·μ_B and
+//          running_var = (1 − momentum)·running_var + momentum·σ²_B·M/(M − 1) (UNBIASED), as
+//          PyTorch. M = 1 is an error in training (the unbiased variance is undefined).
+//   Eval:  the same with running_mean and running_var in place of μ_B and σ²_B.
+// γ (weight, init 1) and β (bias, init 0) are parameters; the running statistics (init 0 and 1)
+// are buffers. Backward in Train is the full batch-statistics gradient (docs/backprop.md).
+struct BatchNormOptions {
+  int64_t num_features = 0;  // channels C; 0: taken from the input shape at build time
+  double eps = 1e-5;
+  double momentum = 0.1;
+  bool affine = true;  // false: no γ and β (γ = 1, β = 0 fixed)
+};
+
+template <class T>
+class BatchNorm : public Layer<T> {
+ public:
+  std::string describe() const override;
+  Shape build(const Shape& input) override;
+  // γ = 1, β = 0, running_mean = 0, running_var = 1 (PyTorch's reset_parameters).
+  void init(Rng& rng) override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+  std::vector<Param<T>> params() override;
+  std::vector<Buffer<T>> buffers() override;
+  void set_replay(bool on) override { replay_ = on; }
+
+  Tensor<T>& weight() { return weight_; }  // γ (C); empty without affine
+  Tensor<T>& bias() { return bias_; }      // β (C); empty without affine
+  Tensor<T>& grad_weight() { return grad_weight_; }
+  Tensor<T>& grad_bias() { return grad_bias_; }
+  Tensor<T>& running_mean() { return running_mean_; }  // (C)
+  Tensor<T>& running_var() { return running_var_; }    // (C), unbiased estimates
+
+ protected:
+  BatchNorm(const BatchNormOptions& options, bool spatial);
+
+ private:
+  int64_t channels_;
+  double eps_, momentum_;
+  bool affine_, spatial_;
+  bool replay_ = false;
+  Mode last_mode_ = Mode::Train;
+  Tensor<T> weight_, bias_, grad_weight_, grad_bias_, running_mean_, running_var_;
+  Tensor<T> mean_, var_, invstd_;  // statistics the last forward normalised with, (C) each
+};
+
+// Over (N, C, H, W), per channel C.
+template <class T>
+class BatchNorm2d final : public BatchNorm<T> {
+ public:
+  explicit BatchNorm2d(const BatchNormOptions& options = {}) : BatchNorm<T>(options, true) {}
+  std::string kind() const override { return "batchnorm2d"; }
+};
+
+// Over (N, F) per feature F, or (N, C, L) per channel C.
+template <class T>
+class BatchNorm1d final : public BatchNorm<T> {
+ public:
+  explicit BatchNorm1d(const BatchNormOptions& options = {}) : BatchNorm<T>(options, false) {}
+  std::string kind() const override { return "batchnorm1d"; }
+};
+
 }  // namespace convnet

@@ -88,6 +88,25 @@ template <class T> void silu_backward(int64_t count, const T* x, const T* dy, T*
 template <class T> void elu_forward(int64_t count, T alpha, const T* x, T* y);
 template <class T> void elu_backward(int64_t count, T alpha, const T* x, const T* dy, T* dx);
 
+// --- batch normalisation (x: (N, C, HW); per-channel vectors: (C)) ---------------------------
+// mean[c] = (1/M) Σ x[n,c,i];  var[c] = (1/M) Σ (x[n,c,i] − mean[c])²  (biased; two passes).
+template <class T>
+void batchnorm_stats(const BatchNormShape& s, const T* x, T* mean, T* var);
+// y[n,c,i] = gamma[c]·(x[n,c,i] − mean[c])·invstd[c] + beta[c], assigned. gamma and beta may be
+// null (1 and 0).
+template <class T>
+void batchnorm_forward(const BatchNormShape& s, const T* x, const T* mean, const T* invstd,
+                       const T* gamma, const T* beta, T* y);
+// With x̂ = (x − mean[c])·invstd[c], k = gamma[c]·invstd[c]:
+//   dgamma[c] += Σ dy·x̂;  dbeta[c] += Σ dy  (each optional)
+//   dx (optional) += batch_stats ? k/M·(M·dy − Σ dy − x̂·Σ dy·x̂)   (mean and invstd came from
+//                                                                     this batch: training)
+//                                : k·dy                             (fixed statistics: eval)
+template <class T>
+void batchnorm_backward(const BatchNormShape& s, bool batch_stats, const T* x, const T* dy,
+                        const T* mean, const T* invstd, const T* gamma, T* dx, T* dgamma,
+                        T* dbeta);
+
 // --- losses (mean over the batch; the gradient is assigned, it starts backpropagation) -------
 // L = (1/N) Σ_n [logsumexp(z_n) - z_n[label_n]];  dz (optional) = (softmax(z) - onehot) / N.
 // z: (N, K) logits; labels in [0, K) (checked by the caller).
