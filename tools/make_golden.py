@@ -177,6 +177,100 @@ def activations_fixture():
     return fx
 
 
+def more_activations_fixture():
+    begin()
+    fx = Fixture("gelu_silu_elu.bin")
+    x = torch.randn(2, 3, 4, 5) * 3
+    # ELU with alpha != 1 has a kink at 0; keep every input clearly off it.
+    tiny = x.abs() < 1e-3
+    x = torch.where(tiny, torch.where(x < 0, -1e-2, 1e-2), x)
+    x.requires_grad_(True)
+    fx.add("x", x)
+    fx.add("elu.alpha", 1.0)
+    fx.add("elu_a07.alpha", 0.7)
+    fns = (
+        ("gelu", lambda t: F.gelu(t, approximate="none")),
+        ("silu", F.silu),
+        ("elu", lambda t: F.elu(t, alpha=1.0)),
+        ("elu_a07", lambda t: F.elu(t, alpha=0.7)),
+    )
+    for name, fn in fns:
+        y = fn(x)
+        g = upstream(y)
+        (dx,) = backward_with(y, g, x)
+        fx.add(f"{name}.g", g)
+        fx.add(f"{name}.y", y)
+        fx.add(f"{name}.dx", dx)
+    return fx
+
+
+def global_avgpool_fixture():
+    begin()
+    fx = Fixture("global_avgpool2d.bin")
+    x = torch.randn(2, 3, 5, 4, requires_grad=True)
+    y = F.adaptive_avg_pool2d(x, 1)  # (N, C, 1, 1)
+    g = upstream(y)
+    (dx,) = backward_with(y, g, x)
+    for name, t in (("x", x), ("g", g), ("y", y), ("dx", dx)):
+        fx.add(name, t)
+    return fx
+
+
+def batchnorm_fixture(fname, module, shape):
+    """Training step, a second training step (running statistics only), then evaluation, from
+    random affine parameters and random (non-default) running statistics. Channel c of x has
+    mean c - 1 and scale 1 + c/2, so a statistic taken over the wrong axis shows."""
+    begin()
+    fx = Fixture(fname)
+    c = shape[1]
+    bn = module
+    with torch.no_grad():
+        bn.weight.copy_(torch.randn(c) * 0.5 + 1)
+        bn.bias.copy_(torch.randn(c))
+        bn.running_mean.copy_(torch.randn(c))
+        bn.running_var.copy_(torch.rand(c) + 0.5)
+    view = [1, c] + [1] * (len(shape) - 2)
+    offsets = torch.arange(c, dtype=torch.float64).view(view)
+
+    def batch():
+        return (torch.randn(*shape) * (1 + offsets / 2) + offsets - 1).requires_grad_(True)
+
+    fx.add("eps", bn.eps)
+    fx.add("momentum", bn.momentum)
+    fx.add("weight", bn.weight)
+    fx.add("bias", bn.bias)
+    fx.add("running_mean0", bn.running_mean)
+    fx.add("running_var0", bn.running_var)
+
+    bn.train()
+    x = batch()
+    y = bn(x)
+    g = upstream(y)
+    dx, dw, db = backward_with(y, g, x, bn.weight, bn.bias)
+    for name, t in (("x", x), ("train.g", g), ("train.y", y), ("train.dx", dx),
+                    ("train.dweight", dw), ("train.dbias", db),
+                    ("train.running_mean", bn.running_mean), ("train.running_var", bn.running_var)):
+        fx.add(name, t)
+
+    x2 = batch()
+    bn(x2)
+    fx.add("x2", x2)
+    fx.add("train2.running_mean", bn.running_mean)
+    fx.add("train2.running_var", bn.running_var)
+
+    bn.eval()
+    saved = (bn.running_mean.clone(), bn.running_var.clone())
+    y = bn(x)
+    g = upstream(y)
+    dx, dw, db = backward_with(y, g, x, bn.weight, bn.bias)
+    for name, t in (("eval.g", g), ("eval.y", y), ("eval.dx", dx), ("eval.dweight", dw),
+                    ("eval.dbias", db)):
+        fx.add(name, t)
+    # Evaluation leaves the running statistics alone.
+    assert torch.equal(bn.running_mean, saved[0]) and torch.equal(bn.running_var, saved[1])
+    return fx
+
+
 # ---------------------------------------------------------------------------------------------
 # Losses
 
@@ -420,6 +514,11 @@ def all_fixtures():
     yield pool_fixture("avgpool2d_k3s2p1.bin", "avg", (1, 2, 7, 7), 3, 2, 1)
     yield linear_fixture()
     yield activations_fixture()
+    yield more_activations_fixture()
+    yield global_avgpool_fixture()
+    yield batchnorm_fixture("batchnorm2d.bin", nn.BatchNorm2d(3), (4, 3, 5, 6))
+    yield batchnorm_fixture("batchnorm1d.bin", nn.BatchNorm1d(5, eps=1e-3, momentum=0.2), (6, 5))
+    yield batchnorm_fixture("batchnorm1d_ncl.bin", nn.BatchNorm1d(2), (3, 2, 4))
     yield cross_entropy_fixture()
     yield mse_fixture()
     yield optim_fixture()

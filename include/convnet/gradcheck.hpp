@@ -39,7 +39,9 @@ struct GradcheckEntry {
 
 // For every layer: the gradient of the loss with respect to the layer's input and to each of
 // its parameters, analytic (backward) against numeric ((L(θ+ε) - L(θ-ε)) / 2ε).
-// The model must be built for x's shape.
+// The model must be built for x's shape. Every pass runs Mode::Train (the function train_step
+// differentiates) with each layer's replay on (Layer::set_replay): Dropout keeps one mask and
+// BatchNorm's running statistics are left as they were.
 std::vector<GradcheckEntry> gradcheck(Sequential<double>& model, const Tensor<double>& x,
                                       const Targets<double>& targets, Loss<double>& loss,
                                       const GradcheckOptions& options = {});

@@ -4,6 +4,11 @@
 //
 // CONTRACT: forward assigns y. backward ACCUMULATES: parameter gradients += ∂L/∂θ, and, when
 // dx is not null, dx += ∂L/∂x. Callers zero gradients first (Sequential does).
+//
+// TRAIN / EVAL: the Mode argument of forward is the mode; layers keep no global mode state.
+// Most layers compute the same function in both modes. Those that do not (Dropout: the identity
+// in Eval; BatchNorm: batch statistics in Train, running statistics in Eval) have a backward
+// that differentiates whichever function their last forward computed.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +40,14 @@ struct Param {
   Tensor<T>* grad;
 };
 
+// A tensor of state that is not trained (BatchNorm's running statistics): forward updates it,
+// evaluation reads it, optimizers never see it (PyTorch's buffers).
+template <class T>
+struct Buffer {
+  std::string name;  // "running_mean", "running_var"
+  Tensor<T>* value;
+};
+
 template <class T>
 class Layer {
  public:
@@ -52,10 +65,17 @@ class Layer {
   // y = f(x). x may have any batch size; the other dimensions are those given to build().
   virtual void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) = 0;
   // Given x, y from the last forward(Train) and dy = ∂L/∂y: parameter grads += ∂L/∂θ and, when
-  // dx != nullptr, dx += ∂L/∂x.
+  // dx != nullptr, dx += ∂L/∂x. (Dropout and BatchNorm also differentiate an Eval forward.)
   virtual void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                         Tensor<T>* dx) = 0;
   virtual std::vector<Param<T>> params() { return {}; }
+  // Non-trainable state (see Buffer); empty for most layers.
+  virtual std::vector<Buffer<T>> buffers() { return {}; }
+  // Replay, for gradient checks: while on, a Mode::Train forward repeats the random choices of
+  // the last one (Dropout's mask) and leaves running statistics alone (BatchNorm's), so repeated
+  // forward passes compute one fixed function that finite differences can probe. Off by default;
+  // a no-op for deterministic layers.
+  virtual void set_replay(bool /*on*/) {}
   // Floating-point operations of one forward pass for one sample of the built shape, counting a
   // multiply-add as 2 (convolutions and fully connected layers; elementwise layers count 0).
   // Backward data and backward weights each cost the same again.
@@ -206,6 +226,18 @@ class AvgPool2d final : public Layer<T> {
   bool count_pad_;
 };
 
+// (N, C, H, W) -> (N, C, 1, 1): the mean of each plane (torch.nn.AdaptiveAvgPool2d(1)); the
+// gradient is shared equally, dx += dy / (H·W). Follow it with Flatten for a linear head.
+template <class T>
+class GlobalAvgPool2d final : public Layer<T> {
+ public:
+  std::string kind() const override { return "global_avgpool2d"; }
+  Shape build(const Shape& input) override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+};
+
 // --- fully connected -----------------------------------------------------------------------
 struct LinearOptions {
   int64_t in_features = 0;  // 0: taken from the input shape at build time
@@ -313,6 +345,145 @@ class Softmax final : public Activation<T> {
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                 Tensor<T>* dx) override;
+};
+
+// GELU, exact (PyTorch's default approximate='none'): y = x·Φ(x) = x/2·(1 + erf(x/√2));
+// dy/dx = Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π).
+template <class T>
+class GELU final : public Activation<T> {
+ public:
+  std::string kind() const override { return "gelu"; }
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+};
+
+// SiLU (swish): y = x·σ(x); dy/dx = σ(x)·(1 + x·(1 − σ(x))).
+template <class T>
+class SiLU final : public Activation<T> {
+ public:
+  std::string kind() const override { return "silu"; }
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+};
+
+// ELU: y = x for x > 0, else α·(e^x − 1); dy/dx = 1 for x > 0, else α·e^x (α at 0, as PyTorch).
+template <class T>
+class ELU final : public Activation<T> {
+ public:
+  explicit ELU(T alpha = T(1)) : alpha_(alpha) {}
+  std::string kind() const override { return "elu"; }
+  std::string describe() const override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+
+ private:
+  T alpha_;
+};
+
+// --- regularisation and normalisation ------------------------------------------------------
+// Inverted dropout (torch.nn.Dropout): in Mode::Train each element is kept with probability
+// 1 − p and scaled by 1/(1 − p), else zeroed; in Mode::Eval the identity. The mask comes from
+// the layer's own Rng, seeded by DropoutOptions::seed or, when that is 0, by a draw from the
+// model's Rng in init(), so a model seed reproduces every mask. Backward multiplies by the mask
+// of the last forward (dx += mask ⊙ dy). Masks are drawn on one thread: the same for any thread
+// count.
+struct DropoutOptions {
+  double p = 0.5;     // probability of zeroing, in [0, 1]
+  uint64_t seed = 0;  // 0: seeded from the model's Rng at init()
+};
+
+template <class T>
+class Dropout final : public Layer<T> {
+ public:
+  explicit Dropout(const DropoutOptions& options = {});
+  std::string kind() const override { return "dropout"; }
+  std::string describe() const override;
+  Shape build(const Shape& input) override;
+  void init(Rng& rng) override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+  void set_replay(bool on) override { replay_ = on; }
+
+  // The last Train mask: 0 or 1/(1 − p) per element.
+  const Tensor<T>& mask() const { return mask_; }
+
+ private:
+  double p_;
+  uint64_t seed_;
+  Rng rng_;
+  bool replay_ = false, has_mask_ = false;
+  Mode last_mode_ = Mode::Train;
+  Tensor<T> mask_;
+};
+
+// BatchNorm (Ioffe & Szegedy 2015; torch.nn.BatchNorm1d/2d): per channel c, over the M values
+// of that channel in the batch (N·H·W for 2d, N for 1d on (N, F), N·L on (N, C, L)):
+//   Train: y = γ·(x − μ_B)/sqrt(σ²_B + eps) + β with the batch mean μ_B and BIASED variance
+//          σ²_B; then running_mean = (1 − momentum)·running_mean + momentum·μ_B and
+//          running_var = (1 − momentum)·running_var + momentum·σ²_B·M/(M − 1) (UNBIASED), as
+//          PyTorch. M = 1 is an error in training (the unbiased variance is undefined).
+//   Eval:  the same with running_mean and running_var in place of μ_B and σ²_B.
+// γ (weight, init 1) and β (bias, init 0) are parameters; the running statistics (init 0 and 1)
+// are buffers. Backward in Train is the full batch-statistics gradient (docs/backprop.md).
+struct BatchNormOptions {
+  int64_t num_features = 0;  // channels C; 0: taken from the input shape at build time
+  double eps = 1e-5;
+  double momentum = 0.1;
+  bool affine = true;  // false: no γ and β (γ = 1, β = 0 fixed)
+};
+
+template <class T>
+class BatchNorm : public Layer<T> {
+ public:
+  std::string describe() const override;
+  Shape build(const Shape& input) override;
+  // γ = 1, β = 0, running_mean = 0, running_var = 1 (PyTorch's reset_parameters).
+  void init(Rng& rng) override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>* dx) override;
+  std::vector<Param<T>> params() override;
+  std::vector<Buffer<T>> buffers() override;
+  void set_replay(bool on) override { replay_ = on; }
+
+  Tensor<T>& weight() { return weight_; }  // γ (C); empty without affine
+  Tensor<T>& bias() { return bias_; }      // β (C); empty without affine
+  Tensor<T>& grad_weight() { return grad_weight_; }
+  Tensor<T>& grad_bias() { return grad_bias_; }
+  Tensor<T>& running_mean() { return running_mean_; }  // (C)
+  Tensor<T>& running_var() { return running_var_; }    // (C), unbiased estimates
+
+ protected:
+  BatchNorm(const BatchNormOptions& options, bool spatial);
+
+ private:
+  int64_t channels_;
+  double eps_, momentum_;
+  bool affine_, spatial_;
+  bool replay_ = false;
+  Mode last_mode_ = Mode::Train;
+  Tensor<T> weight_, bias_, grad_weight_, grad_bias_, running_mean_, running_var_;
+  Tensor<T> mean_, var_, invstd_;  // statistics the last forward normalised with, (C) each
+};
+
+// Over (N, C, H, W), per channel C.
+template <class T>
+class BatchNorm2d final : public BatchNorm<T> {
+ public:
+  explicit BatchNorm2d(const BatchNormOptions& options = {}) : BatchNorm<T>(options, true) {}
+  std::string kind() const override { return "batchnorm2d"; }
+};
+
+// Over (N, F) per feature F, or (N, C, L) per channel C.
+template <class T>
+class BatchNorm1d final : public BatchNorm<T> {
+ public:
+  explicit BatchNorm1d(const BatchNormOptions& options = {}) : BatchNorm<T>(options, false) {}
+  std::string kind() const override { return "batchnorm1d"; }
 };
 
 }  // namespace convnet

@@ -56,6 +56,9 @@ class Sequential {
   const Shape& layer_output_shape(size_t i) const { return shapes_[i + 1]; }
   // Every trainable tensor in layer order; names are "layer<i>.<name>".
   std::span<const Param<T>> params() const { return params_; }
+  // Every buffer (non-trainable state: BatchNorm's running statistics) in layer order; names are
+  // "layer<i>.<name>". Optimizers never see these.
+  std::span<const Buffer<T>> buffers() const { return buffers_; }
   int64_t param_count() const;
   // FLOPs per sample (multiply-add = 2) of a forward pass, and of a training step: forward,
   // backward weights, and backward data for every layer but the first (whose dx is not needed).
@@ -87,6 +90,10 @@ class Sequential {
   void set_profiling(bool on);
   const std::vector<LayerTime>& layer_times() const { return times_; }
 
+  // Train/eval: the model keeps no mode of its own. The Mode passed to forward() is the mode;
+  // train_step runs Mode::Train, evaluate and predict Mode::Eval (Dropout is then the identity
+  // and BatchNorm uses its running statistics), so nothing needs switching back afterwards.
+  //
   // One step: zero_grad, forward, loss, backward, optimizer update. Throws convnet::Error
   // (before updating anything) if the loss is not finite.
   StepResult train_step(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss,
@@ -104,6 +111,7 @@ class Sequential {
   std::vector<Tensor<T>> acts_;   // acts_[i+1] output of layer i; acts_[0] unused
   std::vector<Tensor<T>> grads_;  // grads_[i] = ∂L/∂acts_[i], i >= 1
   std::vector<Param<T>> params_;
+  std::vector<Buffer<T>> buffers_;
   Tensor<T> loss_grad_;
   const Tensor<T>* input_ = nullptr;
   bool built_ = false;

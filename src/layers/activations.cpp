@@ -1,5 +1,6 @@
 // Activations: elementwise y = f(x) and dx += f'(·) ⊙ dy, with the formulas in ops/ref/ref.hpp.
-// ReLU's derivative reads x; sigmoid's and tanh's read y (y(1-y), 1-y²), which forward kept.
+// ReLU's, GELU's, SiLU's and ELU's derivatives read x; sigmoid's and tanh's read y (y(1-y),
+// 1-y²), which forward kept.
 #include "layers/common.hpp"
 #include "ops/cpu/cpu.hpp"
 #include "ops/ref/ref.hpp"
@@ -77,6 +78,43 @@ void Softmax<T>::backward(const Tensor<T>&, const Tensor<T>& y, const Tensor<T>&
                                      dx->data());
 }
 
+template <class T>
+void GELU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
+  this->check_input(x);
+  y.resize(x.shape());
+  ops::ref::gelu_forward(x.numel(), x.data(), y.data());
+}
+template <class T>
+void GELU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
+  if (dx) ops::ref::gelu_backward(x.numel(), x.data(), dy.data(), dx->data());
+}
+
+template <class T>
+void SiLU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
+  this->check_input(x);
+  y.resize(x.shape());
+  ops::ref::silu_forward(x.numel(), x.data(), y.data());
+}
+template <class T>
+void SiLU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
+  if (dx) ops::ref::silu_backward(x.numel(), x.data(), dy.data(), dx->data());
+}
+
+template <class T>
+std::string ELU<T>::describe() const {
+  return detail::concat("elu ", alpha_);
+}
+template <class T>
+void ELU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
+  this->check_input(x);
+  y.resize(x.shape());
+  ops::ref::elu_forward(x.numel(), alpha_, x.data(), y.data());
+}
+template <class T>
+void ELU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
+  if (dx) ops::ref::elu_backward(x.numel(), alpha_, x.data(), dy.data(), dx->data());
+}
+
 #define CONVNET_INSTANTIATE(L) \
   template class L<float>;     \
   template class L<double>;
@@ -85,5 +123,8 @@ CONVNET_INSTANTIATE(LeakyReLU)
 CONVNET_INSTANTIATE(Sigmoid)
 CONVNET_INSTANTIATE(Tanh)
 CONVNET_INSTANTIATE(Softmax)
+CONVNET_INSTANTIATE(GELU)
+CONVNET_INSTANTIATE(SiLU)
+CONVNET_INSTANTIATE(ELU)
 
 }  // namespace convnet

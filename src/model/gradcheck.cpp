@@ -21,11 +21,29 @@ std::vector<int64_t> sample_indices(int64_t n, int64_t limit, Rng& rng) {
   return all;
 }
 
+// Replay on for every layer while alive (see Layer::set_replay), off again afterwards.
+class ReplayScope {
+ public:
+  explicit ReplayScope(Sequential<double>& model) : model_(model) { set(true); }
+  ~ReplayScope() { set(false); }
+  ReplayScope(const ReplayScope&) = delete;
+  ReplayScope& operator=(const ReplayScope&) = delete;
+
+ private:
+  void set(bool on) {
+    for (size_t i = 0; i < model_.size(); ++i) model_.layer(i).set_replay(on);
+  }
+  Sequential<double>& model_;
+};
+
 }  // namespace
 
 std::vector<GradcheckEntry> gradcheck(Sequential<double>& model, const Tensor<double>& x,
                                       const Targets<double>& targets, Loss<double>& loss,
                                       const GradcheckOptions& options) {
+  // Every pass below runs the training-mode function (the one train_step differentiates), with
+  // replay on: one Dropout mask throughout, BatchNorm's running statistics left as they were.
+  const ReplayScope replay(model);
   // Analytic gradients.
   Tensor<double> input = x;  // our own copy, perturbed for layer 0
   Tensor<double> grad_input;
@@ -41,14 +59,14 @@ std::vector<GradcheckEntry> gradcheck(Sequential<double>& model, const Tensor<do
   std::vector<Tensor<double>> param_grads;
   for (const auto& p : model.params()) param_grads.push_back(*p.grad);
   // Activations as the unperturbed forward left them, to restore before each layer's checks.
-  model.forward(input, Mode::Eval);
+  model.forward(input, Mode::Train);
   std::vector<Tensor<double>> acts(model.size());
   for (size_t i = 1; i < model.size(); ++i) acts[i] = model.activation(i);
 
   Rng rng(options.seed);
   auto loss_from = [&](size_t layer) {
     const Tensor<double>& out =
-        layer == 0 ? model.forward(input, Mode::Eval) : model.forward_from(layer, Mode::Eval);
+        layer == 0 ? model.forward(input, Mode::Train) : model.forward_from(layer, Mode::Train);
     return loss.compute(out, targets, nullptr);
   };
   auto check = [&](size_t layer, const std::string& name, Tensor<double>& value,

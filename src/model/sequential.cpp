@@ -42,11 +42,17 @@ void Sequential<T>::build(const Shape& input) {
   }
   loss_grad_ = Tensor<T>(shapes_.back());
   params_.clear();
-  for (size_t i = 0; i < layers_.size(); ++i)
+  buffers_.clear();
+  for (size_t i = 0; i < layers_.size(); ++i) {
     for (Param<T> p : layers_[i]->params()) {
       p.name = detail::concat("layer", i, ".", p.name);
       params_.push_back(p);
     }
+    for (Buffer<T> b : layers_[i]->buffers()) {
+      b.name = detail::concat("layer", i, ".", b.name);
+      buffers_.push_back(b);
+    }
+  }
   built_ = true;
 }
 

@@ -34,4 +34,11 @@ struct LinearShape {
   int64_t N = 1, IN = 1, OUT = 1;
 };
 
+// Batch normalisation: x viewed as (N, C, HW), HW = H·W for (N, C, H, W), 1 for (N, F).
+// Channel c's statistics are over its M = N·HW values.
+struct BatchNormShape {
+  int64_t N = 1, C = 1, HW = 1;
+  int64_t M() const { return N * HW; }
+};
+
 }  // namespace convnet::ops

@@ -155,6 +155,83 @@ TYPED_TEST(Golden, Activations) {
   check(softmax, "softmax", tensor_of<T>(f["softmax.x"]));
 }
 
+TYPED_TEST(Golden, GeluSiluElu) {
+  using T = TypeParam;
+  const GoldenFile f = fixture("gelu_silu_elu.bin");
+  const Tensor<T> x = tensor_of<T>(f["x"]);
+  auto check = [&](Layer<T>& layer, const std::string& prefix) {
+    SCOPED_TRACE(prefix);
+    layer.build(x.shape());
+    Tensor<T> y, dx(x.shape());
+    layer.forward(x, y, Mode::Train);
+    layer.backward(x, y, tensor_of<T>(f[prefix + ".g"]), &dx);
+    EXPECT_TRUE(matches(y, f[prefix + ".y"]));
+    EXPECT_TRUE(matches(dx, f[prefix + ".dx"]));
+  };
+  GELU<T> gelu;
+  check(gelu, "gelu");
+  SiLU<T> silu;
+  check(silu, "silu");
+  ELU<T> elu(static_cast<T>(f["elu.alpha"].scalar()));
+  check(elu, "elu");
+  ELU<T> elu07(static_cast<T>(f["elu_a07.alpha"].scalar()));
+  check(elu07, "elu_a07");
+}
+
+TYPED_TEST(Golden, GlobalAvgPool2d) {
+  using T = TypeParam;
+  const GoldenFile f = fixture("global_avgpool2d.bin");
+  GlobalAvgPool2d<T> pool;
+  auto [y, dx] = run_layer(pool, f);
+  EXPECT_EQ(y.shape(), shape_of(f["y"]));
+  EXPECT_TRUE(matches(y, f["y"]));
+  EXPECT_TRUE(matches(dx, f["dx"]));
+}
+
+// BatchNorm from random γ, β and running statistics: a training step (output, input and
+// parameter gradients, running statistics), a second training step (running statistics), then
+// evaluation with the running statistics (output and gradients).
+TYPED_TEST(Golden, BatchNorm) {
+  using T = TypeParam;
+  for (const char* name : {"batchnorm2d.bin", "batchnorm1d.bin", "batchnorm1d_ncl.bin"}) {
+    SCOPED_TRACE(name);
+    const GoldenFile f = fixture(name);
+    const Tensor<T> x = tensor_of<T>(f["x"]);
+    const BatchNormOptions o{.eps = f["eps"].scalar(), .momentum = f["momentum"].scalar()};
+    std::unique_ptr<BatchNorm<T>> bn;
+    if (x.shape().rank() == 4)
+      bn = std::make_unique<BatchNorm2d<T>>(o);
+    else
+      bn = std::make_unique<BatchNorm1d<T>>(o);
+    bn->build(x.shape());
+    bn->weight() = tensor_of<T>(f["weight"]);
+    bn->bias() = tensor_of<T>(f["bias"]);
+    bn->running_mean() = tensor_of<T>(f["running_mean0"]);
+    bn->running_var() = tensor_of<T>(f["running_var0"]);
+
+    for (const std::string mode : {"train", "eval"}) {
+      SCOPED_TRACE(mode);
+      Tensor<T> y, dx(x.shape());
+      bn->forward(x, y, mode == "train" ? Mode::Train : Mode::Eval);
+      bn->grad_weight().zero();
+      bn->grad_bias().zero();
+      bn->backward(x, y, tensor_of<T>(f[mode + ".g"]), &dx);
+      EXPECT_TRUE(matches(y, f[mode + ".y"])) << "y";
+      EXPECT_TRUE(matches(dx, f[mode + ".dx"])) << "dx";
+      EXPECT_TRUE(matches(bn->grad_weight(), f[mode + ".dweight"])) << "dweight";
+      EXPECT_TRUE(matches(bn->grad_bias(), f[mode + ".dbias"])) << "dbias";
+      if (mode == "train") {
+        EXPECT_TRUE(matches(bn->running_mean(), f["train.running_mean"])) << "running_mean";
+        EXPECT_TRUE(matches(bn->running_var(), f["train.running_var"])) << "running_var";
+        Tensor<T> y2;
+        bn->forward(tensor_of<T>(f["x2"]), y2, Mode::Train);
+        EXPECT_TRUE(matches(bn->running_mean(), f["train2.running_mean"])) << "2 steps: mean";
+        EXPECT_TRUE(matches(bn->running_var(), f["train2.running_var"])) << "2 steps: var";
+      }
+    }
+  }
+}
+
 TYPED_TEST(Golden, Losses) {
   using T = TypeParam;
   const GoldenFile f = fixture("cross_entropy.bin");

@@ -220,6 +220,139 @@ TEST(ActivationGradcheck, AllActivations) {
   }
 }
 
+TEST(ActivationGradcheck, GeluSiluElu) {
+  Rng rng(19);
+  for (const Shape& shape : {Shape{2, 3, 4, 5}, Shape{1, 7}}) {
+    {
+      GELU<double> gelu;
+      check_layer_gradients(gelu, testing::random_normal<double>(shape, rng, 3.0), rng);
+    }
+    {
+      SiLU<double> silu;
+      check_layer_gradients(silu, testing::random_normal<double>(shape, rng, 3.0), rng);
+    }
+    for (double alpha : {1.0, 0.7}) {  // with α != 1, ELU has a kink at 0: stay away from it
+      ELU<double> elu(alpha);
+      check_layer_gradients(elu, testing::random_away_from_zero<double>(shape, rng), rng);
+    }
+  }
+}
+
+TEST(GlobalAvgPool2dGradcheck, Input) {
+  Rng rng(20);
+  for (const Shape& shape : {Shape{2, 3, 4, 5}, Shape{1, 2, 7, 3}, Shape{3, 1, 1, 1}}) {
+    GlobalAvgPool2d<double> pool;
+    check_layer_gradients(pool, testing::random_normal<double>(shape, rng), rng);
+  }
+}
+
+// Train mode with replay on: one mask for every forward pass, so the layer is the fixed linear
+// map x -> mask ⊙ x. Eval: the identity.
+TEST(DropoutGradcheck, FixedMaskAndEval) {
+  Rng rng(21);
+  for (double p : {0.0, 0.3, 0.5, 1.0})
+    for (Mode mode : {Mode::Train, Mode::Eval}) {
+      SCOPED_TRACE(::testing::Message() << "p " << p << (mode == Mode::Train ? " train" : " eval"));
+      Dropout<double> dropout({.p = p, .seed = 5});
+      check_layer_gradients(dropout, testing::random_normal<double>(Shape{3, 4, 5}, rng), rng,
+                            {.mode = mode});
+    }
+}
+
+struct BatchNormCase {
+  const char* name;
+  Shape input;
+  bool spatial;  // BatchNorm2d, else BatchNorm1d
+  BatchNormOptions options;
+};
+
+void PrintTo(const BatchNormCase& c, std::ostream* os) { *os << c.name; }
+
+class BatchNormGradcheck : public ::testing::TestWithParam<BatchNormCase> {
+ protected:
+  // Random γ, β and running statistics (the defaults 1, 0, 0, 1 would hide a swapped term), and
+  // an input whose channels have different means and scales.
+  static void check(Mode mode) {
+    const BatchNormCase& c = GetParam();
+    Rng rng(22);
+    std::unique_ptr<BatchNorm<double>> bn;
+    if (c.spatial)
+      bn = std::make_unique<BatchNorm2d<double>>(c.options);
+    else
+      bn = std::make_unique<BatchNorm1d<double>>(c.options);
+    bn->build(c.input);
+    for (auto& p : bn->params())
+      for (int64_t i = 0; i < p.value->numel(); ++i) (*p.value)[i] = rng.normal(0.5, 1.0);
+    for (int64_t i = 0; i < bn->running_mean().numel(); ++i) {
+      bn->running_mean()[i] = rng.normal();
+      bn->running_var()[i] = rng.uniform(0.5, 2.0);
+    }
+    const Tensor<double> saved_mean = bn->running_mean(), saved_var = bn->running_var();
+    Tensor<double> x = testing::random_normal<double>(c.input, rng);
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const int64_t ch = (i / (x.numel() / c.input[0] / c.input[1])) % c.input[1];
+      x[i] = x[i] * (1.0 + 0.5 * static_cast<double>(ch)) + static_cast<double>(ch) - 1.0;
+    }
+    check_layer_gradients(*bn, x, rng, {.rtol = 1e-5, .atol = 1e-7, .mode = mode, .init = false});
+    // Replay kept the running statistics as they were.
+    EXPECT_TRUE(testing::all_close(bn->running_mean(), saved_mean, 0, 0));
+    EXPECT_TRUE(testing::all_close(bn->running_var(), saved_var, 0, 0));
+  }
+};
+
+TEST_P(BatchNormGradcheck, TrainBatchStatistics) { check(Mode::Train); }
+TEST_P(BatchNormGradcheck, EvalRunningStatistics) { check(Mode::Eval); }
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, BatchNormGradcheck,
+    ::testing::Values(
+        BatchNormCase{"Bn2d_2x3x4x5", Shape{2, 3, 4, 5}, true, {}},
+        BatchNormCase{"Bn2d_Batch1_Odd1x2x3x5", Shape{1, 2, 3, 5}, true, {}},
+        BatchNormCase{"Bn2d_OnePixel_3x4x1x1", Shape{3, 4, 1, 1}, true, {}},
+        BatchNormCase{"Bn2d_NoAffine_Eps1e-3", Shape{3, 2, 3, 3}, true,
+                      {.eps = 1e-3, .affine = false}},
+        BatchNormCase{"Bn1d_4x5", Shape{4, 5}, false, {}},
+        BatchNormCase{"Bn1d_Batch2_2x3", Shape{2, 3}, false, {.momentum = 0.3}},
+        BatchNormCase{"Bn1d_NCL_3x2x4", Shape{3, 2, 4}, false, {}}),
+    [](const auto& case_info) {
+      std::string name = case_info.param.name;
+      std::replace(name.begin(), name.end(), '-', 'm');
+      return name;
+    });
+
+// A whole model with BatchNorm and Dropout through convnet::gradcheck (training mode, replay).
+TEST(ModelGradcheck, BatchNormAndDropout) {
+  Sequential<double> m;
+  m.emplace<Conv2d>(Conv2dOptions{.out_channels = 3, .kernel = 3, .pad = 1});
+  m.emplace<BatchNorm2d>();
+  m.emplace<SiLU>();
+  m.emplace<MaxPool2d>(Pool2dOptions{.kernel = 2});
+  m.emplace<GlobalAvgPool2d>();
+  m.emplace<Flatten>();
+  m.emplace<Linear>(LinearOptions{.out_features = 6});
+  m.emplace<BatchNorm1d>();
+  m.emplace<GELU>();
+  m.emplace<Dropout>(DropoutOptions{.p = 0.4});
+  m.emplace<Linear>(LinearOptions{.out_features = 4});
+  m.build(Shape{3, 2, 6, 6}, 7);
+  Rng rng(23);
+  const Tensor<double> x = testing::random_normal<double>(m.input_shape(), rng);
+  const std::vector<int32_t> labels{0, 3, 1};
+  std::vector<Tensor<double>> before;
+  for (const auto& b : m.buffers()) before.push_back(*b.value);
+  SoftmaxCrossEntropy<double> ce;
+  const auto report = gradcheck(m, x, {.labels = labels}, ce, {.max_per_tensor = 64});
+  ASSERT_EQ(report.size(), 11u + 2 + 2 + 2 + 2 + 2);  // 11 inputs, conv, 2 bn, 2 linear
+  for (const auto& e : report) {
+    EXPECT_TRUE(e.passed()) << "layer " << e.layer << " " << e.layer_name << " " << e.tensor
+                            << ": " << e.failed << " failed, max abs " << e.max_abs_error;
+    EXPECT_GT(e.checked, 0) << e.layer_name << " " << e.tensor;
+  }
+  for (size_t i = 0; i < before.size(); ++i)
+    EXPECT_TRUE(testing::all_close(*m.buffers()[i].value, before[i], 0, 0))
+        << m.buffers()[i].name << " changed during gradcheck";
+}
+
 // d(loss)/d(output) by central differences, in double.
 template <class LossT>
 void check_loss_gradient(LossT& loss, Tensor<double> out, const Targets<double>& targets) {

@@ -79,5 +79,43 @@ INSTANTIATE_TEST_SUITE_P(BuiltInModels, Allocations,
                                                                                  : "vgg_small";
                          });
 
+// BatchNorm (statistics, running-statistic updates) and Dropout (mask draws) keep the step free
+// of allocation too, as do evaluation passes.
+TEST(Allocations, BatchNormAndDropoutStepAllocatesNothing) {
+  for (int threads : {1, 2}) {
+    const int saved = num_threads();
+    set_num_threads(threads);
+    Sequential<float> model;
+    model.emplace<Conv2d>(Conv2dOptions{.out_channels = 8, .kernel = 3, .pad = 1});
+    model.emplace<BatchNorm2d>();
+    model.emplace<ReLU>();
+    model.emplace<MaxPool2d>(Pool2dOptions{.kernel = 2});
+    model.emplace<GlobalAvgPool2d>();
+    model.emplace<Flatten>();
+    model.emplace<Linear>(LinearOptions{.out_features = 16});
+    model.emplace<BatchNorm1d>();
+    model.emplace<GELU>();
+    model.emplace<Dropout>(DropoutOptions{.p = 0.25});
+    model.emplace<Linear>(LinearOptions{.out_features = 10});
+    model.build(Shape{8, 3, 12, 12}, 1);
+    Rng rng(1);
+    const Tensor<float> x = testing::random_normal<float>(Shape{8, 3, 12, 12}, rng);
+    const Tensor<float> short_batch = testing::random_normal<float>(Shape{3, 3, 12, 12}, rng);
+    const std::vector<int32_t> labels{0, 1, 2, 3, 4, 5, 6, 7};
+    const std::span<const int32_t> short_labels(labels.data(), 3);
+    SoftmaxCrossEntropy<float> loss;
+    Sgd<float> sgd({.lr = 0.01, .momentum = 0.9, .weight_decay = 1e-4});
+    for (int i = 0; i < 2; ++i) model.train_step(x, {.labels = labels}, loss, sgd);
+    const int64_t before = g_allocations.load();
+    for (int i = 0; i < 3; ++i) {
+      model.train_step(x, {.labels = labels}, loss, sgd);
+      model.train_step(short_batch, {.labels = short_labels}, loss, sgd);
+      model.evaluate(x, {.labels = labels}, loss);
+    }
+    EXPECT_EQ(g_allocations.load() - before, 0) << "threads " << threads;
+    set_num_threads(saved);
+  }
+}
+
 }  // namespace
 }  // namespace convnet

@@ -148,5 +148,48 @@ TEST(HandWorked, MeanSquaredError) {
   EXPECT_DOUBLE_EQ(dp[1], 2);
 }
 
+// BatchNorm1d on one feature, 4 samples x = [1, 1, 1, 5], γ = 2, β = 1, eps = 1, momentum 1/2:
+//   mean 2, deviations [-1, -1, -1, 3], Σ dev² = 12: biased var 3, unbiased var 12/3 = 4.
+//   invstd = 1/sqrt(3 + 1) = 1/2, x̂ = [-1/2, -1/2, -1/2, 3/2], y = 2x̂ + 1 = [0, 0, 0, 4].
+//   running_mean = 0/2 + 2/2 = 1; running_var = 1/2 + 4/2 = 5/2 (unbiased, as PyTorch).
+// Backward with dy = [1, 0, 0, 0]: Σdy = 1, Σdy·x̂ = -1/2, so dγ = -1/2, dβ = 1 and
+//   dx = (γ·invstd/M)(M·dy − Σdy − x̂·Σdy·x̂) = (1/4)(4dy − 1 + x̂/2)
+//      = [(4 − 1 − 1/4)/4, (−1 − 1/4)/4, (−1 − 1/4)/4, (−1 + 3/4)/4]
+//      = [11/16, −5/16, −5/16, −1/16]  (they sum to 0: shifting every x leaves y unchanged).
+// Eval with running_mean 2, running_var 3: y = 2(x − 2)/2 + 1 = x − 1, dx = γ·invstd·dy = dy.
+TEST(HandWorked, BatchNormOneChannelFourValues) {
+  BatchNorm1d<double> bn({.eps = 1.0, .momentum = 0.5});
+  Tensor<double> x(Shape{4, 1});
+  const double xs[] = {1, 1, 1, 5};
+  std::copy(std::begin(xs), std::end(xs), x.data());
+  bn.build(x.shape());
+  bn.weight()[0] = 2;
+  bn.bias()[0] = 1;
+  Tensor<double> y;
+  bn.forward(x, y, Mode::Train);
+  const double want_y[] = {0, 0, 0, 4};
+  EXPECT_TRUE(all_close(y.data(), want_y, 4, 0, 0));
+  EXPECT_EQ(bn.running_mean()[0], 1.0);
+  EXPECT_EQ(bn.running_var()[0], 2.5);
+
+  Tensor<double> dy(x.shape()), dx(x.shape());
+  dy[0] = 1;
+  bn.backward(x, y, dy, &dx);
+  const double want_dx[] = {11.0 / 16, -5.0 / 16, -5.0 / 16, -1.0 / 16};
+  EXPECT_TRUE(all_close(dx.data(), want_dx, 4, 0, 0));
+  EXPECT_EQ(bn.grad_weight()[0], -0.5);
+  EXPECT_EQ(bn.grad_bias()[0], 1.0);
+
+  bn.running_mean()[0] = 2;
+  bn.running_var()[0] = 3;
+  bn.forward(x, y, Mode::Eval);
+  const double want_eval[] = {0, 0, 0, 4};  // x − 1
+  EXPECT_TRUE(all_close(y.data(), want_eval, 4, 0, 0));
+  dx.zero();
+  bn.backward(x, y, dy, &dx);
+  const double want_eval_dx[] = {1, 0, 0, 0};
+  EXPECT_TRUE(all_close(dx.data(), want_eval_dx, 4, 0, 0));
+}
+
 }  // namespace
 }  // namespace convnet

@@ -75,26 +75,35 @@ template <class A, class B>
 // every ∂f/∂θ from backward against central differences, and the accumulate contract: dx is
 // pre-filled with a sentinel and must come back as sentinel + gradient; parameter gradients start
 // at zero and a second backward must double them.
+// `mode` is the function differentiated: every forward runs in it, with the layer's replay on
+// (one Dropout mask throughout, BatchNorm's running statistics untouched).
 struct LayerCheckOptions {
   double eps = 1e-6;
   double rtol = 1e-6, atol = 1e-8;
   int64_t max_checked = 300;  // per tensor; sampled beyond that
   double sentinel = 7.0;
+  Mode mode = Mode::Train;
+  bool init = true;  // call layer.init(rng) after build (false: keep the parameters as set)
 };
 
 inline void check_layer_gradients(Layer<double>& layer, const Tensor<double>& x_in, Rng& rng,
                                   const LayerCheckOptions& o = {}) {
   const Shape out_shape = layer.build(x_in.shape());
-  layer.init(rng);
+  if (o.init) layer.init(rng);
+  struct Replay {  // off again however the check ends
+    Layer<double>& l;
+    explicit Replay(Layer<double>& layer) : l(layer) { l.set_replay(true); }
+    ~Replay() { l.set_replay(false); }
+  } replay(layer);
   Tensor<double> x = x_in;
   Tensor<double> y;
-  layer.forward(x, y, Mode::Train);
+  layer.forward(x, y, o.mode);
   ASSERT_EQ(y.shape(), out_shape) << layer.describe();
   const Tensor<double> g = random_normal<double>(y.shape(), rng);
 
   auto f = [&] {
     Tensor<double> out;
-    layer.forward(x, out, Mode::Eval);
+    layer.forward(x, out, o.mode);
     double sum = 0;
     for (int64_t i = 0; i < out.numel(); ++i) sum += out[i] * g[i];
     return sum;
@@ -121,7 +130,7 @@ inline void check_layer_gradients(Layer<double>& layer, const Tensor<double>& x_
   auto params = layer.params();
   for (auto& p : params) p.grad->zero();
   Tensor<double> dx(x.shape(), o.sentinel);
-  layer.forward(x, y, Mode::Train);
+  layer.forward(x, y, o.mode);
   layer.backward(x, y, g, &dx);
 
   for (int64_t i : indices(x.numel())) {
@@ -139,7 +148,7 @@ inline void check_layer_gradients(Layer<double>& layer, const Tensor<double>& x_
           << layer.describe() << ": d/d" << params[k].name << " at element " << i;
     }
   // Accumulate contract: a second backward adds the same parameter gradients again.
-  layer.forward(x, y, Mode::Train);
+  layer.forward(x, y, o.mode);
   layer.backward(x, y, g, nullptr);
   for (size_t k = 0; k < params.size(); ++k)
     for (int64_t i = 0; i < analytic[k].numel(); ++i)

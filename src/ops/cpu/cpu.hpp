@@ -83,6 +83,16 @@ void relu_backward(int64_t count, const float* x, const float* dy, float* dx);
 // y[0:count) = value, threaded.
 void fill(int64_t count, float value, float* y);
 
+// Same semantics as ref::batchnorm_*; threaded over channels (each thread owns whole channels,
+// so results do not depend on the thread count). Sums are vectorised float partials added in
+// double.
+void batchnorm_stats(const BatchNormShape& s, const float* x, float* mean, float* var);
+void batchnorm_forward(const BatchNormShape& s, const float* x, const float* mean,
+                       const float* invstd, const float* gamma, const float* beta, float* y);
+void batchnorm_backward(const BatchNormShape& s, bool batch_stats, const float* x,
+                        const float* dy, const float* mean, const float* invstd,
+                        const float* gamma, float* dx, float* dgamma, float* dbeta);
+
 // Same semantics as ref::linear_*.
 void linear_forward(const LinearShape& s, const float* x, const float* w, const float* b,
                     float* y);

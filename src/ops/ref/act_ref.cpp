@@ -1,7 +1,8 @@
 // Reference activations and their derivatives. Sigmoid, tanh and softmax differentiate through
-// their output y (cheaper and exact); ReLU and leaky ReLU through their input x.
+// their output y (cheaper and exact); ReLU, leaky ReLU, GELU, SiLU and ELU through their input x.
 #include <algorithm>
 #include <cmath>
+#include <numbers>
 
 #include "ops/ref/ref.hpp"
 
@@ -73,6 +74,53 @@ void softmax_backward(int64_t rows, int64_t cols, const T* y, const T* dy, T* dx
   }
 }
 
+template <class T>
+void gelu_forward(int64_t count, const T* x, T* y) {
+  const T inv_sqrt2 = T(1) / std::sqrt(T(2));
+  for (int64_t i = 0; i < count; ++i) y[i] = x[i] * T(0.5) * (T(1) + std::erf(x[i] * inv_sqrt2));
+}
+template <class T>
+void gelu_backward(int64_t count, const T* x, const T* dy, T* dx) {
+  const T inv_sqrt2 = T(1) / std::sqrt(T(2));
+  const T inv_sqrt_2pi = T(1) / std::sqrt(T(2) * std::numbers::pi_v<T>);
+  for (int64_t i = 0; i < count; ++i) {
+    const T cdf = T(0.5) * (T(1) + std::erf(x[i] * inv_sqrt2));   // Φ(x)
+    const T pdf = std::exp(T(-0.5) * x[i] * x[i]) * inv_sqrt_2pi;  // φ(x)
+    dx[i] += dy[i] * (cdf + x[i] * pdf);
+  }
+}
+
+namespace {
+// σ(x) without overflow: e^(−x) only for x >= 0, e^x / (1 + e^x) below.
+template <class T>
+T sigmoid(T x) {
+  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+  const T e = std::exp(x);
+  return e / (T(1) + e);
+}
+}  // namespace
+
+template <class T>
+void silu_forward(int64_t count, const T* x, T* y) {
+  for (int64_t i = 0; i < count; ++i) y[i] = x[i] * sigmoid(x[i]);
+}
+template <class T>
+void silu_backward(int64_t count, const T* x, const T* dy, T* dx) {
+  for (int64_t i = 0; i < count; ++i) {
+    const T s = sigmoid(x[i]);
+    dx[i] += dy[i] * s * (T(1) + x[i] * (T(1) - s));
+  }
+}
+
+template <class T>
+void elu_forward(int64_t count, T alpha, const T* x, T* y) {
+  for (int64_t i = 0; i < count; ++i) y[i] = x[i] > T(0) ? x[i] : alpha * std::expm1(x[i]);
+}
+template <class T>
+void elu_backward(int64_t count, T alpha, const T* x, const T* dy, T* dx) {
+  for (int64_t i = 0; i < count; ++i) dx[i] += x[i] > T(0) ? dy[i] : dy[i] * alpha * std::exp(x[i]);
+}
+
 #define CONVNET_INSTANTIATE(T)                                                          \
   template void relu_forward<T>(int64_t, const T*, T*);                                 \
   template void relu_backward<T>(int64_t, const T*, const T*, T*);                      \
@@ -83,7 +131,13 @@ void softmax_backward(int64_t rows, int64_t cols, const T* y, const T* dy, T* dx
   template void tanh_forward<T>(int64_t, const T*, T*);                                 \
   template void tanh_backward<T>(int64_t, const T*, const T*, T*);                      \
   template void softmax_forward<T>(int64_t, int64_t, const T*, T*);                     \
-  template void softmax_backward<T>(int64_t, int64_t, const T*, const T*, T*);
+  template void softmax_backward<T>(int64_t, int64_t, const T*, const T*, T*);         \
+  template void gelu_forward<T>(int64_t, const T*, T*);                                 \
+  template void gelu_backward<T>(int64_t, const T*, const T*, T*);                      \
+  template void silu_forward<T>(int64_t, const T*, T*);                                 \
+  template void silu_backward<T>(int64_t, const T*, const T*, T*);                      \
+  template void elu_forward<T>(int64_t, T, const T*, T*);                               \
+  template void elu_backward<T>(int64_t, T, const T*, const T*, T*);
 CONVNET_INSTANTIATE(float)
 CONVNET_INSTANTIATE(double)
 

@@ -1,5 +1,5 @@
-// Reference max and average pooling. Max routes each gradient to the one selected element;
-// average shares it equally over the window.
+// Reference max, average and global average pooling. Max routes each gradient to the one
+// selected element; average shares it equally over the window (or the plane).
 #include <algorithm>
 #include <limits>
 
@@ -105,11 +105,31 @@ void avgpool2d_backward(const Pool2dShape& s, bool count_pad, const T* dy, T* dx
   }
 }
 
+// Global average pooling: one mean per plane.
+template <class T>
+void global_avgpool_forward(int64_t planes, int64_t size, const T* x, T* y) {
+  for (int64_t p = 0; p < planes; ++p) {
+    T sum = 0;
+    for (int64_t i = 0; i < size; ++i) sum += x[p * size + i];
+    y[p] = sum / static_cast<T>(size);
+  }
+}
+
+template <class T>
+void global_avgpool_backward(int64_t planes, int64_t size, const T* dy, T* dx) {
+  for (int64_t p = 0; p < planes; ++p) {
+    const T share = dy[p] / static_cast<T>(size);
+    for (int64_t i = 0; i < size; ++i) dx[p * size + i] += share;
+  }
+}
+
 #define CONVNET_INSTANTIATE(T)                                                               \
   template void maxpool2d_forward<T>(const Pool2dShape&, const T*, T*, int32_t*);            \
   template void maxpool2d_backward<T>(const Pool2dShape&, const T*, const int32_t*, T*);     \
   template void avgpool2d_forward<T>(const Pool2dShape&, bool, const T*, T*);                \
-  template void avgpool2d_backward<T>(const Pool2dShape&, bool, const T*, T*);
+  template void avgpool2d_backward<T>(const Pool2dShape&, bool, const T*, T*);               \
+  template void global_avgpool_forward<T>(int64_t, int64_t, const T*, T*);                   \
+  template void global_avgpool_backward<T>(int64_t, int64_t, const T*, T*);
 CONVNET_INSTANTIATE(float)
 CONVNET_INSTANTIATE(double)
 

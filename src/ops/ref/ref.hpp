@@ -41,6 +41,11 @@ void avgpool2d_forward(const Pool2dShape& s, bool count_pad, const T* x, T* y);
 // dx[each element of the window] += dy / divisor: the gradient is shared equally.
 template <class T>
 void avgpool2d_backward(const Pool2dShape& s, bool count_pad, const T* dy, T* dx);
+// Global average pooling over `planes` planes of `size` values:
+// y[p] = (1/size) Σ_i x[p,i];  dx[p,i] += dy[p] / size.
+template <class T> void global_avgpool_forward(int64_t planes, int64_t size, const T* x, T* y);
+template <class T>
+void global_avgpool_backward(int64_t planes, int64_t size, const T* dy, T* dx);
 
 // --- fully connected -----------------------------------------------------------------------
 // y[n,o] = b[o] + Σ_i x[n,i] · w[o,i]. x: (N,IN) w: (OUT,IN) b: (OUT) or null y: (N,OUT), assigned.
@@ -71,6 +76,36 @@ template <class T> void tanh_backward(int64_t count, const T* y, const T* dy, T*
 template <class T> void softmax_forward(int64_t rows, int64_t cols, const T* x, T* y);
 template <class T>
 void softmax_backward(int64_t rows, int64_t cols, const T* y, const T* dy, T* dx);
+
+// gelu (exact): y = x·Φ(x), Φ(x) = (1 + erf(x/√2))/2;  dx += dy · (Φ(x) + x·φ(x)),
+// φ(x) = e^(−x²/2)/√(2π)
+template <class T> void gelu_forward(int64_t count, const T* x, T* y);
+template <class T> void gelu_backward(int64_t count, const T* x, const T* dy, T* dx);
+// silu: y = x·σ(x);  dx += dy · σ(x)·(1 + x·(1 − σ(x)))
+template <class T> void silu_forward(int64_t count, const T* x, T* y);
+template <class T> void silu_backward(int64_t count, const T* x, const T* dy, T* dx);
+// elu: y = x if x > 0 else α(e^x − 1);  dx += dy · (x > 0 ? 1 : α·e^x)
+template <class T> void elu_forward(int64_t count, T alpha, const T* x, T* y);
+template <class T> void elu_backward(int64_t count, T alpha, const T* x, const T* dy, T* dx);
+
+// --- batch normalisation (x: (N, C, HW); per-channel vectors: (C)) ---------------------------
+// mean[c] = (1/M) Σ x[n,c,i];  var[c] = (1/M) Σ (x[n,c,i] − mean[c])²  (biased; two passes).
+template <class T>
+void batchnorm_stats(const BatchNormShape& s, const T* x, T* mean, T* var);
+// y[n,c,i] = gamma[c]·(x[n,c,i] − mean[c])·invstd[c] + beta[c], assigned. gamma and beta may be
+// null (1 and 0).
+template <class T>
+void batchnorm_forward(const BatchNormShape& s, const T* x, const T* mean, const T* invstd,
+                       const T* gamma, const T* beta, T* y);
+// With x̂ = (x − mean[c])·invstd[c], k = gamma[c]·invstd[c]:
+//   dgamma[c] += Σ dy·x̂;  dbeta[c] += Σ dy  (each optional)
+//   dx (optional) += batch_stats ? k/M·(M·dy − Σ dy − x̂·Σ dy·x̂)   (mean and invstd came from
+//                                                                     this batch: training)
+//                                : k·dy                             (fixed statistics: eval)
+template <class T>
+void batchnorm_backward(const BatchNormShape& s, bool batch_stats, const T* x, const T* dy,
+                        const T* mean, const T* invstd, const T* gamma, T* dx, T* dgamma,
+                        T* dbeta);
 
 // --- losses (mean over the batch; the gradient is assigned, it starts backpropagation) -------
 // L = (1/N) Σ_n [logsumexp(z_n) - z_n[label_n]];  dz (optional) = (softmax(z) - onehot) / N.

@@ -1,0 +1,76 @@
+// Dropout (inverted): Train: y = m ⊙ x with m = 1/(1 − p) where a uniform draw u >= p (kept,
+// probability 1 − p), else 0; Eval: y = x. y is linear in x with the diagonal Jacobian diag(m),
+// so backward is dx += m ⊙ dy, with the mask forward stored (the identity after an Eval forward).
+#include <algorithm>
+
+#include "layers/common.hpp"
+
+namespace convnet {
+
+template <class T>
+Dropout<T>::Dropout(const DropoutOptions& o) : p_(o.p), seed_(o.seed), rng_(o.seed) {
+  CONVNET_CHECK(o.p >= 0.0 && o.p <= 1.0, "dropout: p must be in [0, 1], got ", o.p);
+}
+
+template <class T>
+std::string Dropout<T>::describe() const {
+  return detail::concat("dropout ", p_);
+}
+
+template <class T>
+Shape Dropout<T>::build(const Shape& input) {
+  CONVNET_CHECK(input.rank() >= 1 && input.numel() > 0, describe(),
+                ": input must be non-empty, got ", input.str());
+  this->built_input_ = input;
+  if (mask_.capacity() < input.numel()) mask_ = Tensor<T>(input);  // sized once, for the batch
+  return input;
+}
+
+template <class T>
+void Dropout<T>::init(Rng& rng) {
+  // One draw from the model's stream, so the model seed decides every mask.
+  rng_ = Rng(seed_ != 0 ? seed_ : rng.next_u64());
+}
+
+template <class T>
+void Dropout<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
+  this->check_input(x);
+  y.resize(x.shape());
+  last_mode_ = mode;
+  const int64_t n = x.numel();
+  const T* in = x.data();
+  T* out = y.data();
+  if (mode == Mode::Eval) {
+    std::copy_n(in, n, out);
+    return;
+  }
+  if (!(replay_ && has_mask_ && mask_.shape() == x.shape())) {  // draw a fresh mask
+    mask_.resize(x.shape());
+    const T scale = p_ < 1.0 ? static_cast<T>(1.0 / (1.0 - p_)) : T(0);
+    T* m = mask_.data();
+    for (int64_t i = 0; i < n; ++i) m[i] = rng_.uniform() >= p_ ? scale : T(0);
+    has_mask_ = true;
+  }
+  const T* m = mask_.data();
+  for (int64_t i = 0; i < n; ++i) out[i] = in[i] * m[i];
+}
+
+template <class T>
+void Dropout<T>::backward(const Tensor<T>&, const Tensor<T>&, const Tensor<T>& dy,
+                          Tensor<T>* dx) {
+  if (!dx) return;
+  const int64_t n = dy.numel();
+  const T* g = dy.data();
+  T* d = dx->data();
+  if (last_mode_ == Mode::Eval) {
+    for (int64_t i = 0; i < n; ++i) d[i] += g[i];
+    return;
+  }
+  const T* m = mask_.data();
+  for (int64_t i = 0; i < n; ++i) d[i] += g[i] * m[i];
+}
+
+template class Dropout<float>;
+template class Dropout<double>;
+
+}  // namespace convnet
