@@ -20,7 +20,7 @@ SCRIPT = os.path.abspath(__file__)
 REPO = os.path.dirname(os.path.dirname(SCRIPT))
 
 # One sample's shape for each built-in model (convnet bench's defaults for --input).
-INPUTS = {"lenet": (1, 28, 28), "vgg-small": (3, 32, 32)}
+INPUTS = {"lenet": (1, 28, 28), "vgg-small": (3, 32, 32), "resnet-small": (3, 32, 32)}
 
 # Out of the box this PyTorch spends much of a small step in malloc/free of fresh mmap'd blocks
 # and in OpenBLAS's own thread pool fighting ATen's; these two settings remove both costs, and
@@ -57,7 +57,50 @@ def build_torch_model(name, torch):
             nn.Flatten(),
             nn.Linear(128 * 4 * 4, 256), nn.ReLU(),
             nn.Linear(256, 10))
+    if name == "resnet-small":
+        return resnet_small(torch)
     raise SystemExit(f"compare_pytorch: unknown model '{name}' (known: {', '.join(INPUTS)})")
+
+
+def resnet_small(torch, classes=10):
+    """convnet's resnet-small (src/model/zoo.cpp), module for module: stem conv-bn-relu, three
+    stages of two basic blocks (16, 32, 64 channels; stride 2 and a 1x1 conv-bn projection where
+    a stage starts smaller), global average pooling, a linear head."""
+    nn = torch.nn
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.shortcut = None
+            if stride != 1 or cin != cout:
+                self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                              nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            out = torch.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            return torch.relu(out + (x if self.shortcut is None else self.shortcut(x)))
+
+    class ResNetSmall(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16),
+                                      nn.ReLU())
+            self.stage1 = nn.Sequential(Block(16, 16, 1), Block(16, 16, 1))
+            self.stage2 = nn.Sequential(Block(16, 32, 2), Block(32, 32, 1))
+            self.stage3 = nn.Sequential(Block(32, 64, 2), Block(64, 64, 1))
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(64, classes)
+
+        def forward(self, x):
+            x = self.stage3(self.stage2(self.stage1(self.stem(x))))
+            return self.fc(torch.flatten(self.pool(x), 1))
+
+    return ResNetSmall()
 
 
 def flops_per_image(model, sample, torch):
@@ -315,7 +358,8 @@ def parse_args(argv):
                     "PyTorch's (tuned: malloc thresholds raised, OpenBLAS single-threaded).")
     p.add_argument("--convnet", default=os.path.join(REPO, "build", "convnet"),
                    help="the convnet binary (default: <repo>/build/convnet)")
-    p.add_argument("--models", default="lenet,vgg-small", help="comma-separated (default: %(default)s)")
+    p.add_argument("--models", default="lenet,vgg-small,resnet-small",
+                   help="comma-separated (default: %(default)s)")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default: %(default)s)")
     p.add_argument("--rounds", type=int, default=3, help="alternating convnet/PyTorch rounds (default: 3)")
     p.add_argument("--batch", type=int, default=64)

@@ -37,12 +37,14 @@ struct GradcheckEntry {
   bool passed() const { return failed == 0; }
 };
 
-// For every layer: the gradient of the loss with respect to the layer's input and to each of
-// its parameters, analytic (backward) against numeric ((L(θ+ε) - L(θ-ε)) / 2ε).
+// The gradient of the loss with respect to every parameter and to the input, analytic
+// (backward) against numeric ((L(θ+ε) - L(θ-ε)) / 2ε). For a Sequential, every layer's own
+// input too (entries per layer); for other models (Graph), the model input and every
+// parameter, each entry naming its tensor ("stage1.0.conv1.weight").
 // The model must be built for x's shape. Every pass runs Mode::Train (the function train_step
 // differentiates) with each layer's replay on (Layer::set_replay): Dropout keeps one mask and
 // BatchNorm's running statistics are left as they were.
-std::vector<GradcheckEntry> gradcheck(Sequential<double>& model, const Tensor<double>& x,
+std::vector<GradcheckEntry> gradcheck(Model<double>& model, const Tensor<double>& x,
                                       const Targets<double>& targets, Loss<double>& loss,
                                       const GradcheckOptions& options = {});
 

@@ -58,12 +58,14 @@ class Concat final : public MergeLayer<T> {
 };
 
 template <class T>
-class Graph {
+class Graph final : public Model<T> {
  public:
   // The graph's input node is called `input_name` ("input" by default); nodes read it by name.
   explicit Graph(std::string input_name = "input");
   Graph(Graph&&) noexcept = default;
   Graph& operator=(Graph&&) noexcept = default;
+  using Model<T>::build;
+  using LayerTime = typename Model<T>::LayerTime;
 
   // Adds node `name` computing layer(inputs[0]) (a Layer takes exactly one input) or
   // merge(inputs...). Inputs may name nodes added later; build() resolves them. The last node
@@ -85,36 +87,33 @@ class Graph {
   // Orders the nodes (inputs before consumers) and infers every shape for `input`. Throws
   // convnet::Error naming the node for: an input that names no node, a cycle, a node the output
   // does not depend on, a layer given other than one input, or shapes that do not fit.
-  void build(const Shape& input);
-  void build(const Shape& input, uint64_t seed);
-  // Initialises every layer from Rng(seed), in the order the nodes were added.
-  void initialise(uint64_t seed);
-  bool built() const { return built_; }
+  // build(input, seed) also initialises every layer from Rng(seed), in the order the nodes were
+  // added.
+  void build(const Shape& input) override;
+  void initialise(uint64_t seed) override;
+  bool built() const override { return built_; }
 
-  const Shape& input_shape() const { return input_shape_; }
-  const Shape& output_shape() const;
+  const Shape& input_shape() const override { return input_shape_; }
+  const Shape& output_shape() const override;
   // Nodes in evaluation order (the input node excluded), and their names, layers and shapes.
   size_t size() const { return order_.size(); }
   const std::string& node_name(size_t i) const { return nodes_[order_[i]].name; }
   Layer<T>* layer(size_t i) { return nodes_[order_[i]].layer.get(); }  // null for merge nodes
   const Shape& node_output_shape(size_t i) const { return shapes_[order_[i]]; }
-  // Trainable tensors named "<node>.<name>", in evaluation order.
-  std::span<const Param<T>> params() const { return params_; }
-  int64_t param_count() const;
-  int64_t forward_flops() const;
-  int64_t train_flops() const;  // forward, backward weights, backward data (not into the input)
+  // Trainable tensors and buffers named "<node>.<name>", in evaluation order.
+  std::span<const Param<T>> params() const override { return params_; }
+  std::span<const Buffer<T>> buffers() const override { return buffers_; }
+  int64_t forward_flops() const override;
+  // Forward, backward weights, backward data (not into layers reading the graph input).
+  int64_t train_flops() const override;
   // Node, its inputs, output shape and parameters, one line each.
-  std::string summary() const;
+  std::string summary() const override;
 
-  const Tensor<T>& forward(const Tensor<T>& x, Mode mode);
-  // After forward(x, Mode::Train): parameter gradients ACCUMULATE, grad_input (optional) is
-  // ASSIGNED ∂L/∂x.
-  void backward(const Tensor<T>& dy, Tensor<T>* grad_input = nullptr);
-  void zero_grad();
-  StepResult train_step(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss,
-                        Optimizer<T>& optimizer);
-  StepResult evaluate(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss);
-  const Tensor<T>& predict(const Tensor<T>& x) { return forward(x, Mode::Eval); }
+  const Tensor<T>& forward(const Tensor<T>& x, Mode mode) override;
+  void backward(const Tensor<T>& dy, Tensor<T>* grad_input = nullptr) override;
+  void set_profiling(bool on) override;
+  std::vector<LayerTime> layer_times() const override;
+  void set_replay(bool on) override;
 
  private:
   struct Node {
@@ -137,9 +136,11 @@ class Graph {
   std::vector<Tensor<T>> acts_;    // per node; acts_[0] unused (the input is not copied)
   std::vector<Tensor<T>> grads_;   // per node, ∂L/∂acts_
   std::vector<Param<T>> params_;
-  Tensor<T> loss_grad_;
+  std::vector<Buffer<T>> buffers_;
   const Tensor<T>* input_ = nullptr;
   bool built_ = false;
+  bool profiling_ = false;
+  std::vector<LayerTime> times_;  // per node, in evaluation order
 };
 
 extern template class Graph<float>;

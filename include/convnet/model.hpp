@@ -21,74 +21,55 @@ struct StepResult {
   int64_t correct = 0;   // samples whose arg-max output equals the label (0 without labels)
 };
 
+// What every model offers (Sequential, Graph): build for an input shape, forward, backward,
+// parameters and buffers, and the training step built on those. fit() and the CLI work on this.
 template <class T>
-class Sequential {
+class Model {
  public:
-  Sequential() = default;
-  Sequential(Sequential&&) noexcept = default;
-  Sequential& operator=(Sequential&&) noexcept = default;
+  virtual ~Model() = default;
 
-  // Appends a layer; returns it. The model must be (re)built after adding layers.
-  Layer<T>& add(std::unique_ptr<Layer<T>> layer);
-  // Appends a new L<T>(args...): model.emplace<Conv2d>(Conv2dOptions{...}).
-  template <template <class> class L, class... Args>
-  L<T>& emplace(Args&&... args) {
-    auto layer = std::make_unique<L<T>>(std::forward<Args>(args)...);
-    L<T>& ref = *layer;
-    add(std::move(layer));
-    return ref;
+  // Infers every shape for `input` (N x ..., N = the largest batch to be used) and allocates
+  // parameters, activations and gradients.
+  virtual void build(const Shape& input) = 0;
+  // Sets every parameter from Rng(seed), layer by layer in a fixed order.
+  virtual void initialise(uint64_t seed) = 0;
+  void build(const Shape& input, uint64_t seed) {
+    build(input);
+    initialise(seed);
   }
-
-  // Infers every output shape for `input` (N x C x H x W, N = the largest batch to be used)
-  // and allocates parameters, activations and gradients. Throws convnet::Error naming the first
-  // layer that cannot take its input.
-  void build(const Shape& input);
-  // build(), then initialise every parameter from Rng(seed) in layer order.
-  void build(const Shape& input, uint64_t seed);
-  void initialise(uint64_t seed);
-  bool built() const { return built_; }
-
-  const Shape& input_shape() const { return shapes_.front(); }
-  const Shape& output_shape() const { return shapes_.back(); }
-  size_t size() const { return layers_.size(); }
-  Layer<T>& layer(size_t i) { return *layers_[i]; }
-  // Output shape of layer i (batch dimension as built).
-  const Shape& layer_output_shape(size_t i) const { return shapes_[i + 1]; }
-  // Every trainable tensor in layer order; names are "layer<i>.<name>".
-  std::span<const Param<T>> params() const { return params_; }
-  // Every buffer (non-trainable state: BatchNorm's running statistics) in layer order; names are
-  // "layer<i>.<name>". Optimizers never see these.
-  std::span<const Buffer<T>> buffers() const { return buffers_; }
+  virtual bool built() const = 0;
+  virtual const Shape& input_shape() const = 0;
+  virtual const Shape& output_shape() const = 0;
+  // Every trainable tensor, and every buffer (non-trainable state such as BatchNorm's running
+  // statistics, which optimizers never see), with names unique in the model.
+  virtual std::span<const Param<T>> params() const = 0;
+  virtual std::span<const Buffer<T>> buffers() const = 0;
   int64_t param_count() const;
   // FLOPs per sample (multiply-add = 2) of a forward pass, and of a training step: forward,
-  // backward weights, and backward data for every layer but the first (whose dx is not needed).
-  int64_t forward_flops() const;
-  int64_t train_flops() const;
-  // A table like Keras's model.summary(): layer, output shape, parameters.
-  std::string summary() const;
+  // backward weights, and backward data wherever a gradient is needed.
+  virtual int64_t forward_flops() const = 0;
+  virtual int64_t train_flops() const = 0;
+  // A table like Keras's model.summary().
+  virtual std::string summary() const = 0;
 
-  // Runs every layer. x's batch may differ from the built one; the other dimensions may not.
+  // Runs the model. x's batch may differ from the built one; the other dimensions may not.
   // In Mode::Train, x must stay alive until backward().
-  const Tensor<T>& forward(const Tensor<T>& x, Mode mode);
-  // Runs layers first..end on the activation that layer `first` received in the last forward
-  // (used by gradient checks after perturbing it). activation(first) may be modified.
-  const Tensor<T>& forward_from(size_t first, Mode mode);
-  // Input of layer i in the last forward (i = 0: the model input; size(): the output).
-  Tensor<T>& activation(size_t i);
-  // Backpropagates dy = ∂L/∂output through every layer after forward(x, Mode::Train):
-  // parameter gradients ACCUMULATE; grad_input (optional) is ASSIGNED ∂L/∂x.
-  void backward(const Tensor<T>& dy, Tensor<T>* grad_input = nullptr);
-  // ∂L/∂(input of layer i) from the last backward, for 1 <= i <= size().
-  const Tensor<T>& activation_grad(size_t i) const { return grads_[i]; }
+  virtual const Tensor<T>& forward(const Tensor<T>& x, Mode mode) = 0;
+  // Backpropagates dy = ∂L/∂output after forward(x, Mode::Train): parameter gradients
+  // ACCUMULATE; grad_input (optional) is ASSIGNED ∂L/∂x.
+  virtual void backward(const Tensor<T>& dy, Tensor<T>* grad_input = nullptr) = 0;
   void zero_grad();
 
   // Per-layer wall time, accumulated while profiling is on (off by default; costs two clock
-  // reads per layer and pass). Seconds spent in each layer's forward and backward.
+  // reads per layer and pass): each layer's description and seconds in forward and backward.
   struct LayerTime {
+    std::string layer;
     double forward = 0, backward = 0;
   };
-  void set_profiling(bool on);
-  const std::vector<LayerTime>& layer_times() const { return times_; }
+  virtual void set_profiling(bool on) = 0;
+  virtual std::vector<LayerTime> layer_times() const = 0;
+  // Replay on every layer (see Layer::set_replay), for gradient checks.
+  virtual void set_replay(bool on) = 0;
 
   // Train/eval: the model keeps no mode of its own. The Mode passed to forward() is the mode;
   // train_step runs Mode::Train, evaluate and predict Mode::Eval (Dropout is then the identity
@@ -103,6 +84,77 @@ class Sequential {
   // Eval-mode forward.
   const Tensor<T>& predict(const Tensor<T>& x) { return forward(x, Mode::Eval); }
 
+ protected:
+  Model() = default;
+  Model(Model&&) noexcept = default;
+  Model& operator=(Model&&) noexcept = default;
+
+  Tensor<T> loss_grad_;  // ∂L/∂output of the last train_step; sized by build()
+};
+
+template <class T>
+class Sequential final : public Model<T> {
+ public:
+  Sequential() = default;
+  Sequential(Sequential&&) noexcept = default;
+  Sequential& operator=(Sequential&&) noexcept = default;
+  using Model<T>::build;
+  using LayerTime = typename Model<T>::LayerTime;
+
+  // Appends a layer; returns it. The model must be (re)built after adding layers.
+  Layer<T>& add(std::unique_ptr<Layer<T>> layer);
+  // Appends a new L<T>(args...): model.emplace<Conv2d>(Conv2dOptions{...}).
+  template <template <class> class L, class... Args>
+  L<T>& emplace(Args&&... args) {
+    auto layer = std::make_unique<L<T>>(std::forward<Args>(args)...);
+    L<T>& ref = *layer;
+    add(std::move(layer));
+    return ref;
+  }
+
+  // Infers every output shape for `input` (N x C x H x W, N = the largest batch to be used)
+  // and allocates parameters, activations and gradients. Throws convnet::Error naming the first
+  // layer that cannot take its input. build(input, seed) also initialises, in layer order.
+  void build(const Shape& input) override;
+  void initialise(uint64_t seed) override;
+  bool built() const override { return built_; }
+
+  const Shape& input_shape() const override { return shapes_.front(); }
+  const Shape& output_shape() const override { return shapes_.back(); }
+  size_t size() const { return layers_.size(); }
+  Layer<T>& layer(size_t i) { return *layers_[i]; }
+  // Output shape of layer i (batch dimension as built).
+  const Shape& layer_output_shape(size_t i) const { return shapes_[i + 1]; }
+  // Every trainable tensor in layer order; names are "layer<i>.<name>".
+  std::span<const Param<T>> params() const override { return params_; }
+  // Every buffer (non-trainable state: BatchNorm's running statistics) in layer order; names are
+  // "layer<i>.<name>". Optimizers never see these.
+  std::span<const Buffer<T>> buffers() const override { return buffers_; }
+  // Backward data is counted for every layer but the first (whose dx is not needed).
+  int64_t forward_flops() const override;
+  int64_t train_flops() const override;
+  // Layer, output shape, parameters.
+  std::string summary() const override;
+
+  // Runs every layer. x's batch may differ from the built one; the other dimensions may not.
+  // In Mode::Train, x must stay alive until backward().
+  const Tensor<T>& forward(const Tensor<T>& x, Mode mode) override;
+  // Runs layers first..end on the activation that layer `first` received in the last forward
+  // (used by gradient checks after perturbing it). activation(first) may be modified.
+  const Tensor<T>& forward_from(size_t first, Mode mode);
+  // Input of layer i in the last forward (i = 0: the model input; size(): the output).
+  Tensor<T>& activation(size_t i);
+  // Backpropagates dy = ∂L/∂output through every layer after forward(x, Mode::Train):
+  // parameter gradients ACCUMULATE; grad_input (optional) is ASSIGNED ∂L/∂x.
+  void backward(const Tensor<T>& dy, Tensor<T>* grad_input = nullptr) override;
+  // ∂L/∂(input of layer i) from the last backward, for 1 <= i <= size().
+  const Tensor<T>& activation_grad(size_t i) const { return grads_[i]; }
+
+  void set_profiling(bool on) override;
+  std::vector<LayerTime> layer_times() const override;
+  void set_replay(bool on) override;
+
+
  private:
   void require_built(const char* what) const;
 
@@ -112,7 +164,6 @@ class Sequential {
   std::vector<Tensor<T>> grads_;  // grads_[i] = ∂L/∂acts_[i], i >= 1
   std::vector<Param<T>> params_;
   std::vector<Buffer<T>> buffers_;
-  Tensor<T> loss_grad_;
   const Tensor<T>* input_ = nullptr;
   bool built_ = false;
   bool profiling_ = false;
@@ -123,6 +174,8 @@ class Sequential {
 template <class T>
 int64_t count_correct(const Tensor<T>& output, std::span<const int32_t> labels);
 
+extern template class Model<float>;
+extern template class Model<double>;
 extern template class Sequential<float>;
 extern template class Sequential<double>;
 

@@ -34,12 +34,12 @@ struct EpochStats {
 };
 
 // Mean loss and accuracy of the model over every sample, in batches (Mode::Eval).
-EvalStats evaluate(Sequential<float>& model, const Dataset& data, Loss<float>& loss,
+EvalStats evaluate(Model<float>& model, const Dataset& data, Loss<float>& loss,
                    int64_t batch = 256);
 
 // Trains for options.epochs; after each epoch evaluates `test` (if not null) and calls
 // on_epoch. The model must be built for options.batch (or larger) samples of data's shape.
-std::vector<EpochStats> fit(Sequential<float>& model, const Dataset& train, const Dataset* test,
+std::vector<EpochStats> fit(Model<float>& model, const Dataset& train, const Dataset* test,
                             Loss<float>& loss, Optimizer<float>& optimizer,
                             const FitOptions& options,
                             const std::function<void(const EpochStats&)>& on_epoch = {});

@@ -6,6 +6,7 @@
 #include "convnet/graph.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <iomanip>
 #include <sstream>
@@ -13,6 +14,12 @@
 #include "ops/cpu/cpu.hpp"
 
 namespace convnet {
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+}  // namespace
 
 // --- Add -----------------------------------------------------------------------------------
 template <class T>
@@ -241,21 +248,21 @@ void Graph<T>::build(const Shape& input) {
     acts_.emplace_back(v == 0 ? Shape{0} : shapes_[v]);
     grads_.emplace_back(shapes_[v]);
   }
-  loss_grad_ = Tensor<T>(shapes_[output_]);
+  this->loss_grad_ = Tensor<T>(shapes_[output_]);
   params_.clear();
+  buffers_.clear();
   for (size_t v : order_)
-    if (nodes_[v].layer)
+    if (nodes_[v].layer) {
       for (Param<T> p : nodes_[v].layer->params()) {
         p.name = nodes_[v].name + "." + p.name;
         params_.push_back(p);
       }
+      for (Buffer<T> b : nodes_[v].layer->buffers()) {
+        b.name = nodes_[v].name + "." + b.name;
+        buffers_.push_back(b);
+      }
+    }
   built_ = true;
-}
-
-template <class T>
-void Graph<T>::build(const Shape& input, uint64_t seed) {
-  build(input);
-  initialise(seed);
 }
 
 template <class T>
@@ -275,13 +282,6 @@ template <class T>
 const Shape& Graph<T>::output_shape() const {
   require_built("output_shape");
   return shapes_[output_];
-}
-
-template <class T>
-int64_t Graph<T>::param_count() const {
-  int64_t total = 0;
-  for (const auto& p : params_) total += p.value->numel();
-  return total;
 }
 
 template <class T>
@@ -335,7 +335,7 @@ std::string Graph<T>::summary() const {
         << std::setw(w2) << inputs.substr(0, w2 - 1) << std::setw(w3) << without_batch(shapes_[v])
         << std::right << std::setw(12) << count << "\n";
   }
-  out << rule << "\nTotal params: " << param_count() << "\nFLOPs per sample: forward "
+  out << rule << "\nTotal params: " << this->param_count() << "\nFLOPs per sample: forward "
       << forward_flops() << ", training step " << train_flops() << "\n";
   return out.str();
 }
@@ -351,8 +351,10 @@ const Tensor<T>& Graph<T>::forward(const Tensor<T>& x, Mode mode) {
   input_ = &x;
   auto act = [&](size_t u) -> const Tensor<T>& { return u == 0 ? x : acts_[u]; };
   const Tensor<T>* xs[16];
-  for (size_t v : order_) {
+  for (size_t k = 0; k < order_.size(); ++k) {
+    const size_t v = order_[k];
     Node& node = nodes_[v];
+    const auto start = profiling_ ? Clock::now() : Clock::time_point{};
     if (node.layer) {
       node.layer->forward(act(node.inputs[0]), acts_[v], mode);
     } else {
@@ -361,6 +363,7 @@ const Tensor<T>& Graph<T>::forward(const Tensor<T>& x, Mode mode) {
       for (size_t i = 0; i < node.inputs.size(); ++i) xs[i] = &act(node.inputs[i]);
       node.merge->forward(std::span(xs, node.inputs.size()), acts_[v]);
     }
+    if (profiling_) times_[k].forward += seconds_since(start);
   }
   return acts_[output_];
 }
@@ -389,6 +392,7 @@ void Graph<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input) {
   for (size_t i = order_.size(); i-- > 0;) {
     const size_t v = order_[i];
     Node& node = nodes_[v];
+    const auto start = profiling_ ? Clock::now() : Clock::time_point{};
     const Tensor<T>& upstream = v == output_ ? dy : grads_[v];
     if (node.layer) {
       node.layer->backward(act(node.inputs[0]), acts_[v], upstream, grad(node.inputs[0]));
@@ -400,33 +404,30 @@ void Graph<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input) {
       node.merge->backward(std::span(xs, node.inputs.size()), upstream,
                            std::span(dxs, node.inputs.size()));
     }
+    if (profiling_) times_[i].backward += seconds_since(start);
   }
 }
 
 template <class T>
-void Graph<T>::zero_grad() {
-  for (const auto& p : params_) p.grad->zero();
+void Graph<T>::set_profiling(bool on) {
+  require_built("set_profiling");
+  profiling_ = on;
+  times_.assign(order_.size(), typename Model<T>::LayerTime{});
+  for (size_t k = 0; k < order_.size(); ++k) {
+    const Node& node = nodes_[order_[k]];
+    times_[k].layer = node.name + " " + (node.layer ? node.layer->describe() : node.merge->describe());
+  }
 }
 
 template <class T>
-StepResult Graph<T>::train_step(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss,
-                                Optimizer<T>& optimizer) {
-  zero_grad();
-  const Tensor<T>& out = forward(x, Mode::Train);
-  const T value = loss.compute(out, targets, &loss_grad_);
-  CONVNET_CHECK(std::isfinite(value), loss.name(), ": loss is ", value, " at optimizer step ",
-                optimizer.steps() + 1, " (batch of ", x.dim(0),
-                "); the model diverged: lower the learning rate. Weights were not updated.");
-  backward(loss_grad_);
-  optimizer.step(params_);
-  return {static_cast<double>(value), count_correct(out, targets.labels)};
+std::vector<typename Model<T>::LayerTime> Graph<T>::layer_times() const {
+  return times_;
 }
 
 template <class T>
-StepResult Graph<T>::evaluate(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss) {
-  const Tensor<T>& out = forward(x, Mode::Eval);
-  const T value = loss.compute(out, targets, nullptr);
-  return {static_cast<double>(value), count_correct(out, targets.labels)};
+void Graph<T>::set_replay(bool on) {
+  for (Node& node : nodes_)
+    if (node.layer) node.layer->set_replay(on);
 }
 
 template class Add<float>;

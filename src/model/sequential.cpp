@@ -40,7 +40,7 @@ void Sequential<T>::build(const Shape& input) {
     acts_.emplace_back(s);
     grads_.emplace_back(s);
   }
-  loss_grad_ = Tensor<T>(shapes_.back());
+  this->loss_grad_ = Tensor<T>(shapes_.back());
   params_.clear();
   buffers_.clear();
   for (size_t i = 0; i < layers_.size(); ++i) {
@@ -57,12 +57,6 @@ void Sequential<T>::build(const Shape& input) {
 }
 
 template <class T>
-void Sequential<T>::build(const Shape& input, uint64_t seed) {
-  build(input);
-  initialise(seed);
-}
-
-template <class T>
 void Sequential<T>::initialise(uint64_t seed) {
   require_built("initialise");
   Rng rng(seed);
@@ -72,13 +66,6 @@ void Sequential<T>::initialise(uint64_t seed) {
 template <class T>
 void Sequential<T>::require_built(const char* what) const {
   CONVNET_CHECK(built_, "sequential: ", what, "() needs build() first");
-}
-
-template <class T>
-int64_t Sequential<T>::param_count() const {
-  int64_t total = 0;
-  for (const auto& p : params_) total += p.value->numel();
-  return total;
 }
 
 template <class T>
@@ -119,7 +106,7 @@ std::string Sequential<T>::summary() const {
         << std::setw(w2) << without_batch(shapes_[i + 1]) << std::right << std::setw(12) << count
         << "\n";
   }
-  out << rule << "\nTotal params: " << param_count() << "\nFLOPs per sample: forward "
+  out << rule << "\nTotal params: " << this->param_count() << "\nFLOPs per sample: forward "
       << forward_flops() << ", training step " << train_flops() << "\n";
   return out.str();
 }
@@ -187,50 +174,22 @@ void Sequential<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input) {
 template <class T>
 void Sequential<T>::set_profiling(bool on) {
   profiling_ = on;
-  times_.assign(layers_.size(), LayerTime{});
+  times_.assign(layers_.size(), typename Model<T>::LayerTime{});
+  for (size_t i = 0; i < layers_.size(); ++i)
+    times_[i].layer = detail::concat(i, " ", layers_[i]->describe());
 }
 
 template <class T>
-void Sequential<T>::zero_grad() {
-  for (const auto& p : params_) p.grad->zero();
+std::vector<typename Model<T>::LayerTime> Sequential<T>::layer_times() const {
+  return times_;
 }
 
 template <class T>
-int64_t count_correct(const Tensor<T>& output, std::span<const int32_t> labels) {
-  const int64_t N = output.dim(0), K = output.numel() / std::max<int64_t>(N, 1);
-  int64_t correct = 0;
-  for (int64_t n = 0; n < N && n < static_cast<int64_t>(labels.size()); ++n) {
-    const T* row = output.data() + n * K;
-    const int64_t best = std::max_element(row, row + K) - row;
-    correct += best == labels[n];
-  }
-  return correct;
-}
-
-template <class T>
-StepResult Sequential<T>::train_step(const Tensor<T>& x, const Targets<T>& targets,
-                                     Loss<T>& loss, Optimizer<T>& optimizer) {
-  zero_grad();
-  const Tensor<T>& out = forward(x, Mode::Train);
-  const T value = loss.compute(out, targets, &loss_grad_);
-  CONVNET_CHECK(std::isfinite(value), loss.name(), ": loss is ", value, " at optimizer step ",
-                optimizer.steps() + 1, " (batch of ", x.dim(0),
-                "); the model diverged: lower the learning rate. Weights were not updated.");
-  backward(loss_grad_);
-  optimizer.step(params_);
-  return {static_cast<double>(value), count_correct(out, targets.labels)};
-}
-
-template <class T>
-StepResult Sequential<T>::evaluate(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss) {
-  const Tensor<T>& out = forward(x, Mode::Eval);
-  const T value = loss.compute(out, targets, nullptr);
-  return {static_cast<double>(value), count_correct(out, targets.labels)};
+void Sequential<T>::set_replay(bool on) {
+  for (auto& layer : layers_) layer->set_replay(on);
 }
 
 template class Sequential<float>;
 template class Sequential<double>;
-template int64_t count_correct<float>(const Tensor<float>&, std::span<const int32_t>);
-template int64_t count_correct<double>(const Tensor<double>&, std::span<const int32_t>);
 
 }  // namespace convnet

@@ -17,7 +17,7 @@ void gather(const Dataset& data, std::span<const int64_t> order, Tensor<float>& 
   data.gather(order, x.data(), labels.data());
 }
 
-void check_fits(const Sequential<float>& model, const Dataset& data, const char* which) {
+void check_fits(const Model<float>& model, const Dataset& data, const char* which) {
   CONVNET_CHECK(data.size() > 0, which, " set is empty");
   const Shape& in = model.input_shape();
   const Shape& s = data.shape();
@@ -27,7 +27,7 @@ void check_fits(const Sequential<float>& model, const Dataset& data, const char*
 
 }  // namespace
 
-EvalStats evaluate(Sequential<float>& model, const Dataset& data, Loss<float>& loss,
+EvalStats evaluate(Model<float>& model, const Dataset& data, Loss<float>& loss,
                    int64_t batch) {
   check_fits(model, data, "evaluation");
   batch = std::min(batch, model.input_shape()[0]);
@@ -48,7 +48,7 @@ EvalStats evaluate(Sequential<float>& model, const Dataset& data, Loss<float>& l
           static_cast<double>(correct) / static_cast<double>(data.size())};
 }
 
-std::vector<EpochStats> fit(Sequential<float>& model, const Dataset& train, const Dataset* test,
+std::vector<EpochStats> fit(Model<float>& model, const Dataset& train, const Dataset* test,
                             Loss<float>& loss, Optimizer<float>& optimizer,
                             const FitOptions& options,
                             const std::function<void(const EpochStats&)>& on_epoch) {

@@ -3,10 +3,18 @@
 
 namespace convnet {
 
-std::vector<std::string> model_names() { return {"lenet", "vgg-small"}; }
+std::vector<std::string> model_names() { return {"lenet", "vgg-small", "resnet-small"}; }
+
+namespace {
+std::string known_names() {
+  std::string known;
+  for (const auto& n : model_names()) known += (known.empty() ? "" : ", ") + n;
+  return known;
+}
+}  // namespace
 
 template <class T>
-Sequential<T> make_model(const std::string& name, int64_t classes) {
+Sequential<T> make_sequential(const std::string& name, int64_t classes) {
   Sequential<T> m;
   if (name == "lenet") {
     m.template emplace<Conv2d>(Conv2dOptions{.out_channels = 6, .kernel = 5, .pad = 2});
@@ -38,12 +46,63 @@ Sequential<T> make_model(const std::string& name, int64_t classes) {
     m.template emplace<Linear>(LinearOptions{.out_features = classes});
     return m;
   }
-  std::string known;
-  for (const auto& n : model_names()) known += (known.empty() ? "" : ", ") + n;
-  throw Error(detail::concat("unknown model '", name, "' (known: ", known, ")"));
+  CONVNET_CHECK(name != "resnet-small", "model 'resnet-small' is a graph, not a Sequential");
+  throw Error(detail::concat("unknown model '", name, "' (known: ", known_names(), ")"));
 }
 
-template Sequential<float> make_model<float>(const std::string&, int64_t);
-template Sequential<double> make_model<double>(const std::string&, int64_t);
+template <class T>
+Graph<T> make_resnet_small(int64_t classes) {
+  Graph<T> g;
+  auto conv_bn = [&](const std::string& prefix, const std::string& conv, const std::string& bn,
+                     const std::string& input, int64_t channels, int64_t kernel, int64_t stride) {
+    g.template emplace<Conv2d>(prefix + conv, {input},
+                               Conv2dOptions{.out_channels = channels,
+                                             .kernel = kernel,
+                                             .stride = stride,
+                                             .pad = kernel / 2,
+                                             .bias = false});
+    g.template emplace<BatchNorm2d>(prefix + bn, {prefix + conv});
+    return prefix + bn;
+  };
+  std::string x = conv_bn("stem.", "conv", "bn", "input", 16, 3, 1);
+  g.template emplace<ReLU>("stem.relu", {x});
+  x = "stem.relu";
+  int64_t channels = 16;
+  for (int stage = 1; stage <= 3; ++stage) {
+    for (int block = 0; block < 2; ++block) {
+      const std::string p = "stage" + std::to_string(stage) + "." + std::to_string(block) + ".";
+      const bool downsample = stage > 1 && block == 0;
+      const int64_t stride = downsample ? 2 : 1;
+      const std::string bn1 = conv_bn(p, "conv1", "bn1", x, channels, 3, stride);
+      g.template emplace<ReLU>(p + "relu1", {bn1});
+      const std::string bn2 = conv_bn(p, "conv2", "bn2", p + "relu1", channels, 3, 1);
+      // The shortcut: identity, or a strided 1x1 projection to the new size and channels.
+      const std::string shortcut =
+          downsample ? conv_bn(p, "shortcut.conv", "shortcut.bn", x, channels, 1, 2) : x;
+      g.template emplace<Add>(p + "add", {bn2, shortcut});
+      g.template emplace<ReLU>(p + "relu", {p + "add"});
+      x = p + "relu";
+    }
+    channels *= 2;
+  }
+  g.template emplace<GlobalAvgPool2d>("pool", {x});
+  g.template emplace<Flatten>("flatten", {"pool"});
+  g.template emplace<Linear>("fc", {"flatten"}, LinearOptions{.out_features = classes});
+  return g;
+}
+
+template <class T>
+std::unique_ptr<Model<T>> make_model(const std::string& name, int64_t classes) {
+  if (name == "resnet-small") return std::make_unique<Graph<T>>(make_resnet_small<T>(classes));
+  return std::make_unique<Sequential<T>>(make_sequential<T>(name, classes));
+}
+
+
+template Sequential<float> make_sequential<float>(const std::string&, int64_t);
+template Sequential<double> make_sequential<double>(const std::string&, int64_t);
+template Graph<float> make_resnet_small<float>(int64_t);
+template Graph<double> make_resnet_small<double>(int64_t);
+template std::unique_ptr<Model<float>> make_model<float>(const std::string&, int64_t);
+template std::unique_ptr<Model<double>> make_model<double>(const std::string&, int64_t);
 
 }  // namespace convnet

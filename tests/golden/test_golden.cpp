@@ -310,7 +310,7 @@ TYPED_TEST(Golden, Optimizers) {
 TYPED_TEST(Golden, LeNet) {
   using T = TypeParam;
   const GoldenFile f = fixture("lenet.bin");
-  Sequential<T> model = make_model<T>("lenet");
+  Sequential<T> model = make_sequential<T>("lenet");
   const Tensor<T> x = tensor_of<T>(f["x"]);
   model.build(x.shape(), 1);
   for (const auto& p : model.params()) *p.value = tensor_of<T>(f[p.name]);

@@ -36,8 +36,8 @@ void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::fre
 namespace convnet {
 namespace {
 
-// Both built-in models: lenet (5x5 convolutions: direct and GEMM kernels) and vgg-small (3x3
-// ones: Winograd).
+// Every built-in model: lenet (5x5 convolutions: direct and GEMM kernels), vgg-small (3x3
+// ones: Winograd) and resnet-small (a graph: BatchNorm, residual Adds, strided convolutions).
 struct AllocationCase {
   const char* model;
   int64_t channels, size;
@@ -50,7 +50,8 @@ TEST_P(Allocations, TrainStepAllocatesNothingAfterWarmUp) {
     const int saved = num_threads();
     set_num_threads(threads);
     const int64_t at_start = g_allocations.load();
-    Sequential<float> model = make_model<float>(c.model);
+    std::unique_ptr<Model<float>> owned = make_model<float>(c.model);
+    Model<float>& model = *owned;
     model.build(Shape{8, c.channels, c.size, c.size}, 1);
     Rng rng(1);
     const Tensor<float> x = testing::random_normal<float>(Shape{8, c.channels, c.size, c.size}, rng);
@@ -73,10 +74,12 @@ TEST_P(Allocations, TrainStepAllocatesNothingAfterWarmUp) {
 }
 INSTANTIATE_TEST_SUITE_P(BuiltInModels, Allocations,
                          ::testing::Values(AllocationCase{"lenet", 1, 28},
-                                           AllocationCase{"vgg-small", 3, 32}),
+                                           AllocationCase{"vgg-small", 3, 32},
+                                           AllocationCase{"resnet-small", 1, 28}),
                          [](const ::testing::TestParamInfo<AllocationCase>& param_info) {
-                           return std::string(param_info.param.model) == "lenet" ? "lenet"
-                                                                                 : "vgg_small";
+                           std::string name = param_info.param.model;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
                          });
 
 // BatchNorm (statistics, running-statistic updates) and Dropout (mask draws) keep the step free

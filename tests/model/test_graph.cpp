@@ -21,7 +21,7 @@ std::string error_of(const std::function<void()>& f) {
 }
 
 TEST(Graph, ChainMatchesSequentialBitForBit) {
-  Sequential<float> seq = make_model<float>("lenet");
+  Sequential<float> seq = make_sequential<float>("lenet");
   Graph<float> graph;
   graph.emplace<Conv2d>("conv1", {"input"},
                         Conv2dOptions{.out_channels = 6, .kernel = 5, .pad = 2});

@@ -18,7 +18,7 @@ std::string message_of(const std::function<void()>& f) {
 }
 
 TEST(Sequential, LeNetShapesAndParameterCount) {
-  Sequential<float> m = make_model<float>("lenet");
+  Sequential<float> m = make_sequential<float>("lenet");
   m.build(Shape{64, 1, 28, 28}, 1);
   EXPECT_EQ(m.layer_output_shape(0), (Shape{64, 6, 28, 28}));
   EXPECT_EQ(m.layer_output_shape(2), (Shape{64, 6, 14, 14}));
@@ -34,29 +34,29 @@ TEST(Sequential, LeNetShapesAndParameterCount) {
 }
 
 TEST(Sequential, VggSmallInfersShapes) {
-  Sequential<float> m = make_model<float>("vgg-small");
+  Sequential<float> m = make_sequential<float>("vgg-small");
   m.build(Shape{2, 3, 32, 32}, 1);
   EXPECT_EQ(m.layer_output_shape(12), (Shape{2, 128, 4, 4}));  // after the third pool
   EXPECT_EQ(m.output_shape(), (Shape{2, 10}));
-  Sequential<float> mnist = make_model<float>("vgg-small");
+  Sequential<float> mnist = make_sequential<float>("vgg-small");
   mnist.build(Shape{2, 1, 28, 28}, 1);  // 28 -> 14 -> 7 -> 3
   EXPECT_EQ(mnist.layer_output_shape(13), (Shape{2, 128 * 3 * 3}));
 }
 
 TEST(Sequential, ImpossibleNetworkNamesLayerAndShapes) {
-  Sequential<float> m = make_model<float>("lenet");
+  Sequential<float> m = make_sequential<float>("lenet");
   const std::string msg = message_of([&] { m.build(Shape{1, 1, 8, 8}); });
   // 8 -> pool 4 -> conv 5x5 without padding cannot fit.
   EXPECT_NE(msg.find("layer 3"), std::string::npos) << msg;
   EXPECT_NE(msg.find("conv2d 5x5"), std::string::npos) << msg;
   EXPECT_NE(msg.find("1x6x4x4"), std::string::npos) << msg;
   EXPECT_NE(msg.find("smaller than the (dilated) kernel 5x5"), std::string::npos) << msg;
-  EXPECT_NE(message_of([] { make_model<float>("resnet"); }).find("known: lenet, vgg-small"),
+  EXPECT_NE(message_of([] { make_model<float>("resnet"); }).find("known: lenet, vgg-small, resnet-small"),
             std::string::npos);
 }
 
 TEST(Sequential, WrongInputShapeAtForward) {
-  Sequential<float> m = make_model<float>("lenet");
+  Sequential<float> m = make_sequential<float>("lenet");
   m.build(Shape{4, 1, 28, 28}, 1);
   Tensor<float> x(Shape{4, 3, 28, 28});
   const std::string msg = message_of([&] { m.forward(x, Mode::Eval); });
@@ -65,7 +65,7 @@ TEST(Sequential, WrongInputShapeAtForward) {
 
 // Any batch size works after build; up to the built size nothing is reallocated.
 TEST(Sequential, BatchSizeCanChange) {
-  Sequential<float> m = make_model<float>("lenet");
+  Sequential<float> m = make_sequential<float>("lenet");
   m.build(Shape{8, 1, 28, 28}, 1);
   Rng rng(1);
   const Tensor<float> big = testing::random_normal<float>(Shape{8, 1, 28, 28}, rng);

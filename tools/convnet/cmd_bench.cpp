@@ -59,7 +59,7 @@ int cmd_bench(int argc, char** argv) {
                  "synthetic data (SGD with momentum, softmax cross-entropy): the median images/s\n"
                  "of several timed windows after a warm-up, the GFLOP/s that implies, and the\n"
                  "process's peak resident memory.");
-  args.add("model", "lenet", "built-in model: lenet or vgg-small");
+  args.add("model", "lenet", "built-in model: lenet, vgg-small or resnet-small");
   args.add("input", "", "one sample's shape CxHxW (default: 1x28x28 for lenet, 3x32x32 otherwise)");
   args.add("batch", "64", "mini-batch size");
   args.add("threads", "0", "worker threads; 0 = all cores ($CONVNET_THREADS if set)");
@@ -88,7 +88,8 @@ int cmd_bench(int argc, char** argv) {
   if (threads > 0) set_num_threads(static_cast<int>(threads));
   if (args.get_switch("reference")) set_backend(Backend::Reference);
 
-  Sequential<float> model = make_model<float>(name, 10);
+  std::unique_ptr<Model<float>> owned = make_model<float>(name, 10);
+  Model<float>& model = *owned;
   model.build(Shape{batch, sample[0], sample[1], sample[2]}, seed);
   Rng rng(seed + 1);
   Tensor<float> x(model.input_shape());
@@ -110,10 +111,8 @@ int cmd_bench(int argc, char** argv) {
     for (const auto& t : model.layer_times()) total += t.forward + t.backward;
     std::fprintf(stderr, "%-32s %10s %10s %7s\n", "layer (ms per step)", "forward", "backward",
                  "share");
-    for (size_t i = 0; i < model.size(); ++i) {
-      const auto& t = model.layer_times()[i];
-      std::fprintf(stderr, "%-32s %10.3f %10.3f %6.1f%%\n",
-                   detail::concat(i, " ", model.layer(i).describe()).c_str(),
+    for (const auto& t : model.layer_times()) {
+      std::fprintf(stderr, "%-32s %10.3f %10.3f %6.1f%%\n", t.layer.c_str(),
                    1e3 * t.forward / steps, 1e3 * t.backward / steps,
                    100 * (t.forward + t.backward) / total);
     }

@@ -19,7 +19,7 @@ int cmd_gradcheck(int argc, char** argv) {
                  "|analytic - numeric| <= atol + rtol*|numeric|; elements on a kink (ReLU at 0,\n"
                  "tied max-pool inputs) have no derivative and are counted, not compared.\n"
                  "Exits 1 if any element fails.");
-  args.add("model", "lenet", "built-in model: lenet or vgg-small");
+  args.add("model", "lenet", "built-in model: lenet, vgg-small or resnet-small");
   args.add("input", "1x28x28", "one sample's shape, CxHxW");
   args.add("batch", "2", "samples in the random batch");
   args.add("samples", "32", "elements checked per tensor (sampled at random)");
@@ -36,7 +36,8 @@ int cmd_gradcheck(int argc, char** argv) {
   const uint64_t seed = static_cast<uint64_t>(args.get_int("seed", 0));
   const int64_t classes = 10;
 
-  Sequential<double> model = make_model<double>(args.get("model"), classes);
+  std::unique_ptr<Model<double>> owned = make_model<double>(args.get("model"), classes);
+  Model<double>& model = *owned;
   model.build(Shape{batch, sample[0], sample[1], sample[2]}, seed);
   Rng rng(seed + 1);
   Tensor<double> x(model.input_shape());

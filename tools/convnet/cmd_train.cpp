@@ -77,7 +77,7 @@ int cmd_train(int argc, char** argv) {
   args.add_switch("normalize", "normalise each channel by the training set's mean and stddev");
   args.add("crop-padding", "0", "augment: random crops of images padded by this many pixels");
   args.add_switch("flip", "augment: mirror training images left-right at random");
-  args.add("model", "lenet", "built-in model: lenet or vgg-small");
+  args.add("model", "lenet", "built-in model: lenet, vgg-small or resnet-small");
   args.add("epochs", "5", "passes over the training set");
   args.add("batch", "64", "mini-batch size");
   args.add("optimizer", "sgd", "sgd, adam, adamw or rmsprop");
@@ -127,7 +127,8 @@ int cmd_train(int argc, char** argv) {
       if (d->size() > 0) d->set_normalization(stats.mean, stats.stddev);
   }
 
-  Sequential<float> model = make_model<float>(args.get("model"), train.classes());
+  std::unique_ptr<Model<float>> owned = make_model<float>(args.get("model"), train.classes());
+  Model<float>& model = *owned;
   model.build(train.shape().with_batch(batch), static_cast<uint64_t>(seed));
   std::ostream& info = json ? std::cerr : std::cout;
   info << "model " << args.get("model") << " on " << train.size() << " training, "
