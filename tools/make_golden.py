@@ -77,13 +77,15 @@ def backward_with(y, g, *inputs):
 # ---------------------------------------------------------------------------------------------
 # Layers
 
-def conv2d_fixture(fname, n, ic, ih, iw, oc, kh, kw, stride, pad, dilation, bias):
+def conv2d_fixture(fname, n, ic, ih, iw, oc, kh, kw, stride, pad, dilation, bias, groups=1):
     begin()
     fx = Fixture(fname)
     x = torch.randn(n, ic, ih, iw, requires_grad=True)
-    w = torch.randn(oc, ic, kh, kw, requires_grad=True)
+    w = torch.randn(oc, ic // groups, kh, kw, requires_grad=True)
     b = torch.randn(oc, requires_grad=True) if bias else None
-    y = F.conv2d(x, w, b, stride=stride, padding=pad, dilation=dilation)
+    y = F.conv2d(x, w, b, stride=stride, padding=pad, dilation=dilation, groups=groups)
+    if groups != 1:
+        fx.add("groups", float(groups))
     g = upstream(y)
     grads = backward_with(y, g, *([x, w, b] if bias else [x, w]))
     fx.add("x", x)
@@ -93,6 +95,35 @@ def conv2d_fixture(fname, n, ic, ih, iw, oc, kh, kw, stride, pad, dilation, bias
     fx.add_pair("stride", stride)
     fx.add_pair("pad", pad)
     fx.add_pair("dilation", dilation)
+    fx.add("g", g)
+    fx.add("y", y)
+    fx.add("dx", grads[0])
+    fx.add("dw", grads[1])
+    if bias:
+        fx.add("db", grads[2])
+    return fx
+
+
+def conv_transpose2d_fixture(fname, n, ic, ih, iw, oc, kh, kw, stride, pad, output_padding,
+                             dilation, groups, bias):
+    begin()
+    fx = Fixture(fname)
+    x = torch.randn(n, ic, ih, iw, requires_grad=True)
+    w = torch.randn(ic, oc // groups, kh, kw, requires_grad=True)
+    b = torch.randn(oc, requires_grad=True) if bias else None
+    y = F.conv_transpose2d(x, w, b, stride=stride, padding=pad, output_padding=output_padding,
+                           groups=groups, dilation=dilation)
+    g = upstream(y)
+    grads = backward_with(y, g, *([x, w, b] if bias else [x, w]))
+    fx.add("x", x)
+    fx.add("w", w)
+    if bias:
+        fx.add("b", b)
+    fx.add_pair("stride", stride)
+    fx.add_pair("pad", pad)
+    fx.add_pair("output_padding", output_padding)
+    fx.add_pair("dilation", dilation)
+    fx.add("groups", float(groups))
     fx.add("g", g)
     fx.add("y", y)
     fx.add("dx", grads[0])
@@ -501,6 +532,100 @@ def lenet_fixture():
 
 
 # ---------------------------------------------------------------------------------------------
+# resnet-small end to end: a graph with BatchNorm, residual Adds and strided projections
+
+class ConvBn(nn.Module):
+    def __init__(self, cin, cout, kernel, stride):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+class BasicBlock(nn.Module):
+    """Module names match convnet's node names: stage2.0.conv1, stage2.0.shortcut.bn, ..."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = ConvBn(cin, cout, 1, stride) if stride != 1 or cin != cout else None
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        return torch.relu(out + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class ResNetSmall(nn.Module):
+    def __init__(self, cin=1, classes=10):
+        super().__init__()
+        self.stem = ConvBn(cin, 16, 3, 1)
+        self.stage1 = nn.Sequential(BasicBlock(16, 16, 1), BasicBlock(16, 16, 1))
+        self.stage2 = nn.Sequential(BasicBlock(16, 32, 2), BasicBlock(32, 32, 1))
+        self.stage3 = nn.Sequential(BasicBlock(32, 64, 2), BasicBlock(64, 64, 1))
+        self.fc = nn.Linear(64, classes)
+
+    def forward(self, x):
+        x = self.stage3(self.stage2(self.stage1(torch.relu(self.stem(x)))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def resnet_fixture():
+    begin()
+    fx = Fixture("resnet_small.bin")
+    model = ResNetSmall()
+    # Non-trivial BatchNorm affine parameters, so their gradients are not all alike.
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    x = torch.randn(4, 1, 12, 12)
+    labels = torch.randint(0, 10, (4,))
+    fx.add("x", x)
+    fx.add("labels", labels.to(torch.float64))
+    for name, p in model.named_parameters():
+        fx.add(name, p)
+    model.train()
+    logits = model(x)
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    fx.add("logits", logits)
+    fx.add("loss", loss)
+    for name, p in model.named_parameters():
+        fx.add(name + ".grad", p.grad)
+    for name, b in model.named_buffers():
+        if "running" in name:
+            fx.add("after1." + name, b)
+
+    # Two more Adam steps from the stored state (the first forward above already moved the
+    # running statistics once, as convnet's first train_step will), then evaluation.
+    opt = torch.optim.Adam(model.parameters(), lr=0.01, foreach=False)
+    losses = []
+    for _ in range(2):
+        opt.zero_grad()
+        step_loss = F.cross_entropy(model(x), labels)
+        step_loss.backward()
+        opt.step()
+        losses.append(step_loss.item())
+    fx.add("adam.lr", 0.01)
+    fx.add("adam.losses", losses)
+    # The final weights are checked through eval_logits, which depend on every one of them
+    # (storing them all would double the file).
+    for name, b in model.named_buffers():
+        if "running" in name:
+            fx.add("adam." + name, b)
+    model.eval()
+    with torch.no_grad():
+        fx.add("eval_logits", model(x))
+    return fx
+
+
+# ---------------------------------------------------------------------------------------------
 
 def all_fixtures():
     yield conv2d_fixture("conv2d_basic.bin", 2, 3, 7, 6, 4, 3, 3, (1, 1), (1, 1), (1, 1), True)
@@ -523,6 +648,15 @@ def all_fixtures():
     yield mse_fixture()
     yield optim_fixture()
     yield lenet_fixture()
+    yield conv2d_fixture("conv2d_groups2.bin", 2, 4, 6, 5, 6, 3, 3, (1, 1), (1, 1), (1, 1), True,
+                         groups=2)
+    yield conv2d_fixture("conv2d_depthwise_mult2.bin", 2, 3, 7, 7, 6, 3, 3, (2, 2), (1, 1), (1, 1),
+                         True, groups=3)
+    yield conv_transpose2d_fixture("conv_transpose2d_s2_op1.bin", 2, 3, 4, 5, 2, 3, 3, (2, 2),
+                                   (1, 1), (1, 1), (1, 1), 1, True)
+    yield conv_transpose2d_fixture("conv_transpose2d_groups_dilation.bin", 1, 4, 3, 4, 6, 3, 2,
+                                   (1, 2), (0, 1), (0, 1), (2, 1), 2, False)
+    yield resnet_fixture()
 
 
 def main():

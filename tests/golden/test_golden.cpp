@@ -69,7 +69,8 @@ std::pair<Tensor<T>, Tensor<T>> run_layer(Layer<T>& layer, const GoldenFile& f) 
 TYPED_TEST(Golden, Conv2d) {
   using T = TypeParam;
   for (const char* name : {"conv2d_basic.bin", "conv2d_stride_pad_nonsquare.bin",
-                           "conv2d_dilation_nobias.bin"}) {
+                           "conv2d_dilation_nobias.bin", "conv2d_groups2.bin",
+                           "conv2d_depthwise_mult2.bin"}) {
     SCOPED_TRACE(name);
     const GoldenFile f = fixture(name);
     const auto& w = f["w"];
@@ -80,7 +81,46 @@ TYPED_TEST(Golden, Conv2d) {
     Conv2d<T> conv({.out_channels = w.shape[0], .kernel_h = w.shape[2], .kernel_w = w.shape[3],
                     .stride_h = i(st[0]), .stride_w = i(st[1]), .pad_h = i(pd[0]),
                     .pad_w = i(pd[1]), .dilation_h = i(dl[0]), .dilation_w = i(dl[1]),
+                    .groups = f.has("groups") ? i(f["groups"].scalar()) : 1,
                     .bias = f.has("b")});
+    conv.build(shape_of(f["x"]));
+    conv.weight() = tensor_of<T>(w);
+    if (f.has("b")) conv.bias() = tensor_of<T>(f["b"]);
+    auto [y, dx] = run_layer(conv, f);
+    EXPECT_TRUE(matches(y, f["y"])) << "y";
+    EXPECT_TRUE(matches(dx, f["dx"])) << "dx";
+    EXPECT_TRUE(matches(conv.grad_weight(), f["dw"])) << "dw";
+    if (f.has("b")) {
+      EXPECT_TRUE(matches(conv.grad_bias(), f["db"])) << "db";
+    }
+  }
+}
+
+TYPED_TEST(Golden, ConvTranspose2d) {
+  using T = TypeParam;
+  for (const char* name : {"conv_transpose2d_s2_op1.bin", "conv_transpose2d_groups_dilation.bin"}) {
+    SCOPED_TRACE(name);
+    const GoldenFile f = fixture(name);
+    const auto& w = f["w"];
+    auto i = [](double v) { return static_cast<int64_t>(v); };
+    const auto& st = f["stride"].data;
+    const auto& pd = f["pad"].data;
+    const auto& op = f["output_padding"].data;
+    const auto& dl = f["dilation"].data;
+    const int64_t groups = i(f["groups"].scalar());
+    ConvTranspose2d<T> conv({.out_channels = w.shape[1] * groups,
+                             .kernel_h = w.shape[2],
+                             .kernel_w = w.shape[3],
+                             .stride_h = i(st[0]),
+                             .stride_w = i(st[1]),
+                             .pad_h = i(pd[0]),
+                             .pad_w = i(pd[1]),
+                             .output_padding_h = i(op[0]),
+                             .output_padding_w = i(op[1]),
+                             .dilation_h = i(dl[0]),
+                             .dilation_w = i(dl[1]),
+                             .groups = groups,
+                             .bias = f.has("b")});
     conv.build(shape_of(f["x"]));
     conv.weight() = tensor_of<T>(w);
     if (f.has("b")) conv.bias() = tensor_of<T>(f["b"]);
@@ -335,6 +375,71 @@ TYPED_TEST(Golden, LeNet) {
   }
   for (const auto& p : model.params())
     EXPECT_TRUE(matches(*p.value, f["sgd." + p.name])) << "after 3 steps: " << p.name;
+}
+
+// resnet-small end to end (a graph: BatchNorm in training and evaluation, residual Adds,
+// strided projections): PyTorch's module names are our node names. Logits, loss, every
+// parameter gradient and the running statistics after one training forward; two Adam steps
+// (their losses, the running statistics after them, and the evaluation-mode logits, which
+// depend on every updated weight).
+TYPED_TEST(Golden, ResNetSmall) {
+  using T = TypeParam;
+  const GoldenFile f = fixture("resnet_small.bin");
+  Graph<T> model = make_resnet_small<T>(10);
+  const Tensor<T> x = tensor_of<T>(f["x"]);
+  model.build(x.shape(), 1);
+  for (const auto& p : model.params()) {
+    ASSERT_TRUE(f.has(p.name)) << p.name;
+    *p.value = tensor_of<T>(f[p.name]);
+  }
+  std::vector<int32_t> labels;
+  for (double l : f["labels"].data) labels.push_back(static_cast<int32_t>(l));
+  SoftmaxCrossEntropy<T> ce;
+  Tensor<T> dz;
+  model.zero_grad();
+  const Tensor<T>& logits = model.forward(x, Mode::Train);
+  EXPECT_TRUE(matches(logits, f["logits"])) << "logits";
+  const T loss = ce.compute(logits, {.labels = labels}, &dz);
+  EXPECT_NEAR(loss, f["loss"].scalar(), 1e-5 * f["loss"].scalar());
+  model.backward(dz);
+  // Float gradients pass through 15 BatchNorm backwards, each subtracting Σdy and x̂·Σ(dy·x̂)
+  // from M·dy (cancellation over as few as 36 values per channel here): an absolute bound of
+  // 1e-5 of the tensor's largest gradient. Double holds the usual 1e-10.
+  for (const auto& p : model.params()) {
+    if constexpr (std::is_same_v<T, double>) {
+      EXPECT_TRUE(matches(*p.grad, f[p.name + ".grad"])) << p.name;
+    } else {
+      const GoldenTensor& want = f[p.name + ".grad"];
+      double scale = 0;
+      for (double v : want.data) scale = std::max(scale, std::abs(v));
+      EXPECT_TRUE(testing::all_close(p.grad->data(), want.data.data(), p.grad->numel(), 1e-4,
+                                     1e-5 * scale))
+          << p.name;
+    }
+  }
+  ASSERT_EQ(model.buffers().size(), 2u * 15);  // running mean and variance of 15 BatchNorms
+  for (const auto& b : model.buffers())
+    EXPECT_TRUE(matches(*b.value, f["after1." + b.name])) << b.name;
+
+  Adam<T> adam({.lr = f["adam.lr"].scalar()});
+  const GoldenTensor& losses = f["adam.losses"];
+  for (int64_t step = 0; step < losses.size(); ++step) {
+    const StepResult r = model.train_step(x, {.labels = labels}, ce, adam);
+    EXPECT_NEAR(r.loss, losses.data[step], 1e-5 * losses.data[step]) << "step " << step;
+  }
+  // Float: Adam divides each gradient by its root mean square, so the float rounding of small
+  // gradients becomes a relative error of the update itself; after the steps, values are held
+  // to 1e-3 in float (double: 1e-10 as everywhere).
+  auto after_adam = [](const Tensor<T>& got, const GoldenTensor& want) {
+    if constexpr (std::is_same_v<T, double>) {
+      return matches(got, want);
+    } else {
+      return testing::all_close(got.data(), want.data.data(), got.numel(), 1e-3, 1e-3);
+    }
+  };
+  for (const auto& b : model.buffers())
+    EXPECT_TRUE(after_adam(*b.value, f["adam." + b.name])) << "after Adam: " << b.name;
+  EXPECT_TRUE(after_adam(model.predict(x), f["eval_logits"])) << "eval logits";
 }
 
 }  // namespace
