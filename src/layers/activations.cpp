@@ -1,11 +1,34 @@
 // Activations: elementwise y = f(x) and dx += f'(·) ⊙ dy, with the formulas in ops/ref/ref.hpp.
 // ReLU's, GELU's, SiLU's and ELU's derivatives read x; sigmoid's and tanh's read y (y(1-y),
 // 1-y²), which forward kept.
+#include <algorithm>
+
 #include "layers/common.hpp"
 #include "ops/cpu/cpu.hpp"
 #include "ops/ref/ref.hpp"
 
 namespace convnet {
+namespace {
+
+// Elementwise activations: every element is independent, so float (fast kernels) splits the
+// range across threads, each running the reference loop (compiled for this ISA, vectorised by
+// the compiler where the function allows) on its slice. Same results for any thread count.
+template <class T, class Kernel>
+void elementwise(int64_t count, Kernel&& kernel) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (detail::use_fast_kernels<T>() && count >= (int64_t{1} << 14)) {
+      constexpr int64_t kBlock = 4096;
+      parallel_for(0, (count + kBlock - 1) / kBlock, [&](int64_t lo, int64_t hi, int) {
+        const int64_t begin = lo * kBlock, end = std::min(count, hi * kBlock);
+        kernel(begin, end - begin);
+      });
+      return;
+    }
+  }
+  kernel(0, count);
+}
+
+}  // namespace
 
 template <class T>
 void ReLU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
@@ -34,35 +57,50 @@ template <class T>
 void LeakyReLU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  ops::ref::leaky_relu_forward(x.numel(), slope_, x.data(), y.data());
+  elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+    ops::ref::leaky_relu_forward(n, slope_, x.data() + at, y.data() + at);
+  });
 }
 template <class T>
 void LeakyReLU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
                             Tensor<T>* dx) {
-  if (dx) ops::ref::leaky_relu_backward(x.numel(), slope_, x.data(), dy.data(), dx->data());
+  if (dx)
+    elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+      ops::ref::leaky_relu_backward(n, slope_, x.data() + at, dy.data() + at, dx->data() + at);
+    });
 }
 
 template <class T>
 void Sigmoid<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  ops::ref::sigmoid_forward(x.numel(), x.data(), y.data());
+  elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+    ops::ref::sigmoid_forward(n, x.data() + at, y.data() + at);
+  });
 }
 template <class T>
 void Sigmoid<T>::backward(const Tensor<T>&, const Tensor<T>& y, const Tensor<T>& dy,
                           Tensor<T>* dx) {
-  if (dx) ops::ref::sigmoid_backward(y.numel(), y.data(), dy.data(), dx->data());
+  if (dx)
+    elementwise<T>(y.numel(), [&](int64_t at, int64_t n) {
+      ops::ref::sigmoid_backward(n, y.data() + at, dy.data() + at, dx->data() + at);
+    });
 }
 
 template <class T>
 void Tanh<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  ops::ref::tanh_forward(x.numel(), x.data(), y.data());
+  elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+    ops::ref::tanh_forward(n, x.data() + at, y.data() + at);
+  });
 }
 template <class T>
 void Tanh<T>::backward(const Tensor<T>&, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dx) {
-  if (dx) ops::ref::tanh_backward(y.numel(), y.data(), dy.data(), dx->data());
+  if (dx)
+    elementwise<T>(y.numel(), [&](int64_t at, int64_t n) {
+      ops::ref::tanh_backward(n, y.data() + at, dy.data() + at, dx->data() + at);
+    });
 }
 
 template <class T>
@@ -74,30 +112,40 @@ void Softmax<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
 template <class T>
 void Softmax<T>::backward(const Tensor<T>&, const Tensor<T>& y, const Tensor<T>& dy,
                           Tensor<T>* dx) {
-  if (dx) ops::ref::softmax_backward(y.dim(0), y.numel() / y.dim(0), y.data(), dy.data(),
-                                     dx->data());
+  if (dx)
+    ops::ref::softmax_backward(y.dim(0), y.numel() / y.dim(0), y.data(), dy.data(), dx->data());
 }
 
 template <class T>
 void GELU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  ops::ref::gelu_forward(x.numel(), x.data(), y.data());
+  elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+    ops::ref::gelu_forward(n, x.data() + at, y.data() + at);
+  });
 }
 template <class T>
 void GELU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
-  if (dx) ops::ref::gelu_backward(x.numel(), x.data(), dy.data(), dx->data());
+  if (dx)
+    elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+      ops::ref::gelu_backward(n, x.data() + at, dy.data() + at, dx->data() + at);
+    });
 }
 
 template <class T>
 void SiLU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  ops::ref::silu_forward(x.numel(), x.data(), y.data());
+  elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+    ops::ref::silu_forward(n, x.data() + at, y.data() + at);
+  });
 }
 template <class T>
 void SiLU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
-  if (dx) ops::ref::silu_backward(x.numel(), x.data(), dy.data(), dx->data());
+  if (dx)
+    elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+      ops::ref::silu_backward(n, x.data() + at, dy.data() + at, dx->data() + at);
+    });
 }
 
 template <class T>
@@ -108,11 +156,16 @@ template <class T>
 void ELU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  ops::ref::elu_forward(x.numel(), alpha_, x.data(), y.data());
+  elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+    ops::ref::elu_forward(n, alpha_, x.data() + at, y.data() + at);
+  });
 }
 template <class T>
 void ELU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
-  if (dx) ops::ref::elu_backward(x.numel(), alpha_, x.data(), dy.data(), dx->data());
+  if (dx)
+    elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+      ops::ref::elu_backward(n, alpha_, x.data() + at, dy.data() + at, dx->data() + at);
+    });
 }
 
 #define CONVNET_INSTANTIATE(L) \

@@ -11,6 +11,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "convnet/runtime.hpp"
 #include "ops/cpu/cpu.hpp"
 
 namespace convnet {
@@ -31,29 +32,47 @@ Shape Add<T>::build(std::span<const Shape> inputs) {
   return inputs[0];
 }
 
+namespace {
+// Runs body(begin, end) over [0, count): split across threads for large float tensors (each
+// element is independent, so the result does not depend on the split).
+template <class T, class Body>
+void split_range(int64_t count, Body&& body) {
+  constexpr int64_t kBlock = 4096;
+  if (std::is_same_v<T, float> && count >= 4 * kBlock) {
+    parallel_for(0, (count + kBlock - 1) / kBlock, [&](int64_t lo, int64_t hi, int) {
+      body(lo * kBlock, std::min(count, hi * kBlock));
+    });
+  } else {
+    body(0, count);
+  }
+}
+}  // namespace
+
 template <class T>
 void Add<T>::forward(std::span<const Tensor<T>* const> xs, Tensor<T>& y) {
   y.resize(xs[0]->shape());
-  const int64_t n = y.numel();
   T* out = y.data();
-  std::copy_n(xs[0]->data(), n, out);
-  for (size_t i = 1; i < xs.size(); ++i) {
-    const T* in = xs[i]->data();
-    for (int64_t k = 0; k < n; ++k) out[k] += in[k];
-  }
+  split_range<T>(y.numel(), [&](int64_t begin, int64_t end) {
+    std::copy(xs[0]->data() + begin, xs[0]->data() + end, out + begin);
+    for (size_t i = 1; i < xs.size(); ++i) {
+      const T* in = xs[i]->data();
+      for (int64_t k = begin; k < end; ++k) out[k] += in[k];
+    }
+  });
 }
 
 template <class T>
 void Add<T>::backward(std::span<const Tensor<T>* const> /*xs*/, const Tensor<T>& dy,
                       std::span<Tensor<T>* const> dxs) {
   // ∂(Σ x_i)/∂x_i = I: every input receives dy unchanged.
-  const int64_t n = dy.numel();
-  for (Tensor<T>* dx : dxs) {
-    if (!dx) continue;
-    T* out = dx->data();
-    const T* in = dy.data();
-    for (int64_t k = 0; k < n; ++k) out[k] += in[k];
-  }
+  const T* in = dy.data();
+  split_range<T>(dy.numel(), [&](int64_t begin, int64_t end) {
+    for (Tensor<T>* dx : dxs) {
+      if (!dx) continue;
+      T* out = dx->data();
+      for (int64_t k = begin; k < end; ++k) out[k] += in[k];
+    }
+  });
 }
 
 // --- Concat --------------------------------------------------------------------------------

@@ -37,8 +37,7 @@ void compare_conv(const Conv2dShape& s, uint64_t seed) {
   Rng rng(seed);
   const int64_t OH = s.OH(), OW = s.OW();
   const Tensor<float> x = testing::random_normal<float>(Shape{s.N, s.IC, s.IH, s.IW}, rng);
-  const Tensor<float> w =
-      testing::random_normal<float>(Shape{s.OC, s.IC / s.G, s.KH, s.KW}, rng);
+  const Tensor<float> w = testing::random_normal<float>(Shape{s.OC, s.IC / s.G, s.KH, s.KW}, rng);
   const Tensor<float> b = testing::random_normal<float>(Shape{s.OC}, rng);
   const Tensor<float> dy = testing::random_normal<float>(Shape{s.N, s.OC, OH, OW}, rng);
   const auto xd = to<double>(x), wd = to<double>(w), bd = to<double>(b), dyd = to<double>(dy);
@@ -124,13 +123,21 @@ TEST(Conv2dKernels, EdgeShapesMatchRef) {
       {.N = 5, .IC = 7, .IH = 6, .IW = 6, .OC = 33, .KH = 3, .KW = 3, .PH = 1, .PW = 1},  // OC > NR
       {.N = 2, .IC = 1, .IH = 28, .IW = 28, .OC = 6, .KH = 5, .KW = 5, .PH = 2, .PW = 2},  // lenet
                                                                                            // 1
-      {.N = 2, .IC = 6, .IH = 14, .IW = 14, .OC = 16, .KH = 5, .KW = 5},                 // lenet 2
+      {.N = 2, .IC = 6, .IH = 14, .IW = 14, .OC = 16, .KH = 5, .KW = 5},  // lenet 2
       {.N = 1, .IC = 1, .IH = 7, .IW = 7, .OC = 1, .KH = 1, .KW = 1, .SH = 2, .SW = 2},
       // large enough for the in-place weight-gradient path (>= 512 padded positions)
       {.N = 2, .IC = 5, .IH = 33, .IW = 31, .OC = 9, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
-      {.N = 1, .IC = 3, .IH = 24, .IW = 40, .OC = 4, .KH = 5, .KW = 3, .PH = 2, .PW = 1,
+      {.N = 1,
+       .IC = 3,
+       .IH = 24,
+       .IW = 40,
+       .OC = 4,
+       .KH = 5,
+       .KW = 3,
+       .PH = 2,
+       .PW = 1,
        .DH = 2},  // strided
-                                                                                         // 1x1
+                  // 1x1
   };
   uint64_t seed = 100;
   for (const auto& s : cases) {
@@ -176,12 +183,42 @@ TEST(Conv2dKernels, GroupedAndDepthwiseMatchRef) {
       {.N = 2, .IC = 4, .IH = 7, .IW = 9, .OC = 6, .KH = 3, .KW = 3, .PH = 1, .PW = 1, .G = 2},
       {.N = 1, .IC = 6, .IH = 5, .IW = 5, .OC = 9, .KH = 1, .KW = 1, .G = 3},
       {.N = 3, .IC = 8, .IH = 13, .IW = 11, .OC = 8, .KH = 3, .KW = 3, .PH = 1, .PW = 1, .G = 8},
-      {.N = 1, .IC = 5, .IH = 9, .IW = 10, .OC = 15, .KH = 3, .KW = 5, .SH = 2, .SW = 3,
-       .PH = 2, .PW = 1, .G = 5},
-      {.N = 2, .IC = 3, .IH = 12, .IW = 12, .OC = 3, .KH = 3, .KW = 3, .PH = 2, .PW = 2,
-       .DH = 2, .DW = 2, .G = 3},
-      {.N = 1, .IC = 32, .IH = 28, .IW = 28, .OC = 32, .KH = 3, .KW = 3, .SH = 2, .SW = 2,
-       .PH = 1, .PW = 1, .G = 32},
+      {.N = 1,
+       .IC = 5,
+       .IH = 9,
+       .IW = 10,
+       .OC = 15,
+       .KH = 3,
+       .KW = 5,
+       .SH = 2,
+       .SW = 3,
+       .PH = 2,
+       .PW = 1,
+       .G = 5},
+      {.N = 2,
+       .IC = 3,
+       .IH = 12,
+       .IW = 12,
+       .OC = 3,
+       .KH = 3,
+       .KW = 3,
+       .PH = 2,
+       .PW = 2,
+       .DH = 2,
+       .DW = 2,
+       .G = 3},
+      {.N = 1,
+       .IC = 32,
+       .IH = 28,
+       .IW = 28,
+       .OC = 32,
+       .KH = 3,
+       .KW = 3,
+       .SH = 2,
+       .SW = 2,
+       .PH = 1,
+       .PW = 1,
+       .G = 32},
       {.N = 2, .IC = 2, .IH = 3, .IW = 4, .OC = 2, .KH = 5, .KW = 5, .PH = 2, .PW = 2, .G = 2},
   };
   uint64_t seed = 500;
@@ -193,9 +230,9 @@ TEST(Conv2dKernels, GroupedAndDepthwiseMatchRef) {
 
 // Winograd called directly (the dispatcher only picks it for >= 8 channels): F(2x2,3x3) as a
 // forward pass with bias and as backward data (flipped, channel-swapped weights, accumulating
-// onto a sentinel), F(3x3,2x2) for weight and bias gradients: every padding it accepts, odd sizes (a last tile half outside the output),
-// rows of tiles that straddle the micro-kernel's 32-tile panels (OW 28: 14 tiles a row), and
-// single channels and images.
+// onto a sentinel), F(3x3,2x2) for weight and bias gradients: every padding it accepts, odd sizes
+// (a last tile half outside the output), rows of tiles that straddle the micro-kernel's 32-tile
+// panels (OW 28: 14 tiles a row), and single channels and images.
 TEST(Conv2dKernels, WinogradMatchesRef) {
   if (!ops::cpu::conv2d_winograd_supported({.KH = 3, .KW = 3, .PH = 1, .PW = 1}))
     GTEST_SKIP() << "no AVX-512 on this CPU: the Winograd kernel is not used";
@@ -212,9 +249,9 @@ TEST(Conv2dKernels, WinogradMatchesRef) {
   uint64_t seed = 300;
   for (const Conv2dShape& s : cases)
     for (int threads : {1, 2}) {
-      SCOPED_TRACE(::testing::Message() << "N=" << s.N << " IC=" << s.IC << " IH=" << s.IH
-                                        << " IW=" << s.IW << " OC=" << s.OC << " P=" << s.PH
-                                        << "x" << s.PW << " threads " << threads);
+      SCOPED_TRACE(::testing::Message()
+                   << "N=" << s.N << " IC=" << s.IC << " IH=" << s.IH << " IW=" << s.IW
+                   << " OC=" << s.OC << " P=" << s.PH << "x" << s.PW << " threads " << threads);
       ThreadCount tc(threads);
       Rng rng(seed++);
       const int64_t OH = s.OH(), OW = s.OW();
@@ -227,16 +264,22 @@ TEST(Conv2dKernels, WinogradMatchesRef) {
       Tensor<float> ws(Shape{ops::cpu::conv2d_winograd_workspace_size(s, threads)}, NAN);
       Tensor<float> y(Shape{s.N, s.OC, OH, OW}, NAN);
       std::vector<double> y_ref(static_cast<size_t>(y.numel()));
-      ops::cpu::conv2d_winograd(s, x.data(), w.data(), false, b.data(), y.data(), false,
-                                ws.data());
+      ops::cpu::conv2d_winograd(s, x.data(), w.data(), false, b.data(), y.data(), false, ws.data());
       ops::ref::conv2d_forward(s, xd.data(), wd.data(), bd.data(), y_ref.data());
       EXPECT_TRUE(all_close(y.data(), y_ref.data(), y.numel(), 1e-4,
                             1e-5 * std::sqrt(static_cast<double>(9 * s.IC))))
           << "forward";
 
       // Backward data: dx += conv(dy, w flipped, channels swapped), padded by 2 - P.
-      const Conv2dShape back{.N = s.N, .IC = s.OC, .IH = OH, .IW = OW, .OC = s.IC, .KH = 3,
-                             .KW = 3, .PH = 2 - s.PH, .PW = 2 - s.PW};
+      const Conv2dShape back{.N = s.N,
+                             .IC = s.OC,
+                             .IH = OH,
+                             .IW = OW,
+                             .OC = s.IC,
+                             .KH = 3,
+                             .KW = 3,
+                             .PH = 2 - s.PH,
+                             .PW = 2 - s.PW};
       ASSERT_EQ(back.OH(), s.IH);
       ASSERT_EQ(back.OW(), s.IW);
       Tensor<float> ws_back(Shape{ops::cpu::conv2d_winograd_workspace_size(back, threads)}, NAN);
@@ -265,6 +308,43 @@ TEST(Conv2dKernels, WinogradMatchesRef) {
           all_close(db.data(), db_ref.data(), db.numel(), 1e-4, 1e-5 * std::sqrt(reduce_dw)))
           << "backward bias";
     }
+}
+
+// The elementwise activations, which split large tensors across threads in float: the float
+// layer against the double one on a tensor large enough to be split, at 1 and 2 threads.
+TEST(ActivationKernels, ThreadedMatchRef) {
+  Rng rng(77);
+  const Shape shape{3, 5, 61, 59};  // 54,000 elements: several blocks of 4096, a ragged end
+  const Tensor<double> x = testing::random_normal<double>(shape, rng, 3.0);
+  const Tensor<double> dy = testing::random_normal<double>(shape, rng);
+  Tensor<float> xf(shape), dyf(shape);
+  for (int64_t i = 0; i < x.numel(); ++i)
+    xf[i] = static_cast<float>(x[i]), dyf[i] = static_cast<float>(dy[i]);
+  auto run = [&](auto make) {
+    for (int threads : {1, 2}) {
+      ThreadCount tc(threads);
+      auto ref = make(double{});
+      auto fast = make(float{});
+      ref->build(shape);
+      fast->build(shape);
+      Tensor<double> y, dx(shape, 0.5);
+      Tensor<float> yf, dxf(shape, 0.5f);
+      ref->forward(x, y, Mode::Train);
+      fast->forward(xf, yf, Mode::Train);
+      ref->backward(x, y, dy, &dx);
+      fast->backward(xf, yf, dyf, &dxf);
+      EXPECT_TRUE(testing::all_close(yf, y, 1e-5, 1e-6))
+          << ref->kind() << " forward, threads " << threads;
+      EXPECT_TRUE(testing::all_close(dxf, dx, 1e-5, 1e-6))
+          << ref->kind() << " backward, threads " << threads;
+    }
+  };
+  run([](auto v) { return std::make_unique<GELU<decltype(v)>>(); });
+  run([](auto v) { return std::make_unique<SiLU<decltype(v)>>(); });
+  run([](auto v) { return std::make_unique<ELU<decltype(v)>>(0.7); });
+  run([](auto v) { return std::make_unique<Sigmoid<decltype(v)>>(); });
+  run([](auto v) { return std::make_unique<Tanh<decltype(v)>>(); });
+  run([](auto v) { return std::make_unique<LeakyReLU<decltype(v)>>(0.1); });
 }
 
 // GEMM against a naive triple loop in double: every transpose combination, accumulate on and
