@@ -42,10 +42,14 @@ int main(int argc, char** argv) {
       {"vgg conv3 32->64 3x3 16x16", {.IC = 32, .IH = 16, .IW = 16, .OC = 64, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
       {"vgg conv4 64->64 3x3 16x16", {.IC = 64, .IH = 16, .IW = 16, .OC = 64, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
       {"vgg conv5 64->128 3x3 8x8", {.IC = 64, .IH = 8, .IW = 8, .OC = 128, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
+      {"resnet stage1 16->16 3x3 32x32", {.IC = 16, .IH = 32, .IW = 32, .OC = 16, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
+      {"resnet stage2 32->32 3x3 16x16", {.IC = 32, .IH = 16, .IW = 16, .OC = 32, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
+      {"resnet stage2.0 16->32 3x3 /2", {.IC = 16, .IH = 32, .IW = 32, .OC = 32, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1}},
+      {"resnet stage3 64->64 3x3 8x8", {.IC = 64, .IH = 8, .IW = 8, .OC = 64, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
   };
   std::printf("micro-kernel %s, %d thread(s), batch %lld; GFLOP/s (median of 7)\n",
               cpu::sgemm_kernel_name(), threads, static_cast<long long>(N));
-  std::printf("%-32s %9s %9s %9s\n", "layer", "forward", "bwd data", "bwd wgt");
+  std::printf("%-34s %9s %9s %9s\n", "layer", "forward", "bwd data", "bwd wgt");
   for (auto& c : cases) {
     Conv2dShape s = c.s;
     s.N = N;
@@ -56,17 +60,17 @@ int main(int argc, char** argv) {
     const double f = median_seconds([&] { cpu::conv2d_forward(s, x.data(), w.data(), b.data(), y.data(), ws.data()); });
     const double d = median_seconds([&] { cpu::conv2d_backward_data(s, w.data(), dy.data(), dx.data(), ws.data()); });
     const double g = median_seconds([&] { cpu::conv2d_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), ws.data()); });
-    std::printf("%-32s %9.1f %9.1f %9.1f\n", c.name, flops / f / 1e9, flops / d / 1e9, flops / g / 1e9);
+    std::printf("%-34s %9.1f %9.1f %9.1f\n", c.name, flops / f / 1e9, flops / d / 1e9, flops / g / 1e9);
   }
   // The algorithms the dispatcher chooses between, each called directly, on the shapes both
   // accept: what its choice rests on. GFLOP/s counts direct-convolution FLOPs throughout; nan
   // where the direct kernel does not apply (it leaves small padded images to the GEMM).
   std::printf("\nby algorithm (GFLOP/s of the direct-equivalent FLOPs)\n");
-  std::printf("%-32s %9s %9s %9s %9s\n", "layer", "fwd dir", "fwd wino", "wgt dir", "wgt wino");
+  std::printf("%-34s %9s %9s %9s %9s\n", "layer", "fwd dir", "fwd wino", "wgt dir", "wgt wino");
   for (auto& c : cases) {
     Conv2dShape s = c.s;
     s.N = N;
-    if (!cpu::conv2d_winograd_supported(s)) continue;
+    if (!cpu::conv2d_winograd_supported(s) || s.IC < 8) continue;
     const bool direct = cpu::conv2d_direct_supported(s);
     const double flops = 2.0 * s.N * s.OC * s.OH() * s.OW() * s.IC * s.KH * s.KW;
     const int64_t ws_size = std::max(
@@ -81,7 +85,7 @@ int main(int argc, char** argv) {
     const double fw = median_seconds([&] { cpu::conv2d_winograd(s, x.data(), w.data(), false, b.data(), y.data(), false, ws.data()); });
     const double gd = !direct ? NAN : median_seconds([&] { cpu::conv2d_direct_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), ws.data()); });
     const double gw = median_seconds([&] { cpu::conv2d_winograd_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), ws.data()); });
-    std::printf("%-32s %9.1f %9.1f %9.1f %9.1f\n", c.name, flops / fd / 1e9, flops / fw / 1e9,
+    std::printf("%-34s %9.1f %9.1f %9.1f %9.1f\n", c.name, flops / fd / 1e9, flops / fw / 1e9,
                 flops / gd / 1e9, flops / gw / 1e9);
   }
 }

@@ -25,6 +25,8 @@ class Shape {
   Shape with_batch(int64_t n) const;
   // "64x1x28x28"; "scalar" for rank 0.
   std::string str() const;
+  // "Nx1x28x28": the batch dimension as N (model summaries).
+  std::string str_per_batch() const;
 
   bool operator==(const Shape& other) const;
   bool operator!=(const Shape& other) const { return !(*this == other); }

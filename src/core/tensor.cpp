@@ -39,6 +39,15 @@ std::string Shape::str() const {
   return out;
 }
 
+std::string Shape::str_per_batch() const {
+  std::string out = "N";
+  for (int i = 1; i < rank_; ++i) {
+    out += 'x';
+    out += std::to_string(dims_[static_cast<size_t>(i)]);
+  }
+  return out;
+}
+
 bool Shape::operator==(const Shape& other) const {
   if (rank_ != other.rank_) return false;
   for (int i = 0; i < rank_; ++i)

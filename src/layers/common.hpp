@@ -19,6 +19,10 @@ bool use_fast_kernels() {
   }
 }
 
+// An options struct's per-axis field when set (non-zero), else its square value: kernel_h or
+// kernel.
+inline int64_t pick(int64_t specific, int64_t square) { return specific != 0 ? specific : square; }
+
 // Fills weight (and bias, if not empty) as `init` says; see Init in layers.hpp.
 template <class T>
 void initialise(Init init, Rng& rng, int64_t fan_in, int64_t fan_out, Tensor<T>& weight,

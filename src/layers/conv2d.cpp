@@ -7,29 +7,24 @@
 #include "ops/ref/ref.hpp"
 
 namespace convnet {
-namespace {
-
-int64_t pick(int64_t specific, int64_t square) { return specific != 0 ? specific : square; }
-
-}  // namespace
+namespace {}  // namespace
 
 template <class T>
 Conv2d<T>::Conv2d(const Conv2dOptions& o)
     : in_channels_(o.in_channels),
       out_channels_(o.out_channels),
-      KH_(pick(o.kernel_h, o.kernel)),
-      KW_(pick(o.kernel_w, o.kernel)),
-      SH_(pick(o.stride_h, o.stride)),
-      SW_(pick(o.stride_w, o.stride)),
-      PH_(pick(o.pad_h, o.pad)),
-      PW_(pick(o.pad_w, o.pad)),
-      DH_(pick(o.dilation_h, o.dilation)),
-      DW_(pick(o.dilation_w, o.dilation)),
+      KH_(detail::pick(o.kernel_h, o.kernel)),
+      KW_(detail::pick(o.kernel_w, o.kernel)),
+      SH_(detail::pick(o.stride_h, o.stride)),
+      SW_(detail::pick(o.stride_w, o.stride)),
+      PH_(detail::pick(o.pad_h, o.pad)),
+      PW_(detail::pick(o.pad_w, o.pad)),
+      DH_(detail::pick(o.dilation_h, o.dilation)),
+      DW_(detail::pick(o.dilation_w, o.dilation)),
       groups_(o.groups),
       has_bias_(o.bias),
       init_(o.init) {
-  CONVNET_CHECK(out_channels_ >= 1, "conv2d: out_channels must be at least 1, got ",
-                out_channels_);
+  CONVNET_CHECK(out_channels_ >= 1, "conv2d: out_channels must be at least 1, got ", out_channels_);
   CONVNET_CHECK(in_channels_ >= 0, "conv2d: in_channels must be >= 0 (0 = infer), got ",
                 in_channels_);
   CONVNET_CHECK(KH_ >= 1 && KW_ >= 1, "conv2d: kernel must be at least 1x1, got ", KH_, "x", KW_);
@@ -57,9 +52,20 @@ Shape Conv2d<T>::build(const Shape& input) {
   if (in_channels_ == 0) in_channels_ = input[1];
   CONVNET_CHECK(input[1] == in_channels_, describe(), ": expected ", in_channels_,
                 " input channels, got input ", input.str());
-  const ops::Conv2dShape s{.N = input[0], .IC = input[1], .IH = input[2], .IW = input[3],
-                           .OC = out_channels_, .KH = KH_, .KW = KW_, .SH = SH_, .SW = SW_,
-                           .PH = PH_, .PW = PW_, .DH = DH_, .DW = DW_, .G = groups_};
+  const ops::Conv2dShape s{.N = input[0],
+                           .IC = input[1],
+                           .IH = input[2],
+                           .IW = input[3],
+                           .OC = out_channels_,
+                           .KH = KH_,
+                           .KW = KW_,
+                           .SH = SH_,
+                           .SW = SW_,
+                           .PH = PH_,
+                           .PW = PW_,
+                           .DH = DH_,
+                           .DW = DW_,
+                           .G = groups_};
   s.validate(describe() + " on input " + input.str());
   const Shape wshape{out_channels_, in_channels_ / groups_, KH_, KW_};
   if (weight_.shape() != wshape) {  // first build: allocate; a rebuild keeps trained values
@@ -89,16 +95,28 @@ template <class T>
 ops::Conv2dShape kernel_shape(const Shape& x, int64_t OC, int64_t KH, int64_t KW, int64_t SH,
                               int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW,
                               int64_t G) {
-  return {.N = x[0], .IC = x[1], .IH = x[2], .IW = x[3], .OC = OC, .KH = KH, .KW = KW,
-          .SH = SH, .SW = SW, .PH = PH, .PW = PW, .DH = DH, .DW = DW, .G = G};
+  return {.N = x[0],
+          .IC = x[1],
+          .IH = x[2],
+          .IW = x[3],
+          .OC = OC,
+          .KH = KH,
+          .KW = KW,
+          .SH = SH,
+          .SW = SW,
+          .PH = PH,
+          .PW = PW,
+          .DH = DH,
+          .DW = DW,
+          .G = G};
 }
 }  // namespace
 
 template <class T>
 void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
-  const auto s = kernel_shape<T>(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_,
-                                groups_);
+  const auto s =
+      kernel_shape<T>(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_, groups_);
   y.resize(Shape{s.N, s.OC, s.OH(), s.OW()});
   const T* b = has_bias_ ? bias_.data() : nullptr;
   if constexpr (std::is_same_v<T, float>) {
@@ -112,10 +130,9 @@ void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
 }
 
 template <class T>
-void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
-                         Tensor<T>* dx) {
-  const auto s = kernel_shape<T>(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_,
-                                groups_);
+void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
+  const auto s =
+      kernel_shape<T>(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_, groups_);
   T* db = has_bias_ ? grad_bias_.data() : nullptr;
   if constexpr (std::is_same_v<T, float>) {
     if (detail::use_fast_kernels<T>()) {
@@ -123,8 +140,7 @@ void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& 
       ops::cpu::conv2d_backward_weights(s, x.data(), dy.data(), grad_weight_.data(), db,
                                         workspace_.data());
       if (dx)
-        ops::cpu::conv2d_backward_data(s, weight_.data(), dy.data(), dx->data(),
-                                       workspace_.data());
+        ops::cpu::conv2d_backward_data(s, weight_.data(), dy.data(), dx->data(), workspace_.data());
       return;
     }
   }

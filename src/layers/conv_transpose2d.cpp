@@ -14,7 +14,6 @@
 namespace convnet {
 namespace {
 
-int64_t pick(int64_t specific, int64_t square) { return specific != 0 ? specific : square; }
 int64_t pick_padding(int64_t specific, int64_t square) { return specific >= 0 ? specific : square; }
 
 }  // namespace
@@ -23,16 +22,16 @@ template <class T>
 ConvTranspose2d<T>::ConvTranspose2d(const ConvTranspose2dOptions& o)
     : in_channels_(o.in_channels),
       out_channels_(o.out_channels),
-      KH_(pick(o.kernel_h, o.kernel)),
-      KW_(pick(o.kernel_w, o.kernel)),
-      SH_(pick(o.stride_h, o.stride)),
-      SW_(pick(o.stride_w, o.stride)),
-      PH_(pick(o.pad_h, o.pad)),
-      PW_(pick(o.pad_w, o.pad)),
+      KH_(detail::pick(o.kernel_h, o.kernel)),
+      KW_(detail::pick(o.kernel_w, o.kernel)),
+      SH_(detail::pick(o.stride_h, o.stride)),
+      SW_(detail::pick(o.stride_w, o.stride)),
+      PH_(detail::pick(o.pad_h, o.pad)),
+      PW_(detail::pick(o.pad_w, o.pad)),
       OPH_(pick_padding(o.output_padding_h, o.output_padding)),
       OPW_(pick_padding(o.output_padding_w, o.output_padding)),
-      DH_(pick(o.dilation_h, o.dilation)),
-      DW_(pick(o.dilation_w, o.dilation)),
+      DH_(detail::pick(o.dilation_h, o.dilation)),
+      DW_(detail::pick(o.dilation_w, o.dilation)),
       groups_(o.groups),
       has_bias_(o.bias),
       init_(o.init) {

@@ -326,22 +326,15 @@ int64_t Graph<T>::train_flops() const {
 template <class T>
 std::string Graph<T>::summary() const {
   require_built("summary");
-  auto without_batch = [](const Shape& s) {
-    std::string out = "N";
-    for (int i = 1; i < s.rank(); ++i) {
-      out += 'x';
-      out += std::to_string(s[i]);
-    }
-    return out;
-  };
   std::ostringstream out;
   const int w1 = 40, w2 = 22, w3 = 16;
   const std::string rule(w1 + w2 + w3 + 12, '=');
   out << std::left << std::setw(w1) << "Node" << std::setw(w2) << "Inputs" << std::setw(w3)
-      << "Output shape" << std::right << std::setw(12) << "Params" << "\n"
+      << "Output shape" << std::right << std::setw(12) << "Params"
+      << "\n"
       << rule << "\n";
   out << std::left << std::setw(w1) << nodes_[0].name << std::setw(w2) << "" << std::setw(w3)
-      << without_batch(shapes_[0]) << std::right << std::setw(12) << 0 << "\n";
+      << shapes_[0].str_per_batch() << std::right << std::setw(12) << 0 << "\n";
   for (size_t v : order_) {
     const Node& node = nodes_[v];
     int64_t count = 0;
@@ -350,9 +343,9 @@ std::string Graph<T>::summary() const {
     std::string inputs;
     for (const std::string& in : node.input_names) inputs += (inputs.empty() ? "" : ",") + in;
     const std::string what = node.layer ? node.layer->describe() : node.merge->describe();
-    out << std::left << std::setw(w1) << (node.name + " " + what).substr(0, w1 - 1)
-        << std::setw(w2) << inputs.substr(0, w2 - 1) << std::setw(w3) << without_batch(shapes_[v])
-        << std::right << std::setw(12) << count << "\n";
+    out << std::left << std::setw(w1) << (node.name + " " + what).substr(0, w1 - 1) << std::setw(w2)
+        << inputs.substr(0, w2 - 1) << std::setw(w3) << shapes_[v].str_per_batch() << std::right
+        << std::setw(12) << count << "\n";
   }
   out << rule << "\nTotal params: " << this->param_count() << "\nFLOPs per sample: forward "
       << forward_flops() << ", training step " << train_flops() << "\n";
@@ -362,8 +355,8 @@ std::string Graph<T>::summary() const {
 template <class T>
 const Tensor<T>& Graph<T>::forward(const Tensor<T>& x, Mode mode) {
   require_built("forward");
-  CONVNET_CHECK(x.shape().rank() == input_shape_.rank() && x.dim(0) >= 1,
-                "graph: input has shape ", x.shape().str(), ", built for ", input_shape_.str());
+  CONVNET_CHECK(x.shape().rank() == input_shape_.rank() && x.dim(0) >= 1, "graph: input has shape ",
+                x.shape().str(), ", built for ", input_shape_.str());
   for (int d = 1; d < input_shape_.rank(); ++d)
     CONVNET_CHECK(x.dim(d) == input_shape_[d], "graph: input has shape ", x.shape().str(),
                   ", built for ", input_shape_.str());
@@ -434,7 +427,8 @@ void Graph<T>::set_profiling(bool on) {
   times_.assign(order_.size(), typename Model<T>::LayerTime{});
   for (size_t k = 0; k < order_.size(); ++k) {
     const Node& node = nodes_[order_[k]];
-    times_[k].layer = node.name + " " + (node.layer ? node.layer->describe() : node.merge->describe());
+    times_[k].layer =
+        node.name + " " + (node.layer ? node.layer->describe() : node.merge->describe());
   }
 }
 

@@ -1,15 +1,14 @@
 // Sequential: the chain rule over a list of layers. Forward runs layer 0..L-1, keeping every
 // activation; backward walks L-1..0 handing each layer the gradient of its output and
 // collecting the gradient of its input (∂L/∂x_i = J_iᵀ · ∂L/∂x_{i+1}).
-#include "convnet/model.hpp"
-
-#include "ops/cpu/cpu.hpp"
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <iomanip>
 #include <sstream>
+
+#include "convnet/model.hpp"
+#include "ops/cpu/cpu.hpp"
 
 namespace convnet {
 
@@ -83,27 +82,20 @@ int64_t Sequential<T>::train_flops() const {
 template <class T>
 std::string Sequential<T>::summary() const {
   require_built("summary");
-  auto without_batch = [](const Shape& s) {
-    std::string out = "N";
-    for (int i = 1; i < s.rank(); ++i) {
-      out += 'x';
-      out += std::to_string(s[i]);
-    }
-    return out;
-  };
   std::ostringstream out;
   const int w1 = 36, w2 = 16;
   const std::string rule(w1 + w2 + 12, '=');
   out << std::left << std::setw(w1) << "Layer" << std::setw(w2) << "Output shape" << std::right
-      << std::setw(12) << "Params" << "\n"
+      << std::setw(12) << "Params"
+      << "\n"
       << rule << "\n";
-  out << std::left << std::setw(w1) << "input" << std::setw(w2) << without_batch(shapes_[0])
+  out << std::left << std::setw(w1) << "input" << std::setw(w2) << shapes_[0].str_per_batch()
       << std::right << std::setw(12) << 0 << "\n";
   for (size_t i = 0; i < layers_.size(); ++i) {
     int64_t count = 0;
     for (const auto& p : layers_[i]->params()) count += p.value->numel();
     out << std::left << std::setw(w1) << detail::concat(i, " ", layers_[i]->describe())
-        << std::setw(w2) << without_batch(shapes_[i + 1]) << std::right << std::setw(12) << count
+        << std::setw(w2) << shapes_[i + 1].str_per_batch() << std::right << std::setw(12) << count
         << "\n";
   }
   out << rule << "\nTotal params: " << this->param_count() << "\nFLOPs per sample: forward "
@@ -125,7 +117,8 @@ const Tensor<T>& Sequential<T>::forward_from(size_t first, Mode mode) {
                 ") needs a forward() first and a layer index below ", layers_.size());
   for (size_t i = first; i < layers_.size(); ++i) {
     const Tensor<T>& in = i == 0 ? *input_ : acts_[i];
-    const auto start = profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+    const auto start =
+        profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     layers_[i]->forward(in, acts_[i + 1], mode);
     if (profiling_)
       times_[i].forward +=
@@ -155,7 +148,8 @@ void Sequential<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input) {
     } else if (grad_input) {
       dx = grad_input;
     }
-    const auto start = profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+    const auto start =
+        profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     if (dx) {  // the layer accumulates into dx, so start it at zero
       dx->resize(x.shape());
       if constexpr (std::is_same_v<T, float>) {

@@ -14,24 +14,6 @@ namespace {
 namespace fs = std::filesystem;
 const std::string kData = CONVNET_TEST_DATA_DIR;
 
-// Passes when `text` contains every one of `parts`, and shows the text when it does not.
-template <class... Parts>
-::testing::AssertionResult has(const std::string& text, const Parts&... parts) {
-  for (const std::string& part : {std::string(parts)...})
-    if (text.find(part) == std::string::npos)
-      return ::testing::AssertionFailure() << "'" << text << "' lacks '" << part << "'";
-  return ::testing::AssertionSuccess();
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 class TempDir : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -83,19 +65,23 @@ TEST_F(TempDir, WritePngRoundTripsAndResizeKeepsConstants) {
 }
 
 TEST_F(TempDir, BadImageFilesNameTheFile) {
-  EXPECT_TRUE(has(error_of([] { read_image("/nonexistent/x.png", 3); }),
-                  "/nonexistent/x.png: no such file"));
-  EXPECT_TRUE(has(error_of([&] { read_image(dir_.string(), 3); }), "is a directory"));
+  EXPECT_TRUE(testing::has(testing::error_of([] { read_image("/nonexistent/x.png", 3); }),
+                           "/nonexistent/x.png: no such file"));
+  EXPECT_TRUE(
+      testing::has(testing::error_of([&] { read_image(dir_.string(), 3); }), "is a directory"));
   const std::string truncated = kData + "/images_bad/broken/truncated.png";
-  EXPECT_TRUE(has(error_of([&] { read_image(truncated, 3); }), truncated, "cannot decode"));
+  EXPECT_TRUE(testing::has(testing::error_of([&] { read_image(truncated, 3); }), truncated,
+                           "cannot decode"));
   const std::string text = (dir_ / "notes.png").string();
   std::ofstream(text) << "hello, not a picture";
-  EXPECT_TRUE(has(error_of([&] { read_image(text, 3); }), text, "not a readable image"));
+  EXPECT_TRUE(
+      testing::has(testing::error_of([&] { read_image(text, 3); }), text, "not a readable image"));
   // A header claiming a huge picture is refused before decoding.
   const std::string big = (dir_ / "big.pgm").string();
   std::ofstream(big, std::ios::binary) << "P5\n30000 30000\n255\n" << std::string(10, '\0');
-  EXPECT_TRUE(has(error_of([&] { read_image(big, 1); }), "more than the limit"));
-  EXPECT_TRUE(has(error_of([] { read_image("x.png", 2); }), "1 (grey) or 3 (RGB)"));
+  EXPECT_TRUE(testing::has(testing::error_of([&] { read_image(big, 1); }), "more than the limit"));
+  EXPECT_TRUE(
+      testing::has(testing::error_of([] { read_image("x.png", 2); }), "1 (grey) or 3 (RGB)"));
 }
 
 TEST(ImageFolder, LoadsClassesInOrderResizedAndSkipsOtherFiles) {
@@ -122,26 +108,26 @@ TEST(ImageFolder, LoadsClassesInOrderResizedAndSkipsOtherFiles) {
 }
 
 TEST(ImageFolder, ErrorsNameTheFolderOrFile) {
-  EXPECT_TRUE(has(error_of([] {
-                    load_image_folder("/nonexistent", Shape{3, 8, 8});
-                  }),
-                  "/nonexistent: image folder not found"));
-  EXPECT_TRUE(has(error_of([] {
-                    load_image_folder(kData + "/images_bad", Shape{3, 8, 8});
-                  }),
-                  "truncated.png: cannot decode"));
-  EXPECT_TRUE(has(error_of([] {
-                    load_image_folder(kData + "/images_empty_class", Shape{3, 8, 8});
-                  }),
-                  "nothing: class folder has no images"));
-  EXPECT_TRUE(has(error_of([] {
-                    load_image_folder(kData + "/images/bar", Shape{3, 8, 8});
-                  }),
-                  "no class sub-folders"));
-  EXPECT_TRUE(has(error_of([] {
-                    load_image_folder(kData + "/images", Shape{2, 8, 8});
-                  }),
-                  "1 or 3 channels"));
+  EXPECT_TRUE(testing::has(testing::error_of([] {
+                             load_image_folder("/nonexistent", Shape{3, 8, 8});
+                           }),
+                           "/nonexistent: image folder not found"));
+  EXPECT_TRUE(testing::has(testing::error_of([] {
+                             load_image_folder(kData + "/images_bad", Shape{3, 8, 8});
+                           }),
+                           "truncated.png: cannot decode"));
+  EXPECT_TRUE(testing::has(testing::error_of([] {
+                             load_image_folder(kData + "/images_empty_class", Shape{3, 8, 8});
+                           }),
+                           "nothing: class folder has no images"));
+  EXPECT_TRUE(testing::has(testing::error_of([] {
+                             load_image_folder(kData + "/images/bar", Shape{3, 8, 8});
+                           }),
+                           "no class sub-folders"));
+  EXPECT_TRUE(testing::has(testing::error_of([] {
+                             load_image_folder(kData + "/images", Shape{2, 8, 8});
+                           }),
+                           "1 or 3 channels"));
 }
 
 // CIFAR-10 batches written here: record r of batch b has label (r + b) % 10 and pixel bytes
@@ -180,15 +166,16 @@ TEST_F(TempDir, Cifar10ReadsBatchesAndNames) {
 }
 
 TEST_F(TempDir, Cifar10ErrorsNameTheFile) {
-  EXPECT_TRUE(
-      has(error_of([&] { load_cifar10(dir_.string(), "test"); }), "test_batch.bin: no such file"));
+  EXPECT_TRUE(testing::has(testing::error_of([&] { load_cifar10(dir_.string(), "test"); }),
+                           "test_batch.bin: no such file"));
   write_cifar_batch(dir_ / "test_batch.bin", 3, 0, /*truncate=*/true);
-  EXPECT_TRUE(has(error_of([&] { load_cifar10(dir_.string(), "test"); }),
-                  "is not a whole number of CIFAR-10 records of 3073 bytes"));
+  EXPECT_TRUE(testing::has(testing::error_of([&] { load_cifar10(dir_.string(), "test"); }),
+                           "is not a whole number of CIFAR-10 records of 3073 bytes"));
   write_cifar_batch(dir_ / "test_batch.bin", 3, 0, false, /*bad_label_at=*/2);
-  EXPECT_TRUE(has(error_of([&] { load_cifar10(dir_.string(), "test"); }), "record 2 has label 10"));
-  EXPECT_TRUE(
-      has(error_of([&] { load_cifar10(dir_.string(), "valid"); }), "split must be train or test"));
+  EXPECT_TRUE(testing::has(testing::error_of([&] { load_cifar10(dir_.string(), "test"); }),
+                           "record 2 has label 10"));
+  EXPECT_TRUE(testing::has(testing::error_of([&] { load_cifar10(dir_.string(), "valid"); }),
+                           "split must be train or test"));
 }
 
 Dataset counting_set(int64_t n, int64_t channels = 2, int64_t size = 3) {
@@ -214,11 +201,12 @@ TEST(Normalization, StatsAndGatherAreExact) {
   EXPECT_NEAR(x[0], (0.4 - 0.3) / std::sqrt(0.05), 1e-5);
   EXPECT_NEAR(x[3], (0.2 - 0.3) / std::sqrt(0.05), 1e-5);
   EXPECT_NEAR(d.zero_value(0), -0.3 / std::sqrt(0.05), 1e-5);
-  EXPECT_TRUE(has(error_of([&] { d.set_normalization({0.5f}, {0.0f}); }), "stddev > 0"));
-  EXPECT_TRUE(has(error_of([&] {
-                    d.set_normalization({0.5f, 0.5f}, {1.0f, 1.0f});
-                  }),
-                  "one mean and one stddev per channel (1)"));
+  EXPECT_TRUE(
+      testing::has(testing::error_of([&] { d.set_normalization({0.5f}, {0.0f}); }), "stddev > 0"));
+  EXPECT_TRUE(testing::has(testing::error_of([&] {
+                             d.set_normalization({0.5f, 0.5f}, {1.0f, 1.0f});
+                           }),
+                           "one mean and one stddev per channel (1)"));
 }
 
 TEST(ValidationSplit, DisjointCompleteAndSeeded) {
@@ -244,7 +232,7 @@ TEST(ValidationSplit, DisjointCompleteAndSeeded) {
   for (float v : std::set<float>(seen.begin(), seen.end())) EXPECT_EQ(seen.count(v), 2u) << v;
   EXPECT_NE(split_validation(d, 0.2, 10).validation.labels(), a.validation.labels());
   EXPECT_EQ(split_validation(d, 0.001, 1).validation.size(), 1);  // at least one
-  EXPECT_TRUE(has(error_of([&] { split_validation(d, 1.0, 1); }), "[0, 1)"));
+  EXPECT_TRUE(testing::has(testing::error_of([&] { split_validation(d, 1.0, 1); }), "[0, 1)"));
 }
 
 TEST(Augmentation, CropsWithPaddingAndFlipsExactly) {

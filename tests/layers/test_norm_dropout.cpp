@@ -8,15 +8,6 @@
 namespace convnet {
 namespace {
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 // --- Dropout ---------------------------------------------------------------------------------
 
 TEST(Dropout, FractionKeptAndExactScaling) {
@@ -59,7 +50,7 @@ TEST(Dropout, EdgeProbabilities) {
   all.build(x.shape());
   all.forward(x, y, Mode::Train);
   for (int64_t i = 0; i < y.numel(); ++i) ASSERT_EQ(y[i], 0.0) << "p = 1 zeroes everything";
-  EXPECT_NE(message_of([] { Dropout<float>({.p = 1.5}); }).find("p must be in [0, 1], got 1.5"),
+  EXPECT_NE(testing::error_of([] { Dropout<float>({.p = 1.5}); }).find("p must be in [0, 1], got 1.5"),
             std::string::npos);
 }
 
@@ -158,7 +149,7 @@ TEST(BatchNorm, TrainingNeedsMoreThanOneValuePerChannel) {
   BatchNorm1d<float> bn1;
   bn1.build(Shape{4, 5});
   Tensor<float> one(Shape{1, 5}, 1.0f), y;
-  const std::string msg = message_of([&] { bn1.forward(one, y, Mode::Train); });
+  const std::string msg = testing::error_of([&] { bn1.forward(one, y, Mode::Train); });
   EXPECT_NE(msg.find("batchnorm1d 5: training needs more than 1 value per channel, got input 1x5"),
             std::string::npos)
       << msg;
@@ -175,10 +166,10 @@ TEST(BatchNorm, TrainingNeedsMoreThanOneValuePerChannel) {
 
 TEST(BatchNorm, ShapeErrors) {
   BatchNorm2d<float> bn2;
-  EXPECT_NE(message_of([&] { bn2.build(Shape{2, 6}); }).find("expected an NxCxHxW input"),
+  EXPECT_NE(testing::error_of([&] { bn2.build(Shape{2, 6}); }).find("expected an NxCxHxW input"),
             std::string::npos);
   BatchNorm1d<float> bn1({.num_features = 4});
-  EXPECT_NE(message_of([&] { bn1.build(Shape{2, 5}); })
+  EXPECT_NE(testing::error_of([&] { bn1.build(Shape{2, 5}); })
                 .find("batchnorm1d 4: expected 4 channels, got input 2x5"),
             std::string::npos);
   EXPECT_THROW(BatchNorm2d<float>({.eps = 0}), Error);

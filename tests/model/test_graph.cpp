@@ -7,19 +7,6 @@
 namespace convnet {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-::testing::AssertionResult has(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "'" << text << "' lacks '" << part << "'";
-}
-
 TEST(Graph, ChainMatchesSequentialBitForBit) {
   Sequential<float> seq = make_sequential<float>("lenet");
   Graph<float> graph;
@@ -66,10 +53,10 @@ TEST(Graph, WiringMistakesNameTheNode) {
     Graph<float> g;
     g.emplace<ReLU>("a", {"input"});
     g.emplace<ReLU>("b", {"missing"});
-    EXPECT_TRUE(has(error_of([&] {
-                      g.build(Shape{1, 2});
-                    }),
-                    "node 'b' reads 'missing', which is not a node"));
+    EXPECT_TRUE(testing::has(testing::error_of([&] {
+                               g.build(Shape{1, 2});
+                             }),
+                             "node 'b' reads 'missing', which is not a node"));
   }
   {
     Graph<float> g;  // a -> b -> c -> a, and the output reads c
@@ -77,45 +64,51 @@ TEST(Graph, WiringMistakesNameTheNode) {
     g.emplace<ReLU>("b", {"a"});
     g.emplace<ReLU>("c", {"b"});
     g.emplace<Add>("out", {"c", "input"});
-    EXPECT_TRUE(has(error_of([&] { g.build(Shape{1, 2}); }), "node 'a' is on a cycle"));
+    EXPECT_TRUE(testing::has(testing::error_of([&] {
+                               g.build(Shape{1, 2});
+                             }),
+                             "node 'a' is on a cycle"));
   }
   {
     Graph<float> g;
     g.emplace<ReLU>("used", {"input"});
     g.emplace<Tanh>("dangling", {"input"});
     g.emplace<Sigmoid>("out", {"used"});
-    EXPECT_TRUE(has(error_of([&] {
-                      g.build(Shape{1, 2});
-                    }),
-                    "node 'dangling' does not lead to the output 'out'"));
+    EXPECT_TRUE(testing::has(testing::error_of([&] {
+                               g.build(Shape{1, 2});
+                             }),
+                             "node 'dangling' does not lead to the output 'out'"));
   }
   {
     Graph<float> g;
     g.emplace<ReLU>("a", {"input"});
-    EXPECT_TRUE(
-        has(error_of([&] { g.emplace<ReLU>("a", {"input"}); }), "a node named 'a' already exists"));
-    EXPECT_TRUE(has(error_of([&] { g.emplace<ReLU>("input", {"a"}); }),
-                    "a node named 'input' already exists"));
+    EXPECT_TRUE(testing::has(testing::error_of([&] { g.emplace<ReLU>("a", {"input"}); }),
+                             "a node named 'a' already exists"));
+    EXPECT_TRUE(testing::has(testing::error_of([&] { g.emplace<ReLU>("input", {"a"}); }),
+                             "a node named 'input' already exists"));
     g.emplace<ReLU>("two", {"a", "input"});
-    EXPECT_TRUE(has(error_of([&] {
-                      g.build(Shape{1, 2});
-                    }),
-                    "node 'two' (relu) takes exactly 1 input, got 2"));
+    EXPECT_TRUE(testing::has(testing::error_of([&] {
+                               g.build(Shape{1, 2});
+                             }),
+                             "node 'two' (relu) takes exactly 1 input, got 2"));
   }
   {
     Graph<float> g;
     g.emplace<Linear>("fc", {"input"}, LinearOptions{.out_features = 3});
     g.emplace<Add>("sum", {"fc", "input"});
-    EXPECT_TRUE(has(error_of([&] {
-                      g.build(Shape{4, 5});
-                    }),
-                    "node 'sum': add: input 1 has shape 4x5 but input 0 has 4x3"));
+    EXPECT_TRUE(testing::has(testing::error_of([&] {
+                               g.build(Shape{4, 5});
+                             }),
+                             "node 'sum': add: input 1 has shape 4x5 but input 0 has 4x3"));
   }
   {
     Graph<float> g;
     g.emplace<ReLU>("a", {"input"});
     g.set_output("nope");
-    EXPECT_TRUE(has(error_of([&] { g.build(Shape{1, 2}); }), "output 'nope' is not a layer node"));
+    EXPECT_TRUE(testing::has(testing::error_of([&] {
+                               g.build(Shape{1, 2});
+                             }),
+                             "output 'nope' is not a layer node"));
   }
 }
 

@@ -8,15 +8,6 @@
 namespace convnet {
 namespace {
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 TEST(Sequential, LeNetShapesAndParameterCount) {
   Sequential<float> m = make_sequential<float>("lenet");
   m.build(Shape{64, 1, 28, 28}, 1);
@@ -45,13 +36,13 @@ TEST(Sequential, VggSmallInfersShapes) {
 
 TEST(Sequential, ImpossibleNetworkNamesLayerAndShapes) {
   Sequential<float> m = make_sequential<float>("lenet");
-  const std::string msg = message_of([&] { m.build(Shape{1, 1, 8, 8}); });
+  const std::string msg = testing::error_of([&] { m.build(Shape{1, 1, 8, 8}); });
   // 8 -> pool 4 -> conv 5x5 without padding cannot fit.
   EXPECT_NE(msg.find("layer 3"), std::string::npos) << msg;
   EXPECT_NE(msg.find("conv2d 5x5"), std::string::npos) << msg;
   EXPECT_NE(msg.find("1x6x4x4"), std::string::npos) << msg;
   EXPECT_NE(msg.find("smaller than the (dilated) kernel 5x5"), std::string::npos) << msg;
-  EXPECT_NE(message_of([] { make_model<float>("resnet"); }).find("known: lenet, vgg-small, resnet-small"),
+  EXPECT_NE(testing::error_of([] { make_model<float>("resnet"); }).find("known: lenet, vgg-small, resnet-small"),
             std::string::npos);
 }
 
@@ -59,7 +50,7 @@ TEST(Sequential, WrongInputShapeAtForward) {
   Sequential<float> m = make_sequential<float>("lenet");
   m.build(Shape{4, 1, 28, 28}, 1);
   Tensor<float> x(Shape{4, 3, 28, 28});
-  const std::string msg = message_of([&] { m.forward(x, Mode::Eval); });
+  const std::string msg = testing::error_of([&] { m.forward(x, Mode::Eval); });
   EXPECT_NE(msg.find("expected input Nx1x28x28, got 4x3x28x28"), std::string::npos) << msg;
 }
 
@@ -89,7 +80,7 @@ TEST(Sequential, DivergenceIsAnErrorAndWeightsAreKept) {
   SoftmaxCrossEntropy<float> ce;
   Sgd<float> sgd({.lr = 0.1});
   const Tensor<float> before = *m.params()[0].value;
-  const std::string msg = message_of([&] { m.train_step(x, {.labels = labels}, ce, sgd); });
+  const std::string msg = testing::error_of([&] { m.train_step(x, {.labels = labels}, ce, sgd); });
   EXPECT_NE(msg.find("loss is nan"), std::string::npos) << msg;
   EXPECT_TRUE(testing::all_close(*m.params()[0].value, before, 0, 0));
 }
@@ -102,7 +93,7 @@ TEST(Sequential, LabelOutOfRange) {
   SoftmaxCrossEntropy<float> ce;
   Sgd<float> sgd;
   const std::string msg =
-      message_of([&] { m.train_step(Tensor<float>(Shape{1, 2}), {.labels = labels}, ce, sgd); });
+      testing::error_of([&] { m.train_step(Tensor<float>(Shape{1, 2}), {.labels = labels}, ce, sgd); });
   EXPECT_NE(msg.find("label 3 of sample 0 is outside [0, 3)"), std::string::npos) << msg;
 }
 

@@ -42,6 +42,25 @@ Tensor<T> random_distinct(const Shape& shape, Rng& rng) {
   return t;
 }
 
+// The message of the convnet::Error that f throws, or "(no error)".
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// Passes when `text` contains every one of `parts`, and shows the text when it does not.
+template <class... Parts>
+::testing::AssertionResult has(const std::string& text, const Parts&... parts) {
+  for (const std::string& part : {std::string(parts)...})
+    if (text.find(part) == std::string::npos)
+      return ::testing::AssertionFailure() << "'" << text << "' lacks '" << part << "'";
+  return ::testing::AssertionSuccess();
+}
+
 // Asserts |got - want| <= atol + rtol·|want| element-wise; reports the first failure and the
 // largest errors.
 template <class A, class B>
