@@ -13,6 +13,7 @@
 #include "convnet/rng.hpp"
 #include "convnet/runtime.hpp"
 #include "convnet/shape.hpp"
+#include "convnet/spec.hpp"
 #include "convnet/tensor.hpp"
 #include "convnet/train.hpp"
 #include "convnet/zoo.hpp"
