@@ -1,6 +1,7 @@
 // convnet: the whole public API in one include.
 #pragma once
 
+#include "convnet/checkpoint.hpp"
 #include "convnet/data.hpp"
 #include "convnet/error.hpp"
 #include "convnet/gradcheck.hpp"
@@ -12,7 +13,9 @@
 #include "convnet/optim.hpp"
 #include "convnet/rng.hpp"
 #include "convnet/runtime.hpp"
+#include "convnet/safetensors.hpp"
 #include "convnet/shape.hpp"
+#include "convnet/spec.hpp"
 #include "convnet/tensor.hpp"
 #include "convnet/train.hpp"
 #include "convnet/zoo.hpp"

@@ -23,6 +23,8 @@ class MergeLayer {
   virtual ~MergeLayer() = default;
   virtual std::string kind() const = 0;
   virtual std::string describe() const { return kind(); }
+  // As Layer::spec(): the kind and its options (Add and Concat have none).
+  virtual std::string spec() const { return kind(); }
   // Checks the input shapes (batch dimension included) and returns the output shape.
   virtual Shape build(std::span<const Shape> inputs) = 0;
   virtual void forward(std::span<const Tensor<T>* const> xs, Tensor<T>& y) = 0;
@@ -108,6 +110,10 @@ class Graph final : public Model<T> {
   int64_t train_flops() const override;
   // Node, its inputs, output shape and parameters, one line each.
   std::string summary() const override;
+  // "model graph input=NAME", one "node NAME KIND in=A[,B...] options" line per node in the
+  // order they were added, and "output NAME" if set_output() was called.
+  std::string spec() const override;
+  std::vector<NamedLayer<T>> named_layers() const override;
 
   const Tensor<T>& forward(const Tensor<T>& x, Mode mode) override;
   void backward(const Tensor<T>& dy, Tensor<T>* grad_input = nullptr) override;

@@ -56,6 +56,10 @@ class Layer {
   virtual std::string kind() const = 0;
   // Human description with hyperparameters: "conv2d 5x5/1 pad 2 -> 6".
   virtual std::string describe() const { return kind(); }
+  // The layer as a model-spec entry (docs/model-spec.md): its kind, then every option that
+  // differs from its default as key=value, in declaration order: "conv2d out_channels=6
+  // kernel=5 pad=2". parse_model_spec() reads it back to an identical layer.
+  virtual std::string spec() const { return kind(); }
   // Checks the input shape (the batch dimension included), allocates parameters (first build
   // only) and caches, and returns the output shape. Throws convnet::Error naming the layer and
   // both shapes when the input cannot work.
@@ -76,6 +80,10 @@ class Layer {
   // forward passes compute one fixed function that finite differences can probe. Off by default;
   // a no-op for deterministic layers.
   virtual void set_replay(bool /*on*/) {}
+  // The state of the layer's own random stream (Dropout's), as text, so a checkpoint resumes the
+  // same masks; empty for layers without one. set_rng_state() takes what rng_state() returned.
+  virtual std::string rng_state() const { return {}; }
+  virtual void set_rng_state(const std::string& /*state*/) {}
   // Floating-point operations of one forward pass for one sample of the built shape, counting a
   // multiply-add as 2 (convolutions and fully connected layers; elementwise layers count 0).
   // Backward data and backward weights each cost the same again.
@@ -110,6 +118,8 @@ class Conv2d final : public Layer<T> {
   explicit Conv2d(const Conv2dOptions& options);
   std::string kind() const override { return "conv2d"; }
   std::string describe() const override;
+  std::string spec() const override;
+  const Conv2dOptions& options() const { return options_; }  // as constructed
   Shape build(const Shape& input) override;
   void init(Rng& rng) override;
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
@@ -124,6 +134,7 @@ class Conv2d final : public Layer<T> {
   Tensor<T>& grad_bias() { return grad_bias_; }
 
  private:
+  Conv2dOptions options_;
   int64_t in_channels_, out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_, groups_;
   bool has_bias_;
   Init init_;
@@ -158,6 +169,8 @@ class ConvTranspose2d final : public Layer<T> {
   explicit ConvTranspose2d(const ConvTranspose2dOptions& options);
   std::string kind() const override { return "conv_transpose2d"; }
   std::string describe() const override;
+  std::string spec() const override;
+  const ConvTranspose2dOptions& options() const { return options_; }  // as constructed
   Shape build(const Shape& input) override;
   void init(Rng& rng) override;
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
@@ -172,6 +185,7 @@ class ConvTranspose2d final : public Layer<T> {
   Tensor<T>& grad_bias() { return grad_bias_; }
 
  private:
+  ConvTranspose2dOptions options_;
   int64_t in_channels_, out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, OPH_, OPW_, DH_, DW_,
       groups_;
   bool has_bias_;
@@ -199,12 +213,15 @@ class MaxPool2d final : public Layer<T> {
   explicit MaxPool2d(const Pool2dOptions& options);
   std::string kind() const override { return "maxpool2d"; }
   std::string describe() const override;
+  std::string spec() const override;
+  const Pool2dOptions& options() const { return options_; }  // as constructed
   Shape build(const Shape& input) override;
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                 Tensor<T>* dx) override;
 
  private:
+  Pool2dOptions options_;
   int64_t KH_, KW_, SH_, SW_, PH_, PW_;
   std::vector<int32_t> argmax_;  // winner's in-plane index per output, written in Mode::Train
 };
@@ -216,12 +233,15 @@ class AvgPool2d final : public Layer<T> {
   explicit AvgPool2d(const Pool2dOptions& options);
   std::string kind() const override { return "avgpool2d"; }
   std::string describe() const override;
+  std::string spec() const override;
+  const Pool2dOptions& options() const { return options_; }  // as constructed
   Shape build(const Shape& input) override;
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                 Tensor<T>* dx) override;
 
  private:
+  Pool2dOptions options_;
   int64_t KH_, KW_, SH_, SW_, PH_, PW_;
   bool count_pad_;
 };
@@ -253,6 +273,8 @@ class Linear final : public Layer<T> {
   explicit Linear(const LinearOptions& options);
   std::string kind() const override { return "linear"; }
   std::string describe() const override;
+  std::string spec() const override;
+  const LinearOptions& options() const { return options_; }  // as constructed
   Shape build(const Shape& input) override;
   void init(Rng& rng) override;
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
@@ -267,6 +289,7 @@ class Linear final : public Layer<T> {
   Tensor<T>& grad_bias() { return grad_bias_; }
 
  private:
+  LinearOptions options_;
   int64_t in_features_, out_features_;
   bool has_bias_;
   Init init_;
@@ -308,6 +331,8 @@ class LeakyReLU final : public Activation<T> {
   explicit LeakyReLU(T slope = T(0.01)) : slope_(slope) {}
   std::string kind() const override { return "leaky_relu"; }
   std::string describe() const override;
+  std::string spec() const override;
+  T slope() const { return slope_; }
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                 Tensor<T>* dx) override;
@@ -375,6 +400,8 @@ class ELU final : public Activation<T> {
   explicit ELU(T alpha = T(1)) : alpha_(alpha) {}
   std::string kind() const override { return "elu"; }
   std::string describe() const override;
+  std::string spec() const override;
+  T alpha() const { return alpha_; }
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                 Tensor<T>* dx) override;
@@ -401,17 +428,22 @@ class Dropout final : public Layer<T> {
   explicit Dropout(const DropoutOptions& options = {});
   std::string kind() const override { return "dropout"; }
   std::string describe() const override;
+  std::string spec() const override;
+  const DropoutOptions& options() const { return options_; }  // as constructed
   Shape build(const Shape& input) override;
   void init(Rng& rng) override;
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                 Tensor<T>* dx) override;
   void set_replay(bool on) override { replay_ = on; }
+  std::string rng_state() const override;
+  void set_rng_state(const std::string& state) override;
 
   // The last Train mask: 0 or 1/(1 − p) per element.
   const Tensor<T>& mask() const { return mask_; }
 
  private:
+  DropoutOptions options_;
   double p_;
   uint64_t seed_;
   Rng rng_;
@@ -440,6 +472,8 @@ template <class T>
 class BatchNorm : public Layer<T> {
  public:
   std::string describe() const override;
+  std::string spec() const override;
+  const BatchNormOptions& options() const { return options_; }  // as constructed
   Shape build(const Shape& input) override;
   // γ = 1, β = 0, running_mean = 0, running_var = 1 (PyTorch's reset_parameters).
   void init(Rng& rng) override;
@@ -461,6 +495,7 @@ class BatchNorm : public Layer<T> {
   BatchNorm(const BatchNormOptions& options, bool spatial);
 
  private:
+  BatchNormOptions options_;
   int64_t channels_;
   double eps_, momentum_;
   bool affine_, spatial_;

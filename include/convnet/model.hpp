@@ -16,6 +16,14 @@
 
 namespace convnet {
 
+// A layer of a model with the name its parameters carry: "layer<i>" in a Sequential, the node
+// name in a Graph.
+template <class T>
+struct NamedLayer {
+  std::string name;
+  Layer<T>* layer;
+};
+
 struct StepResult {
   double loss = 0;       // mean loss of the batch
   int64_t correct = 0;   // samples whose arg-max output equals the label (0 without labels)
@@ -51,6 +59,11 @@ class Model {
   virtual int64_t train_flops() const = 0;
   // A table like Keras's model.summary().
   virtual std::string summary() const = 0;
+  // The model as model-spec text (docs/model-spec.md; built or not): parse_model_spec() reads
+  // it back to a model with the same layers, options, names and wiring.
+  virtual std::string spec() const = 0;
+  // Every single-input layer (a Graph's merge nodes excluded), in the order they were added.
+  virtual std::vector<NamedLayer<T>> named_layers() const = 0;
 
   // Runs the model. x's batch may differ from the built one; the other dimensions may not.
   // In Mode::Train, x must stay alive until backward().
@@ -135,6 +148,9 @@ class Sequential final : public Model<T> {
   int64_t train_flops() const override;
   // Layer, output shape, parameters.
   std::string summary() const override;
+  // "model sequential", then one "layer KIND options" line per layer.
+  std::string spec() const override;
+  std::vector<NamedLayer<T>> named_layers() const override;
 
   // Runs every layer. x's batch may differ from the built one; the other dimensions may not.
   // In Mode::Train, x must stay alive until backward().

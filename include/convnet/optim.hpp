@@ -25,10 +25,20 @@ class Optimizer {
   virtual double learning_rate() const = 0;
   virtual void set_learning_rate(double lr) = 0;
 
+  // Checkpointing. The state kept per parameter tensor, by PyTorch's names for it
+  // ("momentum_buffer"; "exp_avg", "exp_avg_sq"; "square_avg", "grad_avg", "momentum_buffer").
+  virtual std::vector<std::string> state_names() const = 0;
+  // State of parameter i: state_names().size() vectors of its size. Empty before the first step.
+  const std::vector<std::vector<T>>& state(size_t param) const { return state_.at(param); }
+  size_t state_size() const { return state_.size(); }  // parameters with state; 0 before a step
+  // Continues from a saved step count and state (state[param][k] as state() returns them; empty
+  // with steps 0). The next step() checks it against the parameters it is given.
+  void restore(int64_t steps, std::vector<std::vector<std::vector<T>>> state);
+
  protected:
-  // Updates one tensor; `state` holds state_count() tensors of the same size, zero at first.
+  // Updates one tensor; `state` holds state_names().size() tensors of the same size, zero at
+  // first.
   virtual void update(std::span<T> p, std::span<const T> g, std::vector<std::vector<T>>& state) = 0;
-  virtual int state_count() const = 0;
   int64_t steps_ = 0;
 
  private:
@@ -55,10 +65,13 @@ class Sgd final : public Optimizer<T> {
   std::string name() const override { return "sgd"; }
   double learning_rate() const override { return o_.lr; }
   void set_learning_rate(double lr) override { o_.lr = lr; }
+  std::vector<std::string> state_names() const override {
+    if (o_.momentum == 0.0) return {};
+    return {"momentum_buffer"};
+  }
 
  private:
   void update(std::span<T> p, std::span<const T> g, std::vector<std::vector<T>>& state) override;
-  int state_count() const override { return o_.momentum != 0.0 ? 1 : 0; }
   SgdOptions o_;
 };
 
@@ -84,10 +97,10 @@ class Adam final : public Optimizer<T> {
   std::string name() const override { return o_.decoupled ? "adamw" : "adam"; }
   double learning_rate() const override { return o_.lr; }
   void set_learning_rate(double lr) override { o_.lr = lr; }
+  std::vector<std::string> state_names() const override { return {"exp_avg", "exp_avg_sq"}; }
 
  private:
   void update(std::span<T> p, std::span<const T> g, std::vector<std::vector<T>>& state) override;
-  int state_count() const override { return 2; }
   AdamOptions o_;
 };
 
@@ -112,10 +125,12 @@ class RmsProp final : public Optimizer<T> {
   std::string name() const override { return "rmsprop"; }
   double learning_rate() const override { return o_.lr; }
   void set_learning_rate(double lr) override { o_.lr = lr; }
+  std::vector<std::string> state_names() const override {
+    return {"square_avg", "grad_avg", "momentum_buffer"};
+  }
 
  private:
   void update(std::span<T> p, std::span<const T> g, std::vector<std::vector<T>>& state) override;
-  int state_count() const override { return 3; }
   RmsPropOptions o_;
 };
 

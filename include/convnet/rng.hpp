@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <string>
 
 namespace convnet {
 
@@ -33,6 +34,11 @@ class Rng {
 
   // Derives an independent stream, e.g. the shuffle for one epoch: Rng(seed).split(epoch).
   Rng split(uint64_t stream) const;
+
+  // The engine's whole state as text (the standard's textual form of mt19937_64: 312 numbers),
+  // and back; for checkpoints. set_state() throws convnet::Error on text state() did not write.
+  std::string state() const;
+  void set_state(const std::string& text);
 
  private:
   std::mt19937_64 engine_;

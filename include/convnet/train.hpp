@@ -12,7 +12,10 @@
 namespace convnet {
 
 struct FitOptions {
-  int epochs = 1;
+  int epochs = 1;  // the total: training runs epochs completed_epochs + 1 ... epochs
+  // Epochs already run (resuming from a checkpoint). Each epoch's shuffle and augmentation come
+  // from (seed, epoch), so resuming after epoch k continues exactly as an unbroken run would.
+  int completed_epochs = 0;
   int64_t batch = 64;
   uint64_t seed = 1;  // shuffling and augmentation; the model's initialisation has its own seed
   Augmentation augment{};  // applied to training batches only

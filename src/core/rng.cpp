@@ -3,6 +3,9 @@
 
 #include <cmath>
 #include <numbers>
+#include <sstream>
+
+#include "convnet/error.hpp"
 
 namespace convnet {
 
@@ -31,6 +34,21 @@ Rng Rng::split(uint64_t stream) const {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   z ^= z >> 31;
   return Rng(z);
+}
+
+std::string Rng::state() const {
+  std::ostringstream out;
+  out << engine_;
+  return out.str();
+}
+
+void Rng::set_state(const std::string& text) {
+  std::istringstream in(text);
+  std::mt19937_64 engine;
+  in >> engine;
+  CONVNET_CHECK(!in.fail() && (in >> std::ws).eof(), "rng: not a random-number state (",
+                text.size(), " characters of text that do not read as an mt19937_64 state)");
+  engine_ = engine;
 }
 
 }  // namespace convnet

@@ -54,6 +54,10 @@ std::string LeakyReLU<T>::describe() const {
   return detail::concat("leaky_relu ", slope_);
 }
 template <class T>
+std::string LeakyReLU<T>::spec() const {
+  return slope_ == T(0.01) ? kind() : kind() + " slope=" + detail::format_number(slope_);
+}
+template <class T>
 void LeakyReLU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
@@ -151,6 +155,10 @@ void SiLU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy
 template <class T>
 std::string ELU<T>::describe() const {
   return detail::concat("elu ", alpha_);
+}
+template <class T>
+std::string ELU<T>::spec() const {
+  return alpha_ == T(1) ? kind() : kind() + " alpha=" + detail::format_number(alpha_);
 }
 template <class T>
 void ELU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {

@@ -8,7 +8,7 @@
 namespace convnet {
 
 template <class T>
-AvgPool2d<T>::AvgPool2d(const Pool2dOptions& o) : count_pad_(o.count_pad) {
+AvgPool2d<T>::AvgPool2d(const Pool2dOptions& o) : options_(o), count_pad_(o.count_pad) {
   const auto g = detail::resolve_pool(o, "avgpool2d");
   KH_ = g.KH, KW_ = g.KW, SH_ = g.SH, SW_ = g.SW, PH_ = g.PH, PW_ = g.PW;
 }
@@ -18,6 +18,11 @@ std::string AvgPool2d<T>::describe() const {
   std::string d = detail::describe_pool("avgpool2d", {KH_, KW_, SH_, SW_, PH_, PW_});
   if (!count_pad_ && (PH_ || PW_)) d += " exclude-pad";
   return d;
+}
+
+template <class T>
+std::string AvgPool2d<T>::spec() const {
+  return detail::join_spec(kind(), detail::options_spec(options_, /*count_pad=*/true));
 }
 
 template <class T>

@@ -12,7 +12,8 @@ namespace convnet {
 
 template <class T>
 BatchNorm<T>::BatchNorm(const BatchNormOptions& o, bool spatial)
-    : channels_(o.num_features), eps_(o.eps), momentum_(o.momentum), affine_(o.affine),
+    : options_(o),
+      channels_(o.num_features), eps_(o.eps), momentum_(o.momentum), affine_(o.affine),
       spatial_(spatial) {
   const char* name = spatial ? "batchnorm2d" : "batchnorm1d";
   CONVNET_CHECK(o.num_features >= 0, name, ": num_features must be >= 0 (0 = infer), got ",
@@ -26,6 +27,11 @@ template <class T>
 std::string BatchNorm<T>::describe() const {
   return detail::concat(this->kind(), " ", channels_ ? std::to_string(channels_) : "?",
                         affine_ ? "" : " no-affine");
+}
+
+template <class T>
+std::string BatchNorm<T>::spec() const {
+  return detail::join_spec(this->kind(), detail::options_spec(options_));
 }
 
 template <class T>

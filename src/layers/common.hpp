@@ -28,4 +28,21 @@ template <class T>
 void initialise(Init init, Rng& rng, int64_t fan_in, int64_t fan_out, Tensor<T>& weight,
                 Tensor<T>& bias);
 
+// --- model-spec text (defined in src/model/spec.cpp, beside the parser that reads it back) --
+// A layer's options as spec text: every option that differs from its default, as key=value in
+// declaration order ("out_channels=6 kernel=5 pad=2"); empty when all are defaults.
+std::string options_spec(const Conv2dOptions& o);
+std::string options_spec(const ConvTranspose2dOptions& o);
+std::string options_spec(const Pool2dOptions& o, bool count_pad);  // count_pad: AvgPool2d's
+std::string options_spec(const LinearOptions& o);
+std::string options_spec(const DropoutOptions& o);
+std::string options_spec(const BatchNormOptions& o);
+// The shortest text that reads back to exactly v ("0.01", "1e-05").
+std::string format_number(float v);
+std::string format_number(double v);
+// "kind" or "kind options".
+inline std::string join_spec(const std::string& kind, const std::string& options) {
+  return options.empty() ? kind : kind + " " + options;
+}
+
 }  // namespace convnet::detail

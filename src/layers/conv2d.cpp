@@ -11,7 +11,8 @@ namespace {}  // namespace
 
 template <class T>
 Conv2d<T>::Conv2d(const Conv2dOptions& o)
-    : in_channels_(o.in_channels),
+    : options_(o),
+      in_channels_(o.in_channels),
       out_channels_(o.out_channels),
       KH_(detail::pick(o.kernel_h, o.kernel)),
       KW_(detail::pick(o.kernel_w, o.kernel)),
@@ -44,6 +45,11 @@ std::string Conv2d<T>::describe() const {
   if (groups_ != 1) d += detail::concat(" groups ", groups_);
   if (!has_bias_) d += " no-bias";
   return d;
+}
+
+template <class T>
+std::string Conv2d<T>::spec() const {
+  return detail::join_spec(kind(), detail::options_spec(options_));
 }
 
 template <class T>

@@ -20,7 +20,8 @@ int64_t pick_padding(int64_t specific, int64_t square) { return specific >= 0 ? 
 
 template <class T>
 ConvTranspose2d<T>::ConvTranspose2d(const ConvTranspose2dOptions& o)
-    : in_channels_(o.in_channels),
+    : options_(o),
+      in_channels_(o.in_channels),
       out_channels_(o.out_channels),
       KH_(detail::pick(o.kernel_h, o.kernel)),
       KW_(detail::pick(o.kernel_w, o.kernel)),
@@ -67,6 +68,11 @@ std::string ConvTranspose2d<T>::describe() const {
   if (groups_ != 1) d += detail::concat(" groups ", groups_);
   if (!has_bias_) d += " no-bias";
   return d;
+}
+
+template <class T>
+std::string ConvTranspose2d<T>::spec() const {
+  return detail::join_spec(kind(), detail::options_spec(options_));
 }
 
 namespace {

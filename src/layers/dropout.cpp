@@ -8,13 +8,28 @@
 namespace convnet {
 
 template <class T>
-Dropout<T>::Dropout(const DropoutOptions& o) : p_(o.p), seed_(o.seed), rng_(o.seed) {
+Dropout<T>::Dropout(const DropoutOptions& o) : options_(o), p_(o.p), seed_(o.seed), rng_(o.seed) {
   CONVNET_CHECK(o.p >= 0.0 && o.p <= 1.0, "dropout: p must be in [0, 1], got ", o.p);
 }
 
 template <class T>
 std::string Dropout<T>::describe() const {
   return detail::concat("dropout ", p_);
+}
+
+template <class T>
+std::string Dropout<T>::spec() const {
+  return detail::join_spec(kind(), detail::options_spec(options_));
+}
+
+template <class T>
+std::string Dropout<T>::rng_state() const {
+  return rng_.state();
+}
+
+template <class T>
+void Dropout<T>::set_rng_state(const std::string& state) {
+  rng_.set_state(state);
 }
 
 template <class T>

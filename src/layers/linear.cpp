@@ -7,7 +7,8 @@ namespace convnet {
 
 template <class T>
 Linear<T>::Linear(const LinearOptions& o)
-    : in_features_(o.in_features), out_features_(o.out_features), has_bias_(o.bias),
+    : options_(o),
+      in_features_(o.in_features), out_features_(o.out_features), has_bias_(o.bias),
       init_(o.init) {
   CONVNET_CHECK(out_features_ >= 1, "linear: out_features must be at least 1, got ",
                 out_features_);
@@ -19,6 +20,11 @@ template <class T>
 std::string Linear<T>::describe() const {
   return detail::concat("linear ", in_features_ ? std::to_string(in_features_) : "?", "->",
                         out_features_, has_bias_ ? "" : " no-bias");
+}
+
+template <class T>
+std::string Linear<T>::spec() const {
+  return detail::join_spec(kind(), detail::options_spec(options_));
 }
 
 template <class T>

@@ -8,7 +8,7 @@
 namespace convnet {
 
 template <class T>
-MaxPool2d<T>::MaxPool2d(const Pool2dOptions& o) {
+MaxPool2d<T>::MaxPool2d(const Pool2dOptions& o) : options_(o) {
   const auto g = detail::resolve_pool(o, "maxpool2d");
   KH_ = g.KH, KW_ = g.KW, SH_ = g.SH, SW_ = g.SW, PH_ = g.PH, PW_ = g.PW;
 }
@@ -16,6 +16,11 @@ MaxPool2d<T>::MaxPool2d(const Pool2dOptions& o) {
 template <class T>
 std::string MaxPool2d<T>::describe() const {
   return detail::describe_pool("maxpool2d", {KH_, KW_, SH_, SW_, PH_, PW_});
+}
+
+template <class T>
+std::string MaxPool2d<T>::spec() const {
+  return detail::join_spec(kind(), detail::options_spec(options_, /*count_pad=*/false));
 }
 
 template <class T>

@@ -353,6 +353,31 @@ std::string Graph<T>::summary() const {
 }
 
 template <class T>
+std::string Graph<T>::spec() const {
+  std::string out = "model graph input=" + nodes_[0].name + "\n";
+  for (size_t v = 1; v < nodes_.size(); ++v) {
+    const Node& node = nodes_[v];
+    const std::string what = node.layer ? node.layer->spec() : node.merge->spec();
+    const size_t space = what.find(' ');  // "kind options": in= goes between the two
+    std::string inputs;
+    for (const std::string& in : node.input_names) inputs += (inputs.empty() ? "" : ",") + in;
+    out += "node " + node.name + " " + what.substr(0, space) + " in=" + inputs;
+    if (space != std::string::npos) out += what.substr(space);
+    out += "\n";
+  }
+  if (!output_name_.empty()) out += "output " + output_name_ + "\n";
+  return out;
+}
+
+template <class T>
+std::vector<NamedLayer<T>> Graph<T>::named_layers() const {
+  std::vector<NamedLayer<T>> out;
+  for (const Node& node : nodes_)
+    if (node.layer) out.push_back({node.name, node.layer.get()});
+  return out;
+}
+
+template <class T>
 const Tensor<T>& Graph<T>::forward(const Tensor<T>& x, Mode mode) {
   require_built("forward");
   CONVNET_CHECK(x.shape().rank() == input_shape_.rank() && x.dim(0) >= 1, "graph: input has shape ",

@@ -104,6 +104,21 @@ std::string Sequential<T>::summary() const {
 }
 
 template <class T>
+std::string Sequential<T>::spec() const {
+  std::string out = "model sequential\n";
+  for (const auto& layer : layers_) out += "layer " + layer->spec() + "\n";
+  return out;
+}
+
+template <class T>
+std::vector<NamedLayer<T>> Sequential<T>::named_layers() const {
+  std::vector<NamedLayer<T>> out;
+  for (size_t i = 0; i < layers_.size(); ++i)
+    out.push_back({detail::concat("layer", i), layers_[i].get()});
+  return out;
+}
+
+template <class T>
 const Tensor<T>& Sequential<T>::forward(const Tensor<T>& x, Mode mode) {
   require_built("forward");
   input_ = &x;

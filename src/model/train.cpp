@@ -53,6 +53,9 @@ std::vector<EpochStats> fit(Model<float>& model, const Dataset& train, const Dat
                             const FitOptions& options,
                             const std::function<void(const EpochStats&)>& on_epoch) {
   CONVNET_CHECK(options.epochs >= 1, "fit: epochs must be at least 1, got ", options.epochs);
+  CONVNET_CHECK(options.completed_epochs >= 0 && options.completed_epochs < options.epochs,
+                "fit: completed_epochs must be in [0, epochs = ", options.epochs, "), got ",
+                options.completed_epochs);
   CONVNET_CHECK(options.batch >= 1 && options.batch <= model.input_shape()[0],
                 "fit: batch must be between 1 and the built batch size ",
                 model.input_shape()[0], ", got ", options.batch);
@@ -66,7 +69,7 @@ std::vector<EpochStats> fit(Model<float>& model, const Dataset& train, const Dat
   std::vector<EpochStats> history;
   std::vector<float> augment_scratch;
   const Rng base(options.seed);
-  for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+  for (int epoch = options.completed_epochs + 1; epoch <= options.epochs; ++epoch) {
     std::iota(order.begin(), order.end(), 0);
     Rng shuffle = base.split(static_cast<uint64_t>(epoch));
     shuffle.shuffle(std::span(order));

@@ -36,6 +36,21 @@ expect bad-int 2 "--epochs: expected an integer, got 'x'" -- "$cli" train --epoc
 expect bad-optimizer 2 "--optimizer: expected sgd, adam, adamw or rmsprop" -- "$cli" train --optimizer lbfgs
 expect missing-dir 1 "error: $tmp/none: data directory not found" -- "$cli" train --data "$tmp/none"
 
+# Model spec files and the summary command.
+models=$(cd "$(dirname "$0")/../../models" && pwd)
+expect summary 0 "Total params: 61706 FLOPs per sample: forward 833040" -- \
+  bash -c "'$cli' summary --model lenet | tr '\n' ' '"
+expect summary-spec-file 0 "Total params: 174970" -- "$cli" summary --model "$models/resnet-small.txt"
+expect summary-spec-text 0 "^model graph input=input" -- "$cli" summary --model resnet-small --spec
+printf 'model sequential\nlayer conv2d out_channels=4 kernal=3\n' >"$tmp/bad.txt"
+expect spec-error 1 "summary: error: $tmp/bad.txt:2:29: unknown option 'kernal' for conv2d" -- \
+  "$cli" summary --model "$tmp/bad.txt"
+expect spec-missing 1 "error: $tmp/none.txt: cannot open model spec: No such file" -- \
+  "$cli" train --model "$tmp/none.txt"
+expect resume-missing 1 "error: $tmp/none.safetensors: cannot open: No such file" -- \
+  "$cli" train --resume "$tmp/none.safetensors"
+expect save-every-alone 2 "--save-every: needs --save FILE" -- "$cli" train --save-every 2
+
 # A folder whose training images are cut short.
 mkdir -p "$tmp/trunc" "$tmp/corrupt" "$tmp/mismatch"
 if [[ -d $data ]]; then
@@ -56,6 +71,35 @@ if [[ -d $data ]]; then
     "$cli" train --epochs 1 --train-limit 2000 --test-limit 500 --json --threads 2
   expect train-text 0 "epoch 2/2  train loss .* test loss .* images/s" -- \
     "$cli" train --epochs 2 --train-limit 1000 --test-limit 200 --optimizer adam --batch 32
+
+  # Resuming is exact: 2 epochs, saved, resumed to 3, gives the bytes of 3 unbroken epochs (a
+  # model with BatchNorm statistics and a Dropout stream; Adam's moments and step count).
+  printf '%s\n' 'model sequential' 'layer conv2d out_channels=4 kernel=3 pad=1' \
+    'layer batchnorm2d' 'layer relu' 'layer maxpool2d kernel=2' 'layer dropout p=0.2' \
+    'layer flatten' 'layer linear out_features=10' >"$tmp/net.txt"
+  run=(--model "$tmp/net.txt" --optimizer adam --train-limit 640 --test-limit 100 --batch 32)
+  expect train-save 0 "saved $tmp/a.safetensors" -- \
+    "$cli" train "${run[@]}" --epochs 2 --threads 2 --save "$tmp/a.safetensors"
+  expect train-resume 0 "resuming $tmp/a.safetensors after epoch 2 .*epoch 3/3 " -- \
+    bash -c "'$cli' train --epochs 3 --threads 2 --resume '$tmp/a.safetensors' \
+      --save '$tmp/b.safetensors' | tr '\n' ' '"
+  expect train-unbroken 0 "epoch 3/3 " -- \
+    "$cli" train "${run[@]}" --epochs 3 --threads 2 --save-every 1 --save "$tmp/c.safetensors"
+  # Same weights, buffers, optimizer state and metadata: the same bytes.
+  expect resume-bit-identical 0 "^same$" -- \
+    bash -c "cmp '$tmp/b.safetensors' '$tmp/c.safetensors' && echo same"
+  expect resume-past-the-end 2 "--epochs 2: $tmp/a.safetensors has already run 2 epochs" -- \
+    "$cli" train --epochs 2 --resume "$tmp/a.safetensors"
+  expect resume-with-model 2 "--model: not with --resume" -- \
+    "$cli" train --model lenet --resume "$tmp/a.safetensors"
+  head -c 12000 "$tmp/a.safetensors" >"$tmp/cut.safetensors"
+  expect resume-truncated 1 "error: $tmp/cut.safetensors: truncated: the header describes" -- \
+    "$cli" train --epochs 3 --resume "$tmp/cut.safetensors"
+  expect resume-other-optimizer 1 "holds adam state, which cannot continue as sgd" -- \
+    "$cli" train --epochs 3 --resume "$tmp/a.safetensors" --optimizer sgd
+  expect classes-mismatch 1 "has output Nx5 but the data has 10 classes|has output [0-9]+x5 but the data has 10 classes" -- \
+    bash -c "sed 's/out_features=10/out_features=5/' '$tmp/net.txt' >'$tmp/net5.txt' && \
+      '$cli' train --model '$tmp/net5.txt' --epochs 1 --train-limit 64 --test-limit 10"
 else
   echo "SKIP data-dependent checks: $data not installed"
 fi

@@ -82,6 +82,23 @@ double ArgParser::get_double(const std::string& name) const {
 
 bool ArgParser::get_switch(const std::string& name) const { return flag(name).set; }
 
+bool ArgParser::given(const std::string& name) const { return flag(name).set; }
+
+void ArgParser::set_default(const std::string& name, const std::string& value) {
+  Flag& f = flags_.at(name);
+  if (f.set) return;
+  if (f.is_switch)
+    f.set = value == "true";
+  else
+    f.value = value;
+}
+
+std::string ArgParser::value_text(const std::string& name) const {
+  const Flag& f = flag(name);
+  if (f.is_switch) return f.set ? "true" : "false";
+  return f.value;
+}
+
 std::string ArgParser::help() const {
   std::ostringstream out;
   out << "usage: " << command_ << " [flags]\n\n" << summary_ << "\n\nflags:\n";

@@ -28,6 +28,13 @@ class ArgParser {
   int64_t get_int(const std::string& name, int64_t min_value) const;
   double get_double(const std::string& name) const;
   bool get_switch(const std::string& name) const;
+  // True when the command line gave the flag.
+  bool given(const std::string& name) const;
+  // Sets a flag the command line did not give (a switch: "true" or "false"), e.g. from a
+  // checkpoint being resumed; a flag given on the command line keeps its value.
+  void set_default(const std::string& name, const std::string& value);
+  // The value as set_default() takes it ("true"/"false" for a switch).
+  std::string value_text(const std::string& name) const;
   std::string help() const;
 
  private:

@@ -12,7 +12,7 @@
 #include "args.hpp"
 #include "commands.hpp"
 #include "convnet/runtime.hpp"
-#include "convnet/zoo.hpp"
+#include "convnet/spec.hpp"
 
 namespace convnet::cli {
 namespace {
@@ -59,7 +59,8 @@ int cmd_bench(int argc, char** argv) {
                  "synthetic data (SGD with momentum, softmax cross-entropy): the median images/s\n"
                  "of several timed windows after a warm-up, the GFLOP/s that implies, and the\n"
                  "process's peak resident memory.");
-  args.add("model", "lenet", "built-in model: lenet, vgg-small or resnet-small");
+  args.add("model", "lenet",
+           "built-in model (lenet, vgg-small, resnet-small) or a model spec file");
   args.add("input", "", "one sample's shape CxHxW (default: 1x28x28 for lenet, 3x32x32 otherwise)");
   args.add("batch", "64", "mini-batch size");
   args.add("threads", "0", "worker threads; 0 = all cores ($CONVNET_THREADS if set)");
@@ -88,7 +89,7 @@ int cmd_bench(int argc, char** argv) {
   if (threads > 0) set_num_threads(static_cast<int>(threads));
   if (args.get_switch("reference")) set_backend(Backend::Reference);
 
-  std::unique_ptr<Model<float>> owned = make_model<float>(name, 10);
+  std::unique_ptr<Model<float>> owned = load_model<float>(name, 10);
   Model<float>& model = *owned;
   model.build(Shape{batch, sample[0], sample[1], sample[2]}, seed);
   Rng rng(seed + 1);

@@ -7,7 +7,7 @@
 #include "args.hpp"
 #include "commands.hpp"
 #include "convnet/gradcheck.hpp"
-#include "convnet/zoo.hpp"
+#include "convnet/spec.hpp"
 
 namespace convnet::cli {
 
@@ -19,7 +19,8 @@ int cmd_gradcheck(int argc, char** argv) {
                  "|analytic - numeric| <= atol + rtol*|numeric|; elements on a kink (ReLU at 0,\n"
                  "tied max-pool inputs) have no derivative and are counted, not compared.\n"
                  "Exits 1 if any element fails.");
-  args.add("model", "lenet", "built-in model: lenet, vgg-small or resnet-small");
+  args.add("model", "lenet",
+           "built-in model (lenet, vgg-small, resnet-small) or a model spec file");
   args.add("input", "1x28x28", "one sample's shape, CxHxW");
   args.add("batch", "2", "samples in the random batch");
   args.add("samples", "32", "elements checked per tensor (sampled at random)");
@@ -34,11 +35,10 @@ int cmd_gradcheck(int argc, char** argv) {
   const Shape sample = parse_chw("input", args.get("input"));
   const int64_t batch = args.get_int("batch", 1);
   const uint64_t seed = static_cast<uint64_t>(args.get_int("seed", 0));
-  const int64_t classes = 10;
-
-  std::unique_ptr<Model<double>> owned = make_model<double>(args.get("model"), classes);
+  std::unique_ptr<Model<double>> owned = load_model<double>(args.get("model"), 10);
   Model<double>& model = *owned;
   model.build(Shape{batch, sample[0], sample[1], sample[2]}, seed);
+  const int64_t classes = model.output_shape().numel() / batch;  // a spec file's own outputs
   Rng rng(seed + 1);
   Tensor<double> x(model.input_shape());
   for (int64_t i = 0; i < x.numel(); ++i) x[i] = rng.uniform();

@@ -1,5 +1,6 @@
 // convnet train: load a dataset (Fashion-MNIST or any MNIST-format IDX set, CIFAR-10, or folders
-// of images), build a model, train it, report every epoch as text or JSON lines.
+// of images), build a model (built-in or a spec file) or resume a checkpoint, train it, report
+// every epoch as text or JSON lines, and save checkpoints.
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -7,9 +8,10 @@
 
 #include "args.hpp"
 #include "commands.hpp"
+#include "convnet/checkpoint.hpp"
 #include "convnet/runtime.hpp"
+#include "convnet/spec.hpp"
 #include "convnet/train.hpp"
-#include "convnet/zoo.hpp"
 
 namespace convnet::cli {
 namespace {
@@ -61,12 +63,20 @@ TrainTest load_data(const std::string& dir, const Shape& image_shape) {
   return {load_mnist_split(dir, "train"), load_mnist_split(dir, "t10k"), "IDX"};
 }
 
+// The flags a checkpoint records and --resume reuses unless given again: everything that decides
+// the data, the batches and the updates (the seed is the checkpoint's own).
+constexpr const char* kResumedFlags[] = {
+    "model",    "data",      "image-size", "val-split",    "normalize",   "crop-padding",
+    "flip",     "batch",     "optimizer",  "lr",           "momentum",    "weight-decay",
+    "nesterov", "train-limit", "test-limit"};
+
 }  // namespace
 
 int cmd_train(int argc, char** argv) {
   ArgParser args("convnet train",
-                 "Trains a built-in model on an IDX, CIFAR-10 or image-folder dataset and reports, per epoch,\n"
-                 "train loss and accuracy, test loss and accuracy, seconds and images/s.\n"
+                 "Trains a built-in model or a model spec file on an IDX, CIFAR-10 or image-folder\n"
+                 "dataset and reports, per epoch, train loss and accuracy, test loss and accuracy,\n"
+                 "seconds and images/s. --save writes a checkpoint; --resume continues one exactly.\n"
                  "The defaults are the reference recipe: LeNet, SGD lr 0.05 momentum 0.9.");
   args.add("data", "/usr/share/datasets/fashion-mnist",
            "folder with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] (MNIST format), CIFAR-10 "
@@ -77,8 +87,10 @@ int cmd_train(int argc, char** argv) {
   args.add_switch("normalize", "normalise each channel by the training set's mean and stddev");
   args.add("crop-padding", "0", "augment: random crops of images padded by this many pixels");
   args.add_switch("flip", "augment: mirror training images left-right at random");
-  args.add("model", "lenet", "built-in model: lenet, vgg-small or resnet-small");
-  args.add("epochs", "5", "passes over the training set");
+  args.add("model", "lenet",
+           "built-in model (lenet, vgg-small, resnet-small) or a model spec file (a path ending "
+           "in .txt or containing '/'; see docs/model-spec.md)");
+  args.add("epochs", "5", "passes over the training set (the total, when resuming)");
   args.add("batch", "64", "mini-batch size");
   args.add("optimizer", "sgd", "sgd, adam, adamw or rmsprop");
   args.add("lr", "auto", "learning rate; auto = 0.05 for sgd, 0.001 for adam, adamw, rmsprop");
@@ -90,12 +102,38 @@ int cmd_train(int argc, char** argv) {
   args.add("train-limit", "0", "use only the first N training images (0 = all)");
   args.add("test-limit", "0", "use only the first N test images (0 = all)");
   args.add_switch("json", "print each epoch as one JSON object per line (summary to stderr)");
+  args.add("save", "", "write a checkpoint (safetensors) to this file at the end");
+  args.add("save-every", "0", "also write the --save checkpoint every N epochs (0 = only at the end)");
+  args.add("resume", "",
+           "continue the checkpoint in this file up to --epochs; flags not given again take the "
+           "checkpoint's values");
   if (!args.parse(argc, argv, 2)) {
     std::cout << args.help();
     return 0;
   }
 
+  // A resumed run takes its model, seed and recipe from the checkpoint.
+  Checkpoint<float> resumed;
+  const std::string resume_path = args.get("resume");
+  if (!resume_path.empty()) {
+    if (args.given("model"))
+      throw UsageError{"--model: not with --resume (the checkpoint holds the model)"};
+    resumed = load_checkpoint<float>(resume_path);
+    for (const char* name : kResumedFlags)
+      if (const auto it = resumed.state.extra.find(name); it != resumed.state.extra.end())
+        args.set_default(name, it->second);
+    args.set_default("seed", std::to_string(resumed.state.seed));
+  }
+  const std::string save_path = args.get("save");
+  const int64_t save_every = args.get_int("save-every", 0);
+  if (save_every > 0 && save_path.empty())
+    throw UsageError{"--save-every: needs --save FILE to write to"};
+
   const int64_t epochs = args.get_int("epochs", 1);
+  const bool resuming = !resume_path.empty();
+  if (resuming && resumed.state.epoch >= epochs)
+    throw UsageError{"--epochs " + std::to_string(epochs) + ": " + resume_path + " has already run " +
+                     std::to_string(resumed.state.epoch) + " epochs (--epochs is the total)"};
   const int64_t batch = args.get_int("batch", 1);
   const int64_t threads = args.get_int("threads", 0);
   if (threads > 1024) throw UsageError{"--threads: expected at most 1024, got " + args.get("threads")};
@@ -127,10 +165,30 @@ int cmd_train(int argc, char** argv) {
       if (d->size() > 0) d->set_normalization(stats.mean, stats.stddev);
   }
 
-  std::unique_ptr<Model<float>> owned = make_model<float>(args.get("model"), train.classes());
+  std::unique_ptr<Model<float>> owned;
+  if (resuming) {
+    restore_optimizer(resumed, *optimizer);
+    owned = std::move(resumed.model);
+    if (owned->input_shape() != train.shape().with_batch(batch))  // keeps the loaded values
+      owned->build(train.shape().with_batch(batch));
+  } else {
+    owned = load_model<float>(args.get("model"), train.classes());
+    owned->build(train.shape().with_batch(batch), static_cast<uint64_t>(seed));
+  }
   Model<float>& model = *owned;
-  model.build(train.shape().with_batch(batch), static_cast<uint64_t>(seed));
+  const Shape& out = model.output_shape();
+  CONVNET_CHECK(out.rank() == 2 && out[1] == train.classes(), "model ", args.get("model"),
+                " has output ", out.str(), " but the data has ", train.classes(),
+                " classes: its last layer needs ", train.classes(), " outputs");
+  auto save = [&](const std::string& path, int epoch) {
+    TrainingState state{.epoch = epoch, .seed = static_cast<uint64_t>(seed), .extra = {}};
+    for (const char* name : kResumedFlags) state.extra[name] = args.value_text(name);
+    save_checkpoint(path, model, optimizer.get(), state);
+  };
   std::ostream& info = json ? std::cerr : std::cout;
+  if (resuming)
+    info << "resuming " << resume_path << " after epoch " << resumed.state.epoch << " (step "
+         << optimizer->steps() << ")\n";
   info << "model " << args.get("model") << " on " << train.size() << " training, "
        << (validation.size() > 0 ? std::to_string(validation.size()) + " validation, " : "")
        << test.size() << " test images " << train.sample_shape().str() << " (" << data.format
@@ -142,6 +200,7 @@ int cmd_train(int argc, char** argv) {
   SoftmaxCrossEntropy<float> loss;
   fit(model, train, &test, loss, *optimizer,
       {.epochs = static_cast<int>(epochs),
+       .completed_epochs = resuming ? static_cast<int>(resumed.state.epoch) : 0,
        .batch = batch,
        .seed = static_cast<uint64_t>(seed),
        .augment = {.crop_padding = crop_padding, .horizontal_flip = args.get_switch("flip")},
@@ -171,7 +230,13 @@ int cmd_train(int argc, char** argv) {
                         s.images_per_s);
         }
         std::cout << line << std::endl;
+        if (save_every > 0 && s.epoch % save_every == 0 && s.epoch < epochs)
+          save(save_path, s.epoch);
       });
+  if (!save_path.empty()) {
+    save(save_path, static_cast<int>(epochs));
+    info << "saved " << save_path << "\n";
+  }
   return 0;
 }
 

@@ -7,5 +7,6 @@ namespace convnet::cli {
 int cmd_train(int argc, char** argv);
 int cmd_gradcheck(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_summary(int argc, char** argv);
 
 }  // namespace convnet::cli

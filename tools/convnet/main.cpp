@@ -17,7 +17,9 @@ const char* kUsage =
     "Trains convolutional networks with hand-derived backpropagation.\n"
     "\n"
     "commands:\n"
-    "  train       train a built-in model on an IDX dataset (Fashion-MNIST by default)\n"
+    "  train       train a model on an IDX, CIFAR-10 or image-folder dataset (Fashion-MNIST by\n"
+    "              default); save, and resume, checkpoints\n"
+    "  summary     print a model's layers, parameter count and FLOPs, or its spec text\n"
     "  gradcheck   check every layer's gradients of a model against finite differences\n"
     "  bench       measure training and inference throughput on synthetic data\n"
     "\n"
@@ -39,6 +41,7 @@ int main(int argc, char** argv) {
     if (command == "train") return convnet::cli::cmd_train(argc, argv);
     if (command == "gradcheck") return convnet::cli::cmd_gradcheck(argc, argv);
     if (command == "bench") return convnet::cli::cmd_bench(argc, argv);
+    if (command == "summary") return convnet::cli::cmd_summary(argc, argv);
     std::cerr << "convnet: unknown command '" << command << "'\n\n" << kUsage;
     return 2;
   } catch (const convnet::cli::UsageError& e) {

@@ -1,0 +1,641 @@
+// Model-spec text: the option tables every layer's spec() writes with, and the parser that reads
+// them back. One table per options struct serves both directions, so what is written is exactly
+// what is read. Grammar and examples: docs/model-spec.md.
+#include "convnet/spec.hpp"
+
+#include <cerrno>
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <variant>
+
+#include "convnet/graph.hpp"
+#include "convnet/zoo.hpp"
+#include "layers/common.hpp"
+
+namespace convnet {
+
+// --- option tables -------------------------------------------------------------------------
+namespace {
+
+// The options of LeakyReLU and ELU, which take a bare scalar rather than an options struct.
+struct LeakyReLUSpec {
+  double slope = 0.01;
+};
+struct ELUSpec {
+  double alpha = 1.0;
+};
+
+template <class O>
+struct Field {
+  const char* name;
+  std::variant<int64_t O::*, uint64_t O::*, double O::*, bool O::*, Init O::*> member;
+};
+template <class O>
+using Fields = std::vector<Field<O>>;
+
+const Fields<Conv2dOptions>& conv2d_fields() {
+  using O = Conv2dOptions;
+  static const Fields<O> fields = {
+      {"in_channels", &O::in_channels}, {"out_channels", &O::out_channels},
+      {"kernel", &O::kernel},           {"kernel_h", &O::kernel_h},
+      {"kernel_w", &O::kernel_w},       {"stride", &O::stride},
+      {"stride_h", &O::stride_h},       {"stride_w", &O::stride_w},
+      {"pad", &O::pad},                 {"pad_h", &O::pad_h},
+      {"pad_w", &O::pad_w},             {"dilation", &O::dilation},
+      {"dilation_h", &O::dilation_h},   {"dilation_w", &O::dilation_w},
+      {"groups", &O::groups},           {"bias", &O::bias},
+      {"init", &O::init}};
+  return fields;
+}
+
+const Fields<ConvTranspose2dOptions>& conv_transpose2d_fields() {
+  using O = ConvTranspose2dOptions;
+  static const Fields<O> fields = {{"in_channels", &O::in_channels},
+                                   {"out_channels", &O::out_channels},
+                                   {"kernel", &O::kernel},
+                                   {"kernel_h", &O::kernel_h},
+                                   {"kernel_w", &O::kernel_w},
+                                   {"stride", &O::stride},
+                                   {"stride_h", &O::stride_h},
+                                   {"stride_w", &O::stride_w},
+                                   {"pad", &O::pad},
+                                   {"pad_h", &O::pad_h},
+                                   {"pad_w", &O::pad_w},
+                                   {"output_padding", &O::output_padding},
+                                   {"output_padding_h", &O::output_padding_h},
+                                   {"output_padding_w", &O::output_padding_w},
+                                   {"dilation", &O::dilation},
+                                   {"dilation_h", &O::dilation_h},
+                                   {"dilation_w", &O::dilation_w},
+                                   {"groups", &O::groups},
+                                   {"bias", &O::bias},
+                                   {"init", &O::init}};
+  return fields;
+}
+
+// count_pad is AvgPool2d's only.
+const Fields<Pool2dOptions>& pool_fields(bool count_pad) {
+  using O = Pool2dOptions;
+  static const Fields<O> max_fields = {
+      {"kernel", &O::kernel}, {"kernel_h", &O::kernel_h}, {"kernel_w", &O::kernel_w},
+      {"stride", &O::stride}, {"stride_h", &O::stride_h}, {"stride_w", &O::stride_w},
+      {"pad", &O::pad},       {"pad_h", &O::pad_h},       {"pad_w", &O::pad_w}};
+  static const Fields<O> avg_fields = [] {
+    Fields<O> f = max_fields;
+    f.push_back({"count_pad", &O::count_pad});
+    return f;
+  }();
+  return count_pad ? avg_fields : max_fields;
+}
+
+const Fields<LinearOptions>& linear_fields() {
+  using O = LinearOptions;
+  static const Fields<O> fields = {{"in_features", &O::in_features},
+                                   {"out_features", &O::out_features},
+                                   {"bias", &O::bias},
+                                   {"init", &O::init}};
+  return fields;
+}
+
+const Fields<DropoutOptions>& dropout_fields() {
+  using O = DropoutOptions;
+  static const Fields<O> fields = {{"p", &O::p}, {"seed", &O::seed}};
+  return fields;
+}
+
+const Fields<BatchNormOptions>& batchnorm_fields() {
+  using O = BatchNormOptions;
+  static const Fields<O> fields = {{"num_features", &O::num_features},
+                                   {"eps", &O::eps},
+                                   {"momentum", &O::momentum},
+                                   {"affine", &O::affine}};
+  return fields;
+}
+
+const Fields<LeakyReLUSpec>& leaky_relu_fields() {
+  static const Fields<LeakyReLUSpec> fields = {{"slope", &LeakyReLUSpec::slope}};
+  return fields;
+}
+
+const Fields<ELUSpec>& elu_fields() {
+  static const Fields<ELUSpec> fields = {{"alpha", &ELUSpec::alpha}};
+  return fields;
+}
+
+constexpr std::pair<Init, const char*> kInitNames[] = {
+    {Init::Default, "default"},
+    {Init::KaimingUniform, "kaiming_uniform"},
+    {Init::KaimingNormal, "kaiming_normal"},
+    {Init::XavierUniform, "xavier_uniform"},
+    {Init::XavierNormal, "xavier_normal"}};
+
+std::string format_value(int64_t v) { return std::to_string(v); }
+std::string format_value(uint64_t v) { return std::to_string(v); }
+std::string format_value(double v) { return detail::format_number(v); }
+std::string format_value(bool v) { return v ? "true" : "false"; }
+std::string format_value(Init v) {
+  for (const auto& [init, name] : kInitNames)
+    if (init == v) return name;
+  return "?";
+}
+
+// Every option of `o` that differs from a default-constructed O, in table order.
+template <class O>
+std::string write_options(const O& o, const Fields<O>& fields) {
+  static const O defaults{};
+  std::string out;
+  for (const Field<O>& f : fields)
+    std::visit(
+        [&](auto member) {
+          if (o.*member == defaults.*member) return;
+          out += (out.empty() ? "" : " ") + std::string(f.name) + "=" + format_value(o.*member);
+        },
+        f.member);
+  return out;
+}
+
+}  // namespace
+
+namespace detail {
+
+std::string options_spec(const Conv2dOptions& o) { return write_options(o, conv2d_fields()); }
+std::string options_spec(const ConvTranspose2dOptions& o) {
+  return write_options(o, conv_transpose2d_fields());
+}
+std::string options_spec(const Pool2dOptions& o, bool count_pad) {
+  return write_options(o, pool_fields(count_pad));
+}
+std::string options_spec(const LinearOptions& o) { return write_options(o, linear_fields()); }
+std::string options_spec(const DropoutOptions& o) { return write_options(o, dropout_fields()); }
+std::string options_spec(const BatchNormOptions& o) {
+  return write_options(o, batchnorm_fields());
+}
+
+std::string format_number(float v) {
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+std::string format_number(double v) {
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+}  // namespace detail
+
+// --- the parser ----------------------------------------------------------------------------
+namespace {
+
+struct Token {
+  std::string_view text;
+  int column;  // 1-based
+};
+
+struct Line {
+  int number;  // 1-based
+  std::vector<Token> tokens;
+};
+
+// Splits text into lines of whitespace-separated tokens, dropping comments (# to the end of the
+// line) and blank lines.
+std::vector<Line> tokenize(std::string_view text) {
+  std::vector<Line> lines;
+  int number = 0;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    ++number;
+    std::string_view line = text.substr(start, end - start);
+    line = line.substr(0, line.find('#'));
+    Line out{number, {}};
+    size_t i = 0;
+    while (i < line.size()) {
+      while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
+      const size_t begin = i;
+      while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r') ++i;
+      if (i > begin) out.tokens.push_back({line.substr(begin, i - begin), static_cast<int>(begin) + 1});
+    }
+    if (!out.tokens.empty()) lines.push_back(std::move(out));
+    start = end + 1;
+  }
+  return lines;
+}
+
+// An error that already names SOURCE:LINE:COLUMN.
+struct SpecError : Error {
+  using Error::Error;
+};
+
+struct Option {
+  std::string_view key, value;
+  int key_column, value_column;
+};
+
+class Parser {
+ public:
+  explicit Parser(std::string source) : source_(std::move(source)) {}
+
+  [[noreturn]] void fail(int line, int column, const std::string& message) const {
+    throw SpecError(detail::concat(source_, ":", line, ":", column, ": ", message));
+  }
+
+  // key=value tokens; `what` names the statement or layer for messages.
+  std::vector<Option> options(const Line& line, size_t first, const std::string& what) const {
+    std::vector<Option> out;
+    for (size_t t = first; t < line.tokens.size(); ++t) {
+      const Token& tok = line.tokens[t];
+      const size_t eq = tok.text.find('=');
+      if (eq == std::string_view::npos || eq == 0)
+        fail(line.number, tok.column,
+             detail::concat("expected an option key=value for ", what, ", got '", tok.text, "'"));
+      Option o{tok.text.substr(0, eq), tok.text.substr(eq + 1), tok.column,
+               tok.column + static_cast<int>(eq) + 1};
+      if (o.value.empty())
+        fail(line.number, o.value_column,
+             detail::concat("option '", o.key, "' of ", what, " has no value (write ", o.key,
+                            "=VALUE, without spaces)"));
+      for (const Option& prev : out)
+        if (prev.key == o.key)
+          fail(line.number, o.key_column,
+               detail::concat("duplicate option '", o.key, "' for ", what, " (first at column ",
+                              prev.key_column, ")"));
+      out.push_back(o);
+    }
+    return out;
+  }
+
+  // Sets the fields named by `options`; unknown keys and malformed values are errors.
+  template <class O>
+  O read(const Line& line, const std::string& kind, const std::vector<Option>& options,
+         const Fields<O>& fields) const {
+    O o{};
+    for (const Option& opt : options) {
+      const Field<O>* field = nullptr;
+      for (const Field<O>& f : fields)
+        if (opt.key == f.name) field = &f;
+      if (!field) {
+        std::string known;
+        for (const Field<O>& f : fields) known += (known.empty() ? "" : ", ") + std::string(f.name);
+        fail(line.number, opt.key_column,
+             detail::concat("unknown option '", opt.key, "' for ", kind,
+                            known.empty() ? std::string(" (it takes no options)")
+                                          : " (expected one of: " + known + ")"));
+      }
+      std::visit([&](auto member) { o.*member = value<O>(line, kind, opt, member); },
+                 field->member);
+    }
+    return o;
+  }
+
+  template <class O, class V>
+  V value(const Line& line, const std::string& kind, const Option& opt, V O::*) const {
+    const char* begin = opt.value.data();
+    const char* end = begin + opt.value.size();
+    auto bad = [&](const char* expected) {
+      fail(line.number, opt.value_column,
+           detail::concat("bad value '", opt.value, "' for option '", opt.key, "' of ", kind,
+                          ": expected ", expected));
+    };
+    if constexpr (std::is_same_v<V, bool>) {
+      if (opt.value == "true") return true;
+      if (opt.value == "false") return false;
+      bad("true or false");
+    } else if constexpr (std::is_same_v<V, Init>) {
+      std::string names;
+      for (const auto& [init, name] : kInitNames) {
+        if (opt.value == name) return init;
+        names += (names.empty() ? "" : ", ") + std::string(name);
+      }
+      bad(("one of " + names).c_str());
+    } else if constexpr (std::is_same_v<V, double>) {
+      double v = 0;
+      const auto r = std::from_chars(begin, end, v);
+      if (r.ec != std::errc() || r.ptr != end || !std::isfinite(v)) bad("a number");
+      return v;
+    } else {
+      V v = 0;
+      const auto r = std::from_chars(begin, end, v);
+      if (r.ec != std::errc() || r.ptr != end)
+        bad(std::is_signed_v<V> ? "an integer" : "a non-negative integer");
+      return v;
+    }
+    return V{};  // not reached: bad() throws
+  }
+
+  // `name`, or both `h` and `w`, must be among the options.
+  void require(const Line& line, const Token& kind, const std::vector<Option>& options,
+               const char* name, const char* h = nullptr, const char* w = nullptr) const {
+    auto has = [&](const char* key) {
+      for (const Option& o : options)
+        if (o.key == key) return true;
+      return false;
+    };
+    if (has(name) || (h && has(h) && has(w))) return;
+    fail(line.number, kind.column,
+         detail::concat("missing required option '", name, "' for ", kind.text,
+                        h ? detail::concat(" (or both ", h, " and ", w, ")") : std::string()));
+  }
+
+ private:
+  std::string source_;
+};
+
+constexpr const char* kLayerKinds[] = {
+    "conv2d",    "conv_transpose2d", "maxpool2d", "avgpool2d",   "global_avgpool2d",
+    "linear",    "flatten",          "relu",      "leaky_relu",  "sigmoid",
+    "tanh",      "softmax",          "gelu",      "silu",        "elu",
+    "dropout",   "batchnorm1d",      "batchnorm2d"};
+constexpr const char* kMergeKinds[] = {"add", "concat"};
+
+template <class T>
+struct MadeLayer {
+  std::unique_ptr<Layer<T>> layer;       // one of these two
+  std::unique_ptr<MergeLayer<T>> merge;
+};
+
+// The layer of kind `kind` with `options`: unknown options are reported first, then missing
+// required ones, then what the layer's constructor rejects (a kernel of 0, p > 1), all pointing
+// into the line.
+template <class T>
+MadeLayer<T> make_layer(const Parser& p, const Line& line, const Token& kind,
+                        const std::vector<Option>& options) {
+  const std::string k(kind.text);
+  MadeLayer<T> out;
+  auto kernel = [&] { p.require(line, kind, options, "kernel", "kernel_h", "kernel_w"); };
+  try {
+    if (k == "conv2d") {
+      const auto o = p.read(line, k, options, conv2d_fields());
+      p.require(line, kind, options, "out_channels");
+      kernel();
+      out.layer = std::make_unique<Conv2d<T>>(o);
+    } else if (k == "conv_transpose2d") {
+      const auto o = p.read(line, k, options, conv_transpose2d_fields());
+      p.require(line, kind, options, "out_channels");
+      kernel();
+      out.layer = std::make_unique<ConvTranspose2d<T>>(o);
+    } else if (k == "maxpool2d") {
+      const auto o = p.read(line, k, options, pool_fields(false));
+      kernel();
+      out.layer = std::make_unique<MaxPool2d<T>>(o);
+    } else if (k == "avgpool2d") {
+      const auto o = p.read(line, k, options, pool_fields(true));
+      kernel();
+      out.layer = std::make_unique<AvgPool2d<T>>(o);
+    } else if (k == "linear") {
+      const auto o = p.read(line, k, options, linear_fields());
+      p.require(line, kind, options, "out_features");
+      out.layer = std::make_unique<Linear<T>>(o);
+    } else if (k == "dropout") {
+      out.layer = std::make_unique<Dropout<T>>(p.read(line, k, options, dropout_fields()));
+    } else if (k == "batchnorm1d") {
+      out.layer = std::make_unique<BatchNorm1d<T>>(p.read(line, k, options, batchnorm_fields()));
+    } else if (k == "batchnorm2d") {
+      out.layer = std::make_unique<BatchNorm2d<T>>(p.read(line, k, options, batchnorm_fields()));
+    } else if (k == "leaky_relu") {
+      const auto o = p.read(line, k, options, leaky_relu_fields());
+      out.layer = std::make_unique<LeakyReLU<T>>(static_cast<T>(o.slope));
+    } else if (k == "elu") {
+      const auto o = p.read(line, k, options, elu_fields());
+      out.layer = std::make_unique<ELU<T>>(static_cast<T>(o.alpha));
+    } else {  // the kinds without options
+      if (k == "global_avgpool2d") out.layer = std::make_unique<GlobalAvgPool2d<T>>();
+      else if (k == "flatten") out.layer = std::make_unique<Flatten<T>>();
+      else if (k == "relu") out.layer = std::make_unique<ReLU<T>>();
+      else if (k == "sigmoid") out.layer = std::make_unique<Sigmoid<T>>();
+      else if (k == "tanh") out.layer = std::make_unique<Tanh<T>>();
+      else if (k == "softmax") out.layer = std::make_unique<Softmax<T>>();
+      else if (k == "gelu") out.layer = std::make_unique<GELU<T>>();
+      else if (k == "silu") out.layer = std::make_unique<SiLU<T>>();
+      else if (k == "add") out.merge = std::make_unique<Add<T>>();
+      else if (k == "concat") out.merge = std::make_unique<Concat<T>>();
+      if (!out.layer && !out.merge) {
+        std::string known;
+        for (const char* name : kLayerKinds) known += (known.empty() ? "" : ", ") + std::string(name);
+        for (const char* name : kMergeKinds) known += ", " + std::string(name);
+        p.fail(line.number, kind.column,
+               detail::concat("unknown layer type '", k, "' (expected one of: ", known, ")"));
+      }
+      p.read(line, k, options, Fields<ELUSpec>{});  // an empty table: any option is unknown
+    }
+  } catch (const SpecError&) {
+    throw;
+  } catch (const Error& e) {  // the layer's own check
+    p.fail(line.number, kind.column, e.what());
+  }
+  return out;
+}
+
+bool valid_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-'))
+      return false;
+  return true;
+}
+
+template <class T>
+std::unique_ptr<Model<T>> parse(std::string_view text, const std::string& source) {
+  const Parser p(source);
+  const std::vector<Line> lines = tokenize(text);
+  if (lines.empty())
+    p.fail(1, 1, "empty model spec: expected 'model sequential' or 'model graph' first");
+  const Line& head = lines[0];
+  const Token& keyword = head.tokens[0];
+  if (keyword.text != "model")
+    p.fail(head.number, keyword.column,
+           detail::concat("expected 'model sequential' or 'model graph' first, got '",
+                          keyword.text, "'"));
+  if (head.tokens.size() < 2)
+    p.fail(head.number, keyword.column + 5,
+           "expected the model type after 'model': sequential or graph");
+  const Token& type = head.tokens[1];
+  if (type.text != "sequential" && type.text != "graph")
+    p.fail(head.number, type.column,
+           detail::concat("unknown model type '", type.text, "' (expected sequential or graph)"));
+  const bool graph = type.text == "graph";
+  std::string input_name = "input";
+  if (graph) {
+    for (const Option& o : p.options(head, 2, "model graph")) {
+      if (o.key != "input")
+        p.fail(head.number, o.key_column,
+               detail::concat("unknown option '", o.key,
+                              "' for model graph (expected one of: input)"));
+      if (!valid_name(o.value))
+        p.fail(head.number, o.value_column,
+               detail::concat("bad input name '", o.value,
+                              "': use letters, digits, '_', '.' and '-'"));
+      input_name = std::string(o.value);
+    }
+  } else if (head.tokens.size() > 2) {
+    p.fail(head.number, head.tokens[2].column,
+           detail::concat("unexpected '", head.tokens[2].text,
+                          "' after 'model sequential' (it takes no options)"));
+  }
+
+  auto seq = std::make_unique<Sequential<T>>();
+  auto g = std::make_unique<Graph<T>>(input_name);
+  // Graph bookkeeping: where each node was defined, and each input reference's position.
+  std::map<std::string, int, std::less<>> defined{{input_name, head.number}};
+  struct Reference {
+    std::string name;
+    int line, column;
+  };
+  std::vector<Reference> references;
+  const Line* output = nullptr;
+  size_t layers = 0;
+
+  for (size_t l = 1; l < lines.size(); ++l) {
+    const Line& line = lines[l];
+    const Token& statement = line.tokens[0];
+    const std::string_view s = statement.text;
+    if (s == "model")
+      p.fail(line.number, statement.column,
+             detail::concat("a spec holds one model; 'model' is already at line ", head.number));
+    if (s == "layer" && !graph) {
+      if (line.tokens.size() < 2)
+        p.fail(line.number, statement.column + 6, "expected a layer type after 'layer'");
+      const Token& kind = line.tokens[1];
+      MadeLayer<T> made = make_layer<T>(p, line, kind, p.options(line, 2, std::string(kind.text)));
+      if (made.merge)
+        p.fail(line.number, kind.column,
+               detail::concat(kind.text, " merges several inputs: it needs 'model graph'"));
+      seq->add(std::move(made.layer));
+      ++layers;
+    } else if (s == "node" && graph) {
+      if (line.tokens.size() < 3)
+        p.fail(line.number, statement.column,
+               "expected 'node NAME TYPE in=INPUT[,INPUT...] [key=value...]'");
+      const Token& name = line.tokens[1];
+      const Token& kind = line.tokens[2];
+      if (!valid_name(name.text))
+        p.fail(line.number, name.column,
+               detail::concat("bad node name '", name.text,
+                              "': use letters, digits, '_', '.' and '-'"));
+      if (const auto it = defined.find(name.text); it != defined.end())
+        p.fail(line.number, name.column,
+               detail::concat("duplicate node name '", name.text, "' (first defined at line ",
+                              it->second, ")"));
+      std::vector<Option> options = p.options(line, 3, std::string(kind.text));
+      // in= is the node's, not the layer's.
+      const auto in = std::find_if(options.begin(), options.end(),
+                                   [](const Option& o) { return o.key == "in"; });
+      if (in == options.end())
+        p.fail(line.number, kind.column,
+               detail::concat("missing required option 'in' for node '", name.text,
+                              "' (the node's inputs: in=NAME[,NAME...])"));
+      const Option in_option = *in;
+      options.erase(in);
+      MadeLayer<T> made = make_layer<T>(p, line, kind, options);
+      std::vector<std::string> inputs;
+      size_t at = 0;
+      while (at <= in_option.value.size()) {
+        size_t comma = in_option.value.find(',', at);
+        if (comma == std::string_view::npos) comma = in_option.value.size();
+        const std::string_view input = in_option.value.substr(at, comma - at);
+        const int column = in_option.value_column + static_cast<int>(at);
+        if (!valid_name(input))
+          p.fail(line.number, column,
+                 detail::concat("bad input name '", input, "' in in=", in_option.value,
+                                ": expected node names separated by commas"));
+        inputs.emplace_back(input);
+        references.push_back({std::string(input), line.number, column});
+        at = comma + 1;
+      }
+      if (made.layer && inputs.size() != 1)
+        p.fail(line.number, in_option.value_column,
+               detail::concat(kind.text, " takes exactly 1 input, got ", inputs.size()));
+      if (made.merge && inputs.size() < 2)
+        p.fail(line.number, in_option.value_column,
+               detail::concat(kind.text, " takes at least 2 inputs, got ", inputs.size()));
+      const std::string node(name.text);
+      defined.emplace(node, line.number);
+      if (made.layer)
+        g->add(node, std::move(made.layer), inputs);
+      else
+        g->add(node, std::move(made.merge), inputs);
+      ++layers;
+    } else if (s == "output" && graph) {
+      if (output)
+        p.fail(line.number, statement.column,
+               detail::concat("duplicate 'output' (first at line ", output->number, ")"));
+      if (line.tokens.size() != 2)
+        p.fail(line.number, statement.column, "expected 'output NAME'");
+      output = &line;
+    } else if (s == "layer" || s == "node" || s == "output") {
+      p.fail(line.number, statement.column,
+             graph ? "'layer' lines belong to 'model sequential'; a graph has "
+                     "'node NAME TYPE in=...' lines"
+                   : detail::concat("'", s, "' lines belong to 'model graph'; a sequential "
+                                    "model has 'layer TYPE ...' lines"));
+    } else {
+      p.fail(line.number, statement.column,
+             detail::concat("unknown statement '", s, "' (expected ",
+                            graph ? "node or output" : "layer", ")"));
+    }
+  }
+  if (layers == 0)
+    p.fail(head.number, keyword.column,
+           detail::concat("model has no layers (add '", graph ? "node" : "layer", "' lines)"));
+  if (!graph) return seq;
+  for (const Reference& r : references)
+    if (defined.find(r.name) == defined.end())
+      p.fail(r.line, r.column,
+             detail::concat("unknown input node '", r.name, "' (no node of that name; the ",
+                            "graph input is '", input_name, "')"));
+  if (output) {
+    const Token& name = output->tokens[1];
+    if (defined.find(name.text) == defined.end() || name.text == input_name)
+      p.fail(output->number, name.column,
+             detail::concat("unknown output node '", name.text, "' (no node of that name)"));
+    g->set_output(std::string(name.text));
+  }
+  return g;
+}
+
+}  // namespace
+
+template <class T>
+std::unique_ptr<Model<T>> parse_model_spec(std::string_view text, const std::string& source) {
+  return parse<T>(text, source);
+}
+
+template <class T>
+std::unique_ptr<Model<T>> load_model_spec(const std::string& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  CONVNET_CHECK(file != nullptr, path, ": cannot open model spec: ", std::strerror(errno));
+  std::string text;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, file.get())) > 0;) text.append(buf, n);
+  CONVNET_CHECK(!std::ferror(file.get()), path, ": cannot read model spec: ",
+                std::strerror(errno));
+  return parse<T>(text, path);
+}
+
+bool is_model_spec_path(const std::string& name) {
+  return name.find('/') != std::string::npos ||
+         (name.size() >= 4 && name.compare(name.size() - 4, 4, ".txt") == 0);
+}
+
+template <class T>
+std::unique_ptr<Model<T>> load_model(const std::string& name_or_path, int64_t classes) {
+  if (is_model_spec_path(name_or_path)) return load_model_spec<T>(name_or_path);
+  return make_model<T>(name_or_path, classes);
+}
+
+template std::unique_ptr<Model<float>> parse_model_spec<float>(std::string_view,
+                                                               const std::string&);
+template std::unique_ptr<Model<double>> parse_model_spec<double>(std::string_view,
+                                                                 const std::string&);
+template std::unique_ptr<Model<float>> load_model_spec<float>(const std::string&);
+template std::unique_ptr<Model<double>> load_model_spec<double>(const std::string&);
+template std::unique_ptr<Model<float>> load_model<float>(const std::string&, int64_t);
+template std::unique_ptr<Model<double>> load_model<double>(const std::string&, int64_t);
+
+}  // namespace convnet
