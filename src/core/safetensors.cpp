@@ -46,12 +46,18 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 }
 
 // --- JSON ----------------------------------------------------------------------------------
+struct JsonMember;
 struct Json {
   enum Kind { Object, Array, String, Integer } kind = Object;
-  std::string text;     // String
-  int64_t integer = 0;  // Integer
-  std::vector<std::pair<std::string, Json>> members;  // Object, in order
-  std::vector<Json> items;                            // Array
+  std::string text;                 // String
+  int64_t integer = 0;              // Integer
+  std::vector<JsonMember> members;  // Object, in order (a named struct: std::pair of the type
+                                    // being defined does not compile with Clang)
+  std::vector<Json> items;          // Array
+};
+struct JsonMember {
+  std::string first;
+  Json second;
 };
 
 const char* kind_name(Json::Kind k) {
@@ -133,7 +139,7 @@ class JsonParser {
       skip_space();
       expect(':');
       skip_space();
-      v.members.emplace_back(std::move(key), value(depth + 1));
+      v.members.push_back(JsonMember{std::move(key), value(depth + 1)});
       skip_space();
       if (at_ < s_.size() && s_[at_] == ',') {
         ++at_;
