@@ -7,6 +7,7 @@ Needs only the standard library and python3-torch: /usr/bin/python3 bench/compar
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -62,45 +63,14 @@ def build_torch_model(name, torch):
     raise SystemExit(f"compare_pytorch: unknown model '{name}' (known: {', '.join(INPUTS)})")
 
 
-def resnet_small(torch, classes=10):
-    """convnet's resnet-small (src/model/zoo.cpp), module for module: stem conv-bn-relu, three
-    stages of two basic blocks (16, 32, 64 channels; stride 2 and a 1x1 conv-bn projection where
-    a stage starts smaller), global average pooling, a linear head."""
-    nn = torch.nn
-
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.shortcut = None
-            if stride != 1 or cin != cout:
-                self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                              nn.BatchNorm2d(cout))
-
-        def forward(self, x):
-            out = torch.relu(self.bn1(self.conv1(x)))
-            out = self.bn2(self.conv2(out))
-            return torch.relu(out + (x if self.shortcut is None else self.shortcut(x)))
-
-    class ResNetSmall(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16),
-                                      nn.ReLU())
-            self.stage1 = nn.Sequential(Block(16, 16, 1), Block(16, 16, 1))
-            self.stage2 = nn.Sequential(Block(16, 32, 2), Block(32, 32, 1))
-            self.stage3 = nn.Sequential(Block(32, 64, 2), Block(64, 64, 1))
-            self.pool = nn.AdaptiveAvgPool2d(1)
-            self.fc = nn.Linear(64, classes)
-
-        def forward(self, x):
-            x = self.stage3(self.stage2(self.stage1(self.stem(x))))
-            return self.fc(torch.flatten(self.pool(x), 1))
-
-    return ResNetSmall()
+def resnet_small(torch):
+    """convnet's resnet-small (src/model/zoo.cpp), module for module: the definition the golden
+    fixtures are made with (tools/make_golden.py), so both comparisons use one network."""
+    spec = importlib.util.spec_from_file_location(
+        "make_golden", os.path.join(REPO, "tools", "make_golden.py"))
+    golden = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(golden)
+    return golden.ResNetSmall(cin=3)
 
 
 def flops_per_image(model, sample, torch):
