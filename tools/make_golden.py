@@ -574,6 +574,32 @@ class ResNetSmall(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+def concat_graph_fixture():
+    """A small graph with a channel concatenation and a node read twice:
+    a = conv3x3(x); b = tanh(conv1x1(x)); y = conv1x1(cat(a, b, a)), every gradient."""
+    begin()
+    fx = Fixture("concat_graph.bin")
+    x = torch.randn(2, 3, 5, 4, requires_grad=True)
+    wa = torch.randn(4, 3, 3, 3, requires_grad=True)
+    ba = torch.randn(4, requires_grad=True)
+    wb = torch.randn(2, 3, 1, 1, requires_grad=True)
+    bb = torch.randn(2, requires_grad=True)
+    wy = torch.randn(3, 10, 1, 1, requires_grad=True)
+    by = torch.randn(3, requires_grad=True)
+    a = F.conv2d(x, wa, ba, padding=1)
+    b = torch.tanh(F.conv2d(x, wb, bb))
+    y = F.conv2d(torch.cat([a, b, a], dim=1), wy, by)
+    g = upstream(y)
+    grads = backward_with(y, g, x, wa, ba, wb, bb, wy, by)
+    for name, t in [("x", x), ("a.weight", wa), ("a.bias", ba), ("b.weight", wb), ("b.bias", bb),
+                    ("y.weight", wy), ("y.bias", by), ("g", g), ("y", y)]:
+        fx.add(name, t)
+    for name, d in zip(["dx", "a.weight.grad", "a.bias.grad", "b.weight.grad", "b.bias.grad",
+                        "y.weight.grad", "y.bias.grad"], grads):
+        fx.add(name, d)
+    return fx
+
+
 def resnet_fixture():
     begin()
     fx = Fixture("resnet_small.bin")
@@ -657,6 +683,7 @@ def all_fixtures():
     yield conv_transpose2d_fixture("conv_transpose2d_groups_dilation.bin", 1, 4, 3, 4, 6, 3, 2,
                                    (1, 2), (0, 1), (0, 1), (2, 1), 2, False)
     yield resnet_fixture()
+    yield concat_graph_fixture()
 
 
 def main():

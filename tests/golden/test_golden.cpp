@@ -16,11 +16,16 @@ GoldenFile fixture(const std::string& name) {
 
 Shape shape_of(const GoldenTensor& g) {
   switch (g.shape.size()) {
-    case 1: return Shape{g.shape[0]};
-    case 2: return Shape{g.shape[0], g.shape[1]};
-    case 3: return Shape{g.shape[0], g.shape[1], g.shape[2]};
-    case 4: return Shape{g.shape[0], g.shape[1], g.shape[2], g.shape[3]};
-    default: return Shape{};
+    case 1:
+      return Shape{g.shape[0]};
+    case 2:
+      return Shape{g.shape[0], g.shape[1]};
+    case 3:
+      return Shape{g.shape[0], g.shape[1], g.shape[2]};
+    case 4:
+      return Shape{g.shape[0], g.shape[1], g.shape[2], g.shape[3]};
+    default:
+      return Shape{};
   }
 }
 
@@ -68,9 +73,9 @@ std::pair<Tensor<T>, Tensor<T>> run_layer(Layer<T>& layer, const GoldenFile& f) 
 
 TYPED_TEST(Golden, Conv2d) {
   using T = TypeParam;
-  for (const char* name : {"conv2d_basic.bin", "conv2d_stride_pad_nonsquare.bin",
-                           "conv2d_dilation_nobias.bin", "conv2d_groups2.bin",
-                           "conv2d_depthwise_mult2.bin"}) {
+  for (const char* name :
+       {"conv2d_basic.bin", "conv2d_stride_pad_nonsquare.bin", "conv2d_dilation_nobias.bin",
+        "conv2d_groups2.bin", "conv2d_depthwise_mult2.bin"}) {
     SCOPED_TRACE(name);
     const GoldenFile f = fixture(name);
     const auto& w = f["w"];
@@ -78,9 +83,15 @@ TYPED_TEST(Golden, Conv2d) {
     const auto& pd = f["pad"].data;
     const auto& dl = f["dilation"].data;
     auto i = [](double v) { return static_cast<int64_t>(v); };
-    Conv2d<T> conv({.out_channels = w.shape[0], .kernel_h = w.shape[2], .kernel_w = w.shape[3],
-                    .stride_h = i(st[0]), .stride_w = i(st[1]), .pad_h = i(pd[0]),
-                    .pad_w = i(pd[1]), .dilation_h = i(dl[0]), .dilation_w = i(dl[1]),
+    Conv2d<T> conv({.out_channels = w.shape[0],
+                    .kernel_h = w.shape[2],
+                    .kernel_w = w.shape[3],
+                    .stride_h = i(st[0]),
+                    .stride_w = i(st[1]),
+                    .pad_h = i(pd[0]),
+                    .pad_w = i(pd[1]),
+                    .dilation_h = i(dl[0]),
+                    .dilation_w = i(dl[1]),
                     .groups = f.has("groups") ? i(f["groups"].scalar()) : 1,
                     .bias = f.has("b")});
     conv.build(shape_of(f["x"]));
@@ -142,9 +153,12 @@ TYPED_TEST(Golden, Pooling) {
       SCOPED_TRACE(name);
       const GoldenFile f = fixture(name);
       auto i = [&](const char* key, int k) { return static_cast<int64_t>(f[key].data[k]); };
-      const Pool2dOptions o{.kernel_h = i("kernel", 0), .kernel_w = i("kernel", 1),
-                            .stride_h = i("stride", 0), .stride_w = i("stride", 1),
-                            .pad_h = i("pad", 0), .pad_w = i("pad", 1)};
+      const Pool2dOptions o{.kernel_h = i("kernel", 0),
+                            .kernel_w = i("kernel", 1),
+                            .stride_h = i("stride", 0),
+                            .stride_w = i("stride", 1),
+                            .pad_h = i("pad", 0),
+                            .pad_w = i("pad", 1)};
       std::unique_ptr<Layer<T>> pool;
       if (std::string(kind) == "maxpool2d")
         pool = std::make_unique<MaxPool2d<T>>(o);
@@ -377,6 +391,33 @@ TYPED_TEST(Golden, LeNet) {
     EXPECT_TRUE(matches(*p.value, f["sgd." + p.name])) << "after 3 steps: " << p.name;
 }
 
+// Concat in a graph: two branches (one read twice) joined along channels, then a 1x1
+// convolution; the input gradient and every parameter gradient against PyTorch's torch.cat.
+TYPED_TEST(Golden, ConcatGraph) {
+  using T = TypeParam;
+  const GoldenFile f = fixture("concat_graph.bin");
+  Graph<T> g;
+  g.template emplace<Conv2d>("a", {"input"},
+                             Conv2dOptions{.out_channels = 4, .kernel = 3, .pad = 1});
+  g.template emplace<Conv2d>("b.conv", {"input"}, Conv2dOptions{.out_channels = 2, .kernel = 1});
+  g.template emplace<Tanh>("b", {"b.conv"});
+  g.template emplace<Concat>("cat", {"a", "b", "a"});
+  g.template emplace<Conv2d>("y", {"cat"}, Conv2dOptions{.out_channels = 3, .kernel = 1});
+  const Tensor<T> x = tensor_of<T>(f["x"]);
+  g.build(x.shape(), 1);
+  auto name_in_file = [](const std::string& p) {  // "b.conv.weight" is "b.weight" in the file
+    return p.rfind("b.conv.", 0) == 0 ? "b." + p.substr(7) : p;
+  };
+  for (const auto& p : g.params()) *p.value = tensor_of<T>(f[name_in_file(p.name)]);
+  g.zero_grad();
+  EXPECT_TRUE(matches(g.forward(x, Mode::Train), f["y"])) << "y";
+  Tensor<T> dx;
+  g.backward(tensor_of<T>(f["g"]), &dx);
+  EXPECT_TRUE(matches(dx, f["dx"])) << "dx";
+  for (const auto& p : g.params())
+    EXPECT_TRUE(matches(*p.grad, f[name_in_file(p.name) + ".grad"])) << p.name;
+}
+
 // resnet-small end to end (a graph: BatchNorm in training and evaluation, residual Adds,
 // strided projections): PyTorch's module names are our node names. Logits, loss, every
 // parameter gradient and the running statistics after one training forward; two Adam steps
@@ -412,8 +453,8 @@ TYPED_TEST(Golden, ResNetSmall) {
       const GoldenTensor& want = f[p.name + ".grad"];
       double scale = 0;
       for (double v : want.data) scale = std::max(scale, std::abs(v));
-      EXPECT_TRUE(testing::all_close(p.grad->data(), want.data.data(), p.grad->numel(), 1e-4,
-                                     1e-5 * scale))
+      EXPECT_TRUE(
+          testing::all_close(p.grad->data(), want.data.data(), p.grad->numel(), 1e-4, 1e-5 * scale))
           << p.name;
     }
   }
