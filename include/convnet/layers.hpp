@@ -139,7 +139,6 @@ class Conv2d final : public Layer<T> {
   bool has_bias_;
   Init init_;
   Tensor<T> weight_, bias_, grad_weight_, grad_bias_;
-  Tensor<T> workspace_;  // im2col scratch for the fast kernels
   int64_t out_h_ = 0, out_w_ = 0;
 };
 
@@ -191,7 +190,6 @@ class ConvTranspose2d final : public Layer<T> {
   bool has_bias_;
   Init init_;
   Tensor<T> weight_, bias_, grad_weight_, grad_bias_;
-  Tensor<T> workspace_;  // the fast kernels' scratch
   Tensor<T> scratch_;    // backward data before it is added into dx
   int64_t out_h_ = 0, out_w_ = 0;
 };

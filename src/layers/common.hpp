@@ -23,6 +23,12 @@ bool use_fast_kernels() {
 // kernel.
 inline int64_t pick(int64_t specific, int64_t square) { return specific != 0 ? specific : square; }
 
+// Scratch memory for the fast kernels, shared by every layer that runs on this thread: layers
+// run one at a time and keep nothing in it between calls, so one buffer sized for the largest
+// need serves a whole model (a per-layer buffer would hold one copy per convolution). Grows
+// (allocates) only when a larger size is asked for; build() asks first, so steps do not.
+float* kernel_scratch(int64_t floats);
+
 // Fills weight (and bias, if not empty) as `init` says; see Init in layers.hpp.
 template <class T>
 void initialise(Init init, Rng& rng, int64_t fan_in, int64_t fan_out, Tensor<T>& weight,

@@ -85,7 +85,7 @@ Shape Conv2d<T>::build(const Shape& input) {
   this->built_input_ = input;
   out_h_ = s.OH(), out_w_ = s.OW();
   if (detail::use_fast_kernels<T>())
-    workspace_.resize(Shape{ops::cpu::conv2d_workspace_size(s, num_threads())});
+    detail::kernel_scratch(ops::cpu::conv2d_workspace_size(s, num_threads()));
   return Shape{input[0], out_channels_, s.OH(), s.OW()};
 }
 
@@ -127,8 +127,8 @@ void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   const T* b = has_bias_ ? bias_.data() : nullptr;
   if constexpr (std::is_same_v<T, float>) {
     if (detail::use_fast_kernels<T>()) {
-      workspace_.resize(Shape{ops::cpu::conv2d_workspace_size(s, num_threads())});
-      ops::cpu::conv2d_forward(s, x.data(), weight_.data(), b, y.data(), workspace_.data());
+      float* workspace = detail::kernel_scratch(ops::cpu::conv2d_workspace_size(s, num_threads()));
+      ops::cpu::conv2d_forward(s, x.data(), weight_.data(), b, y.data(), workspace);
       return;
     }
   }
@@ -142,11 +142,9 @@ void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& 
   T* db = has_bias_ ? grad_bias_.data() : nullptr;
   if constexpr (std::is_same_v<T, float>) {
     if (detail::use_fast_kernels<T>()) {
-      workspace_.resize(Shape{ops::cpu::conv2d_workspace_size(s, num_threads())});
-      ops::cpu::conv2d_backward_weights(s, x.data(), dy.data(), grad_weight_.data(), db,
-                                        workspace_.data());
-      if (dx)
-        ops::cpu::conv2d_backward_data(s, weight_.data(), dy.data(), dx->data(), workspace_.data());
+      float* workspace = detail::kernel_scratch(ops::cpu::conv2d_workspace_size(s, num_threads()));
+      ops::cpu::conv2d_backward_weights(s, x.data(), dy.data(), grad_weight_.data(), db, workspace);
+      if (dx) ops::cpu::conv2d_backward_data(s, weight_.data(), dy.data(), dx->data(), workspace);
       return;
     }
   }

@@ -125,7 +125,7 @@ Shape ConvTranspose2d<T>::build(const Shape& input) {
   out_h_ = c.IH, out_w_ = c.IW;
   scratch_.resize(input);
   if (detail::use_fast_kernels<T>())
-    workspace_.resize(Shape{ops::cpu::conv2d_workspace_size(c, num_threads())});
+    detail::kernel_scratch(ops::cpu::conv2d_workspace_size(c, num_threads()));
   return Shape{input[0], out_channels_, out_h_, out_w_};
 }
 
@@ -146,8 +146,8 @@ void ConvTranspose2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   bool fast = false;
   if constexpr (std::is_same_v<T, float>) {
     if (detail::use_fast_kernels<T>()) {
-      workspace_.resize(Shape{ops::cpu::conv2d_workspace_size(c, num_threads())});
-      ops::cpu::conv2d_backward_data(c, weight_.data(), x.data(), y.data(), workspace_.data());
+      float* workspace = detail::kernel_scratch(ops::cpu::conv2d_workspace_size(c, num_threads()));
+      ops::cpu::conv2d_backward_data(c, weight_.data(), x.data(), y.data(), workspace);
       fast = true;
     }
   }
@@ -181,12 +181,11 @@ void ConvTranspose2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Te
   bool fast = false;
   if constexpr (std::is_same_v<T, float>) {
     if (detail::use_fast_kernels<T>()) {
-      workspace_.resize(Shape{ops::cpu::conv2d_workspace_size(c, num_threads())});
+      float* workspace = detail::kernel_scratch(ops::cpu::conv2d_workspace_size(c, num_threads()));
       ops::cpu::conv2d_backward_weights(c, dy.data(), x.data(), grad_weight_.data(), nullptr,
-                                        workspace_.data());
+                                        workspace);
       if (dx)
-        ops::cpu::conv2d_forward(c, dy.data(), weight_.data(), nullptr, scratch_.data(),
-                                 workspace_.data());
+        ops::cpu::conv2d_forward(c, dy.data(), weight_.data(), nullptr, scratch_.data(), workspace);
       fast = true;
     }
   }
