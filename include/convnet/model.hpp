@@ -25,8 +25,8 @@ struct NamedLayer {
 };
 
 struct StepResult {
-  double loss = 0;       // mean loss of the batch
-  int64_t correct = 0;   // samples whose arg-max output equals the label (0 without labels)
+  double loss = 0;      // mean loss of the batch
+  int64_t correct = 0;  // samples whose arg-max output equals the label (0 without labels)
 };
 
 // What every model offers (Sequential, Graph): build for an input shape, forward, backward,
@@ -102,6 +102,10 @@ class Model {
   Model(Model&&) noexcept = default;
   Model& operator=(Model&&) noexcept = default;
 
+  // Appends layer's parameters and buffers to the model's lists, named "<prefix>.<name>".
+  static void collect_named(Layer<T>& layer, const std::string& prefix,
+                            std::vector<Param<T>>& params, std::vector<Buffer<T>>& buffers);
+
   Tensor<T> loss_grad_;  // ∂L/∂output of the last train_step; sized by build()
 };
 
@@ -169,7 +173,6 @@ class Sequential final : public Model<T> {
   void set_profiling(bool on) override;
   std::vector<LayerTime> layer_times() const override;
   void set_replay(bool on) override;
-
 
  private:
   void require_built(const char* what) const;

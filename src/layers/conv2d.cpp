@@ -7,7 +7,27 @@
 #include "ops/ref/ref.hpp"
 
 namespace convnet {
-namespace {}  // namespace
+namespace {
+template <class T>
+ops::Conv2dShape kernel_shape(const Shape& x, int64_t OC, int64_t KH, int64_t KW, int64_t SH,
+                              int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW,
+                              int64_t G) {
+  return {.N = x[0],
+          .IC = x[1],
+          .IH = x[2],
+          .IW = x[3],
+          .OC = OC,
+          .KH = KH,
+          .KW = KW,
+          .SH = SH,
+          .SW = SW,
+          .PH = PH,
+          .PW = PW,
+          .DH = DH,
+          .DW = DW,
+          .G = G};
+}
+}  // namespace
 
 template <class T>
 Conv2d<T>::Conv2d(const Conv2dOptions& o)
@@ -58,20 +78,8 @@ Shape Conv2d<T>::build(const Shape& input) {
   if (in_channels_ == 0) in_channels_ = input[1];
   CONVNET_CHECK(input[1] == in_channels_, describe(), ": expected ", in_channels_,
                 " input channels, got input ", input.str());
-  const ops::Conv2dShape s{.N = input[0],
-                           .IC = input[1],
-                           .IH = input[2],
-                           .IW = input[3],
-                           .OC = out_channels_,
-                           .KH = KH_,
-                           .KW = KW_,
-                           .SH = SH_,
-                           .SW = SW_,
-                           .PH = PH_,
-                           .PW = PW_,
-                           .DH = DH_,
-                           .DW = DW_,
-                           .G = groups_};
+  const ops::Conv2dShape s =
+      kernel_shape<T>(input, out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_, groups_);
   s.validate(describe() + " on input " + input.str());
   const Shape wshape{out_channels_, in_channels_ / groups_, KH_, KW_};
   if (weight_.shape() != wshape) {  // first build: allocate; a rebuild keeps trained values
@@ -95,28 +103,6 @@ void Conv2d<T>::init(Rng& rng) {
   detail::initialise(init_, rng, in_channels_ / groups_ * KH_ * KW_,
                      out_channels_ / groups_ * KH_ * KW_, weight_, bias_);
 }
-
-namespace {
-template <class T>
-ops::Conv2dShape kernel_shape(const Shape& x, int64_t OC, int64_t KH, int64_t KW, int64_t SH,
-                              int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW,
-                              int64_t G) {
-  return {.N = x[0],
-          .IC = x[1],
-          .IH = x[2],
-          .IW = x[3],
-          .OC = OC,
-          .KH = KH,
-          .KW = KW,
-          .SH = SH,
-          .SW = SW,
-          .PH = PH,
-          .PW = PW,
-          .DH = DH,
-          .DW = DW,
-          .G = G};
-}
-}  // namespace
 
 template <class T>
 void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {

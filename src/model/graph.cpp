@@ -271,16 +271,7 @@ void Graph<T>::build(const Shape& input) {
   params_.clear();
   buffers_.clear();
   for (size_t v : order_)
-    if (nodes_[v].layer) {
-      for (Param<T> p : nodes_[v].layer->params()) {
-        p.name = nodes_[v].name + "." + p.name;
-        params_.push_back(p);
-      }
-      for (Buffer<T> b : nodes_[v].layer->buffers()) {
-        b.name = nodes_[v].name + "." + b.name;
-        buffers_.push_back(b);
-      }
-    }
+    if (nodes_[v].layer) this->collect_named(*nodes_[v].layer, nodes_[v].name, params_, buffers_);
   built_ = true;
 }
 

@@ -1,9 +1,9 @@
 // Model: what every model shares, built on its forward, backward and parameters: the training
 // step (zero gradients, forward, loss, backward, update) and evaluation.
+#include "convnet/model.hpp"
+
 #include <algorithm>
 #include <cmath>
-
-#include "convnet/model.hpp"
 
 namespace convnet {
 
@@ -12,6 +12,19 @@ int64_t Model<T>::param_count() const {
   int64_t total = 0;
   for (const auto& p : params()) total += p.value->numel();
   return total;
+}
+
+template <class T>
+void Model<T>::collect_named(Layer<T>& layer, const std::string& prefix,
+                             std::vector<Param<T>>& params, std::vector<Buffer<T>>& buffers) {
+  for (Param<T> p : layer.params()) {
+    p.name = prefix + "." + p.name;
+    params.push_back(p);
+  }
+  for (Buffer<T> b : layer.buffers()) {
+    b.name = prefix + "." + b.name;
+    buffers.push_back(b);
+  }
 }
 
 template <class T>

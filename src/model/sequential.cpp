@@ -42,16 +42,8 @@ void Sequential<T>::build(const Shape& input) {
   this->loss_grad_ = Tensor<T>(shapes_.back());
   params_.clear();
   buffers_.clear();
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    for (Param<T> p : layers_[i]->params()) {
-      p.name = detail::concat("layer", i, ".", p.name);
-      params_.push_back(p);
-    }
-    for (Buffer<T> b : layers_[i]->buffers()) {
-      b.name = detail::concat("layer", i, ".", b.name);
-      buffers_.push_back(b);
-    }
-  }
+  for (size_t i = 0; i < layers_.size(); ++i)
+    this->collect_named(*layers_[i], detail::concat("layer", i), params_, buffers_);
   built_ = true;
 }
 
