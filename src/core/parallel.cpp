@@ -114,8 +114,13 @@ int default_threads() {
   return hw == 0 ? 1 : static_cast<int>(hw);
 }
 
-int g_threads = 0;  // 0: not yet decided
+std::atomic<int> g_threads{0};  // 0: not yet decided
 std::unique_ptr<ThreadPool> g_pool;
+// The pool runs one parallel_for at a time. Whoever sets this flag owns the pool until the call
+// returns; a call that finds it set (another application thread, or a kernel nested inside a
+// chunk) runs its chunks one after another on its own thread instead. The chunks, and so the
+// results, are the same either way.
+std::atomic<bool> g_pool_busy{false};
 
 Backend g_backend = Backend::Fast;
 }  // namespace
@@ -124,14 +129,18 @@ Backend backend() { return g_backend; }
 void set_backend(Backend b) { g_backend = b; }
 
 int num_threads() {
-  if (g_threads == 0) g_threads = default_threads();
-  return g_threads;
+  int n = g_threads.load(std::memory_order_relaxed);
+  if (n == 0) {
+    int expected = 0;
+    g_threads.compare_exchange_strong(expected, default_threads());
+    n = g_threads.load(std::memory_order_relaxed);
+  }
+  return n;
 }
 
 void set_num_threads(int n) {
   CONVNET_CHECK(n >= 1, "threads: expected at least 1, got ", n);
-  if (n != g_threads) g_pool.reset();
-  g_threads = n;
+  g_threads.store(n);  // the pool is resized by the next parallel_for that owns it
 }
 
 namespace detail {
@@ -139,13 +148,12 @@ namespace detail {
 void parallel_for_impl(int64_t begin, int64_t end, ChunkFn call, void* context) {
   const int64_t count = end - begin;
   if (count <= 0) return;
-  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), count));
+  const int pool_threads = num_threads();
+  const int threads = static_cast<int>(std::min<int64_t>(pool_threads, count));
   if (threads == 1) {
     call(context, begin, end, 0);
     return;
   }
-  if (!g_pool || g_pool->size() != num_threads())
-    g_pool = std::make_unique<ThreadPool>(num_threads());
   // Chunk t covers [begin + t*count/threads, begin + (t+1)*count/threads).
   struct Split {
     int64_t begin, count;
@@ -153,14 +161,26 @@ void parallel_for_impl(int64_t begin, int64_t end, ChunkFn call, void* context) 
     ChunkFn call;
     void* context;
   } split{begin, count, threads, call, context};
-  g_pool->run({[](const void* p, int t) {
-                 const auto& s = *static_cast<const Split*>(p);
-                 if (t >= s.threads) return;
-                 const int64_t lo = s.begin + s.count * t / s.threads;
-                 const int64_t hi = s.begin + s.count * (t + 1) / s.threads;
-                 if (lo < hi) s.call(s.context, lo, hi, t);
-               },
-               &split});
+  const auto run_chunk = [](const void* p, int t) {
+    const auto& s = *static_cast<const Split*>(p);
+    if (t >= s.threads) return;
+    const int64_t lo = s.begin + s.count * t / s.threads;
+    const int64_t hi = s.begin + s.count * (t + 1) / s.threads;
+    if (lo < hi) s.call(s.context, lo, hi, t);
+  };
+  if (g_pool_busy.exchange(true, std::memory_order_acquire)) {
+    for (int t = 0; t < threads; ++t) run_chunk(&split, t);
+    return;
+  }
+  // Released however the call ends.
+  struct Release {
+    ~Release() { g_pool_busy.store(false, std::memory_order_release); }
+  } release;
+  if (!g_pool || g_pool->size() != pool_threads) {
+    g_pool.reset();
+    g_pool = std::make_unique<ThreadPool>(pool_threads);
+  }
+  g_pool->run({run_chunk, &split});
 }
 
 }  // namespace detail
