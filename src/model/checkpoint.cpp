@@ -2,7 +2,11 @@
 // checked against what the spec builds before any is used.
 #include "convnet/checkpoint.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 #include <type_traits>
@@ -97,6 +101,82 @@ void read_tensor(const std::string& path, const SafeTensors& file, const std::st
   std::memcpy(dst, t->bytes.data(), t->bytes.size());
 }
 
+// InputInfo <-> metadata: class names one per line, statistics comma-separated (%.9g: a float
+// round-trips exactly).
+void write_input_info(const InputInfo& info, std::map<std::string, std::string>& meta) {
+  CONVNET_CHECK(info.mean.size() == info.stddev.size(), "checkpoint: ", info.mean.size(),
+                " normalisation means but ", info.stddev.size(), " standard deviations");
+  if (!info.class_names.empty()) {
+    std::string names;
+    for (const std::string& n : info.class_names) {
+      CONVNET_CHECK(n.find('\n') == std::string::npos, "checkpoint: class name '", n,
+                    "' contains a line break");
+      names += (names.empty() ? "" : "\n") + n;
+    }
+    meta["input.class_names"] = names;
+  }
+  if (!info.mean.empty()) {
+    auto join = [](const std::vector<float>& v) {
+      std::string out;
+      char buf[32];
+      for (float x : v) {
+        std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(x));
+        out += (out.empty() ? "" : ",") + std::string(buf);
+      }
+      return out;
+    };
+    meta["input.mean"] = join(info.mean);
+    meta["input.stddev"] = join(info.stddev);
+  }
+}
+
+std::vector<float> parse_floats(const std::string& path, const std::string& key,
+                                const std::string& text) {
+  std::vector<float> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    char* end = nullptr;
+    const float v = std::strtof(item.c_str(), &end);
+    CONVNET_CHECK(!item.empty() && end == item.c_str() + item.size() && std::isfinite(v), path,
+                  ": checkpoint metadata \"", key, "\" must be comma-separated numbers, got '",
+                  text, "'");
+    out.push_back(v);
+    start = comma + 1;
+  }
+  return out;
+}
+
+InputInfo read_input_info(const std::string& path, const std::map<std::string, std::string>& meta,
+                          int64_t channels) {
+  InputInfo info;
+  if (const auto it = meta.find("input.class_names"); it != meta.end()) {
+    size_t start = 0;
+    while (start <= it->second.size()) {
+      const size_t end = std::min(it->second.find('\n', start), it->second.size());
+      info.class_names.push_back(it->second.substr(start, end - start));
+      start = end + 1;
+    }
+  }
+  const auto mean = meta.find("input.mean"), stddev = meta.find("input.stddev");
+  CONVNET_CHECK((mean == meta.end()) == (stddev == meta.end()), path,
+                ": checkpoint metadata has one of \"input.mean\" and \"input.stddev\" without the "
+                "other");
+  if (mean != meta.end()) {
+    info.mean = parse_floats(path, "input.mean", mean->second);
+    info.stddev = parse_floats(path, "input.stddev", stddev->second);
+    CONVNET_CHECK(static_cast<int64_t>(info.mean.size()) == channels &&
+                      static_cast<int64_t>(info.stddev.size()) == channels,
+                  path, ": checkpoint normalisation has ", info.mean.size(), " means and ",
+                  info.stddev.size(), " standard deviations for ", channels, " input channels");
+    for (float s : info.stddev)
+      CONVNET_CHECK(s > 0, path, ": checkpoint metadata \"input.stddev\" must be positive, got ",
+                    s);
+  }
+  return info;
+}
+
 }  // namespace
 
 std::string checkpoint_name(const std::string& model_name, bool sequential) {
@@ -117,6 +197,7 @@ void save_checkpoint(const std::string& path, const Model<T>& model, const Optim
   file.metadata["epoch"] = std::to_string(state.epoch);
   file.metadata["seed"] = std::to_string(state.seed);
   for (const auto& [key, value] : state.extra) file.metadata["extra." + key] = value;
+  write_input_info(state.input, file.metadata);
   for (const NamedLayer<T>& l : model.named_layers()) {
     const std::string rng = l.layer->rng_state();
     if (!rng.empty()) file.metadata["rng." + checkpoint_name(l.name, seq)] = rng;
@@ -174,6 +255,7 @@ Checkpoint<T> load_checkpoint(const std::string& path, int64_t batch) {
   c.state.seed = static_cast<uint64_t>(parse_int(path, meta, "seed"));
   for (const auto& [key, value] : meta)
     if (key.rfind("extra.", 0) == 0) c.state.extra[key.substr(6)] = value;
+  c.state.input = read_input_info(path, meta, input[1]);
 
   c.model = parse_model_spec<T>(spec->second, path + " (spec)");
   c.model->build(input, c.state.seed);

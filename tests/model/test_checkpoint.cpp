@@ -77,13 +77,18 @@ TEST_F(Checkpoints, ResumeContinuesBitForBit) {
     const Batch b = batch(s);
     model->train_step(b.x, {.labels = b.labels}, loss, adam);
   }
-  save_checkpoint(path("a.safetensors"), *model, &adam, {.epoch = 1, .seed = 3, .extra = {{"k", "v"}}});
+  const InputInfo input{{"zero", "one, with a comma", "two", "3", "T-shirt/top"}, {0.25f}, {0.3f}};
+  save_checkpoint(path("a.safetensors"), *model, &adam,
+                  {.epoch = 1, .seed = 3, .extra = {{"k", "v"}}, .input = input});
   EXPECT_FALSE(fs::exists(path("a.safetensors.tmp")));
 
   Checkpoint<float> c = load_checkpoint<float>(path("a.safetensors"));
   EXPECT_EQ(c.state.epoch, 1);
   EXPECT_EQ(c.state.seed, 3u);
   EXPECT_EQ(c.state.extra.at("k"), "v");
+  EXPECT_EQ(c.state.input.class_names, input.class_names);
+  EXPECT_EQ(c.state.input.mean, input.mean);  // exactly: %.9g round-trips a float
+  EXPECT_EQ(c.state.input.stddev, input.stddev);
   EXPECT_EQ(c.optimizer, "adam");
   EXPECT_EQ(c.optimizer_steps, 3);
   EXPECT_EQ(c.model->spec(), model->spec());
@@ -328,6 +333,20 @@ TEST_F(Checkpoints, TensorsMustMatchTheSpec) {
     g.metadata["spec"] = "model sequential\nlayer conv2d out_channels=4\n";
     expect_error(g, " (spec):2:7: missing required option 'kernel' for conv2d (or both kernel_h "
                     "and kernel_w)");
+  }
+  {
+    SafeTensors g = f;
+    g.metadata["input.mean"] = "0.5";
+    expect_error(g, ": checkpoint metadata has one of \"input.mean\" and \"input.stddev\" without "
+                    "the other");
+    g.metadata["input.stddev"] = "0.5,0.2";
+    expect_error(g, ": checkpoint normalisation has 1 means and 2 standard deviations for 1 input "
+                    "channels");
+    g.metadata["input.stddev"] = "abc";
+    expect_error(g, ": checkpoint metadata \"input.stddev\" must be comma-separated numbers, got "
+                    "'abc'");
+    g.metadata["input.stddev"] = "0";
+    expect_error(g, ": checkpoint metadata \"input.stddev\" must be positive, got 0");
   }
   {
     SafeTensors g = f;

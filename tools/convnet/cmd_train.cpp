@@ -1,6 +1,8 @@
 // convnet train: load a dataset (Fashion-MNIST or any MNIST-format IDX set, CIFAR-10, or folders
 // of images), build a model (built-in or a spec file) or resume a checkpoint, train it, report
 // every epoch as text or JSON lines, and save checkpoints.
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -59,8 +61,20 @@ TrainTest load_data(const std::string& dir, const Shape& image_shape) {
       throw Error(dir + ": train/ and test/ must hold the same class sub-folders");
     return data;
   }
-  // Otherwise IDX (its loader names the missing file when the folder is something else).
-  return {load_mnist_split(dir, "train"), load_mnist_split(dir, "t10k"), "IDX"};
+  // Otherwise IDX (its loader names the missing file when the folder is something else). IDX
+  // files carry no class names; a Fashion-MNIST folder (by its name) gets that set's.
+  TrainTest data{load_mnist_split(dir, "train"), load_mnist_split(dir, "t10k"), "IDX"};
+  std::string folder = fs::absolute(fs::path(dir)).lexically_normal().string();
+  std::transform(folder.begin(), folder.end(), folder.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (folder.find("fashion") != std::string::npos && data.train.classes() == 10) {
+    const std::vector<std::string> names = {"T-shirt/top", "Trouser", "Pullover", "Dress",
+                                            "Coat",        "Sandal",  "Shirt",    "Sneaker",
+                                            "Bag",         "Ankle boot"};
+    data.train.set_class_names(names);
+    data.test.set_class_names(names);
+  }
+  return data;
 }
 
 // The flags a checkpoint records and --resume reuses unless given again: everything that decides
@@ -181,7 +195,10 @@ int cmd_train(int argc, char** argv) {
                 " has output ", out.str(), " but the data has ", train.classes(),
                 " classes: its last layer needs ", train.classes(), " outputs");
   auto save = [&](const std::string& path, int epoch) {
-    TrainingState state{.epoch = epoch, .seed = static_cast<uint64_t>(seed), .extra = {}};
+    TrainingState state{.epoch = epoch,
+                        .seed = static_cast<uint64_t>(seed),
+                        .extra = {},
+                        .input = {train.class_names(), train.mean(), train.stddev()}};
     for (const char* name : kResumedFlags) state.extra[name] = args.value_text(name);
     save_checkpoint(path, model, optimizer.get(), state);
   };
