@@ -11,6 +11,7 @@
 #include "convnet/loss.hpp"
 #include "convnet/model.hpp"
 #include "convnet/optim.hpp"
+#include "convnet/predictor.hpp"
 #include "convnet/rng.hpp"
 #include "convnet/runtime.hpp"
 #include "convnet/safetensors.hpp"

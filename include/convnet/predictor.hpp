@@ -1,0 +1,93 @@
+// Inference on a trained model, from any number of threads at once.
+//
+// A Model keeps its activations inside its layers, so two forward passes on one Model cannot run
+// at the same time. A Predictor keeps the trained model as its template and hands each concurrent
+// call an execution context of its own: a replica built from the same spec with the same
+// parameters and buffers. Contexts are made when a call finds none free and are reused after, so
+// N threads calling at once cost N copies of the weights and activations (resnet-small: 0.7 MB of
+// weights and about 1 MB of activations per sample of the context's batch), and a steady state
+// allocates only the returned tensors. The kernels' thread pool serves one call at a time; the
+// others run their kernels on their own thread, with the same results.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "convnet/checkpoint.hpp"
+#include "convnet/image.hpp"
+#include "convnet/model.hpp"
+
+namespace convnet {
+
+// One image's best classes, most probable first.
+struct Prediction {
+  struct Entry {
+    int64_t label = 0;
+    std::string name;  // the class name when the checkpoint records names, else the label
+    double probability = 0;
+  };
+  std::vector<Entry> top;
+};
+
+template <class T>
+class Predictor {
+ public:
+  // Loads a checkpoint (see load_checkpoint; its errors name the file). Inputs are split into
+  // batches of at most max_batch samples, the batch each context is built for.
+  explicit Predictor(const std::string& checkpoint_path, int64_t max_batch = 64);
+  explicit Predictor(Checkpoint<T> checkpoint, int64_t max_batch = 64);
+  // Takes a built model and what its inputs need (class names, normalisation).
+  Predictor(std::unique_ptr<Model<T>> model, InputInfo input, int64_t max_batch = 64);
+  ~Predictor();
+  Predictor(const Predictor&) = delete;
+  Predictor& operator=(const Predictor&) = delete;
+
+  // C x H x W (or F) of one sample, and the number of classes (outputs).
+  Shape sample_shape() const;
+  int64_t classes() const { return classes_; }
+  const InputInfo& input_info() const { return input_; }
+  // The spec of the model it runs (docs/model-spec.md).
+  std::string spec() const { return template_->spec(); }
+
+  // Eval-mode outputs (N x K logits) for N samples of sample_shape(), with values as the data
+  // loaders give them (pixels scaled to [0, 1]); the normalisation the model was trained with is
+  // applied here. Safe to call from several threads at once. Throws convnet::Error on a shape
+  // that does not match.
+  Tensor<T> logits(const Tensor<T>& x) const;
+  // softmax(logits(x)) per row.
+  Tensor<T> probabilities(const Tensor<T>& x) const;
+  // The k most probable classes of each row of a probabilities() result.
+  std::vector<Prediction> top(const Tensor<T>& probabilities, int64_t k) const;
+
+  // Images as the model takes them: each converted to sample_shape()'s channels (done by
+  // read_image), resized to its height and width, scaled to [0, 1]. Throws naming `names[i]`
+  // when an image has the wrong number of channels.
+  Tensor<T> to_input(const std::vector<Image>& images) const;
+
+  // Contexts made so far (the most threads that have called at once).
+  size_t contexts() const;
+
+ private:
+  struct Context;
+  std::unique_ptr<Context> acquire() const;
+  void release(std::unique_ptr<Context> context) const;
+
+  std::unique_ptr<Model<T>> template_;  // never run: the parameters every context copies
+  InputInfo input_;
+  int64_t max_batch_ = 0, classes_ = 0;
+  mutable std::mutex mutex_;
+  mutable std::vector<std::unique_ptr<Context>> idle_;
+  mutable size_t made_ = 0;
+};
+
+// Row-wise softmax of N x K logits, max-subtracted so no exponent overflows.
+template <class T>
+Tensor<T> softmax_rows(const Tensor<T>& logits);
+
+extern template class Predictor<float>;
+extern template class Predictor<double>;
+
+}  // namespace convnet

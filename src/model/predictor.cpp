@@ -1,0 +1,220 @@
+// Predictor: a trained model served to concurrent callers through per-call execution contexts.
+#include "convnet/predictor.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "convnet/spec.hpp"
+
+namespace convnet {
+
+template <class T>
+struct Predictor<T>::Context {
+  std::unique_ptr<Model<T>> model;  // built for max_batch samples
+  Tensor<T> input;                  // one batch, normalised
+};
+
+template <class T>
+Predictor<T>::Predictor(const std::string& checkpoint_path, int64_t max_batch)
+    : Predictor(load_checkpoint<T>(checkpoint_path), max_batch) {}
+
+template <class T>
+Predictor<T>::Predictor(Checkpoint<T> checkpoint, int64_t max_batch)
+    : Predictor(std::move(checkpoint.model), std::move(checkpoint.state.input), max_batch) {}
+
+template <class T>
+Predictor<T>::Predictor(std::unique_ptr<Model<T>> model, InputInfo input, int64_t max_batch)
+    : template_(std::move(model)), input_(std::move(input)), max_batch_(max_batch) {
+  CONVNET_CHECK(template_ && template_->built(), "predictor: the model must be built");
+  CONVNET_CHECK(max_batch >= 1, "predictor: max_batch must be at least 1, got ", max_batch);
+  const Shape& out = template_->output_shape();
+  CONVNET_CHECK(out.rank() == 2, "predictor: the model's output must be N x classes, got ",
+                out.str());
+  classes_ = out[1];
+  const int64_t channels = template_->input_shape()[1];
+  CONVNET_CHECK(input_.class_names.empty() ||
+                    static_cast<int64_t>(input_.class_names.size()) == classes_,
+                "predictor: ", input_.class_names.size(), " class names for ", classes_,
+                " classes");
+  CONVNET_CHECK(input_.mean.size() == input_.stddev.size() &&
+                    (input_.mean.empty() || static_cast<int64_t>(input_.mean.size()) == channels),
+                "predictor: normalisation needs one mean and stddev per input channel (",
+                channels, "), got ", input_.mean.size(), " and ", input_.stddev.size());
+}
+
+template <class T>
+Predictor<T>::~Predictor() = default;
+
+template <class T>
+Shape Predictor<T>::sample_shape() const {
+  const Shape& in = template_->input_shape();
+  if (in.rank() == 2) return Shape{in[1]};
+  if (in.rank() == 3) return Shape{in[1], in[2]};
+  return Shape{in[1], in[2], in[3]};
+}
+
+template <class T>
+size_t Predictor<T>::contexts() const {
+  std::lock_guard lock(mutex_);
+  return made_;
+}
+
+// A free context, or a new replica of the template: same spec, built for max_batch samples,
+// with the template's parameters and buffers copied in (both lists come in the spec's order).
+template <class T>
+std::unique_ptr<typename Predictor<T>::Context> Predictor<T>::acquire() const {
+  {
+    std::lock_guard lock(mutex_);
+    if (!idle_.empty()) {
+      std::unique_ptr<Context> c = std::move(idle_.back());
+      idle_.pop_back();
+      return c;
+    }
+    ++made_;
+  }
+  auto c = std::make_unique<Context>();
+  c->model = parse_model_spec<T>(template_->spec(), "predictor");
+  const Shape input = template_->input_shape().with_batch(max_batch_);
+  c->model->build(input);
+  c->input.resize(input);
+  auto copy = [](const auto& from, const auto& to) {
+    CONVNET_CHECK(from.size() == to.size(), "predictor: replica has ", to.size(),
+                  " tensors, the model ", from.size());
+    for (size_t i = 0; i < from.size(); ++i) {
+      CONVNET_CHECK(from[i].name == to[i].name, "predictor: replica tensor '", to[i].name,
+                    "' where the model has '", from[i].name, "'");
+      *to[i].value = *from[i].value;
+    }
+  };
+  copy(template_->params(), c->model->params());
+  copy(template_->buffers(), c->model->buffers());
+  return c;
+}
+
+template <class T>
+void Predictor<T>::release(std::unique_ptr<Context> context) const {
+  std::lock_guard lock(mutex_);
+  idle_.push_back(std::move(context));
+}
+
+template <class T>
+Tensor<T> Predictor<T>::logits(const Tensor<T>& x) const {
+  const Shape sample = sample_shape();
+  const Shape& in = x.shape();
+  bool match = in.rank() == sample.rank() + 1;
+  for (int i = 0; match && i < sample.rank(); ++i) match = in[i + 1] == sample[i];
+  CONVNET_CHECK(match && in[0] >= 1, "predict: input ", in.str(), " does not match the model's ",
+                template_->input_shape().with_batch(in.rank() > 0 ? in[0] : 1).str());
+  const int64_t n = in[0], per_sample = sample.numel();
+  const int64_t channels = template_->input_shape()[1];
+  const int64_t plane = per_sample / channels;
+  Tensor<T> out(Shape{n, classes_});
+
+  // Returned to the free list however the call ends.
+  struct Lease {
+    const Predictor* owner;
+    std::unique_ptr<Context> context;
+    ~Lease() {
+      if (context) owner->release(std::move(context));
+    }
+  } lease{this, acquire()};
+  Context& c = *lease.context;
+  for (int64_t first = 0; first < n; first += max_batch_) {
+    const int64_t count = std::min(max_batch_, n - first);
+    c.input.resize(template_->input_shape().with_batch(count));  // within capacity
+    const T* src = x.data() + first * per_sample;
+    T* dst = c.input.data();
+    if (input_.mean.empty()) {
+      std::copy(src, src + count * per_sample, dst);
+    } else {
+      // (v − mean[c]) · (1 / stddev[c]), exactly as Dataset::gather computes it in training.
+      for (int64_t s = 0; s < count; ++s)
+        for (int64_t ch = 0; ch < channels; ++ch) {
+          const auto at = static_cast<size_t>(ch);
+          const T mean = static_cast<T>(input_.mean[at]);
+          const T inv = static_cast<T>(1.0f / input_.stddev[at]);
+          const int64_t base = s * per_sample + ch * plane;
+          for (int64_t i = 0; i < plane; ++i) dst[base + i] = (src[base + i] - mean) * inv;
+        }
+    }
+    const Tensor<T>& y = c.model->forward(c.input, Mode::Eval);
+    std::copy(y.data(), y.data() + count * classes_, out.data() + first * classes_);
+  }
+  return out;
+}
+
+template <class T>
+Tensor<T> softmax_rows(const Tensor<T>& logits) {
+  CONVNET_CHECK(logits.shape().rank() == 2, "softmax: expected N x K logits, got ",
+                logits.shape().str());
+  const int64_t n = logits.dim(0), k = logits.dim(1);
+  Tensor<T> p(logits.shape());
+  for (int64_t r = 0; r < n; ++r) {
+    const T* z = logits.data() + r * k;
+    T* q = p.data() + r * k;
+    const T m = *std::max_element(z, z + k);
+    double sum = 0;
+    for (int64_t j = 0; j < k; ++j) sum += std::exp(static_cast<double>(z[j] - m));
+    for (int64_t j = 0; j < k; ++j)
+      q[j] = static_cast<T>(std::exp(static_cast<double>(z[j] - m)) / sum);
+  }
+  return p;
+}
+
+template <class T>
+Tensor<T> Predictor<T>::probabilities(const Tensor<T>& x) const {
+  return softmax_rows(logits(x));
+}
+
+template <class T>
+std::vector<Prediction> Predictor<T>::top(const Tensor<T>& probabilities, int64_t k) const {
+  CONVNET_CHECK(probabilities.shape().rank() == 2 && probabilities.dim(1) == classes_,
+                "predict: expected N x ", classes_, " probabilities, got ",
+                probabilities.shape().str());
+  CONVNET_CHECK(k >= 1, "predict: top-k needs k >= 1, got ", k);
+  k = std::min(k, classes_);
+  std::vector<Prediction> out(static_cast<size_t>(probabilities.dim(0)));
+  std::vector<int64_t> order(static_cast<size_t>(classes_));
+  for (size_t r = 0; r < out.size(); ++r) {
+    const T* p = probabilities.data() + static_cast<int64_t>(r) * classes_;
+    std::iota(order.begin(), order.end(), 0);
+    // Most probable first; ties keep the lower label first, as arg-max does.
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return p[a] > p[b]; });
+    for (int64_t i = 0; i < k; ++i) {
+      const int64_t label = order[static_cast<size_t>(i)];
+      out[r].top.push_back({label,
+                            input_.class_names.empty() ? std::to_string(label)
+                                                       : input_.class_names[static_cast<size_t>(label)],
+                            static_cast<double>(p[label])});
+    }
+  }
+  return out;
+}
+
+template <class T>
+Tensor<T> Predictor<T>::to_input(const std::vector<Image>& images) const {
+  const Shape sample = sample_shape();
+  CONVNET_CHECK(sample.rank() == 3, "predict: images need a model with C x H x W input, this one "
+                "takes ", sample.str());
+  const int64_t channels = sample[0], height = sample[1], width = sample[2];
+  Tensor<T> x(Shape{static_cast<int64_t>(images.size()), channels, height, width});
+  for (size_t i = 0; i < images.size(); ++i) {
+    CONVNET_CHECK(images[i].channels == channels, "predict: image ", i, " has ",
+                  images[i].channels, " channels, the model takes ", channels);
+    const Image sized = images[i].height == height && images[i].width == width
+                            ? images[i]
+                            : resize_image(images[i], height, width);
+    T* dst = x.data() + static_cast<int64_t>(i) * sample.numel();
+    for (int64_t j = 0; j < sample.numel(); ++j)
+      dst[j] = static_cast<T>(sized.pixels[static_cast<size_t>(j)]) * (T(1) / T(255));  // as Dataset
+  }
+  return x;
+}
+
+template class Predictor<float>;
+template class Predictor<double>;
+template Tensor<float> softmax_rows(const Tensor<float>&);
+template Tensor<double> softmax_rows(const Tensor<double>&);
+
+}  // namespace convnet
