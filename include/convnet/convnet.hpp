@@ -9,6 +9,7 @@
 #include "convnet/image.hpp"
 #include "convnet/layers.hpp"
 #include "convnet/loss.hpp"
+#include "convnet/metrics.hpp"
 #include "convnet/model.hpp"
 #include "convnet/optim.hpp"
 #include "convnet/predictor.hpp"

@@ -1,0 +1,174 @@
+// Classification metrics, read off a confusion matrix.
+#include "convnet/metrics.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <numeric>
+
+#include "convnet/error.hpp"
+
+namespace convnet {
+
+ConfusionMatrix::ConfusionMatrix(int64_t classes)
+    : classes_(classes), counts_(static_cast<size_t>(classes * classes), 0) {
+  CONVNET_CHECK(classes >= 0, "confusion matrix: classes must be >= 0, got ", classes);
+}
+
+void ConfusionMatrix::add(int64_t label, int64_t predicted) {
+  CONVNET_CHECK(label >= 0 && label < classes_ && predicted >= 0 && predicted < classes_,
+                "confusion matrix: label ", label, " / prediction ", predicted, " outside [0, ",
+                classes_, ")");
+  ++counts_[static_cast<size_t>(label * classes_ + predicted)];
+  ++total_;
+}
+
+void ConfusionMatrix::add(const Tensor<float>& outputs, std::span<const int32_t> labels) {
+  CONVNET_CHECK(outputs.shape().rank() == 2 && outputs.dim(1) == classes_ &&
+                    outputs.dim(0) == static_cast<int64_t>(labels.size()),
+                "confusion matrix: outputs ", outputs.shape().str(), " for ", labels.size(),
+                " labels of ", classes_, " classes");
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const float* row = outputs.data() + static_cast<int64_t>(i) * classes_;
+    add(labels[i], std::max_element(row, row + classes_) - row);
+  }
+}
+
+int64_t ConfusionMatrix::count(int64_t label, int64_t predicted) const {
+  CONVNET_CHECK(label >= 0 && label < classes_ && predicted >= 0 && predicted < classes_,
+                "confusion matrix: cell (", label, ", ", predicted, ") outside ", classes_, "x",
+                classes_);
+  return counts_[static_cast<size_t>(label * classes_ + predicted)];
+}
+
+int64_t ConfusionMatrix::row_sum(int64_t label) const {
+  int64_t sum = 0;
+  for (int64_t p = 0; p < classes_; ++p) sum += count(label, p);
+  return sum;
+}
+
+int64_t ConfusionMatrix::column_sum(int64_t predicted) const {
+  int64_t sum = 0;
+  for (int64_t l = 0; l < classes_; ++l) sum += count(l, predicted);
+  return sum;
+}
+
+namespace {
+double ratio(int64_t num, int64_t den) {
+  return den == 0 ? 0.0 : static_cast<double>(num) / static_cast<double>(den);
+}
+}  // namespace
+
+double ConfusionMatrix::accuracy() const {
+  int64_t diagonal = 0;
+  for (int64_t c = 0; c < classes_; ++c) diagonal += count(c, c);
+  return ratio(diagonal, total_);
+}
+
+double ConfusionMatrix::precision(int64_t c) const { return ratio(count(c, c), column_sum(c)); }
+double ConfusionMatrix::recall(int64_t c) const { return ratio(count(c, c), row_sum(c)); }
+double ConfusionMatrix::f1(int64_t c) const {
+  const double p = precision(c), r = recall(c);
+  return p + r == 0 ? 0.0 : 2 * p * r / (p + r);
+}
+
+namespace {
+template <class F>
+double class_mean(int64_t classes, F&& per_class) {
+  if (classes == 0) return 0;
+  double sum = 0;
+  for (int64_t c = 0; c < classes; ++c) sum += per_class(c);
+  return sum / static_cast<double>(classes);
+}
+}  // namespace
+
+double ConfusionMatrix::macro_precision() const {
+  return class_mean(classes_, [&](int64_t c) { return precision(c); });
+}
+double ConfusionMatrix::macro_recall() const {
+  return class_mean(classes_, [&](int64_t c) { return recall(c); });
+}
+double ConfusionMatrix::macro_f1() const {
+  return class_mean(classes_, [&](int64_t c) { return f1(c); });
+}
+
+std::string ConfusionMatrix::table(const std::vector<std::string>& names) const {
+  auto row_label = [&](int64_t c) {
+    return std::to_string(c) + " " + (names.empty() ? "" : names[static_cast<size_t>(c)]);
+  };
+  const std::string corner = "true \\ predicted";
+  size_t left = corner.size(), cell = 4;
+  for (int64_t c = 0; c < classes_; ++c) {
+    left = std::max(left, row_label(c).size());
+    cell = std::max(cell, std::to_string(column_sum(c)).size());
+  }
+  auto pad = [](const std::string& s, size_t width) {  // right-aligned in width + 1
+    return std::string(width + 1 - std::min(width, s.size()), ' ') + s;
+  };
+  std::string out = corner + std::string(left - corner.size(), ' ');
+  for (int64_t c = 0; c < classes_; ++c) out += pad(std::to_string(c), cell);
+  out += "\n";
+  for (int64_t l = 0; l < classes_; ++l) {
+    const std::string label = row_label(l);
+    out += label + std::string(left - label.size(), ' ');
+    for (int64_t p = 0; p < classes_; ++p) out += pad(std::to_string(count(l, p)), cell);
+    out += "\n";
+  }
+  return out;
+}
+
+int64_t count_top_k(const Tensor<float>& outputs, std::span<const int32_t> labels, int64_t k) {
+  CONVNET_CHECK(outputs.shape().rank() == 2 && outputs.dim(0) == static_cast<int64_t>(labels.size()),
+                "top-k: outputs ", outputs.shape().str(), " for ", labels.size(), " labels");
+  CONVNET_CHECK(k >= 1, "top-k: k must be at least 1, got ", k);
+  const int64_t classes = outputs.dim(1);
+  int64_t hits = 0;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const float* row = outputs.data() + static_cast<int64_t>(i) * classes;
+    const int64_t label = labels[i];
+    CONVNET_CHECK(label >= 0 && label < classes, "top-k: label ", label, " outside [0, ", classes,
+                  ")");
+    // The label's rank: outputs above it, or equal to it at a lower index, come first.
+    int64_t ahead = 0;
+    for (int64_t j = 0; j < classes; ++j)
+      ahead += row[j] > row[label] || (row[j] == row[label] && j < label);
+    hits += ahead < k;
+  }
+  return hits;
+}
+
+ClassificationReport evaluate_classifier(Model<float>& model, const Dataset& data,
+                                         Loss<float>& loss, int64_t top_k, int64_t batch) {
+  CONVNET_CHECK(model.input_shape().rank() == 4 &&
+                    model.input_shape().with_batch(1) == data.shape().with_batch(1),
+                "evaluation: the data's samples are ", data.sample_shape().str(),
+                " but the model takes ", model.input_shape().str());
+  CONVNET_CHECK(model.output_shape().rank() == 2 && model.output_shape()[1] == data.classes(),
+                "evaluation: the data has ", data.classes(), " classes but the model outputs ",
+                model.output_shape().str());
+  CONVNET_CHECK(data.size() > 0, "evaluation: the data set is empty");
+  batch = std::clamp<int64_t>(batch, 1, model.input_shape()[0]);
+  ClassificationReport report{0, top_k, 0, ConfusionMatrix(data.classes())};
+  std::vector<int64_t> order(static_cast<size_t>(data.size()));
+  std::iota(order.begin(), order.end(), 0);
+  Tensor<float> x(data.shape().with_batch(batch));
+  std::vector<int32_t> labels(static_cast<size_t>(batch));
+  double total_loss = 0;
+  int64_t top_hits = 0;
+  for (int64_t first = 0; first < data.size(); first += batch) {
+    const int64_t count = std::min(batch, data.size() - first);
+    x.resize(data.shape().with_batch(count));
+    labels.resize(static_cast<size_t>(count));
+    data.gather(std::span(order).subspan(static_cast<size_t>(first), static_cast<size_t>(count)),
+                x.data(), labels.data());
+    const Tensor<float>& out = model.forward(x, Mode::Eval);
+    total_loss += static_cast<double>(loss.compute(out, {.labels = labels}, nullptr)) *
+                  static_cast<double>(count);
+    report.confusion.add(out, labels);
+    top_hits += count_top_k(out, labels, top_k);
+  }
+  report.loss = total_loss / static_cast<double>(data.size());
+  report.top_k_accuracy = static_cast<double>(top_hits) / static_cast<double>(data.size());
+  return report;
+}
+
+}  // namespace convnet
