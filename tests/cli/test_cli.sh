@@ -119,6 +119,42 @@ ln -s "$images/images_bad" "$tmp/badfolders/train"
 ln -s "$images/images" "$tmp/badfolders/test"
 expect image-folder-broken 1 "error: .*/broken/truncated.png: cannot decode: " -- \
   "$cli" train --data "$tmp/badfolders"
+# A checkpoint of the image-folder run, then predict and eval on it: class names come from the
+# folders, the JSON has every field, eval on the test folder reproduces training's test accuracy,
+# and --save-best keeps the epoch with the best validation accuracy.
+folder_run=(--data "$tmp/folders" --image-size 1x16x16 --batch 4 --normalize --threads 1)
+expect train-save-best 0 "best val acc [0-9.]+% at epoch 1: saved $tmp/best.safetensors" -- \
+  "$cli" train "${folder_run[@]}" --epochs 3 --val-split 0.25 --optimizer adam \
+    --save "$tmp/img.safetensors" --save-best "$tmp/best.safetensors"
+expect best-is-a-checkpoint 0 "loss [0-9.]+  accuracy [0-9.]+%" -- \
+  "$cli" eval --checkpoint "$tmp/best.safetensors"
+expect save-best-needs-validation 2 "--save-best: needs --val-split" -- \
+  "$cli" train --save-best "$tmp/x.safetensors"
+expect predict-text 0 "bar_0.png:  (bar|disc|stripes) [0-9.]+%  (bar|disc|stripes) [0-9.]+%$" -- \
+  "$cli" predict --checkpoint "$tmp/img.safetensors" --top 2 "$images/images/bar/bar_0.png"
+expect predict-json 0 '^\{"file": ".*/disc_1.png", "top": \[\{"class": [0-2], "name": "(bar|disc|stripes)", "probability": [0-9.e-]+\}\], "probabilities": \[[0-9.e-]+, [0-9.e-]+, [0-9.e-]+\], "logits": \[[-0-9.e]+, [-0-9.e]+, [-0-9.e]+\]\}$' -- \
+  "$cli" predict --checkpoint "$tmp/img.safetensors" --top 1 --json "$images/images/disc/disc_1.png"
+expect predict-many 0 "^4$" -- bash -c "'$cli' predict --checkpoint '$tmp/img.safetensors' \
+  '$images/images/bar/bar_grey.pgm' '$images/images/stripes/stripes_jpeg.jpg' \
+  '$images'/images/disc/disc_[01].png | wc -l"
+expect predict-not-an-image 1 "error: .*/disc/README.txt: not a readable image" -- \
+  "$cli" predict --checkpoint "$tmp/img.safetensors" "$images/images/disc/README.txt"
+expect predict-no-images 2 "no images given" -- "$cli" predict --checkpoint "$tmp/img.safetensors"
+expect predict-no-checkpoint 1 "error: $tmp/none.safetensors: cannot open" -- \
+  "$cli" predict --checkpoint "$tmp/none.safetensors" "$images/images/bar/bar_0.png"
+test_acc=$("$cli" train "${folder_run[@]}" --epochs 2 --json --save "$tmp/img2.safetensors" 2>/dev/null |
+  tail -1 | sed 's/.*"test_acc": \([0-9.]*\).*/\1/')
+expect eval-matches-training 0 "\"accuracy\": $test_acc, " -- \
+  "$cli" eval --checkpoint "$tmp/img2.safetensors" --json
+expect eval-text 0 "image folder.*precision +recall +f1 +support.*bar .*macro avg.*confusion matrix.*0 bar " -- \
+  bash -c "'$cli' eval --checkpoint '$tmp/img2.safetensors' --data '$images/images' | tr '\n' ' '"
+expect eval-bad-split 2 "--split: expected test or train, got 'dev'" -- \
+  "$cli" eval --checkpoint "$tmp/img2.safetensors" --split dev
+expect eval-other-classes 1 "classes differ from those .* was trained on" -- \
+  bash -c "mkdir -p '$tmp/other/a' '$tmp/other/b' '$tmp/other/c' && \
+    cp '$images/images/bar/bar_0.png' '$tmp/other/a/' && cp '$images/images/bar/bar_1.png' '$tmp/other/b/' && \
+    cp '$images/images/bar/bar_2.png' '$tmp/other/c/' && \
+    '$cli' eval --checkpoint '$tmp/img2.safetensors' --data '$tmp/other'"
 expect bad-val-split 2 "--val-split: expected a fraction in \[0, 1\), got 1.5" -- \
   "$cli" train --val-split 1.5
 

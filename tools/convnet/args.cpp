@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <sstream>
 
 namespace convnet::cli {
@@ -21,10 +22,19 @@ void ArgParser::add_switch(const std::string& name, const std::string& help) {
   flags_[name] = Flag{"", "", help, true, false};
 }
 
+void ArgParser::add_positional(const std::string& name, const std::string& help) {
+  positional_name_ = name;
+  positional_help_ = help;
+}
+
 bool ArgParser::parse(int argc, char** argv, int first) {
   for (int i = first; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") return false;
+    if (arg.rfind("--", 0) != 0 && !positional_name_.empty()) {
+      positional_.push_back(arg);
+      continue;
+    }
     if (arg.rfind("--", 0) != 0)
       throw UsageError{"unexpected argument '" + arg + "' (flags start with --; see " + command_ +
                        " --help)"};
@@ -101,7 +111,11 @@ std::string ArgParser::value_text(const std::string& name) const {
 
 std::string ArgParser::help() const {
   std::ostringstream out;
-  out << "usage: " << command_ << " [flags]\n\n" << summary_ << "\n\nflags:\n";
+  out << "usage: " << command_ << " [flags]"
+      << (positional_name_.empty() ? "" : " " + positional_name_ + "...") << "\n\n"
+      << summary_ << "\n\n";
+  if (!positional_name_.empty()) out << "  " << positional_name_ << "... " << positional_help_ << "\n\n";
+  out << "flags:\n";
   for (const auto& name : order_) {
     const Flag& f = flags_.at(name);
     std::string left = "  --" + name + (f.is_switch ? "" : " VALUE");
@@ -111,6 +125,24 @@ std::string ArgParser::help() const {
   }
   out << "  --help                show this help\n";
   return out.str();
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
 }
 
 Shape parse_chw(const std::string& name, const std::string& text) {

@@ -21,6 +21,9 @@ class ArgParser {
   ArgParser(std::string command, std::string summary);
   void add(const std::string& name, const std::string& default_value, const std::string& help);
   void add_switch(const std::string& name, const std::string& help);
+  // Accepts arguments that are not flags ("IMAGE..." in help), collected by positional().
+  void add_positional(const std::string& name, const std::string& help);
+  const std::vector<std::string>& positional() const { return positional_; }
   // Parses argv[first..argc). Returns false when --help was given (help() should be printed).
   bool parse(int argc, char** argv, int first);
 
@@ -47,9 +50,14 @@ class ArgParser {
   std::string command_, summary_;
   std::vector<std::string> order_;
   std::map<std::string, Flag> flags_;
+  std::string positional_name_, positional_help_;  // empty: none accepted
+  std::vector<std::string> positional_;
 };
 
 // Parses "CxHxW" (e.g. 1x28x28) for the flag `name`; throws UsageError otherwise.
 Shape parse_chw(const std::string& name, const std::string& text);
+
+// A JSON string literal of s: quotes, backslashes and control characters escaped.
+std::string json_string(const std::string& s);
 
 }  // namespace convnet::cli

@@ -1,15 +1,14 @@
 // convnet train: load a dataset (Fashion-MNIST or any MNIST-format IDX set, CIFAR-10, or folders
 // of images), build a model (built-in or a spec file) or resume a checkpoint, train it, report
 // every epoch as text or JSON lines, and save checkpoints.
-#include <algorithm>
-#include <cctype>
 #include <cstdio>
-#include <filesystem>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 
 #include "args.hpp"
 #include "commands.hpp"
+#include "data_source.hpp"
 #include "convnet/checkpoint.hpp"
 #include "convnet/runtime.hpp"
 #include "convnet/spec.hpp"
@@ -41,40 +40,6 @@ std::unique_ptr<Optimizer<float>> make_optimizer(const ArgParser& args) {
 // Keeps the first `limit` samples (0: all).
 void truncate(Dataset& d, int64_t limit) {
   if (limit > 0 && limit < d.size()) d.truncate(limit);
-}
-
-// The training and test sets of a --data folder, by what it holds: MNIST-format IDX files,
-// CIFAR-10 binary batches, or train/ and test/ folders of class sub-folders of images.
-struct TrainTest {
-  Dataset train, test;
-  std::string format;
-};
-TrainTest load_data(const std::string& dir, const Shape& image_shape) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (is_cifar10_folder(dir)) return {load_cifar10(dir, "train"), load_cifar10(dir, "test"), "CIFAR-10"};
-  const fs::path train_dir = fs::path(dir) / "train", test_dir = fs::path(dir) / "test";
-  if (!is_mnist_folder(dir) && fs::is_directory(train_dir, ec) && fs::is_directory(test_dir, ec)) {
-    TrainTest data{load_image_folder(train_dir.string(), image_shape),
-                   load_image_folder(test_dir.string(), image_shape), "image folders"};
-    if (data.train.class_names() != data.test.class_names())
-      throw Error(dir + ": train/ and test/ must hold the same class sub-folders");
-    return data;
-  }
-  // Otherwise IDX (its loader names the missing file when the folder is something else). IDX
-  // files carry no class names; a Fashion-MNIST folder (by its name) gets that set's.
-  TrainTest data{load_mnist_split(dir, "train"), load_mnist_split(dir, "t10k"), "IDX"};
-  std::string folder = fs::absolute(fs::path(dir)).lexically_normal().string();
-  std::transform(folder.begin(), folder.end(), folder.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (folder.find("fashion") != std::string::npos && data.train.classes() == 10) {
-    const std::vector<std::string> names = {"T-shirt/top", "Trouser", "Pullover", "Dress",
-                                            "Coat",        "Sandal",  "Shirt",    "Sneaker",
-                                            "Bag",         "Ankle boot"};
-    data.train.set_class_names(names);
-    data.test.set_class_names(names);
-  }
-  return data;
 }
 
 // The flags a checkpoint records and --resume reuses unless given again: everything that decides
@@ -118,6 +83,9 @@ int cmd_train(int argc, char** argv) {
   args.add_switch("json", "print each epoch as one JSON object per line (summary to stderr)");
   args.add("save", "", "write a checkpoint (safetensors) to this file at the end");
   args.add("save-every", "0", "also write the --save checkpoint every N epochs (0 = only at the end)");
+  args.add("save-best", "",
+           "write a checkpoint to this file after every epoch that improves validation accuracy "
+           "(needs --val-split)");
   args.add("resume", "",
            "continue the checkpoint in this file up to --epochs; flags not given again take the "
            "checkpoint's values");
@@ -143,6 +111,7 @@ int cmd_train(int argc, char** argv) {
   if (save_every > 0 && save_path.empty())
     throw UsageError{"--save-every: needs --save FILE to write to"};
 
+  const std::string best_path = args.get("save-best");
   const int64_t epochs = args.get_int("epochs", 1);
   const bool resuming = !resume_path.empty();
   if (resuming && resumed.state.epoch >= epochs)
@@ -159,10 +128,15 @@ int cmd_train(int argc, char** argv) {
   const double val_split = args.get_double("val-split");
   if (!(val_split >= 0 && val_split < 1))
     throw UsageError{"--val-split: expected a fraction in [0, 1), got " + args.get("val-split")};
+  if (!best_path.empty() && !(val_split > 0))
+    throw UsageError{"--save-best: needs --val-split (the best model is chosen on validation "
+                     "data, never on the test set)"};
+  if (!best_path.empty() && best_path == save_path)
+    throw UsageError{"--save-best: must differ from --save (" + save_path + ")"};
   const int64_t crop_padding = args.get_int("crop-padding", 0);
   const Shape image_shape = parse_chw("image-size", args.get("image-size"));
 
-  TrainTest data = load_data(args.get("data"), image_shape);
+  TrainTest data = load_train_test(args.get("data"), image_shape);
   Dataset& train = data.train;
   Dataset& test = data.test;
   truncate(train, args.get_int("train-limit", 0));
@@ -194,12 +168,23 @@ int cmd_train(int argc, char** argv) {
   CONVNET_CHECK(out.rank() == 2 && out[1] == train.classes(), "model ", args.get("model"),
                 " has output ", out.str(), " but the data has ", train.classes(),
                 " classes: its last layer needs ", train.classes(), " outputs");
+  // The best validation accuracy so far (--save-best). Checkpoints record it, so a resumed run
+  // replaces the best checkpoint only with a better model than it already holds.
+  double best_val_acc = -1;
+  if (resuming && !best_path.empty())
+    if (const auto it = resumed.state.extra.find("best_val_acc"); it != resumed.state.extra.end())
+      best_val_acc = std::strtod(it->second.c_str(), nullptr);
   auto save = [&](const std::string& path, int epoch) {
     TrainingState state{.epoch = epoch,
                         .seed = static_cast<uint64_t>(seed),
                         .extra = {},
                         .input = {train.class_names(), train.mean(), train.stddev()}};
     for (const char* name : kResumedFlags) state.extra[name] = args.value_text(name);
+    if (!best_path.empty()) {
+      char best[32];
+      std::snprintf(best, sizeof best, "%.17g", best_val_acc);
+      state.extra["best_val_acc"] = best;
+    }
     save_checkpoint(path, model, optimizer.get(), state);
   };
   std::ostream& info = json ? std::cerr : std::cout;
@@ -247,6 +232,15 @@ int cmd_train(int argc, char** argv) {
                         s.images_per_s);
         }
         std::cout << line << std::endl;
+        // Strictly better only: on a tie the earlier (less trained) model stays.
+        if (!best_path.empty() && s.val_acc > best_val_acc) {
+          best_val_acc = s.val_acc;
+          save(best_path, s.epoch);
+          char note[96];
+          std::snprintf(note, sizeof note, "best val acc %.2f%% at epoch %d: saved ",
+                        100 * s.val_acc, s.epoch);
+          info << note << best_path << std::endl;
+        }
         if (save_every > 0 && s.epoch % save_every == 0 && s.epoch < epochs)
           save(save_path, s.epoch);
       });

@@ -8,5 +8,7 @@ int cmd_train(int argc, char** argv);
 int cmd_gradcheck(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_summary(int argc, char** argv);
+int cmd_predict(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
 
 }  // namespace convnet::cli

@@ -19,6 +19,8 @@ const char* kUsage =
     "commands:\n"
     "  train       train a model on an IDX, CIFAR-10 or image-folder dataset (Fashion-MNIST by\n"
     "              default); save, and resume, checkpoints\n"
+    "  predict     classify image files with a checkpoint (top classes and probabilities)\n"
+    "  eval        a checkpoint's loss, accuracy, per-class metrics and confusion matrix\n"
     "  summary     print a model's layers, parameter count and FLOPs, or its spec text\n"
     "  gradcheck   check every layer's gradients of a model against finite differences\n"
     "  bench       measure training and inference throughput on synthetic data\n"
@@ -42,6 +44,8 @@ int main(int argc, char** argv) {
     if (command == "gradcheck") return convnet::cli::cmd_gradcheck(argc, argv);
     if (command == "bench") return convnet::cli::cmd_bench(argc, argv);
     if (command == "summary") return convnet::cli::cmd_summary(argc, argv);
+    if (command == "predict") return convnet::cli::cmd_predict(argc, argv);
+    if (command == "eval") return convnet::cli::cmd_eval(argc, argv);
     std::cerr << "convnet: unknown command '" << command << "'\n\n" << kUsage;
     return 2;
   } catch (const convnet::cli::UsageError& e) {

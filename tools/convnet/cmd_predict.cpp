@@ -1,0 +1,95 @@
+// convnet predict: classifies image files with a checkpoint's model, printing each image's most
+// probable classes (or, with --json, one JSON object per image with every probability and logit).
+#include <cstdio>
+#include <iostream>
+
+#include "args.hpp"
+#include "commands.hpp"
+#include "convnet/predictor.hpp"
+#include "convnet/runtime.hpp"
+
+namespace convnet::cli {
+
+namespace {
+
+std::string json_numbers(const float* values, int64_t count) {
+  std::string out = "[";
+  char buf[32];
+  for (int64_t i = 0; i < count; ++i) {
+    std::snprintf(buf, sizeof buf, "%s%.9g", i ? ", " : "", static_cast<double>(values[i]));
+    out += buf;
+  }
+  return out + "]";
+}
+
+}  // namespace
+
+int cmd_predict(int argc, char** argv) {
+  ArgParser args("convnet predict",
+                 "Classifies images with a checkpoint's model. Each image is read (PNG, JPEG,\n"
+                 "PGM/PPM or BMP), converted to the model's channels, resized to its input size,\n"
+                 "scaled to [0, 1] and normalised as in training; then the top classes are\n"
+                 "printed with their probabilities.");
+  args.add_positional("IMAGE", "image files to classify");
+  args.add("checkpoint", "", "checkpoint written by convnet train --save (required)");
+  args.add("top", "3", "how many of the most probable classes to print per image");
+  args.add_switch("json",
+                  "one JSON object per image: file, top classes, every probability and logit");
+  args.add("batch", "32", "images per forward pass");
+  args.add("threads", "0", "worker threads; 0 = all cores ($CONVNET_THREADS if set)");
+  if (!args.parse(argc, argv, 2)) {
+    std::cout << args.help();
+    return 0;
+  }
+  const std::string checkpoint = args.get("checkpoint");
+  if (checkpoint.empty()) throw UsageError{"--checkpoint: required (a file from convnet train --save)"};
+  const std::vector<std::string>& files = args.positional();
+  if (files.empty()) throw UsageError{"no images given (convnet predict --checkpoint CKPT IMAGE...)"};
+  const int64_t top_k = args.get_int("top", 1);
+  const int64_t batch = args.get_int("batch", 1);
+  const int64_t threads = args.get_int("threads", 0);
+  if (threads > 1024) throw UsageError{"--threads: expected at most 1024, got " + args.get("threads")};
+  if (threads > 0) set_num_threads(static_cast<int>(threads));
+  const bool json = args.get_switch("json");
+
+  const Predictor<float> predictor(checkpoint, batch);
+  const Shape sample = predictor.sample_shape();
+  if (sample.rank() != 3)
+    throw Error(checkpoint + ": the model takes " + sample.str() +
+                " samples, not images (C x H x W)");
+  // Every image is read before any is classified: a bad file stops the run with its name, and
+  // nothing is printed for the others.
+  std::vector<Image> images;
+  for (const std::string& file : files) images.push_back(read_image(file, sample[0]));
+  const Tensor<float> logits = predictor.logits(predictor.to_input(images));
+  const Tensor<float> probabilities = softmax_rows(logits);
+  const std::vector<Prediction> top = predictor.top(probabilities, top_k);
+  const int64_t classes = predictor.classes();
+  for (size_t i = 0; i < files.size(); ++i) {
+    const int64_t row = static_cast<int64_t>(i) * classes;
+    if (json) {
+      std::string line = "{\"file\": " + json_string(files[i]) + ", \"top\": [";
+      for (size_t k = 0; k < top[i].top.size(); ++k) {
+        const Prediction::Entry& e = top[i].top[k];
+        char p[32];
+        std::snprintf(p, sizeof p, "%.9g", e.probability);
+        line += std::string(k ? ", " : "") + "{\"class\": " + std::to_string(e.label) +
+                ", \"name\": " + json_string(e.name) + ", \"probability\": " + p + "}";
+      }
+      line += "], \"probabilities\": " + json_numbers(probabilities.data() + row, classes) +
+              ", \"logits\": " + json_numbers(logits.data() + row, classes) + "}";
+      std::cout << line << "\n";
+    } else {
+      std::cout << files[i] << ":";
+      for (const Prediction::Entry& e : top[i].top) {
+        char p[32];
+        std::snprintf(p, sizeof p, "%.2f%%", 100 * e.probability);
+        std::cout << "  " << e.name << " " << p;
+      }
+      std::cout << "\n";
+    }
+  }
+  return 0;
+}
+
+}  // namespace convnet::cli
