@@ -653,6 +653,50 @@ def resnet_fixture():
 
 # ---------------------------------------------------------------------------------------------
 
+def lr_schedule_fixture():
+    """Learning rates of torch.optim.lr_scheduler: per epoch (what the optimizer holds while the
+    epoch trains, after `epoch` scheduler steps), or per step for OneCycleLR. Each case stores
+    its settings beside the rates, so the test builds the same schedule."""
+    from torch.optim import lr_scheduler as S
+    fx = Fixture("lr_schedules.bin")
+
+    def run(name, lr0, count, make, settings):
+        opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=lr0)
+        sched = make(opt)
+        rates = []
+        for _ in range(count):
+            rates.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        fx.add(name + ".lr0", np.array(lr0))
+        for key, value in settings.items():
+            fx.add(name + "." + key, np.array(value, dtype=np.float64))
+        fx.add(name + ".rates", np.array(rates))
+
+    run("step", 0.1, 10, lambda o: S.StepLR(o, step_size=3, gamma=0.5),
+        {"step_size": 3, "gamma": 0.5})
+    run("multistep", 0.1, 10, lambda o: S.MultiStepLR(o, milestones=[2, 5, 8], gamma=0.1),
+        {"milestones": [2, 5, 8], "gamma": 0.1})
+    run("exponential", 0.05, 10, lambda o: S.ExponentialLR(o, gamma=0.8), {"gamma": 0.8})
+    run("cosine", 0.1, 14, lambda o: S.CosineAnnealingLR(o, T_max=10, eta_min=0.001),
+        {"t_max": 10, "min_lr": 0.001})
+    run("cosine_run", 0.001, 8, lambda o: S.CosineAnnealingLR(o, T_max=8), {"t_max": 8})
+    run("onecycle", 0.01, 3 * 7,
+        lambda o: S.OneCycleLR(o, max_lr=0.01, epochs=3, steps_per_epoch=7, pct_start=0.3,
+                               div_factor=25.0, final_div_factor=1e4, cycle_momentum=False),
+        {"epochs": 3, "steps_per_epoch": 7, "pct_start": 0.3, "div_factor": 25.0,
+         "final_div_factor": 1e4})
+    run("warmup_cosine", 0.1, 10,
+        lambda o: S.ChainedScheduler([S.LinearLR(o, start_factor=0.25, total_iters=3),
+                                      S.CosineAnnealingLR(o, T_max=10)]),
+        {"warmup_epochs": 3, "warmup_start": 0.25, "t_max": 10})
+    run("warmup_step", 0.1, 8,
+        lambda o: S.ChainedScheduler([S.LinearLR(o, start_factor=1.0 / 3, total_iters=2),
+                                      S.StepLR(o, step_size=3, gamma=0.5)]),
+        {"warmup_epochs": 2, "warmup_start": 1.0 / 3, "step_size": 3, "gamma": 0.5})
+    return fx
+
+
 def all_fixtures():
     yield conv2d_fixture("conv2d_basic.bin", 2, 3, 7, 6, 4, 3, 3, (1, 1), (1, 1), (1, 1), True)
     yield conv2d_fixture("conv2d_stride_pad_nonsquare.bin",
@@ -684,12 +728,15 @@ def all_fixtures():
                                    (1, 2), (0, 1), (0, 1), (2, 1), 2, False)
     yield resnet_fixture()
     yield concat_graph_fixture()
+    yield lr_schedule_fixture()
 
 
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser = argparse.ArgumentParser(description="Generate convnet's golden test fixtures.")
     parser.add_argument("--out", default=os.path.join(root, "tests", "golden", "fixtures"))
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="write only these files (e.g. lr_schedules.bin)")
     args = parser.parse_args()
 
     torch.set_default_dtype(torch.float64)
@@ -701,6 +748,8 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     total = 0
     for fx in all_fixtures():
+        if args.only is not None and fx.name not in args.only:
+            continue
         path = fx.write(args.out)
         size = os.path.getsize(path)
         total += size

@@ -16,6 +16,7 @@
 #include "convnet/rng.hpp"
 #include "convnet/runtime.hpp"
 #include "convnet/safetensors.hpp"
+#include "convnet/schedule.hpp"
 #include "convnet/shape.hpp"
 #include "convnet/spec.hpp"
 #include "convnet/tensor.hpp"
