@@ -27,6 +27,7 @@ struct InputInfo {
 
 struct TrainingState {
   int64_t epoch = 0;   // epochs completed
+  int64_t step = 0;    // batches run of the next epoch (a run stopped mid-epoch), else 0
   uint64_t seed = 0;   // the run's seed (initialisation, shuffling, augmentation)
   // The caller's own strings (the CLI keeps its flags here), stored as "extra.<key>".
   std::map<std::string, std::string> extra;

@@ -8,20 +8,40 @@
 
 #include "convnet/data.hpp"
 #include "convnet/model.hpp"
+#include "convnet/schedule.hpp"
 
 namespace convnet {
 
 struct FitOptions {
   int epochs = 1;  // the total: training runs epochs completed_epochs + 1 ... epochs
-  // Epochs already run (resuming from a checkpoint). Each epoch's shuffle and augmentation come
-  // from (seed, epoch), so resuming after epoch k continues exactly as an unbroken run would.
+  // Epochs already run (resuming from a checkpoint), and batches already run of the next one
+  // (a run stopped mid-epoch). Each epoch's shuffle comes from (seed, epoch) and each batch's
+  // augmentation from (seed, epoch, batch), so a resumed run continues exactly as an unbroken
+  // run would. A resumed epoch's training loss and accuracy cover the batches it ran.
   int completed_epochs = 0;
+  int64_t completed_steps = 0;
   int64_t batch = 64;
   uint64_t seed = 1;  // shuffling and augmentation; the model's initialisation has its own seed
   Augmentation augment{};  // applied to training batches only
   // Evaluated after every epoch when set (a held-out part of the training data, see
   // split_validation), besides `test`.
   const Dataset* validation = nullptr;
+  // The learning rate of every step: schedule.rate(lr0, ...) with lr0 the optimizer's learning
+  // rate when fit() starts (see convnet/schedule.hpp). Constant by default.
+  LrSchedule schedule{};
+};
+
+// After each training batch (the numbers so far in this epoch).
+struct BatchStats {
+  int epoch = 0;            // 1-based
+  int64_t step = 0;         // 0-based batch index within the epoch
+  int64_t steps = 0;        // batches per epoch
+  int64_t images = 0;       // images trained on so far this epoch
+  double loss = 0;          // this batch's mean loss
+  double running_loss = 0;  // mean loss per image so far this epoch
+  double running_acc = 0;
+  double learning_rate = 0;  // what this batch was updated with
+  double seconds = 0;        // since the epoch started
 };
 
 struct EvalStats {
@@ -34,17 +54,38 @@ struct EpochStats {
   double val_loss = 0, val_acc = 0;  // when FitOptions::validation is set
   double seconds = 0;       // wall time of the training pass
   double images_per_s = 0;  // training images / seconds
+  double learning_rate = 0;  // of the epoch's first batch (all of them but with onecycle)
+  // Per model.params() entry: the mean over the epoch's batches of the L2 norm of its
+  // gradient, ||∂L/∂w||₂ (vanishing or exploding gradients show here first).
+  std::vector<double> grad_norms;
+};
+
+// Called by fit(); returning false stops training: after a batch, at once (the epoch is left
+// unfinished and not evaluated); after an epoch, before the next starts.
+struct FitCallbacks {
+  std::function<bool(const BatchStats&)> on_batch_end;
+  std::function<bool(const EpochStats&)> on_epoch_end;
+};
+
+struct FitResult {
+  std::vector<EpochStats> epochs;  // the epochs finished by this call
+  // Where training stands: epochs finished in all, and batches run of the next (non-zero only
+  // when a batch callback stopped it). What FitOptions::completed_* takes to resume.
+  int completed_epochs = 0;
+  int64_t completed_steps = 0;
+  bool stopped = false;  // a callback stopped it before options.epochs
 };
 
 // Mean loss and accuracy of the model over every sample, in batches (Mode::Eval).
 EvalStats evaluate(Model<float>& model, const Dataset& data, Loss<float>& loss,
                    int64_t batch = 256);
 
-// Trains for options.epochs; after each epoch evaluates `test` (if not null) and calls
-// on_epoch. The model must be built for options.batch (or larger) samples of data's shape.
-std::vector<EpochStats> fit(Model<float>& model, const Dataset& train, const Dataset* test,
-                            Loss<float>& loss, Optimizer<float>& optimizer,
-                            const FitOptions& options,
-                            const std::function<void(const EpochStats&)>& on_epoch = {});
+// Trains up to options.epochs; after each epoch evaluates `test` (if not null) and the
+// validation set, then calls callbacks.on_epoch_end. The model must be built for options.batch
+// (or larger) samples of data's shape. The optimizer's learning rate is left at the last one
+// used.
+FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Loss<float>& loss,
+              Optimizer<float>& optimizer, const FitOptions& options,
+              const FitCallbacks& callbacks = {});
 
 }  // namespace convnet

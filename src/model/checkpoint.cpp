@@ -195,6 +195,7 @@ void save_checkpoint(const std::string& path, const Model<T>& model, const Optim
   file.metadata["spec"] = model.spec();
   file.metadata["input_shape"] = model.input_shape().str();
   file.metadata["epoch"] = std::to_string(state.epoch);
+  if (state.step > 0) file.metadata["step"] = std::to_string(state.step);
   file.metadata["seed"] = std::to_string(state.seed);
   for (const auto& [key, value] : state.extra) file.metadata["extra." + key] = value;
   write_input_info(state.input, file.metadata);
@@ -252,6 +253,7 @@ Checkpoint<T> load_checkpoint(const std::string& path, int64_t batch) {
   Shape input = parse_shape(path, shape->second);
   if (batch > 0) input = input.with_batch(batch);
   c.state.epoch = parse_int(path, meta, "epoch");
+  if (meta.count("step")) c.state.step = parse_int(path, meta, "step");
   c.state.seed = static_cast<uint64_t>(parse_int(path, meta, "seed"));
   for (const auto& [key, value] : meta)
     if (key.rfind("extra.", 0) == 0) c.state.extra[key.substr(6)] = value;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <numeric>
 
 namespace convnet {
@@ -48,10 +49,9 @@ EvalStats evaluate(Model<float>& model, const Dataset& data, Loss<float>& loss,
           static_cast<double>(correct) / static_cast<double>(data.size())};
 }
 
-std::vector<EpochStats> fit(Model<float>& model, const Dataset& train, const Dataset* test,
-                            Loss<float>& loss, Optimizer<float>& optimizer,
-                            const FitOptions& options,
-                            const std::function<void(const EpochStats&)>& on_epoch) {
+FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Loss<float>& loss,
+              Optimizer<float>& optimizer, const FitOptions& options,
+              const FitCallbacks& callbacks) {
   CONVNET_CHECK(options.epochs >= 1, "fit: epochs must be at least 1, got ", options.epochs);
   CONVNET_CHECK(options.completed_epochs >= 0 && options.completed_epochs < options.epochs,
                 "fit: completed_epochs must be in [0, epochs = ", options.epochs, "), got ",
@@ -62,39 +62,84 @@ std::vector<EpochStats> fit(Model<float>& model, const Dataset& train, const Dat
   check_fits(model, train, "training");
   if (test) check_fits(model, *test, "test");
   if (options.validation) check_fits(model, *options.validation, "validation");
+  const int64_t steps = (train.size() + options.batch - 1) / options.batch;
+  CONVNET_CHECK(options.completed_steps >= 0 && options.completed_steps < steps,
+                "fit: completed_steps must be in [0, ", steps, " batches per epoch), got ",
+                options.completed_steps);
+  options.schedule.validate();
 
   std::vector<int64_t> order(train.size());
   Tensor<float> x(train.shape().with_batch(options.batch));
   std::vector<int32_t> labels(static_cast<size_t>(options.batch));
-  std::vector<EpochStats> history;
+  const auto params = model.params();
+  std::vector<double> grad_norm_sums(params.size());
   std::vector<float> augment_scratch;
   const Rng base(options.seed);
+  const double lr0 = optimizer.learning_rate();
+  FitResult result;
+  result.completed_epochs = options.completed_epochs;
+  result.completed_steps = options.completed_steps;
   for (int epoch = options.completed_epochs + 1; epoch <= options.epochs; ++epoch) {
     std::iota(order.begin(), order.end(), 0);
     Rng shuffle = base.split(static_cast<uint64_t>(epoch));
     shuffle.shuffle(std::span(order));
-    Rng augment = base.split((uint64_t{1} << 32) + static_cast<uint64_t>(epoch));
+    const Rng augment_epoch = base.split((uint64_t{1} << 32) + static_cast<uint64_t>(epoch));
+    const int64_t first_step = epoch == options.completed_epochs + 1 ? options.completed_steps : 0;
 
     const auto start = std::chrono::steady_clock::now();
     double total_loss = 0;
-    int64_t correct = 0;
-    for (int64_t first = 0; first < train.size(); first += options.batch) {
+    int64_t correct = 0, seen = 0;
+    std::fill(grad_norm_sums.begin(), grad_norm_sums.end(), 0.0);
+    EpochStats stats;
+    stats.epoch = epoch;
+    for (int64_t step = first_step; step < steps; ++step) {
+      const int64_t first = step * options.batch;
       const int64_t count = std::min(options.batch, train.size() - first);
       gather(train, std::span(order).subspan(first, count), x, labels);
+      Rng augment = augment_epoch.split(static_cast<uint64_t>(step));
       augment_batch(options.augment, train, augment, x.data(), count, augment_scratch);
+      const double lr = options.schedule.rate(lr0, epoch - 1, step, steps, options.epochs);
+      optimizer.set_learning_rate(lr);
+      if (step == first_step) stats.learning_rate = lr;
       const StepResult r = model.train_step(x, {.labels = labels}, loss, optimizer);
+      // The gradients stay until the next step's zero_grad.
+      for (size_t i = 0; i < params.size(); ++i) {
+        double sum = 0;
+        for (const float g : params[i].grad->span()) sum += static_cast<double>(g) * g;
+        grad_norm_sums[i] += std::sqrt(sum);
+      }
       total_loss += r.loss * static_cast<double>(count);
       correct += r.correct;
+      seen += count;
+      if (callbacks.on_batch_end) {
+        const BatchStats b{
+            .epoch = epoch,
+            .step = step,
+            .steps = steps,
+            .images = seen,
+            .loss = r.loss,
+            .running_loss = total_loss / static_cast<double>(seen),
+            .running_acc = static_cast<double>(correct) / static_cast<double>(seen),
+            .learning_rate = lr,
+            .seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+                           .count()};
+        if (!callbacks.on_batch_end(b) && step + 1 < steps) {
+          result.completed_epochs = epoch - 1;
+          result.completed_steps = step + 1;
+          result.stopped = true;
+          return result;
+        }
+      }
     }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-    EpochStats stats;
-    stats.epoch = epoch;
-    stats.train_loss = total_loss / static_cast<double>(train.size());
-    stats.train_acc = static_cast<double>(correct) / static_cast<double>(train.size());
+    stats.train_loss = total_loss / static_cast<double>(seen);
+    stats.train_acc = static_cast<double>(correct) / static_cast<double>(seen);
     stats.seconds = seconds;
-    stats.images_per_s = static_cast<double>(train.size()) / std::max(seconds, 1e-9);
+    stats.images_per_s = static_cast<double>(seen) / std::max(seconds, 1e-9);
+    for (const double sum : grad_norm_sums)
+      stats.grad_norms.push_back(sum / static_cast<double>(steps - first_step));
     if (test) {
       const EvalStats e = evaluate(model, *test, loss, model.input_shape()[0]);
       stats.test_loss = e.loss;
@@ -105,10 +150,15 @@ std::vector<EpochStats> fit(Model<float>& model, const Dataset& train, const Dat
       stats.val_loss = e.loss;
       stats.val_acc = e.accuracy;
     }
-    history.push_back(stats);
-    if (on_epoch) on_epoch(stats);
+    result.epochs.push_back(stats);
+    result.completed_epochs = epoch;
+    result.completed_steps = 0;
+    if (callbacks.on_epoch_end && !callbacks.on_epoch_end(stats) && epoch < options.epochs) {
+      result.stopped = true;
+      return result;
+    }
   }
-  return history;
+  return result;
 }
 
 }  // namespace convnet

@@ -67,7 +67,7 @@ if [[ -d $data ]]; then
   expect label-count 1 "60000 images but .* 10000 labels" -- "$cli" train --data "$tmp/mismatch"
 
   # A short real run: JSON lines with every key, accuracies as fractions.
-  expect train-json 0 '^\{"epoch": 1, "train_loss": [0-9.]+, "train_acc": 0\.[0-9]+, "test_loss": [0-9.]+, "test_acc": 0\.[0-9]+, "seconds": [0-9.]+, "images_per_s": [0-9.]+\}$' -- \
+  expect train-json 0 '^\{"epoch": 1, "learning_rate": 0.05, "train_loss": [0-9.]+, "train_acc": 0\.[0-9]+, "test_loss": [0-9.]+, "test_acc": 0\.[0-9]+, "seconds": [0-9.]+, "images_per_s": [0-9.]+\}$' -- \
     "$cli" train --epochs 1 --train-limit 2000 --test-limit 500 --json --threads 2
   expect train-text 0 "epoch 2/2  train loss .* test loss .* images/s" -- \
     "$cli" train --epochs 2 --train-limit 1000 --test-limit 200 --optimizer adam --batch 32
@@ -97,6 +97,45 @@ if [[ -d $data ]]; then
     "$cli" train --epochs 3 --resume "$tmp/cut.safetensors"
   expect resume-other-optimizer 1 "holds adam state, which cannot continue as sgd" -- \
     "$cli" train --epochs 3 --resume "$tmp/a.safetensors" --optimizer sgd
+  # A schedule's rates reach the optimizer (PyTorch's own sequences are in the unit tests); the
+  # log file gets one row per epoch; early stopping ends a run that stops improving.
+  expect schedule-cosine 0 '"epoch": 3, "learning_rate": 0.025, .*"epoch": 4, "learning_rate": 0.00732233' -- \
+    bash -c "'$cli' train --epochs 4 --train-limit 256 --test-limit 64 --schedule cosine \
+      --log '$tmp/log.csv' --json --threads 1 2>/dev/null | tr '\n' ' '"
+  expect log-csv 0 "^epoch,learning_rate,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,seconds,images_per_s 1,0.05,[0-9.]+,[0-9.]+,,,[0-9.]+,[0-9.]+,.* 4,0.00732233" -- \
+    bash -c "tr '\n' ' ' <'$tmp/log.csv'"
+  expect schedule-step-needs-size 2 "--schedule step: needs --step-size N" -- "$cli" train --schedule step
+  expect schedule-unknown 2 "--schedule: unknown learning-rate schedule 'linear'" -- "$cli" train --schedule linear
+  expect log-bad-extension 2 "--log: expected a file ending in .csv, .jsonl or .json" -- \
+    "$cli" train --log "$tmp/log.txt" --train-limit 64 --test-limit 10
+  expect early-stop 0 "early stop after epoch 3: val_loss has not improved for 2 epochs" -- \
+    "$cli" train --epochs 10 --train-limit 512 --test-limit 64 --val-split 0.25 --early-stop 2 \
+      --min-delta 100 --threads 1
+  expect early-stop-needs-validation 2 "--early-stop: needs --val-split" -- "$cli" train --early-stop 3
+  expect quiet 0 "^epoch 2/2  train loss [0-9.]+ acc [0-9.]+%  test loss" -- \
+    "$cli" train --epochs 2 --train-limit 256 --test-limit 64 --quiet
+  expect progress-lines 0 "epoch 1/1: batch [0-9]+/[0-9]+  loss [0-9.]+  acc [0-9.]+%  [0-9]+ images/s  ETA [0-9]+:[0-9][0-9]" -- \
+    bash -c "'$cli' train --epochs 1 --train-limit 6400 --test-limit 64 --threads 1 --progress-every 0.01 2>&1 >/dev/null"
+
+  # Ctrl-C mid-epoch: the run stops after the batch, saves, says where, exits 130; resuming it
+  # gives the bytes of an unbroken run (same data order, augmentation, BatchNorm, Dropout, Adam).
+  sigint_run=("${run[@]}" --train-limit 0 --flip --threads 2)
+  "$cli" train "${sigint_run[@]}" --epochs 3 --progress-every 0.05 --save "$tmp/int.safetensors" \
+    >"$tmp/int.out" 2>"$tmp/int.err" &
+  pid=$!
+  for _ in $(seq 200); do grep -q "batch" "$tmp/int.err" 2>/dev/null && break; sleep 0.05; done
+  kill -INT "$pid"
+  wait "$pid"
+  int_rc=$?
+  expect sigint-exit 0 "^130$" -- echo "$int_rc"
+  expect sigint-message 0 "interrupted after epoch 0 and [0-9]+ batches of epoch 1: saved $tmp/int.safetensors \(continue with: convnet train --resume $tmp/int.safetensors --epochs 3\)" -- \
+    cat "$tmp/int.err"
+  expect sigint-resume 0 "resuming $tmp/int.safetensors after epoch 0 and [0-9]+ batches of the next" -- \
+    "$cli" train --resume "$tmp/int.safetensors" --epochs 1 --save "$tmp/int-resumed.safetensors"
+  "$cli" train "${sigint_run[@]}" --epochs 1 --save "$tmp/unbroken.safetensors" >/dev/null 2>&1
+  expect sigint-resume-bit-identical 0 "^same$" -- \
+    bash -c "cmp '$tmp/int-resumed.safetensors' '$tmp/unbroken.safetensors' && echo same"
+
   expect classes-mismatch 1 "has output Nx5 but the data has 10 classes|has output [0-9]+x5 but the data has 10 classes" -- \
     bash -c "sed 's/out_features=10/out_features=5/' '$tmp/net.txt' >'$tmp/net5.txt' && \
       '$cli' train --model '$tmp/net5.txt' --epochs 1 --train-limit 64 --test-limit 10"

@@ -46,7 +46,8 @@ TEST(Training, SmallCnnReachesFullTrainingAccuracy) {
     if (std::string(name) == "adam") opt = std::make_unique<Adam<float>>(AdamOptions{.lr = 0.01});
     if (std::string(name) == "rmsprop") opt = std::make_unique<RmsProp<float>>(RmsPropOptions{.lr = 0.003});
     SoftmaxCrossEntropy<float> loss;
-    const auto history = fit(model, data, nullptr, loss, *opt, {.epochs = 30, .batch = 16, .seed = 7});
+    const auto history =
+        fit(model, data, nullptr, loss, *opt, {.epochs = 30, .batch = 16, .seed = 7}).epochs;
     EXPECT_LT(history.back().train_loss, history.front().train_loss / 4);
     const EvalStats e = evaluate(model, data, loss);
     EXPECT_EQ(e.accuracy, 1.0) << "loss " << e.loss;
@@ -110,7 +111,7 @@ TEST(Training, FastAndReferenceBackendsAgree) {
     model.build(Shape{8, 1, 8, 8}, 2);
     Sgd<float> sgd({.lr = 0.05, .momentum = 0.9});
     SoftmaxCrossEntropy<float> loss;
-    const auto h = fit(model, data, nullptr, loss, sgd, {.epochs = 3, .batch = 8, .seed = 1});
+    const auto h = fit(model, data, nullptr, loss, sgd, {.epochs = 3, .batch = 8, .seed = 1}).epochs;
     set_backend(Backend::Fast);
     return h.back().train_loss;
   };

@@ -79,11 +79,12 @@ TEST_F(Checkpoints, ResumeContinuesBitForBit) {
   }
   const InputInfo input{{"zero", "one, with a comma", "two", "3", "T-shirt/top"}, {0.25f}, {0.3f}};
   save_checkpoint(path("a.safetensors"), *model, &adam,
-                  {.epoch = 1, .seed = 3, .extra = {{"k", "v"}}, .input = input});
+                  {.epoch = 1, .step = 4, .seed = 3, .extra = {{"k", "v"}}, .input = input});
   EXPECT_FALSE(fs::exists(path("a.safetensors.tmp")));
 
   Checkpoint<float> c = load_checkpoint<float>(path("a.safetensors"));
   EXPECT_EQ(c.state.epoch, 1);
+  EXPECT_EQ(c.state.step, 4);
   EXPECT_EQ(c.state.seed, 3u);
   EXPECT_EQ(c.state.extra.at("k"), "v");
   EXPECT_EQ(c.state.input.class_names, input.class_names);

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
       for (auto& l : labels) l = static_cast<int32_t>(rng.below(10));
       model->train_step(x, {.labels = labels}, loss, adam);
     }
-    save_checkpoint(argv[2], *model, &adam, {.epoch = 1, .seed = 5, .extra = {}, .input = {}});
+    save_checkpoint(argv[2], *model, &adam, {.epoch = 1, .step = 0, .seed = 5, .extra = {}, .input = {}});
 
     // A fresh load, so the logits come from what the file holds.
     Checkpoint<float> c = load_checkpoint<float>(argv[2]);

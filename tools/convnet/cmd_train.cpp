@@ -1,18 +1,31 @@
 // convnet train: load a dataset (Fashion-MNIST or any MNIST-format IDX set, CIFAR-10, or folders
 // of images), build a model (built-in or a spec file) or resume a checkpoint, train it, report
-// every epoch as text or JSON lines, and save checkpoints.
+// every epoch as text or JSON lines (and to a CSV or JSON-lines log), show progress, follow a
+// learning-rate schedule, stop early on a validation metric or at Ctrl-C, and save checkpoints.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include "args.hpp"
 #include "commands.hpp"
-#include "data_source.hpp"
 #include "convnet/checkpoint.hpp"
 #include "convnet/runtime.hpp"
+#include "convnet/schedule.hpp"
 #include "convnet/spec.hpp"
 #include "convnet/train.hpp"
+#include "data_source.hpp"
 
 namespace convnet::cli {
 namespace {
@@ -45,9 +58,130 @@ void truncate(Dataset& d, int64_t limit) {
 // The flags a checkpoint records and --resume reuses unless given again: everything that decides
 // the data, the batches and the updates (the seed is the checkpoint's own).
 constexpr const char* kResumedFlags[] = {
-    "model",    "data",      "image-size", "val-split",    "normalize",   "crop-padding",
-    "flip",     "batch",     "optimizer",  "lr",           "momentum",    "weight-decay",
-    "nesterov", "train-limit", "test-limit"};
+    "model",     "data",       "image-size",   "val-split",        "normalize",
+    "crop-padding", "flip",    "batch",        "optimizer",        "lr",
+    "momentum",  "weight-decay", "nesterov",   "train-limit",      "test-limit",
+    "schedule",  "gamma",      "step-size",    "milestones",       "min-lr",
+    "t-max",     "warmup",     "warmup-start", "pct-start",        "div-factor",
+    "final-div-factor"};
+
+// --schedule and its options.
+LrSchedule make_schedule(const ArgParser& args) {
+  LrSchedule s;
+  try {
+    s.kind = schedule_kind(args.get("schedule"));
+  } catch (const Error& e) {
+    throw UsageError{std::string("--schedule: ") + e.what()};
+  }
+  s.gamma = args.get_double("gamma");
+  s.step_size = args.get_int("step-size", 0);
+  if (s.kind == LrSchedule::Kind::Step && s.step_size == 0)
+    throw UsageError{"--schedule step: needs --step-size N (epochs between decays)"};
+  s.step_size = std::max<int64_t>(s.step_size, 1);
+  const std::string milestones = args.get("milestones");
+  for (size_t start = 0; !milestones.empty() && start <= milestones.size();) {
+    const size_t comma = std::min(milestones.find(',', start), milestones.size());
+    const std::string item = milestones.substr(start, comma - start);
+    char* end = nullptr;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || end != item.c_str() + item.size())
+      throw UsageError{"--milestones: expected epochs like 5,8, got '" + milestones + "'"};
+    s.milestones.push_back(v);
+    start = comma + 1;
+  }
+  s.min_lr = args.get_double("min-lr");
+  s.t_max = args.get_int("t-max", 0);
+  s.warmup_epochs = args.get_int("warmup", 0);
+  s.warmup_start = args.get_double("warmup-start");
+  s.pct_start = args.get_double("pct-start");
+  s.div_factor = args.get_double("div-factor");
+  s.final_div_factor = args.get_double("final-div-factor");
+  try {
+    s.validate();
+  } catch (const Error& e) {
+    throw UsageError{std::string("--schedule ") + args.get("schedule") + ": " + e.what()};
+  }
+  return s;
+}
+
+// One epoch as a JSON object (--json and --log FILE.jsonl).
+std::string epoch_json(const EpochStats& s, bool has_validation) {
+  char line[512], val[128] = "";
+  if (has_validation)
+    std::snprintf(val, sizeof val, "\"val_loss\": %.6f, \"val_acc\": %.6f, ", s.val_loss,
+                  s.val_acc);
+  std::snprintf(line, sizeof line,
+                "{\"epoch\": %d, \"learning_rate\": %.9g, \"train_loss\": %.6f, "
+                "\"train_acc\": %.6f, %s\"test_loss\": %.6f, \"test_acc\": %.6f, "
+                "\"seconds\": %.3f, \"images_per_s\": %.1f}",
+                s.epoch, s.learning_rate, s.train_loss, s.train_acc, val, s.test_loss,
+                s.test_acc, s.seconds, s.images_per_s);
+  return line;
+}
+
+// The metrics log: CSV or JSON lines by the file's extension, one row per epoch, flushed as it
+// is written. A resumed run appends to the log it finds.
+class MetricsLog {
+ public:
+  MetricsLog(const std::string& path, bool append, bool has_validation)
+      : path_(path), has_validation_(has_validation) {
+    if (path.empty()) return;
+    const auto dot = path.rfind('.');
+    const std::string ext = dot == std::string::npos ? "" : path.substr(dot);
+    if (ext == ".csv")
+      csv_ = true;
+    else if (ext != ".jsonl" && ext != ".json")
+      throw UsageError{"--log: expected a file ending in .csv, .jsonl or .json, got '" + path + "'"};
+    std::error_code ec;
+    const bool fresh = !append || !std::filesystem::exists(path, ec) ||
+                       std::filesystem::file_size(path, ec) == 0;
+    out_.open(path, fresh ? std::ios::trunc : std::ios::app);
+    if (!out_) throw Error(path + ": cannot write the metrics log: " + std::strerror(errno));
+    if (csv_ && fresh)
+      out_ << "epoch,learning_rate,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,"
+              "seconds,images_per_s\n"
+           << std::flush;
+  }
+  void write(const EpochStats& s) {
+    if (path_.empty()) return;
+    if (csv_) {
+      char row[400], val[80] = ",";
+      if (has_validation_) std::snprintf(val, sizeof val, "%.6f,%.6f", s.val_loss, s.val_acc);
+      std::snprintf(row, sizeof row, "%d,%.9g,%.6f,%.6f,%s,%.6f,%.6f,%.3f,%.1f\n", s.epoch,
+                    s.learning_rate, s.train_loss, s.train_acc, val, s.test_loss, s.test_acc,
+                    s.seconds, s.images_per_s);
+      out_ << row;
+    } else {
+      out_ << epoch_json(s, has_validation_) << "\n";
+    }
+    out_.flush();
+    if (!out_) throw Error(path_ + ": writing the metrics log failed: " + std::strerror(errno));
+  }
+
+ private:
+  std::string path_;
+  bool has_validation_, csv_ = false;
+  std::ofstream out_;
+};
+
+// Ctrl-C: the first stops training after the current batch (the handler only sets a flag);
+// a second, with the default action restored, ends the process at once.
+volatile std::sig_atomic_t g_interrupted = 0;
+extern "C" void on_interrupt(int) {
+  g_interrupted = 1;
+  std::signal(SIGINT, SIG_DFL);
+}
+
+// "1:02:03" or "2:03".
+std::string clock_text(double seconds) {
+  const auto total = static_cast<long long>(std::max(seconds, 0.0) + 0.5);
+  char buf[32];
+  if (total >= 3600)
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", total / 3600, total / 60 % 60, total % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%lld:%02lld", total / 60, total % 60);
+  return buf;
+}
 
 }  // namespace
 
@@ -76,11 +210,35 @@ int cmd_train(int argc, char** argv) {
   args.add("momentum", "0.9", "momentum for sgd and rmsprop");
   args.add("weight-decay", "0", "L2 penalty (decoupled for adamw)");
   args.add_switch("nesterov", "use Nesterov momentum with sgd");
+  args.add("schedule", "constant",
+           "learning-rate schedule: constant, step, multistep, exponential, cosine, onecycle "
+           "(PyTorch's StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, OneCycleLR; with "
+           "onecycle --lr is the peak)");
+  args.add("gamma", "0.1", "step, multistep, exponential: the decay factor");
+  args.add("step-size", "0", "step: epochs between decays");
+  args.add("milestones", "", "multistep: epochs at which to decay, like 5,8");
+  args.add("min-lr", "0", "cosine: the lowest rate (eta_min)");
+  args.add("t-max", "0", "cosine: the period in epochs (0 = --epochs)");
+  args.add("warmup", "0", "linear warm-up over this many epochs (LinearLR), before any schedule");
+  args.add("warmup-start", "0.333333333333333", "the warm-up's first factor (start_factor)");
+  args.add("pct-start", "0.3", "onecycle: fraction of the steps spent rising");
+  args.add("div-factor", "25", "onecycle: starts at lr / div-factor");
+  args.add("final-div-factor", "10000", "onecycle: ends at lr / (div-factor * final-div-factor)");
+  args.add("early-stop", "0",
+           "stop when the --monitor metric has not improved for this many epochs (0 = never; "
+           "needs --val-split)");
+  args.add("monitor", "val_loss", "what early stopping watches: val_loss or val_acc");
+  args.add("min-delta", "0", "early stopping: the least change that counts as improvement");
   args.add("seed", "1", "seed for initialisation and shuffling (same seed, same run)");
   args.add("threads", "0", "worker threads; 0 = all cores ($CONVNET_THREADS if set)");
   args.add("train-limit", "0", "use only the first N training images (0 = all)");
   args.add("test-limit", "0", "use only the first N test images (0 = all)");
   args.add_switch("json", "print each epoch as one JSON object per line (summary to stderr)");
+  args.add_switch("quiet", "print only the last epoch's line (and errors)");
+  args.add("log", "", "write every epoch's metrics to this file: .csv, or JSON lines (.jsonl)");
+  args.add("progress-every", "10",
+           "when stderr is not a terminal, a progress line every this many seconds (0 = none); "
+           "on a terminal a progress bar");
   args.add("save", "", "write a checkpoint (safetensors) to this file at the end");
   args.add("save-every", "0", "also write the --save checkpoint every N epochs (0 = only at the end)");
   args.add("save-best", "",
@@ -122,12 +280,23 @@ int cmd_train(int argc, char** argv) {
   if (threads > 1024) throw UsageError{"--threads: expected at most 1024, got " + args.get("threads")};
   const int64_t seed = args.get_int("seed", 0);
   const bool json = args.get_switch("json");
+  const bool quiet = args.get_switch("quiet");
+  const double progress_every = args.get_double("progress-every");
+  const int64_t patience = args.get_int("early-stop", 0);
+  const std::string monitor = args.get("monitor");
+  if (monitor != "val_loss" && monitor != "val_acc")
+    throw UsageError{"--monitor: expected val_loss or val_acc, got '" + monitor + "'"};
+  const double min_delta = args.get_double("min-delta");
+  const LrSchedule schedule = make_schedule(args);
   auto optimizer = make_optimizer(args);
   if (threads > 0) set_num_threads(static_cast<int>(threads));
 
   const double val_split = args.get_double("val-split");
   if (!(val_split >= 0 && val_split < 1))
     throw UsageError{"--val-split: expected a fraction in [0, 1), got " + args.get("val-split")};
+  if (patience > 0 && !(val_split > 0))
+    throw UsageError{"--early-stop: needs --val-split (stopping is decided on validation data, "
+                     "never on the test set)"};
   if (!best_path.empty() && !(val_split > 0))
     throw UsageError{"--save-best: needs --val-split (the best model is chosen on validation "
                      "data, never on the test set)"};
@@ -174,8 +343,9 @@ int cmd_train(int argc, char** argv) {
   if (resuming && !best_path.empty())
     if (const auto it = resumed.state.extra.find("best_val_acc"); it != resumed.state.extra.end())
       best_val_acc = std::strtod(it->second.c_str(), nullptr);
-  auto save = [&](const std::string& path, int epoch) {
+  auto save = [&](const std::string& path, int epoch, int64_t step = 0) {
     TrainingState state{.epoch = epoch,
+                        .step = step,
                         .seed = static_cast<uint64_t>(seed),
                         .extra = {},
                         .input = {train.class_names(), train.mean(), train.stddev()}};
@@ -187,65 +357,142 @@ int cmd_train(int argc, char** argv) {
     }
     save_checkpoint(path, model, optimizer.get(), state);
   };
-  std::ostream& info = json ? std::cerr : std::cout;
+  // Informational lines go to stderr under --json (stdout is then pure JSON lines) and nowhere
+  // under --quiet.
+  std::ostringstream discard;
+  std::ostream& info = quiet ? discard : json ? std::cerr : std::cout;
+  const int64_t resumed_step = resuming ? resumed.state.step : 0;
   if (resuming)
-    info << "resuming " << resume_path << " after epoch " << resumed.state.epoch << " (step "
-         << optimizer->steps() << ")\n";
+    info << "resuming " << resume_path << " after epoch " << resumed.state.epoch
+         << (resumed_step > 0 ? " and " + std::to_string(resumed_step) + " batches of the next" : "")
+         << " (step " << optimizer->steps() << ")\n";
   info << "model " << args.get("model") << " on " << train.size() << " training, "
        << (validation.size() > 0 ? std::to_string(validation.size()) + " validation, " : "")
        << test.size() << " test images " << train.sample_shape().str() << " (" << data.format
-       << "), optimizer "
-       << optimizer->name() << " lr " << optimizer->learning_rate() << ", batch " << batch
+       << "), optimizer " << optimizer->name() << " lr " << optimizer->learning_rate()
+       << (schedule.kind != LrSchedule::Kind::Constant ? " " + args.get("schedule") : "")
+       << (schedule.warmup_epochs > 0 ? " with warm-up" : "") << ", batch " << batch
        << ", threads " << num_threads() << "\n"
        << model.summary() << std::flush;
 
+  const bool has_val = validation.size() > 0;
+  MetricsLog log(args.get("log"), resuming, has_val);
+  // Early stopping (Keras's EarlyStopping): the best monitored value and the epochs since.
+  double best_monitored = monitor == "val_loss" ? HUGE_VAL : -HUGE_VAL;
+  int64_t epochs_without_improvement = 0;
+  std::string last_line;
+  const bool bar = !quiet && isatty(STDERR_FILENO) != 0;
+  auto last_progress = std::chrono::steady_clock::now();
+
+  g_interrupted = 0;
+  std::signal(SIGINT, on_interrupt);
   SoftmaxCrossEntropy<float> loss;
-  fit(model, train, &test, loss, *optimizer,
+  const FitResult result = fit(
+      model, train, &test, loss, *optimizer,
       {.epochs = static_cast<int>(epochs),
        .completed_epochs = resuming ? static_cast<int>(resumed.state.epoch) : 0,
+       .completed_steps = resumed_step,
        .batch = batch,
        .seed = static_cast<uint64_t>(seed),
        .augment = {.crop_padding = crop_padding, .horizontal_flip = args.get_switch("flip")},
-       .validation = validation.size() > 0 ? &validation : nullptr},
-      [&](const EpochStats& s) {
-        const bool has_val = validation.size() > 0;
-        char line[640], val[160] = "";
-        if (json) {
-          if (has_val)
-            std::snprintf(val, sizeof val, "\"val_loss\": %.6f, \"val_acc\": %.6f, ", s.val_loss,
-                          s.val_acc);
-          std::snprintf(line, sizeof line,
-                        "{\"epoch\": %d, \"train_loss\": %.6f, \"train_acc\": %.6f, %s"
-                        "\"test_loss\": %.6f, \"test_acc\": %.6f, \"seconds\": %.3f, "
-                        "\"images_per_s\": %.1f}",
-                        s.epoch, s.train_loss, s.train_acc, val, s.test_loss, s.test_acc,
-                        s.seconds, s.images_per_s);
-        } else {
-          if (has_val)
-            std::snprintf(val, sizeof val, "val loss %.4f acc %.2f%%  ", s.val_loss,
-                          100 * s.val_acc);
-          std::snprintf(line, sizeof line,
-                        "epoch %d/%lld  train loss %.4f acc %.2f%%  %stest loss %.4f acc %.2f%%  "
-                        "%.1f s  %.0f images/s",
-                        s.epoch, static_cast<long long>(epochs), s.train_loss,
-                        100 * s.train_acc, val, s.test_loss, 100 * s.test_acc, s.seconds,
-                        s.images_per_s);
-        }
-        std::cout << line << std::endl;
-        // Strictly better only: on a tie the earlier (less trained) model stays.
-        if (!best_path.empty() && s.val_acc > best_val_acc) {
-          best_val_acc = s.val_acc;
-          save(best_path, s.epoch);
-          char note[96];
-          std::snprintf(note, sizeof note, "best val acc %.2f%% at epoch %d: saved ",
-                        100 * s.val_acc, s.epoch);
-          info << note << best_path << std::endl;
-        }
-        if (save_every > 0 && s.epoch % save_every == 0 && s.epoch < epochs)
-          save(save_path, s.epoch);
-      });
+       .validation = has_val ? &validation : nullptr,
+       .schedule = schedule},
+      {.on_batch_end =
+           [&](const BatchStats& b) {
+             const auto now = std::chrono::steady_clock::now();
+             const double since = std::chrono::duration<double>(now - last_progress).count();
+             const bool last = b.step + 1 == b.steps;
+             if (!quiet && (bar ? since >= 0.1 || last : progress_every > 0 && since >= progress_every)) {
+               last_progress = now;
+               const double rate = static_cast<double>(b.images) / std::max(b.seconds, 1e-9);
+               const double eta = static_cast<double>(b.steps - b.step - 1) * static_cast<double>(batch) / rate;
+               char text[256];
+               if (bar) {
+                 constexpr int kWidth = 24;
+                 const int filled = static_cast<int>(kWidth * (b.step + 1) / b.steps);
+                 std::string meter(static_cast<size_t>(filled), '=');
+                 if (filled < kWidth) meter += '>' + std::string(static_cast<size_t>(kWidth - filled - 1), ' ');
+                 std::snprintf(text, sizeof text,
+                               "\r\033[Kepoch %d/%lld [%s] %lld/%lld  loss %.4f  acc %.2f%%  "
+                               "%.0f images/s  ETA %s",
+                               b.epoch, static_cast<long long>(epochs), meter.c_str(),
+                               static_cast<long long>(b.step + 1), static_cast<long long>(b.steps),
+                               b.running_loss, 100 * b.running_acc, rate, clock_text(eta).c_str());
+               } else {
+                 std::snprintf(text, sizeof text,
+                               "epoch %d/%lld: batch %lld/%lld  loss %.4f  acc %.2f%%  %.0f "
+                               "images/s  ETA %s\n",
+                               b.epoch, static_cast<long long>(epochs),
+                               static_cast<long long>(b.step + 1), static_cast<long long>(b.steps),
+                               b.running_loss, 100 * b.running_acc, rate, clock_text(eta).c_str());
+               }
+               std::cerr << text << std::flush;
+             }
+             return g_interrupted == 0;
+           },
+       .on_epoch_end =
+           [&](const EpochStats& s) {
+             if (bar) std::cerr << "\r\033[K" << std::flush;  // the bar gives way to the line
+             char line[640], val[160] = "";
+             if (json) {
+               last_line = epoch_json(s, has_val);
+             } else {
+               if (has_val)
+                 std::snprintf(val, sizeof val, "val loss %.4f acc %.2f%%  ", s.val_loss,
+                               100 * s.val_acc);
+               std::snprintf(line, sizeof line,
+                             "epoch %d/%lld  train loss %.4f acc %.2f%%  %stest loss %.4f acc "
+                             "%.2f%%  %.1f s  %.0f images/s",
+                             s.epoch, static_cast<long long>(epochs), s.train_loss,
+                             100 * s.train_acc, val, s.test_loss, 100 * s.test_acc, s.seconds,
+                             s.images_per_s);
+               last_line = line;
+             }
+             if (!quiet) std::cout << last_line << std::endl;
+             log.write(s);
+             // Strictly better only: on a tie the earlier (less trained) model stays.
+             if (!best_path.empty() && s.val_acc > best_val_acc) {
+               best_val_acc = s.val_acc;
+               save(best_path, s.epoch);
+               char note[96];
+               std::snprintf(note, sizeof note, "best val acc %.2f%% at epoch %d: saved ",
+                             100 * s.val_acc, s.epoch);
+               info << note << best_path << std::endl;
+             }
+             if (save_every > 0 && s.epoch % save_every == 0 && s.epoch < epochs)
+               save(save_path, s.epoch);
+             if (patience > 0) {
+               const double value = monitor == "val_loss" ? s.val_loss : s.val_acc;
+               const bool improved = monitor == "val_loss" ? value < best_monitored - min_delta
+                                                           : value > best_monitored + min_delta;
+               if (improved) {
+                 best_monitored = value;
+                 epochs_without_improvement = 0;
+               } else if (++epochs_without_improvement >= patience) {
+                 info << "early stop after epoch " << s.epoch << ": " << monitor
+                      << " has not improved for " << patience << " epochs" << std::endl;
+                 return false;
+               }
+             }
+             return g_interrupted == 0;
+           }});
+  std::signal(SIGINT, SIG_DFL);
+  if (quiet && !last_line.empty()) std::cout << last_line << std::endl;
+
+  if (g_interrupted != 0 && result.stopped) {
+    if (bar) std::cerr << "\r\033[K";
+    const std::string path = save_path.empty() ? "interrupted.safetensors" : save_path;
+    save(path, result.completed_epochs, result.completed_steps);
+    std::cerr << "interrupted after epoch " << result.completed_epochs;
+    if (result.completed_steps > 0)
+      std::cerr << " and " << result.completed_steps << " batches of epoch "
+                << result.completed_epochs + 1;
+    std::cerr << ": saved " << path << " (continue with: convnet train --resume " << path
+              << " --epochs " << epochs << ")" << std::endl;
+    return 130;  // the shell's code for a run ended by SIGINT
+  }
   if (!save_path.empty()) {
-    save(save_path, static_cast<int>(epochs));
+    save(save_path, result.completed_epochs);
     info << "saved " << save_path << "\n";
   }
   return 0;
