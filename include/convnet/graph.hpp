@@ -114,6 +114,7 @@ class Graph final : public Model<T> {
   // order they were added, and "output NAME" if set_output() was called.
   std::string spec() const override;
   std::vector<NamedLayer<T>> named_layers() const override;
+  std::vector<NodeTrace<T>> trace() override;
 
   const Tensor<T>& forward(const Tensor<T>& x, Mode mode) override;
   void backward(const Tensor<T>& dy, Tensor<T>* grad_input = nullptr) override;

@@ -24,6 +24,16 @@ struct NamedLayer {
   Layer<T>* layer;
 };
 
+// One node of a model as the last forward and backward left it (see Model::trace).
+template <class T>
+struct NodeTrace {
+  std::string name;         // as in named_layers(): "layer3", or the graph node's name
+  std::string description;  // the layer's (or merge node's) describe()
+  Layer<T>* layer;          // null for a graph's merge nodes (Add, Concat)
+  const Tensor<T>* output;       // y of the last forward
+  const Tensor<T>* grad_output;  // ∂L/∂y of the last backward (null before any)
+};
+
 struct StepResult {
   double loss = 0;      // mean loss of the batch
   int64_t correct = 0;  // samples whose arg-max output equals the label (0 without labels)
@@ -64,6 +74,10 @@ class Model {
   virtual std::string spec() const = 0;
   // Every single-input layer (a Graph's merge nodes excluded), in the order they were added.
   virtual std::vector<NamedLayer<T>> named_layers() const = 0;
+  // Every node in evaluation order with its output and output gradient from the last forward
+  // and backward, for inspection (convnet explain, reports). The output node's gradient is the
+  // dy given to backward(), so it is valid while that tensor is.
+  virtual std::vector<NodeTrace<T>> trace() = 0;
 
   // Runs the model. x's batch may differ from the built one; the other dimensions may not.
   // In Mode::Train, x must stay alive until backward().
@@ -99,14 +113,20 @@ class Model {
 
  protected:
   Model() = default;
-  Model(Model&&) noexcept = default;
-  Model& operator=(Model&&) noexcept = default;
+  // A moved model forgets the last dy, which may have been the moved-from model's own buffer.
+  Model(Model&& other) noexcept : loss_grad_(std::move(other.loss_grad_)) {}
+  Model& operator=(Model&& other) noexcept {
+    loss_grad_ = std::move(other.loss_grad_);
+    last_dy_ = nullptr;
+    return *this;
+  }
 
   // Appends layer's parameters and buffers to the model's lists, named "<prefix>.<name>".
   static void collect_named(Layer<T>& layer, const std::string& prefix,
                             std::vector<Param<T>>& params, std::vector<Buffer<T>>& buffers);
 
   Tensor<T> loss_grad_;  // ∂L/∂output of the last train_step; sized by build()
+  const Tensor<T>* last_dy_ = nullptr;  // the dy of the last backward(), for trace()
 };
 
 template <class T>
@@ -155,6 +175,7 @@ class Sequential final : public Model<T> {
   // "model sequential", then one "layer KIND options" line per layer.
   std::string spec() const override;
   std::vector<NamedLayer<T>> named_layers() const override;
+  std::vector<NodeTrace<T>> trace() override;
 
   // Runs every layer. x's batch may differ from the built one; the other dimensions may not.
   // In Mode::Train, x must stay alive until backward().

@@ -397,10 +397,24 @@ const Tensor<T>& Graph<T>::forward(const Tensor<T>& x, Mode mode) {
 }
 
 template <class T>
+std::vector<NodeTrace<T>> Graph<T>::trace() {
+  require_built("trace");
+  std::vector<NodeTrace<T>> out;
+  for (const size_t v : order_) {
+    Node& node = nodes_[v];
+    const Tensor<T>* grad = v == output_ ? this->last_dy_ : &grads_[v];
+    out.push_back({node.name, node.layer ? node.layer->describe() : node.merge->describe(),
+                   node.layer.get(), &acts_[v], this->last_dy_ ? grad : nullptr});
+  }
+  return out;
+}
+
+template <class T>
 void Graph<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input) {
   require_built("backward");
   CONVNET_CHECK(input_ != nullptr, "graph: backward() needs a forward() first");
   check_shape(dy.shape(), acts_[output_].shape(), "graph backward: output gradient");
+  this->last_dy_ = &dy;
   // Every gradient buffer starts at zero: consumers add their shares into it.
   auto zero = [](Tensor<T>& t, const Shape& shape) {
     t.resize(shape);

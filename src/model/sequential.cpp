@@ -142,10 +142,23 @@ Tensor<T>& Sequential<T>::activation(size_t i) {
 }
 
 template <class T>
+std::vector<NodeTrace<T>> Sequential<T>::trace() {
+  require_built("trace");
+  std::vector<NodeTrace<T>> out;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Tensor<T>* grad = i + 1 == layers_.size() ? this->last_dy_ : &grads_[i + 1];
+    out.push_back({"layer" + std::to_string(i), layers_[i]->describe(), layers_[i].get(),
+                   &acts_[i + 1], this->last_dy_ ? grad : nullptr});
+  }
+  return out;
+}
+
+template <class T>
 void Sequential<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input) {
   require_built("backward");
   CONVNET_CHECK(input_ != nullptr, "sequential: backward() needs a forward() first");
   check_shape(dy.shape(), acts_.back().shape(), "sequential backward: output gradient");
+  this->last_dy_ = &dy;
   for (size_t i = layers_.size(); i-- > 0;) {
     const Tensor<T>& x = i == 0 ? *input_ : acts_[i];
     const Tensor<T>& upstream = i + 1 == layers_.size() ? dy : grads_[i + 1];

@@ -136,6 +136,19 @@ if [[ -d $data ]]; then
   expect sigint-resume-bit-identical 0 "^same$" -- \
     bash -c "cmp '$tmp/int-resumed.safetensors' '$tmp/unbroken.safetensors' && echo same"
 
+  # explain: every section, and the first SGD step moves each parameter by lr·||dL/dW||.
+  expect explain 0 "1. Forward.*layer11 linear 84->10 +8x10 .*2. Loss: .*L = [0-9.]+ .*3. Backward.*layer0 conv2d.*4. Update: sgd .*layer11.bias " -- \
+    bash -c "'$cli' explain | tr '\n' ' '"
+  expect explain-update-is-lr-times-gradient 0 "^ok$" -- bash -c "'$cli' explain --lr 0.1 --momentum 0 | awk '
+    /^3. Backward/ { backward = 1 }
+    backward && /^   layer11 linear/ && !g { g = \$(NF-1) }
+    /^   layer11.weight/ { d = \$3 }
+    END { r = d / (0.1 * g); print (r > 0.999 && r < 1.001) ? \"ok\" : \"ratio \" r }'"
+  expect explain-graph-checkpoint 0 "stage3.1.add add .*4. Update: adam" -- \
+    bash -c "'$cli' train --model resnet-small --epochs 1 --train-limit 128 --test-limit 32 \
+      --optimizer adam --batch 32 --save '$tmp/rs.safetensors' >/dev/null && \
+      '$cli' explain --checkpoint '$tmp/rs.safetensors' --optimizer adam --batch 4 | tr '\n' ' '"
+
   expect classes-mismatch 1 "has output Nx5 but the data has 10 classes|has output [0-9]+x5 but the data has 10 classes" -- \
     bash -c "sed 's/out_features=10/out_features=5/' '$tmp/net.txt' >'$tmp/net5.txt' && \
       '$cli' train --model '$tmp/net5.txt' --epochs 1 --train-limit 64 --test-limit 10"

@@ -147,3 +147,53 @@ TEST(Predictor, ConvertsImagesAndRejectsWhatDoesNotFit) {
 
 }  // namespace
 }  // namespace convnet
+
+namespace convnet {
+namespace {
+
+// trace(): every node's output and output gradient, as forward and backward left them.
+TEST(ModelTrace, ShowsEachNodesOutputAndGradient) {
+  for (const char* spec : {kNet, "model graph input=input\n"
+                                 "node a conv2d in=input out_channels=2 kernel=3 pad=1\n"
+                                 "node b relu in=a\n"
+                                 "node sum add in=a,b\n"
+                                 "node flat flatten in=sum\n"
+                                 "node fc linear in=flat out_features=3\n"}) {
+    std::unique_ptr<Model<float>> m = parse_model_spec<float>(spec);
+    m->build(Shape{3, 2, 9, 9}, 1);
+    Rng rng(2);
+    const Tensor<float> x = testing::random_normal<float>(Shape{3, 2, 9, 9}, rng);
+    const Tensor<float>& y = m->forward(x, Mode::Train);
+    EXPECT_EQ(m->trace().back().grad_output, nullptr);  // no backward yet
+    const Tensor<float> dy = testing::random_normal<float>(y.shape(), rng);
+    m->backward(dy);
+    const std::vector<NodeTrace<float>> nodes = m->trace();
+    ASSERT_FALSE(nodes.empty());
+    EXPECT_EQ(nodes.back().output, &y);     // the output node's y is what forward returned
+    EXPECT_EQ(nodes.back().grad_output, &dy);  // and its gradient the dy given to backward
+    for (const NodeTrace<float>& n : nodes) {
+      ASSERT_NE(n.grad_output, nullptr) << n.name;
+      EXPECT_EQ(n.grad_output->shape(), n.output->shape()) << n.name;
+      EXPECT_FALSE(n.description.empty());
+    }
+    // The Add node has no layer; the others have theirs.
+    const bool graph = std::string(spec).find("graph") != std::string::npos;
+    if (graph) {
+      EXPECT_EQ(nodes[2].name, "sum");
+      EXPECT_EQ(nodes[2].layer, nullptr);
+      EXPECT_EQ(nodes[2].description, "add");
+      // a feeds b and sum: its gradient is the sum of both consumers' (relu passes where a > 0).
+      const Tensor<float>& a = *nodes[0].output;
+      const Tensor<float>& da = *nodes[0].grad_output;
+      const Tensor<float>& dsum = *nodes[2].grad_output;
+      for (int64_t i = 0; i < a.numel(); ++i)
+        EXPECT_FLOAT_EQ(da[i], dsum[i] * (a[i] > 0 ? 2.0f : 1.0f)) << i;
+    } else {
+      EXPECT_EQ(nodes[0].name, "layer0");
+      EXPECT_EQ(nodes[0].layer, &dynamic_cast<Sequential<float>&>(*m).layer(0));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace convnet

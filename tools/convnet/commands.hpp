@@ -10,5 +10,6 @@ int cmd_bench(int argc, char** argv);
 int cmd_summary(int argc, char** argv);
 int cmd_predict(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
+int cmd_explain(int argc, char** argv);
 
 }  // namespace convnet::cli

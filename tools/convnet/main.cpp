@@ -22,6 +22,7 @@ const char* kUsage =
     "  predict     classify image files with a checkpoint (top classes and probabilities)\n"
     "  eval        a checkpoint's loss, accuracy, per-class metrics and confusion matrix\n"
     "  summary     print a model's layers, parameter count and FLOPs, or its spec text\n"
+    "  explain     walk one training step: forward, loss, backward and update, layer by layer\n"
     "  gradcheck   check every layer's gradients of a model against finite differences\n"
     "  bench       measure training and inference throughput on synthetic data\n"
     "\n"
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
     if (command == "summary") return convnet::cli::cmd_summary(argc, argv);
     if (command == "predict") return convnet::cli::cmd_predict(argc, argv);
     if (command == "eval") return convnet::cli::cmd_eval(argc, argv);
+    if (command == "explain") return convnet::cli::cmd_explain(argc, argv);
     std::cerr << "convnet: unknown command '" << command << "'\n\n" << kUsage;
     return 2;
   } catch (const convnet::cli::UsageError& e) {
