@@ -121,3 +121,75 @@ TEST(Training, FastAndReferenceBackendsAgree) {
 
 }  // namespace
 }  // namespace convnet
+
+namespace convnet {
+namespace {
+
+std::vector<float> weights_of(const Model<float>& model) {
+  std::vector<float> w;
+  for (const auto& p : model.params()) w.insert(w.end(), p.value->data(), p.value->data() + p.value->numel());
+  return w;
+}
+
+// A batch callback stops mid-epoch; continuing from where the result says (with the optimizer
+// carried over, as a checkpoint would) ends on the weights of an unbroken run, augmentation and
+// a step schedule included. Epoch callbacks see the scheduled rate and one gradient norm per
+// parameter tensor.
+TEST(Training, CallbacksStopAndRunsContinueExactly) {
+  const Dataset data = quadrant_images(50, 4);  // 4 batches of 16: 16, 16, 16, 2
+  FitOptions options{.epochs = 3, .batch = 16, .seed = 3,
+                     .augment = {.crop_padding = 1, .horizontal_flip = true}};
+  options.schedule.kind = LrSchedule::Kind::Step;
+  options.schedule.step_size = 1;
+  options.schedule.gamma = 0.5;
+  SoftmaxCrossEntropy<float> loss;
+
+  Sequential<float> unbroken = small_cnn();
+  unbroken.build(Shape{16, 1, 8, 8}, 9);
+  Adam<float> adam1({.lr = 0.01});
+  std::vector<double> rates;
+  const FitResult full = fit(unbroken, data, nullptr, loss, adam1, options,
+                             {.on_batch_end = {}, .on_epoch_end = [&](const EpochStats& s) {
+                                rates.push_back(s.learning_rate);
+                                EXPECT_EQ(s.grad_norms.size(), unbroken.params().size());
+                                for (double g : s.grad_norms) EXPECT_GT(g, 0);
+                                return true;
+                              }});
+  EXPECT_FALSE(full.stopped);
+  EXPECT_EQ(full.completed_epochs, 3);
+  EXPECT_EQ(rates, (std::vector<double>{0.01, 0.005, 0.0025}));
+
+  Sequential<float> stopped = small_cnn();
+  stopped.build(Shape{16, 1, 8, 8}, 9);
+  Adam<float> adam2({.lr = 0.01});
+  const FitResult first = fit(stopped, data, nullptr, loss, adam2, options,
+                              {.on_batch_end = [](const BatchStats& b) {
+                                 EXPECT_EQ(b.steps, 4);
+                                 return !(b.epoch == 2 && b.step == 1);  // stop after 2 batches
+                               },
+                               .on_epoch_end = {}});
+  EXPECT_TRUE(first.stopped);
+  EXPECT_EQ(first.completed_epochs, 1);
+  EXPECT_EQ(first.completed_steps, 2);
+  EXPECT_EQ(first.epochs.size(), 1u);
+  adam2.set_learning_rate(0.01);  // the run's initial rate, as the CLI rebuilds it from its flags
+  FitOptions rest = options;
+  rest.completed_epochs = first.completed_epochs;
+  rest.completed_steps = first.completed_steps;
+  const FitResult second = fit(stopped, data, nullptr, loss, adam2, rest);
+  EXPECT_EQ(second.completed_epochs, 3);
+  EXPECT_EQ(weights_of(stopped), weights_of(unbroken));
+
+  // An epoch callback that says stop ends the run after that epoch.
+  Sequential<float> early = small_cnn();
+  early.build(Shape{16, 1, 8, 8}, 9);
+  Adam<float> adam3({.lr = 0.01});
+  const FitResult one = fit(early, data, nullptr, loss, adam3, options,
+                            {.on_batch_end = {}, .on_epoch_end = [](const EpochStats&) { return false; }});
+  EXPECT_TRUE(one.stopped);
+  EXPECT_EQ(one.completed_epochs, 1);
+  EXPECT_EQ(one.epochs.size(), 1u);
+}
+
+}  // namespace
+}  // namespace convnet
