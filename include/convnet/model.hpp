@@ -37,6 +37,13 @@ struct NodeTrace {
 struct StepResult {
   double loss = 0;      // mean loss of the batch
   int64_t correct = 0;  // samples whose arg-max output equals the label (0 without labels)
+  double grad_norm = 0;  // of all parameter gradients together, before any clipping
+};
+
+struct StepOptions {
+  // Gradient clipping by norm (torch.nn.utils.clip_grad_norm_): when the gradients' joint L2 norm
+  // exceeds this, every gradient is scaled by clip_grad_norm / (norm + 1e-6). 0: never.
+  double clip_grad_norm = 0;
 };
 
 // What every model offers (Sequential, Graph): build for an input shape, forward, backward,
@@ -104,8 +111,15 @@ class Model {
   //
   // One step: zero_grad, forward, loss, backward, optimizer update. Throws convnet::Error
   // (before updating anything) if the loss is not finite.
+  //
+  // Divergence stops the step before the update, so the weights stay the last good ones: a
+  // non-finite loss, or a non-finite gradient, throws convnet::Error naming where the NaN or
+  // Inf first appears (the first layer in forward order whose output is not finite, or the
+  // first, from the output back, whose gradient is not).
   StepResult train_step(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss,
-                        Optimizer<T>& optimizer);
+                        Optimizer<T>& optimizer, const StepOptions& options = {});
+  // Per params() entry, the L2 norm of its gradient in the last train_step (before clipping).
+  const std::vector<double>& grad_norms() const { return grad_norms_; }
   // Loss (and correct count, with labels) without touching parameters.
   StepResult evaluate(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss);
   // Eval-mode forward.
@@ -114,10 +128,12 @@ class Model {
  protected:
   Model() = default;
   // A moved model forgets the last dy, which may have been the moved-from model's own buffer.
-  Model(Model&& other) noexcept : loss_grad_(std::move(other.loss_grad_)) {}
+  Model(Model&& other) noexcept
+      : loss_grad_(std::move(other.loss_grad_)), grad_norms_(std::move(other.grad_norms_)) {}
   Model& operator=(Model&& other) noexcept {
     loss_grad_ = std::move(other.loss_grad_);
     last_dy_ = nullptr;
+    grad_norms_ = std::move(other.grad_norms_);
     return *this;
   }
 
@@ -127,6 +143,12 @@ class Model {
 
   Tensor<T> loss_grad_;  // ∂L/∂output of the last train_step; sized by build()
   const Tensor<T>* last_dy_ = nullptr;  // the dy of the last backward(), for trace()
+
+ private:
+  // Where a non-finite value first shows in the last forward (or, with backward, in its
+  // gradients): "the output of layer3 (conv2d ...)", for divergence errors.
+  std::string first_non_finite(const Tensor<T>& x, bool backward);
+  std::vector<double> grad_norms_;
 };
 
 template <class T>

@@ -29,6 +29,7 @@ struct FitOptions {
   // The learning rate of every step: schedule.rate(lr0, ...) with lr0 the optimizer's learning
   // rate when fit() starts (see convnet/schedule.hpp). Constant by default.
   LrSchedule schedule{};
+  double clip_grad_norm = 0;  // see StepOptions; 0: no clipping
 };
 
 // After each training batch (the numbers so far in this epoch).

@@ -101,13 +101,15 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
       const double lr = options.schedule.rate(lr0, epoch - 1, step, steps, options.epochs);
       optimizer.set_learning_rate(lr);
       if (step == first_step) stats.learning_rate = lr;
-      const StepResult r = model.train_step(x, {.labels = labels}, loss, optimizer);
-      // The gradients stay until the next step's zero_grad.
-      for (size_t i = 0; i < params.size(); ++i) {
-        double sum = 0;
-        for (const float g : params[i].grad->span()) sum += static_cast<double>(g) * g;
-        grad_norm_sums[i] += std::sqrt(sum);
+      StepResult r;
+      try {
+        r = model.train_step(x, {.labels = labels}, loss, optimizer,
+                             {.clip_grad_norm = options.clip_grad_norm});
+      } catch (const Error& e) {  // where in the run: the step says what went wrong
+        throw Error(detail::concat("epoch ", epoch, ", batch ", step + 1, "/", steps, ": ",
+                                   e.what()));
       }
+      for (size_t i = 0; i < params.size(); ++i) grad_norm_sums[i] += model.grad_norms()[i];
       total_loss += r.loss * static_cast<double>(count);
       correct += r.correct;
       seen += count;

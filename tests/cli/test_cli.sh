@@ -136,6 +136,20 @@ if [[ -d $data ]]; then
   expect sigint-resume-bit-identical 0 "^same$" -- \
     bash -c "cmp '$tmp/int-resumed.safetensors' '$tmp/unbroken.safetensors' && echo same"
 
+  # Divergence: the step that makes the loss non-finite stops the run with where it happened;
+  # the last checkpoint stays as it was.
+  expect diverge-setup 0 "saved $tmp/good.safetensors" -- "$cli" train --epochs 1 --train-limit 640 \
+    --test-limit 64 --save "$tmp/good.safetensors"
+  cp "$tmp/good.safetensors" "$tmp/good-copy.safetensors"
+  expect diverge 1 "error: epoch 2, batch [0-9]+/10: softmax_cross_entropy: loss is (nan|inf|-nan) at optimizer step [0-9]+ \(batch of 64\): the first non-finite values are in the output of layer[0-9]+ \(.*\)\. The model diverged" -- \
+    "$cli" train --resume "$tmp/good.safetensors" --epochs 2 --lr 1e8 --save "$tmp/good.safetensors"
+  expect diverge-keeps-checkpoint 0 "^same$" -- \
+    bash -c "cmp '$tmp/good.safetensors' '$tmp/good-copy.safetensors' && echo same"
+  expect clip-grad-norm 0 "epoch 1/1 " -- "$cli" train --epochs 1 --train-limit 640 --test-limit 64 \
+    --clip-grad-norm 0.5
+  expect clip-grad-norm-negative 2 "--clip-grad-norm: expected a norm >= 0, got -1" -- \
+    "$cli" train --clip-grad-norm -1
+
   # explain: every section, and the first SGD step moves each parameter by lr·||dL/dW||.
   expect explain 0 "1. Forward.*layer11 linear 84->10 +8x10 .*2. Loss: .*L = [0-9.]+ .*3. Backward.*layer0 conv2d.*4. Update: sgd .*layer11.bias " -- \
     bash -c "'$cli' explain | tr '\n' ' '"

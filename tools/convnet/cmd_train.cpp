@@ -44,7 +44,7 @@ constexpr const char* kResumedFlags[] = {
     "momentum",  "weight-decay", "nesterov",   "train-limit",      "test-limit",
     "schedule",  "gamma",      "step-size",    "milestones",       "min-lr",
     "t-max",     "warmup",     "warmup-start", "pct-start",        "div-factor",
-    "final-div-factor"};
+    "final-div-factor", "clip-grad-norm"};
 
 // --schedule and its options.
 LrSchedule make_schedule(const ArgParser& args) {
@@ -201,6 +201,8 @@ int cmd_train(int argc, char** argv) {
   args.add("pct-start", "0.3", "onecycle: fraction of the steps spent rising");
   args.add("div-factor", "25", "onecycle: starts at lr / div-factor");
   args.add("final-div-factor", "10000", "onecycle: ends at lr / (div-factor * final-div-factor)");
+  args.add("clip-grad-norm", "0",
+           "scale the gradients down when their joint L2 norm exceeds this (0 = never)");
   args.add("early-stop", "0",
            "stop when the --monitor metric has not improved for this many epochs (0 = never; "
            "needs --val-split)");
@@ -265,6 +267,9 @@ int cmd_train(int argc, char** argv) {
     throw UsageError{"--monitor: expected val_loss or val_acc, got '" + monitor + "'"};
   const double min_delta = args.get_double("min-delta");
   const LrSchedule schedule = make_schedule(args);
+  const double clip_grad_norm = args.get_double("clip-grad-norm");
+  if (clip_grad_norm < 0)
+    throw UsageError{"--clip-grad-norm: expected a norm >= 0, got " + args.get("clip-grad-norm")};
   auto optimizer = make_optimizer(args);
   if (threads > 0) set_num_threads(static_cast<int>(threads));
 
@@ -373,7 +378,8 @@ int cmd_train(int argc, char** argv) {
        .seed = static_cast<uint64_t>(seed),
        .augment = {.crop_padding = crop_padding, .horizontal_flip = args.get_switch("flip")},
        .validation = has_val ? &validation : nullptr,
-       .schedule = schedule},
+       .schedule = schedule,
+       .clip_grad_norm = clip_grad_norm},
       {.on_batch_end =
            [&](const BatchStats& b) {
              const auto now = std::chrono::steady_clock::now();
