@@ -8,6 +8,7 @@
 
 #include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -154,22 +155,33 @@ void parallel_for_impl(int64_t begin, int64_t end, ChunkFn call, void* context) 
     call(context, begin, end, 0);
     return;
   }
-  // Chunk t covers [begin + t*count/threads, begin + (t+1)*count/threads).
+  // Chunk t covers [begin + t*count/threads, begin + (t+1)*count/threads). An exception thrown
+  // by a chunk (on any thread) is kept, the first one only, and rethrown here once every chunk
+  // has finished: it must neither escape a worker (which would terminate the process) nor leave
+  // workers running on this frame's data.
   struct Split {
     int64_t begin, count;
     int threads;
     ChunkFn call;
     void* context;
-  } split{begin, count, threads, call, context};
+    std::atomic<bool> failed{false};
+    std::exception_ptr error;
+  } split{begin, count, threads, call, context, {false}, nullptr};
   const auto run_chunk = [](const void* p, int t) {
-    const auto& s = *static_cast<const Split*>(p);
+    auto& s = *static_cast<Split*>(const_cast<void*>(p));
     if (t >= s.threads) return;
     const int64_t lo = s.begin + s.count * t / s.threads;
     const int64_t hi = s.begin + s.count * (t + 1) / s.threads;
-    if (lo < hi) s.call(s.context, lo, hi, t);
+    if (lo >= hi) return;
+    try {
+      s.call(s.context, lo, hi, t);
+    } catch (...) {
+      if (!s.failed.exchange(true)) s.error = std::current_exception();
+    }
   };
   if (g_pool_busy.exchange(true, std::memory_order_acquire)) {
     for (int t = 0; t < threads; ++t) run_chunk(&split, t);
+    if (split.error) std::rethrow_exception(split.error);
     return;
   }
   // Released however the call ends.
@@ -181,6 +193,7 @@ void parallel_for_impl(int64_t begin, int64_t end, ChunkFn call, void* context) 
     g_pool = std::make_unique<ThreadPool>(pool_threads);
   }
   g_pool->run({run_chunk, &split});
+  if (split.error) std::rethrow_exception(split.error);
 }
 
 }  // namespace detail
