@@ -105,8 +105,23 @@ IdxArray read_idx(const std::string& path) {
                   " bytes of IDX data at byte ", 4 + 4 * rank, ", got ",
                   size - std::min<uint64_t>(size, 4 + 4 * static_cast<uint64_t>(rank)));
   }
-  out.values.resize(static_cast<size_t>(count));
-  file.read_exact(out.values.data(), out.values.size(), "IDX data");
+  if (file.is_plain()) {
+    out.values.resize(static_cast<size_t>(count));
+    file.read_exact(out.values.data(), out.values.size(), "IDX data");
+  } else {
+    // A compressed file's size says nothing about what it inflates to, so the buffer grows as
+    // data arrives (doubling from 1 MiB): a header that claims gigabytes over a short stream is
+    // reported as truncated without first allocating what it claims.
+    size_t have = 0;
+    while (have < count) {
+      const size_t want = std::min<size_t>(static_cast<size_t>(count), std::max<size_t>(2 * have, 1 << 20));
+      out.values.resize(want);
+      const size_t got = file.read(out.values.data() + have, want - have);
+      have += got;
+      CONVNET_CHECK(have == want, path, ": truncated: expected ", count,
+                    " bytes of IDX data at byte ", 4 + 4 * rank, ", got ", have);
+    }
+  }
   CONVNET_CHECK(file.at_end(), path, ": unexpected bytes after the ", count,
                 " values the header declares");
   return out;

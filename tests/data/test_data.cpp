@@ -134,6 +134,12 @@ TEST_F(IdxFiles, TruncatedPlainAndGzip) {
   const std::string huge = write("huge", idx_bytes({2048, 2048, 2048}, {1, 2, 3}));
   EXPECT_NE(error_of([&] { read_idx(huge); }).find("truncated: expected 8589934592 bytes"),
             std::string::npos);
+  // The same header gzip-compressed: the size is only known by inflating, and the reader grows
+  // its buffer as data arrives instead of allocating the 8 GiB the header claims.
+  const std::string huge_gz = write_gz("huge.gz", idx_bytes({2048, 2048, 2048}, {1, 2, 3}));
+  EXPECT_NE(error_of([&] { read_idx(huge_gz); })
+                .find("truncated: expected 8589934592 bytes of IDX data at byte 16, got 3"),
+            std::string::npos);
   // Header cut inside the dimensions.
   const std::string header = write("h", idx_bytes({10, 28, 28}, {}).substr(0, 9));
   EXPECT_NE(error_of([&] { read_idx(header); }).find("truncated: expected 4 bytes of IDX dimension"),
