@@ -34,6 +34,14 @@ expect unknown-command 2 "unknown command 'fly'" -- "$cli" fly
 expect unknown-flag 2 "unknown flag --epoch " -- "$cli" train --epoch 3
 expect bad-int 2 "--epochs: expected an integer, got 'x'" -- "$cli" train --epochs x
 expect bad-optimizer 2 "--optimizer: expected sgd, adam, adamw or rmsprop" -- "$cli" train --optimizer lbfgs
+# Mistakes found before any data is read (the data folder here does not exist).
+expect unknown-model-first 2 "--model: unknown model 'lenett' \(built-in: lenet, vgg-small, resnet-small;" -- \
+  "$cli" train --model lenett --data "$tmp/none"
+expect epochs-too-many 2 "--epochs: expected at most 1000000, got 5000000000" -- "$cli" train --epochs 5000000000
+expect save-unwritable 1 "error: --save $tmp/no/dir/x.safetensors: cannot write in $tmp/no/dir: No such file" -- \
+  "$cli" train --save "$tmp/no/dir/x.safetensors" --data "$tmp/none"
+expect log-unwritable 1 "error: --log $tmp/no/x.csv: cannot write in $tmp/no: No such file" -- \
+  "$cli" train --log "$tmp/no/x.csv" --data "$tmp/none"
 expect missing-dir 1 "error: $tmp/none: data directory not found" -- "$cli" train --data "$tmp/none"
 
 # Model spec files and the summary command.
@@ -149,6 +157,15 @@ if [[ -d $data ]]; then
     --clip-grad-norm 0.5
   expect clip-grad-norm-negative 2 "--clip-grad-norm: expected a norm >= 0, got -1" -- \
     "$cli" train --clip-grad-norm -1
+
+  # An absurd batch on a machine that cannot hold it: a clear error, no crash. (Not under
+  # AddressSanitizer, whose shadow memory alone exceeds such an address-space limit.)
+  if grep -qa __asan_init "$cli"; then
+    echo "SKIP out-of-memory: $cli is built with AddressSanitizer"
+  else
+    expect out-of-memory 1 "error: out of memory building vgg-small for batches of 60000 images of 1x28x28: try a smaller --batch" -- \
+      bash -c "ulimit -v 3000000; '$cli' train --model vgg-small --batch 60000 --epochs 1"
+  fi
 
   # explain: every section, and the first SGD step moves each parameter by lr·||dL/dW||.
   expect explain 0 "1. Forward.*layer11 linear 84->10 +8x10 .*2. Loss: .*L = [0-9.]+ .*3. Backward.*layer0 conv2d.*4. Update: sgd .*layer11.bias " -- \

@@ -25,6 +25,7 @@
 #include "convnet/schedule.hpp"
 #include "convnet/spec.hpp"
 #include "convnet/train.hpp"
+#include "convnet/zoo.hpp"
 #include "data_source.hpp"
 #include "optimizer_flags.hpp"
 
@@ -250,6 +251,8 @@ int cmd_train(int argc, char** argv) {
 
   const std::string best_path = args.get("save-best");
   const int64_t epochs = args.get_int("epochs", 1);
+  if (epochs > 1000000)
+    throw UsageError{"--epochs: expected at most 1000000, got " + args.get("epochs")};
   const bool resuming = !resume_path.empty();
   if (resuming && resumed.state.epoch >= epochs)
     throw UsageError{"--epochs " + std::to_string(epochs) + ": " + resume_path + " has already run " +
@@ -286,6 +289,30 @@ int cmd_train(int argc, char** argv) {
     throw UsageError{"--save-best: must differ from --save (" + save_path + ")"};
   const int64_t crop_padding = args.get_int("crop-padding", 0);
   const Shape image_shape = parse_chw("image-size", args.get("image-size"));
+  // What can be checked before the data is loaded and hours are spent training: the model's
+  // name or spec file, and that every output file can be written.
+  std::unique_ptr<Model<float>> spec_model;
+  if (!resuming) {
+    const std::string name = args.get("model");
+    if (is_model_spec_path(name)) {
+      spec_model = load_model<float>(name);
+    } else if (const auto names = model_names();
+               std::find(names.begin(), names.end(), name) == names.end()) {
+      std::string known;
+      for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+      throw UsageError{"--model: unknown model '" + name + "' (built-in: " + known +
+                       "; or a spec file, a path ending in .txt or containing '/')"};
+    }
+  }
+  for (const char* flag : {"save", "save-best", "log"}) {
+    const std::string path = args.get(flag);
+    if (path.empty()) continue;
+    const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+    const std::string shown = dir.empty() ? "." : dir.string();
+    if (::access(shown.c_str(), W_OK) != 0)
+      throw Error("--" + std::string(flag) + " " + path + ": cannot write in " + shown + ": " +
+                  std::strerror(errno));
+  }
 
   TrainTest data = load_train_test(args.get("data"), image_shape);
   Dataset& train = data.train;
@@ -304,15 +331,23 @@ int cmd_train(int argc, char** argv) {
       if (d->size() > 0) d->set_normalization(stats.mean, stats.stddev);
   }
 
+  // A batch larger than the training set is the whole set: build for what will be used.
+  const int64_t built_batch = std::min(batch, train.size());
   std::unique_ptr<Model<float>> owned;
-  if (resuming) {
-    restore_optimizer(resumed, *optimizer);
-    owned = std::move(resumed.model);
-    if (owned->input_shape() != train.shape().with_batch(batch))  // keeps the loaded values
-      owned->build(train.shape().with_batch(batch));
-  } else {
-    owned = load_model<float>(args.get("model"), train.classes());
-    owned->build(train.shape().with_batch(batch), static_cast<uint64_t>(seed));
+  try {
+    if (resuming) {
+      restore_optimizer(resumed, *optimizer);
+      owned = std::move(resumed.model);
+      if (owned->input_shape() != train.shape().with_batch(built_batch))  // keeps the values
+        owned->build(train.shape().with_batch(built_batch));
+    } else {
+      owned = spec_model ? std::move(spec_model) : load_model<float>(args.get("model"), train.classes());
+      owned->build(train.shape().with_batch(built_batch), static_cast<uint64_t>(seed));
+    }
+  } catch (const std::bad_alloc&) {
+    throw Error("out of memory building " + args.get("model") + " for batches of " +
+                std::to_string(built_batch) + " images of " + train.sample_shape().str() +
+                ": try a smaller --batch");
   }
   Model<float>& model = *owned;
   const Shape& out = model.output_shape();
@@ -374,7 +409,7 @@ int cmd_train(int argc, char** argv) {
       {.epochs = static_cast<int>(epochs),
        .completed_epochs = resuming ? static_cast<int>(resumed.state.epoch) : 0,
        .completed_steps = resumed_step,
-       .batch = batch,
+       .batch = built_batch,
        .seed = static_cast<uint64_t>(seed),
        .augment = {.crop_padding = crop_padding, .horizontal_flip = args.get_switch("flip")},
        .validation = has_val ? &validation : nullptr,
