@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """The resnet-small acceptance recipe in PyTorch, for comparing accuracy with convnet:
 Fashion-MNIST from Debian's dataset-fashion-mnist, Adam lr 1e-3, batch 128, 8 epochs, the same
-network module for module (tools/make_golden.py's ResNetSmall), PyTorch's default init.
-Prints the test accuracy after each epoch. Usage: bench/resnet_small_pytorch.py [threads] [seed]
+network module for module (tools/make_golden.py's ResNetSmall), its convolutions Kaiming-normal
+as convnet's resnet-small starts them (init "default" for PyTorch's own).
+Prints the test accuracy after each epoch.
+Usage: bench/resnet_small_pytorch.py [threads] [seed] [kaiming|default]
 (needs python3-torch; about 20 minutes at 1 thread on the benchmark machine)."""
 import gzip
 import importlib.util
@@ -39,6 +41,10 @@ def main():
     xte = torch.tensor(idx(DATA + "t10k-images-idx3-ubyte.gz"), dtype=torch.float32).unsqueeze(1) / 255
     yte = torch.tensor(idx(DATA + "t10k-labels-idx1-ubyte.gz"), dtype=torch.long)
     model = golden.ResNetSmall().float()
+    if (sys.argv[3] if len(sys.argv) > 3 else "kaiming") == "kaiming":
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     for epoch in range(1, 9):
         model.train()
