@@ -7,6 +7,7 @@
 #include <stb_image_resize.h>
 #include <stb_image_write.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -45,6 +46,38 @@ void check_image(const Image& image, const char* what) {
                 "x", image.height, "x", image.width, " with ", image.pixels.size(), " bytes");
 }
 
+// Binary PGM/PPM (P5, P6) must hold the pixels their header declares: stb_image decodes a short
+// one without complaint, leaving the missing pixels uninitialised (found by tests/fuzz).
+void check_pnm_length(const std::string& path, FILE* file) {
+  char head[256];
+  const size_t got = std::fread(head, 1, sizeof head, file);
+  std::rewind(file);
+  if (got < 2 || head[0] != 'P' || (head[1] != '5' && head[1] != '6')) return;
+  size_t at = 2;
+  int64_t fields[3] = {0, 0, 0};  // width, height, maxval
+  for (int64_t& field : fields) {
+    for (;;) {  // whitespace and # comments
+      while (at < got && std::isspace(static_cast<unsigned char>(head[at]))) ++at;
+      if (at < got && head[at] == '#') {
+        while (at < got && head[at] != '\n') ++at;
+        continue;
+      }
+      break;
+    }
+    if (at >= got || !std::isdigit(static_cast<unsigned char>(head[at]))) return;  // stb decides
+    while (at < got && std::isdigit(static_cast<unsigned char>(head[at])) && field < (1 << 30))
+      field = field * 10 + (head[at++] - '0');
+  }
+  if (at >= got) return;
+  ++at;  // the single whitespace byte before the pixels
+  const int64_t bytes = fields[0] * fields[1] * (head[1] == '6' ? 3 : 1) * (fields[2] > 255 ? 2 : 1);
+  std::error_code ec;
+  const auto size = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  CONVNET_CHECK(ec || size - static_cast<int64_t>(at) >= bytes, path, ": truncated: the ",
+                fields[0], "x", fields[1], " P", head[1], " image needs ", bytes,
+                " bytes of pixels, the file has ", size - static_cast<int64_t>(at));
+}
+
 }  // namespace
 
 Image read_image(const std::string& path, int64_t channels, int64_t max_pixels) {
@@ -61,11 +94,29 @@ Image read_image(const std::string& path, int64_t channels, int64_t max_pixels) 
                 ": not a readable image (PNG, JPEG, PGM/PPM or BMP): ", stbi_failure_reason());
   CONVNET_CHECK(static_cast<int64_t>(width) * height <= max_pixels, path, ": ", width, "x", height,
                 " pixels is more than the limit of ", max_pixels);
+  check_pnm_length(path, file.get());
+  // Decoded in the file's own channels, and converted here: stb_image's own conversion of a
+  // 16-bit PGM/PPM to other channels reads past its buffer (found by tests/fuzz/fuzz_image;
+  // regression test in tests/data/test_loaders.cpp).
   int w = 0, h = 0, n = 0;
-  std::unique_ptr<stbi_uc, void (*)(void*)> data(
-      stbi_load_from_file(file.get(), &w, &h, &n, static_cast<int>(channels)), &stbi_image_free);
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_file(file.get(), &w, &h, &n, 0),
+                                                 &stbi_image_free);
   CONVNET_CHECK(data != nullptr, path, ": cannot decode: ", stbi_failure_reason());
-  return planar(data.get(), channels, h, w);
+  CONVNET_CHECK(n >= 1 && n <= 4, path, ": cannot decode: ", n, " channels");
+  const int64_t pixels = static_cast<int64_t>(w) * h;
+  std::vector<stbi_uc> converted(static_cast<size_t>(pixels * channels));
+  for (int64_t i = 0; i < pixels; ++i) {
+    const stbi_uc* px = data.get() + i * n;
+    stbi_uc* out = converted.data() + i * channels;
+    const bool colour = n >= 3;  // RGB or RGBA; otherwise grey or grey+alpha. Alpha is dropped.
+    if (channels == 3) {
+      for (int c = 0; c < 3; ++c) out[c] = colour ? px[c] : px[0];
+    } else {
+      // stb_image's luma: (77 R + 150 G + 29 B) / 256.
+      out[0] = colour ? static_cast<stbi_uc>((px[0] * 77 + px[1] * 150 + px[2] * 29) >> 8) : px[0];
+    }
+  }
+  return planar(converted.data(), channels, h, w);
 }
 
 Image resize_image(const Image& image, int64_t height, int64_t width) {

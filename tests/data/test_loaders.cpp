@@ -84,6 +84,26 @@ TEST_F(TempDir, BadImageFilesNameTheFile) {
       testing::has(testing::error_of([] { read_image("x.png", 2); }), "1 (grey) or 3 (RGB)"));
 }
 
+// Found by tests/fuzz/fuzz_image: a 16-bit PGM ("P5" 4x554, maxval 574) cut short. Read as RGB,
+// stb_image's own channel conversion read past its buffer (a crash); read as grey, the missing
+// pixels came back uninitialised. Both are now a truncation error, and whole 16-bit files load.
+TEST_F(TempDir, TruncatedSixteenBitPnmIsAnErrorNotACrash) {
+  const std::string crash = (dir_ / "crash.pgm").string();
+  const unsigned char bytes[] = {0x50, 0x35, 0x34, 0x0a, 0x35, 0x35, 0x34, 0x0a, 0x35,
+                                 0x37, 0x34, 0x0a, 0x35, 0x37, 0x34, 0x35, 0x34, 0x0a,
+                                 0x35, 0x37, 0x34, 0x35, 0x4a, 0xb4, 0x37, 0x34, 0x28};
+  std::ofstream(crash, std::ios::binary).write(reinterpret_cast<const char*>(bytes), sizeof bytes);
+  for (int64_t channels : {1, 3})
+    EXPECT_TRUE(testing::has(testing::error_of([&] { read_image(crash, channels); }), crash,
+                             "truncated: the 4x554 P5 image needs 4432 bytes of pixels, the file "
+                             "has 15"));
+  // A whole 2x1 16-bit PGM: values scale to 8 bits (65535 -> 255, 0 -> 0), grey and as RGB.
+  const std::string good = (dir_ / "good16.pgm").string();
+  std::ofstream(good, std::ios::binary) << "P5 2 1 65535\n" << std::string("\xff\xff\x00\x00", 4);
+  EXPECT_EQ(read_image(good, 1).pixels, (std::vector<uint8_t>{255, 0}));
+  EXPECT_EQ(read_image(good, 3).pixels, (std::vector<uint8_t>{255, 0, 255, 0, 255, 0}));
+}
+
 TEST(ImageFolder, LoadsClassesInOrderResizedAndSkipsOtherFiles) {
   const Dataset d = load_image_folder(kData + "/images", Shape{3, 8, 8});
   EXPECT_EQ(d.classes(), 3);
