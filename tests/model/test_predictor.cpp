@@ -129,14 +129,7 @@ TEST(Predictor, ConvertsImagesAndRejectsWhatDoesNotFit) {
   EXPECT_EQ(p.top.size(), 4u);  // k capped at the classes
   EXPECT_EQ(p.top[0].name, std::to_string(p.top[0].label));  // no names recorded
 
-  auto message = [](auto&& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("(no error)");
-  };
+  const auto message = testing::error_of;
   EXPECT_EQ(message([&] { predictor.to_input({Image{3, 9, 9, std::vector<uint8_t>(243)}}); }),
             "predict: image 0 has 3 channels, the model takes 1");
   EXPECT_EQ(message([&] { predictor.logits(Tensor<float>(Shape{1, 1, 8, 9})); }),

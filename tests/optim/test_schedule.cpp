@@ -60,14 +60,7 @@ TEST(LrSchedules, MatchPyTorchSchedulers) {
 TEST(LrSchedules, NamesAndOptionChecks) {
   EXPECT_EQ(schedule_kind("onecycle"), LrSchedule::Kind::OneCycle);
   EXPECT_EQ(schedule_name(LrSchedule::Kind::MultiStep), "multistep");
-  auto message = [](auto&& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("(no error)");
-  };
+  const auto message = testing::error_of;
   EXPECT_EQ(message([] { schedule_kind("linear"); }),
             "unknown learning-rate schedule 'linear' (known: constant, step, multistep, "
             "exponential, cosine, onecycle)");

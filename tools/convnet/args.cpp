@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include "convnet/runtime.hpp"
+
 namespace convnet::cli {
 
 ArgParser::ArgParser(std::string command, std::string summary)
@@ -125,6 +127,16 @@ std::string ArgParser::help() const {
   }
   out << "  --help                show this help\n";
   return out.str();
+}
+
+void add_threads_flag(ArgParser& args) {
+  args.add("threads", "0", "worker threads; 0 = all cores ($CONVNET_THREADS if set)");
+}
+
+void apply_threads_flag(const ArgParser& args) {
+  const int64_t threads = args.get_int("threads", 0);
+  if (threads > 1024) throw UsageError{"--threads: expected at most 1024, got " + args.get("threads")};
+  if (threads > 0) set_num_threads(static_cast<int>(threads));
 }
 
 std::string json_string(const std::string& s) {

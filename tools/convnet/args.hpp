@@ -57,6 +57,11 @@ class ArgParser {
 // Parses "CxHxW" (e.g. 1x28x28) for the flag `name`; throws UsageError otherwise.
 Shape parse_chw(const std::string& name, const std::string& text);
 
+// --threads N (0 = all cores or $CONVNET_THREADS), shared by the commands that run kernels, and
+// applying it: a UsageError above 1024.
+void add_threads_flag(ArgParser& args);
+void apply_threads_flag(const ArgParser& args);
+
 // A JSON string literal of s: quotes, backslashes and control characters escaped.
 std::string json_string(const std::string& s);
 

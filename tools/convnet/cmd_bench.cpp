@@ -63,7 +63,7 @@ int cmd_bench(int argc, char** argv) {
            "built-in model (lenet, vgg-small, resnet-small) or a model spec file");
   args.add("input", "", "one sample's shape CxHxW (default: 1x28x28 for lenet, 3x32x32 otherwise)");
   args.add("batch", "64", "mini-batch size");
-  args.add("threads", "0", "worker threads; 0 = all cores ($CONVNET_THREADS if set)");
+  add_threads_flag(args);
   args.add("warmup", "5", "untimed steps before measuring");
   args.add("windows", "7", "timed windows; the median is reported");
   args.add("window-seconds", "0.5", "approximate length of one window");
@@ -80,13 +80,11 @@ int cmd_bench(int argc, char** argv) {
                                               ? (name == "lenet" ? "1x28x28" : "3x32x32")
                                               : args.get("input"));
   const int64_t batch = args.get_int("batch", 1);
-  const int64_t threads = args.get_int("threads", 0);
-  if (threads > 1024) throw UsageError{"--threads: expected at most 1024, got " + args.get("threads")};
   const int warmup = static_cast<int>(args.get_int("warmup", 0));
   const int windows = static_cast<int>(args.get_int("windows", 1));
   const double window_s = args.get_double("window-seconds");
   const uint64_t seed = static_cast<uint64_t>(args.get_int("seed", 0));
-  if (threads > 0) set_num_threads(static_cast<int>(threads));
+  apply_threads_flag(args);
   if (args.get_switch("reference")) set_backend(Backend::Reference);
 
   std::unique_ptr<Model<float>> owned = load_model<float>(name, 10);

@@ -26,7 +26,7 @@ int cmd_eval(int argc, char** argv) {
   args.add("top", "5", "k of the top-k accuracy");
   args.add("batch", "256", "images per forward pass");
   args.add("limit", "0", "use only the first N images (0 = all)");
-  args.add("threads", "0", "worker threads; 0 = all cores ($CONVNET_THREADS if set)");
+  add_threads_flag(args);
   args.add_switch("json", "print the report as one JSON object");
   if (!args.parse(argc, argv, 2)) {
     std::cout << args.help();
@@ -40,9 +40,7 @@ int cmd_eval(int argc, char** argv) {
   const int64_t top_k = args.get_int("top", 1);
   const int64_t batch = args.get_int("batch", 1);
   const int64_t limit = args.get_int("limit", 0);
-  const int64_t threads = args.get_int("threads", 0);
-  if (threads > 1024) throw UsageError{"--threads: expected at most 1024, got " + args.get("threads")};
-  if (threads > 0) set_num_threads(static_cast<int>(threads));
+  apply_threads_flag(args);
   const bool json = args.get_switch("json");
 
   Checkpoint<float> checkpoint = load_checkpoint<float>(path, batch);

@@ -36,7 +36,7 @@ int cmd_predict(int argc, char** argv) {
   args.add_switch("json",
                   "one JSON object per image: file, top classes, every probability and logit");
   args.add("batch", "32", "images per forward pass");
-  args.add("threads", "0", "worker threads; 0 = all cores ($CONVNET_THREADS if set)");
+  add_threads_flag(args);
   if (!args.parse(argc, argv, 2)) {
     std::cout << args.help();
     return 0;
@@ -47,9 +47,7 @@ int cmd_predict(int argc, char** argv) {
   if (files.empty()) throw UsageError{"no images given (convnet predict --checkpoint CKPT IMAGE...)"};
   const int64_t top_k = args.get_int("top", 1);
   const int64_t batch = args.get_int("batch", 1);
-  const int64_t threads = args.get_int("threads", 0);
-  if (threads > 1024) throw UsageError{"--threads: expected at most 1024, got " + args.get("threads")};
-  if (threads > 0) set_num_threads(static_cast<int>(threads));
+  apply_threads_flag(args);
   const bool json = args.get_switch("json");
 
   const Predictor<float> predictor(checkpoint, batch);

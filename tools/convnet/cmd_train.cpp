@@ -210,7 +210,7 @@ int cmd_train(int argc, char** argv) {
   args.add("monitor", "val_loss", "what early stopping watches: val_loss or val_acc");
   args.add("min-delta", "0", "early stopping: the least change that counts as improvement");
   args.add("seed", "1", "seed for initialisation and shuffling (same seed, same run)");
-  args.add("threads", "0", "worker threads; 0 = all cores ($CONVNET_THREADS if set)");
+  add_threads_flag(args);
   args.add("train-limit", "0", "use only the first N training images (0 = all)");
   args.add("test-limit", "0", "use only the first N test images (0 = all)");
   args.add_switch("json", "print each epoch as one JSON object per line (summary to stderr)");
@@ -258,8 +258,6 @@ int cmd_train(int argc, char** argv) {
     throw UsageError{"--epochs " + std::to_string(epochs) + ": " + resume_path + " has already run " +
                      std::to_string(resumed.state.epoch) + " epochs (--epochs is the total)"};
   const int64_t batch = args.get_int("batch", 1);
-  const int64_t threads = args.get_int("threads", 0);
-  if (threads > 1024) throw UsageError{"--threads: expected at most 1024, got " + args.get("threads")};
   const int64_t seed = args.get_int("seed", 0);
   const bool json = args.get_switch("json");
   const bool quiet = args.get_switch("quiet");
@@ -274,7 +272,7 @@ int cmd_train(int argc, char** argv) {
   if (clip_grad_norm < 0)
     throw UsageError{"--clip-grad-norm: expected a norm >= 0, got " + args.get("clip-grad-norm")};
   auto optimizer = make_optimizer(args);
-  if (threads > 0) set_num_threads(static_cast<int>(threads));
+  apply_threads_flag(args);
 
   const double val_split = args.get_double("val-split");
   if (!(val_split >= 0 && val_split < 1))
