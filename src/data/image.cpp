@@ -7,6 +7,7 @@
 #include <stb_image_resize.h>
 #include <stb_image_write.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -78,6 +79,32 @@ void check_pnm_length(const std::string& path, FILE* file) {
                 " bytes of pixels, the file has ", size - static_cast<int64_t>(at));
 }
 
+// Every PNG chunk must fit in the file: stb_image allocates a chunk's declared length before
+// reading it, so an 81-byte file claiming a 1.3 GB IDAT made it allocate 1.3 GB (found by
+// tests/fuzz/fuzz_image).
+void check_png_chunks(const std::string& path, FILE* file) {
+  unsigned char b[8];
+  const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  const bool png = std::fread(b, 1, 8, file) == 8 && std::equal(b, b + 8, signature);
+  if (png) {
+    std::error_code ec;
+    const auto size = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+    int64_t at = 8;
+    while (!ec && std::fread(b, 1, 8, file) == 8) {
+      const int64_t length = (int64_t{b[0]} << 24) | (b[1] << 16) | (b[2] << 8) | b[3];
+      const std::string type(reinterpret_cast<const char*>(b + 4), 4);
+      // 8 bytes of length and type, the data, 4 of CRC.
+      CONVNET_CHECK(at + 12 + length <= size, path, ": truncated or corrupt PNG: chunk '", type,
+                    "' at byte ", at, " declares ", length, " bytes, the file has ",
+                    std::max<int64_t>(size - at - 12, 0), " left");
+      if (type == "IEND") break;
+      at += 12 + length;
+      if (std::fseek(file, static_cast<long>(at), SEEK_SET) != 0) break;
+    }
+  }
+  std::rewind(file);
+}
+
 }  // namespace
 
 Image read_image(const std::string& path, int64_t channels, int64_t max_pixels) {
@@ -95,6 +122,7 @@ Image read_image(const std::string& path, int64_t channels, int64_t max_pixels) 
   CONVNET_CHECK(static_cast<int64_t>(width) * height <= max_pixels, path, ": ", width, "x", height,
                 " pixels is more than the limit of ", max_pixels);
   check_pnm_length(path, file.get());
+  check_png_chunks(path, file.get());
   // Decoded in the file's own channels, and converted here: stb_image's own conversion of a
   // 16-bit PGM/PPM to other channels reads past its buffer (found by tests/fuzz/fuzz_image;
   // regression test in tests/data/test_loaders.cpp).

@@ -34,6 +34,12 @@ Shape Linear<T>::build(const Shape& input) {
   if (in_features_ == 0) in_features_ = input[1];
   CONVNET_CHECK(input[1] == in_features_, describe(), ": expected ", in_features_,
                 " input features, got input ", input.str());
+  // As for convolutions (ops/shapes.cpp): larger is a mistake that would overflow indexing.
+  CONVNET_CHECK(out_features_ <= (int64_t{1} << 24) && in_features_ <= (int64_t{1} << 36) &&
+                    static_cast<double>(out_features_) * static_cast<double>(in_features_) <=
+                        68719476736.0,
+                describe(), ": a ", out_features_, "x", in_features_,
+                " weight is more than this library accepts (2^24 outputs, 2^36 elements)");
   const Shape wshape{out_features_, in_features_};
   if (weight_.shape() != wshape) {
     weight_ = Tensor<T>(wshape);

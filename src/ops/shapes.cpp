@@ -1,11 +1,39 @@
 // validate() for the kernel shape structs: the one place bad geometry is caught.
 #include "ops/shapes.hpp"
 
+#include <algorithm>
+#include <initializer_list>
+#include <utility>
+
 #include "convnet/error.hpp"
 
 namespace convnet::ops {
 
+namespace {
+// Sizes beyond these are mistakes, not models, and would overflow the 64-bit index arithmetic
+// the kernels do (a fuzzed spec with pad=22222222222222 did): one dimension at most 2^24, one
+// tensor or workspace at most 2^36 elements.
+constexpr int64_t kMaxDim = int64_t{1} << 24;
+constexpr double kMaxElements = 68719476736.0;  // 2^36
+
+void check_dims(const std::string& where, std::initializer_list<std::pair<const char*, int64_t>> dims) {
+  for (const auto& [name, value] : dims)
+    CONVNET_CHECK(value <= kMaxDim, where, ": ", name, " = ", value, " is more than the ", kMaxDim,
+                  " this library accepts");
+}
+
+void check_elements(const std::string& where, const char* what, double elements) {
+  CONVNET_CHECK(elements <= kMaxElements, where, ": the ", what, " would hold ", elements,
+                " elements, more than the 2^36 this library accepts");
+}
+}  // namespace
+
 void Conv2dShape::validate(const std::string& where) const {
+  check_dims(where, {{"batch", N}, {"input channels", IC}, {"input height", IH},
+                     {"input width", IW}, {"output channels", OC}, {"kernel height", KH},
+                     {"kernel width", KW}, {"stride", std::max(SH, SW)},
+                     {"padding", std::max(PH, PW)}, {"dilation", std::max(DH, DW)},
+                     {"groups", G}});
   CONVNET_CHECK(N >= 1 && IC >= 1 && IH >= 1 && IW >= 1 && OC >= 1, where,
                 ": dimensions must be positive (N=", N, ", IC=", IC, ", IH=", IH, ", IW=", IW,
                 ", OC=", OC, ")");
@@ -21,9 +49,17 @@ void Conv2dShape::validate(const std::string& where) const {
                 IH + 2 * PH, "x", IW + 2 * PW, " is smaller than the (dilated) kernel ", eff_h, "x",
                 eff_w, " (input ", IH, "x", IW, ", padding ", PH, "x", PW, ", kernel ", KH, "x", KW,
                 ", dilation ", DH, "x", DW, ")");
+  const double out_positions = static_cast<double>(OH()) * static_cast<double>(OW());
+  const double patch = static_cast<double>(IC / G) * static_cast<double>(KH * KW);
+  check_elements(where, "output", static_cast<double>(N * OC) * out_positions);
+  check_elements(where, "weight", static_cast<double>(OC) * patch);
+  check_elements(where, "patch matrix", patch * static_cast<double>(G) * out_positions);
 }
 
 void Pool2dShape::validate(const std::string& where) const {
+  check_dims(where, {{"batch", N}, {"channels", C}, {"input height", IH}, {"input width", IW},
+                     {"kernel height", KH}, {"kernel width", KW}, {"stride", std::max(SH, SW)},
+                     {"padding", std::max(PH, PW)}});
   CONVNET_CHECK(N >= 1 && C >= 1 && IH >= 1 && IW >= 1, where,
                 ": dimensions must be positive (N=", N, ", C=", C, ", IH=", IH, ", IW=", IW, ")");
   CONVNET_CHECK(KH >= 1 && KW >= 1, where, ": kernel must be at least 1x1, got ", KH, "x", KW);

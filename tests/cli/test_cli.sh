@@ -53,6 +53,13 @@ expect summary-spec-text 0 "^model graph input=input" -- "$cli" summary --model 
 printf 'model sequential\nlayer conv2d out_channels=4 kernal=3\n' >"$tmp/bad.txt"
 expect spec-error 1 "summary: error: $tmp/bad.txt:2:29: unknown option 'kernal' for conv2d" -- \
   "$cli" summary --model "$tmp/bad.txt"
+# Found by fuzzing: sizes so large that index arithmetic would overflow are refused by name.
+printf 'model sequential\nlayer conv2d out_channels=6 kernel=5 pad=22222222222222\n' >"$tmp/huge.txt"
+expect spec-size-limit 1 "error: layer 0: conv2d .*: padding = 22222222222222 is more than the 16777216 this library accepts" -- \
+  "$cli" summary --model "$tmp/huge.txt"
+printf 'model sequential\nlayer flatten\nlayer linear out_features=100000000000\n' >"$tmp/wide.txt"
+expect linear-size-limit 1 "error: .*linear .*weight is more than this library accepts" -- \
+  "$cli" summary --model "$tmp/wide.txt"
 expect spec-missing 1 "error: $tmp/none.txt: cannot open model spec: No such file" -- \
   "$cli" train --model "$tmp/none.txt"
 expect resume-missing 1 "error: $tmp/none.safetensors: cannot open: No such file" -- \
@@ -200,7 +207,7 @@ expect image-folders-json 0 '"val_loss": [0-9.]+, "val_acc": [0-9.]+, "test_loss
   "$cli" train --data "$tmp/folders" --image-size 1x28x28 --epochs 1 --batch 4 --val-split 0.2 --json
 ln -s "$images/images_bad" "$tmp/badfolders/train"
 ln -s "$images/images" "$tmp/badfolders/test"
-expect image-folder-broken 1 "error: .*/broken/truncated.png: cannot decode: " -- \
+expect image-folder-broken 1 "error: .*/broken/truncated.png: truncated or corrupt PNG: " -- \
   "$cli" train --data "$tmp/badfolders"
 # A checkpoint of the image-folder run, then predict and eval on it: class names come from the
 # folders, the JSON has every field, eval on the test folder reproduces training's test accuracy,

@@ -71,7 +71,8 @@ TEST_F(TempDir, BadImageFilesNameTheFile) {
       testing::has(testing::error_of([&] { read_image(dir_.string(), 3); }), "is a directory"));
   const std::string truncated = kData + "/images_bad/broken/truncated.png";
   EXPECT_TRUE(testing::has(testing::error_of([&] { read_image(truncated, 3); }), truncated,
-                           "cannot decode"));
+                           "truncated or corrupt PNG: chunk 'IDAT' at byte 33 declares 354 bytes, "
+                           "the file has 160 left"));
   const std::string text = (dir_ / "notes.png").string();
   std::ofstream(text) << "hello, not a picture";
   EXPECT_TRUE(
@@ -97,6 +98,18 @@ TEST_F(TempDir, TruncatedSixteenBitPnmIsAnErrorNotACrash) {
     EXPECT_TRUE(testing::has(testing::error_of([&] { read_image(crash, channels); }), crash,
                              "truncated: the 4x554 P5 image needs 4432 bytes of pixels, the file "
                              "has 15"));
+  // Also found by the fuzzer: a PNG whose IDAT chunk declares 1.3 GB in a 70-byte file, which
+  // stb_image allocated before reading.
+  const std::string claims = (dir_ / "claims.png").string();
+  const unsigned char png[] = {
+      0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48,
+      0x44, 0x52, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x04, 0x08, 0x02, 0x00, 0x00,
+      0x00, 0xc9, 0x51, 0x62, 0x00, 0x51, 0x00, 0x00, 0x18, 0x49, 0x44, 0x41, 0x54, 0x78,
+      0x9c, 0x63, 0x64, 0x60, 0x68, 0x30, 0x62, 0x60, 0x80, 0x23, 0x16, 0x06, 0x1b, 0x06,
+      0x64, 0x40, 0x88, 0x0f, 0x00, 0x60, 0xf4, 0x02, 0x0a, 0x71, 0xd4, 0x8b};
+  std::ofstream(claims, std::ios::binary).write(reinterpret_cast<const char*>(png), sizeof png);
+  EXPECT_TRUE(testing::has(testing::error_of([&] { read_image(claims, 3); }), claims,
+                           "chunk 'IDAT' at byte 33 declares 1358954520 bytes"));
   // A whole 2x1 16-bit PGM: values scale to 8 bits (65535 -> 255, 0 -> 0), grey and as RGB.
   const std::string good = (dir_ / "good16.pgm").string();
   std::ofstream(good, std::ios::binary) << "P5 2 1 65535\n" << std::string("\xff\xff\x00\x00", 4);
@@ -135,7 +148,7 @@ TEST(ImageFolder, ErrorsNameTheFolderOrFile) {
   EXPECT_TRUE(testing::has(testing::error_of([] {
                              load_image_folder(kData + "/images_bad", Shape{3, 8, 8});
                            }),
-                           "truncated.png: cannot decode"));
+                           "truncated.png: truncated or corrupt PNG"));
   EXPECT_TRUE(testing::has(testing::error_of([] {
                              load_image_folder(kData + "/images_empty_class", Shape{3, 8, 8});
                            }),
