@@ -267,6 +267,8 @@ int cmd_train(int argc, char** argv) {
   if (monitor != "val_loss" && monitor != "val_acc")
     throw UsageError{"--monitor: expected val_loss or val_acc, got '" + monitor + "'"};
   const double min_delta = args.get_double("min-delta");
+  if (min_delta < 0)
+    throw UsageError{"--min-delta: expected a change >= 0, got " + args.get("min-delta")};
   const LrSchedule schedule = make_schedule(args);
   const double clip_grad_norm = args.get_double("clip-grad-norm");
   if (clip_grad_norm < 0)
