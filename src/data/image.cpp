@@ -71,12 +71,15 @@ void check_pnm_length(const std::string& path, FILE* file) {
   }
   if (at >= got) return;
   ++at;  // the single whitespace byte before the pixels
-  const int64_t bytes = fields[0] * fields[1] * (head[1] == '6' ? 3 : 1) * (fields[2] > 255 ? 2 : 1);
+  // In double: the fields may be as large as 2^30 each (found by tests/fuzz/fuzz_image).
+  const double bytes = static_cast<double>(fields[0]) * static_cast<double>(fields[1]) *
+                       (head[1] == '6' ? 3 : 1) * (fields[2] > 255 ? 2 : 1);
   std::error_code ec;
   const auto size = static_cast<int64_t>(std::filesystem::file_size(path, ec));
-  CONVNET_CHECK(ec || size - static_cast<int64_t>(at) >= bytes, path, ": truncated: the ",
-                fields[0], "x", fields[1], " P", head[1], " image needs ", bytes,
-                " bytes of pixels, the file has ", size - static_cast<int64_t>(at));
+  CONVNET_CHECK(ec || static_cast<double>(size - static_cast<int64_t>(at)) >= bytes, path,
+                ": truncated: the ", fields[0], "x", fields[1], " P", head[1], " image needs ",
+                static_cast<int64_t>(std::min(bytes, 9e18)), " bytes of pixels, the file has ",
+                size - static_cast<int64_t>(at));
 }
 
 // Every PNG chunk must fit in the file: stb_image allocates a chunk's declared length before

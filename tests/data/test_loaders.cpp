@@ -110,6 +110,11 @@ TEST_F(TempDir, TruncatedSixteenBitPnmIsAnErrorNotACrash) {
   std::ofstream(claims, std::ios::binary).write(reinterpret_cast<const char*>(png), sizeof png);
   EXPECT_TRUE(testing::has(testing::error_of([&] { read_image(claims, 3); }), claims,
                            "chunk 'IDAT' at byte 33 declares 1358954520 bytes"));
+  // And a PGM header whose sizes overflowed the byte count of that truncation check.
+  const std::string huge = (dir_ / "huge.pgm").string();
+  std::ofstream(huge, std::ios::binary) << "P5 4000000000 5400000000 29\n" << "xx";
+  EXPECT_TRUE(testing::has(testing::error_of([&] { read_image(huge, 1); }), huge,
+                           "truncated: the 4000000000x5400000000 P5 image needs"));
   // A whole 2x1 16-bit PGM: values scale to 8 bits (65535 -> 255, 0 -> 0), grey and as RGB.
   const std::string good = (dir_ / "good16.pgm").string();
   std::ofstream(good, std::ios::binary) << "P5 2 1 65535\n" << std::string("\xff\xff\x00\x00", 4);
