@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "convnet/model.hpp"
 #include "convnet/optim.hpp"
@@ -15,11 +16,21 @@
 
 namespace convnet {
 
+// What inference needs to know about the data a model was trained on: the class names (empty:
+// none recorded) and the per-channel normalisation applied to inputs scaled to [0, 1] (empty:
+// none). Stored as metadata "input.class_names" (one name per line), "input.mean" and
+// "input.stddev" (comma-separated).
+struct InputInfo {
+  std::vector<std::string> class_names;
+  std::vector<float> mean, stddev;
+};
+
 struct TrainingState {
   int64_t epoch = 0;   // epochs completed
   uint64_t seed = 0;   // the run's seed (initialisation, shuffling, augmentation)
   // The caller's own strings (the CLI keeps its flags here), stored as "extra.<key>".
   std::map<std::string, std::string> extra;
+  InputInfo input;
 };
 
 // Writes a checkpoint of a built model atomically (write_file_atomic). `optimizer` may be null
