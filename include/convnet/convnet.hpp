@@ -10,6 +10,7 @@
 #include "convnet/layers.hpp"
 #include "convnet/loss.hpp"
 #include "convnet/model.hpp"
+#include "convnet/onnx.hpp"
 #include "convnet/optim.hpp"
 #include "convnet/rng.hpp"
 #include "convnet/runtime.hpp"
