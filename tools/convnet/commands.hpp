@@ -8,5 +8,6 @@ int cmd_train(int argc, char** argv);
 int cmd_gradcheck(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_summary(int argc, char** argv);
+int cmd_export(int argc, char** argv);
 
 }  // namespace convnet::cli

@@ -22,6 +22,7 @@ const char* kUsage =
     "  summary     print a model's layers, parameter count and FLOPs, or its spec text\n"
     "  gradcheck   check every layer's gradients of a model against finite differences\n"
     "  bench       measure training and inference throughput on synthetic data\n"
+    "  export      write a checkpoint's network as an ONNX model for other runtimes\n"
     "\n"
     "Run 'convnet <command> --help' for the flags of a command.\n";
 
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
     if (command == "gradcheck") return convnet::cli::cmd_gradcheck(argc, argv);
     if (command == "bench") return convnet::cli::cmd_bench(argc, argv);
     if (command == "summary") return convnet::cli::cmd_summary(argc, argv);
+    if (command == "export") return convnet::cli::cmd_export(argc, argv);
     std::cerr << "convnet: unknown command '" << command << "'\n\n" << kUsage;
     return 2;
   } catch (const convnet::cli::UsageError& e) {
