@@ -30,7 +30,6 @@ struct TrainingState {
   uint64_t seed = 0;   // the run's seed (initialisation, shuffling, augmentation)
   // The caller's own strings (the CLI keeps its flags here), stored as "extra.<key>".
   std::map<std::string, std::string> extra;
-  InputInfo input;
 };
 
 // Writes a checkpoint of a built model atomically (write_file_atomic). `optimizer` may be null

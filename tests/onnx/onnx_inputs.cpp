@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
     CONVNET_CHECK(shape.rank() == 4, "onnx_inputs: the model does not take images");
     const int64_t C = shape[1], H = shape[2], W = shape[3], plane = H * W;
     Tensor<float> pixels(shape), normalized(shape);
-    const InputInfo& info = checkpoint.state.input;
+    const InputInfo info;  // until checkpoints record it (TrainingState::input)
     for (int64_t n = 0; n < count; ++n) {
       const Image image = resize_image(read_image(argv[n + 2], C), H, W);
       for (int64_t c = 0; c < C; ++c)

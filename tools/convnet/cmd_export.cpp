@@ -31,7 +31,9 @@ int cmd_export(int argc, char** argv) {
                      "' (a checkpoint already is safetensors)"};
   // Batch 1: the graph's batch dimension is symbolic, so the built batch does not matter.
   const Checkpoint<float> checkpoint = load_checkpoint<float>(args.get("checkpoint"), 1);
-  export_onnx(*checkpoint.model, checkpoint.state.input, args.get("out"));
+  // Until checkpoints record their InputInfo (TrainingState::input, coming from main), the
+  // graph has no normalisation and no class names.
+  export_onnx(*checkpoint.model, InputInfo{}, args.get("out"));
   std::cerr << "wrote " << args.get("out") << " (ONNX opset " << kOnnxOpsetVersion << ")\n";
   return 0;
 }
