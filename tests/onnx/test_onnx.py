@@ -108,7 +108,7 @@ def check_model(path, checkpoint, classes):
 
 def main():
     convnet, onnx_inputs, tests_dir = sys.argv[1:4]
-    image_dir = os.path.join(tests_dir, "data", "images")
+    image_dir = os.path.abspath(os.path.join(tests_dir, "data", "images"))
     images = sorted(os.path.join(root, f) for root, _, files in os.walk(image_dir)
                     for f in files if f.endswith((".png", ".pgm", ".jpg")))
     assert len(images) >= 10, f"expected the test images in {image_dir}"
