@@ -502,6 +502,21 @@ TEST(OnnxExport, EveryLayerKindExports) {
   }
 }
 
+TEST(OnnxExport, BuiltInModelsExportEveryTensor) {
+  for (const char* name : {"lenet", "vgg-small", "resnet-small"}) {
+    SCOPED_TRACE(name);
+    auto model = make_model<float>(name);
+    model->build(std::string(name) == "lenet" ? Shape{1, 1, 28, 28} : Shape{1, 3, 32, 32}, 1);
+    const Message graph = Message(encode_onnx(*model, {})).message(kModelGraph);
+    // One initializer per parameter and buffer, and no more: none of these models has a layer
+    // that needs an added constant.
+    EXPECT_EQ(graph.messages(kGraphInitializer).size(),
+              model->params().size() + model->buffers().size());
+    EXPECT_EQ(op_types(graph).back(), "Softmax");
+    EXPECT_EQ(value_dims(graph.messages(kGraphOutput)[0]), (std::vector<std::string>{"N", "10"}));
+  }
+}
+
 TEST(OnnxExport, WritesTheFileAtomically) {
   Sequential<float> net = small_image_classifier();
   const std::filesystem::path dir = std::filesystem::temp_directory_path() / "convnet_onnx_test";
