@@ -2,16 +2,35 @@
 # Installs what convnet needs on Debian 12 (bookworm), by package name; each is explained in the
 # README's "Dependencies" section. Uses sudo when not run as root.
 set -euo pipefail
-packages=(g++ cmake ninja-build pkgconf zlib1g-dev libstb-dev libgtest-dev dataset-fashion-mnist)
+cd "$(dirname "$0")/.."
+packages=(g++ cmake ninja-build pkgconf zlib1g-dev libstb-dev libgtest-dev dataset-fashion-mnist
+          python3-onnx)
+# The ONNX export test runs ONNX Runtime under Node.js: Debian's nodejs and npm, unless a node
+# and npm are already on the PATH (another Node.js package may provide both and conflicts with
+# Debian's npm).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [[ ${#missing[@]} -eq 0 ]]; then
-  exit 0
+if [[ ${#missing[@]} -gt 0 ]]; then
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-sudo=""
-[[ $(id -u) -eq 0 ]] || sudo="sudo"
-echo "installing: ${missing[*]}"
-$sudo apt-get update -q
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# onnxruntime-node, at the version tests/onnx/package-lock.json pins, into tests/onnx/node_modules
+# (from the npm registry; tests/onnx/.npmrc skips its optional CUDA download). Only when missing
+# or older than the lock file, and never fatal: without it the ONNX Runtime test says it is
+# skipped and why.
+lock=tests/onnx/package-lock.json
+installed=tests/onnx/node_modules/.package-lock.json
+if [[ ! -f $installed || $lock -nt $installed ]]; then
+  echo "installing onnxruntime-node in tests/onnx (npm ci)"
+  (cd tests/onnx && npm ci --no-audit --no-fund) ||
+    echo "warning: npm ci in tests/onnx failed; the onnx_runtime test will be skipped" >&2
+fi

@@ -11,6 +11,7 @@
 #include "convnet/loss.hpp"
 #include "convnet/metrics.hpp"
 #include "convnet/model.hpp"
+#include "convnet/onnx.hpp"
 #include "convnet/optim.hpp"
 #include "convnet/predictor.hpp"
 #include "convnet/rng.hpp"

@@ -102,6 +102,16 @@ class Graph final : public Model<T> {
   const std::string& node_name(size_t i) const { return nodes_[order_[i]].name; }
   Layer<T>* layer(size_t i) { return nodes_[order_[i]].layer.get(); }  // null for merge nodes
   const Shape& node_output_shape(size_t i) const { return shapes_[order_[i]]; }
+  // Read-only views of the wiring, for exporters (convnet/onnx.hpp): node i's layer (null for a
+  // merge node), its merge layer (null for a layer), the names of the nodes it reads, the input
+  // node's name and the output node's name (build() first).
+  const Layer<T>* layer(size_t i) const { return nodes_[order_[i]].layer.get(); }
+  const MergeLayer<T>* merge(size_t i) const { return nodes_[order_[i]].merge.get(); }
+  const std::vector<std::string>& node_inputs(size_t i) const {
+    return nodes_[order_[i]].input_names;
+  }
+  const std::string& input_name() const { return nodes_[0].name; }
+  const std::string& output_name() const;
   // Trainable tensors and buffers named "<node>.<name>", in evaluation order.
   std::span<const Param<T>> params() const override { return params_; }
   std::span<const Buffer<T>> buffers() const override { return buffers_; }

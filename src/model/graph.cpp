@@ -295,6 +295,12 @@ const Shape& Graph<T>::output_shape() const {
 }
 
 template <class T>
+const std::string& Graph<T>::output_name() const {
+  require_built("output_name");
+  return nodes_[output_].name;
+}
+
+template <class T>
 int64_t Graph<T>::forward_flops() const {
   int64_t total = 0;
   for (size_t v : order_)

@@ -248,6 +248,26 @@ expect eval-other-classes 1 "classes differ from those .* was trained on" -- \
 expect bad-val-split 2 "--val-split: expected a fraction in \[0, 1\), got 1.5" -- \
   "$cli" train --val-split 1.5
 
+# Export: a checkpoint trained on the image folders as ONNX (its first bytes: ir_version 7, then
+# producer_name "convnet"; tests/onnx/test_onnx.py runs such files in ONNX Runtime), and the
+# errors for a missing checkpoint, another format, no --out and an unwritable file.
+printf '%s\n' 'model sequential' 'layer conv2d out_channels=2 kernel=3' 'layer relu' \
+  'layer flatten' 'layer linear out_features=3' >"$tmp/small.txt"
+expect export-train 0 "saved $tmp/small.safetensors" -- \
+  "$cli" train --data "$tmp/folders" --image-size 1x8x8 --model "$tmp/small.txt" \
+    --epochs 1 --batch 4 --threads 1 --save "$tmp/small.safetensors"
+expect export-onnx 0 "wrote $tmp/small.onnx \(ONNX opset 13\)" -- \
+  "$cli" export --checkpoint "$tmp/small.safetensors" --format onnx --out "$tmp/small.onnx"
+expect export-onnx-magic 0 "^08 07 12 07 63 6f 6e 76 6e 65 74" -- \
+  bash -c "od -An -tx1 -N11 '$tmp/small.onnx' | sed 's/^ //'"
+expect export-missing 1 "export: error: $tmp/none.safetensors: cannot open: No such file" -- \
+  "$cli" export --checkpoint "$tmp/none.safetensors" --out "$tmp/none.onnx"
+expect export-format 2 "--format: expected onnx, got 'tflite'" -- \
+  "$cli" export --checkpoint "$tmp/small.safetensors" --format tflite --out "$tmp/x"
+expect export-no-out 2 "--out: required" -- "$cli" export --checkpoint "$tmp/small.safetensors"
+expect export-unwritable 1 "export: error: .*$tmp/no/such/dir/m.onnx" -- \
+  "$cli" export --checkpoint "$tmp/small.safetensors" --out "$tmp/no/such/dir/m.onnx"
+
 expect gradcheck 0 "^PASS: largest abs error" -- "$cli" gradcheck --model lenet --samples 8
 expect gradcheck-fails-on-tight-tolerance 1 "FAIL" -- "$cli" gradcheck --model lenet --samples 4 --atol 0 --rtol 1e-15
 

@@ -11,5 +11,6 @@ int cmd_summary(int argc, char** argv);
 int cmd_predict(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_explain(int argc, char** argv);
+int cmd_export(int argc, char** argv);
 
 }  // namespace convnet::cli
