@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(g++ cmake ninja-build pkgconf zlib1g-dev libstb-dev libgtest-dev dataset-fashion-mnist
-          python3-onnx)
+          python3-onnx chromium)
 # The ONNX export test runs ONNX Runtime under Node.js: Debian's nodejs and npm, unless a node
 # and npm are already on the PATH (another Node.js package may provide both and conflicts with
 # Debian's npm).

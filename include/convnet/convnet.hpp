@@ -14,6 +14,7 @@
 #include "convnet/onnx.hpp"
 #include "convnet/optim.hpp"
 #include "convnet/predictor.hpp"
+#include "convnet/report.hpp"
 #include "convnet/rng.hpp"
 #include "convnet/runtime.hpp"
 #include "convnet/safetensors.hpp"

@@ -22,6 +22,9 @@ Image read_image(const std::string& path, int64_t channels, int64_t max_pixels =
 // Mitchell shrinking, which average properly when a photo is made much smaller).
 Image resize_image(const Image& image, int64_t height, int64_t width);
 
+// A 1- or 3-channel image encoded as PNG bytes (for pages that inline their pictures).
+std::string encode_png(const Image& image);
+
 // Writes a 1- or 3-channel image as PNG; the file appears only once complete (written beside it
 // and renamed). Throws naming the file when it cannot be written.
 void write_png(const std::string& path, const Image& image);

@@ -83,6 +83,18 @@ class Predictor {
   mutable size_t made_ = 0;
 };
 
+// Images as a model with samples of `sample` (C x H x W) takes them: each converted to C
+// channels (done by read_image), resized to H x W, scaled to [0, 1]. Throws convnet::Error when
+// an image has another number of channels.
+template <class T>
+Tensor<T> images_to_tensor(const std::vector<Image>& images, const Shape& sample);
+// The training normalisation, (v − mean[c])·(1/stddev[c]) exactly as Dataset::gather computes
+// it, from src to dst (which may be the same) for `samples` samples of shape C x ...; a no-op
+// copy when `info` records none.
+template <class T>
+void normalise_input(const T* src, T* dst, int64_t samples, const Shape& sample,
+                     const InputInfo& info);
+
 // Row-wise softmax of N x K logits, max-subtracted so no exponent overflows.
 template <class T>
 Tensor<T> softmax_rows(const Tensor<T>& logits);

@@ -167,6 +167,21 @@ Image resize_image(const Image& image, int64_t height, int64_t width) {
   return planar(out.data(), image.channels, height, width);
 }
 
+std::string encode_png(const Image& image) {
+  check_image(image, "encode_png");
+  const std::vector<uint8_t> data = interleaved(image);
+  std::string out;
+  const int ok = stbi_write_png_to_func(
+      [](void* context, void* bytes, int size) {
+        static_cast<std::string*>(context)->append(static_cast<const char*>(bytes),
+                                                   static_cast<size_t>(size));
+      },
+      &out, static_cast<int>(image.width), static_cast<int>(image.height),
+      static_cast<int>(image.channels), data.data(), static_cast<int>(image.width * image.channels));
+  CONVNET_CHECK(ok == 1, "encode_png: stb_image_write failed (out of memory)");
+  return out;
+}
+
 void write_png(const std::string& path, const Image& image) {
   check_image(image, path.c_str());
   const std::vector<uint8_t> data = interleaved(image);

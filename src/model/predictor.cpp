@@ -107,8 +107,6 @@ Tensor<T> Predictor<T>::logits(const Tensor<T>& x) const {
   CONVNET_CHECK(match && in[0] >= 1, "predict: input ", in.str(), " does not match the model's ",
                 template_->input_shape().with_batch(in.rank() > 0 ? in[0] : 1).str());
   const int64_t n = in[0], per_sample = sample.numel();
-  const int64_t channels = template_->input_shape()[1];
-  const int64_t plane = per_sample / channels;
   Tensor<T> out(Shape{n, classes_});
 
   // Returned to the free list however the call ends.
@@ -123,21 +121,7 @@ Tensor<T> Predictor<T>::logits(const Tensor<T>& x) const {
   for (int64_t first = 0; first < n; first += max_batch_) {
     const int64_t count = std::min(max_batch_, n - first);
     c.input.resize(template_->input_shape().with_batch(count));  // within capacity
-    const T* src = x.data() + first * per_sample;
-    T* dst = c.input.data();
-    if (input_.mean.empty()) {
-      std::copy(src, src + count * per_sample, dst);
-    } else {
-      // (v − mean[c]) · (1 / stddev[c]), exactly as Dataset::gather computes it in training.
-      for (int64_t s = 0; s < count; ++s)
-        for (int64_t ch = 0; ch < channels; ++ch) {
-          const auto at = static_cast<size_t>(ch);
-          const T mean = static_cast<T>(input_.mean[at]);
-          const T inv = static_cast<T>(1.0f / input_.stddev[at]);
-          const int64_t base = s * per_sample + ch * plane;
-          for (int64_t i = 0; i < plane; ++i) dst[base + i] = (src[base + i] - mean) * inv;
-        }
-    }
+    normalise_input(x.data() + first * per_sample, c.input.data(), count, sample, input_);
     const Tensor<T>& y = c.model->forward(c.input, Mode::Eval);
     std::copy(y.data(), y.data() + count * classes_, out.data() + first * classes_);
   }
@@ -193,8 +177,7 @@ std::vector<Prediction> Predictor<T>::top(const Tensor<T>& probabilities, int64_
 }
 
 template <class T>
-Tensor<T> Predictor<T>::to_input(const std::vector<Image>& images) const {
-  const Shape sample = sample_shape();
+Tensor<T> images_to_tensor(const std::vector<Image>& images, const Shape& sample) {
   CONVNET_CHECK(sample.rank() == 3, "predict: images need a model with C x H x W input, this one "
                 "takes ", sample.str());
   const int64_t channels = sample[0], height = sample[1], width = sample[2];
@@ -212,9 +195,37 @@ Tensor<T> Predictor<T>::to_input(const std::vector<Image>& images) const {
   return x;
 }
 
+template <class T>
+void normalise_input(const T* src, T* dst, int64_t samples, const Shape& sample,
+                     const InputInfo& info) {
+  const int64_t per_sample = sample.numel(), channels = sample[0], plane = per_sample / channels;
+  if (info.mean.empty()) {
+    std::copy(src, src + samples * per_sample, dst);
+    return;
+  }
+  for (int64_t s = 0; s < samples; ++s)
+    for (int64_t ch = 0; ch < channels; ++ch) {
+      const auto at = static_cast<size_t>(ch);
+      const T mean = static_cast<T>(info.mean[at]);
+      const T inv = static_cast<T>(1.0f / info.stddev[at]);
+      const int64_t base = s * per_sample + ch * plane;
+      for (int64_t i = 0; i < plane; ++i) dst[base + i] = (src[base + i] - mean) * inv;
+    }
+}
+
+template <class T>
+Tensor<T> Predictor<T>::to_input(const std::vector<Image>& images) const {
+  return images_to_tensor<T>(images, sample_shape());
+}
+
 template class Predictor<float>;
 template class Predictor<double>;
 template Tensor<float> softmax_rows(const Tensor<float>&);
+template Tensor<float> images_to_tensor<float>(const std::vector<Image>&, const Shape&);
+template Tensor<double> images_to_tensor<double>(const std::vector<Image>&, const Shape&);
+template void normalise_input<float>(const float*, float*, int64_t, const Shape&, const InputInfo&);
+template void normalise_input<double>(const double*, double*, int64_t, const Shape&,
+                                      const InputInfo&);
 template Tensor<double> softmax_rows(const Tensor<double>&);
 
 }  // namespace convnet

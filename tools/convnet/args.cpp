@@ -111,6 +111,12 @@ std::string ArgParser::value_text(const std::string& name) const {
   return f.value;
 }
 
+std::vector<std::pair<std::string, std::string>> ArgParser::values() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& name : order_) out.emplace_back(name, value_text(name));
+  return out;
+}
+
 std::string ArgParser::help() const {
   std::ostringstream out;
   out << "usage: " << command_ << " [flags]"

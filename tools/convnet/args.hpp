@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "convnet/shape.hpp"
@@ -39,6 +40,8 @@ class ArgParser {
   // The value as set_default() takes it ("true"/"false" for a switch).
   std::string value_text(const std::string& name) const;
   std::string help() const;
+  // Every flag and its value (value_text), in the order they were added.
+  std::vector<std::pair<std::string, std::string>> values() const;
 
  private:
   struct Flag {

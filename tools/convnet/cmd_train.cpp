@@ -21,6 +21,8 @@
 #include "args.hpp"
 #include "commands.hpp"
 #include "convnet/checkpoint.hpp"
+#include "convnet/metrics.hpp"
+#include "convnet/report.hpp"
 #include "convnet/runtime.hpp"
 #include "convnet/schedule.hpp"
 #include "convnet/spec.hpp"
@@ -216,6 +218,9 @@ int cmd_train(int argc, char** argv) {
   args.add_switch("json", "print each epoch as one JSON object per line (summary to stderr)");
   args.add_switch("quiet", "print only the last epoch's line (and errors)");
   args.add("log", "", "write every epoch's metrics to this file: .csv, or JSON lines (.jsonl)");
+  args.add("report", "",
+           "write DIR/index.html after every epoch: curves, gradient norms, confusion matrix, "
+           "filters and feature maps, the model and this configuration (self-contained)");
   args.add("progress-every", "10",
            "when stderr is not a terminal, a progress line every this many seconds (0 = none); "
            "on a terminal a progress bar");
@@ -304,7 +309,7 @@ int cmd_train(int argc, char** argv) {
                        "; or a spec file, a path ending in .txt or containing '/')"};
     }
   }
-  for (const char* flag : {"save", "save-best", "log"}) {
+  for (const char* flag : {"save", "save-best", "log", "report"}) {
     const std::string path = args.get(flag);
     if (path.empty()) continue;
     const std::filesystem::path dir = std::filesystem::path(path).parent_path();
@@ -401,6 +406,20 @@ int cmd_train(int argc, char** argv) {
   const bool bar = !quiet && isatty(STDERR_FILENO) != 0;
   auto last_progress = std::chrono::steady_clock::now();
 
+  // --report: the run so far, and the first test image as the model takes it.
+  const std::string report_dir = args.get("report");
+  ReportData report{.title = "convnet train --model " + args.get("model") + " on " + args.get("data"),
+                    .config = args.values(),
+                    .epochs = {},
+                    .class_names = train.class_names(),
+                    .confusion = ConfusionMatrix(train.classes())};
+  Tensor<float> report_sample(test.shape().with_batch(1));
+  if (!report_dir.empty()) {
+    int32_t label = 0;
+    const int64_t first = 0;
+    test.gather(std::span(&first, 1), report_sample.data(), &label);
+  }
+
   g_interrupted = 0;
   std::signal(SIGINT, on_interrupt);
   SoftmaxCrossEntropy<float> loss;
@@ -468,6 +487,22 @@ int cmd_train(int argc, char** argv) {
              }
              if (!quiet) std::cout << last_line << std::endl;
              log.write(s);
+             if (!report_dir.empty()) {
+               report.epochs.push_back({.epoch = s.epoch,
+                                        .learning_rate = s.learning_rate,
+                                        .train_loss = s.train_loss,
+                                        .train_acc = s.train_acc,
+                                        .test_loss = s.test_loss,
+                                        .test_acc = s.test_acc,
+                                        .has_validation = has_val,
+                                        .val_loss = s.val_loss,
+                                        .val_acc = s.val_acc,
+                                        .seconds = s.seconds,
+                                        .grad_norms = s.grad_norms});
+               // One more pass over the test set, for the confusion matrix.
+               report.confusion = evaluate_classifier(model, test, loss, 1, model.input_shape()[0]).confusion;
+               write_report(report_dir, report, model, report_sample);
+             }
              // Strictly better only: on a tie the earlier (less trained) model stays.
              if (!best_path.empty() && s.val_acc > best_val_acc) {
                best_val_acc = s.val_acc;

@@ -12,5 +12,6 @@ int cmd_predict(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_explain(int argc, char** argv);
 int cmd_export(int argc, char** argv);
+int cmd_visualize(int argc, char** argv);
 
 }  // namespace convnet::cli

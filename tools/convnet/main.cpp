@@ -25,6 +25,7 @@ const char* kUsage =
     "  explain     walk one training step: forward, loss, backward and update, layer by layer\n"
     "  gradcheck   check every layer's gradients of a model against finite differences\n"
     "  bench       measure training and inference throughput on synthetic data\n"
+    "  visualize   a checkpoint's filters and an image's feature maps as PNG files\n"
     "  export      write a checkpoint's network as an ONNX model for other runtimes\n"
     "\n"
     "Run 'convnet <command> --help' for the flags of a command.\n";
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
     if (command == "eval") return convnet::cli::cmd_eval(argc, argv);
     if (command == "explain") return convnet::cli::cmd_explain(argc, argv);
     if (command == "export") return convnet::cli::cmd_export(argc, argv);
+    if (command == "visualize") return convnet::cli::cmd_visualize(argc, argv);
     std::cerr << "convnet: unknown command '" << command << "'\n\n" << kUsage;
     return 2;
   } catch (const convnet::cli::UsageError& e) {

@@ -1,0 +1,353 @@
+// The training report: SVG charts drawn here, PNG pictures inlined, one self-contained page.
+#include "convnet/report.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include "convnet/error.hpp"
+#include "convnet/layers.hpp"
+#include "convnet/safetensors.hpp"
+
+namespace convnet {
+
+std::string base64(std::string_view bytes) {
+  static const char* kDigits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    // 3 bytes -> 24 bits -> 4 digits of 6 bits; '=' pads a short last group.
+    const size_t n = std::min<size_t>(3, bytes.size() - i);
+    uint32_t v = 0;
+    for (size_t k = 0; k < 3; ++k)
+      v = (v << 8) | (k < n ? static_cast<unsigned char>(bytes[i + k]) : 0u);
+    for (size_t k = 0; k < 4; ++k) out += k <= n ? kDigits[(v >> (18 - 6 * k)) & 63] : '=';
+  }
+  return out;
+}
+
+std::string html_escape(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// Values scaled to 0-255 by their own minimum and maximum (a constant map is mid-grey).
+std::vector<uint8_t> to_bytes(const float* v, int64_t count, int64_t stride = 1) {
+  float lo = v[0], hi = v[0];
+  for (int64_t i = 0; i < count; ++i) {
+    lo = std::min(lo, v[i * stride]);
+    hi = std::max(hi, v[i * stride]);
+  }
+  std::vector<uint8_t> out(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i)
+    out[static_cast<size_t>(i)] =
+        hi > lo ? static_cast<uint8_t>(std::lround(255.0 * (v[i * stride] - lo) / (hi - lo))) : 128;
+  return out;
+}
+
+// Tiles (each channels x h x w, planar) in a grid of ceil(sqrt(n)) columns, each enlarged
+// `scale` times (nearest neighbour), 2 pixels of white between them.
+Image grid(const std::vector<std::vector<uint8_t>>& tiles, int64_t channels, int64_t h, int64_t w,
+           int64_t scale) {
+  const int64_t n = static_cast<int64_t>(tiles.size());
+  const auto cols = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
+  const int64_t rows = (n + cols - 1) / cols, gap = 2;
+  const int64_t th = h * scale, tw = w * scale;
+  Image image{channels, rows * th + (rows - 1) * gap, cols * tw + (cols - 1) * gap, {}};
+  image.pixels.assign(static_cast<size_t>(channels * image.height * image.width), 255);
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t top = t / cols * (th + gap), left = t % cols * (tw + gap);
+    for (int64_t c = 0; c < channels; ++c)
+      for (int64_t y = 0; y < th; ++y)
+        for (int64_t x = 0; x < tw; ++x)
+          image.pixels[static_cast<size_t>((c * image.height + top + y) * image.width + left + x)] =
+              tiles[static_cast<size_t>(t)][static_cast<size_t>((c * h + y / scale) * w + x / scale)];
+  }
+  return image;
+}
+
+// Shown `zoom` times its size (pixelated), at most max_width wide.
+std::string png_img(const Image& image, const std::string& alt, int64_t max_width,
+                    int64_t zoom = 1) {
+  const int64_t width = std::min(image.width * zoom, max_width);
+  return "<img alt=\"" + html_escape(alt) + "\" width=\"" + std::to_string(width) +
+         "\" style=\"image-rendering: pixelated\" src=\"data:image/png;base64," +
+         base64(encode_png(image)) + "\">";
+}
+
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
+}
+
+// A line chart: x is the epoch, one polyline per series, axes with 5 ticks; log_y for values
+// spanning orders of magnitude (non-positive values are left out there).
+struct Series {
+  std::string name, colour;
+  std::vector<std::pair<double, double>> points;
+};
+std::string svg_chart(const std::string& id, const std::string& title, const std::string& y_label,
+                      const std::vector<Series>& series, bool log_y) {
+  constexpr double W = 560, H = 300, L = 64, R = 150, T = 30, B = 40;
+  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+  auto ty = [&](double v) { return log_y ? std::log10(v) : v; };
+  for (const Series& s : series)
+    for (const auto& [x, y] : s.points) {
+      if (log_y && !(y > 0)) continue;
+      x0 = std::min(x0, x), x1 = std::max(x1, x);
+      y0 = std::min(y0, ty(y)), y1 = std::max(y1, ty(y));
+    }
+  if (x0 > x1) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
+  if (x1 == x0) x0 -= 1, x1 += 1;
+  if (y1 == y0) y0 -= log_y ? 1 : std::max(1e-3, std::abs(y0) * 0.1), y1 += log_y ? 1 : std::max(1e-3, std::abs(y1) * 0.1);
+  const double pad = (y1 - y0) * 0.05;
+  y0 -= pad, y1 += pad;
+  auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
+  auto py = [&](double y) { return H - B - (ty(y) - y0) / (y1 - y0) * (H - T - B); };
+  std::ostringstream svg;
+  svg << "<svg id=\"" << id << "\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\""
+      << W << "\" height=\"" << H << "\" viewBox=\"0 0 " << W << " " << H << "\">"
+      << "<title>" << html_escape(title) << "</title>"
+      << "<text x=\"" << L << "\" y=\"18\" font-weight=\"bold\">" << html_escape(title) << "</text>"
+      << "<line x1=\"" << L << "\" y1=\"" << H - B << "\" x2=\"" << W - R << "\" y2=\"" << H - B
+      << "\" stroke=\"#333\"/><line x1=\"" << L << "\" y1=\"" << T << "\" x2=\"" << L << "\" y2=\""
+      << H - B << "\" stroke=\"#333\"/>";
+  for (int i = 0; i <= 4; ++i) {
+    const double yv = y0 + (y1 - y0) * i / 4, ypix = H - B - (H - T - B) * i / 4.0;
+    const double label = log_y ? std::pow(10.0, yv) : yv;
+    svg << "<line x1=\"" << L - 4 << "\" y1=\"" << ypix << "\" x2=\"" << W - R << "\" y2=\"" << ypix
+        << "\" stroke=\"#ddd\"/><text x=\"" << L - 6 << "\" y=\"" << ypix + 4
+        << "\" text-anchor=\"end\" font-size=\"11\">" << number(label) << "</text>";
+    const double xv = x0 + (x1 - x0) * i / 4;
+    svg << "<text x=\"" << px(xv) << "\" y=\"" << H - B + 16
+        << "\" text-anchor=\"middle\" font-size=\"11\">" << number(xv) << "</text>";
+  }
+  svg << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 6
+      << "\" text-anchor=\"middle\" font-size=\"12\">epoch</text><text x=\"14\" y=\"" << (T + H - B) / 2
+      << "\" transform=\"rotate(-90 14 " << (T + H - B) / 2
+      << ")\" text-anchor=\"middle\" font-size=\"12\">" << html_escape(y_label) << "</text>";
+  for (size_t k = 0; k < series.size(); ++k) {
+    const Series& s = series[k];
+    std::string points;
+    for (const auto& [x, y] : s.points)
+      if (!log_y || y > 0) points += number(px(x)) + "," + number(py(y)) + " ";
+    svg << "<polyline class=\"series\" fill=\"none\" stroke=\"" << s.colour
+        << "\" stroke-width=\"2\" points=\"" << points << "\"/>";
+    for (const auto& [x, y] : s.points)
+      if (!log_y || y > 0)
+        svg << "<circle cx=\"" << px(x) << "\" cy=\"" << py(y) << "\" r=\"2.5\" fill=\"" << s.colour
+            << "\"><title>" << html_escape(s.name) << ", epoch " << number(x) << ": " << number(y)
+            << "</title></circle>";
+    const double ly = T + 14 * static_cast<double>(k);
+    svg << "<rect x=\"" << W - R + 10 << "\" y=\"" << ly - 8 << "\" width=\"10\" height=\"10\" fill=\""
+        << s.colour << "\"/><text x=\"" << W - R + 24 << "\" y=\"" << ly + 1 << "\" font-size=\"11\">"
+        << html_escape(s.name.size() > 22 ? s.name.substr(0, 21) + "~" : s.name) << "</text>";
+  }
+  svg << "</svg>";
+  return svg.str();
+}
+
+const char* kColours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                          "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+std::string colour(size_t i) { return kColours[i % 10]; }
+
+std::string confusion_table(const ConfusionMatrix& m, const std::vector<std::string>& names) {
+  std::ostringstream out;
+  auto name = [&](int64_t c) {
+    return html_escape(names.empty() ? std::to_string(c) : names[static_cast<size_t>(c)]);
+  };
+  out << "<table id=\"confusion\" class=\"heatmap\"><tr><th>true \\ predicted</th>";
+  for (int64_t c = 0; c < m.classes(); ++c) out << "<th>" << name(c) << "</th>";
+  out << "<th>recall</th></tr>";
+  for (int64_t l = 0; l < m.classes(); ++l) {
+    out << "<tr><th>" << name(l) << "</th>";
+    const double row = static_cast<double>(std::max<int64_t>(m.row_sum(l), 1));
+    for (int64_t p = 0; p < m.classes(); ++p) {
+      // Shade by the share of the true class's samples: the diagonal is recall.
+      const double share = static_cast<double>(m.count(l, p)) / row;
+      out << "<td style=\"background: rgba(" << (l == p ? "31,119,180" : "214,39,40") << ","
+          << number(share) << ")\" title=\"" << m.count(l, p) << " of " << m.row_sum(l) << "\">"
+          << m.count(l, p) << "</td>";
+    }
+    out << "<td>" << number(100 * m.recall(l)) << "%</td></tr>";
+  }
+  out << "<tr><th>precision</th>";
+  for (int64_t p = 0; p < m.classes(); ++p) out << "<td>" << number(100 * m.precision(p)) << "%</td>";
+  out << "<td>" << number(100 * m.accuracy()) << "% acc.</td></tr></table>";
+  return out.str();
+}
+
+std::vector<NodeTrace<float>> conv_nodes(Model<float>& model) {
+  std::vector<NodeTrace<float>> out;
+  for (const NodeTrace<float>& n : model.trace())
+    if (dynamic_cast<Conv2d<float>*>(n.layer)) out.push_back(n);
+  return out;
+}
+
+}  // namespace
+
+NamedImage filter_grid(Model<float>& model) {
+  for (const NamedLayer<float>& l : model.named_layers()) {
+    auto* conv = dynamic_cast<Conv2d<float>*>(l.layer);
+    if (!conv) continue;
+    const Tensor<float>& w = conv->weight();  // OC x IC x KH x KW
+    const int64_t oc = w.dim(0), ic = w.dim(1), kh = w.dim(2), kw = w.dim(3);
+    const int64_t channels = ic == 3 ? 3 : 1;
+    std::vector<std::vector<uint8_t>> tiles;
+    for (int64_t o = 0; o < oc; ++o) {
+      // One filter scaled as a whole, so its channels keep their relative strength.
+      const std::vector<uint8_t> all = to_bytes(w.data() + o * ic * kh * kw, ic * kh * kw);
+      tiles.emplace_back(all.begin(), all.begin() + channels * kh * kw);
+    }
+    const int64_t scale = std::max<int64_t>(1, 40 / std::max(kh, kw));
+    return {"filters of " + l.name + " (" + conv->describe() + ")",
+            grid(tiles, channels, kh, kw, scale)};
+  }
+  throw Error("the model has no convolution, so no filters to show");
+}
+
+std::vector<NamedImage> feature_maps(Model<float>& model, const Tensor<float>& sample) {
+  CONVNET_CHECK(sample.shape().rank() == 4 && sample.dim(0) == 1, "feature maps: expected one ",
+                "sample (1 x C x H x W), got ", sample.shape().str());
+  model.forward(sample, Mode::Eval);
+  std::vector<NamedImage> out;
+  for (const NodeTrace<float>& n : conv_nodes(model)) {
+    const Tensor<float>& y = *n.output;  // the first sample's channels
+    const int64_t c = y.dim(1), h = y.dim(2), w = y.dim(3);
+    std::vector<std::vector<uint8_t>> tiles;
+    for (int64_t k = 0; k < c; ++k) tiles.push_back(to_bytes(y.data() + k * h * w, h * w));
+    const int64_t scale = std::max<int64_t>(1, 56 / std::max(h, w));
+    out.push_back({n.name + " " + n.description + ": " + std::to_string(c) + " maps of " +
+                       std::to_string(h) + "x" + std::to_string(w),
+                   grid(tiles, 1, h, w, scale)});
+  }
+  return out;
+}
+
+std::string report_html(const ReportData& data, Model<float>& model, const Tensor<float>& sample) {
+  std::vector<Series> loss = {{"train loss", colour(0), {}}, {"test loss", colour(1), {}}};
+  std::vector<Series> acc = {{"train accuracy", colour(0), {}}, {"test accuracy", colour(1), {}}};
+  std::vector<Series> lr = {{"learning rate", colour(2), {}}};
+  const bool has_val = !data.epochs.empty() && data.epochs.front().has_validation;
+  if (has_val) {
+    loss.push_back({"validation loss", colour(2), {}});
+    acc.push_back({"validation accuracy", colour(2), {}});
+  }
+  // Gradient norms per layer: the tensors named "<layer>.<tensor>" joined as sqrt(sum of squares).
+  const auto params = model.params();
+  std::map<std::string, size_t> layer_index;
+  std::vector<Series> grads;
+  for (const Param<float>& p : params) {
+    const std::string layer = p.name.substr(0, p.name.rfind('.'));
+    if (layer_index.emplace(layer, grads.size()).second)
+      grads.push_back({layer, colour(grads.size()), {}});
+  }
+  for (const ReportEpoch& e : data.epochs) {
+    const double x = e.epoch;
+    loss[0].points.push_back({x, e.train_loss});
+    loss[1].points.push_back({x, e.test_loss});
+    acc[0].points.push_back({x, 100 * e.train_acc});
+    acc[1].points.push_back({x, 100 * e.test_acc});
+    if (has_val) {
+      loss[2].points.push_back({x, e.val_loss});
+      acc[2].points.push_back({x, 100 * e.val_acc});
+    }
+    lr[0].points.push_back({x, e.learning_rate});
+    std::vector<double> squares(grads.size(), 0.0);
+    for (size_t i = 0; i < params.size() && i < e.grad_norms.size(); ++i)
+      squares[layer_index[params[i].name.substr(0, params[i].name.rfind('.'))]] +=
+          e.grad_norms[i] * e.grad_norms[i];
+    if (!e.grad_norms.empty())
+      for (size_t k = 0; k < grads.size(); ++k) grads[k].points.push_back({x, std::sqrt(squares[k])});
+  }
+
+  std::ostringstream html;
+  html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
+       << html_escape(data.title) << "</title><style>"
+       << "body{font-family:sans-serif;margin:24px;color:#222;max-width:1200px}"
+       << "section{margin:28px 0}h2{border-bottom:1px solid #ccc;padding-bottom:4px}"
+       << ".charts{display:flex;flex-wrap:wrap;gap:12px}"
+       << "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;"
+       << "text-align:right}th{background:#f4f4f4}pre{background:#f7f7f7;padding:8px;font-size:12px;"
+       << "overflow-x:auto}.maps img{margin:6px 12px 6px 0;vertical-align:top}"
+       << "figure{display:inline-block;margin:4px 16px 4px 0}figcaption{font-size:12px}"
+       << "</style></head><body>\n";
+  html << "<h1>" << html_escape(data.title) << "</h1><p>" << data.epochs.size()
+       << " epochs. This page is rewritten after every epoch; reload to follow the run.</p>\n";
+  if (!data.epochs.empty()) {
+    const ReportEpoch& last = data.epochs.back();
+    html << "<p id=\"latest\">Epoch " << last.epoch << ": train loss " << number(last.train_loss)
+         << ", accuracy " << number(100 * last.train_acc) << "%; test loss "
+         << number(last.test_loss) << ", accuracy " << number(100 * last.test_acc) << "%"
+         << (last.has_validation ? "; validation accuracy " + number(100 * last.val_acc) + "%" : "")
+         << "; " << number(last.seconds) << " s.</p>\n";
+  }
+  html << "<section id=\"curves\"><h2>Learning curves</h2><div class=\"charts\">"
+       << svg_chart("loss-chart", "Loss", "mean cross-entropy", loss, false)
+       << svg_chart("accuracy-chart", "Accuracy", "% correct", acc, false)
+       << svg_chart("lr-chart", "Learning rate", "rate", lr, false) << "</div></section>\n";
+  html << "<section id=\"gradients\"><h2>Gradient norm per layer</h2><p>||&part;L/&part;W|| of each "
+          "layer's parameters, averaged over the epoch's batches, on a log scale: lines that sink "
+          "by orders of magnitude toward the input layers are vanishing gradients, lines that "
+          "climb are exploding ones.</p>"
+       << svg_chart("grad-norm-chart", "Gradient norm per layer", "L2 norm (log scale)", grads, true)
+       << "</section>\n";
+  html << "<section id=\"confusion-matrix\"><h2>Confusion matrix (test set)</h2><p>Rows are the true "
+          "classes, columns the predictions; a cell's shade is its share of the row.</p>"
+       << confusion_table(data.confusion, data.class_names) << "</section>\n";
+  html << "<section id=\"filters\"><h2>First convolution's filters</h2>";
+  try {
+    const NamedImage f = filter_grid(model);
+    html << "<figure>" << png_img(f.image, f.name, 480, 3) << "<figcaption>" << html_escape(f.name)
+         << " (each scaled to its own range)</figcaption></figure>";
+  } catch (const Error& e) {
+    html << "<p>" << html_escape(e.what()) << "</p>";
+  }
+  html << "</section>\n<section id=\"feature-maps\" class=\"maps\"><h2>Feature maps of a test "
+          "image</h2>";
+  {
+    Tensor<float> grey(Shape{1, 1, sample.dim(2), sample.dim(3)});
+    // The sample itself: its first channel, as the model sees it (normalised).
+    std::copy(sample.data(), sample.data() + grey.numel(), grey.data());
+    const Image input = grid({to_bytes(grey.data(), grey.numel())}, 1, grey.dim(2), grey.dim(3),
+                             std::max<int64_t>(1, 112 / std::max(grey.dim(2), grey.dim(3))));
+    html << "<figure>" << png_img(input, "input", 240) << "<figcaption>input</figcaption></figure>";
+    for (const NamedImage& m : feature_maps(model, sample))
+      html << "<figure>" << png_img(m.image, m.name, 520) << "<figcaption>" << html_escape(m.name)
+           << "</figcaption></figure>";
+  }
+  html << "</section>\n<section id=\"summary\"><h2>Model</h2><pre>" << html_escape(model.summary())
+       << "</pre></section>\n<section id=\"config\"><h2>Run configuration</h2><table>";
+  for (const auto& [key, value] : data.config)
+    html << "<tr><th>" << html_escape(key) << "</th><td style=\"text-align:left\">"
+         << html_escape(value) << "</td></tr>";
+  html << "</table></section>\n</body></html>\n";
+  return html.str();
+}
+
+void write_report(const std::string& dir, const ReportData& data, Model<float>& model,
+                  const Tensor<float>& sample) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  CONVNET_CHECK(!ec, dir, ": cannot create the report folder: ", ec.message());
+  write_file_atomic((std::filesystem::path(dir) / "index.html").string(),
+                    report_html(data, model, sample));
+}
+
+}  // namespace convnet
