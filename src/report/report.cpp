@@ -11,6 +11,7 @@
 #include "convnet/error.hpp"
 #include "convnet/layers.hpp"
 #include "convnet/safetensors.hpp"
+#include "report/axis.hpp"
 
 namespace convnet {
 
@@ -96,68 +97,76 @@ std::string number(double v) {
   return buf;
 }
 
-// A line chart: x is the epoch, one polyline per series, axes with 5 ticks; log_y for values
-// spanning orders of magnitude (non-positive values are left out there).
+// A line chart: x is the epoch, one polyline per series, axes with round-valued ticks (see
+// report/axis.hpp); log_y for values spanning orders of magnitude (non-positive values are left
+// out there). Series past the tenth colour repeat the colours dashed, and the chart grows taller
+// when its legend needs the room, so a deep model's layers stay told apart.
 struct Series {
   std::string name, colour;
   std::vector<std::pair<double, double>> points;
+  bool dashed = false;
 };
 std::string svg_chart(const std::string& id, const std::string& title, const std::string& y_label,
                       const std::vector<Series>& series, bool log_y) {
-  constexpr double W = 560, H = 300, L = 64, R = 150, T = 30, B = 40;
-  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
-  auto ty = [&](double v) { return log_y ? std::log10(v) : v; };
+  constexpr double W = 560, L = 64, R = 170, T = 30, B = 40, kLegendRow = 14;
+  const double H = std::max(300.0, T + kLegendRow * static_cast<double>(series.size()) + B);
+  double x_min = 1e300, x_max = -1e300, y_min = 1e300, y_max = -1e300;
   for (const Series& s : series)
     for (const auto& [x, y] : s.points) {
-      if (log_y && !(y > 0)) continue;
-      x0 = std::min(x0, x), x1 = std::max(x1, x);
-      y0 = std::min(y0, ty(y)), y1 = std::max(y1, ty(y));
+      if (!std::isfinite(y) || (log_y && !(y > 0))) continue;
+      x_min = std::min(x_min, x), x_max = std::max(x_max, x);
+      y_min = std::min(y_min, y), y_max = std::max(y_max, y);
     }
-  if (x0 > x1) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
-  if (x1 == x0) x0 -= 1, x1 += 1;
-  if (y1 == y0) y0 -= log_y ? 1 : std::max(1e-3, std::abs(y0) * 0.1), y1 += log_y ? 1 : std::max(1e-3, std::abs(y1) * 0.1);
-  const double pad = (y1 - y0) * 0.05;
-  y0 -= pad, y1 += pad;
-  auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
-  auto py = [&](double y) { return H - B - (ty(y) - y0) / (y1 - y0) * (H - T - B); };
+  if (x_min > x_max) x_min = x_max = 1, y_min = y_max = log_y ? 1 : 0;  // nothing to plot yet
+  const report::Axis xa = report::integer_axis(x_min, x_max);
+  const report::Axis ya = log_y ? report::log_axis(y_min, y_max) : report::linear_axis(y_min, y_max);
+  auto ty = [&](double v) { return log_y ? std::log10(v) : v; };
+  auto px = [&](double x) { return L + (x - xa.lo) / (xa.hi - xa.lo) * (W - L - R); };
+  // py takes axis coordinates (log10 of the value on a log axis).
+  auto py = [&](double a) { return H - B - (a - ya.lo) / (ya.hi - ya.lo) * (H - T - B); };
+  auto plotted = [&](double y) { return std::isfinite(y) && (!log_y || y > 0); };
   std::ostringstream svg;
   svg << "<svg id=\"" << id << "\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\""
       << W << "\" height=\"" << H << "\" viewBox=\"0 0 " << W << " " << H << "\">"
       << "<title>" << html_escape(title) << "</title>"
-      << "<text x=\"" << L << "\" y=\"18\" font-weight=\"bold\">" << html_escape(title) << "</text>"
-      << "<line x1=\"" << L << "\" y1=\"" << H - B << "\" x2=\"" << W - R << "\" y2=\"" << H - B
+      << "<text x=\"" << L << "\" y=\"18\" font-weight=\"bold\">" << html_escape(title) << "</text>";
+  for (const double t : ya.ticks) {
+    const double y = py(t);
+    svg << "<line class=\"y-tick\" x1=\"" << L - 4 << "\" y1=\"" << y << "\" x2=\"" << W - R
+        << "\" y2=\"" << y << "\" stroke=\"#ddd\"/><text x=\"" << L - 6 << "\" y=\"" << y + 4
+        << "\" text-anchor=\"end\" font-size=\"11\">" << number(log_y ? std::pow(10.0, t) : t)
+        << "</text>";
+  }
+  for (const double t : xa.ticks)
+    svg << "<line class=\"x-tick\" x1=\"" << px(t) << "\" y1=\"" << H - B << "\" x2=\"" << px(t)
+        << "\" y2=\"" << H - B + 4 << "\" stroke=\"#333\"/><text x=\"" << px(t) << "\" y=\""
+        << H - B + 16 << "\" text-anchor=\"middle\" font-size=\"11\">" << number(t) << "</text>";
+  svg << "<line x1=\"" << L << "\" y1=\"" << H - B << "\" x2=\"" << W - R << "\" y2=\"" << H - B
       << "\" stroke=\"#333\"/><line x1=\"" << L << "\" y1=\"" << T << "\" x2=\"" << L << "\" y2=\""
       << H - B << "\" stroke=\"#333\"/>";
-  for (int i = 0; i <= 4; ++i) {
-    const double yv = y0 + (y1 - y0) * i / 4, ypix = H - B - (H - T - B) * i / 4.0;
-    const double label = log_y ? std::pow(10.0, yv) : yv;
-    svg << "<line x1=\"" << L - 4 << "\" y1=\"" << ypix << "\" x2=\"" << W - R << "\" y2=\"" << ypix
-        << "\" stroke=\"#ddd\"/><text x=\"" << L - 6 << "\" y=\"" << ypix + 4
-        << "\" text-anchor=\"end\" font-size=\"11\">" << number(label) << "</text>";
-    const double xv = x0 + (x1 - x0) * i / 4;
-    svg << "<text x=\"" << px(xv) << "\" y=\"" << H - B + 16
-        << "\" text-anchor=\"middle\" font-size=\"11\">" << number(xv) << "</text>";
-  }
   svg << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 6
       << "\" text-anchor=\"middle\" font-size=\"12\">epoch</text><text x=\"14\" y=\"" << (T + H - B) / 2
       << "\" transform=\"rotate(-90 14 " << (T + H - B) / 2
       << ")\" text-anchor=\"middle\" font-size=\"12\">" << html_escape(y_label) << "</text>";
   for (size_t k = 0; k < series.size(); ++k) {
     const Series& s = series[k];
+    const std::string dash = s.dashed ? "\" stroke-dasharray=\"6 3" : "";
     std::string points;
     for (const auto& [x, y] : s.points)
-      if (!log_y || y > 0) points += number(px(x)) + "," + number(py(y)) + " ";
-    svg << "<polyline class=\"series\" fill=\"none\" stroke=\"" << s.colour
+      if (plotted(y)) points += number(px(x)) + "," + number(py(ty(y))) + " ";
+    svg << "<polyline class=\"series\" fill=\"none\" stroke=\"" << s.colour << dash
         << "\" stroke-width=\"2\" points=\"" << points << "\"/>";
     for (const auto& [x, y] : s.points)
-      if (!log_y || y > 0)
-        svg << "<circle cx=\"" << px(x) << "\" cy=\"" << py(y) << "\" r=\"2.5\" fill=\"" << s.colour
-            << "\"><title>" << html_escape(s.name) << ", epoch " << number(x) << ": " << number(y)
-            << "</title></circle>";
-    const double ly = T + 14 * static_cast<double>(k);
-    svg << "<rect x=\"" << W - R + 10 << "\" y=\"" << ly - 8 << "\" width=\"10\" height=\"10\" fill=\""
-        << s.colour << "\"/><text x=\"" << W - R + 24 << "\" y=\"" << ly + 1 << "\" font-size=\"11\">"
-        << html_escape(s.name.size() > 22 ? s.name.substr(0, 21) + "~" : s.name) << "</text>";
+      if (plotted(y))
+        svg << "<circle cx=\"" << px(x) << "\" cy=\"" << py(ty(y)) << "\" r=\"2.5\" fill=\""
+            << s.colour << "\"><title>" << html_escape(s.name) << ", epoch " << number(x) << ": "
+            << number(y) << "</title></circle>";
+    const double ly = T + kLegendRow * static_cast<double>(k);
+    svg << "<line x1=\"" << W - R + 8 << "\" y1=\"" << ly - 3 << "\" x2=\"" << W - R + 26
+        << "\" y2=\"" << ly - 3 << "\" stroke=\"" << s.colour << dash
+        << "\" stroke-width=\"3\"/><text x=\"" << W - R + 30 << "\" y=\"" << ly + 1
+        << "\" font-size=\"11\">" << html_escape(s.name.size() > 24 ? s.name.substr(0, 23) + "~" : s.name)
+        << "</text>";
   }
   svg << "</svg>";
   return svg.str();
@@ -251,12 +260,19 @@ std::string report_html(const ReportData& data, Model<float>& model, const Tenso
   }
   // Gradient norms per layer: the tensors named "<layer>.<tensor>" joined as sqrt(sum of squares).
   const auto params = model.params();
+  // The legend names each layer with its kind ("layer0 conv2d"), so that the lines of the
+  // convolutions and of the fully connected layers can be told apart.
+  std::map<std::string, std::string> kinds;
+  for (const NamedLayer<float>& l : model.named_layers()) kinds[l.name] = l.layer->kind();
   std::map<std::string, size_t> layer_index;
   std::vector<Series> grads;
   for (const Param<float>& p : params) {
     const std::string layer = p.name.substr(0, p.name.rfind('.'));
-    if (layer_index.emplace(layer, grads.size()).second)
-      grads.push_back({layer, colour(grads.size()), {}});
+    if (layer_index.emplace(layer, grads.size()).second) {
+      const auto kind = kinds.find(layer);
+      grads.push_back({kind == kinds.end() ? layer : layer + " " + kind->second,
+                       colour(grads.size()), {}, grads.size() >= 10});
+    }
   }
   for (const ReportEpoch& e : data.epochs) {
     const double x = e.epoch;

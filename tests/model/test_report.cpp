@@ -1,9 +1,23 @@
 // The report's pieces: base64 (RFC 4648's test vectors), HTML escaping, the filter and feature-map
 // grids' sizes, and a report for a small run that holds every section, escaped.
+#include "report/axis.hpp"
 #include "support/testing.hpp"
 
 namespace convnet {
 namespace {
+
+size_t count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = 0; (at = text.find(what, at)) != std::string::npos; at += what.size()) ++n;
+  return n;
+}
+
+// The <svg> element with this id, from a report page.
+std::string chart(const std::string& html, const std::string& id) {
+  const size_t begin = html.find("<svg id=\"" + id + "\"");
+  if (begin == std::string::npos) return {};
+  return html.substr(begin, html.find("</svg>", begin) - begin);
+}
 
 TEST(Report, Base64MatchesRfc4648) {
   EXPECT_EQ(base64(""), "");
@@ -19,6 +33,49 @@ TEST(Report, Base64MatchesRfc4648) {
 TEST(Report, EscapesHtml) {
   EXPECT_EQ(html_escape("<b>T-shirt & \"top\"</b> 'x'"),
             "&lt;b&gt;T-shirt &amp; &quot;top&quot;&lt;/b&gt; &#39;x&#39;");
+}
+
+// Axes end on round ticks around the data: the ranges of a 3-epoch lenet run's charts.
+TEST(ReportAxis, LinearTicksAreOneTwoOrFiveTimesAPowerOfTen) {
+  const report::Axis loss = report::linear_axis(0.9206, 2.362);  // step 1.44 / 5 -> 0.5
+  EXPECT_EQ(loss.lo, 0.5);
+  EXPECT_EQ(loss.hi, 2.5);
+  EXPECT_EQ(loss.ticks, (std::vector<double>{0.5, 1, 1.5, 2, 2.5}));
+  const report::Axis accuracy = report::linear_axis(9.783, 63.44);  // 10.7 -> 20
+  EXPECT_EQ(accuracy.ticks, (std::vector<double>{0, 20, 40, 60, 80}));
+  const report::Axis negative = report::linear_axis(-0.7, 0.3);  // 0.2; 0 is a tick, exactly
+  ASSERT_EQ(negative.ticks.size(), 7u);
+  EXPECT_NEAR(negative.lo, -0.8, 1e-12);
+  EXPECT_EQ(negative.ticks[4], 0.0);
+  EXPECT_NEAR(negative.hi, 0.4, 1e-12);
+  // A constant (a fixed learning rate) is widened by 10% each way: 0.045 .. 0.055 in steps of
+  // 0.002, on ticks 0.044 .. 0.056.
+  const report::Axis constant = report::linear_axis(0.05, 0.05);
+  ASSERT_EQ(constant.ticks.size(), 7u);
+  EXPECT_NEAR(constant.lo, 0.044, 1e-12);
+  EXPECT_NEAR(constant.hi, 0.056, 1e-12);
+  EXPECT_EQ(report::linear_axis(0, 0).ticks.size(), 5u);  // -0.001 .. 0.001 by 0.0005
+}
+
+TEST(ReportAxis, EpochsAreWholeNumbers) {
+  EXPECT_EQ(report::integer_axis(1, 3).ticks, (std::vector<double>{1, 2, 3}));
+  const report::Axis one = report::integer_axis(1, 1);
+  EXPECT_EQ(one.lo, 1);
+  EXPECT_EQ(one.hi, 2);
+  EXPECT_EQ(report::integer_axis(1, 40).ticks, (std::vector<double>{0, 10, 20, 30, 40}));
+  EXPECT_EQ(report::integer_axis(1, 12).ticks, (std::vector<double>{0, 5, 10, 15}));
+}
+
+TEST(ReportAxis, LogTicksAreDecades) {
+  const report::Axis grads = report::log_axis(0.02086, 1.909);
+  EXPECT_EQ(grads.lo, -2);
+  EXPECT_EQ(grads.hi, 1);
+  EXPECT_EQ(grads.ticks, (std::vector<double>{-2, -1, 0, 1}));
+  EXPECT_EQ(report::log_axis(0.2, 0.5).ticks, (std::vector<double>{-1, 0}));  // inside a decade
+  EXPECT_EQ(report::log_axis(1, 1).ticks, (std::vector<double>{0, 1}));
+  // 12 decades do not fit 7 ticks: every second one, from the lowest.
+  EXPECT_EQ(report::log_axis(1e-9, 1e3).ticks, (std::vector<double>{-9, -7, -5, -3, -1, 1, 3}));
+  EXPECT_EQ(report::log_axis(1e-9, 1e4).ticks, (std::vector<double>{-9, -6, -3, 0, 3, 6}));
 }
 
 std::unique_ptr<Model<float>> small_cnn() {
@@ -103,6 +160,37 @@ TEST(Report, HoldsEverySectionEscaped) {
   EXPECT_NE(html.find("&lt;bird&gt;"), std::string::npos);
   EXPECT_NE(html.find("a&lt;b&gt;.txt"), std::string::npos);
   EXPECT_EQ(html.find("<bird>"), std::string::npos);
+
+  // Axes: whole epochs 1, 2, 3 under each of the four charts; the losses (1/3 .. 1.2) on ticks
+  // 0.2 .. 1.2; the gradient norms (per layer, sqrt(2)·e for weight and bias) on decades.
+  EXPECT_EQ(count(html, "class=\"x-tick\""), 4u * 3u);
+  const std::string loss_chart = chart(html, "loss-chart");
+  for (const char* tick : {">0.2</text>", ">0.6</text>", ">1.2</text>"})
+    EXPECT_NE(loss_chart.find(tick), std::string::npos) << tick;
+  EXPECT_EQ(count(loss_chart, "class=\"y-tick\""), 6u);
+  const std::string grad_chart = chart(html, "grad-norm-chart");
+  EXPECT_EQ(count(grad_chart, "class=\"y-tick\""), 2u);
+  for (const char* text : {">1</text>", ">10</text>", ">layer0 conv2d</text>",
+                           ">layer3 conv2d</text>", ">layer6 linear</text>"})
+    EXPECT_NE(grad_chart.find(text), std::string::npos) << text;
+}
+
+// A model with more layers than colours: the 11th layer on reuses the colours, dashed, and the
+// chart grows to hold its legend.
+TEST(Report, DeepModelGradientLinesStayDistinct) {
+  std::string spec = "model sequential\nlayer flatten\n";
+  for (int i = 0; i < 20; ++i) spec += "layer linear out_features=3\n";
+  std::unique_ptr<Model<float>> m = parse_model_spec<float>(spec);
+  m->build(Shape{1, 1, 2, 2}, 1);
+  ReportData data{.title = "deep", .config = {}, .epochs = {}, .class_names = {},
+                  .confusion = ConfusionMatrix(3)};
+  data.epochs.push_back({.epoch = 1, .grad_norms = std::vector<double>(m->params().size(), 0.5)});
+  const std::string grad_chart =
+      chart(report_html(data, *m, Tensor<float>(Shape{1, 1, 2, 2}, 0.5f)), "grad-norm-chart");
+  EXPECT_EQ(count(grad_chart, "<polyline"), 20u);
+  EXPECT_EQ(count(grad_chart, "stroke-dasharray"), 2u * 10u);  // line and legend, layers 11-20
+  EXPECT_NE(grad_chart.find("height=\"350\""), std::string::npos);  // 30 + 20 rows of 14 + 40
+  EXPECT_NE(grad_chart.find(">layer20 linear</text>"), std::string::npos);
 }
 
 }  // namespace
