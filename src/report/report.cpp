@@ -97,6 +97,14 @@ std::string number(double v) {
   return buf;
 }
 
+// A fraction as a percentage with one decimal, the precision the CLI prints accuracies with, so
+// that a table's column lines up ("2.1%", not "2.128%" above "90.91%").
+std::string percent(double fraction) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", 100 * fraction);
+  return buf;
+}
+
 // A line chart: x is the epoch, one polyline per series, axes with round-valued ticks (see
 // report/axis.hpp); log_y for values spanning orders of magnitude (non-positive values are left
 // out there). Series past the tenth colour repeat the colours dashed, and the chart grows taller
@@ -194,11 +202,11 @@ std::string confusion_table(const ConfusionMatrix& m, const std::vector<std::str
           << number(share) << ")\" title=\"" << m.count(l, p) << " of " << m.row_sum(l) << "\">"
           << m.count(l, p) << "</td>";
     }
-    out << "<td>" << number(100 * m.recall(l)) << "%</td></tr>";
+    out << "<td>" << percent(m.recall(l)) << "</td></tr>";
   }
   out << "<tr><th>precision</th>";
-  for (int64_t p = 0; p < m.classes(); ++p) out << "<td>" << number(100 * m.precision(p)) << "%</td>";
-  out << "<td>" << number(100 * m.accuracy()) << "% acc.</td></tr></table>";
+  for (int64_t p = 0; p < m.classes(); ++p) out << "<td>" << percent(m.precision(p)) << "</td>";
+  out << "<td>" << percent(m.accuracy()) << " acc.</td></tr></table>";
   return out.str();
 }
 
@@ -309,9 +317,9 @@ std::string report_html(const ReportData& data, Model<float>& model, const Tenso
   if (!data.epochs.empty()) {
     const ReportEpoch& last = data.epochs.back();
     html << "<p id=\"latest\">Epoch " << last.epoch << ": train loss " << number(last.train_loss)
-         << ", accuracy " << number(100 * last.train_acc) << "%; test loss "
-         << number(last.test_loss) << ", accuracy " << number(100 * last.test_acc) << "%"
-         << (last.has_validation ? "; validation accuracy " + number(100 * last.val_acc) + "%" : "")
+         << ", accuracy " << percent(last.train_acc) << "; test loss "
+         << number(last.test_loss) << ", accuracy " << percent(last.test_acc)
+         << (last.has_validation ? "; validation accuracy " + percent(last.val_acc) : "")
          << "; " << number(last.seconds) << " s.</p>\n";
   }
   html << "<section id=\"curves\"><h2>Learning curves</h2><div class=\"charts\">"

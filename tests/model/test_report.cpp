@@ -161,6 +161,13 @@ TEST(Report, HoldsEverySectionEscaped) {
   EXPECT_NE(html.find("a&lt;b&gt;.txt"), std::string::npos);
   EXPECT_EQ(html.find("<bird>"), std::string::npos);
 
+  // Percentages with one decimal: the last epoch's line, and the confusion matrix's recall (class
+  // 0: 1 of 1), precision (class 2: 0 of 1) and accuracy (1 of 2).
+  EXPECT_NE(html.find("Epoch 3: train loss 0.3333, accuracy 90.0%; test loss 0.4, accuracy 75.0%; "
+                      "validation accuracy 84.0%"), std::string::npos);
+  for (const char* cell : {"<td>100.0%</td></tr>", "<td>0.0%</td>", "<td>50.0% acc.</td>"})
+    EXPECT_NE(html.find(cell), std::string::npos) << cell;
+
   // Axes: whole epochs 1, 2, 3 under each of the four charts; the losses (1/3 .. 1.2) on ticks
   // 0.2 .. 1.2; the gradient norms (per layer, sqrt(2)·e for weight and bias) on decades.
   EXPECT_EQ(count(html, "class=\"x-tick\""), 4u * 3u);
