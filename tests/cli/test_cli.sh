@@ -232,6 +232,33 @@ expect predict-not-an-image 1 "error: .*/disc/README.txt: not a readable image" 
 expect predict-no-images 2 "no images given" -- "$cli" predict --checkpoint "$tmp/img.safetensors"
 expect predict-no-checkpoint 1 "error: $tmp/none.safetensors: cannot open" -- \
   "$cli" predict --checkpoint "$tmp/none.safetensors" "$images/images/bar/bar_0.png"
+# convnet visualize on that checkpoint (lenet on 1x16x16): the first convolution's 6 filters of
+# 5x5 (enlarged 8 times, in 3 columns, 2 pixels apart), then each convolution's maps: 6 of 16x16
+# (3 times) and 16 of 4x4 (14 times). PNG width and height are the IHDR's first 8 bytes.
+png_size() { od -An -tu4 --endian=big -j16 -N8 "$1" | tr -s ' ' | sed 's/^ //;s/ /x/'; }
+expect visualize 0 "filters.png: filters of layer0 \(conv2d 5x5 ->6 pad 2x2\).*features_0_layer0.png: layer0 conv2d 5x5 ->6 pad 2x2: 6 maps of 16x16 .*features_1_layer3.png: layer3 conv2d 5x5 ->16: 16 maps of 4x4 $" -- \
+  bash -c "'$cli' visualize --checkpoint '$tmp/img.safetensors' --image '$images/images/bar/bar_0.png' \
+    --out '$tmp/vis/new' | tr '\n' ' '"
+written="$(ls "$tmp/vis/new" | wc -l) $(for f in filters features_0_layer0 features_1_layer3; do
+  png_size "$tmp/vis/new/$f.png"; done 2>&1 | tr '\n' ' ')"
+expect visualize-pngs 0 "^3 124x82 148x98 230x230 $" -- echo "$written"
+expect visualize-needs-out 2 "--out: required" -- \
+  "$cli" visualize --checkpoint "$tmp/img.safetensors" --image "$images/images/bar/bar_0.png"
+expect visualize-not-an-image 1 "error: .*/disc/README.txt: not a readable image" -- \
+  "$cli" visualize --checkpoint "$tmp/img.safetensors" --image "$images/images/disc/README.txt" --out "$tmp/vis"
+printf '%s\n' 'model sequential' 'layer flatten' 'layer linear out_features=3' >"$tmp/noconv.txt"
+"$cli" train "${folder_run[@]}" --model "$tmp/noconv.txt" --epochs 1 --save "$tmp/noconv.safetensors" >/dev/null
+expect visualize-no-convolution 1 "error: $tmp/noconv.safetensors: the model has no convolution" -- \
+  "$cli" visualize --checkpoint "$tmp/noconv.safetensors" --image "$images/images/bar/bar_0.png" --out "$tmp/vis"
+# train --report: the page after the last epoch, with every section and its four pictures
+# (filters, the input, two feature-map grids); a file in the folder's place is refused up front.
+expect train-report 0 "^ok$" -- bash -c "'$cli' train ${folder_run[*]} --epochs 2 --val-split 0.25 \
+    --report '$tmp/report' >/dev/null && f='$tmp/report/index.html' &&
+  grep -q 'id=\"latest\">Epoch 2:' \$f && grep -q 'id=\"grad-norm-chart\"' \$f &&
+  grep -q 'id=\"confusion\"' \$f && grep -q '<th>stripes</th>' \$f &&
+  [[ \$(grep -o 'src=\"data:image/png;base64,' \$f | wc -l) -eq 4 ]] && echo ok"
+expect train-report-is-a-file 1 "^convnet train: error: --report $tmp/noconv.txt: is a file; the report is written into a folder$" -- \
+  "$cli" train "${folder_run[@]}" --epochs 1 --report "$tmp/noconv.txt"
 test_acc=$("$cli" train "${folder_run[@]}" --epochs 2 --json --save "$tmp/img2.safetensors" 2>/dev/null |
   tail -1 | sed 's/.*"test_acc": \([0-9.]*\).*/\1/')
 expect eval-matches-training 0 "\"accuracy\": $test_acc, " -- \

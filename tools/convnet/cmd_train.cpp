@@ -318,6 +318,10 @@ int cmd_train(int argc, char** argv) {
       throw Error("--" + std::string(flag) + " " + path + ": cannot write in " + shown + ": " +
                   std::strerror(errno));
   }
+  // The report is a folder: refused now if a file has its name, not after the first epoch.
+  if (const std::string dir = args.get("report");
+      !dir.empty() && std::filesystem::exists(dir) && !std::filesystem::is_directory(dir))
+    throw Error("--report " + dir + ": is a file; the report is written into a folder");
 
   TrainTest data = load_train_test(args.get("data"), image_shape);
   Dataset& train = data.train;

@@ -39,7 +39,12 @@ int cmd_visualize(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::create_directories(out, ec);
   if (ec) throw Error(out.string() + ": cannot create: " + ec.message());
-  const NamedImage filters = filter_grid(model);
+  NamedImage filters;
+  try {
+    filters = filter_grid(model);
+  } catch (const Error& e) {
+    throw Error(args.get("checkpoint") + ": " + e.what());  // name the file the model came from
+  }
   write_png((out / "filters.png").string(), filters.image);
   std::cout << (out / "filters.png").string() << ": " << filters.name << "\n";
   int index = 0;
