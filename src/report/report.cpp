@@ -107,16 +107,23 @@ std::string percent(double fraction) {
 
 // A line chart: x is the epoch, one polyline per series, axes with round-valued ticks (see
 // report/axis.hpp); log_y for values spanning orders of magnitude (non-positive values are left
-// out there). Series past the tenth colour repeat the colours dashed, and the chart grows taller
-// when its legend needs the room, so a deep model's layers stay told apart.
+// out there). Series past the tenth repeat the colours dashed, past the twentieth dotted, and
+// the chart grows taller and wider when its legend needs the room, so that a deep model's layers
+// stay told apart.
 struct Series {
   std::string name, colour;
   std::vector<std::pair<double, double>> points;
-  bool dashed = false;
+  int dash = 0;  // 0 solid, 1 dashed, 2 dotted
 };
 std::string svg_chart(const std::string& id, const std::string& title, const std::string& y_label,
                       const std::vector<Series>& series, bool log_y) {
-  constexpr double W = 560, L = 64, R = 170, T = 30, B = 40, kLegendRow = 14;
+  constexpr double L = 64, T = 30, B = 40, kPlotWidth = 326, kLegendRow = 14, kCharWidth = 6.5;
+  constexpr size_t kLongestName = 40;
+  size_t longest = 0;
+  for (const Series& s : series) longest = std::max(longest, std::min(s.name.size(), kLongestName));
+  // The legend: a 22-pixel swatch, then the name at about 6.5 pixels a character (11-pixel font).
+  const double R = std::max(170.0, 40 + kCharWidth * static_cast<double>(longest));
+  const double W = L + kPlotWidth + R;
   const double H = std::max(300.0, T + kLegendRow * static_cast<double>(series.size()) + B);
   double x_min = 1e300, x_max = -1e300, y_min = 1e300, y_max = -1e300;
   for (const Series& s : series)
@@ -158,7 +165,8 @@ std::string svg_chart(const std::string& id, const std::string& title, const std
       << ")\" text-anchor=\"middle\" font-size=\"12\">" << html_escape(y_label) << "</text>";
   for (size_t k = 0; k < series.size(); ++k) {
     const Series& s = series[k];
-    const std::string dash = s.dashed ? "\" stroke-dasharray=\"6 3" : "";
+    static const char* kDashes[] = {"", "\" stroke-dasharray=\"6 3", "\" stroke-dasharray=\"2 2"};
+    const std::string dash = kDashes[s.dash % 3];
     std::string points;
     for (const auto& [x, y] : s.points)
       if (plotted(y)) points += number(px(x)) + "," + number(py(ty(y))) + " ";
@@ -173,7 +181,7 @@ std::string svg_chart(const std::string& id, const std::string& title, const std
     svg << "<line x1=\"" << W - R + 8 << "\" y1=\"" << ly - 3 << "\" x2=\"" << W - R + 26
         << "\" y2=\"" << ly - 3 << "\" stroke=\"" << s.colour << dash
         << "\" stroke-width=\"3\"/><text x=\"" << W - R + 30 << "\" y=\"" << ly + 1
-        << "\" font-size=\"11\">" << html_escape(s.name.size() > 24 ? s.name.substr(0, 23) + "~" : s.name)
+        << "\" font-size=\"11\">" << html_escape(s.name.size() > kLongestName ? s.name.substr(0, kLongestName - 1) + "~" : s.name)
         << "</text>";
   }
   svg << "</svg>";
@@ -279,7 +287,7 @@ std::string report_html(const ReportData& data, Model<float>& model, const Tenso
     if (layer_index.emplace(layer, grads.size()).second) {
       const auto kind = kinds.find(layer);
       grads.push_back({kind == kinds.end() ? layer : layer + " " + kind->second,
-                       colour(grads.size()), {}, grads.size() >= 10});
+                       colour(grads.size()), {}, static_cast<int>(grads.size() / 10)});
     }
   }
   for (const ReportEpoch& e : data.epochs) {

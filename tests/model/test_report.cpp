@@ -182,11 +182,11 @@ TEST(Report, HoldsEverySectionEscaped) {
     EXPECT_NE(grad_chart.find(text), std::string::npos) << text;
 }
 
-// A model with more layers than colours: the 11th layer on reuses the colours, dashed, and the
-// chart grows to hold its legend.
+// A model with more layers than colours: layers 11-20 reuse the colours dashed, 21-30 dotted,
+// and the chart grows to hold its legend.
 TEST(Report, DeepModelGradientLinesStayDistinct) {
   std::string spec = "model sequential\nlayer flatten\n";
-  for (int i = 0; i < 20; ++i) spec += "layer linear out_features=3\n";
+  for (int i = 0; i < 25; ++i) spec += "layer linear out_features=3\n";
   std::unique_ptr<Model<float>> m = parse_model_spec<float>(spec);
   m->build(Shape{1, 1, 2, 2}, 1);
   ReportData data{.title = "deep", .config = {}, .epochs = {}, .class_names = {},
@@ -194,10 +194,29 @@ TEST(Report, DeepModelGradientLinesStayDistinct) {
   data.epochs.push_back({.epoch = 1, .grad_norms = std::vector<double>(m->params().size(), 0.5)});
   const std::string grad_chart =
       chart(report_html(data, *m, Tensor<float>(Shape{1, 1, 2, 2}, 0.5f)), "grad-norm-chart");
-  EXPECT_EQ(count(grad_chart, "<polyline"), 20u);
-  EXPECT_EQ(count(grad_chart, "stroke-dasharray"), 2u * 10u);  // line and legend, layers 11-20
-  EXPECT_NE(grad_chart.find("height=\"350\""), std::string::npos);  // 30 + 20 rows of 14 + 40
-  EXPECT_NE(grad_chart.find(">layer20 linear</text>"), std::string::npos);
+  EXPECT_EQ(count(grad_chart, "<polyline"), 25u);
+  // Each style twice: the line and its legend swatch.
+  EXPECT_EQ(count(grad_chart, "stroke-dasharray=\"6 3\""), 2u * 10u);
+  EXPECT_EQ(count(grad_chart, "stroke-dasharray=\"2 2\""), 2u * 5u);
+  EXPECT_NE(grad_chart.find("width=\"560\" height=\"420\""), std::string::npos);  // 30+25*14+40
+  EXPECT_NE(grad_chart.find(">layer25 linear</text>"), std::string::npos);
+}
+
+// A long layer name widens the chart for its legend instead of running off its edge.
+TEST(Report, LegendMakesRoomForLongNames) {
+  std::unique_ptr<Model<float>> m = parse_model_spec<float>(
+      "model graph input=input\nnode flat flatten in=input\n"
+      "node encoder.block_with_a_long_name.fc linear in=flat out_features=3\n");
+  m->build(Shape{1, 1, 2, 2}, 1);
+  ReportData data{.title = "long", .config = {}, .epochs = {}, .class_names = {},
+                  .confusion = ConfusionMatrix(3)};
+  data.epochs.push_back({.epoch = 1, .grad_norms = {0.5, 0.1}});
+  const std::string grad_chart =
+      chart(report_html(data, *m, Tensor<float>(Shape{1, 1, 2, 2}, 0.5f)), "grad-norm-chart");
+  // "encoder.block_with_a_long_name.fc linear": 40 characters at 6.5 pixels, after 40 pixels of
+  // swatch, beside 64 + 326 of axis and plot.
+  EXPECT_NE(grad_chart.find("width=\"690\""), std::string::npos);
+  EXPECT_NE(grad_chart.find(">encoder.block_with_a_long_name.fc linear</text>"), std::string::npos);
 }
 
 }  // namespace
