@@ -354,11 +354,16 @@ std::string report_html(const ReportData& data, Model<float>& model, const Tenso
   html << "</section>\n<section id=\"feature-maps\" class=\"maps\"><h2>Feature maps of a test "
           "image</h2>";
   {
-    Tensor<float> grey(Shape{1, 1, sample.dim(2), sample.dim(3)});
-    // The sample itself: its first channel, as the model sees it (normalised).
-    std::copy(sample.data(), sample.data() + grey.numel(), grey.data());
-    const Image input = grid({to_bytes(grey.data(), grey.numel())}, 1, grey.dim(2), grey.dim(3),
-                             std::max<int64_t>(1, 112 / std::max(grey.dim(2), grey.dim(3))));
+    // The sample as the model sees it (normalised): in colour when it has three channels, each
+    // channel scaled to its own range (which undoes a per-channel normalisation up to contrast),
+    // else its first channel in grey.
+    const int64_t h = sample.dim(2), w = sample.dim(3), channels = sample.dim(1) == 3 ? 3 : 1;
+    std::vector<uint8_t> pixels;
+    for (int64_t c = 0; c < channels; ++c) {
+      const std::vector<uint8_t> plane = to_bytes(sample.data() + c * h * w, h * w);
+      pixels.insert(pixels.end(), plane.begin(), plane.end());
+    }
+    const Image input = grid({pixels}, channels, h, w, std::max<int64_t>(1, 112 / std::max(h, w)));
     html << "<figure>" << png_img(input, "input", 240) << "<figcaption>input</figcaption></figure>";
     for (const NamedImage& m : feature_maps(model, sample))
       html << "<figure>" << png_img(m.image, m.name, 520) << "<figcaption>" << html_escape(m.name)

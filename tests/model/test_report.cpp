@@ -19,6 +19,13 @@ std::string chart(const std::string& html, const std::string& id) {
   return html.substr(begin, html.find("</svg>", begin) - begin);
 }
 
+// The base64 of the input picture's PNG bytes 24-26 (bit depth, colour type, compression): "CAAA"
+// for 8-bit grey, "CAIA" for 8-bit RGB.
+std::string input_png_format(const std::string& html) {
+  const size_t data = html.find("base64,", html.find("<img alt=\"input\""));
+  return data == std::string::npos ? "" : html.substr(data + 7 + 32, 4);
+}
+
 TEST(Report, Base64MatchesRfc4648) {
   EXPECT_EQ(base64(""), "");
   EXPECT_EQ(base64("f"), "Zg==");
@@ -161,6 +168,8 @@ TEST(Report, HoldsEverySectionEscaped) {
   EXPECT_NE(html.find("a&lt;b&gt;.txt"), std::string::npos);
   EXPECT_EQ(html.find("<bird>"), std::string::npos);
 
+  EXPECT_EQ(input_png_format(html), "CAAA");  // one channel: grey
+
   // Percentages with one decimal: the last epoch's line, and the confusion matrix's recall (class
   // 0: 1 of 1), precision (class 2: 0 of 1) and accuracy (1 of 2).
   EXPECT_NE(html.find("Epoch 3: train loss 0.3333, accuracy 90.0%; test loss 0.4, accuracy 75.0%; "
@@ -180,6 +189,21 @@ TEST(Report, HoldsEverySectionEscaped) {
   for (const char* text : {">1</text>", ">10</text>", ">layer0 conv2d</text>",
                            ">layer3 conv2d</text>", ">layer6 linear</text>"})
     EXPECT_NE(grad_chart.find(text), std::string::npos) << text;
+}
+
+// A colour model's input is drawn in colour, its feature maps in grey.
+TEST(Report, ColourInputInColour) {
+  std::unique_ptr<Model<float>> m = parse_model_spec<float>(
+      "model sequential\nlayer conv2d out_channels=2 kernel=3\nlayer flatten\n"
+      "layer linear out_features=2\n");
+  m->build(Shape{1, 3, 6, 6}, 1);
+  ReportData data{.title = "rgb", .config = {}, .epochs = {}, .class_names = {},
+                  .confusion = ConfusionMatrix(2)};
+  Rng rng(3);
+  const std::string html =
+      report_html(data, *m, testing::random_normal<float>(Shape{1, 3, 6, 6}, rng));
+  EXPECT_EQ(input_png_format(html), "CAIA");
+  EXPECT_NE(html.find("2 maps of 4x4"), std::string::npos);
 }
 
 // A model with more layers than colours: layers 11-20 reuse the colours dashed, 21-30 dotted,
