@@ -12,7 +12,7 @@ struct Axis {
   std::vector<double> ticks;  // ascending, within [lo, hi]; log axis: exponents
 };
 
-// About `target` ticks spaced 1, 2 or 5 × 10^k apart; the ends are the ticks just outside
+// About `target` ticks spaced 1, 2 or 5 × 10^k apart; the ends are the ticks at or just outside
 // [min, max]. min == max is widened by 10% of the value each way (or ±0.001 for 0).
 Axis linear_axis(double min, double max, int target = 5);
 // As linear_axis, but no step below 1: epochs are whole numbers. A single epoch spans [e, e + 1].
