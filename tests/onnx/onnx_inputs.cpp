@@ -1,25 +1,16 @@
-// For the ONNX export test (tests/onnx/test_onnx.py): the input tensor that the exported graph
-// takes for some image files, and convnet's own logits for them, as one JSON object on stdout:
-//   {"shape": [N, C, H, W], "files": [...], "input": [N·C·H·W floats], "logits": [N·K floats]}
-// The input is what `convnet predict` starts from: each image converted to the checkpoint's
-// channels, resized to its height and width, and scaled to [0, 1]; the logits are the
-// checkpoint's model in evaluation mode on that input after its normalisation, if any.
+// For the ONNX export test (tests/onnx/test_onnx.py): the input tensor that an exported graph
+// takes for some image files, as one JSON object on stdout:
+//   {"shape": [N, C, H, W], "files": [...], "input": [N·C·H·W floats]}
+// It is what `convnet predict` feeds its model before normalising: each image read in the
+// checkpoint's channels, resized to its height and width and scaled to [0, 1], by the same
+// calls (read_image, Predictor::to_input).
 // Usage: onnx_inputs CHECKPOINT IMAGE...
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "convnet/convnet.hpp"
-
-namespace {
-
-void print_floats(const char* key, const float* values, int64_t count) {
-  std::printf("\"%s\": [", key);
-  for (int64_t i = 0; i < count; ++i)
-    std::printf(i ? ", %.9g" : "%.9g", static_cast<double>(values[i]));
-  std::printf("]");
-}
-
-}  // namespace
+#include "convnet/predictor.hpp"
 
 int main(int argc, char** argv) {
   using namespace convnet;
@@ -28,34 +19,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    const int64_t count = argc - 2;
-    Checkpoint<float> checkpoint = load_checkpoint<float>(argv[1], count);
-    const Shape shape = checkpoint.model->input_shape();
-    CONVNET_CHECK(shape.rank() == 4, "onnx_inputs: the model does not take images");
-    const int64_t C = shape[1], H = shape[2], W = shape[3], plane = H * W;
-    Tensor<float> pixels(shape), normalized(shape);
-    const InputInfo info;  // until checkpoints record it (TrainingState::input)
-    for (int64_t n = 0; n < count; ++n) {
-      const Image image = resize_image(read_image(argv[n + 2], C), H, W);
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t k = 0; k < plane; ++k) {
-          const int64_t at = (n * C + c) * plane + k;
-          pixels[at] =
-              static_cast<float>(image.pixels[static_cast<size_t>(c * plane + k)]) / 255.0f;
-          normalized[at] = info.mean.empty() ? pixels[at]
-                                             : (pixels[at] - info.mean[static_cast<size_t>(c)]) /
-                                                   info.stddev[static_cast<size_t>(c)];
-        }
-    }
-    const Tensor<float>& logits = checkpoint.model->predict(normalized);
-    std::printf("{\"shape\": [%lld, %lld, %lld, %lld], \"files\": [", static_cast<long long>(count),
-                static_cast<long long>(C), static_cast<long long>(H), static_cast<long long>(W));
-    for (int64_t n = 0; n < count; ++n) std::printf(n ? ", \"%s\"" : "\"%s\"", argv[n + 2]);
-    std::printf("], ");
-    print_floats("input", pixels.data(), pixels.numel());
-    std::printf(", ");
-    print_floats("logits", logits.data(), logits.numel());
-    std::printf("}\n");
+    const Predictor<float> predictor(argv[1]);
+    const Shape sample = predictor.sample_shape();
+    CONVNET_CHECK(sample.rank() == 3, "onnx_inputs: the model does not take images");
+    std::vector<Image> images;
+    for (int i = 2; i < argc; ++i) images.push_back(read_image(argv[i], sample[0]));
+    const Tensor<float> input = predictor.to_input(images);
+    std::printf("{\"shape\": [%zu, %lld, %lld, %lld], \"files\": [", images.size(),
+                static_cast<long long>(sample[0]), static_cast<long long>(sample[1]),
+                static_cast<long long>(sample[2]));
+    for (int i = 2; i < argc; ++i) std::printf(i > 2 ? ", \"%s\"" : "\"%s\"", argv[i]);
+    std::printf("], \"input\": [");
+    for (int64_t i = 0; i < input.numel(); ++i)
+      std::printf(i ? ", %.9g" : "%.9g", static_cast<double>(input[i]));
+    std::printf("]}\n");
   } catch (const Error& e) {
     std::fprintf(stderr, "onnx_inputs: %s\n", e.what());
     return 1;

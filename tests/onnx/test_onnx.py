@@ -3,7 +3,7 @@
 (tests/onnx/*.txt) on the test images, exports each with `convnet export --format onnx`, checks
 the file with the onnx package's checker (full_check: types and shapes inferred through every
 node), runs it in ONNX Runtime (onnxruntime-node, through run_onnx.js) on the test images as
-one batch, and compares "logits" and "probabilities" with convnet's own within 1e-4.
+one batch, and compares "logits" and "probabilities" with `convnet predict --json`'s within 1e-4.
 Usage: test_onnx.py CONVNET ONNX_INPUTS TESTS_DIR
 Exits 77 (ctest's SKIP_RETURN_CODE) with a message saying what is missing and how to install
 it when python3-onnx, node or onnxruntime-node is absent."""
@@ -54,28 +54,16 @@ def safetensors_header(path):
         return json.loads(f.read(n))
 
 
-def softmax_rows(logits):
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def reference(convnet, onnx_inputs, checkpoint, images, classes):
-    """The input pixels of `images` and convnet's logits and probabilities for them: from
-    `convnet predict --json` where this build has predict, else from onnx_inputs."""
+def reference(convnet, onnx_inputs, checkpoint, images):
+    """The input pixels of `images` (onnx_inputs: read, resized and scaled by the calls predict
+    makes) and `convnet predict --json`'s logits and probabilities for them."""
     pixels = json.loads(run(onnx_inputs, checkpoint, *images))
-    if subprocess.run([convnet, "predict", "--help"], capture_output=True).returncode == 0:
-        lines = run(convnet, "predict", "--json", "--checkpoint", checkpoint, *images).splitlines()
-        rows = [json.loads(line) for line in lines if line.strip()]
-        assert [r["file"] for r in rows] == images, "predict --json: files out of order"
-        logits = np.array([r["logits"] for r in rows], dtype=np.float64)
-        probabilities = np.array([r["probabilities"] for r in rows], dtype=np.float64)
-        source = "convnet predict --json"
-    else:
-        logits = np.array(pixels["logits"], dtype=np.float64).reshape(len(images), classes)
-        probabilities = softmax_rows(logits)
-        source = "onnx_inputs (convnet predict is not in this build)"
-    return pixels, logits, probabilities, source
+    lines = run(convnet, "predict", "--json", "--checkpoint", checkpoint, *images).splitlines()
+    rows = [json.loads(line) for line in lines if line.strip()]
+    assert [r["file"] for r in rows] == images, "predict --json: not one line per image in order"
+    logits = np.array([r["logits"] for r in rows], dtype=np.float64)
+    probabilities = np.array([r["probabilities"] for r in rows], dtype=np.float64)
+    return pixels, logits, probabilities
 
 
 def check_model(path, checkpoint, classes):
@@ -99,6 +87,10 @@ def check_model(path, checkpoint, classes):
     assert not missing, f"{path}: checkpoint tensors not in the graph: {sorted(missing)}"
     extra = {n for n in initializers - saved if "/" not in n and not n.startswith("input.")}
     assert not extra, f"{path}: initializers not named as the checkpoint's tensors: {extra}"
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props.get("class_names") == metadata.get("input.class_names"), \
+        f"{path}: class names {props.get('class_names')!r}, checkpoint's " \
+        f"{metadata.get('input.class_names')!r}"
     normalized = "input.mean" in metadata
     has_nodes = "input.mean" in initializers and any(n.op_type == "Sub" for n in graph.node)
     assert normalized == has_nodes, \
@@ -112,6 +104,8 @@ def main():
     images = sorted(os.path.join(root, f) for root, _, files in os.walk(image_dir)
                     for f in files if f.endswith((".png", ".pgm", ".jpg")))
     assert len(images) >= 10, f"expected the test images in {image_dir}"
+    # (spec, train flags): the graph is trained with --normalize, so its checkpoint records a
+    # normalisation and its export starts with Sub and Div.
     cases = [("every_layer_sequential.txt", []), ("every_merge_graph.txt", ["--normalize"])]
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,8 +129,9 @@ def main():
             run(convnet, "export", "--checkpoint", checkpoint, "--format", "onnx",
                 "--out", exported)
             ops, normalized = check_model(exported, checkpoint, classes)
-            pixels, logits, probabilities, source = reference(convnet, onnx_inputs, checkpoint,
-                                                               images, classes)
+            assert normalized == ("--normalize" in flags), \
+                f"{spec}: trained with {flags}, normalisation recorded: {normalized}"
+            pixels, logits, probabilities = reference(convnet, onnx_inputs, checkpoint, images)
             inputs_path = os.path.join(tmp, name + ".inputs.json")
             with open(inputs_path, "w") as f:
                 json.dump(pixels, f)
@@ -151,7 +146,7 @@ def main():
             ok = logit_error <= TOLERANCE and probability_error <= TOLERANCE and spread > 1e-3
             print(f"{'ok' if ok else 'FAILED'}: {spec}{' ' + ' '.join(flags) if flags else ''}: "
                   f"{len(ops)} ONNX nodes ({', '.join(sorted(set(ops)))}), normalised in graph: "
-                  f"{normalized}; {len(images)} images against {source}: largest |logit "
+                  f"{normalized}; {len(images)} images against convnet predict: largest |logit "
                   f"difference| {logit_error:.2e}, |probability difference| "
                   f"{probability_error:.2e} (tolerance {TOLERANCE:g}); logit spread over images "
                   f"{spread:.3g}")
