@@ -30,6 +30,12 @@ class MergeLayer {
   virtual void forward(std::span<const Tensor<T>* const> xs, Tensor<T>& y) = 0;
   virtual void backward(std::span<const Tensor<T>* const> xs, const Tensor<T>& dy,
                         std::span<Tensor<T>* const> dxs) = 0;
+  // As backward(), but each dxs[i] with assign[i] set is ASSIGNED its gradient, its previous
+  // contents ignored (see Layer::backward_assign); the others accumulate. When one tensor is
+  // passed twice, only its first occurrence may be assigned. The default zeroes the assigned
+  // ones, then calls backward().
+  virtual void backward_assign(std::span<const Tensor<T>* const> xs, const Tensor<T>& dy,
+                               std::span<Tensor<T>* const> dxs, std::span<const bool> assign);
 };
 
 // y = Σ_i x_i, all of one shape (a residual connection: block(x) + x). dx_i += dy.
@@ -41,6 +47,8 @@ class Add final : public MergeLayer<T> {
   void forward(std::span<const Tensor<T>* const> xs, Tensor<T>& y) override;
   void backward(std::span<const Tensor<T>* const> xs, const Tensor<T>& dy,
                 std::span<Tensor<T>* const> dxs) override;
+  void backward_assign(std::span<const Tensor<T>* const> xs, const Tensor<T>& dy,
+                       std::span<Tensor<T>* const> dxs, std::span<const bool> assign) override;
 };
 
 // Channel concatenation of (N, C_i, H, W) inputs into (N, ΣC_i, H, W) (torch.cat(dim=1)); inputs
@@ -139,6 +147,9 @@ class Graph final : public Model<T> {
     std::unique_ptr<MergeLayer<T>> merge;   // except for the input node
     std::vector<std::string> input_names;
     std::vector<size_t> inputs;             // resolved by build()
+    // assign[k]: backward writes input k's gradient first (no consumer later in the order
+    // reads that input), so it assigns rather than adds, and the buffer needs no zeroing.
+    std::vector<bool> assign;
   };
   size_t find(const std::string& name) const;  // nodes_.size() if absent
   void check_new_name(const std::string& name) const;

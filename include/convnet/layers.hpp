@@ -72,6 +72,13 @@ class Layer {
   // dx != nullptr, dx += ∂L/∂x. (Dropout and BatchNorm also differentiate an Eval forward.)
   virtual void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                         Tensor<T>* dx) = 0;
+  // As backward(), but ASSIGNS dx = ∂L/∂x: dx's previous contents are ignored (dx is already
+  // x's shape). For a caller that knows no other consumer adds to dx (Sequential always; a
+  // Graph for a node's first gradient), it saves zeroing dx and reading it back, two passes
+  // over a tensor the size of x. Parameter gradients still accumulate. The default zeroes dx
+  // and calls backward(); layers on the hot path store directly.
+  virtual void backward_assign(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                               Tensor<T>& dx);
   virtual std::vector<Param<T>> params() { return {}; }
   // Non-trainable state (see Buffer); empty for most layers.
   virtual std::vector<Buffer<T>> buffers() { return {}; }
@@ -125,6 +132,8 @@ class Conv2d final : public Layer<T> {
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                 Tensor<T>* dx) override;
+  void backward_assign(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                       Tensor<T>& dx) override;
   std::vector<Param<T>> params() override;
   int64_t forward_flops() const override;
 
@@ -134,6 +143,8 @@ class Conv2d final : public Layer<T> {
   Tensor<T>& grad_bias() { return grad_bias_; }
 
  private:
+  // backward() and backward_assign(): dx += ∂L/∂x, or dx = ∂L/∂x without accumulate.
+  void backward_impl(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>* dx, bool accumulate);
   Conv2dOptions options_;
   int64_t in_channels_, out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_, groups_;
   bool has_bias_;
@@ -320,6 +331,8 @@ class ReLU final : public Activation<T> {
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                 Tensor<T>* dx) override;
+  void backward_assign(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                       Tensor<T>& dx) override;
 };
 
 // y = x for x > 0, else slope·x.
@@ -478,6 +491,8 @@ class BatchNorm : public Layer<T> {
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                 Tensor<T>* dx) override;
+  void backward_assign(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                       Tensor<T>& dx) override;
   std::vector<Param<T>> params() override;
   std::vector<Buffer<T>> buffers() override;
   void set_replay(bool on) override { replay_ = on; }
@@ -493,6 +508,8 @@ class BatchNorm : public Layer<T> {
   BatchNorm(const BatchNormOptions& options, bool spatial);
 
  private:
+  // backward() and backward_assign(): dx += ∂L/∂x, or dx = ∂L/∂x without accumulate.
+  void backward_impl(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>* dx, bool accumulate);
   BatchNormOptions options_;
   int64_t channels_;
   double eps_, momentum_;

@@ -50,6 +50,17 @@ void ReLU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy
 }
 
 template <class T>
+void ReLU<T>::backward_assign(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
+                              Tensor<T>& dx) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (detail::use_fast_kernels<T>())
+      return ops::cpu::relu_backward(x.numel(), x.data(), dy.data(), dx.data(), false);
+  }
+  dx.zero();  // the reference kernel adds: it is the specification
+  ops::ref::relu_backward(x.numel(), x.data(), dy.data(), dx.data());
+}
+
+template <class T>
 std::string LeakyReLU<T>::describe() const {
   return detail::concat("leaky_relu ", slope_);
 }

@@ -127,6 +127,18 @@ void BatchNorm<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
 template <class T>
 void BatchNorm<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
                             Tensor<T>* dx) {
+  backward_impl(x, dy, dx, true);
+}
+
+template <class T>
+void BatchNorm<T>::backward_assign(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
+                                   Tensor<T>& dx) {
+  backward_impl(x, dy, &dx, false);
+}
+
+template <class T>
+void BatchNorm<T>::backward_impl(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>* dx,
+                                 bool accumulate) {
   const ops::BatchNormShape s = bn_shape(x.shape());
   const bool batch_stats = last_mode_ == Mode::Train;
   const T* gamma = affine_ ? weight_.data() : nullptr;
@@ -136,10 +148,11 @@ void BatchNorm<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T
   if constexpr (std::is_same_v<T, float>) {
     if (detail::use_fast_kernels<T>()) {
       ops::cpu::batchnorm_backward(s, batch_stats, x.data(), dy.data(), mean_.data(),
-                                   invstd_.data(), gamma, dxp, dgamma, dbeta);
+                                   invstd_.data(), gamma, dxp, dgamma, dbeta, accumulate);
       return;
     }
   }
+  if (dx && !accumulate) dx->zero();  // the reference kernel adds: it is the specification
   ops::ref::batchnorm_backward(s, batch_stats, x.data(), dy.data(), mean_.data(), invstd_.data(),
                                gamma, dxp, dgamma, dbeta);
 }

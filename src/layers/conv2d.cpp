@@ -123,6 +123,18 @@ void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
 
 template <class T>
 void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
+  backward_impl(x, dy, dx, true);
+}
+
+template <class T>
+void Conv2d<T>::backward_assign(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
+                                Tensor<T>& dx) {
+  backward_impl(x, dy, &dx, false);
+}
+
+template <class T>
+void Conv2d<T>::backward_impl(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>* dx,
+                              bool accumulate) {
   const auto s =
       kernel_shape<T>(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_, groups_);
   T* db = has_bias_ ? grad_bias_.data() : nullptr;
@@ -130,12 +142,16 @@ void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& 
     if (detail::use_fast_kernels<T>()) {
       float* workspace = detail::kernel_scratch(ops::cpu::conv2d_workspace_size(s, num_threads()));
       ops::cpu::conv2d_backward_weights(s, x.data(), dy.data(), grad_weight_.data(), db, workspace);
-      if (dx) ops::cpu::conv2d_backward_data(s, weight_.data(), dy.data(), dx->data(), workspace);
+      if (dx)
+        ops::cpu::conv2d_backward_data(s, weight_.data(), dy.data(), dx->data(), workspace,
+                                       accumulate);
       return;
     }
   }
   ops::ref::conv2d_backward_weights(s, x.data(), dy.data(), grad_weight_.data(), db);
-  if (dx) ops::ref::conv2d_backward_data(s, weight_.data(), dy.data(), dx->data());
+  if (!dx) return;
+  if (!accumulate) dx->zero();  // the reference kernel adds: it is the specification
+  ops::ref::conv2d_backward_data(s, weight_.data(), dy.data(), dx->data());
 }
 
 template <class T>

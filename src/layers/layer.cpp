@@ -1,9 +1,22 @@
-// Parts every layer shares: input checks, activation shapes, and weight initialisation.
+// Parts every layer shares: input checks, activation shapes, weight initialisation, and the
+// default backward_assign.
 #include <cmath>
 
 #include "layers/common.hpp"
+#include "ops/cpu/cpu.hpp"
 
 namespace convnet {
+
+template <class T>
+void Layer<T>::backward_assign(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                               Tensor<T>& dx) {
+  if constexpr (std::is_same_v<T, float>) {
+    ops::cpu::fill(dx.numel(), 0.0f, dx.data());  // threaded: these buffers are large
+  } else {
+    dx.zero();
+  }
+  backward(x, y, dy, &dx);
+}
 
 template <class T>
 void Layer<T>::check_input(const Tensor<T>& x) const {

@@ -62,17 +62,39 @@ void Add<T>::forward(std::span<const Tensor<T>* const> xs, Tensor<T>& y) {
 }
 
 template <class T>
-void Add<T>::backward(std::span<const Tensor<T>* const> /*xs*/, const Tensor<T>& dy,
+void Add<T>::backward(std::span<const Tensor<T>* const> xs, const Tensor<T>& dy,
                       std::span<Tensor<T>* const> dxs) {
-  // ∂(Σ x_i)/∂x_i = I: every input receives dy unchanged.
+  bool none[16] = {};
+  CONVNET_CHECK(dxs.size() <= 16, "add: more than 16 inputs");
+  backward_assign(xs, dy, dxs, std::span<const bool>(none, dxs.size()));
+}
+
+template <class T>
+void Add<T>::backward_assign(std::span<const Tensor<T>* const> /*xs*/, const Tensor<T>& dy,
+                             std::span<Tensor<T>* const> dxs, std::span<const bool> assign) {
+  // ∂(Σ x_i)/∂x_i = I: every input receives dy unchanged. Inputs are visited in order, so a
+  // tensor passed twice is assigned at its first occurrence and added to at the second.
   const T* in = dy.data();
   split_range<T>(dy.numel(), [&](int64_t begin, int64_t end) {
-    for (Tensor<T>* dx : dxs) {
-      if (!dx) continue;
-      T* out = dx->data();
-      for (int64_t k = begin; k < end; ++k) out[k] += in[k];
+    for (size_t i = 0; i < dxs.size(); ++i) {
+      if (!dxs[i]) continue;
+      T* out = dxs[i]->data();
+      if (assign[i]) {
+        std::copy(in + begin, in + end, out + begin);
+      } else {
+        for (int64_t k = begin; k < end; ++k) out[k] += in[k];
+      }
     }
   });
+}
+
+template <class T>
+void MergeLayer<T>::backward_assign(std::span<const Tensor<T>* const> xs, const Tensor<T>& dy,
+                                    std::span<Tensor<T>* const> dxs,
+                                    std::span<const bool> assign) {
+  for (size_t i = 0; i < dxs.size(); ++i)
+    if (assign[i] && dxs[i]) dxs[i]->zero();
+  backward(xs, dy, dxs);
 }
 
 // --- Concat --------------------------------------------------------------------------------
@@ -140,7 +162,7 @@ void Concat<T>::backward(std::span<const Tensor<T>* const> /*xs*/, const Tensor<
 template <class T>
 Graph<T>::Graph(std::string input_name) {
   CONVNET_CHECK(!input_name.empty(), "graph: the input node needs a name");
-  nodes_.push_back(Node{std::move(input_name), nullptr, nullptr, {}, {}});
+  nodes_.push_back(Node{std::move(input_name), nullptr, nullptr, {}, {}, {}});
 }
 
 template <class T>
@@ -161,7 +183,7 @@ Layer<T>& Graph<T>::add(const std::string& name, std::unique_ptr<Layer<T>> layer
                         const std::vector<std::string>& inputs) {
   check_new_name(name);
   CONVNET_CHECK(layer != nullptr, "graph: node '", name, "' got a null layer");
-  nodes_.push_back(Node{name, std::move(layer), nullptr, inputs, {}});
+  nodes_.push_back(Node{name, std::move(layer), nullptr, inputs, {}, {}});
   built_ = false;
   return *nodes_.back().layer;
 }
@@ -171,7 +193,7 @@ MergeLayer<T>& Graph<T>::add(const std::string& name, std::unique_ptr<MergeLayer
                              const std::vector<std::string>& inputs) {
   check_new_name(name);
   CONVNET_CHECK(merge != nullptr, "graph: node '", name, "' got a null layer");
-  nodes_.push_back(Node{name, nullptr, std::move(merge), inputs, {}});
+  nodes_.push_back(Node{name, nullptr, std::move(merge), inputs, {}, {}});
   built_ = false;
   return *nodes_.back().merge;
 }
@@ -242,6 +264,18 @@ void Graph<T>::build(const Shape& input) {
   for (size_t v = 0; v < count; ++v)
     CONVNET_CHECK(needed[v], "graph: node '", nodes_[v].name, "' does not lead to the output '",
                   nodes_[output_].name, "'");
+  // Backward visits the nodes in reverse order; the first to reach a gradient buffer assigns
+  // it and the rest add to it. Every node leads to the output, so every buffer but the
+  // output's has a first writer and none needs zeroing.
+  std::vector<bool> written(count, false);
+  for (size_t i = order_.size(); i-- > 0;) {
+    Node& node = nodes_[order_[i]];
+    node.assign.assign(node.inputs.size(), false);
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      node.assign[k] = !written[node.inputs[k]];
+      written[node.inputs[k]] = true;
+    }
+  }
 
   // Shapes, in order.
   input_shape_ = input;
@@ -421,36 +455,36 @@ void Graph<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input) {
   CONVNET_CHECK(input_ != nullptr, "graph: backward() needs a forward() first");
   check_shape(dy.shape(), acts_[output_].shape(), "graph backward: output gradient");
   this->last_dy_ = &dy;
-  // Every gradient buffer starts at zero: consumers add their shares into it.
-  auto zero = [](Tensor<T>& t, const Shape& shape) {
-    t.resize(shape);
-    if constexpr (std::is_same_v<T, float>) {
-      ops::cpu::fill(t.numel(), 0.0f, t.data());
-    } else {
-      t.zero();
-    }
-  };
+  // No buffer is zeroed: each node's first writer assigns it (see build()).
   for (size_t v : order_)
-    if (v != output_) zero(grads_[v], acts_[v].shape());
-  if (grad_input) zero(*grad_input, input_->shape());
+    if (v != output_) grads_[v].resize(acts_[v].shape());
+  if (grad_input) grad_input->resize(input_->shape());
   auto act = [&](size_t u) -> const Tensor<T>& { return u == 0 ? *input_ : acts_[u]; };
   auto grad = [&](size_t u) -> Tensor<T>* { return u == 0 ? grad_input : &grads_[u]; };
   const Tensor<T>* xs[16];
   Tensor<T>* dxs[16];
+  bool assign[16];
   for (size_t i = order_.size(); i-- > 0;) {
     const size_t v = order_[i];
     Node& node = nodes_[v];
     const auto start = profiling_ ? Clock::now() : Clock::time_point{};
     const Tensor<T>& upstream = v == output_ ? dy : grads_[v];
     if (node.layer) {
-      node.layer->backward(act(node.inputs[0]), acts_[v], upstream, grad(node.inputs[0]));
+      Tensor<T>* dx = grad(node.inputs[0]);
+      if (dx && node.assign[0]) {
+        node.layer->backward_assign(act(node.inputs[0]), acts_[v], upstream, *dx);
+      } else {
+        node.layer->backward(act(node.inputs[0]), acts_[v], upstream, dx);
+      }
     } else {
       for (size_t k = 0; k < node.inputs.size(); ++k) {
         xs[k] = &act(node.inputs[k]);
         dxs[k] = grad(node.inputs[k]);
+        assign[k] = node.assign[k];
       }
-      node.merge->backward(std::span(xs, node.inputs.size()), upstream,
-                           std::span(dxs, node.inputs.size()));
+      const size_t n = node.inputs.size();
+      node.merge->backward_assign(std::span(xs, n), upstream, std::span(dxs, n),
+                                  std::span<const bool>(assign, n));
     }
     if (profiling_) times_[i].backward += seconds_since(start);
   }
@@ -479,6 +513,8 @@ void Graph<T>::set_replay(bool on) {
     if (node.layer) node.layer->set_replay(on);
 }
 
+template class MergeLayer<float>;
+template class MergeLayer<double>;
 template class Add<float>;
 template class Add<double>;
 template class Concat<float>;

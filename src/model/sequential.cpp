@@ -170,15 +170,12 @@ void Sequential<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input) {
     }
     const auto start =
         profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-    if (dx) {  // the layer accumulates into dx, so start it at zero
+    if (dx) {  // a chain: layer i is the only contributor to its dx, so it assigns
       dx->resize(x.shape());
-      if constexpr (std::is_same_v<T, float>) {
-        ops::cpu::fill(dx->numel(), 0.0f, dx->data());  // threaded: these buffers are large
-      } else {
-        dx->zero();
-      }
+      layers_[i]->backward_assign(x, acts_[i + 1], upstream, *dx);
+    } else {
+      layers_[i]->backward(x, acts_[i + 1], upstream, nullptr);
     }
-    layers_[i]->backward(x, acts_[i + 1], upstream, dx);
     if (profiling_)
       times_[i].backward +=
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -72,6 +72,13 @@ void dx_update(const float* __restrict x, const float* __restrict dy, float mu, 
   for (int64_t i = 0; i < n; ++i) dx[i] += k * dy[i] - k_m_dy - (x[i] - mu) * c;
 }
 
+// dx = k·dy − k·m_dy − (x − mu)·c.
+CONVNET_MULTIVERSION
+void dx_assign(const float* __restrict x, const float* __restrict dy, float mu, float k,
+               float k_m_dy, float c, float* __restrict dx, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dx[i] = k * dy[i] - k_m_dy - (x[i] - mu) * c;
+}
+
 }  // namespace
 
 void batchnorm_stats(const BatchNormShape& s, const float* x, float* mean, float* var) {
@@ -104,7 +111,8 @@ void batchnorm_forward(const BatchNormShape& s, const float* x, const float* mea
 
 void batchnorm_backward(const BatchNormShape& s, bool batch_stats, const float* x,
                         const float* dy, const float* mean, const float* invstd,
-                        const float* gamma, float* dx, float* dgamma, float* dbeta) {
+                        const float* gamma, float* dx, float* dgamma, float* dbeta,
+                        bool accumulate) {
   const double M = static_cast<double>(s.M());
   parallel_for(0, s.C, [&](int64_t lo, int64_t hi, int) {
     for (int64_t c = lo; c < hi; ++c) {
@@ -123,8 +131,8 @@ void batchnorm_backward(const BatchNormShape& s, bool batch_stats, const float* 
       const float coef = batch_stats ? static_cast<float>(k * invstd[c] * s_dy_xhat / M) : 0.0f;
       for (int64_t n = 0; n < s.N; ++n) {
         const int64_t off = (n * s.C + c) * s.HW;
-        dx_update(x + off, dy + off, mean[c], static_cast<float>(k), k_m_dy, coef, dx + off,
-                  s.HW);
+        (accumulate ? dx_update : dx_assign)(x + off, dy + off, mean[c], static_cast<float>(k),
+                                             k_m_dy, coef, dx + off, s.HW);
       }
     }
   });

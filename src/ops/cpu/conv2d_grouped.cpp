@@ -114,8 +114,9 @@ void conv2d_grouped_forward(const Conv2dShape& s, const float* x, const float* w
 }
 
 void conv2d_grouped_backward_data(const Conv2dShape& s, const float* w, const float* dy,
-                                  float* dx, float* workspace) {
+                                  float* dx, float* workspace, bool accumulate) {
   const int64_t OH = s.OH(), OW = s.OW(), in_plane = s.IH * s.IW, out_plane = OH * OW;
+  if (!accumulate) fill(s.N * s.IC * in_plane, 0.0f, dx);  // the kernels below add
   if (!depthwise(s)) {
     const Conv2dShape g = group_shape(s);
     for (int64_t n = 0; n < s.N; ++n)

@@ -227,12 +227,14 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
 }
 
 void conv2d_backward_data(const Conv2dShape& s, const float* w, const float* dy, float* dx,
-                          float* workspace) {
-  if (s.G > 1) return conv2d_grouped_backward_data(s, w, dy, dx, workspace);
+                          float* workspace, bool accumulate) {
+  if (s.G > 1) return conv2d_grouped_backward_data(s, w, dy, dx, workspace, accumulate);
   if (backward_data_winograd(s))
-    return conv2d_winograd(backward_data_shape(s), dy, w, true, nullptr, dx, true, workspace);
+    return conv2d_winograd(backward_data_shape(s), dy, w, true, nullptr, dx, accumulate,
+                           workspace);
   if (backward_data_direct(s))
-    return conv2d_direct(backward_data_shape(s), dy, w, true, nullptr, dx, true, workspace);
+    return conv2d_direct(backward_data_shape(s), dy, w, true, nullptr, dx, accumulate,
+                         workspace);
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
   const Slices sl = slices(s);
   parallel_for(0, s.N, [&](int64_t lo, int64_t hi, int thread) {
@@ -240,11 +242,14 @@ void conv2d_backward_data(const Conv2dShape& s, const float* w, const float* dy,
     for (int64_t n = lo; n < hi; ++n) {
       const float* dyn = dy + n * s.OC * OHW;
       float* dxn = dx + n * s.IC * s.IH * s.IW;
-      if (cols_is_input(s)) {  // dcols is dx itself: accumulate straight into it
-        sgemm(true, false, P, OHW, s.OC, w, P, dyn, OHW, true, dxn, OHW);
+      if (cols_is_input(s)) {  // dcols is dx itself: the product goes straight into it
+        sgemm(true, false, P, OHW, s.OC, w, P, dyn, OHW, accumulate, dxn, OHW);
         continue;
       }
       sgemm(true, false, P, OHW, s.OC, w, P, dyn, OHW, false, dcols, OHW);
+      // Windows overlap (or skip pixels, for stride > kernel), so col2im adds: an assigned
+      // image starts at zero, cleared here while it is about to be in cache anyway.
+      if (!accumulate) std::fill_n(dxn, s.IC * s.IH * s.IW, 0.0f);
       col2im_add(s, dcols, dxn);
     }
   });

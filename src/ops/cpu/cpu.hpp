@@ -59,15 +59,17 @@ int64_t conv2d_grouped_workspace_size(const Conv2dShape& s, int threads);
 void conv2d_grouped_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
                             float* y, float* workspace);
 void conv2d_grouped_backward_data(const Conv2dShape& s, const float* w, const float* dy,
-                                  float* dx, float* workspace);
+                                  float* dx, float* workspace, bool accumulate = true);
 void conv2d_grouped_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
                                      float* dw, float* db, float* workspace);
 
 // Same semantics as ref::conv2d_*; `workspace` holds conv2d_workspace_size(s, num_threads()).
+// Backward data accumulates into dx, or with accumulate = false assigns it (dx's previous
+// contents are never read: no zeroing pass and no read-back).
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
                     float* y, float* workspace);
 void conv2d_backward_data(const Conv2dShape& s, const float* w, const float* dy, float* dx,
-                          float* workspace);
+                          float* workspace, bool accumulate = true);
 void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw,
                              float* db, float* workspace);
 
@@ -77,9 +79,11 @@ void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* 
 
 void maxpool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* argmax, float* dx);
 
-// Same semantics as ref::relu_*; threaded and vectorised.
+// Same semantics as ref::relu_*; threaded and vectorised. Backward accumulates into dx, or
+// assigns it with accumulate = false.
 void relu_forward(int64_t count, const float* x, float* y);
-void relu_backward(int64_t count, const float* x, const float* dy, float* dx);
+void relu_backward(int64_t count, const float* x, const float* dy, float* dx,
+                   bool accumulate = true);
 // y[0:count) = value, threaded.
 void fill(int64_t count, float value, float* y);
 
@@ -89,9 +93,12 @@ void fill(int64_t count, float value, float* y);
 void batchnorm_stats(const BatchNormShape& s, const float* x, float* mean, float* var);
 void batchnorm_forward(const BatchNormShape& s, const float* x, const float* mean,
                        const float* invstd, const float* gamma, const float* beta, float* y);
+// Backward accumulates into dx, or assigns it with accumulate = false (dgamma and dbeta always
+// accumulate).
 void batchnorm_backward(const BatchNormShape& s, bool batch_stats, const float* x,
                         const float* dy, const float* mean, const float* invstd,
-                        const float* gamma, float* dx, float* dgamma, float* dbeta);
+                        const float* gamma, float* dx, float* dgamma, float* dbeta,
+                        bool accumulate = true);
 
 // Same semantics as ref::linear_*.
 void linear_forward(const LinearShape& s, const float* x, const float* w, const float* b,

@@ -33,6 +33,12 @@ void relu_backward_range(const float* __restrict x, const float* __restrict dy,
 }
 
 CONVNET_MULTIVERSION
+void relu_backward_assign_range(const float* __restrict x, const float* __restrict dy,
+                                float* __restrict dx, int64_t lo, int64_t hi) {
+  for (int64_t i = lo; i < hi; ++i) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+CONVNET_MULTIVERSION
 void fill_range(float* __restrict y, float value, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; ++i) y[i] = value;
 }
@@ -43,8 +49,14 @@ void relu_forward(int64_t count, const float* x, float* y) {
   split(count, [&](int64_t lo, int64_t hi) { relu_forward_range(x, y, lo, hi); });
 }
 
-void relu_backward(int64_t count, const float* x, const float* dy, float* dx) {
-  split(count, [&](int64_t lo, int64_t hi) { relu_backward_range(x, dy, dx, lo, hi); });
+void relu_backward(int64_t count, const float* x, const float* dy, float* dx, bool accumulate) {
+  split(count, [&](int64_t lo, int64_t hi) {
+    if (accumulate) {
+      relu_backward_range(x, dy, dx, lo, hi);
+    } else {
+      relu_backward_assign_range(x, dy, dx, lo, hi);
+    }
+  });
 }
 
 void fill(int64_t count, float value, float* y) {
