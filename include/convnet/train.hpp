@@ -12,6 +12,8 @@
 
 namespace convnet {
 
+class ConfusionMatrix;  // convnet/metrics.hpp
+
 struct FitOptions {
   int epochs = 1;  // the total: training runs epochs completed_epochs + 1 ... epochs
   // Epochs already run (resuming from a checkpoint), and batches already run of the next one
@@ -30,6 +32,9 @@ struct FitOptions {
   // rate when fit() starts (see convnet/schedule.hpp). Constant by default.
   LrSchedule schedule{};
   double clip_grad_norm = 0;  // see StepOptions; 0: no clipping
+  // When set (and `test` is given), each epoch's test evaluation also refills this matrix, so
+  // a caller that wants it (the training report) needs no second pass over the test set.
+  ConfusionMatrix* test_confusion = nullptr;
 };
 
 // After each training batch (the numbers so far in this epoch).
@@ -78,8 +83,9 @@ struct FitResult {
 };
 
 // Mean loss and accuracy of the model over every sample, in batches (Mode::Eval).
+// When `confusion` is set it is reset to the data's classes and counts every prediction.
 EvalStats evaluate(Model<float>& model, const Dataset& data, Loss<float>& loss,
-                   int64_t batch = 256);
+                   int64_t batch = 256, ConfusionMatrix* confusion = nullptr);
 
 // Trains up to options.epochs; after each epoch evaluates `test` (if not null) and the
 // validation set, then calls callbacks.on_epoch_end. The model must be built for options.batch

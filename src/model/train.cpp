@@ -7,6 +7,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "convnet/metrics.hpp"
+
 namespace convnet {
 namespace {
 
@@ -29,7 +31,7 @@ void check_fits(const Model<float>& model, const Dataset& data, const char* whic
 }  // namespace
 
 EvalStats evaluate(Model<float>& model, const Dataset& data, Loss<float>& loss,
-                   int64_t batch) {
+                   int64_t batch, ConfusionMatrix* confusion) {
   check_fits(model, data, "evaluation");
   batch = std::min(batch, model.input_shape()[0]);
   std::vector<int64_t> order(data.size());
@@ -38,12 +40,15 @@ EvalStats evaluate(Model<float>& model, const Dataset& data, Loss<float>& loss,
   std::vector<int32_t> labels;
   double total_loss = 0;
   int64_t correct = 0;
+  if (confusion) *confusion = ConfusionMatrix(data.classes());
   for (int64_t first = 0; first < data.size(); first += batch) {
     const int64_t count = std::min(batch, data.size() - first);
     gather(data, std::span(order).subspan(first, count), x, labels);
-    const StepResult r = model.evaluate(x, {.labels = labels}, loss);
-    total_loss += r.loss * static_cast<double>(count);
-    correct += r.correct;
+    const Tensor<float>& out = model.forward(x, Mode::Eval);  // Model::evaluate, keeping out
+    total_loss += static_cast<double>(loss.compute(out, {.labels = labels}, nullptr)) *
+                  static_cast<double>(count);
+    correct += count_correct(out, std::span<const int32_t>(labels));
+    if (confusion) confusion->add(out, labels);
   }
   return {total_loss / static_cast<double>(data.size()),
           static_cast<double>(correct) / static_cast<double>(data.size())};
@@ -143,7 +148,8 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
     for (const double sum : grad_norm_sums)
       stats.grad_norms.push_back(sum / static_cast<double>(steps - first_step));
     if (test) {
-      const EvalStats e = evaluate(model, *test, loss, model.input_shape()[0]);
+      const EvalStats e =
+          evaluate(model, *test, loss, model.input_shape()[0], options.test_confusion);
       stats.test_loss = e.loss;
       stats.test_acc = e.accuracy;
     }

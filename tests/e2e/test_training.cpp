@@ -54,6 +54,30 @@ TEST(Training, SmallCnnReachesFullTrainingAccuracy) {
   }
 }
 
+// FitOptions::test_confusion is filled by the epoch's own test evaluation: it counts every test
+// image once, its diagonal is the accuracy fit reported, and it matches evaluate_classifier's.
+TEST(Training, TestConfusionComesFromTheEpochsEvaluation) {
+  const Dataset train = quadrant_images(48, 3), test = quadrant_images(30, 4);
+  Sequential<float> model = small_cnn();
+  model.build(Shape{16, 1, 8, 8}, 5);
+  Sgd<float> sgd(SgdOptions{.lr = 0.05});
+  SoftmaxCrossEntropy<float> loss;
+  ConfusionMatrix confusion(7);  // reset to the test set's 4 classes by fit
+  confusion.add(0, 0);
+  const auto history = fit(model, train, &test, loss, sgd,
+                           {.epochs = 2, .batch = 16, .seed = 7, .test_confusion = &confusion})
+                           .epochs;
+  ASSERT_EQ(confusion.classes(), 4);
+  EXPECT_EQ(confusion.total(), test.size());
+  int64_t diagonal = 0;
+  for (int64_t k = 0; k < 4; ++k) diagonal += confusion.count(k, k);
+  EXPECT_DOUBLE_EQ(static_cast<double>(diagonal) / static_cast<double>(test.size()),
+                   history.back().test_acc);
+  const ClassificationReport again = evaluate_classifier(model, test, loss, 1, 16);
+  for (int64_t k = 0; k < 4; ++k)
+    for (int64_t j = 0; j < 4; ++j) EXPECT_EQ(confusion.count(k, j), again.confusion.count(k, j));
+}
+
 // Regression with MSE: a linear layer learns y = 2·x0 - x1 + 0.5.
 TEST(Training, LinearRegressionWithMse) {
   Sequential<float> model;

@@ -437,7 +437,8 @@ int cmd_train(int argc, char** argv) {
        .augment = {.crop_padding = crop_padding, .horizontal_flip = args.get_switch("flip")},
        .validation = has_val ? &validation : nullptr,
        .schedule = schedule,
-       .clip_grad_norm = clip_grad_norm},
+       .clip_grad_norm = clip_grad_norm,
+       .test_confusion = report_dir.empty() ? nullptr : &report.confusion},
       {.on_batch_end =
            [&](const BatchStats& b) {
              const auto now = std::chrono::steady_clock::now();
@@ -503,8 +504,6 @@ int cmd_train(int argc, char** argv) {
                                         .val_acc = s.val_acc,
                                         .seconds = s.seconds,
                                         .grad_norms = s.grad_norms});
-               // One more pass over the test set, for the confusion matrix.
-               report.confusion = evaluate_classifier(model, test, loss, 1, model.input_shape()[0]).confusion;
                write_report(report_dir, report, model, report_sample);
              }
              // Strictly better only: on a tie the earlier (less trained) model stays.
