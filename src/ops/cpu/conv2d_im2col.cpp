@@ -14,6 +14,7 @@
 
 #include "convnet/runtime.hpp"
 #include "ops/cpu/gemm.hpp"
+#include "ops/cpu/multiversion.hpp"
 
 namespace convnet::ops::cpu {
 namespace {
@@ -40,6 +41,17 @@ ValidRange valid_columns(const Conv2dShape& s, int64_t kw, int64_t OW) {
   return {lo, hi};
 }
 
+// dst[t] = in[t·stride] for t < n: the strided convolutions' patch rows. Compiled per ISA, so
+// stride 2 becomes vector loads and permutes rather than one float at a time.
+CONVNET_MULTIVERSION
+void strided_copy(const float* __restrict in, int64_t stride, int64_t n, float* __restrict dst) {
+  if (stride == 2) {  // the common case, as a constant the vectoriser can work with
+    for (int64_t t = 0; t < n; ++t) dst[t] = in[2 * t];
+    return;
+  }
+  for (int64_t t = 0; t < n; ++t) dst[t] = in[t * stride];
+}
+
 // dst[t] = cols[P, j + t] for t < count: row P = (ic,kh,kw) of the patch matrix, from output
 // position j = oh*OW + ow on, read from the image (0 in the padding). Runs along an output row
 // are contiguous image reads when the stride is 1.
@@ -63,7 +75,7 @@ void patch_row(const Conv2dShape& s, const float* x, int64_t P, int64_t j, int64
       if (s.SW == 1) {
         std::copy(in + lo + offset, in + hi + offset, dst + (lo - ow));
       } else {
-        for (int64_t o = lo; o < hi; ++o) dst[o - ow] = in[o * s.SW + offset];
+        strided_copy(in + lo * s.SW + offset, s.SW, hi - lo, dst + (lo - ow));
       }
       std::fill(dst + (hi - ow), dst + len, 0.0f);
     }
