@@ -42,10 +42,13 @@ int main(int argc, char** argv) {
       {"vgg conv3 32->64 3x3 16x16", {.IC = 32, .IH = 16, .IW = 16, .OC = 64, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
       {"vgg conv4 64->64 3x3 16x16", {.IC = 64, .IH = 16, .IW = 16, .OC = 64, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
       {"vgg conv5 64->128 3x3 8x8", {.IC = 64, .IH = 8, .IW = 8, .OC = 128, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
-      {"resnet stage1 16->16 3x3 32x32", {.IC = 16, .IH = 32, .IW = 32, .OC = 16, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
-      {"resnet stage2 32->32 3x3 16x16", {.IC = 32, .IH = 16, .IW = 16, .OC = 32, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
-      {"resnet stage2.0 16->32 3x3 /2", {.IC = 16, .IH = 32, .IW = 32, .OC = 32, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1}},
-      {"resnet stage3 64->64 3x3 8x8", {.IC = 64, .IH = 8, .IW = 8, .OC = 64, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
+      {"resnet stage1 32->32 3x3 32x32", {.IC = 32, .IH = 32, .IW = 32, .OC = 32, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
+      {"resnet stage2.0 32->64 3x3 /2", {.IC = 32, .IH = 32, .IW = 32, .OC = 64, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1}},
+      {"resnet stage2.0 32->64 1x1 /2", {.IC = 32, .IH = 32, .IW = 32, .OC = 64, .KH = 1, .KW = 1, .SH = 2, .SW = 2}},
+      {"resnet stage2 64->64 3x3 16x16", {.IC = 64, .IH = 16, .IW = 16, .OC = 64, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
+      {"resnet stage3.0 64->128 3x3 /2", {.IC = 64, .IH = 16, .IW = 16, .OC = 128, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1}},
+      {"resnet stage3.0 64->128 1x1 /2", {.IC = 64, .IH = 16, .IW = 16, .OC = 128, .KH = 1, .KW = 1, .SH = 2, .SW = 2}},
+      {"resnet stage3 128->128 3x3 8x8", {.IC = 128, .IH = 8, .IW = 8, .OC = 128, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
   };
   std::printf("micro-kernel %s, %d thread(s), batch %lld; GFLOP/s (median of 7)\n",
               cpu::sgemm_kernel_name(), threads, static_cast<long long>(N));

@@ -561,13 +561,14 @@ class BasicBlock(nn.Module):
 
 
 class ResNetSmall(nn.Module):
-    def __init__(self, cin=1, classes=10):
+    def __init__(self, cin=1, classes=10, width=32):
         super().__init__()
-        self.stem = ConvBn(cin, 16, 3, 1)
-        self.stage1 = nn.Sequential(BasicBlock(16, 16, 1), BasicBlock(16, 16, 1))
-        self.stage2 = nn.Sequential(BasicBlock(16, 32, 2), BasicBlock(32, 32, 1))
-        self.stage3 = nn.Sequential(BasicBlock(32, 64, 2), BasicBlock(64, 64, 1))
-        self.fc = nn.Linear(64, classes)
+        w = width
+        self.stem = ConvBn(cin, w, 3, 1)
+        self.stage1 = nn.Sequential(BasicBlock(w, w, 1), BasicBlock(w, w, 1))
+        self.stage2 = nn.Sequential(BasicBlock(w, 2 * w, 2), BasicBlock(2 * w, 2 * w, 1))
+        self.stage3 = nn.Sequential(BasicBlock(2 * w, 4 * w, 2), BasicBlock(4 * w, 4 * w, 1))
+        self.fc = nn.Linear(4 * w, classes)
 
     def forward(self, x):
         x = self.stage3(self.stage2(self.stage1(torch.relu(self.stem(x)))))
@@ -603,7 +604,7 @@ def concat_graph_fixture():
 def resnet_fixture():
     begin()
     fx = Fixture("resnet_small.bin")
-    model = ResNetSmall()
+    model = ResNetSmall(width=16)  # the built-in is 32; 16 keeps the file small
     # Non-trivial BatchNorm affine parameters, so their gradients are not all alike.
     with torch.no_grad():
         for m in model.modules():

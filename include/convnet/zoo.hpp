@@ -15,8 +15,8 @@ namespace convnet {
 // "vgg-small":    [conv3x3(32)-relu-conv3x3(32)-relu-maxpool2] [conv3x3(64)-relu-conv3x3(64)-relu-
 //                 maxpool2] [conv3x3(128)-relu-maxpool2]-flatten-fc256-relu-fc<classes>, every
 //                 conv padded by 1.
-// "resnet-small": a graph: stem conv3x3(16)-bn-relu; three stages of two residual blocks with
-//                 16, 32 and 64 channels, each block conv3x3-bn-relu-conv3x3-bn plus the identity
+// "resnet-small": a graph: stem conv3x3(32)-bn-relu; three stages of two residual blocks with
+//                 32, 64 and 128 channels (`width`, twice and four times it), each block conv3x3-bn-relu-conv3x3-bn plus the identity
 //                 (or, where a stage halves the size with stride 2, a 1x1 stride-2 conv-bn
 //                 projection), then relu; global average pooling; fc<classes>. Convolutions
 //                 before a BatchNorm have no bias. Node names follow a PyTorch module layout:
@@ -32,7 +32,7 @@ template <class T>
 Sequential<T> make_sequential(const std::string& name, int64_t classes = 10);
 
 template <class T>
-Graph<T> make_resnet_small(int64_t classes = 10);
+Graph<T> make_resnet_small(int64_t classes = 10, int64_t width = 32);
 
 std::vector<std::string> model_names();
 

@@ -48,7 +48,7 @@ expect missing-dir 1 "error: $tmp/none: data directory not found" -- "$cli" trai
 models=$(cd "$(dirname "$0")/../../models" && pwd)
 expect summary 0 "Total params: 61706 FLOPs per sample: forward 833040" -- \
   bash -c "'$cli' summary --model lenet | tr '\n' ' '"
-expect summary-spec-file 0 "Total params: 174970" -- "$cli" summary --model "$models/resnet-small.txt"
+expect summary-spec-file 0 "Total params: 696042" -- "$cli" summary --model "$models/resnet-small.txt"
 expect summary-spec-text 0 "^model graph input=input" -- "$cli" summary --model resnet-small --spec
 printf 'model sequential\nlayer conv2d out_channels=4 kernal=3\n' >"$tmp/bad.txt"
 expect spec-error 1 "summary: error: $tmp/bad.txt:2:29: unknown option 'kernal' for conv2d" -- \
