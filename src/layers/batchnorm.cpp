@@ -23,6 +23,14 @@ BatchNorm<T>::BatchNorm(const BatchNormOptions& o, bool spatial)
                 o.momentum);
 }
 
+namespace {
+ops::BatchNormShape bn_shape(const Shape& x) {
+  int64_t hw = 1;
+  for (int i = 2; i < x.rank(); ++i) hw *= x[i];
+  return {.N = x[0], .C = x[1], .HW = hw};
+}
+}  // namespace
+
 template <class T>
 std::string BatchNorm<T>::describe() const {
   return detail::concat(this->kind(), " ", channels_ ? std::to_string(channels_) : "?",
@@ -62,6 +70,9 @@ Shape BatchNorm<T>::build(const Shape& input) {
     invstd_ = Tensor<T>(c);
   }
   this->built_input_ = input;
+  // The fast kernels' scratch, sized now so that training steps do not grow it.
+  if (std::is_same_v<T, float>)
+    detail::kernel_scratch(ops::cpu::batchnorm_workspace_size(bn_shape(input)));
   return input;
 }
 
@@ -75,13 +86,6 @@ void BatchNorm<T>::init(Rng&) {
   running_var_.fill(T(1));
 }
 
-namespace {
-ops::BatchNormShape bn_shape(const Shape& x) {
-  int64_t hw = 1;
-  for (int i = 2; i < x.rank(); ++i) hw *= x[i];
-  return {.N = x[0], .C = x[1], .HW = hw};
-}
-}  // namespace
 
 template <class T>
 void BatchNorm<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
@@ -94,7 +98,9 @@ void BatchNorm<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
     CONVNET_CHECK(s.M() > 1, describe(), ": training needs more than 1 value per channel, got input ",
                   x.shape().str(), " (use a batch of at least 2, or Mode::Eval)");
     if constexpr (std::is_same_v<T, float>) {
-      if (fast) ops::cpu::batchnorm_stats(s, x.data(), mean_.data(), var_.data());
+      if (fast)
+        ops::cpu::batchnorm_stats(s, x.data(), mean_.data(), var_.data(),
+                                  detail::kernel_scratch(ops::cpu::batchnorm_workspace_size(s)));
     }
     if (!fast) ops::ref::batchnorm_stats(s, x.data(), mean_.data(), var_.data());
     const T eps = static_cast<T>(eps_), m = static_cast<T>(momentum_);
@@ -147,8 +153,9 @@ void BatchNorm<T>::backward_impl(const Tensor<T>& x, const Tensor<T>& dy, Tensor
   T* dxp = dx ? dx->data() : nullptr;
   if constexpr (std::is_same_v<T, float>) {
     if (detail::use_fast_kernels<T>()) {
-      ops::cpu::batchnorm_backward(s, batch_stats, x.data(), dy.data(), mean_.data(),
-                                   invstd_.data(), gamma, dxp, dgamma, dbeta, accumulate);
+      ops::cpu::batchnorm_backward(
+          s, batch_stats, x.data(), dy.data(), mean_.data(), invstd_.data(), gamma, dxp, dgamma,
+          dbeta, detail::kernel_scratch(ops::cpu::batchnorm_workspace_size(s)), accumulate);
       return;
     }
   }

@@ -48,10 +48,11 @@ void compare(const BatchNormShape& s, uint64_t seed) {
   std::vector<double> mean_ref(s.C), var_ref(s.C);
   ops::ref::batchnorm_stats(s, xd.data(), mean_ref.data(), var_ref.data());
   Tensor<float> mean(Shape{s.C}), var(Shape{s.C}), invstd(Shape{s.C});
+  std::vector<float> workspace(static_cast<size_t>(ops::cpu::batchnorm_workspace_size(s)));
   for (int threads : {1, 2}) {
     ThreadCount tc(threads);
     mean.fill(NAN), var.fill(NAN);
-    ops::cpu::batchnorm_stats(s, x.data(), mean.data(), var.data());
+    ops::cpu::batchnorm_stats(s, x.data(), mean.data(), var.data(), workspace.data());
     EXPECT_TRUE(all_close(mean.data(), mean_ref.data(), s.C, 1e-6, 1e-7 * max_x))
         << "mean, threads " << threads;
     EXPECT_TRUE(all_close(var.data(), var_ref.data(), s.C, 1e-5, 1e-6 * max_x))
@@ -81,7 +82,7 @@ void compare(const BatchNormShape& s, uint64_t seed) {
                                     affine ? beta.data() : nullptr, yf.data());
         ops::cpu::batchnorm_backward(s, batch_stats, x.data(), dy.data(), mean.data(),
                                      invstd.data(), affine ? gamma.data() : nullptr, dxf.data(),
-                                     dgf.data(), dbf.data());
+                                     dgf.data(), dbf.data(), workspace.data());
         EXPECT_TRUE(all_close(yf.data(), y.data(), yf.numel(), 1e-4, 1e-5)) << "y";
         EXPECT_TRUE(all_close(dxf.data(), dx.data(), dxf.numel(), 1e-4, 1e-5)) << "dx";
         EXPECT_TRUE(all_close(dgf.data(), dgamma.data(), s.C, 1e-4, 1e-5 * reduce)) << "dgamma";
@@ -96,7 +97,8 @@ void compare(const BatchNormShape& s, uint64_t seed) {
       Tensor<float> dgf(Shape{s.C}), dbf(Shape{s.C});
       std::vector<double> dg(s.C, 0.0), db(s.C, 0.0);
       ops::cpu::batchnorm_backward(s, batch_stats, x.data(), dy.data(), mean.data(),
-                                   invstd.data(), nullptr, nullptr, dgf.data(), dbf.data());
+                                   invstd.data(), nullptr, nullptr, dgf.data(), dbf.data(),
+                                   workspace.data());
       ops::ref::batchnorm_backward<double>(s, batch_stats, xd.data(), dyd.data(), md.data(),
                                            id.data(), nullptr, nullptr, dg.data(), db.data());
       EXPECT_TRUE(all_close(dgf.data(), dg.data(), s.C, 1e-4, 1e-5 * reduce)) << "null dx";

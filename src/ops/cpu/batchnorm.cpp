@@ -1,4 +1,4 @@
-// Fast batch normalisation (float): the reference's formulas, threaded over channels and
+// Fast batch normalisation (float): the reference's formulas, threaded over planes and
 // vectorised by the compiler for each ISA (target_clones). A channel's M values are N planes of
 // HW contiguous floats; each plane is reduced in 16 float lanes and the plane sums are added in
 // double, so the error does not grow with N.
@@ -81,60 +81,80 @@ void dx_assign(const float* __restrict x, const float* __restrict dy, float mu, 
 
 }  // namespace
 
-void batchnorm_stats(const BatchNormShape& s, const float* x, float* mean, float* var) {
-  const double M = static_cast<double>(s.M());
-  parallel_for(0, s.C, [&](int64_t lo, int64_t hi, int) {
-    for (int64_t c = lo; c < hi; ++c) {
-      double total = 0;
-      for (int64_t n = 0; n < s.N; ++n) total += sum(x + (n * s.C + c) * s.HW, s.HW);
-      const float mu = static_cast<float>(total / M);
-      double sq = 0;
-      for (int64_t n = 0; n < s.N; ++n) sq += sum_sq_dev(x + (n * s.C + c) * s.HW, mu, s.HW);
-      mean[c] = mu;
-      var[c] = static_cast<float>(sq / M);
-    }
+// Every pass walks the tensor in memory order, threads splitting it into runs of whole planes
+// (n, c): long sequential reads that the hardware prefetcher keeps ahead of, where a channel
+// at a time would read N separate planes of HW floats, each far from the last. A reduction
+// keeps one double per plane in the workspace and then adds a channel's N of them in order n =
+// 0, 1, ..., so every sum is the same whatever the thread count.
+int64_t batchnorm_workspace_size(const BatchNormShape& s) { return 4 * s.N * s.C + 3 * s.C; }
+
+namespace {
+// Runs body(p) for every plane p = n·C + c, contiguous runs of planes per thread.
+template <class Body>
+void for_planes(const BatchNormShape& s, Body&& body) {
+  parallel_for(0, s.N * s.C, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t p = lo; p < hi; ++p) body(p);
   });
+}
+// Σ_n part[n·C + c] in order n = 0 .. N-1.
+double channel_total(const BatchNormShape& s, const double* part, int64_t c) {
+  double total = 0;
+  for (int64_t n = 0; n < s.N; ++n) total += part[n * s.C + c];
+  return total;
+}
+}  // namespace
+
+void batchnorm_stats(const BatchNormShape& s, const float* x, float* mean, float* var,
+                     float* workspace) {
+  const double M = static_cast<double>(s.M());
+  double* part = reinterpret_cast<double*>(workspace);
+  for_planes(s, [&](int64_t p) { part[p] = sum(x + p * s.HW, s.HW); });
+  for (int64_t c = 0; c < s.C; ++c) mean[c] = static_cast<float>(channel_total(s, part, c) / M);
+  for_planes(s, [&](int64_t p) { part[p] = sum_sq_dev(x + p * s.HW, mean[p % s.C], s.HW); });
+  for (int64_t c = 0; c < s.C; ++c) var[c] = static_cast<float>(channel_total(s, part, c) / M);
 }
 
 void batchnorm_forward(const BatchNormShape& s, const float* x, const float* mean,
                        const float* invstd, const float* gamma, const float* beta, float* y) {
-  parallel_for(0, s.C, [&](int64_t lo, int64_t hi, int) {
-    for (int64_t c = lo; c < hi; ++c) {
-      const float a = (gamma ? gamma[c] : 1.0f) * invstd[c], b = beta ? beta[c] : 0.0f;
-      for (int64_t n = 0; n < s.N; ++n) {
-        const int64_t off = (n * s.C + c) * s.HW;
-        affine(x + off, mean[c], a, b, y + off, s.HW);
-      }
-    }
+  for_planes(s, [&](int64_t p) {
+    const int64_t c = p % s.C;
+    const float a = (gamma ? gamma[c] : 1.0f) * invstd[c], b = beta ? beta[c] : 0.0f;
+    affine(x + p * s.HW, mean[c], a, b, y + p * s.HW, s.HW);
   });
 }
 
 void batchnorm_backward(const BatchNormShape& s, bool batch_stats, const float* x,
                         const float* dy, const float* mean, const float* invstd,
                         const float* gamma, float* dx, float* dgamma, float* dbeta,
-                        bool accumulate) {
+                        float* workspace, bool accumulate) {
   const double M = static_cast<double>(s.M());
-  parallel_for(0, s.C, [&](int64_t lo, int64_t hi, int) {
-    for (int64_t c = lo; c < hi; ++c) {
-      double s_dy = 0, s_dy_dev = 0;
-      for (int64_t n = 0; n < s.N; ++n) {
-        const int64_t off = (n * s.C + c) * s.HW;
-        sum_dy_dev(x + off, dy + off, mean[c], s.HW, s_dy, s_dy_dev);
-      }
-      const double s_dy_xhat = s_dy_dev * invstd[c];
-      if (dgamma) dgamma[c] += static_cast<float>(s_dy_xhat);
-      if (dbeta) dbeta[c] += static_cast<float>(s_dy);
-      if (!dx) continue;
-      // dx = k·(dy − mean(dy) − x̂·mean(dy·x̂)), x̂ = (x − mu)·invstd; eval: dx = k·dy.
-      const double k = static_cast<double>(gamma ? gamma[c] : 1.0f) * invstd[c];
-      const float k_m_dy = batch_stats ? static_cast<float>(k * s_dy / M) : 0.0f;
-      const float coef = batch_stats ? static_cast<float>(k * invstd[c] * s_dy_xhat / M) : 0.0f;
-      for (int64_t n = 0; n < s.N; ++n) {
-        const int64_t off = (n * s.C + c) * s.HW;
-        (accumulate ? dx_update : dx_assign)(x + off, dy + off, mean[c], static_cast<float>(k),
-                                             k_m_dy, coef, dx + off, s.HW);
-      }
-    }
+  double* part_dy = reinterpret_cast<double*>(workspace);  // Σ dy per plane
+  double* part_dy_dev = part_dy + s.N * s.C;                // Σ dy·(x − mu) per plane
+  for_planes(s, [&](int64_t p) {
+    part_dy[p] = 0;
+    part_dy_dev[p] = 0;
+    sum_dy_dev(x + p * s.HW, dy + p * s.HW, mean[p % s.C], s.HW, part_dy[p], part_dy_dev[p]);
+  });
+  // dx = k·(dy − mean(dy) − x̂·mean(dy·x̂)), x̂ = (x − mu)·invstd, k = γ·invstd, per channel
+  // as dx = k·dy − k_m_dy − (x − mu)·coef; in eval, dx = k·dy.
+  float* k = workspace + 4 * s.N * s.C;
+  float* k_m_dy = k + s.C;
+  float* coef = k_m_dy + s.C;
+  for (int64_t c = 0; c < s.C; ++c) {
+    const double s_dy = channel_total(s, part_dy, c);
+    const double s_dy_xhat = channel_total(s, part_dy_dev, c) * invstd[c];
+    if (dgamma) dgamma[c] += static_cast<float>(s_dy_xhat);
+    if (dbeta) dbeta[c] += static_cast<float>(s_dy);
+    const double kc = static_cast<double>(gamma ? gamma[c] : 1.0f) * invstd[c];
+    k[c] = static_cast<float>(kc);
+    k_m_dy[c] = batch_stats ? static_cast<float>(kc * s_dy / M) : 0.0f;
+    coef[c] = batch_stats ? static_cast<float>(kc * invstd[c] * s_dy_xhat / M) : 0.0f;
+  }
+  if (!dx) return;
+  for_planes(s, [&](int64_t p) {
+    const int64_t c = p % s.C, off = p * s.HW;
+    (accumulate ? dx_update : dx_assign)(x + off, dy + off, mean[c], k[c], k_m_dy[c], coef[c],
+                                         dx + off, s.HW);
   });
 }
 

@@ -87,10 +87,13 @@ void relu_backward(int64_t count, const float* x, const float* dy, float* dx,
 // y[0:count) = value, threaded.
 void fill(int64_t count, float value, float* y);
 
-// Same semantics as ref::batchnorm_*; threaded over channels (each thread owns whole channels,
-// so results do not depend on the thread count). Sums are vectorised float partials added in
-// double.
-void batchnorm_stats(const BatchNormShape& s, const float* x, float* mean, float* var);
+// Same semantics as ref::batchnorm_*; threaded over (image, channel) planes, each channel's
+// sums added in a fixed order, so results do not depend on the thread count. Sums are
+// vectorised float partials added in double. `workspace` holds batchnorm_workspace_size(s)
+// floats.
+int64_t batchnorm_workspace_size(const BatchNormShape& s);
+void batchnorm_stats(const BatchNormShape& s, const float* x, float* mean, float* var,
+                     float* workspace);
 void batchnorm_forward(const BatchNormShape& s, const float* x, const float* mean,
                        const float* invstd, const float* gamma, const float* beta, float* y);
 // Backward accumulates into dx, or assigns it with accumulate = false (dgamma and dbeta always
@@ -98,7 +101,7 @@ void batchnorm_forward(const BatchNormShape& s, const float* x, const float* mea
 void batchnorm_backward(const BatchNormShape& s, bool batch_stats, const float* x,
                         const float* dy, const float* mean, const float* invstd,
                         const float* gamma, float* dx, float* dgamma, float* dbeta,
-                        bool accumulate = true);
+                        float* workspace, bool accumulate = true);
 
 // Same semantics as ref::linear_*.
 void linear_forward(const LinearShape& s, const float* x, const float* w, const float* b,
