@@ -150,28 +150,31 @@ __attribute__((target("avx512f"))) void transform_input(const Conv2dShape& s, co
                                                         const TileLayout& layout, float* vp) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  const int64_t xi_stride = layout.xi_stride;
-  for (int64_t ic = 0; ic < s.IC; ++ic)
+  const int64_t xi_stride = layout.xi_stride, ld = layout.ld;
+  // Locals, not s.IC and p.tw: the intrinsic stores may alias anything, so fields read
+  // through a reference would be reloaded after every store.
+  const int64_t IC = s.IC, IH = s.IH, IW = s.IW, PH = s.PH, PW = s.PW, th = p.th, tw = p.tw;
+  for (int64_t ic = 0; ic < IC; ++ic)
     for (int64_t u = 0; u < rows; ++u) {
-      const int64_t n = (u0 + u) / p.th, ty = (u0 + u) % p.th;
-      const float* plane = x + (n * s.IC + ic) * s.IH * s.IW;
-      for (int64_t tx0 = 0; tx0 < p.tw; tx0 += 16) {
-        const int64_t len = std::min<int64_t>(16, p.tw - tx0);
-        const int64_t j0 = u * p.tw + tx0;
+      const int64_t n = (u0 + u) / th, ty = (u0 + u) % th;
+      const float* plane = x + (n * IC + ic) * IH * IW;
+      for (int64_t tx0 = 0; tx0 < tw; tx0 += 16) {
+        const int64_t len = std::min<int64_t>(16, tw - tx0);
+        const int64_t j0 = u * tw + tx0;
         // Input columns of lane l: x0 + 2l + {0,1,2,3}, from four 16-wide loads at x0, x0+16,
         // x0+2, x0+18 masked to the image.
-        const int64_t x0 = 2 * tx0 - s.PW;
-        const __mmask16 ma = inside(x0, s.IW), mb = inside(x0 + 16, s.IW),
-                        mc = inside(x0 + 2, s.IW), md = inside(x0 + 18, s.IW);
+        const int64_t x0 = 2 * tx0 - PW;
+        const __mmask16 ma = inside(x0, IW), mb = inside(x0 + 16, IW),
+                        mc = inside(x0 + 2, IW), md = inside(x0 + 18, IW);
         __m512 t[4][4];  // d B, row by row
         for (int r = 0; r < 4; ++r) {
-          const int64_t ih = 2 * ty - s.PH + r;
-          if (ih < 0 || ih >= s.IH) {
+          const int64_t ih = 2 * ty - PH + r;
+          if (ih < 0 || ih >= IH) {
             for (auto& v : t[r]) v = _mm512_setzero_ps();
             continue;
           }
           // Pointer arithmetic from the row start; masked-off lanes are never read.
-          const float* row = plane + ih * s.IW;
+          const float* row = plane + ih * IW;
           const __m512 a = _mm512_maskz_loadu_ps(ma, row + x0);
           const __m512 b = _mm512_maskz_loadu_ps(mb, row + x0 + 16);
           const __m512 c = _mm512_maskz_loadu_ps(mc, row + x0 + 2);
@@ -196,10 +199,10 @@ __attribute__((target("avx512f"))) void transform_input(const Conv2dShape& s, co
                                  _mm512_sub_ps(t[1][2], t[3][2]), _mm512_sub_ps(t[1][3], t[3][3])}};
         if constexpr (kPacked) {
           for (int xi = 0; xi < 16; ++xi)
-            store_tiles(vp + xi * xi_stride, s.IC, ic, j0, len, v[xi / 4][xi % 4]);
+            store_tiles(vp + xi * xi_stride, IC, ic, j0, len, v[xi / 4][xi % 4]);
         } else {
           const __mmask16 mlen = lanes_below(len);
-          float* at = vp + ic * layout.ld + j0;
+          float* at = vp + ic * ld + j0;
           for (int xi = 0; xi < 16; ++xi)
             _mm512_mask_storeu_ps(at + xi * xi_stride, mlen, v[xi / 4][xi % 4]);
         }
