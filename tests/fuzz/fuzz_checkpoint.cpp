@@ -14,17 +14,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // load_checkpoint builds the model its spec describes for the input shape it records: only
   // when both are small (every number at most 64, at most 12 spec lines), so that a valid but
   // huge model, whose allocations are legitimate, does not trip the fuzzer's memory limit.
-  int64_t largest = 0, number = 0, lines = 0;
+  convnet::fuzz::TextSize extent;
   for (const char* key : {"spec", "input_shape"}) {
     const auto it = file.metadata.find(key);
-    if (it == file.metadata.end()) continue;
-    for (const char c : it->second) {
-      number = c >= '0' && c <= '9' ? std::min<int64_t>(number * 10 + (c - '0'), 1 << 30) : 0;
-      largest = std::max(largest, number);
-      lines += c == '\n';
-    }
+    if (it != file.metadata.end()) extent.add(it->second);
   }
-  if (largest > 64 || lines > 12) return 0;
+  if (extent.largest > 64 || extent.lines > 12) return 0;
   const std::string path = convnet::fuzz::write_input(data, size, "input.safetensors");
   try {
     convnet::load_checkpoint<float>(path);

@@ -6,11 +6,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include "convnet/convnet.hpp"
 
@@ -37,5 +39,21 @@ inline std::string write_input(const uint8_t* data, size_t size, const std::stri
   std::fclose(f);
   return path;
 }
+
+// How big a model a text describes, roughly: its largest decimal number (capped at 2^30) and
+// its line count, accumulated over several texts. Targets build a model only when both are
+// small: a valid model asking for 10^7 channels is not a bug, but its legitimate allocations
+// would go over the fuzzer's memory limit.
+struct TextSize {
+  int64_t largest = 0, lines = 0;
+  void add(std::string_view text) {
+    int64_t number = 0;
+    for (const char c : text) {
+      number = c >= '0' && c <= '9' ? std::min<int64_t>(number * 10 + (c - '0'), 1 << 30) : 0;
+      largest = std::max(largest, number);
+      lines += c == '\n';
+    }
+  }
+};
 
 }  // namespace convnet::fuzz

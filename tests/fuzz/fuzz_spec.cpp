@@ -25,13 +25,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // every tensor under ~40 MB. A spec asking for 10^7 channels, or padding of 1256 in every
   // layer, is valid and its allocations legitimate, but over the fuzzer's memory limit. (Sizes
   // that would overflow are refused before any allocation: tests/cli spec-size-limit.)
-  int64_t largest = 0, number = 0, lines = 0;
-  for (const char c : text) {
-    number = c >= '0' && c <= '9' ? std::min<int64_t>(number * 10 + (c - '0'), 1 << 30) : 0;
-    largest = std::max(largest, number);
-    lines += c == '\n';
-  }
-  if (largest > 16 || lines > 12) return 0;
+  convnet::fuzz::TextSize extent;
+  extent.add(text);
+  if (extent.largest > 16 || extent.lines > 12) return 0;
   try {
     model->build(convnet::Shape{1, 1, 8, 8}, 1);
   } catch (const convnet::Error&) {
