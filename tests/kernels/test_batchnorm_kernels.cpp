@@ -13,14 +13,7 @@ namespace {
 using ops::BatchNormShape;
 using testing::all_close;
 
-class ThreadCount {
- public:
-  explicit ThreadCount(int n) : saved_(num_threads()) { set_num_threads(n); }
-  ~ThreadCount() { set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
+using testing::ThreadCount;
 
 std::vector<double> to_double(const Tensor<float>& t) {
   return std::vector<double>(t.data(), t.data() + t.numel());

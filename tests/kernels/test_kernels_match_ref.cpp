@@ -19,14 +19,7 @@ std::vector<T> to(const Tensor<float>& t) {
   return std::vector<T>(t.data(), t.data() + t.numel());
 }
 
-class ThreadCount {
- public:
-  explicit ThreadCount(int n) : saved_(num_threads()) { set_num_threads(n); }
-  ~ThreadCount() { set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
+using testing::ThreadCount;
 
 // Runs forward, backward data and backward weights through both kernel families.
 void compare_conv(const Conv2dShape& s, uint64_t seed) {

@@ -20,14 +20,7 @@ struct AssignCase {
 
 void PrintTo(const AssignCase& c, std::ostream* os) { *os << c.name; }
 
-class BackendScope {
- public:
-  explicit BackendScope(Backend b) : saved_(backend()) { set_backend(b); }
-  ~BackendScope() { set_backend(saved_); }
-
- private:
-  Backend saved_;
-};
+using testing::BackendScope;
 
 std::vector<std::vector<float>> param_grads(Model<float>& m) {
   std::vector<std::vector<float>> out;

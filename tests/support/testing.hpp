@@ -15,6 +15,30 @@
 
 namespace convnet::testing {
 
+// set_num_threads(n) for the scope, then the previous count again.
+class ThreadCount {
+ public:
+  explicit ThreadCount(int n) : saved_(num_threads()) { set_num_threads(n); }
+  ~ThreadCount() { set_num_threads(saved_); }
+  ThreadCount(const ThreadCount&) = delete;
+  ThreadCount& operator=(const ThreadCount&) = delete;
+
+ private:
+  int saved_;
+};
+
+// set_backend(b) for the scope, then the previous backend again.
+class BackendScope {
+ public:
+  explicit BackendScope(Backend b) : saved_(backend()) { set_backend(b); }
+  ~BackendScope() { set_backend(saved_); }
+  BackendScope(const BackendScope&) = delete;
+  BackendScope& operator=(const BackendScope&) = delete;
+
+ private:
+  Backend saved_;
+};
+
 template <class T>
 Tensor<T> random_normal(const Shape& shape, Rng& rng, double scale = 1.0) {
   Tensor<T> t(shape);
