@@ -71,7 +71,7 @@ Shape BatchNorm<T>::build(const Shape& input) {
   }
   this->built_input_ = input;
   // The fast kernels' scratch, sized now so that training steps do not grow it.
-  if (std::is_same_v<T, float>)
+  if constexpr (std::is_same_v<T, float>)
     detail::kernel_scratch(ops::cpu::batchnorm_workspace_size(bn_shape(input)));
   return input;
 }

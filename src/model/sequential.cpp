@@ -8,7 +8,6 @@
 #include <sstream>
 
 #include "convnet/model.hpp"
-#include "ops/cpu/cpu.hpp"
 
 namespace convnet {
 
