@@ -124,10 +124,13 @@ std::unique_ptr<ThreadPool> g_pool;
 std::atomic<bool> g_pool_busy{false};
 
 Backend g_backend = Backend::Fast;
+WinogradTile g_winograd_tile = WinogradTile::F4x4;
 }  // namespace
 
 Backend backend() { return g_backend; }
 void set_backend(Backend b) { g_backend = b; }
+WinogradTile winograd_tile() { return g_winograd_tile; }
+void set_winograd_tile(WinogradTile t) { g_winograd_tile = t; }
 
 int num_threads() {
   int n = g_threads.load(std::memory_order_relaxed);

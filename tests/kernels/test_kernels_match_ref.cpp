@@ -221,11 +221,27 @@ TEST(Conv2dKernels, GroupedAndDepthwiseMatchRef) {
   }
 }
 
-// Winograd called directly (the dispatcher only picks it for >= 8 channels): F(2x2,3x3) as a
-// forward pass with bias and as backward data (flipped, channel-swapped weights, accumulating
-// onto a sentinel), F(3x3,2x2) for weight and bias gradients: every padding it accepts, odd sizes
-// (a last tile half outside the output), rows of tiles that straddle the micro-kernel's 32-tile
-// panels (OW 28: 14 tiles a row), and single channels and images.
+// Winograd called directly (the dispatcher only picks it for >= 8 channels): F(2x2,3x3) and
+// F(4x4,3x3) as a forward pass with bias and as backward data (flipped, channel-swapped weights,
+// accumulating onto a sentinel), F(3x3,2x2) for weight and bias gradients: every padding they
+// accept, odd sizes (a last tile partly outside the output), rows of tiles that straddle the
+// micro-kernel's 32-tile panels (OW 28: 14 tiles a row), F(4x4)'s groups of 4 tiles part empty
+// (OW 12, 7, 35) and split across panels, and single channels and images.
+struct WinogradVariant {
+  const char* name;
+  int64_t (*workspace_size)(const Conv2dShape&, int);
+  void (*run)(const Conv2dShape&, const float*, const float*, bool, const float*, float*, bool,
+              float*);
+  double atol;  // per square root of the reduction length
+};
+// F(4x4, 3x3)'s transforms have constants up to 8 (F(2x2, 3x3)'s up to 1), so its rounding errors
+// are about 15x larger: here at most 3.2e-5 per square root of the reduction length, against
+// 1.3e-6 for F(2x2, 3x3).
+const WinogradVariant kWinogradVariants[] = {
+    {"F(2x2,3x3)", ops::cpu::conv2d_winograd_workspace_size, ops::cpu::conv2d_winograd, 1e-5},
+    {"F(4x4,3x3)", ops::cpu::conv2d_winograd4_workspace_size, ops::cpu::conv2d_winograd4, 1e-4},
+};
+
 TEST(Conv2dKernels, WinogradMatchesRef) {
   if (!ops::cpu::conv2d_winograd_supported({.KH = 3, .KW = 3, .PH = 1, .PW = 1}))
     GTEST_SKIP() << "no AVX-512 on this CPU: the Winograd kernel is not used";
@@ -238,6 +254,7 @@ TEST(Conv2dKernels, WinogradMatchesRef) {
       {.N = 5, .IC = 32, .IH = 8, .IW = 8, .OC = 16, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
       {.N = 1, .IC = 9, .IH = 34, .IW = 33, .OC = 7, .KH = 3, .KW = 3, .PH = 2, .PW = 1},
       {.N = 2, .IC = 40, .IH = 16, .IW = 16, .OC = 70, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
+      {.N = 4, .IC = 16, .IH = 12, .IW = 12, .OC = 16, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
   };
   uint64_t seed = 300;
   for (const Conv2dShape& s : cases)
@@ -254,15 +271,6 @@ TEST(Conv2dKernels, WinogradMatchesRef) {
       const Tensor<float> dy = testing::random_normal<float>(Shape{s.N, s.OC, OH, OW}, rng);
       const auto xd = to<double>(x), wd = to<double>(w), bd = to<double>(b), dyd = to<double>(dy);
 
-      Tensor<float> ws(Shape{ops::cpu::conv2d_winograd_workspace_size(s, threads)}, NAN);
-      Tensor<float> y(Shape{s.N, s.OC, OH, OW}, NAN);
-      std::vector<double> y_ref(static_cast<size_t>(y.numel()));
-      ops::cpu::conv2d_winograd(s, x.data(), w.data(), false, b.data(), y.data(), false, ws.data());
-      ops::ref::conv2d_forward(s, xd.data(), wd.data(), bd.data(), y_ref.data());
-      EXPECT_TRUE(all_close(y.data(), y_ref.data(), y.numel(), 1e-4,
-                            1e-5 * std::sqrt(static_cast<double>(9 * s.IC))))
-          << "forward";
-
       // Backward data: dx += conv(dy, w flipped, channels swapped), padded by 2 - P.
       const Conv2dShape back{.N = s.N,
                              .IC = s.OC,
@@ -275,15 +283,26 @@ TEST(Conv2dKernels, WinogradMatchesRef) {
                              .PW = 2 - s.PW};
       ASSERT_EQ(back.OH(), s.IH);
       ASSERT_EQ(back.OW(), s.IW);
-      Tensor<float> ws_back(Shape{ops::cpu::conv2d_winograd_workspace_size(back, threads)}, NAN);
-      Tensor<float> dx(x.shape(), 1.0f);
-      std::vector<double> dx_ref(static_cast<size_t>(x.numel()), 1.0);
-      ops::cpu::conv2d_winograd(back, dy.data(), w.data(), true, nullptr, dx.data(), true,
-                                ws_back.data());
-      ops::ref::conv2d_backward_data(s, wd.data(), dyd.data(), dx_ref.data());
-      EXPECT_TRUE(all_close(dx.data(), dx_ref.data(), dx.numel(), 1e-4,
-                            1e-5 * std::sqrt(static_cast<double>(9 * s.OC))))
-          << "backward data";
+      for (const WinogradVariant& variant : kWinogradVariants) {
+        SCOPED_TRACE(variant.name);
+        Tensor<float> ws(Shape{variant.workspace_size(s, threads)}, NAN);
+        Tensor<float> y(Shape{s.N, s.OC, OH, OW}, NAN);
+        std::vector<double> y_ref(static_cast<size_t>(y.numel()));
+        variant.run(s, x.data(), w.data(), false, b.data(), y.data(), false, ws.data());
+        ops::ref::conv2d_forward(s, xd.data(), wd.data(), bd.data(), y_ref.data());
+        EXPECT_TRUE(all_close(y.data(), y_ref.data(), y.numel(), 1e-4,
+                              variant.atol * std::sqrt(static_cast<double>(9 * s.IC))))
+            << "forward";
+
+        Tensor<float> ws_back(Shape{variant.workspace_size(back, threads)}, NAN);
+        Tensor<float> dx(x.shape(), 1.0f);
+        std::vector<double> dx_ref(static_cast<size_t>(x.numel()), 1.0);
+        variant.run(back, dy.data(), w.data(), true, nullptr, dx.data(), true, ws_back.data());
+        ops::ref::conv2d_backward_data(s, wd.data(), dyd.data(), dx_ref.data());
+        EXPECT_TRUE(all_close(dx.data(), dx_ref.data(), dx.numel(), 1e-4,
+                              variant.atol * std::sqrt(static_cast<double>(9 * s.OC))))
+            << "backward data";
+      }
 
       // Weight and bias gradients (accumulate onto a sentinel of 1).
       Tensor<float> ws_w(

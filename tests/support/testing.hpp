@@ -39,6 +39,17 @@ class BackendScope {
   Backend saved_;
 };
 
+class WinogradTileScope {
+ public:
+  explicit WinogradTileScope(WinogradTile t) : saved_(winograd_tile()) { set_winograd_tile(t); }
+  ~WinogradTileScope() { set_winograd_tile(saved_); }
+  WinogradTileScope(const WinogradTileScope&) = delete;
+  WinogradTileScope& operator=(const WinogradTileScope&) = delete;
+
+ private:
+  WinogradTile saved_;
+};
+
 template <class T>
 Tensor<T> random_normal(const Shape& shape, Rng& rng, double scale = 1.0) {
   Tensor<T> t(shape);

@@ -187,6 +187,28 @@ Conv2dShape backward_data_shape(const Conv2dShape& s) {
 bool winograd_pays(const Conv2dShape& s) {
   return conv2d_winograd_supported(s) && s.IC >= 8 && s.OC >= 8;
 }
+// F(4x4, 3x3) where its groups of 4 tiles (16 output columns) are mostly full: from 12 output
+// columns up. At 8 columns half of every group is padding and F(2x2, 3x3) is as fast or faster
+// (bench_kernels, "by algorithm", 2 threads: 32x32 maps 1.45x F(2x2)'s speed, 16x16 1.8x, 8x8
+// 0.87x to 1.07x).
+bool winograd4_pays(const Conv2dShape& s) {
+  return winograd_tile() == WinogradTile::F4x4 && winograd_pays(s) &&
+         conv2d_winograd4_supported(s) && s.OW() >= 12;
+}
+// Forward (and stride-1 backward data) by whichever Winograd variant pays.
+void winograd_forward(const Conv2dShape& s, const float* x, const float* w, bool flip_swap,
+                      const float* b, float* y, bool accumulate, float* workspace) {
+  if (winograd4_pays(s)) return conv2d_winograd4(s, x, w, flip_swap, b, y, accumulate, workspace);
+  conv2d_winograd(s, x, w, flip_swap, b, y, accumulate, workspace);
+}
+// Room for either variant, so that changing the tile setting after a layer sized its scratch
+// never overruns it.
+int64_t winograd_forward_workspace_size(const Conv2dShape& s, int threads) {
+  int64_t size = conv2d_winograd_workspace_size(s, threads);
+  if (conv2d_winograd4_supported(s))
+    size = std::max(size, conv2d_winograd4_workspace_size(s, threads));
+  return size;
+}
 bool backward_data_winograd(const Conv2dShape& s) {
   return s.SH == 1 && s.SW == 1 && s.PH <= s.DH * (s.KH - 1) && s.PW <= s.DW * (s.KW - 1) &&
          winograd_pays(backward_data_shape(s));
@@ -205,18 +227,18 @@ int64_t conv2d_workspace_size(const Conv2dShape& s, int threads) {
   if (backward_data_direct(s))
     size = std::max(size, conv2d_direct_workspace_size(backward_data_shape(s), threads));
   if (winograd_pays(s)) {
-    size = std::max(size, conv2d_winograd_workspace_size(s, threads));
+    size = std::max(size, winograd_forward_workspace_size(s, threads));
     size = std::max(size, conv2d_winograd_backward_weights_workspace_size(s, threads));
   }
   if (backward_data_winograd(s))
-    size = std::max(size, conv2d_winograd_workspace_size(backward_data_shape(s), threads));
+    size = std::max(size, winograd_forward_workspace_size(backward_data_shape(s), threads));
   return size;
 }
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
                     float* y, float* workspace) {
   if (s.G > 1) return conv2d_grouped_forward(s, x, w, b, y, workspace);
-  if (winograd_pays(s)) return conv2d_winograd(s, x, w, false, b, y, false, workspace);
+  if (winograd_pays(s)) return winograd_forward(s, x, w, false, b, y, false, workspace);
   if (conv2d_direct_supported(s)) return conv2d_direct(s, x, w, false, b, y, false, workspace);
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
   parallel_for(0, s.N, [&](int64_t lo, int64_t hi, int) {
@@ -242,8 +264,8 @@ void conv2d_backward_data(const Conv2dShape& s, const float* w, const float* dy,
                           float* workspace, bool accumulate) {
   if (s.G > 1) return conv2d_grouped_backward_data(s, w, dy, dx, workspace, accumulate);
   if (backward_data_winograd(s))
-    return conv2d_winograd(backward_data_shape(s), dy, w, true, nullptr, dx, accumulate,
-                           workspace);
+    return winograd_forward(backward_data_shape(s), dy, w, true, nullptr, dx, accumulate,
+                            workspace);
   if (backward_data_direct(s))
     return conv2d_direct(backward_data_shape(s), dy, w, true, nullptr, dx, accumulate,
                          workspace);

@@ -28,6 +28,7 @@
 #include <cstring>
 
 #include "convnet/runtime.hpp"
+#include "ops/cpu/avx512_masks.hpp"
 #include "ops/cpu/cpu.hpp"
 #include "ops/cpu/gemm.hpp"
 
@@ -100,19 +101,6 @@ void transform_weights(const Conv2dShape& s, const Plan& p, const float* w, bool
         }
       }
   });
-}
-
-__attribute__((target("avx512f"))) inline __mmask16 lanes_below(int64_t n) {
-  return n >= 16  ? static_cast<__mmask16>(0xFFFF)
-         : n <= 0 ? static_cast<__mmask16>(0)
-                  : static_cast<__mmask16>((1u << n) - 1);
-}
-
-// Lanes [0, 16) whose element x0 + lane lies in [0, width).
-__attribute__((target("avx512f"))) inline __mmask16 inside(int64_t x0, int64_t width) {
-  const __mmask16 below = lanes_below(width - x0);  // x0 + lane < width
-  const __mmask16 negative = lanes_below(-x0);      // x0 + lane < 0
-  return static_cast<__mmask16>(below & ~negative);
 }
 
 // Stores `len` lanes of v as tiles j0.. of one channel row of packed panels (panel stride

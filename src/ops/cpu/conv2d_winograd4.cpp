@@ -1,0 +1,366 @@
+// Winograd convolution F(4x4, 3x3) for 3x3 kernels with stride 1 and dilation 1 (AVX-512).
+//
+// A 4x4 block of outputs of a 3x3 correlation needs a 6x6 block d of the input. With the
+// interpolation points 0, ±1, ±2 and ∞ (Lavin & Gray 2016):
+//   Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A
+//   Bᵀ = | 4  0 -5  0  1  0 |   G = |  1/4    0     0   |   Aᵀ = | 1  1  1  1  1  0 |
+//        | 0 -4 -4  1  1  0 |       | -1/6  -1/6  -1/6  |        | 0  1 -1  2 -2  0 |
+//        | 0  4 -4 -1  1  0 |       | -1/6   1/6  -1/6  |        | 0  1  1  4  4  0 |
+//        | 0 -2 -1  2  1  0 |       |  1/24  1/12  1/6  |        | 0  1 -1  8 -8  1 |
+//        | 0  2 -1 -2  1  0 |       |  1/24 -1/12  1/6  |
+//        | 0  4  0 -5  0  1 |       |  0     0     1    |
+// Summed over input channels, each of the 36 element positions ξ of the transformed tiles is an
+// independent matrix product, M[ξ][oc, tile] = Σ_ic U[ξ][oc, ic] · V[ξ][ic, tile], run by the
+// GEMM micro-kernel: 36 multiplications per 16 outputs and input channel where direct
+// convolution needs 144 (4x fewer; F(2x2, 3x3) in conv2d_winograd.cpp saves 2.25x). The price is
+// larger constants in the transforms, so larger rounding errors; the kernel tests bound them
+// against the double-precision reference.
+//
+// Work is split into chunks of tiles sized so that a chunk's V and M stay in L2. Per chunk:
+// transform the input tiles straight from the NCHW image into V (in the micro-kernel's packed
+// panel layout), run the 36 products for every output channel, transform M back into 4x4 output
+// blocks.
+//
+// Vector lanes: 16 tiles in 4 groups of 4 tiles that are consecutive in one tile row. A group
+// reads 18 consecutive columns of each of its 6 input rows (two 16-wide loads, at column 0 and
+// at column 2 of the group), and every group has its own rows, so an image 16 outputs wide (one
+// group per tile row) still fills every lane. Tiles are numbered group by group, a tile row
+// padded to whole groups, so each vector of tiles is 16 consecutive columns of a packed panel.
+//
+// Backward data of a stride-1 convolution is a stride-1 convolution of dy by the flipped,
+// channel-swapped kernel (see conv2d_im2col.cpp), so the same code serves both.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "convnet/runtime.hpp"
+#include "ops/cpu/avx512_masks.hpp"
+#include "ops/cpu/cpu.hpp"
+#include "ops/cpu/gemm.hpp"
+
+namespace convnet::ops::cpu {
+namespace {
+
+constexpr int64_t MR = 8, NR = 32;   // the AVX-512 micro-kernel's tile
+constexpr int64_t kXi = 36;          // element positions of a 6x6 transformed tile
+constexpr int64_t kGroup = 4;        // tiles per group
+constexpr int64_t kPanelGroups = NR / kGroup;
+// A chunk's V and M (36 rows of IC + OC floats per tile) within about 640 KB of L2.
+constexpr int64_t kChunkFloats = 160 * 1024;
+// The most panels a chunk can hold (one input channel, one block of output channels), so that
+// a chunk's group descriptors fit a fixed array.
+constexpr int64_t kMaxPanels = kChunkFloats / (kXi * (1 + MR) * NR);
+
+struct Plan {
+  int64_t th, tw;          // tile rows and tiles per row: ceil(OH/4), ceil(OW/4)
+  int64_t row_groups;      // groups per tile row: ceil(tw/4)
+  int64_t groups;          // in the batch: N · th · row_groups
+  int64_t chunk_groups;    // per chunk, a multiple of kPanelGroups (whole panels)
+  int64_t tiles_padded;    // per chunk: chunk_groups · 4
+  int64_t OCp;             // output channels rounded up to MR
+};
+
+Plan make_plan(const Conv2dShape& s) {
+  Plan p{};
+  p.th = (s.OH() + 3) / 4;
+  p.tw = (s.OW() + 3) / 4;
+  p.row_groups = (p.tw + kGroup - 1) / kGroup;
+  p.groups = s.N * p.th * p.row_groups;
+  p.OCp = (s.OC + MR - 1) / MR * MR;
+  const int64_t panels_wanted = kChunkFloats / (kXi * (s.IC + p.OCp) * NR);
+  const int64_t panels_needed = (p.groups + kPanelGroups - 1) / kPanelGroups;
+  p.chunk_groups =
+      std::max<int64_t>(1, std::min({panels_wanted, panels_needed, kMaxPanels})) * kPanelGroups;
+  p.tiles_padded = p.chunk_groups * kGroup;
+  return p;
+}
+
+int64_t packed_u_size(const Conv2dShape& s, const Plan& p) { return kXi * p.OCp * s.IC; }
+int64_t v_size(const Conv2dShape& s, const Plan& p) { return kXi * s.IC * p.tiles_padded; }
+int64_t m_size(const Plan& p) { return kXi * p.OCp * p.tiles_padded; }
+int64_t per_thread_size(const Conv2dShape& s, const Plan& p) { return v_size(s, p) + m_size(p); }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CONVNET_HAVE_WINOGRAD4 1
+
+// GCC 12 warns inside its own shuffle and unpack intrinsics (an intentionally undefined source
+// register), a known false positive; the pragma keeps the build warning-free.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+// U[ξ] = G g Gᵀ for one (oc, ic) pair (in double, rounded once), written into the packed A
+// panels the micro-kernel reads: up[ξ·OCp·IC + (oc/MR)·MR·IC + ic·MR + oc%MR].
+void transform_weights(const Conv2dShape& s, const Plan& p, const float* w, bool flip_swap,
+                       float* up) {
+  static constexpr double G[6][3] = {{1.0 / 4, 0, 0},
+                                     {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                     {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                     {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                     {0, 0, 1}};
+  parallel_for(0, p.OCp, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t oc = lo; oc < hi; ++oc)
+      for (int64_t ic = 0; ic < s.IC; ++ic) {
+        double g[3][3] = {};
+        if (oc < s.OC)
+          for (int kh = 0; kh < 3; ++kh)
+            for (int kw = 0; kw < 3; ++kw)
+              g[kh][kw] = flip_swap ? w[((ic * s.OC + oc) * 3 + (2 - kh)) * 3 + (2 - kw)]
+                                    : w[((oc * s.IC + ic) * 3 + kh) * 3 + kw];
+        double gg[6][3] = {};  // G g
+        for (int i = 0; i < 6; ++i)
+          for (int c = 0; c < 3; ++c)
+            for (int k = 0; k < 3; ++k) gg[i][c] += G[i][k] * g[k][c];
+        const int64_t at = (oc / MR) * MR * s.IC + ic * MR + oc % MR;
+        for (int i = 0; i < 6; ++i)  // (G g) Gᵀ
+          for (int j = 0; j < 6; ++j) {
+            double u = 0;
+            for (int k = 0; k < 3; ++k) u += gg[i][k] * G[j][k];
+            up[(i * 6 + j) * p.OCp * s.IC + at] = static_cast<float>(u);
+          }
+      }
+  });
+}
+
+// Where one group of 4 tiles reads its input and writes its output.
+struct Group {
+  bool valid;        // false: past the last group of the batch (reads as zero, never stored)
+  int64_t n;         // image
+  int64_t oy, ox;    // its first output row and column (a tile row's top, 16 · group column)
+  __mmask16 ma, mb;  // input columns ox - PW + [0, 16) and + [2, 18) that lie inside the image
+};
+
+Group group_at(const Conv2dShape& s, const Plan& p, int64_t g) {
+  Group r{};
+  if (g >= p.groups) return r;
+  const int64_t unit = g / p.row_groups, gx = g % p.row_groups;
+  r.valid = true;
+  r.n = unit / p.th;
+  r.oy = 4 * (unit % p.th);
+  r.ox = 4 * kGroup * gx;
+  r.ma = inside(r.ox - s.PW, s.IW);
+  r.mb = inside(r.ox - s.PW + 2, s.IW);
+  return r;
+}
+
+// One row of Bᵀ applied along six vectors: t = Bᵀ d (the same formulas serve rows and columns).
+struct Six {
+  __m512 v[6];
+};
+__attribute__((target("avx512f"))) inline Six input_transform(const __m512 d[6]) {
+  const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f),
+               two = _mm512_set1_ps(2.0f);
+  const __m512 p = _mm512_fnmadd_ps(four, d[2], d[4]);  // d4 - 4 d2
+  const __m512 q = _mm512_fnmadd_ps(four, d[1], d[3]);  // d3 - 4 d1
+  const __m512 r = _mm512_sub_ps(d[4], d[2]);
+  const __m512 t = _mm512_mul_ps(two, _mm512_sub_ps(d[3], d[1]));
+  Six o;
+  o.v[0] = _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4]));  // 4d0 - 5d2 + d4
+  o.v[1] = _mm512_add_ps(p, q);                                            // -4d1 - 4d2 + d3 + d4
+  o.v[2] = _mm512_sub_ps(p, q);                                            // 4d1 - 4d2 - d3 + d4
+  o.v[3] = _mm512_add_ps(r, t);                                            // -2d1 - d2 + 2d3 + d4
+  o.v[4] = _mm512_sub_ps(r, t);                                            // 2d1 - d2 - 2d3 + d4
+  o.v[5] = _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5]));  // 4d1 - 5d3 + d5
+  return o;
+}
+
+// One row of Aᵀ applied along six vectors.
+struct Four {
+  __m512 v[4];
+};
+__attribute__((target("avx512f"))) inline Four output_transform(const __m512 m[6]) {
+  const __m512 s1 = _mm512_add_ps(m[1], m[2]), d1 = _mm512_sub_ps(m[1], m[2]);
+  const __m512 s2 = _mm512_add_ps(m[3], m[4]), d2 = _mm512_sub_ps(m[3], m[4]);
+  Four o;
+  o.v[0] = _mm512_add_ps(_mm512_add_ps(m[0], s1), s2);
+  o.v[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d2, d1);
+  o.v[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), s2, s1);
+  o.v[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d2, d1), m[5]);
+  return o;
+}
+
+// V = Bᵀ d B for the chunk's groups [g0, g0 + count) (count a multiple of 4), every input channel,
+// into packed panels: vp[ξ·IC·tiles_padded + (j/NR)·NR·IC + ic·NR + j%NR] for tile j.
+__attribute__((target("avx512f"))) void transform_input(const Conv2dShape& s, const Plan& p,
+                                                        const float* x, const Group* groups,
+                                                        int64_t count, float* vp) {
+  // Lane 4k + l of a column vector is tile l of group k. From a group's load at column 0
+  // (tile l's columns 4l..4l+3 in lanes 4l..4l+3), pick column c of each tile: two groups'
+  // loads per permute, then 128-bit blocks regrouped.
+  const __m512i cols02 =
+      _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 2, 6, 10, 14, 18, 22, 26, 30);
+  const __m512i cols13 =
+      _mm512_setr_epi32(1, 5, 9, 13, 17, 21, 25, 29, 3, 7, 11, 15, 19, 23, 27, 31);
+  // Locals, not fields: the intrinsic stores may alias anything.
+  const int64_t IC = s.IC, IH = s.IH, IW = s.IW, PH = s.PH, PW = s.PW, tp = p.tiles_padded;
+  const int64_t xi_stride = IC * tp;
+  for (int64_t ic = 0; ic < IC; ++ic)
+    for (int64_t v0 = 0; v0 < count; v0 += 4) {
+      const Group* gr = groups + v0;
+      __m512 t[6][6];  // d B, row by row
+      for (int r = 0; r < 6; ++r) {
+        __m512 a[4], b[4];  // per group: columns [0, 16) and [2, 18)
+        for (int k = 0; k < 4; ++k) {
+          const Group& g = gr[k];
+          const int64_t ih = g.oy - PH + r;
+          if (!g.valid || ih < 0 || ih >= IH) {
+            a[k] = b[k] = _mm512_setzero_ps();
+            continue;
+          }
+          // Pointer arithmetic from the row start; masked-off lanes are never read.
+          const float* row = x + ((g.n * IC + ic) * IH + ih) * IW + (g.ox - PW);
+          a[k] = _mm512_maskz_loadu_ps(g.ma, row);
+          b[k] = _mm512_maskz_loadu_ps(g.mb, row + 2);
+        }
+        const __m512 p02 = _mm512_permutex2var_ps(a[0], cols02, a[1]);
+        const __m512 q02 = _mm512_permutex2var_ps(a[2], cols02, a[3]);
+        const __m512 p13 = _mm512_permutex2var_ps(a[0], cols13, a[1]);
+        const __m512 q13 = _mm512_permutex2var_ps(a[2], cols13, a[3]);
+        const __m512 pb = _mm512_permutex2var_ps(b[0], cols02, b[1]);  // columns 2 and 4
+        const __m512 qb = _mm512_permutex2var_ps(b[2], cols02, b[3]);
+        const __m512 pc = _mm512_permutex2var_ps(b[0], cols13, b[1]);  // columns 3 and 5
+        const __m512 qc = _mm512_permutex2var_ps(b[2], cols13, b[3]);
+        const __m512 d[6] = {_mm512_shuffle_f32x4(p02, q02, 0x44),
+                             _mm512_shuffle_f32x4(p13, q13, 0x44),
+                             _mm512_shuffle_f32x4(p02, q02, 0xEE),
+                             _mm512_shuffle_f32x4(p13, q13, 0xEE),
+                             _mm512_shuffle_f32x4(pb, qb, 0xEE),
+                             _mm512_shuffle_f32x4(pc, qc, 0xEE)};
+        const Six row = input_transform(d);
+        for (int j = 0; j < 6; ++j) t[r][j] = row.v[j];
+      }
+      float* at = vp + (v0 * kGroup / NR) * NR * IC + ic * NR + (v0 * kGroup) % NR;
+      for (int j = 0; j < 6; ++j) {  // Bᵀ (d B), column by column
+        const __m512 col[6] = {t[0][j], t[1][j], t[2][j], t[3][j], t[4][j], t[5][j]};
+        const Six v = input_transform(col);
+        for (int i = 0; i < 6; ++i) _mm512_storeu_ps(at + (i * 6 + j) * xi_stride, v.v[i]);
+      }
+    }
+}
+
+// Y = Aᵀ M A for the chunk's groups, output channels [0, OC), plus bias, stored (or added)
+// into the NCHW output. mp[(ξ·OCp + oc)·tiles_padded + tile].
+__attribute__((target("avx512f"))) void transform_output(const Conv2dShape& s, const Plan& p,
+                                                         const float* mp, const Group* groups,
+                                                         int64_t count, const float* b, float* y,
+                                                         bool accumulate) {
+  const int64_t OC = s.OC, OH = s.OH(), OW = s.OW(), tp = p.tiles_padded;
+  const int64_t xi_stride = p.OCp * tp;
+  for (int64_t oc = 0; oc < OC; ++oc) {
+    const __m512 bias = _mm512_set1_ps(b ? b[oc] : 0.0f);
+    for (int64_t v0 = 0; v0 < count; v0 += 4) {
+      const Group* gr = groups + v0;
+      const float* m = mp + oc * tp + v0 * kGroup;
+      __m512 a[6][4];  // M A, row by row
+      for (int i = 0; i < 6; ++i) {
+        __m512 row[6];
+        for (int j = 0; j < 6; ++j) row[j] = _mm512_loadu_ps(m + (i * 6 + j) * xi_stride);
+        const Four o = output_transform(row);
+        for (int c = 0; c < 4; ++c) a[i][c] = o.v[c];
+      }
+      __m512 out[4][4];  // Aᵀ (M A): out[r][c], lane 4k + l = tile l of group k
+      for (int c = 0; c < 4; ++c) {
+        const __m512 col[6] = {a[0][c], a[1][c], a[2][c], a[3][c], a[4][c], a[5][c]};
+        const Four o = output_transform(col);
+        for (int r = 0; r < 4; ++r) out[r][c] = o.v[r];
+      }
+      for (int r = 0; r < 4; ++r) {
+        // Transpose so that vector k holds group k's 16 consecutive outputs (lane 4l + c):
+        // a 4x4 transpose inside each 128-bit block, then one of the blocks.
+        const __m512 t0 = _mm512_unpacklo_ps(out[r][0], out[r][1]);
+        const __m512 t1 = _mm512_unpackhi_ps(out[r][0], out[r][1]);
+        const __m512 t2 = _mm512_unpacklo_ps(out[r][2], out[r][3]);
+        const __m512 t3 = _mm512_unpackhi_ps(out[r][2], out[r][3]);
+        const __m512 w0 = _mm512_castpd_ps(
+            _mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
+        const __m512 w1 = _mm512_castpd_ps(
+            _mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
+        const __m512 w2 = _mm512_castpd_ps(
+            _mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
+        const __m512 w3 = _mm512_castpd_ps(
+            _mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
+        const __m512 u0 = _mm512_shuffle_f32x4(w0, w1, 0x44);
+        const __m512 u1 = _mm512_shuffle_f32x4(w0, w1, 0xEE);
+        const __m512 u2 = _mm512_shuffle_f32x4(w2, w3, 0x44);
+        const __m512 u3 = _mm512_shuffle_f32x4(w2, w3, 0xEE);
+        const __m512 z[4] = {_mm512_shuffle_f32x4(u0, u2, 0x88), _mm512_shuffle_f32x4(u0, u2, 0xDD),
+                             _mm512_shuffle_f32x4(u1, u3, 0x88), _mm512_shuffle_f32x4(u1, u3, 0xDD)};
+        for (int k = 0; k < 4; ++k) {
+          const Group& g = gr[k];
+          const int64_t oy = g.oy + r;
+          if (!g.valid || oy >= OH) continue;
+          const __mmask16 mask = lanes_below(OW - g.ox);
+          float* dst = y + ((g.n * OC + oc) * OH + oy) * OW + g.ox;
+          const __m512 v = accumulate ? _mm512_add_ps(z[k], _mm512_maskz_loadu_ps(mask, dst))
+                                      : _mm512_add_ps(z[k], bias);
+          _mm512_mask_storeu_ps(dst, mask, v);
+        }
+      }
+    }
+  }
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+}  // namespace
+
+bool conv2d_winograd4_supported(const Conv2dShape& s) {
+#ifdef CONVNET_HAVE_WINOGRAD4
+  return s.KH == 3 && s.KW == 3 && s.SH == 1 && s.SW == 1 && s.DH == 1 && s.DW == 1 && s.PH <= 2 &&
+         s.PW <= 2 && s.OH() >= 1 && s.OW() >= 1 && std::strcmp(gemm_kernel().name, "avx512") == 0;
+#else
+  (void)s;
+  return false;
+#endif
+}
+
+int64_t conv2d_winograd4_workspace_size(const Conv2dShape& s, int threads) {
+  const Plan p = make_plan(s);
+  return packed_u_size(s, p) + threads * per_thread_size(s, p);
+}
+
+void conv2d_winograd4(const Conv2dShape& s, const float* x, const float* w, bool flip_swap,
+                      const float* b, float* y, bool accumulate, float* workspace) {
+#ifdef CONVNET_HAVE_WINOGRAD4
+  const Plan p = make_plan(s);
+  float* up = workspace;
+  transform_weights(s, p, w, flip_swap, up);
+  const MicroKernel micro = gemm_kernel().micro;
+  const int64_t chunks = (p.groups + p.chunk_groups - 1) / p.chunk_groups;
+  parallel_for(0, chunks, [&](int64_t lo, int64_t hi, int thread) {
+    float* vp = workspace + packed_u_size(s, p) + thread * per_thread_size(s, p);
+    float* mp = vp + v_size(s, p);
+    Group groups[kMaxPanels * kPanelGroups];  // the chunk's, in tile order
+    for (int64_t chunk = lo; chunk < hi; ++chunk) {
+      const int64_t g0 = chunk * p.chunk_groups;
+      // Whole panels: groups past the batch's last read as zero, so every column the
+      // micro-kernel reads holds a number.
+      const int64_t count =
+          std::min(p.chunk_groups, (p.groups - g0 + kPanelGroups - 1) / kPanelGroups * kPanelGroups);
+      for (int64_t k = 0; k < count; ++k) groups[k] = group_at(s, p, g0 + k);
+      transform_input(s, p, x, groups, count, vp);
+      const int64_t tiles = count * kGroup;
+      for (int64_t xi = 0; xi < kXi; ++xi) {
+        const float* u_xi = up + xi * p.OCp * s.IC;
+        const float* v_xi = vp + xi * s.IC * p.tiles_padded;
+        float* m_xi = mp + xi * p.OCp * p.tiles_padded;
+        for (int64_t oc0 = 0; oc0 < s.OC; oc0 += MR)
+          for (int64_t j = 0; j < tiles; j += NR)
+            micro(s.IC, u_xi + oc0 * s.IC, v_xi + j * s.IC, m_xi + oc0 * p.tiles_padded + j,
+                  p.tiles_padded, std::min(MR, s.OC - oc0), NR, false);
+      }
+      transform_output(s, p, mp, groups, count, b, y, accumulate);
+    }
+  });
+#else
+  (void)s, (void)x, (void)w, (void)flip_swap, (void)b, (void)y, (void)accumulate, (void)workspace;
+#endif
+}
+
+}  // namespace convnet::ops::cpu
