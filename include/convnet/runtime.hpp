@@ -20,7 +20,7 @@ Backend backend();
 void set_backend(Backend b);
 
 // The largest Winograd tile the fast 3x3 convolutions may use (AVX-512 CPUs). F4x4
-// (default): F(4x4, 3x3) on maps at least 12 wide, 4x fewer multiplications than direct
+// (default): F(4x4, 3x3) on maps at least 5 wide, 4x fewer multiplications than direct
 // convolution, with rounding errors about 15x those of F(2x2, 3x3) (still ~1e-5 of the output's
 // scale). F2x2: F(2x2, 3x3) only, 2.25x fewer, for runs that must track another framework's
 // float results closely. Not to be changed while a kernel is running.

@@ -187,13 +187,13 @@ Conv2dShape backward_data_shape(const Conv2dShape& s) {
 bool winograd_pays(const Conv2dShape& s) {
   return conv2d_winograd_supported(s) && s.IC >= 8 && s.OC >= 8;
 }
-// F(4x4, 3x3) where its groups of 4 tiles (16 output columns) are mostly full: from 12 output
-// columns up. At 8 columns half of every group is padding and F(2x2, 3x3) is as fast or faster
-// (bench_kernels, "by algorithm", 2 threads: 32x32 maps 1.45x F(2x2)'s speed, 16x16 1.8x, 8x8
-// 0.87x to 1.07x).
+// F(4x4, 3x3) from 5 output columns up, where each pair of its tiles (8 columns) is at least
+// part full in both tiles; at 4 columns half of every pair is padding and F(2x2, 3x3) is faster
+// (bench_kernels, "by algorithm", 2 threads, F(4x4) against F(2x2): 32x32 maps 1.36x, 16x16
+// 1.7x, 8x8 1.39x, 7x7 and 6x6 2.0x and 1.7x, 4x4 0.85x).
 bool winograd4_pays(const Conv2dShape& s) {
   return winograd_tile() == WinogradTile::F4x4 && winograd_pays(s) &&
-         conv2d_winograd4_supported(s) && s.OW() >= 12;
+         conv2d_winograd4_supported(s) && s.OW() >= 5;
 }
 // Forward (and stride-1 backward data) by whichever Winograd variant pays.
 void winograd_forward(const Conv2dShape& s, const float* x, const float* w, bool flip_swap,

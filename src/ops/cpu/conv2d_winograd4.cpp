@@ -21,11 +21,11 @@
 // panel layout), run the 36 products for every output channel, transform M back into 4x4 output
 // blocks.
 //
-// Vector lanes: 16 tiles in 4 groups of 4 tiles that are consecutive in one tile row. A group
-// reads 18 consecutive columns of each of its 6 input rows (two 16-wide loads, at column 0 and
-// at column 2 of the group), and every group has its own rows, so an image 16 outputs wide (one
-// group per tile row) still fills every lane. Tiles are numbered group by group, a tile row
-// padded to whole groups, so each vector of tiles is 16 consecutive columns of a packed panel.
+// Vector lanes: 16 tiles in 4 groups of 4; a group is two pairs of tiles, each pair two
+// neighbours in one tile row (8 output columns, 10 input columns per row). A group's 16 lanes
+// are loaded as two 8-lane halves, one per pair, each from its own rows, so maps 8 outputs wide
+// (one pair per tile row) fill every lane. Tiles are numbered pair by pair (a tile row padded to
+// whole pairs), so each vector of tiles is 16 consecutive columns of a packed panel.
 //
 // Backward data of a stride-1 convolution is a stride-1 convolution of dy by the flipped,
 // channel-swapped kernel (see conv2d_im2col.cpp), so the same code serves both.
@@ -44,7 +44,7 @@ namespace {
 
 constexpr int64_t MR = 8, NR = 32;   // the AVX-512 micro-kernel's tile
 constexpr int64_t kXi = 36;          // element positions of a 6x6 transformed tile
-constexpr int64_t kGroup = 4;        // tiles per group
+constexpr int64_t kGroup = 4;        // tiles per group: two pairs
 constexpr int64_t kPanelGroups = NR / kGroup;
 // A chunk's V and M (36 rows of IC + OC floats per tile) within about 640 KB of L2.
 constexpr int64_t kChunkFloats = 160 * 1024;
@@ -54,8 +54,9 @@ constexpr int64_t kMaxPanels = kChunkFloats / (kXi * (1 + MR) * NR);
 
 struct Plan {
   int64_t th, tw;          // tile rows and tiles per row: ceil(OH/4), ceil(OW/4)
-  int64_t row_groups;      // groups per tile row: ceil(tw/4)
-  int64_t groups;          // in the batch: N · th · row_groups
+  int64_t row_pairs;       // pairs of tiles per tile row: ceil(tw/2)
+  int64_t pairs;           // in the batch: N · th · row_pairs
+  int64_t groups;          // ceil(pairs / 2)
   int64_t chunk_groups;    // per chunk, a multiple of kPanelGroups (whole panels)
   int64_t tiles_padded;    // per chunk: chunk_groups · 4
   int64_t OCp;             // output channels rounded up to MR
@@ -65,8 +66,9 @@ Plan make_plan(const Conv2dShape& s) {
   Plan p{};
   p.th = (s.OH() + 3) / 4;
   p.tw = (s.OW() + 3) / 4;
-  p.row_groups = (p.tw + kGroup - 1) / kGroup;
-  p.groups = s.N * p.th * p.row_groups;
+  p.row_pairs = (p.tw + 1) / 2;
+  p.pairs = s.N * p.th * p.row_pairs;
+  p.groups = (p.pairs + 1) / 2;
   p.OCp = (s.OC + MR - 1) / MR * MR;
   const int64_t panels_wanted = kChunkFloats / (kXi * (s.IC + p.OCp) * NR);
   const int64_t panels_needed = (p.groups + kPanelGroups - 1) / kPanelGroups;
@@ -126,24 +128,41 @@ void transform_weights(const Conv2dShape& s, const Plan& p, const float* w, bool
   });
 }
 
-// Where one group of 4 tiles reads its input and writes its output.
+// Where one pair of tiles reads its input and writes its output.
+struct Pair {
+  bool valid;      // false: past the last pair of the batch (reads as zero, never stored)
+  int64_t n;       // image
+  int64_t oy, ox;  // its first output row and column (a tile row's top, 8 · pair column)
+};
+// A group: pair q fills lanes [8q, 8q + 8), loaded from 8q floats before its first column, so
+// that lane i reads column ox - PW + i - 8q. ma and mb: the lanes whose columns (+ 0 and + 2)
+// lie inside the image, for both pairs.
 struct Group {
-  bool valid;        // false: past the last group of the batch (reads as zero, never stored)
-  int64_t n;         // image
-  int64_t oy, ox;    // its first output row and column (a tile row's top, 16 · group column)
-  __mmask16 ma, mb;  // input columns ox - PW + [0, 16) and + [2, 18) that lie inside the image
+  Pair pair[2];
+  __mmask16 ma, mb;
+  // The two pairs are neighbours in one tile row (always, in maps wider than 8): both halves
+  // then start at the same address, and one 16-lane load or store serves both.
+  bool joined;
 };
 
 Group group_at(const Conv2dShape& s, const Plan& p, int64_t g) {
   Group r{};
-  if (g >= p.groups) return r;
-  const int64_t unit = g / p.row_groups, gx = g % p.row_groups;
-  r.valid = true;
-  r.n = unit / p.th;
-  r.oy = 4 * (unit % p.th);
-  r.ox = 4 * kGroup * gx;
-  r.ma = inside(r.ox - s.PW, s.IW);
-  r.mb = inside(r.ox - s.PW + 2, s.IW);
+  for (int q = 0; q < 2; ++q) {
+    const int64_t index = 2 * g + q;
+    if (index >= p.pairs) break;
+    const int64_t unit = index / p.row_pairs, px = index % p.row_pairs;
+    Pair& pr = r.pair[q];
+    pr.valid = true;
+    pr.n = unit / p.th;
+    pr.oy = 4 * (unit % p.th);
+    pr.ox = 8 * px;
+    const int64_t x0 = pr.ox - s.PW - 8 * q;
+    const auto half = static_cast<__mmask16>(0xFF << (8 * q));
+    r.ma = static_cast<__mmask16>(r.ma | (inside(x0, s.IW) & half));
+    r.mb = static_cast<__mmask16>(r.mb | (inside(x0 + 2, s.IW) & half));
+  }
+  const Pair &p0 = r.pair[0], &p1 = r.pair[1];
+  r.joined = p0.valid && p1.valid && p0.n == p1.n && p0.oy == p1.oy && p1.ox == p0.ox + 8;
   return r;
 }
 
@@ -203,18 +222,28 @@ __attribute__((target("avx512f"))) void transform_input(const Conv2dShape& s, co
       const Group* gr = groups + v0;
       __m512 t[6][6];  // d B, row by row
       for (int r = 0; r < 6; ++r) {
-        __m512 a[4], b[4];  // per group: columns [0, 16) and [2, 18)
+        __m512 a[4], b[4];  // per group: columns [0, 16) and [2, 18) of its pairs
         for (int k = 0; k < 4; ++k) {
-          const Group& g = gr[k];
-          const int64_t ih = g.oy - PH + r;
-          if (!g.valid || ih < 0 || ih >= IH) {
-            a[k] = b[k] = _mm512_setzero_ps();
+          a[k] = b[k] = _mm512_setzero_ps();
+          if (gr[k].joined) {
+            const Pair& pr = gr[k].pair[0];
+            const int64_t ih = pr.oy - PH + r;
+            if (ih < 0 || ih >= IH) continue;
+            const float* row = x + ((pr.n * IC + ic) * IH + ih) * IW + (pr.ox - PW);
+            a[k] = _mm512_maskz_loadu_ps(gr[k].ma, row);
+            b[k] = _mm512_maskz_loadu_ps(gr[k].mb, row + 2);
             continue;
           }
-          // Pointer arithmetic from the row start; masked-off lanes are never read.
-          const float* row = x + ((g.n * IC + ic) * IH + ih) * IW + (g.ox - PW);
-          a[k] = _mm512_maskz_loadu_ps(g.ma, row);
-          b[k] = _mm512_maskz_loadu_ps(g.mb, row + 2);
+          for (int q = 0; q < 2; ++q) {
+            const Pair& pr = gr[k].pair[q];
+            const int64_t ih = pr.oy - PH + r;
+            if (!pr.valid || ih < 0 || ih >= IH) continue;
+            const auto half = static_cast<__mmask16>(0xFF << (8 * q));
+            // Pointer arithmetic from the row start; masked-off lanes are never read.
+            const float* row = x + ((pr.n * IC + ic) * IH + ih) * IW + (pr.ox - PW - 8 * q);
+            a[k] = _mm512_mask_loadu_ps(a[k], static_cast<__mmask16>(gr[k].ma & half), row);
+            b[k] = _mm512_mask_loadu_ps(b[k], static_cast<__mmask16>(gr[k].mb & half), row + 2);
+          }
         }
         const __m512 p02 = _mm512_permutex2var_ps(a[0], cols02, a[1]);
         const __m512 q02 = _mm512_permutex2var_ps(a[2], cols02, a[3]);
@@ -289,16 +318,19 @@ __attribute__((target("avx512f"))) void transform_output(const Conv2dShape& s, c
         const __m512 u3 = _mm512_shuffle_f32x4(w2, w3, 0xEE);
         const __m512 z[4] = {_mm512_shuffle_f32x4(u0, u2, 0x88), _mm512_shuffle_f32x4(u0, u2, 0xDD),
                              _mm512_shuffle_f32x4(u1, u3, 0x88), _mm512_shuffle_f32x4(u1, u3, 0xDD)};
-        for (int k = 0; k < 4; ++k) {
-          const Group& g = gr[k];
-          const int64_t oy = g.oy + r;
-          if (!g.valid || oy >= OH) continue;
-          const __mmask16 mask = lanes_below(OW - g.ox);
-          float* dst = y + ((g.n * OC + oc) * OH + oy) * OW + g.ox;
-          const __m512 v = accumulate ? _mm512_add_ps(z[k], _mm512_maskz_loadu_ps(mask, dst))
-                                      : _mm512_add_ps(z[k], bias);
-          _mm512_mask_storeu_ps(dst, mask, v);
-        }
+        for (int k = 0; k < 4; ++k)
+          for (int q = 0; q < (gr[k].joined ? 1 : 2); ++q) {
+            const Pair& pr = gr[k].pair[q];
+            const int64_t oy = pr.oy + r;
+            if (!pr.valid || oy >= OH) continue;
+            const auto mask =
+                gr[k].joined ? lanes_below(OW - pr.ox)
+                             : static_cast<__mmask16>((lanes_below(OW - pr.ox) & 0xFF) << (8 * q));
+            float* dst = y + ((pr.n * OC + oc) * OH + oy) * OW + pr.ox - 8 * q;
+            const __m512 v = accumulate ? _mm512_add_ps(z[k], _mm512_maskz_loadu_ps(mask, dst))
+                                        : _mm512_add_ps(z[k], bias);
+            _mm512_mask_storeu_ps(dst, mask, v);
+          }
       }
     }
   }
