@@ -94,37 +94,63 @@ int64_t per_thread_size(const Conv2dShape& s, const Plan& p) { return v_size(s, 
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
-// U[ξ] = G g Gᵀ for one (oc, ic) pair (in double, rounded once), written into the packed A
-// panels the micro-kernel reads: up[ξ·OCp·IC + (oc/MR)·MR·IC + ic·MR + oc%MR].
+// G applied to a column (a, b, c) of 3x3 kernels, 8 kernels at a time (one per lane):
+//   (a/4, -(a+b+c)/6, -(a-b+c)/6, a/24 + b/12 + c/6, a/24 - b/12 + c/6, c),
+// in double: U is rounded to float once, as accurate as the transform can be.
+__attribute__((target("avx512f"))) inline void apply_g(const __m512d& a, const __m512d& b,
+                                                       const __m512d& c, __m512d out[6]) {
+  const __m512d twelfth = _mm512_set1_pd(1.0 / 12);
+  const __m512d ac = _mm512_add_pd(a, c);
+  const __m512d outer = _mm512_fmadd_pd(a, _mm512_set1_pd(1.0 / 24),
+                                        _mm512_mul_pd(c, _mm512_set1_pd(1.0 / 6)));
+  out[0] = _mm512_mul_pd(a, _mm512_set1_pd(0.25));
+  out[1] = _mm512_mul_pd(_mm512_add_pd(ac, b), _mm512_set1_pd(-1.0 / 6));
+  out[2] = _mm512_mul_pd(_mm512_sub_pd(ac, b), _mm512_set1_pd(-1.0 / 6));
+  out[3] = _mm512_fmadd_pd(b, twelfth, outer);
+  out[4] = _mm512_fnmadd_pd(b, twelfth, outer);
+  out[5] = c;
+}
+
+// U[ξ] = G g Gᵀ, written into the packed A panels the micro-kernel reads:
+// up[ξ·OCp·IC + (oc/MR)·MR·IC + ic·MR + oc%MR], so the MR = 8 output channels of one panel and
+// one input channel are one 8-lane vector per ξ. Items [lo, hi) of (panel, ic).
+__attribute__((target("avx512f"))) void transform_weight_items(const Conv2dShape& s,
+                                                               const Plan& p, const float* w,
+                                                               bool flip_swap, int64_t lo,
+                                                               int64_t hi, float* up) {
+  static_assert(MR == 8, "one panel row of output channels per 8-lane vector");
+  const int64_t IC = s.IC, OC = s.OC, xi_stride = p.OCp * s.IC;
+  for (int64_t item = lo; item < hi; ++item) {
+    const int64_t oc0 = item / IC * MR, ic = item % IC;
+    alignas(64) double taps[9][8];  // taps[3·kh + kw][lane], output channel oc0 + lane
+    for (int lane = 0; lane < 8; ++lane) {
+      const int64_t oc = oc0 + lane;
+      for (int t = 0; t < 9; ++t)
+        taps[t][lane] = oc >= OC   ? 0.0
+                        : flip_swap ? w[(ic * OC + oc) * 9 + (8 - t)]
+                                    : w[(oc * IC + ic) * 9 + t];
+    }
+    __m512d gg[6][3];  // G g, column by column
+    for (int c = 0; c < 3; ++c) {
+      __m512d col[6];
+      apply_g(_mm512_load_pd(taps[c]), _mm512_load_pd(taps[3 + c]), _mm512_load_pd(taps[6 + c]),
+              col);
+      for (int i = 0; i < 6; ++i) gg[i][c] = col[i];
+    }
+    float* at = up + oc0 * IC + ic * MR;
+    for (int i = 0; i < 6; ++i) {  // (G g) Gᵀ, row by row
+      __m512d row[6];
+      apply_g(gg[i][0], gg[i][1], gg[i][2], row);
+      for (int j = 0; j < 6; ++j)
+        _mm256_storeu_ps(at + (i * 6 + j) * xi_stride, _mm512_cvtpd_ps(row[j]));
+    }
+  }
+}
+
 void transform_weights(const Conv2dShape& s, const Plan& p, const float* w, bool flip_swap,
                        float* up) {
-  static constexpr double G[6][3] = {{1.0 / 4, 0, 0},
-                                     {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                     {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                     {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                                     {0, 0, 1}};
-  parallel_for(0, p.OCp, [&](int64_t lo, int64_t hi, int) {
-    for (int64_t oc = lo; oc < hi; ++oc)
-      for (int64_t ic = 0; ic < s.IC; ++ic) {
-        double g[3][3] = {};
-        if (oc < s.OC)
-          for (int kh = 0; kh < 3; ++kh)
-            for (int kw = 0; kw < 3; ++kw)
-              g[kh][kw] = flip_swap ? w[((ic * s.OC + oc) * 3 + (2 - kh)) * 3 + (2 - kw)]
-                                    : w[((oc * s.IC + ic) * 3 + kh) * 3 + kw];
-        double gg[6][3] = {};  // G g
-        for (int i = 0; i < 6; ++i)
-          for (int c = 0; c < 3; ++c)
-            for (int k = 0; k < 3; ++k) gg[i][c] += G[i][k] * g[k][c];
-        const int64_t at = (oc / MR) * MR * s.IC + ic * MR + oc % MR;
-        for (int i = 0; i < 6; ++i)  // (G g) Gᵀ
-          for (int j = 0; j < 6; ++j) {
-            double u = 0;
-            for (int k = 0; k < 3; ++k) u += gg[i][k] * G[j][k];
-            up[(i * 6 + j) * p.OCp * s.IC + at] = static_cast<float>(u);
-          }
-      }
+  parallel_for(0, p.OCp / MR * s.IC, [&](int64_t lo, int64_t hi, int) {
+    transform_weight_items(s, p, w, flip_swap, lo, hi, up);
   });
 }
 
