@@ -69,8 +69,8 @@ int main(int argc, char** argv) {
   // accept: what its choice rests on. GFLOP/s counts direct-convolution FLOPs throughout; nan
   // where the direct kernel does not apply (it leaves small padded images to the GEMM).
   std::printf("\nby algorithm (GFLOP/s of the direct-equivalent FLOPs)\n");
-  std::printf("%-34s %9s %9s %9s %9s %9s\n", "layer", "fwd dir", "fwd F2", "fwd F4", "wgt dir",
-              "wgt wino");
+  std::printf("%-34s %9s %9s %9s %9s %9s %9s\n", "layer", "fwd dir", "fwd F2", "fwd F4",
+              "wgt dir", "wgt F2", "wgt F4");
   for (auto& c : cases) {
     Conv2dShape s = c.s;
     s.N = N;
@@ -82,7 +82,8 @@ int main(int argc, char** argv) {
          cpu::conv2d_direct_backward_weights_workspace_size(s, threads),
          cpu::conv2d_winograd_workspace_size(s, threads),
          cpu::conv2d_winograd4_workspace_size(s, threads),
-         cpu::conv2d_winograd_backward_weights_workspace_size(s, threads)});
+         cpu::conv2d_winograd_backward_weights_workspace_size(s, threads),
+         cpu::conv2d_winograd4_backward_weights_workspace_size(s, threads)});
     std::vector<float> x(s.N * s.IC * s.IH * s.IW, 0.5f), w(s.OC * s.IC * s.KH * s.KW, 0.1f),
         b(s.OC), y(s.N * s.OC * s.OH() * s.OW()), dy(y.size(), 0.01f), dw(w.size()), db(b.size()),
         ws(ws_size);
@@ -91,7 +92,9 @@ int main(int argc, char** argv) {
     const double f4 = median_seconds([&] { cpu::conv2d_winograd4(s, x.data(), w.data(), false, b.data(), y.data(), false, ws.data()); });
     const double gd = !direct ? NAN : median_seconds([&] { cpu::conv2d_direct_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), ws.data()); });
     const double gw = median_seconds([&] { cpu::conv2d_winograd_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), ws.data()); });
-    std::printf("%-34s %9.1f %9.1f %9.1f %9.1f %9.1f\n", c.name, flops / fd / 1e9,
-                flops / fw / 1e9, flops / f4 / 1e9, flops / gd / 1e9, flops / gw / 1e9);
+    const double g4 = median_seconds([&] { cpu::conv2d_winograd4_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), ws.data()); });
+    std::printf("%-34s %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f\n", c.name, flops / fd / 1e9,
+                flops / fw / 1e9, flops / f4 / 1e9, flops / gd / 1e9, flops / gw / 1e9,
+                flops / g4 / 1e9);
   }
 }

@@ -233,14 +233,21 @@ struct WinogradVariant {
   int64_t (*workspace_size)(const Conv2dShape&, int);
   void (*run)(const Conv2dShape&, const float*, const float*, bool, const float*, float*, bool,
               float*);
+  const char* weights_name;
+  int64_t (*weights_workspace_size)(const Conv2dShape&, int);
+  void (*weights)(const Conv2dShape&, const float*, const float*, float*, float*, float*);
   double atol;  // per square root of the reduction length
 };
 // F(4x4, 3x3)'s transforms have constants up to 8 (F(2x2, 3x3)'s up to 1), so its rounding errors
 // are about 15x larger: here at most 3.2e-5 per square root of the reduction length, against
 // 1.3e-6 for F(2x2, 3x3).
 const WinogradVariant kWinogradVariants[] = {
-    {"F(2x2,3x3)", ops::cpu::conv2d_winograd_workspace_size, ops::cpu::conv2d_winograd, 1e-5},
-    {"F(4x4,3x3)", ops::cpu::conv2d_winograd4_workspace_size, ops::cpu::conv2d_winograd4, 1e-4},
+    {"F(2x2,3x3)", ops::cpu::conv2d_winograd_workspace_size, ops::cpu::conv2d_winograd,
+     "F(3x3,2x2)", ops::cpu::conv2d_winograd_backward_weights_workspace_size,
+     ops::cpu::conv2d_winograd_backward_weights, 1e-5},
+    {"F(4x4,3x3)", ops::cpu::conv2d_winograd4_workspace_size, ops::cpu::conv2d_winograd4,
+     "F(3x3,4x4)", ops::cpu::conv2d_winograd4_backward_weights_workspace_size,
+     ops::cpu::conv2d_winograd4_backward_weights, 1e-4},
 };
 
 TEST(Conv2dKernels, WinogradMatchesRef) {
@@ -307,20 +314,21 @@ TEST(Conv2dKernels, WinogradMatchesRef) {
       }
 
       // Weight and bias gradients (accumulate onto a sentinel of 1).
-      Tensor<float> ws_w(
-          Shape{ops::cpu::conv2d_winograd_backward_weights_workspace_size(s, threads)}, NAN);
-      Tensor<float> dw(w.shape(), 1.0f), db(b.shape(), 1.0f);
       std::vector<double> dw_ref(static_cast<size_t>(w.numel()), 1.0), db_ref(s.OC, 1.0);
-      ops::cpu::conv2d_winograd_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(),
-                                                 ws_w.data());
       ops::ref::conv2d_backward_weights(s, xd.data(), dyd.data(), dw_ref.data(), db_ref.data());
       const double reduce_dw = static_cast<double>(s.N * OH * OW);
-      EXPECT_TRUE(
-          all_close(dw.data(), dw_ref.data(), dw.numel(), 1e-4, 1e-5 * std::sqrt(reduce_dw)))
-          << "backward weights";
-      EXPECT_TRUE(
-          all_close(db.data(), db_ref.data(), db.numel(), 1e-4, 1e-5 * std::sqrt(reduce_dw)))
-          << "backward bias";
+      for (const WinogradVariant& variant : kWinogradVariants) {
+        SCOPED_TRACE(variant.weights_name);
+        Tensor<float> ws_w(Shape{variant.weights_workspace_size(s, threads)}, NAN);
+        Tensor<float> dw(w.shape(), 1.0f), db(b.shape(), 1.0f);
+        variant.weights(s, x.data(), dy.data(), dw.data(), db.data(), ws_w.data());
+        EXPECT_TRUE(all_close(dw.data(), dw_ref.data(), dw.numel(), 1e-4,
+                              variant.atol * std::sqrt(reduce_dw)))
+            << "backward weights";
+        EXPECT_TRUE(all_close(db.data(), db_ref.data(), db.numel(), 1e-4,
+                              1e-5 * std::sqrt(reduce_dw)))
+            << "backward bias";
+      }
     }
 }
 

@@ -35,7 +35,7 @@
 #include <cstring>
 
 #include "convnet/runtime.hpp"
-#include "ops/cpu/avx512_masks.hpp"
+#include "ops/cpu/winograd_common.hpp"
 #include "ops/cpu/cpu.hpp"
 #include "ops/cpu/gemm.hpp"
 
@@ -46,23 +46,29 @@ constexpr int64_t MR = 8, NR = 32;   // the AVX-512 micro-kernel's tile
 constexpr int64_t kXi = 36;          // element positions of a 6x6 transformed tile
 constexpr int64_t kGroup = 4;        // tiles per group: two pairs
 constexpr int64_t kPanelGroups = NR / kGroup;
-// A chunk's V and M (36 rows of IC + OC floats per tile) within about 640 KB of L2.
+// Forward: a chunk's V and M (36 rows of IC + OC floats per tile) within about 640 KB of L2.
 constexpr int64_t kChunkFloats = 160 * 1024;
-// The most panels a chunk can hold (one input channel, one block of output channels), so that
-// a chunk's group descriptors fit a fixed array.
-constexpr int64_t kMaxPanels = kChunkFloats / (kXi * (1 + MR) * NR);
+// Weight gradients: chunks of about 8 MB of V and U. The products run one ξ at a time, each
+// over 1/36 of that (in L2), and long rows amortise the horizontal sums of the dot products.
+constexpr int64_t kBackwardChunkFloats = 2 * 1024 * 1024;
+// The most groups a chunk holds, so that its descriptors fit a fixed array on the stack.
+constexpr int64_t kMaxGroups = 512;
 
 struct Plan {
   int64_t th, tw;          // tile rows and tiles per row: ceil(OH/4), ceil(OW/4)
   int64_t row_pairs;       // pairs of tiles per tile row: ceil(tw/2)
   int64_t pairs;           // in the batch: N · th · row_pairs
   int64_t groups;          // ceil(pairs / 2)
-  int64_t chunk_groups;    // per chunk, a multiple of kPanelGroups (whole panels)
+  int64_t chunk_groups;    // per chunk: whole panels (forward) or vectors (weight gradients)
   int64_t tiles_padded;    // per chunk: chunk_groups · 4
   int64_t OCp;             // output channels rounded up to MR
 };
 
-Plan make_plan(const Conv2dShape& s) {
+// target_floats: how many floats a chunk's buffers may hold, 36 rows of `channels` floats per
+// tile; chunks are whole multiples of `multiple` groups, and as many as a multiple of `threads`
+// where that is possible, so that every thread gets the same work.
+Plan make_plan(const Conv2dShape& s, int64_t target_floats, int64_t channels, int64_t multiple,
+               int threads) {
   Plan p{};
   p.th = (s.OH() + 3) / 4;
   p.tw = (s.OW() + 3) / 4;
@@ -70,12 +76,21 @@ Plan make_plan(const Conv2dShape& s) {
   p.pairs = s.N * p.th * p.row_pairs;
   p.groups = (p.pairs + 1) / 2;
   p.OCp = (s.OC + MR - 1) / MR * MR;
-  const int64_t panels_wanted = kChunkFloats / (kXi * (s.IC + p.OCp) * NR);
-  const int64_t panels_needed = (p.groups + kPanelGroups - 1) / kPanelGroups;
+  const auto round_up = [](int64_t a, int64_t b) { return (a + b - 1) / b * b; };
+  const int64_t wanted = std::clamp<int64_t>(target_floats / (kXi * channels * kGroup), multiple,
+                                             kMaxGroups);
+  const int64_t chunks = round_up((p.groups + wanted - 1) / wanted, std::max(threads, 1));
   p.chunk_groups =
-      std::max<int64_t>(1, std::min({panels_wanted, panels_needed, kMaxPanels})) * kPanelGroups;
+      std::min(round_up(std::max<int64_t>(1, (p.groups + chunks - 1) / chunks), multiple),
+               kMaxGroups / multiple * multiple);
   p.tiles_padded = p.chunk_groups * kGroup;
   return p;
+}
+Plan forward_plan(const Conv2dShape& s, int threads) {
+  return make_plan(s, kChunkFloats, s.IC + (s.OC + MR - 1) / MR * MR, kPanelGroups, threads);
+}
+Plan backward_plan(const Conv2dShape& s, int threads) {
+  return make_plan(s, kBackwardChunkFloats, s.IC + s.OC, 4, threads);
 }
 
 int64_t packed_u_size(const Conv2dShape& s, const Plan& p) { return kXi * p.OCp * s.IC; }
@@ -228,8 +243,10 @@ __attribute__((target("avx512f"))) inline Four output_transform(const __m512 m[6
   return o;
 }
 
-// V = Bᵀ d B for the chunk's groups [g0, g0 + count) (count a multiple of 4), every input channel,
-// into packed panels: vp[ξ·IC·tiles_padded + (j/NR)·NR·IC + ic·NR + j%NR] for tile j.
+// V = Bᵀ d B for the chunk's groups (count a multiple of 4), every input channel, for tile j:
+// kPacked (forward), into packed panels, vp[ξ·IC·tiles_padded + (j/NR)·NR·IC + ic·NR + j%NR];
+// else (weight gradients) into plain rows, vp[(ξ·IC + ic)·tiles_padded + j].
+template <bool kPacked>
 __attribute__((target("avx512f"))) void transform_input(const Conv2dShape& s, const Plan& p,
                                                         const float* x, const Group* groups,
                                                         int64_t count, float* vp) {
@@ -288,7 +305,8 @@ __attribute__((target("avx512f"))) void transform_input(const Conv2dShape& s, co
         const Six row = input_transform(d);
         for (int j = 0; j < 6; ++j) t[r][j] = row.v[j];
       }
-      float* at = vp + (v0 * kGroup / NR) * NR * IC + ic * NR + (v0 * kGroup) % NR;
+      float* at = kPacked ? vp + (v0 * kGroup / NR) * NR * IC + ic * NR + (v0 * kGroup) % NR
+                          : vp + ic * tp + v0 * kGroup;
       for (int j = 0; j < 6; ++j) {  // Bᵀ (d B), column by column
         const __m512 col[6] = {t[0][j], t[1][j], t[2][j], t[3][j], t[4][j], t[5][j]};
         const Six v = input_transform(col);
@@ -361,6 +379,80 @@ __attribute__((target("avx512f"))) void transform_output(const Conv2dShape& s, c
     }
   }
 }
+// G' applied along four vectors (a, b, c, d):
+//   (a/4, -(a+b+c+d)/6, -(a-b+c-d)/6, a/24 + b/12 + c/6 + d/3, a/24 - b/12 + c/6 - d/3, d).
+__attribute__((target("avx512f"))) inline Six grad_output_transform(const __m512 d[4]) {
+  const __m512 even = _mm512_add_ps(d[0], d[2]), odd = _mm512_add_ps(d[1], d[3]);
+  const __m512 even2 = _mm512_fmadd_ps(d[0], _mm512_set1_ps(1.0f / 24),
+                                       _mm512_mul_ps(d[2], _mm512_set1_ps(1.0f / 6)));
+  const __m512 odd2 = _mm512_fmadd_ps(d[1], _mm512_set1_ps(1.0f / 12),
+                                      _mm512_mul_ps(d[3], _mm512_set1_ps(1.0f / 3)));
+  const __m512 minus_sixth = _mm512_set1_ps(-1.0f / 6);
+  Six o;
+  o.v[0] = _mm512_mul_ps(d[0], _mm512_set1_ps(0.25f));
+  o.v[1] = _mm512_mul_ps(_mm512_add_ps(even, odd), minus_sixth);
+  o.v[2] = _mm512_mul_ps(_mm512_sub_ps(even, odd), minus_sixth);
+  o.v[3] = _mm512_add_ps(even2, odd2);
+  o.v[4] = _mm512_sub_ps(even2, odd2);
+  o.v[5] = d[3];
+  return o;
+}
+
+// U = G' dy G'ᵀ of the 4x4 blocks of dy for the chunk's groups, every output channel, in plain
+// rows: up[(ξ·OC + oc)·tiles_padded + j]; also Σ dy per channel into db_vec (16 lanes each).
+// Blocks past the output (padding tiles and pairs) load as zero, so they add nothing to the
+// weight gradient whatever V holds there.
+__attribute__((target("avx512f"))) void transform_grad_output(const Conv2dShape& s,
+                                                              const Plan& p, const float* dy,
+                                                              const Group* groups, int64_t count,
+                                                              float* up, float* db_vec) {
+  const __m512i cols02 =
+      _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 2, 6, 10, 14, 18, 22, 26, 30);
+  const __m512i cols13 =
+      _mm512_setr_epi32(1, 5, 9, 13, 17, 21, 25, 29, 3, 7, 11, 15, 19, 23, 27, 31);
+  const int64_t OC = s.OC, OH = s.OH(), OW = s.OW(), tp = p.tiles_padded;
+  const int64_t xi_stride = OC * tp;
+  for (int64_t oc = 0; oc < OC; ++oc) {
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t v0 = 0; v0 < count; v0 += 4) {
+      const Group* gr = groups + v0;
+      __m512 h[4][6];  // dy G'ᵀ, row by row
+      for (int r = 0; r < 4; ++r) {
+        __m512 a[4];  // per group: the 16 columns of its pairs
+        for (int k = 0; k < 4; ++k) {
+          a[k] = _mm512_setzero_ps();
+          for (int q = 0; q < (gr[k].joined ? 1 : 2); ++q) {
+            const Pair& pr = gr[k].pair[q];
+            const int64_t oy = pr.oy + r;
+            if (!pr.valid || oy >= OH) continue;
+            const auto mask =
+                gr[k].joined ? lanes_below(OW - pr.ox)
+                             : static_cast<__mmask16>((lanes_below(OW - pr.ox) & 0xFF) << (8 * q));
+            a[k] = _mm512_mask_loadu_ps(a[k], mask,
+                                        dy + ((pr.n * OC + oc) * OH + oy) * OW + pr.ox - 8 * q);
+          }
+          sum = _mm512_add_ps(sum, a[k]);
+        }
+        const __m512 p02 = _mm512_permutex2var_ps(a[0], cols02, a[1]);
+        const __m512 q02 = _mm512_permutex2var_ps(a[2], cols02, a[3]);
+        const __m512 p13 = _mm512_permutex2var_ps(a[0], cols13, a[1]);
+        const __m512 q13 = _mm512_permutex2var_ps(a[2], cols13, a[3]);
+        const __m512 d[4] = {
+            _mm512_shuffle_f32x4(p02, q02, 0x44), _mm512_shuffle_f32x4(p13, q13, 0x44),
+            _mm512_shuffle_f32x4(p02, q02, 0xEE), _mm512_shuffle_f32x4(p13, q13, 0xEE)};
+        const Six row = grad_output_transform(d);
+        for (int j = 0; j < 6; ++j) h[r][j] = row.v[j];
+      }
+      float* at = up + oc * tp + v0 * kGroup;
+      for (int j = 0; j < 6; ++j) {  // G' (dy G'ᵀ), column by column
+        const __m512 col[4] = {h[0][j], h[1][j], h[2][j], h[3][j]};
+        const Six u = grad_output_transform(col);
+        for (int i = 0; i < 6; ++i) _mm512_storeu_ps(at + (i * 6 + j) * xi_stride, u.v[i]);
+      }
+    }
+    _mm512_storeu_ps(db_vec + oc * 16, _mm512_add_ps(_mm512_loadu_ps(db_vec + oc * 16), sum));
+  }
+}
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -379,14 +471,14 @@ bool conv2d_winograd4_supported(const Conv2dShape& s) {
 }
 
 int64_t conv2d_winograd4_workspace_size(const Conv2dShape& s, int threads) {
-  const Plan p = make_plan(s);
+  const Plan p = forward_plan(s, threads);
   return packed_u_size(s, p) + threads * per_thread_size(s, p);
 }
 
 void conv2d_winograd4(const Conv2dShape& s, const float* x, const float* w, bool flip_swap,
                       const float* b, float* y, bool accumulate, float* workspace) {
 #ifdef CONVNET_HAVE_WINOGRAD4
-  const Plan p = make_plan(s);
+  const Plan p = forward_plan(s, num_threads());
   float* up = workspace;
   transform_weights(s, p, w, flip_swap, up);
   const MicroKernel micro = gemm_kernel().micro;
@@ -394,7 +486,7 @@ void conv2d_winograd4(const Conv2dShape& s, const float* x, const float* w, bool
   parallel_for(0, chunks, [&](int64_t lo, int64_t hi, int thread) {
     float* vp = workspace + packed_u_size(s, p) + thread * per_thread_size(s, p);
     float* mp = vp + v_size(s, p);
-    Group groups[kMaxPanels * kPanelGroups];  // the chunk's, in tile order
+    Group groups[kMaxGroups];  // the chunk's, in tile order
     for (int64_t chunk = lo; chunk < hi; ++chunk) {
       const int64_t g0 = chunk * p.chunk_groups;
       // Whole panels: groups past the batch's last read as zero, so every column the
@@ -402,7 +494,7 @@ void conv2d_winograd4(const Conv2dShape& s, const float* x, const float* w, bool
       const int64_t count =
           std::min(p.chunk_groups, (p.groups - g0 + kPanelGroups - 1) / kPanelGroups * kPanelGroups);
       for (int64_t k = 0; k < count; ++k) groups[k] = group_at(s, p, g0 + k);
-      transform_input(s, p, x, groups, count, vp);
+      transform_input<true>(s, p, x, groups, count, vp);
       const int64_t tiles = count * kGroup;
       for (int64_t xi = 0; xi < kXi; ++xi) {
         const float* u_xi = up + xi * p.OCp * s.IC;
@@ -418,6 +510,104 @@ void conv2d_winograd4(const Conv2dShape& s, const float* x, const float* w, bool
   });
 #else
   (void)s, (void)x, (void)w, (void)flip_swap, (void)b, (void)y, (void)accumulate, (void)workspace;
+#endif
+}
+
+namespace {
+// Weight gradients, per thread: V and U in plain rows of tiles_padded tiles, the transform-domain
+// sums S (4×4 blocks of 16 lanes, as dot_block_4x4 leaves them) and the bias lanes.
+struct BackwardSizes {
+  int64_t ld, blocks_oc, blocks_ic, v, u, s, db, per_thread;
+};
+BackwardSizes backward_sizes(const Conv2dShape& s, const Plan& p) {
+  BackwardSizes z{};
+  z.ld = p.tiles_padded;
+  z.blocks_oc = (s.OC + 3) / 4;
+  z.blocks_ic = (s.IC + 3) / 4;
+  z.v = kXi * s.IC * z.ld;
+  z.u = kXi * s.OC * z.ld;
+  z.s = kXi * z.blocks_oc * z.blocks_ic * 16;
+  z.db = s.OC * 16;
+  z.per_thread = z.v + z.u + z.s + z.db;
+  return z;
+}
+}  // namespace
+
+int64_t conv2d_winograd4_backward_weights_workspace_size(const Conv2dShape& s, int threads) {
+  return threads * backward_sizes(s, backward_plan(s, threads)).per_thread;
+}
+
+void conv2d_winograd4_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
+                                       float* dw, float* db, float* workspace) {
+#ifdef CONVNET_HAVE_WINOGRAD4
+  const Plan p = backward_plan(s, num_threads());
+  const BackwardSizes z = backward_sizes(s, p);
+  const int64_t chunks = (p.groups + p.chunk_groups - 1) / p.chunk_groups;
+  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), chunks));
+  parallel_for(0, chunks, [&](int64_t lo, int64_t hi, int thread) {
+    float* vp = workspace + thread * z.per_thread;
+    float* up = vp + z.v;
+    float* sums = up + z.u;
+    float* db_vec = sums + z.s;
+    std::fill_n(sums, z.s + z.db, 0.0f);
+    Group groups[kMaxGroups];  // the chunk's, in tile order
+    for (int64_t chunk = lo; chunk < hi; ++chunk) {
+      const int64_t g0 = chunk * p.chunk_groups;
+      const int64_t count = std::min(p.chunk_groups, (p.groups - g0 + 3) / 4 * 4);
+      for (int64_t k = 0; k < count; ++k) groups[k] = group_at(s, p, g0 + k);
+      transform_input<false>(s, p, x, groups, count, vp);
+      transform_grad_output(s, p, dy, groups, count, up, db_vec);
+      const int64_t tiles = count * kGroup;
+      for (int64_t xi = 0; xi < kXi; ++xi)
+        for (int64_t kb = 0; kb < z.blocks_oc; ++kb) {
+          const float* u_rows[4];
+          for (int64_t k = 0; k < 4; ++k)  // rows past OC repeat the last; never read back
+            u_rows[k] = up + (xi * s.OC + std::min(4 * kb + k, s.OC - 1)) * z.ld;
+          for (int64_t cb = 0; cb < z.blocks_ic; ++cb) {
+            const float* v_rows[4];
+            for (int64_t c = 0; c < 4; ++c)
+              v_rows[c] = vp + (xi * s.IC + std::min(4 * cb + c, s.IC - 1)) * z.ld;
+            dot_block_4x4(u_rows, v_rows, tiles,
+                          sums + ((xi * z.blocks_oc + kb) * z.blocks_ic + cb) * 16);
+          }
+        }
+    }
+  });
+  // Per-thread sums in a fixed order, then dW += A'ᵀ S A' per (oc, ic) and db += Σ lanes, with
+  //   A'ᵀ = | 1  1  1  1  1  0 |
+  //         | 0  1 -1  2 -2  0 |
+  //         | 0  1  1  4  4  1 |
+  float* total = workspace;  // thread 0's slice
+  for (int t = 1; t < threads; ++t) {
+    const float* part = workspace + t * z.per_thread;
+    for (int64_t i = 0; i < z.s + z.db; ++i) total[z.v + z.u + i] += part[z.v + z.u + i];
+  }
+  const float* sums = total + z.v + z.u;
+  const float* db_vec = sums + z.s;
+  static constexpr float AT[3][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 1}};
+  for (int64_t oc = 0; oc < s.OC; ++oc)
+    for (int64_t ic = 0; ic < s.IC; ++ic) {
+      float S[6][6];
+      for (int xi = 0; xi < kXi; ++xi)
+        S[xi / 6][xi % 6] =
+            sums[((xi * z.blocks_oc + oc / 4) * z.blocks_ic + ic / 4) * 16 + 4 * (ic % 4) + oc % 4];
+      float* g = dw + (oc * s.IC + ic) * 9;
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) {
+          float v = 0.0f;
+          for (int a = 0; a < 6; ++a)
+            for (int b = 0; b < 6; ++b) v += AT[i][a] * S[a][b] * AT[j][b];
+          g[i * 3 + j] += v;
+        }
+    }
+  if (db)
+    for (int64_t oc = 0; oc < s.OC; ++oc) {
+      float v = 0.0f;
+      for (int l = 0; l < 16; ++l) v += db_vec[oc * 16 + l];
+      db[oc] += v;
+    }
+#else
+  (void)s, (void)x, (void)dy, (void)dw, (void)db, (void)workspace;
 #endif
 }
 
