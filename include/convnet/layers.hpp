@@ -477,6 +477,9 @@ struct BatchNormOptions {
   double eps = 1e-5;
   double momentum = 0.1;
   bool affine = true;  // false: no γ and β (γ = 1, β = 0 fixed)
+  // γ's initial value. 0 on the last BatchNorm of a residual branch makes each block start as
+  // the identity (Goyal et al. 2017; torchvision's zero_init_residual).
+  double gamma_init = 1.0;
 };
 
 template <class T>
@@ -486,7 +489,8 @@ class BatchNorm : public Layer<T> {
   std::string spec() const override;
   const BatchNormOptions& options() const { return options_; }  // as constructed
   Shape build(const Shape& input) override;
-  // γ = 1, β = 0, running_mean = 0, running_var = 1 (PyTorch's reset_parameters).
+  // γ = gamma_init (1 by default), β = 0, running_mean = 0, running_var = 1 (PyTorch's
+  // reset_parameters).
   void init(Rng& rng) override;
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,

@@ -21,6 +21,10 @@ BatchNorm<T>::BatchNorm(const BatchNormOptions& o, bool spatial)
   CONVNET_CHECK(o.eps > 0.0, name, ": eps must be > 0, got ", o.eps);
   CONVNET_CHECK(o.momentum >= 0.0 && o.momentum <= 1.0, name, ": momentum must be in [0, 1], got ",
                 o.momentum);
+  CONVNET_CHECK(std::isfinite(o.gamma_init), name, ": gamma_init must be finite, got ",
+                o.gamma_init);
+  CONVNET_CHECK(o.affine || o.gamma_init == 1.0, name,
+                ": gamma_init needs affine (without it γ is fixed at 1), got ", o.gamma_init);
 }
 
 namespace {
@@ -58,7 +62,7 @@ Shape BatchNorm<T>::build(const Shape& input) {
   const Shape c{channels_};
   if (running_mean_.shape() != c) {  // first build: PyTorch's initial values
     if (affine_) {
-      weight_ = Tensor<T>(c, T(1));
+      weight_ = Tensor<T>(c, T(options_.gamma_init));
       bias_ = Tensor<T>(c);
       grad_weight_ = Tensor<T>(c);
       grad_bias_ = Tensor<T>(c);
@@ -79,7 +83,7 @@ Shape BatchNorm<T>::build(const Shape& input) {
 template <class T>
 void BatchNorm<T>::init(Rng&) {
   if (affine_) {
-    weight_.fill(T(1));
+    weight_.fill(T(options_.gamma_init));
     bias_.zero();
   }
   running_mean_.zero();

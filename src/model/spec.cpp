@@ -113,7 +113,8 @@ const Fields<BatchNormOptions>& batchnorm_fields() {
   static const Fields<O> fields = {{"num_features", &O::num_features},
                                    {"eps", &O::eps},
                                    {"momentum", &O::momentum},
-                                   {"affine", &O::affine}};
+                                   {"affine", &O::affine},
+                                   {"gamma_init", &O::gamma_init}};
   return fields;
 }
 

@@ -175,6 +175,28 @@ TEST(BatchNorm, ShapeErrors) {
   EXPECT_THROW(BatchNorm2d<float>({.eps = 0}), Error);
 }
 
+// gamma_init sets γ at build and again at every init (0: a residual branch starts switched off,
+// so the block is its shortcut and the whole gradient flows through it); it needs affine.
+TEST(BatchNorm, GammaInit) {
+  BatchNorm2d<float> bn({.gamma_init = 0.0});
+  bn.build(Shape{2, 3, 2, 2});
+  for (int64_t c = 0; c < 3; ++c) EXPECT_EQ(bn.weight()[c], 0.0f);
+  bn.weight().fill(0.7f);
+  Rng rng(1);
+  bn.init(rng);
+  for (int64_t c = 0; c < 3; ++c) EXPECT_EQ(bn.weight()[c], 0.0f);
+  Tensor<float> x(Shape{2, 3, 2, 2}), y;
+  for (int64_t i = 0; i < x.numel(); ++i) x[i] = static_cast<float>(i % 5);
+  bn.forward(x, y, Mode::Train);
+  for (int64_t i = 0; i < y.numel(); ++i) EXPECT_EQ(y[i], 0.0f) << i;  // γ·x̂ + β with β = 0
+  EXPECT_NE(testing::error_of([] { BatchNorm2d<float>({.affine = false, .gamma_init = 0.5}); })
+                .find("gamma_init needs affine"),
+            std::string::npos);
+  EXPECT_NE(testing::error_of([] { BatchNorm1d<float>({.gamma_init = NAN}); })
+                .find("batchnorm1d: gamma_init must be finite"),
+            std::string::npos);
+}
+
 // Parameters are γ and β; the running statistics are buffers, which no optimizer updates.
 TEST(BatchNorm, RunningStatisticsAreBuffersNotParameters) {
   Sequential<double> m;

@@ -88,7 +88,7 @@ layer dropout p=0.25 seed=9
 layer global_avgpool2d
 layer flatten
 layer linear in_features=4 out_features=6 bias=false init=default
-layer batchnorm1d eps=1e-05 momentum=0.5
+layer batchnorm1d eps=1e-05 momentum=0.5 gamma_init=0.5
 layer relu
 layer linear out_features=3
 layer softmax
@@ -136,7 +136,7 @@ TEST(ModelSpec, EveryLayerAndOptionRoundTrips) {
             std::string::npos)
       << written;
   EXPECT_NE(written.find("count_pad=false"), std::string::npos) << written;
-  EXPECT_NE(written.find("layer batchnorm1d momentum=0.5\n"), std::string::npos)
+  EXPECT_NE(written.find("layer batchnorm1d momentum=0.5 gamma_init=0.5\n"), std::string::npos)
       << "eps=1e-05 is the default and is not written: " << written;
 }
 
