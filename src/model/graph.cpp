@@ -53,8 +53,15 @@ void Add<T>::forward(std::span<const Tensor<T>* const> xs, Tensor<T>& y) {
   y.resize(xs[0]->shape());
   T* out = y.data();
   split_range<T>(y.numel(), [&](int64_t begin, int64_t end) {
-    std::copy(xs[0]->data() + begin, xs[0]->data() + end, out + begin);
-    for (size_t i = 1; i < xs.size(); ++i) {
+    // y = (x0 + x1) + x2 + ...: the first two inputs in one pass (no copy of x0 to re-read).
+    const T* first = xs[0]->data();
+    if (xs.size() == 1) {
+      std::copy(first + begin, first + end, out + begin);
+      return;
+    }
+    const T* second = xs[1]->data();
+    for (int64_t k = begin; k < end; ++k) out[k] = first[k] + second[k];
+    for (size_t i = 2; i < xs.size(); ++i) {
       const T* in = xs[i]->data();
       for (int64_t k = begin; k < end; ++k) out[k] += in[k];
     }
