@@ -68,8 +68,12 @@ void gemm_blocked(int64_t M, int64_t N, int64_t K, PackA&& pack_a, PackB&& pack_
   float* bp = buffers.b.data();
   for (int64_t j0 = 0; j0 < N; j0 += kGemmNC) {
     const int64_t nc = std::min(kGemmNC, N - j0);
-    for (int64_t p0 = 0; p0 < K; p0 += kGemmKC) {
-      const int64_t kc = std::min(kGemmKC, K - p0);
+    // K in equal blocks of at most kGemmKC (288 = 144 + 144, not 256 + 32): a short last block
+    // would pay the micro-kernel's C loads and stores for little work.
+    const int64_t k_blocks = (K + kGemmKC - 1) / kGemmKC;
+    const int64_t kc_even = (K + k_blocks - 1) / k_blocks;
+    for (int64_t p0 = 0; p0 < K; p0 += kc_even) {
+      const int64_t kc = std::min(kc_even, K - p0);
       pack_b(p0, j0, kc, nc, k.NR, bp);
       // The first K block writes C (unless accumulating); later blocks add to it.
       const bool acc = accumulate || p0 > 0;
