@@ -427,8 +427,9 @@ TYPED_TEST(Golden, ConcatGraph) {
 // Float runs with F(2x2, 3x3) Winograd throughout. The gradients of this small batch are
 // ill-conditioned at ReLU kinks: moving x by 3e-5 (in double) moves stage 1's gradients by up to
 // 2.5e-3, the size of the difference F(4x4, 3x3)'s rounding makes. So the default kernels are
-// held to the forward pass here (logits, loss, running statistics), and F(4x4, 3x3) itself to the
-// reference in the kernel tests (test_kernels_match_ref.cpp).
+// held to the forward pass here (logits and running statistics, to 1e-4: F(4x4, 3x3) rounds
+// about 15x coarser than F(2x2, 3x3)), and F(4x4, 3x3) itself to the reference in the kernel
+// tests (test_kernels_match_ref.cpp).
 TYPED_TEST(Golden, ResNetSmall) {
   using T = TypeParam;
   const GoldenFile f = fixture("resnet_small.bin");
@@ -444,9 +445,14 @@ TYPED_TEST(Golden, ResNetSmall) {
     SCOPED_TRACE("default kernels, forward");
     Graph<T> model = make_resnet_small<T>(10, 16);
     load(model);
-    EXPECT_TRUE(matches(model.forward(x, Mode::Train), f["logits"])) << "logits";
+    auto close = [](const Tensor<T>& got, const GoldenTensor& want) {
+      double scale = 0;
+      for (double v : want.data) scale = std::max(scale, std::abs(v));
+      return testing::all_close(got.data(), want.data.data(), got.numel(), 1e-4, 1e-5 * scale);
+    };
+    EXPECT_TRUE(close(model.forward(x, Mode::Train), f["logits"])) << "logits";
     for (const auto& b : model.buffers())
-      EXPECT_TRUE(matches(*b.value, f["after1." + b.name])) << b.name;
+      EXPECT_TRUE(close(*b.value, f["after1." + b.name])) << b.name;
   }
   testing::WinogradTileScope tile(WinogradTile::F2x2);
   Graph<T> model = make_resnet_small<T>(10, 16);  // the fixture's width (the built-in is 32)
@@ -482,13 +488,14 @@ TYPED_TEST(Golden, ResNetSmall) {
 
   Adam<T> adam({.lr = f["adam.lr"].scalar()});
   const GoldenTensor& losses = f["adam.losses"];
+  // Float: Adam divides each gradient by its root mean square, so the float rounding of small
+  // gradients becomes a relative error of the update itself; after an update, values are held
+  // to 1e-4 (losses) and 1e-3 (statistics, logits) in float (double: 1e-10 as everywhere).
   for (int64_t step = 0; step < losses.size(); ++step) {
     const StepResult r = model.train_step(x, {.labels = labels}, ce, adam);
-    EXPECT_NEAR(r.loss, losses.data[step], 1e-5 * losses.data[step]) << "step " << step;
+    const double rtol = std::is_same_v<T, double> ? 1e-10 : step == 0 ? 1e-5 : 1e-4;
+    EXPECT_NEAR(r.loss, losses.data[step], rtol * losses.data[step]) << "step " << step;
   }
-  // Float: Adam divides each gradient by its root mean square, so the float rounding of small
-  // gradients becomes a relative error of the update itself; after the steps, values are held
-  // to 1e-3 in float (double: 1e-10 as everywhere).
   auto after_adam = [](const Tensor<T>& got, const GoldenTensor& want) {
     if constexpr (std::is_same_v<T, double>) {
       return matches(got, want);
