@@ -226,8 +226,8 @@ TEST(Conv2dKernels, GroupedAndDepthwiseMatchRef) {
 // accumulating onto a sentinel), F(3x3,2x2) for weight and bias gradients: every padding they
 // accept, odd sizes (a last tile partly outside the output), rows of tiles that straddle the
 // micro-kernel's 32-tile panels (OW 28: 14 tiles a row), F(4x4)'s pairs of tiles from
-// different tile rows in one vector (OW 8) and part empty (OW 2, 5, 33), and single channels and
-// images.
+// different tile rows in one vector (OW 8) and part empty (OW 2, 5, 33), long and short rows of
+// F(3x3,4x4)'s dot products, and single channels and images.
 struct WinogradVariant {
   const char* name;
   int64_t (*workspace_size)(const Conv2dShape&, int);
@@ -264,6 +264,8 @@ TEST(Conv2dKernels, WinogradMatchesRef) {
       {.N = 2, .IC = 40, .IH = 16, .IW = 16, .OC = 70, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
       {.N = 4, .IC = 16, .IH = 12, .IW = 12, .OC = 16, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
       {.N = 3, .IC = 12, .IH = 9, .IW = 4, .OC = 10, .KH = 3, .KW = 3, .PH = 1, .PW = 0},
+      // Enough tiles for F(3x3,4x4)'s dot products to run 512 tiles long at 1 thread.
+      {.N = 2, .IC = 8, .IH = 64, .IW = 64, .OC = 8, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
   };
   uint64_t seed = 300;
   for (const Conv2dShape& s : cases)
