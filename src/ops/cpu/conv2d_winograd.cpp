@@ -387,32 +387,18 @@ namespace {
 // are plain rows padded to whole vectors; per thread, the transform-domain sums S (4×4 blocks
 // of 16 lanes) and the bias lanes.
 constexpr int64_t kBackwardChunkFloats = 1024 * 1024;
-struct BackwardSizes {
-  int64_t ld, blocks_oc, blocks_ic, v, u, s, db, per_thread;
-};
-BackwardSizes backward_sizes(const Conv2dShape& s, const Plan& p) {
-  BackwardSizes z{};
-  z.ld = (p.tiles + 15) / 16 * 16;
-  z.blocks_oc = (s.OC + 3) / 4;
-  z.blocks_ic = (s.IC + 3) / 4;
-  z.v = kXi * s.IC * z.ld;
-  z.u = kXi * s.OC * z.ld;
-  z.s = kXi * z.blocks_oc * z.blocks_ic * 16;
-  z.db = s.OC * 16;
-  z.per_thread = z.v + z.u + z.s + z.db;
-  return z;
-}
 }  // namespace
 
 int64_t conv2d_winograd_backward_weights_workspace_size(const Conv2dShape& s, int threads) {
-  return threads * backward_sizes(s, make_plan(s, kBackwardChunkFloats, s.IC + s.OC)).per_thread;
+  const Plan p = make_plan(s, kBackwardChunkFloats, s.IC + s.OC);
+  return threads * weight_gradient_layout(s, kXi, (p.tiles + 15) / 16 * 16).per_thread;
 }
 
 void conv2d_winograd_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
                                       float* dw, float* db, float* workspace) {
 #ifdef CONVNET_HAVE_WINOGRAD
   const Plan p = make_plan(s, kBackwardChunkFloats, s.IC + s.OC);
-  const BackwardSizes z = backward_sizes(s, p);
+  const WeightGradientLayout z = weight_gradient_layout(s, kXi, (p.tiles + 15) / 16 * 16);
   const int64_t chunks = (p.units + p.rows - 1) / p.rows;
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), chunks));
   parallel_for(0, chunks, [&](int64_t lo, int64_t hi, int thread) {
@@ -426,51 +412,12 @@ void conv2d_winograd_backward_weights(const Conv2dShape& s, const float* x, cons
       const int64_t tiles = rows * p.tw;
       transform_input<false>(s, p, x, u0, rows, {z.ld, s.IC * z.ld}, vp);
       transform_grad_output(s, p, dy, u0, rows, z.ld, up, db_vec);
-      for (int64_t xi = 0; xi < kXi; ++xi)
-        for (int64_t kb = 0; kb < z.blocks_oc; ++kb) {
-          const float* u_rows[4];
-          for (int64_t k = 0; k < 4; ++k)  // rows past OC repeat the last; never read back
-            u_rows[k] = up + (xi * s.OC + std::min(4 * kb + k, s.OC - 1)) * z.ld;
-          for (int64_t cb = 0; cb < z.blocks_ic; ++cb) {
-            const float* v_rows[4];
-            for (int64_t c = 0; c < 4; ++c)
-              v_rows[c] = vp + (xi * s.IC + std::min(4 * cb + c, s.IC - 1)) * z.ld;
-            dot_block_4x4(u_rows, v_rows, tiles,
-                          sums + ((xi * z.blocks_oc + kb) * z.blocks_ic + cb) * 16);
-          }
-        }
+      transform_domain_products(s, z, vp, up, tiles, sums);
     }
   });
   // Per-thread sums in a fixed order, then dW += A'ᵀ S A' per (oc, ic) and db += Σ lanes.
-  float* total = workspace;  // thread 0's slice
-  for (int t = 1; t < threads; ++t) {
-    const float* part = workspace + t * z.per_thread;
-    for (int64_t i = 0; i < z.s + z.db; ++i) total[z.v + z.u + i] += part[z.v + z.u + i];
-  }
-  const float* sums = total + z.v + z.u;
-  const float* db_vec = sums + z.s;
   static constexpr float AT[3][4] = {{1, 1, 1, 0}, {0, 1, -1, 0}, {0, 1, 1, 1}};
-  for (int64_t oc = 0; oc < s.OC; ++oc)
-    for (int64_t ic = 0; ic < s.IC; ++ic) {
-      float S[4][4];
-      for (int xi = 0; xi < kXi; ++xi)
-        S[xi / 4][xi % 4] =
-            sums[((xi * z.blocks_oc + oc / 4) * z.blocks_ic + ic / 4) * 16 + 4 * (ic % 4) + oc % 4];
-      float* g = dw + (oc * s.IC + ic) * 9;
-      for (int i = 0; i < 3; ++i)
-        for (int j = 0; j < 3; ++j) {
-          float v = 0.0f;
-          for (int a = 0; a < 4; ++a)
-            for (int b = 0; b < 4; ++b) v += AT[i][a] * S[a][b] * AT[j][b];
-          g[i * 3 + j] += v;
-        }
-    }
-  if (db)
-    for (int64_t oc = 0; oc < s.OC; ++oc) {
-      float v = 0.0f;
-      for (int l = 0; l < 16; ++l) v += db_vec[oc * 16 + l];
-      db[oc] += v;
-    }
+  finish_weight_gradients(s, z, workspace, threads, AT, dw, db);
 #else
   (void)s, (void)x, (void)dy, (void)dw, (void)db, (void)workspace;
 #endif

@@ -207,6 +207,29 @@ Group group_at(const Conv2dShape& s, const Plan& p, int64_t g) {
   return r;
 }
 
+// A run of a group's lanes in one row of an N x C x OH x OW map: the lanes inside the map, and
+// the element that lane 0 of the 16-lane access stands for.
+struct Run {
+  __mmask16 mask;
+  int64_t offset;
+};
+// The runs of a group in row r of its tiles, channel c: one when its pairs are joined, else one
+// per pair inside the map. Returns how many.
+__attribute__((target("avx512f"))) inline int output_runs(const Group& g, int r, int64_t C,
+                                                         int64_t c, int64_t OH, int64_t OW,
+                                                         Run runs[2]) {
+  int count = 0;
+  for (int q = 0; q < (g.joined ? 1 : 2); ++q) {
+    const Pair& pr = g.pair[q];
+    const int64_t oy = pr.oy + r;
+    if (!pr.valid || oy >= OH) continue;
+    const __mmask16 inside_row = lanes_below(OW - pr.ox);
+    runs[count++] = {g.joined ? inside_row : static_cast<__mmask16>((inside_row & 0xFF) << (8 * q)),
+                     ((pr.n * C + c) * OH + oy) * OW + pr.ox - 8 * q};
+  }
+  return count;
+}
+
 // One row of Bᵀ applied along six vectors: t = Bᵀ d (the same formulas serve rows and columns).
 struct Six {
   __m512 v[6];
@@ -243,6 +266,24 @@ __attribute__((target("avx512f"))) inline Four output_transform(const __m512 m[6
   return o;
 }
 
+// Columns 0..3 of 16 tiles from the loads of 4 groups (load k: group k's 16 columns, tile l's
+// columns 4l..4l+3 in lanes 4l..4l+3): column c of tile l of group k goes to lane 4k + l of
+// out[c]. Two groups' loads per permute, then 128-bit blocks regrouped.
+__attribute__((target("avx512f"))) inline void tile_columns(const __m512 a[4], __m512 out[4]) {
+  const __m512i cols02 =
+      _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 2, 6, 10, 14, 18, 22, 26, 30);
+  const __m512i cols13 =
+      _mm512_setr_epi32(1, 5, 9, 13, 17, 21, 25, 29, 3, 7, 11, 15, 19, 23, 27, 31);
+  const __m512 p02 = _mm512_permutex2var_ps(a[0], cols02, a[1]);
+  const __m512 q02 = _mm512_permutex2var_ps(a[2], cols02, a[3]);
+  const __m512 p13 = _mm512_permutex2var_ps(a[0], cols13, a[1]);
+  const __m512 q13 = _mm512_permutex2var_ps(a[2], cols13, a[3]);
+  out[0] = _mm512_shuffle_f32x4(p02, q02, 0x44);
+  out[1] = _mm512_shuffle_f32x4(p13, q13, 0x44);
+  out[2] = _mm512_shuffle_f32x4(p02, q02, 0xEE);
+  out[3] = _mm512_shuffle_f32x4(p13, q13, 0xEE);
+}
+
 // V = Bᵀ d B for the chunk's groups (count a multiple of 4), every input channel, for tile j:
 // kPacked (forward), into packed panels, vp[ξ·IC·tiles_padded + (j/NR)·NR·IC + ic·NR + j%NR];
 // else (weight gradients) into plain rows, vp[(ξ·IC + ic)·tiles_padded + j].
@@ -250,13 +291,6 @@ template <bool kPacked>
 __attribute__((target("avx512f"))) void transform_input(const Conv2dShape& s, const Plan& p,
                                                         const float* x, const Group* groups,
                                                         int64_t count, float* vp) {
-  // Lane 4k + l of a column vector is tile l of group k. From a group's load at column 0
-  // (tile l's columns 4l..4l+3 in lanes 4l..4l+3), pick column c of each tile: two groups'
-  // loads per permute, then 128-bit blocks regrouped.
-  const __m512i cols02 =
-      _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 2, 6, 10, 14, 18, 22, 26, 30);
-  const __m512i cols13 =
-      _mm512_setr_epi32(1, 5, 9, 13, 17, 21, 25, 29, 3, 7, 11, 15, 19, 23, 27, 31);
   // Locals, not fields: the intrinsic stores may alias anything.
   const int64_t IC = s.IC, IH = s.IH, IW = s.IW, PH = s.PH, PW = s.PW, tp = p.tiles_padded;
   const int64_t xi_stride = IC * tp;
@@ -288,20 +322,12 @@ __attribute__((target("avx512f"))) void transform_input(const Conv2dShape& s, co
             b[k] = _mm512_mask_loadu_ps(b[k], static_cast<__mmask16>(gr[k].mb & half), row + 2);
           }
         }
-        const __m512 p02 = _mm512_permutex2var_ps(a[0], cols02, a[1]);
-        const __m512 q02 = _mm512_permutex2var_ps(a[2], cols02, a[3]);
-        const __m512 p13 = _mm512_permutex2var_ps(a[0], cols13, a[1]);
-        const __m512 q13 = _mm512_permutex2var_ps(a[2], cols13, a[3]);
-        const __m512 pb = _mm512_permutex2var_ps(b[0], cols02, b[1]);  // columns 2 and 4
-        const __m512 qb = _mm512_permutex2var_ps(b[2], cols02, b[3]);
-        const __m512 pc = _mm512_permutex2var_ps(b[0], cols13, b[1]);  // columns 3 and 5
-        const __m512 qc = _mm512_permutex2var_ps(b[2], cols13, b[3]);
-        const __m512 d[6] = {_mm512_shuffle_f32x4(p02, q02, 0x44),
-                             _mm512_shuffle_f32x4(p13, q13, 0x44),
-                             _mm512_shuffle_f32x4(p02, q02, 0xEE),
-                             _mm512_shuffle_f32x4(p13, q13, 0xEE),
-                             _mm512_shuffle_f32x4(pb, qb, 0xEE),
-                             _mm512_shuffle_f32x4(pc, qc, 0xEE)};
+        // Columns 0..3 from the loads at 0; 4 and 5 are columns 2 and 3 of the loads at 2.
+        __m512 d[6], shifted[4];
+        tile_columns(a, d);
+        tile_columns(b, shifted);
+        d[4] = shifted[2];
+        d[5] = shifted[3];
         const Six row = input_transform(d);
         for (int j = 0; j < 6; ++j) t[r][j] = row.v[j];
       }
@@ -362,19 +388,17 @@ __attribute__((target("avx512f"))) void transform_output(const Conv2dShape& s, c
         const __m512 u3 = _mm512_shuffle_f32x4(w2, w3, 0xEE);
         const __m512 z[4] = {_mm512_shuffle_f32x4(u0, u2, 0x88), _mm512_shuffle_f32x4(u0, u2, 0xDD),
                              _mm512_shuffle_f32x4(u1, u3, 0x88), _mm512_shuffle_f32x4(u1, u3, 0xDD)};
-        for (int k = 0; k < 4; ++k)
-          for (int q = 0; q < (gr[k].joined ? 1 : 2); ++q) {
-            const Pair& pr = gr[k].pair[q];
-            const int64_t oy = pr.oy + r;
-            if (!pr.valid || oy >= OH) continue;
-            const auto mask =
-                gr[k].joined ? lanes_below(OW - pr.ox)
-                             : static_cast<__mmask16>((lanes_below(OW - pr.ox) & 0xFF) << (8 * q));
-            float* dst = y + ((pr.n * OC + oc) * OH + oy) * OW + pr.ox - 8 * q;
-            const __m512 v = accumulate ? _mm512_add_ps(z[k], _mm512_maskz_loadu_ps(mask, dst))
-                                        : _mm512_add_ps(z[k], bias);
-            _mm512_mask_storeu_ps(dst, mask, v);
+        for (int k = 0; k < 4; ++k) {
+          Run runs[2];
+          const int n_runs = output_runs(gr[k], r, OC, oc, OH, OW, runs);
+          for (int i = 0; i < n_runs; ++i) {
+            float* dst = y + runs[i].offset;
+            const __m512 v = accumulate
+                                 ? _mm512_add_ps(z[k], _mm512_maskz_loadu_ps(runs[i].mask, dst))
+                                 : _mm512_add_ps(z[k], bias);
+            _mm512_mask_storeu_ps(dst, runs[i].mask, v);
           }
+        }
       }
     }
   }
@@ -406,10 +430,6 @@ __attribute__((target("avx512f"))) void transform_grad_output(const Conv2dShape&
                                                               const Plan& p, const float* dy,
                                                               const Group* groups, int64_t count,
                                                               float* up, float* db_vec) {
-  const __m512i cols02 =
-      _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 2, 6, 10, 14, 18, 22, 26, 30);
-  const __m512i cols13 =
-      _mm512_setr_epi32(1, 5, 9, 13, 17, 21, 25, 29, 3, 7, 11, 15, 19, 23, 27, 31);
   const int64_t OC = s.OC, OH = s.OH(), OW = s.OW(), tp = p.tiles_padded;
   const int64_t xi_stride = OC * tp;
   for (int64_t oc = 0; oc < OC; ++oc) {
@@ -421,25 +441,14 @@ __attribute__((target("avx512f"))) void transform_grad_output(const Conv2dShape&
         __m512 a[4];  // per group: the 16 columns of its pairs
         for (int k = 0; k < 4; ++k) {
           a[k] = _mm512_setzero_ps();
-          for (int q = 0; q < (gr[k].joined ? 1 : 2); ++q) {
-            const Pair& pr = gr[k].pair[q];
-            const int64_t oy = pr.oy + r;
-            if (!pr.valid || oy >= OH) continue;
-            const auto mask =
-                gr[k].joined ? lanes_below(OW - pr.ox)
-                             : static_cast<__mmask16>((lanes_below(OW - pr.ox) & 0xFF) << (8 * q));
-            a[k] = _mm512_mask_loadu_ps(a[k], mask,
-                                        dy + ((pr.n * OC + oc) * OH + oy) * OW + pr.ox - 8 * q);
-          }
+          Run runs[2];
+          const int n_runs = output_runs(gr[k], r, OC, oc, OH, OW, runs);
+          for (int i = 0; i < n_runs; ++i)
+            a[k] = _mm512_mask_loadu_ps(a[k], runs[i].mask, dy + runs[i].offset);
           sum = _mm512_add_ps(sum, a[k]);
         }
-        const __m512 p02 = _mm512_permutex2var_ps(a[0], cols02, a[1]);
-        const __m512 q02 = _mm512_permutex2var_ps(a[2], cols02, a[3]);
-        const __m512 p13 = _mm512_permutex2var_ps(a[0], cols13, a[1]);
-        const __m512 q13 = _mm512_permutex2var_ps(a[2], cols13, a[3]);
-        const __m512 d[4] = {
-            _mm512_shuffle_f32x4(p02, q02, 0x44), _mm512_shuffle_f32x4(p13, q13, 0x44),
-            _mm512_shuffle_f32x4(p02, q02, 0xEE), _mm512_shuffle_f32x4(p13, q13, 0xEE)};
+        __m512 d[4];
+        tile_columns(a, d);
         const Six row = grad_output_transform(d);
         for (int j = 0; j < 6; ++j) h[r][j] = row.v[j];
       }
@@ -460,15 +469,8 @@ __attribute__((target("avx512f"))) void transform_grad_output(const Conv2dShape&
 
 }  // namespace
 
-bool conv2d_winograd4_supported(const Conv2dShape& s) {
-#ifdef CONVNET_HAVE_WINOGRAD4
-  return s.KH == 3 && s.KW == 3 && s.SH == 1 && s.SW == 1 && s.DH == 1 && s.DW == 1 && s.PH <= 2 &&
-         s.PW <= 2 && s.OH() >= 1 && s.OW() >= 1 && std::strcmp(gemm_kernel().name, "avx512") == 0;
-#else
-  (void)s;
-  return false;
-#endif
-}
+// The same convolutions, on the same CPUs, as F(2x2, 3x3).
+bool conv2d_winograd4_supported(const Conv2dShape& s) { return conv2d_winograd_supported(s); }
 
 int64_t conv2d_winograd4_workspace_size(const Conv2dShape& s, int threads) {
   const Plan p = forward_plan(s, threads);
@@ -513,35 +515,16 @@ void conv2d_winograd4(const Conv2dShape& s, const float* x, const float* w, bool
 #endif
 }
 
-namespace {
-// Weight gradients, per thread: V and U in plain rows of tiles_padded tiles, the transform-domain
-// sums S (4×4 blocks of 16 lanes, as dot_block_4x4 leaves them) and the bias lanes.
-struct BackwardSizes {
-  int64_t ld, blocks_oc, blocks_ic, v, u, s, db, per_thread;
-};
-BackwardSizes backward_sizes(const Conv2dShape& s, const Plan& p) {
-  BackwardSizes z{};
-  z.ld = p.tiles_padded;
-  z.blocks_oc = (s.OC + 3) / 4;
-  z.blocks_ic = (s.IC + 3) / 4;
-  z.v = kXi * s.IC * z.ld;
-  z.u = kXi * s.OC * z.ld;
-  z.s = kXi * z.blocks_oc * z.blocks_ic * 16;
-  z.db = s.OC * 16;
-  z.per_thread = z.v + z.u + z.s + z.db;
-  return z;
-}
-}  // namespace
-
 int64_t conv2d_winograd4_backward_weights_workspace_size(const Conv2dShape& s, int threads) {
-  return threads * backward_sizes(s, backward_plan(s, threads)).per_thread;
+  const Plan p = backward_plan(s, threads);
+  return threads * weight_gradient_layout(s, kXi, p.tiles_padded).per_thread;
 }
 
 void conv2d_winograd4_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
                                        float* dw, float* db, float* workspace) {
 #ifdef CONVNET_HAVE_WINOGRAD4
   const Plan p = backward_plan(s, num_threads());
-  const BackwardSizes z = backward_sizes(s, p);
+  const WeightGradientLayout z = weight_gradient_layout(s, kXi, p.tiles_padded);
   const int64_t chunks = (p.groups + p.chunk_groups - 1) / p.chunk_groups;
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), chunks));
   parallel_for(0, chunks, [&](int64_t lo, int64_t hi, int thread) {
@@ -557,55 +540,15 @@ void conv2d_winograd4_backward_weights(const Conv2dShape& s, const float* x, con
       for (int64_t k = 0; k < count; ++k) groups[k] = group_at(s, p, g0 + k);
       transform_input<false>(s, p, x, groups, count, vp);
       transform_grad_output(s, p, dy, groups, count, up, db_vec);
-      const int64_t tiles = count * kGroup;
-      for (int64_t xi = 0; xi < kXi; ++xi)
-        for (int64_t kb = 0; kb < z.blocks_oc; ++kb) {
-          const float* u_rows[4];
-          for (int64_t k = 0; k < 4; ++k)  // rows past OC repeat the last; never read back
-            u_rows[k] = up + (xi * s.OC + std::min(4 * kb + k, s.OC - 1)) * z.ld;
-          for (int64_t cb = 0; cb < z.blocks_ic; ++cb) {
-            const float* v_rows[4];
-            for (int64_t c = 0; c < 4; ++c)
-              v_rows[c] = vp + (xi * s.IC + std::min(4 * cb + c, s.IC - 1)) * z.ld;
-            dot_block_4x4(u_rows, v_rows, tiles,
-                          sums + ((xi * z.blocks_oc + kb) * z.blocks_ic + cb) * 16);
-          }
-        }
+      transform_domain_products(s, z, vp, up, count * kGroup, sums);
     }
   });
   // Per-thread sums in a fixed order, then dW += A'ᵀ S A' per (oc, ic) and db += Σ lanes, with
   //   A'ᵀ = | 1  1  1  1  1  0 |
   //         | 0  1 -1  2 -2  0 |
   //         | 0  1  1  4  4  1 |
-  float* total = workspace;  // thread 0's slice
-  for (int t = 1; t < threads; ++t) {
-    const float* part = workspace + t * z.per_thread;
-    for (int64_t i = 0; i < z.s + z.db; ++i) total[z.v + z.u + i] += part[z.v + z.u + i];
-  }
-  const float* sums = total + z.v + z.u;
-  const float* db_vec = sums + z.s;
   static constexpr float AT[3][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 1}};
-  for (int64_t oc = 0; oc < s.OC; ++oc)
-    for (int64_t ic = 0; ic < s.IC; ++ic) {
-      float S[6][6];
-      for (int xi = 0; xi < kXi; ++xi)
-        S[xi / 6][xi % 6] =
-            sums[((xi * z.blocks_oc + oc / 4) * z.blocks_ic + ic / 4) * 16 + 4 * (ic % 4) + oc % 4];
-      float* g = dw + (oc * s.IC + ic) * 9;
-      for (int i = 0; i < 3; ++i)
-        for (int j = 0; j < 3; ++j) {
-          float v = 0.0f;
-          for (int a = 0; a < 6; ++a)
-            for (int b = 0; b < 6; ++b) v += AT[i][a] * S[a][b] * AT[j][b];
-          g[i * 3 + j] += v;
-        }
-    }
-  if (db)
-    for (int64_t oc = 0; oc < s.OC; ++oc) {
-      float v = 0.0f;
-      for (int l = 0; l < 16; ++l) v += db_vec[oc * 16 + l];
-      db[oc] += v;
-    }
+  finish_weight_gradients(s, z, workspace, threads, AT, dw, db);
 #else
   (void)s, (void)x, (void)dy, (void)dw, (void)db, (void)workspace;
 #endif

@@ -1,11 +1,15 @@
 // Helpers shared by the AVX-512 Winograd kernels: lane masks (which of 16 lanes a masked load or
-// store may touch) and the blocked dot products of their weight gradients.
+// store may touch) and the weight gradients' bookkeeping (workspace layout, blocked dot products
+// in the transformed domain, the per-thread reduction and the final transform back).
 #pragma once
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
+
+#include "ops/shapes.hpp"
 
 namespace convnet::ops::cpu {
 
@@ -80,6 +84,83 @@ __attribute__((target("avx512f"))) inline void dot_block_4x4(const float* const*
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
+
+// Weight gradients by F(3x3, m x m): per thread, V and U in plain rows of ld tiles (xis rows of
+// IC and of OC channels), the transform-domain sums S (4×4 blocks of 16 lanes, as dot_block_4x4
+// leaves them) and the bias lanes (16 per output channel).
+struct WeightGradientLayout {
+  int64_t xis, ld, blocks_oc, blocks_ic, v, u, s, db, per_thread;
+};
+inline WeightGradientLayout weight_gradient_layout(const Conv2dShape& s, int64_t xis,
+                                                   int64_t ld) {
+  WeightGradientLayout z{};
+  z.xis = xis;
+  z.ld = ld;
+  z.blocks_oc = (s.OC + 3) / 4;
+  z.blocks_ic = (s.IC + 3) / 4;
+  z.v = xis * s.IC * ld;
+  z.u = xis * s.OC * ld;
+  z.s = xis * z.blocks_oc * z.blocks_ic * 16;
+  z.db = s.OC * 16;
+  z.per_thread = z.v + z.u + z.s + z.db;
+  return z;
+}
+
+// S[ξ][oc, ic] += Σ_tile U[ξ][oc, tile] · V[ξ][ic, tile] over the first `tiles` tiles, every ξ.
+inline void transform_domain_products(const Conv2dShape& s, const WeightGradientLayout& z,
+                                      const float* vp, const float* up, int64_t tiles,
+                                      float* sums) {
+  for (int64_t xi = 0; xi < z.xis; ++xi)
+    for (int64_t kb = 0; kb < z.blocks_oc; ++kb) {
+      const float* u_rows[4];
+      for (int64_t k = 0; k < 4; ++k)  // rows past OC repeat the last; never read back
+        u_rows[k] = up + (xi * s.OC + std::min(4 * kb + k, s.OC - 1)) * z.ld;
+      for (int64_t cb = 0; cb < z.blocks_ic; ++cb) {
+        const float* v_rows[4];
+        for (int64_t c = 0; c < 4; ++c)
+          v_rows[c] = vp + (xi * s.IC + std::min(4 * cb + c, s.IC - 1)) * z.ld;
+        dot_block_4x4(u_rows, v_rows, tiles,
+                      sums + ((xi * z.blocks_oc + kb) * z.blocks_ic + cb) * 16);
+      }
+    }
+}
+
+// Adds the per-thread sums (threads slices of z.per_thread floats) in a fixed order into the
+// first, then dW += A'ᵀ S A' per (oc, ic), A'ᵀ being 3 × N with N × N = z.xis, and
+// db += Σ of the bias lanes.
+template <int N>
+void finish_weight_gradients(const Conv2dShape& s, const WeightGradientLayout& z,
+                             float* workspace, int threads, const float (&AT)[3][N], float* dw,
+                             float* db) {
+  float* total = workspace + z.v + z.u;  // thread 0's sums and bias lanes
+  for (int t = 1; t < threads; ++t) {
+    const float* part = workspace + t * z.per_thread + z.v + z.u;
+    for (int64_t i = 0; i < z.s + z.db; ++i) total[i] += part[i];
+  }
+  const float* sums = total;
+  const float* db_vec = total + z.s;
+  for (int64_t oc = 0; oc < s.OC; ++oc)
+    for (int64_t ic = 0; ic < s.IC; ++ic) {
+      float S[N][N];
+      for (int xi = 0; xi < N * N; ++xi)
+        S[xi / N][xi % N] =
+            sums[((xi * z.blocks_oc + oc / 4) * z.blocks_ic + ic / 4) * 16 + 4 * (ic % 4) + oc % 4];
+      float* g = dw + (oc * s.IC + ic) * 9;
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) {
+          float v = 0.0f;
+          for (int a = 0; a < N; ++a)
+            for (int b = 0; b < N; ++b) v += AT[i][a] * S[a][b] * AT[j][b];
+          g[i * 3 + j] += v;
+        }
+    }
+  if (db)
+    for (int64_t oc = 0; oc < s.OC; ++oc) {
+      float v = 0.0f;
+      for (int l = 0; l < 16; ++l) v += db_vec[oc * 16 + l];
+      db[oc] += v;
+    }
+}
 
 }  // namespace convnet::ops::cpu
 #endif
