@@ -29,10 +29,14 @@
 //
 // Backward data of a stride-1 convolution is a stride-1 convolution of dy by the flipped,
 // channel-swapped kernel (see conv2d_im2col.cpp), so the same code serves both.
+//
+// Weight gradients are a correlation of the input with dy, F(3x3, 4x4) per tile: the same
+// interpolation points give the same Bᵀ, so V is the forward's input transform, and the 4x4
+// blocks of dy are transformed by G' (6x4; transform_grad_output). Summed over tiles, each ξ is a
+// dot product per (oc, ic), and A'ᵀ (3x6) takes the sums back to the 3x3 gradient.
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "convnet/runtime.hpp"
 #include "ops/cpu/winograd_common.hpp"
