@@ -39,16 +39,16 @@
 #include <algorithm>
 
 #include "convnet/runtime.hpp"
-#include "ops/cpu/winograd_common.hpp"
 #include "ops/cpu/cpu.hpp"
 #include "ops/cpu/gemm.hpp"
+#include "ops/cpu/winograd_common.hpp"
 
 namespace convnet::ops::cpu {
 namespace {
 
-constexpr int64_t MR = 8, NR = 32;   // the AVX-512 micro-kernel's tile
-constexpr int64_t kXi = 36;          // element positions of a 6x6 transformed tile
-constexpr int64_t kGroup = 4;        // tiles per group: two pairs
+constexpr int64_t MR = 8, NR = 32;  // the AVX-512 micro-kernel's tile
+constexpr int64_t kXi = 36;         // element positions of a 6x6 transformed tile
+constexpr int64_t kGroup = 4;       // tiles per group: two pairs
 constexpr int64_t kPanelGroups = NR / kGroup;
 // Forward: a chunk's V and M (36 rows of IC + OC floats per tile) within about 640 KB of L2.
 constexpr int64_t kChunkFloats = 160 * 1024;
@@ -59,13 +59,13 @@ constexpr int64_t kBackwardChunkFloats = 2 * 1024 * 1024;
 constexpr int64_t kMaxGroups = 512;
 
 struct Plan {
-  int64_t th, tw;          // tile rows and tiles per row: ceil(OH/4), ceil(OW/4)
-  int64_t row_pairs;       // pairs of tiles per tile row: ceil(tw/2)
-  int64_t pairs;           // in the batch: N · th · row_pairs
-  int64_t groups;          // ceil(pairs / 2)
-  int64_t chunk_groups;    // per chunk: whole panels (forward) or vectors (weight gradients)
-  int64_t tiles_padded;    // per chunk: chunk_groups · 4
-  int64_t OCp;             // output channels rounded up to MR
+  int64_t th, tw;        // tile rows and tiles per row: ceil(OH/4), ceil(OW/4)
+  int64_t row_pairs;     // pairs of tiles per tile row: ceil(tw/2)
+  int64_t pairs;         // in the batch: N · th · row_pairs
+  int64_t groups;        // ceil(pairs / 2)
+  int64_t chunk_groups;  // per chunk: whole panels (forward) or vectors (weight gradients)
+  int64_t tiles_padded;  // per chunk: chunk_groups · 4
+  int64_t OCp;           // output channels rounded up to MR
 };
 
 // target_floats: how many floats a chunk's buffers may hold, 36 rows of `channels` floats per
@@ -81,8 +81,8 @@ Plan make_plan(const Conv2dShape& s, int64_t target_floats, int64_t channels, in
   p.groups = (p.pairs + 1) / 2;
   p.OCp = (s.OC + MR - 1) / MR * MR;
   const auto round_up = [](int64_t a, int64_t b) { return (a + b - 1) / b * b; };
-  const int64_t wanted = std::clamp<int64_t>(target_floats / (kXi * channels * kGroup), multiple,
-                                             kMaxGroups);
+  const int64_t wanted =
+      std::clamp<int64_t>(target_floats / (kXi * channels * kGroup), multiple, kMaxGroups);
   const int64_t chunks = round_up((p.groups + wanted - 1) / wanted, std::max(threads, 1));
   p.chunk_groups =
       std::min(round_up(std::max<int64_t>(1, (p.groups + chunks - 1) / chunks), multiple),
@@ -120,8 +120,8 @@ __attribute__((target("avx512f"))) inline void apply_g(const __m512d& a, const _
                                                        const __m512d& c, __m512d out[6]) {
   const __m512d twelfth = _mm512_set1_pd(1.0 / 12);
   const __m512d ac = _mm512_add_pd(a, c);
-  const __m512d outer = _mm512_fmadd_pd(a, _mm512_set1_pd(1.0 / 24),
-                                        _mm512_mul_pd(c, _mm512_set1_pd(1.0 / 6)));
+  const __m512d outer =
+      _mm512_fmadd_pd(a, _mm512_set1_pd(1.0 / 24), _mm512_mul_pd(c, _mm512_set1_pd(1.0 / 6)));
   out[0] = _mm512_mul_pd(a, _mm512_set1_pd(0.25));
   out[1] = _mm512_mul_pd(_mm512_add_pd(ac, b), _mm512_set1_pd(-1.0 / 6));
   out[2] = _mm512_mul_pd(_mm512_sub_pd(ac, b), _mm512_set1_pd(-1.0 / 6));
@@ -133,10 +133,9 @@ __attribute__((target("avx512f"))) inline void apply_g(const __m512d& a, const _
 // U[ξ] = G g Gᵀ, written into the packed A panels the micro-kernel reads:
 // up[ξ·OCp·IC + (oc/MR)·MR·IC + ic·MR + oc%MR], so the MR = 8 output channels of one panel and
 // one input channel are one 8-lane vector per ξ. Items [lo, hi) of (panel, ic).
-__attribute__((target("avx512f"))) void transform_weight_items(const Conv2dShape& s,
-                                                               const Plan& p, const float* w,
-                                                               bool flip_swap, int64_t lo,
-                                                               int64_t hi, float* up) {
+__attribute__((target("avx512f"))) void transform_weight_items(const Conv2dShape& s, const Plan& p,
+                                                               const float* w, bool flip_swap,
+                                                               int64_t lo, int64_t hi, float* up) {
   static_assert(MR == 8, "one panel row of output channels per 8-lane vector");
   const int64_t IC = s.IC, OC = s.OC, xi_stride = p.OCp * s.IC;
   for (int64_t item = lo; item < hi; ++item) {
@@ -145,7 +144,7 @@ __attribute__((target("avx512f"))) void transform_weight_items(const Conv2dShape
     for (int lane = 0; lane < 8; ++lane) {
       const int64_t oc = oc0 + lane;
       for (int t = 0; t < 9; ++t)
-        taps[t][lane] = oc >= OC   ? 0.0
+        taps[t][lane] = oc >= OC    ? 0.0
                         : flip_swap ? w[(ic * OC + oc) * 9 + (8 - t)]
                                     : w[(oc * IC + ic) * 9 + t];
     }
@@ -220,8 +219,8 @@ struct Run {
 // The runs of a group in row r of its tiles, channel c: one when its pairs are joined, else one
 // per pair inside the map. Returns how many.
 __attribute__((target("avx512f"))) inline int output_runs(const Group& g, int r, int64_t C,
-                                                         int64_t c, int64_t OH, int64_t OW,
-                                                         Run runs[2]) {
+                                                          int64_t c, int64_t OH, int64_t OW,
+                                                          Run runs[2]) {
   int count = 0;
   for (int q = 0; q < (g.joined ? 1 : 2); ++q) {
     const Pair& pr = g.pair[q];
@@ -239,18 +238,17 @@ struct Six {
   __m512 v[6];
 };
 __attribute__((target("avx512f"))) inline Six input_transform(const __m512 d[6]) {
-  const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f),
-               two = _mm512_set1_ps(2.0f);
+  const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
   const __m512 p = _mm512_fnmadd_ps(four, d[2], d[4]);  // d4 - 4 d2
   const __m512 q = _mm512_fnmadd_ps(four, d[1], d[3]);  // d3 - 4 d1
   const __m512 r = _mm512_sub_ps(d[4], d[2]);
   const __m512 t = _mm512_mul_ps(two, _mm512_sub_ps(d[3], d[1]));
   Six o;
   o.v[0] = _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4]));  // 4d0 - 5d2 + d4
-  o.v[1] = _mm512_add_ps(p, q);                                            // -4d1 - 4d2 + d3 + d4
-  o.v[2] = _mm512_sub_ps(p, q);                                            // 4d1 - 4d2 - d3 + d4
-  o.v[3] = _mm512_add_ps(r, t);                                            // -2d1 - d2 + 2d3 + d4
-  o.v[4] = _mm512_sub_ps(r, t);                                            // 2d1 - d2 - 2d3 + d4
+  o.v[1] = _mm512_add_ps(p, q);                                              // -4d1 - 4d2 + d3 + d4
+  o.v[2] = _mm512_sub_ps(p, q);                                              // 4d1 - 4d2 - d3 + d4
+  o.v[3] = _mm512_add_ps(r, t);                                              // -2d1 - d2 + 2d3 + d4
+  o.v[4] = _mm512_sub_ps(r, t);                                              // 2d1 - d2 - 2d3 + d4
   o.v[5] = _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5]));  // 4d1 - 5d3 + d5
   return o;
 }
@@ -378,20 +376,21 @@ __attribute__((target("avx512f"))) void transform_output(const Conv2dShape& s, c
         const __m512 t1 = _mm512_unpackhi_ps(out[r][0], out[r][1]);
         const __m512 t2 = _mm512_unpacklo_ps(out[r][2], out[r][3]);
         const __m512 t3 = _mm512_unpackhi_ps(out[r][2], out[r][3]);
-        const __m512 w0 = _mm512_castpd_ps(
-            _mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
-        const __m512 w1 = _mm512_castpd_ps(
-            _mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
-        const __m512 w2 = _mm512_castpd_ps(
-            _mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
-        const __m512 w3 = _mm512_castpd_ps(
-            _mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
+        const __m512 w0 =
+            _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
+        const __m512 w1 =
+            _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
+        const __m512 w2 =
+            _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
+        const __m512 w3 =
+            _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
         const __m512 u0 = _mm512_shuffle_f32x4(w0, w1, 0x44);
         const __m512 u1 = _mm512_shuffle_f32x4(w0, w1, 0xEE);
         const __m512 u2 = _mm512_shuffle_f32x4(w2, w3, 0x44);
         const __m512 u3 = _mm512_shuffle_f32x4(w2, w3, 0xEE);
         const __m512 z[4] = {_mm512_shuffle_f32x4(u0, u2, 0x88), _mm512_shuffle_f32x4(u0, u2, 0xDD),
-                             _mm512_shuffle_f32x4(u1, u3, 0x88), _mm512_shuffle_f32x4(u1, u3, 0xDD)};
+                             _mm512_shuffle_f32x4(u1, u3, 0x88),
+                             _mm512_shuffle_f32x4(u1, u3, 0xDD)};
         for (int k = 0; k < 4; ++k) {
           Run runs[2];
           const int n_runs = output_runs(gr[k], r, OC, oc, OH, OW, runs);
@@ -407,6 +406,7 @@ __attribute__((target("avx512f"))) void transform_output(const Conv2dShape& s, c
     }
   }
 }
+
 // G' applied along four vectors (a, b, c, d):
 //   (a/4, -(a+b+c+d)/6, -(a-b+c-d)/6, a/24 + b/12 + c/6 + d/3, a/24 - b/12 + c/6 - d/3, d).
 __attribute__((target("avx512f"))) inline Six grad_output_transform(const __m512 d[4]) {
@@ -430,10 +430,10 @@ __attribute__((target("avx512f"))) inline Six grad_output_transform(const __m512
 // rows: up[(ξ·OC + oc)·tiles_padded + j]; also Σ dy per channel into db_vec (16 lanes each).
 // Blocks past the output (padding tiles and pairs) load as zero, so they add nothing to the
 // weight gradient whatever V holds there.
-__attribute__((target("avx512f"))) void transform_grad_output(const Conv2dShape& s,
-                                                              const Plan& p, const float* dy,
-                                                              const Group* groups, int64_t count,
-                                                              float* up, float* db_vec) {
+__attribute__((target("avx512f"))) void transform_grad_output(const Conv2dShape& s, const Plan& p,
+                                                              const float* dy, const Group* groups,
+                                                              int64_t count, float* up,
+                                                              float* db_vec) {
   const int64_t OC = s.OC, OH = s.OH(), OW = s.OW(), tp = p.tiles_padded;
   const int64_t xi_stride = OC * tp;
   for (int64_t oc = 0; oc < OC; ++oc) {
@@ -497,8 +497,8 @@ void conv2d_winograd4(const Conv2dShape& s, const float* x, const float* w, bool
       const int64_t g0 = chunk * p.chunk_groups;
       // Whole panels: groups past the batch's last read as zero, so every column the
       // micro-kernel reads holds a number.
-      const int64_t count =
-          std::min(p.chunk_groups, (p.groups - g0 + kPanelGroups - 1) / kPanelGroups * kPanelGroups);
+      const int64_t count = std::min(
+          p.chunk_groups, (p.groups - g0 + kPanelGroups - 1) / kPanelGroups * kPanelGroups);
       for (int64_t k = 0; k < count; ++k) groups[k] = group_at(s, p, g0 + k);
       transform_input<true>(s, p, x, groups, count, vp);
       const int64_t tiles = count * kGroup;

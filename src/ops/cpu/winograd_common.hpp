@@ -38,8 +38,8 @@ __attribute__((target("avx512f"))) inline __mmask16 inside(int64_t x0, int64_t w
 // lane = 4·c + k: the 16 dot products' vector accumulators are summed horizontally together by
 // a tree of shuffles (45 instructions for all 16, rather than 16 separate reductions).
 __attribute__((target("avx512f"))) inline void dot_block_4x4(const float* const* u_rows,
-                                                      const float* const* v_rows, int64_t len,
-                                                      float* acc) {
+                                                             const float* const* v_rows,
+                                                             int64_t len, float* acc) {
   __m512 a[16];
   for (auto& v : a) v = _mm512_setzero_ps();
   int64_t t = 0;
@@ -91,8 +91,7 @@ __attribute__((target("avx512f"))) inline void dot_block_4x4(const float* const*
 struct WeightGradientLayout {
   int64_t xis, ld, blocks_oc, blocks_ic, v, u, s, db, per_thread;
 };
-inline WeightGradientLayout weight_gradient_layout(const Conv2dShape& s, int64_t xis,
-                                                   int64_t ld) {
+inline WeightGradientLayout weight_gradient_layout(const Conv2dShape& s, int64_t xis, int64_t ld) {
   WeightGradientLayout z{};
   z.xis = xis;
   z.ld = ld;
@@ -129,9 +128,8 @@ inline void transform_domain_products(const Conv2dShape& s, const WeightGradient
 // first, then dW += A'ᵀ S A' per (oc, ic), A'ᵀ being 3 × N with N × N = z.xis, and
 // db += Σ of the bias lanes.
 template <int N>
-void finish_weight_gradients(const Conv2dShape& s, const WeightGradientLayout& z,
-                             float* workspace, int threads, const float (&AT)[3][N], float* dw,
-                             float* db) {
+void finish_weight_gradients(const Conv2dShape& s, const WeightGradientLayout& z, float* workspace,
+                             int threads, const float (&AT)[3][N], float* dw, float* db) {
   float* total = workspace + z.v + z.u;  // thread 0's sums and bias lanes
   for (int t = 1; t < threads; ++t) {
     const float* part = workspace + t * z.per_thread + z.v + z.u;
