@@ -98,8 +98,13 @@ Plan backward_plan(const Conv2dShape& s, int threads) {
 }
 
 int64_t packed_u_size(const Conv2dShape& s, const Plan& p) { return kXi * p.OCp * s.IC; }
-int64_t v_size(const Conv2dShape& s, const Plan& p) { return kXi * s.IC * p.tiles_padded; }
-int64_t m_size(const Plan& p) { return kXi * p.OCp * p.tiles_padded; }
+// Forward V and M: ξ after ξ, each a whole number of 4 KB pages apart plus one cache line, so
+// that the 36 loads or stores of a tile's ξ land in different L1 sets (at a plain multiple of
+// 4 KB they would all fall in one set and evict each other).
+int64_t v_stride(const Conv2dShape& s, const Plan& p) { return s.IC * p.tiles_padded + 16; }
+int64_t m_stride(const Plan& p) { return p.OCp * p.tiles_padded + 16; }
+int64_t v_size(const Conv2dShape& s, const Plan& p) { return kXi * v_stride(s, p); }
+int64_t m_size(const Plan& p) { return kXi * m_stride(p); }
 int64_t per_thread_size(const Conv2dShape& s, const Plan& p) { return v_size(s, p) + m_size(p); }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -287,7 +292,7 @@ __attribute__((target("avx512f"))) inline void tile_columns(const __m512 a[4], _
 }
 
 // V = Bᵀ d B for the chunk's groups (count a multiple of 4), every input channel, for tile j:
-// kPacked (forward), into packed panels, vp[ξ·IC·tiles_padded + (j/NR)·NR·IC + ic·NR + j%NR];
+// kPacked (forward), into packed panels, vp[ξ·v_stride + (j/NR)·NR·IC + ic·NR + j%NR];
 // else (weight gradients) into plain rows, vp[(ξ·IC + ic)·tiles_padded + j].
 template <bool kPacked>
 __attribute__((target("avx512f"))) void transform_input(const Conv2dShape& s, const Plan& p,
@@ -295,7 +300,7 @@ __attribute__((target("avx512f"))) void transform_input(const Conv2dShape& s, co
                                                         int64_t count, float* vp) {
   // Locals, not fields: the intrinsic stores may alias anything.
   const int64_t IC = s.IC, IH = s.IH, IW = s.IW, PH = s.PH, PW = s.PW, tp = p.tiles_padded;
-  const int64_t xi_stride = IC * tp;
+  const int64_t xi_stride = kPacked ? v_stride(s, p) : IC * tp;
   for (int64_t ic = 0; ic < IC; ++ic)
     for (int64_t v0 = 0; v0 < count; v0 += 4) {
       const Group* gr = groups + v0;
@@ -344,13 +349,13 @@ __attribute__((target("avx512f"))) void transform_input(const Conv2dShape& s, co
 }
 
 // Y = Aᵀ M A for the chunk's groups, output channels [0, OC), plus bias, stored (or added)
-// into the NCHW output. mp[(ξ·OCp + oc)·tiles_padded + tile].
+// into the NCHW output. mp[ξ·m_stride + oc·tiles_padded + tile].
 __attribute__((target("avx512f"))) void transform_output(const Conv2dShape& s, const Plan& p,
                                                          const float* mp, const Group* groups,
                                                          int64_t count, const float* b, float* y,
                                                          bool accumulate) {
   const int64_t OC = s.OC, OH = s.OH(), OW = s.OW(), tp = p.tiles_padded;
-  const int64_t xi_stride = p.OCp * tp;
+  const int64_t xi_stride = m_stride(p);
   for (int64_t oc = 0; oc < OC; ++oc) {
     const __m512 bias = _mm512_set1_ps(b ? b[oc] : 0.0f);
     for (int64_t v0 = 0; v0 < count; v0 += 4) {
@@ -504,8 +509,8 @@ void conv2d_winograd4(const Conv2dShape& s, const float* x, const float* w, bool
       const int64_t tiles = count * kGroup;
       for (int64_t xi = 0; xi < kXi; ++xi) {
         const float* u_xi = up + xi * p.OCp * s.IC;
-        const float* v_xi = vp + xi * s.IC * p.tiles_padded;
-        float* m_xi = mp + xi * p.OCp * p.tiles_padded;
+        const float* v_xi = vp + xi * v_stride(s, p);
+        float* m_xi = mp + xi * m_stride(p);
         for (int64_t oc0 = 0; oc0 < s.OC; oc0 += MR)
           for (int64_t j = 0; j < tiles; j += NR)
             micro(s.IC, u_xi + oc0 * s.IC, v_xi + j * s.IC, m_xi + oc0 * p.tiles_padded + j,
