@@ -257,7 +257,7 @@ __attribute__((target("avx512f"))) void transform_output(const Conv2dShape& s, c
 }
 
 // U = G' g G'ᵀ of the 2x2 blocks of dy for the tiles of chunk rows [u0, u0 + rows), every output
-// channel, in plain rows of `ld` tiles; also Σ dy per channel into db_vec (16 lanes each).
+// channel, in plain rows of `layout.ld` tiles; also Σ dy per channel into db_vec (16 lanes each).
 // Weight gradients are a correlation of the input with dy: per tile, F(3x3, 2x2) gives the 3x3
 // block of dW from the 4x4 input tile and the 2x2 dy block,
 //   dW_tile = A'ᵀ [ (G' dy G'ᵀ) ⊙ (B'ᵀ d B') ] A'
@@ -270,12 +270,13 @@ __attribute__((target("avx512f"))) void transform_output(const Conv2dShape& s, c
 // tiles as its reduction: S[ξ][oc, ic] = Σ_tile U[ξ][oc, tile] · V[ξ][ic, tile].
 __attribute__((target("avx512f"))) void transform_grad_output(const Conv2dShape& s, const Plan& p,
                                                               const float* dy, int64_t u0,
-                                                              int64_t rows, int64_t ld, float* up,
+                                                              int64_t rows,
+                                                              const TileLayout& layout, float* up,
                                                               float* db_vec) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   const __m512 half = _mm512_set1_ps(0.5f);
-  const int64_t OH = s.OH(), OW = s.OW(), xi_stride = s.OC * ld;
+  const int64_t OH = s.OH(), OW = s.OW(), xi_stride = layout.xi_stride, ld = layout.ld;
   for (int64_t oc = 0; oc < s.OC; ++oc)  // channels outside: dy rows read in order
     for (int64_t u = 0; u < rows; ++u) {
       const int64_t n = (u0 + u) / p.th, ty = (u0 + u) % p.th;
@@ -410,8 +411,8 @@ void conv2d_winograd_backward_weights(const Conv2dShape& s, const float* x, cons
     for (int64_t chunk = lo; chunk < hi; ++chunk) {
       const int64_t u0 = chunk * p.rows, rows = std::min(p.rows, p.units - u0);
       const int64_t tiles = rows * p.tw;
-      transform_input<false>(s, p, x, u0, rows, {z.ld, s.IC * z.ld}, vp);
-      transform_grad_output(s, p, dy, u0, rows, z.ld, up, db_vec);
+      transform_input<false>(s, p, x, u0, rows, {z.ld, z.v_xi}, vp);
+      transform_grad_output(s, p, dy, u0, rows, {z.ld, z.u_xi}, up, db_vec);
       transform_domain_products(s, z, vp, up, tiles, sums);
     }
   });

@@ -98,11 +98,11 @@ Plan backward_plan(const Conv2dShape& s, int threads) {
 }
 
 int64_t packed_u_size(const Conv2dShape& s, const Plan& p) { return kXi * p.OCp * s.IC; }
-// Forward V and M: ξ after ξ, each a whole number of 4 KB pages apart plus one cache line, so
-// that the 36 loads or stores of a tile's ξ land in different L1 sets (at a plain multiple of
-// 4 KB they would all fall in one set and evict each other).
-int64_t v_stride(const Conv2dShape& s, const Plan& p) { return s.IC * p.tiles_padded + 16; }
-int64_t m_stride(const Plan& p) { return p.OCp * p.tiles_padded + 16; }
+// Forward V and M: ξ planes a cache line further apart than their rows need (xi_plane_stride).
+int64_t v_stride(const Conv2dShape& s, const Plan& p) {
+  return xi_plane_stride(s.IC, p.tiles_padded);
+}
+int64_t m_stride(const Plan& p) { return xi_plane_stride(p.OCp, p.tiles_padded); }
 int64_t v_size(const Conv2dShape& s, const Plan& p) { return kXi * v_stride(s, p); }
 int64_t m_size(const Plan& p) { return kXi * m_stride(p); }
 int64_t per_thread_size(const Conv2dShape& s, const Plan& p) { return v_size(s, p) + m_size(p); }
@@ -293,14 +293,14 @@ __attribute__((target("avx512f"))) inline void tile_columns(const __m512 a[4], _
 
 // V = Bᵀ d B for the chunk's groups (count a multiple of 4), every input channel, for tile j:
 // kPacked (forward), into packed panels, vp[ξ·v_stride + (j/NR)·NR·IC + ic·NR + j%NR];
-// else (weight gradients) into plain rows, vp[(ξ·IC + ic)·tiles_padded + j].
+// else (weight gradients) into plain rows, vp[ξ·v_xi + ic·tiles_padded + j].
 template <bool kPacked>
 __attribute__((target("avx512f"))) void transform_input(const Conv2dShape& s, const Plan& p,
                                                         const float* x, const Group* groups,
                                                         int64_t count, float* vp) {
   // Locals, not fields: the intrinsic stores may alias anything.
   const int64_t IC = s.IC, IH = s.IH, IW = s.IW, PH = s.PH, PW = s.PW, tp = p.tiles_padded;
-  const int64_t xi_stride = kPacked ? v_stride(s, p) : IC * tp;
+  const int64_t xi_stride = xi_plane_stride(IC, tp);  // v_stride, or the weight gradients' v_xi
   for (int64_t ic = 0; ic < IC; ++ic)
     for (int64_t v0 = 0; v0 < count; v0 += 4) {
       const Group* gr = groups + v0;
@@ -432,7 +432,7 @@ __attribute__((target("avx512f"))) inline Six grad_output_transform(const __m512
 }
 
 // U = G' dy G'ᵀ of the 4x4 blocks of dy for the chunk's groups, every output channel, in plain
-// rows: up[(ξ·OC + oc)·tiles_padded + j]; also Σ dy per channel into db_vec (16 lanes each).
+// rows: up[ξ·u_xi + oc·tiles_padded + j]; also Σ dy per channel into db_vec (16 lanes each).
 // Blocks past the output (padding tiles and pairs) load as zero, so they add nothing to the
 // weight gradient whatever V holds there.
 __attribute__((target("avx512f"))) void transform_grad_output(const Conv2dShape& s, const Plan& p,
@@ -440,7 +440,7 @@ __attribute__((target("avx512f"))) void transform_grad_output(const Conv2dShape&
                                                               int64_t count, float* up,
                                                               float* db_vec) {
   const int64_t OC = s.OC, OH = s.OH(), OW = s.OW(), tp = p.tiles_padded;
-  const int64_t xi_stride = OC * tp;
+  const int64_t xi_stride = xi_plane_stride(OC, tp);  // the weight gradients' u_xi
   for (int64_t oc = 0; oc < OC; ++oc) {
     __m512 sum = _mm512_setzero_ps();
     for (int64_t v0 = 0; v0 < count; v0 += 4) {

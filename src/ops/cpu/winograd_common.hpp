@@ -85,20 +85,27 @@ __attribute__((target("avx512f"))) inline void dot_block_4x4(const float* const*
 #pragma GCC diagnostic pop
 #endif
 
-// Weight gradients by F(3x3, m x m): per thread, V and U in plain rows of ld tiles (xis rows of
-// IC and of OC channels), the transform-domain sums S (4×4 blocks of 16 lanes, as dot_block_4x4
-// leaves them) and the bias lanes (16 per output channel).
+// Floats from one ξ plane of `channels` rows of ld to the next: a cache line more than the rows
+// need, so that the ξ planes of one tile (whose rows are a multiple of 4 KB long) do not all
+// fall into one L1 set, evicting each other on every transform's loads or stores.
+inline int64_t xi_plane_stride(int64_t channels, int64_t ld) { return channels * ld + 16; }
+
+// Weight gradients by F(3x3, m x m): per thread, V and U in planes of plain rows of ld tiles
+// (xis planes of IC and of OC rows, v_xi and u_xi apart), the transform-domain sums S (4×4
+// blocks of 16 lanes, as dot_block_4x4 leaves them) and the bias lanes (16 per output channel).
 struct WeightGradientLayout {
-  int64_t xis, ld, blocks_oc, blocks_ic, v, u, s, db, per_thread;
+  int64_t xis, ld, v_xi, u_xi, blocks_oc, blocks_ic, v, u, s, db, per_thread;
 };
 inline WeightGradientLayout weight_gradient_layout(const Conv2dShape& s, int64_t xis, int64_t ld) {
   WeightGradientLayout z{};
   z.xis = xis;
   z.ld = ld;
+  z.v_xi = xi_plane_stride(s.IC, ld);
+  z.u_xi = xi_plane_stride(s.OC, ld);
   z.blocks_oc = (s.OC + 3) / 4;
   z.blocks_ic = (s.IC + 3) / 4;
-  z.v = xis * s.IC * ld;
-  z.u = xis * s.OC * ld;
+  z.v = xis * z.v_xi;
+  z.u = xis * z.u_xi;
   z.s = xis * z.blocks_oc * z.blocks_ic * 16;
   z.db = s.OC * 16;
   z.per_thread = z.v + z.u + z.s + z.db;
@@ -113,11 +120,11 @@ inline void transform_domain_products(const Conv2dShape& s, const WeightGradient
     for (int64_t kb = 0; kb < z.blocks_oc; ++kb) {
       const float* u_rows[4];
       for (int64_t k = 0; k < 4; ++k)  // rows past OC repeat the last; never read back
-        u_rows[k] = up + (xi * s.OC + std::min(4 * kb + k, s.OC - 1)) * z.ld;
+        u_rows[k] = up + xi * z.u_xi + std::min(4 * kb + k, s.OC - 1) * z.ld;
       for (int64_t cb = 0; cb < z.blocks_ic; ++cb) {
         const float* v_rows[4];
         for (int64_t c = 0; c < 4; ++c)
-          v_rows[c] = vp + (xi * s.IC + std::min(4 * cb + c, s.IC - 1)) * z.ld;
+          v_rows[c] = vp + xi * z.v_xi + std::min(4 * cb + c, s.IC - 1) * z.ld;
         dot_block_4x4(u_rows, v_rows, tiles,
                       sums + ((xi * z.blocks_oc + kb) * z.blocks_ic + cb) * 16);
       }
