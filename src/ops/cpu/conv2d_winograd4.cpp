@@ -97,7 +97,9 @@ Plan backward_plan(const Conv2dShape& s, int threads) {
   return make_plan(s, kBackwardChunkFloats, s.IC + s.OC, 4, threads);
 }
 
-int64_t packed_u_size(const Conv2dShape& s, const Plan& p) { return kXi * p.OCp * s.IC; }
+// Packed U: ξ planes of OCp x IC, a cache line further apart than they need (xi_plane_stride).
+int64_t u_stride(const Conv2dShape& s, const Plan& p) { return xi_plane_stride(p.OCp, s.IC); }
+int64_t packed_u_size(const Conv2dShape& s, const Plan& p) { return kXi * u_stride(s, p); }
 // Forward V and M: ξ planes a cache line further apart than their rows need (xi_plane_stride).
 int64_t v_stride(const Conv2dShape& s, const Plan& p) {
   return xi_plane_stride(s.IC, p.tiles_padded);
@@ -136,13 +138,13 @@ __attribute__((target("avx512f"))) inline void apply_g(const __m512d& a, const _
 }
 
 // U[ξ] = G g Gᵀ, written into the packed A panels the micro-kernel reads:
-// up[ξ·OCp·IC + (oc/MR)·MR·IC + ic·MR + oc%MR], so the MR = 8 output channels of one panel and
+// up[ξ·u_stride + (oc/MR)·MR·IC + ic·MR + oc%MR], so the MR = 8 output channels of one panel and
 // one input channel are one 8-lane vector per ξ. Items [lo, hi) of (panel, ic).
 __attribute__((target("avx512f"))) void transform_weight_items(const Conv2dShape& s, const Plan& p,
                                                                const float* w, bool flip_swap,
                                                                int64_t lo, int64_t hi, float* up) {
   static_assert(MR == 8, "one panel row of output channels per 8-lane vector");
-  const int64_t IC = s.IC, OC = s.OC, xi_stride = p.OCp * s.IC;
+  const int64_t IC = s.IC, OC = s.OC, xi_stride = u_stride(s, p);
   for (int64_t item = lo; item < hi; ++item) {
     const int64_t oc0 = item / IC * MR, ic = item % IC;
     alignas(64) double taps[9][8];  // taps[3·kh + kw][lane], output channel oc0 + lane
@@ -508,7 +510,7 @@ void conv2d_winograd4(const Conv2dShape& s, const float* x, const float* w, bool
       transform_input<true>(s, p, x, groups, count, vp);
       const int64_t tiles = count * kGroup;
       for (int64_t xi = 0; xi < kXi; ++xi) {
-        const float* u_xi = up + xi * p.OCp * s.IC;
+        const float* u_xi = up + xi * u_stride(s, p);
         const float* v_xi = vp + xi * v_stride(s, p);
         float* m_xi = mp + xi * m_stride(p);
         for (int64_t oc0 = 0; oc0 < s.OC; oc0 += MR)
