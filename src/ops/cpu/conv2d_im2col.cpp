@@ -195,9 +195,9 @@ bool winograd4_pays(const Conv2dShape& s) {
   return winograd_tile() == WinogradTile::F4x4 && winograd_pays(s) &&
          conv2d_winograd4_supported(s) && s.OW() >= 5;
 }
-// Weight gradients by F(3x3, 4x4) from 12 output columns up (32x32 and 16x16 maps: 1.3x to 1.4x
-// F(3x3, 2x2)'s speed). At 8x8 a batch of 64 has only 256 of its tiles, the rows of its dot
-// products are short, and the two are level (0.95x to 1.15x), so F(3x3, 2x2) stays.
+// Weight gradients by F(3x3, 4x4) from 12 output columns up (bench_kernels, 2 threads, against
+// F(3x3, 2x2): 32x32 maps 1.13x, 16x16 1.04x). At 8x8 a batch of 64 has only 256 of its tiles,
+// the rows of its dot products are short, and F(3x3, 2x2) is faster (0.75x on 128 channels).
 bool winograd4_weights_pay(const Conv2dShape& s) { return winograd4_pays(s) && s.OW() >= 12; }
 // Forward (and stride-1 backward data) by whichever Winograd variant pays.
 void winograd_forward(const Conv2dShape& s, const float* x, const float* w, bool flip_swap,
