@@ -117,10 +117,8 @@ TEST(Training, SeedReproducesRunBitForBit) {
     return weights;
   };
   for (int threads : {1, 2}) {
-    const int saved = num_threads();
-    set_num_threads(threads);
+    const testing::ThreadCount use(threads);
     const auto a = run(), b = run();
-    set_num_threads(saved);
     ASSERT_EQ(a.size(), b.size());
     EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << threads;
   }
@@ -130,13 +128,12 @@ TEST(Training, SeedReproducesRunBitForBit) {
 TEST(Training, FastAndReferenceBackendsAgree) {
   const Dataset data = quadrant_images(32, 5);
   auto run = [&](Backend b) {
-    set_backend(b);
+    const testing::BackendScope use(b);
     Sequential<float> model = small_cnn();
     model.build(Shape{8, 1, 8, 8}, 2);
     Sgd<float> sgd({.lr = 0.05, .momentum = 0.9});
     SoftmaxCrossEntropy<float> loss;
     const auto h = fit(model, data, nullptr, loss, sgd, {.epochs = 3, .batch = 8, .seed = 1}).epochs;
-    set_backend(Backend::Fast);
     return h.back().train_loss;
   };
   const double fast = run(Backend::Fast), ref = run(Backend::Reference);

@@ -67,8 +67,7 @@ TEST_P(Allocations, TrainStepAllocatesNothingAfterWarmUp) {
 #endif
   const AllocationCase c = GetParam();
   for (int threads : {1, 2}) {
-    const int saved = num_threads();
-    set_num_threads(threads);
+    const testing::ThreadCount use(threads);
     const int64_t at_start = g_allocations.load();
     std::unique_ptr<Model<float>> owned = make_model<float>(c.model);
     Model<float>& model = *owned;
@@ -89,7 +88,6 @@ TEST_P(Allocations, TrainStepAllocatesNothingAfterWarmUp) {
       model.train_step(short_batch, {.labels = short_labels}, loss, adam);  // a short last batch
     }
     EXPECT_EQ(g_allocations.load() - before, 0) << "threads " << threads;
-    set_num_threads(saved);
   }
 }
 INSTANTIATE_TEST_SUITE_P(BuiltInModels, Allocations,
@@ -109,8 +107,7 @@ TEST(Allocations, BatchNormAndDropoutStepAllocatesNothing) {
   GTEST_SKIP() << "the sanitizer's runtime owns operator new; allocations are not counted";
 #endif
   for (int threads : {1, 2}) {
-    const int saved = num_threads();
-    set_num_threads(threads);
+    const testing::ThreadCount use(threads);
     Sequential<float> model;
     model.emplace<Conv2d>(Conv2dOptions{.out_channels = 8, .kernel = 3, .pad = 1});
     model.emplace<BatchNorm2d>();
@@ -139,7 +136,6 @@ TEST(Allocations, BatchNormAndDropoutStepAllocatesNothing) {
       model.evaluate(x, {.labels = labels}, loss);
     }
     EXPECT_EQ(g_allocations.load() - before, 0) << "threads " << threads;
-    set_num_threads(saved);
   }
 }
 

@@ -88,8 +88,7 @@ TEST(Predictor, MatchesTheModelsEvalForwardInAnyBatchSize) {
 }
 
 TEST(Predictor, ServesSeveralThreadsAtOnce) {
-  const int saved = num_threads();
-  set_num_threads(2);  // so the kernels' pool is in play, and contended
+  const testing::ThreadCount use(2);  // so the kernels' pool is in play, and contended
   const Predictor<float> predictor(trained_model(8), kInfo, 8);
   // The answers, one caller at a time.
   std::vector<Tensor<float>> inputs, expected;
@@ -109,7 +108,6 @@ TEST(Predictor, ServesSeveralThreadsAtOnce) {
       }
     });
   for (auto& c : callers) c.join();
-  set_num_threads(saved);
   for (int t = 0; t < 4; ++t) EXPECT_EQ(mismatches[static_cast<size_t>(t)], 0) << "thread " << t;
   EXPECT_GE(predictor.contexts(), 1u);
   EXPECT_LE(predictor.contexts(), 4u);  // one per concurrent caller at most, then reused

@@ -10,14 +10,7 @@
 namespace convnet {
 namespace {
 
-class Threads {  // sets the thread count for one test
- public:
-  explicit Threads(int n) : saved_(num_threads()) { set_num_threads(n); }
-  ~Threads() { set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
+using Threads = testing::ThreadCount;
 
 TEST(ParallelFor, CoversTheRangeOnceInFixedChunks) {
   for (int threads : {1, 2, 3, 8}) {
