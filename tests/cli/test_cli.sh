@@ -88,18 +88,21 @@ if [[ -d $data ]]; then
     "$cli" train --epochs 2 --train-limit 1000 --test-limit 200 --optimizer adam --batch 32
 
   # Resuming is exact: 2 epochs, saved, resumed to 3, gives the bytes of 3 unbroken epochs (a
-  # model with BatchNorm statistics and a Dropout stream; Adam's moments and step count).
+  # model with BatchNorm statistics and a Dropout stream; Adam's moments and step count). At a
+  # constant rate: the default cosine anneals over the total, so 2 + 1 epochs are not 3 there
+  # (the interrupted run below resumes on the default schedule).
   printf '%s\n' 'model sequential' 'layer conv2d out_channels=4 kernel=3 pad=1' \
     'layer batchnorm2d' 'layer relu' 'layer maxpool2d kernel=2' 'layer dropout p=0.2' \
     'layer flatten' 'layer linear out_features=10' >"$tmp/net.txt"
   run=(--model "$tmp/net.txt" --optimizer adam --train-limit 640 --test-limit 100 --batch 32)
   expect train-save 0 "saved $tmp/a.safetensors" -- \
-    "$cli" train "${run[@]}" --epochs 2 --threads 2 --save "$tmp/a.safetensors"
+    "$cli" train "${run[@]}" --epochs 2 --schedule constant --threads 2 --save "$tmp/a.safetensors"
   expect train-resume 0 "resuming $tmp/a.safetensors after epoch 2 .*epoch 3/3 " -- \
     bash -c "'$cli' train --epochs 3 --threads 2 --resume '$tmp/a.safetensors' \
       --save '$tmp/b.safetensors' | tr '\n' ' '"
   expect train-unbroken 0 "epoch 3/3 " -- \
-    "$cli" train "${run[@]}" --epochs 3 --threads 2 --save-every 1 --save "$tmp/c.safetensors"
+    "$cli" train "${run[@]}" --epochs 3 --schedule constant --threads 2 --save-every 1 \
+      --save "$tmp/c.safetensors"
   # Same weights, buffers, optimizer state and metadata: the same bytes.
   expect resume-bit-identical 0 "^same$" -- \
     bash -c "cmp '$tmp/b.safetensors' '$tmp/c.safetensors' && echo same"
@@ -146,10 +149,21 @@ if [[ -d $data ]]; then
   expect sigint-message 0 "interrupted after epoch 0 and [0-9]+ batches of epoch 1: saved $tmp/int.safetensors \(continue with: convnet train --resume $tmp/int.safetensors --epochs 3\)" -- \
     cat "$tmp/int.err"
   expect sigint-resume 0 "resuming $tmp/int.safetensors after epoch 0 and [0-9]+ batches of the next" -- \
-    "$cli" train --resume "$tmp/int.safetensors" --epochs 1 --save "$tmp/int-resumed.safetensors"
+    bash -o pipefail -c "'$cli' train --resume '$tmp/int.safetensors' --epochs 1 \
+      --save '$tmp/int-resumed.safetensors' | tee '$tmp/int-resumed.out'"
+  # Its rates follow the new total (the same first epoch's, under cosine), and it says so.
+  expect resume-new-total-note 0 "^note: --schedule cosine follows the total of epochs: from here on the rates are those of a 1-epoch run, not of the 3-epoch run" -- \
+    cat "$tmp/int-resumed.out"
   "$cli" train "${sigint_run[@]}" --epochs 1 --save "$tmp/unbroken.safetensors" >/dev/null 2>&1
   expect sigint-resume-bit-identical 0 "^same$" -- \
     bash -c "cmp '$tmp/int-resumed.safetensors' '$tmp/unbroken.safetensors' && echo same"
+  # Without --epochs, a resumed run finishes the total it was started with (here one stopped
+  # early after 2 of its 4 epochs).
+  expect early-stop-save 0 "early stop after epoch 2" -- \
+    "$cli" train "${run[@]}" --epochs 4 --val-split 0.25 --early-stop 1 --min-delta 100 \
+      --save "$tmp/early.safetensors"
+  expect resume-recorded-total 0 "resuming $tmp/early.safetensors after epoch 2 .*epoch 4/4 " -- \
+    bash -o pipefail -c "'$cli' train --resume '$tmp/early.safetensors' --early-stop 0 | tr '\n' ' '"
 
   # Divergence: the step that makes the loss non-finite stops the run with where it happened;
   # the last checkpoint stays as it was.

@@ -40,8 +40,10 @@ void truncate(Dataset& d, int64_t limit) {
 }
 
 // The flags a checkpoint records and --resume reuses unless given again: everything that decides
-// the data, the batches and the updates (the seed is the checkpoint's own).
+// the data, the batches and the updates (the seed is the checkpoint's own), and the planned
+// total of epochs, so that `--resume FILE` alone finishes an interrupted run on its own schedule.
 constexpr const char* kResumedFlags[] = {
+    "epochs",
     "model",     "data",       "image-size",   "val-split",        "normalize",
     "crop-padding", "flip",    "batch",        "optimizer",        "lr",
     "momentum",  "weight-decay", "nesterov",   "train-limit",      "test-limit",
@@ -174,7 +176,8 @@ int cmd_train(int argc, char** argv) {
                  "Trains a built-in model or a model spec file on an IDX, CIFAR-10 or image-folder\n"
                  "dataset and reports, per epoch, train loss and accuracy, test loss and accuracy,\n"
                  "seconds and images/s. --save writes a checkpoint; --resume continues one exactly.\n"
-                 "The defaults are the reference recipe: LeNet, SGD lr 0.05 momentum 0.9.");
+                 "The defaults are the reference recipe: LeNet, SGD lr 0.05 momentum 0.9,\n"
+                 "batch 64, 5 epochs, the rate annealed by a cosine.");
   args.add("data", "/usr/share/datasets/fashion-mnist",
            "folder with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] (MNIST format), CIFAR-10 "
            "binary batches (data_batch_1.bin ... test_batch.bin), or train/ and test/ folders of "
@@ -187,13 +190,18 @@ int cmd_train(int argc, char** argv) {
   args.add("model", "lenet",
            "built-in model (lenet, vgg-small, resnet-small) or a model spec file (a path ending "
            "in .txt or containing '/'; see docs/model-spec.md)");
-  args.add("epochs", "5", "passes over the training set (the total, when resuming)");
+  args.add("epochs", "5",
+           "passes over the training set (the total, when resuming: by default the checkpoint's)");
   args.add("batch", "64", "mini-batch size");
   add_optimizer_flags(args);
-  args.add("schedule", "constant",
-           "learning-rate schedule: constant, step, multistep, exponential, cosine, onecycle "
-           "(PyTorch's StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, OneCycleLR; with "
-           "onecycle --lr is the peak)");
+  // Cosine by default: a run of a fixed number of epochs should end annealed, not at the full
+  // rate's noise (the README's Results: lenet's reference recipe 88.0% -> 89.7% median of 5
+  // seeds, resnet-small's last epochs steady above 92%). The library's fit() keeps PyTorch's
+  // constant default; this is the command's recipe.
+  args.add("schedule", "cosine",
+           "learning-rate schedule: cosine (--lr annealed over --epochs towards --min-lr), "
+           "constant, step, multistep, exponential, onecycle (PyTorch's CosineAnnealingLR, "
+           "StepLR, MultiStepLR, ExponentialLR, OneCycleLR; with onecycle --lr is the peak)");
   args.add("gamma", "0.1", "step, multistep, exponential: the decay factor");
   args.add("step-size", "0", "step: epochs between decays");
   args.add("milestones", "", "multistep: epochs at which to decay, like 5,8");
@@ -392,6 +400,18 @@ int cmd_train(int argc, char** argv) {
     info << "resuming " << resume_path << " after epoch " << resumed.state.epoch
          << (resumed_step > 0 ? " and " + std::to_string(resumed_step) + " batches of the next" : "")
          << " (step " << optimizer->steps() << ")\n";
+  // Cosine (over --epochs) and one-cycle rates depend on the run's total, so a resumed run with
+  // a new total continues on the new total's curve: exact for an interrupted run only with its
+  // own total.
+  const bool rates_follow_total =
+      (schedule.kind == LrSchedule::Kind::Cosine && schedule.t_max == 0) ||
+      schedule.kind == LrSchedule::Kind::OneCycle;
+  if (resuming && rates_follow_total)
+    if (const auto it = resumed.state.extra.find("epochs");
+        it != resumed.state.extra.end() && it->second != std::to_string(epochs))
+      info << "note: --schedule " << args.get("schedule") << " follows the total of epochs: "
+           << "from here on the rates are those of a " << epochs << "-epoch run, not of the "
+           << it->second << "-epoch run this checkpoint was trained as\n";
   info << "model " << args.get("model") << " on " << train.size() << " training, "
        << (validation.size() > 0 ? std::to_string(validation.size()) + " validation, " : "")
        << test.size() << " test images " << train.sample_shape().str() << " (" << data.format
