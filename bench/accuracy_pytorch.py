@@ -8,7 +8,7 @@ tools/make_golden.py builds it, and the recipe of the README's Results:
 The rate follows the command's default schedule, CosineAnnealingLR over the run stepped once per
 epoch ("constant": none). Prints the test accuracy after each epoch.
 Usage: bench/accuracy_pytorch.py MODEL [--threads N] [--seed S] [--schedule cosine|constant]
-       [--init kaiming|default]
+       [--init kaiming|default] [--width 32]
 (needs python3-torch; resnet-small takes about 20 minutes at 1 thread on the benchmark machine,
 lenet about a minute)."""
 import argparse
@@ -44,6 +44,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--schedule", choices=["cosine", "constant"], default="cosine")
     ap.add_argument("--init", choices=["kaiming", "default"], default="kaiming")
+    ap.add_argument("--width", type=int, default=32, help="resnet-small's first stage channels")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -60,7 +61,7 @@ def main():
     if args.model == "lenet":
         model = golden.lenet().float()
     else:
-        model = golden.ResNetSmall().float()
+        model = golden.ResNetSmall(width=args.width).float()
         if args.init == "kaiming":
             for m in model.modules():
                 if isinstance(m, torch.nn.Conv2d):
