@@ -196,8 +196,8 @@ int cmd_train(int argc, char** argv) {
   add_optimizer_flags(args);
   // Cosine by default: a run of a fixed number of epochs should end annealed, not at the full
   // rate's noise (the README's Results: lenet's reference recipe 88.7% -> 90.0%, median of 5
-  // seeds at 2 threads; resnet-small's last epochs held above 92%). The library's fit() keeps PyTorch's
-  // constant default; this is the command's recipe.
+  // seeds at 2 threads; resnet-small's last epochs held above 92%). The library's fit() keeps
+  // PyTorch's constant default; this is the command's recipe.
   args.add("schedule", "cosine",
            "learning-rate schedule: cosine (--lr annealed over --epochs towards --min-lr), "
            "constant, step, multistep, exponential, onecycle (PyTorch's CosineAnnealingLR, "
@@ -408,7 +408,7 @@ int cmd_train(int argc, char** argv) {
       schedule.kind == LrSchedule::Kind::OneCycle;
   if (resuming && rates_follow_total)
     if (const auto it = resumed.state.extra.find("epochs");
-        it != resumed.state.extra.end() && it->second != std::to_string(epochs))
+        it != resumed.state.extra.end() && std::strtoll(it->second.c_str(), nullptr, 10) != epochs)
       info << "note: --schedule " << args.get("schedule") << " follows the total of epochs: "
            << "from here on the rates are those of a " << epochs << "-epoch run, not of the "
            << it->second << "-epoch run this checkpoint was trained as\n";
