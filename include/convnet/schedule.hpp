@@ -40,6 +40,11 @@ struct LrSchedule {
               int64_t total_epochs) const;
   // Throws convnet::Error naming the option when one is out of range.
   void validate() const;
+  // Whether the rates depend on total_epochs (cosine over the run, one-cycle): then a run
+  // resumed with a new total continues on a different curve.
+  bool depends_on_total() const {
+    return (kind == Kind::Cosine && t_max == 0) || kind == Kind::OneCycle;
+  }
 };
 
 // "constant", "step", "multistep", "exponential", "cosine", "onecycle" -> Kind; throws on

@@ -10,11 +10,9 @@
 namespace convnet {
 namespace {
 
-using Threads = testing::ThreadCount;
-
 TEST(ParallelFor, CoversTheRangeOnceInFixedChunks) {
   for (int threads : {1, 2, 3, 8}) {
-    Threads use(threads);
+    testing::ThreadCount use(threads);
     std::vector<int> hits(1000, 0);
     std::vector<std::pair<int64_t, int64_t>> chunks(static_cast<size_t>(threads), {-1, -1});
     parallel_for(5, 1005, [&](int64_t lo, int64_t hi, int t) {
@@ -29,7 +27,7 @@ TEST(ParallelFor, CoversTheRangeOnceInFixedChunks) {
 }
 
 TEST(ParallelFor, AnExceptionInAnyChunkReachesTheCaller) {
-  Threads use(2);
+  testing::ThreadCount use(2);
   for (int thrower : {0, 1}) {  // the caller's own chunk, and a worker's
     std::atomic<int> finished{0};
     try {
@@ -51,7 +49,7 @@ TEST(ParallelFor, AnExceptionInAnyChunkReachesTheCaller) {
 }
 
 TEST(ParallelFor, NestedAndConcurrentCallsRunInline) {
-  Threads use(2);
+  testing::ThreadCount use(2);
   std::atomic<int> inner{0};
   parallel_for(0, 2, [&](int64_t, int64_t, int) {
     parallel_for(0, 100, [&](int64_t lo, int64_t hi, int) { inner += static_cast<int>(hi - lo); });

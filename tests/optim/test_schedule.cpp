@@ -86,4 +86,24 @@ TEST(LrSchedules, NamesAndOptionChecks) {
 }
 
 }  // namespace
+// depends_on_total() says exactly when the rates move with the run's length: the resumed-run
+// note in convnet train relies on it.
+TEST(LrSchedules, DependsOnTotalMatchesTheRates) {
+  for (const auto kind :
+       {LrSchedule::Kind::Constant, LrSchedule::Kind::Step, LrSchedule::Kind::MultiStep,
+        LrSchedule::Kind::Exponential, LrSchedule::Kind::Cosine, LrSchedule::Kind::OneCycle}) {
+    for (const int64_t t_max : {0, 6}) {
+      LrSchedule s;
+      s.kind = kind;
+      s.milestones = {3};
+      s.t_max = t_max;
+      s.validate();
+      bool moves = false;
+      for (int64_t epoch = 0; epoch < 8; ++epoch)
+        moves = moves || s.rate(0.1, epoch, 3, 10, 8) != s.rate(0.1, epoch, 3, 10, 12);
+      EXPECT_EQ(s.depends_on_total(), moves) << schedule_name(kind) << " t_max " << t_max;
+    }
+  }
+}
+
 }  // namespace convnet

@@ -400,13 +400,9 @@ int cmd_train(int argc, char** argv) {
     info << "resuming " << resume_path << " after epoch " << resumed.state.epoch
          << (resumed_step > 0 ? " and " + std::to_string(resumed_step) + " batches of the next" : "")
          << " (step " << optimizer->steps() << ")\n";
-  // Cosine (over --epochs) and one-cycle rates depend on the run's total, so a resumed run with
-  // a new total continues on the new total's curve: exact for an interrupted run only with its
-  // own total.
-  const bool rates_follow_total =
-      (schedule.kind == LrSchedule::Kind::Cosine && schedule.t_max == 0) ||
-      schedule.kind == LrSchedule::Kind::OneCycle;
-  if (resuming && rates_follow_total)
+  // A resumed run with a new total continues on the new total's curve: exact for an interrupted
+  // run only with its own total.
+  if (resuming && schedule.depends_on_total())
     if (const auto it = resumed.state.extra.find("epochs");
         it != resumed.state.extra.end() && std::strtoll(it->second.c_str(), nullptr, 10) != epochs)
       info << "note: --schedule " << args.get("schedule") << " follows the total of epochs: "

@@ -302,7 +302,7 @@ __attribute__((target("avx512f"))) void transform_input(const Conv2dShape& s, co
                                                         int64_t count, float* vp) {
   // Locals, not fields: the intrinsic stores may alias anything.
   const int64_t IC = s.IC, IH = s.IH, IW = s.IW, PH = s.PH, PW = s.PW, tp = p.tiles_padded;
-  const int64_t xi_stride = xi_plane_stride(IC, tp);  // v_stride, or the weight gradients' v_xi
+  const int64_t xi_stride = v_stride(s, p);  // also the weight gradients' v_xi (ld = tp)
   for (int64_t ic = 0; ic < IC; ++ic)
     for (int64_t v0 = 0; v0 < count; v0 += 4) {
       const Group* gr = groups + v0;
