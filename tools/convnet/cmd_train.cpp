@@ -42,14 +42,16 @@ void truncate(Dataset& d, int64_t limit) {
 // The flags a checkpoint records and --resume reuses unless given again: everything that decides
 // the data, the batches and the updates (the seed is the checkpoint's own), and the planned
 // total of epochs, so that `--resume FILE` alone finishes an interrupted run on its own schedule.
-constexpr const char* kResumedFlags[] = {
-    "epochs",
-    "model",     "data",       "image-size",   "val-split",        "normalize",
-    "crop-padding", "flip",    "batch",        "optimizer",        "lr",
-    "momentum",  "weight-decay", "nesterov",   "train-limit",      "test-limit",
-    "schedule",  "gamma",      "step-size",    "milestones",       "min-lr",
-    "t-max",     "warmup",     "warmup-start", "pct-start",        "div-factor",
-    "final-div-factor", "clip-grad-norm"};
+constexpr const char* kResumedFlags[] = {"epochs",        "model",      "data",
+                                         "image-size",    "val-split",  "normalize",
+                                         "crop-padding",  "flip",       "batch",
+                                         "optimizer",     "lr",         "momentum",
+                                         "weight-decay",  "nesterov",   "train-limit",
+                                         "test-limit",    "schedule",   "gamma",
+                                         "step-size",     "milestones", "min-lr",
+                                         "t-max",         "warmup",     "warmup-start",
+                                         "pct-start",     "div-factor", "final-div-factor",
+                                         "clip-grad-norm"};
 
 // --schedule and its options.
 LrSchedule make_schedule(const ArgParser& args) {
@@ -100,8 +102,8 @@ std::string epoch_json(const EpochStats& s, bool has_validation) {
                 "{\"epoch\": %d, \"learning_rate\": %.9g, \"train_loss\": %.6f, "
                 "\"train_acc\": %.6f, %s\"test_loss\": %.6f, \"test_acc\": %.6f, "
                 "\"seconds\": %.3f, \"images_per_s\": %.1f}",
-                s.epoch, s.learning_rate, s.train_loss, s.train_acc, val, s.test_loss,
-                s.test_acc, s.seconds, s.images_per_s);
+                s.epoch, s.learning_rate, s.train_loss, s.train_acc, val, s.test_loss, s.test_acc,
+                s.seconds, s.images_per_s);
   return line;
 }
 
@@ -117,10 +119,11 @@ class MetricsLog {
     if (ext == ".csv")
       csv_ = true;
     else if (ext != ".jsonl" && ext != ".json")
-      throw UsageError{"--log: expected a file ending in .csv, .jsonl or .json, got '" + path + "'"};
+      throw UsageError{"--log: expected a file ending in .csv, .jsonl or .json, got '" + path +
+                       "'"};
     std::error_code ec;
-    const bool fresh = !append || !std::filesystem::exists(path, ec) ||
-                       std::filesystem::file_size(path, ec) == 0;
+    const bool fresh =
+        !append || !std::filesystem::exists(path, ec) || std::filesystem::file_size(path, ec) == 0;
     out_.open(path, fresh ? std::ios::trunc : std::ios::app);
     if (!out_) throw Error(path + ": cannot write the metrics log: " + std::strerror(errno));
     if (csv_ && fresh)
@@ -172,12 +175,13 @@ std::string clock_text(double seconds) {
 }  // namespace
 
 int cmd_train(int argc, char** argv) {
-  ArgParser args("convnet train",
-                 "Trains a built-in model or a model spec file on an IDX, CIFAR-10 or image-folder\n"
-                 "dataset and reports, per epoch, train loss and accuracy, test loss and accuracy,\n"
-                 "seconds and images/s. --save writes a checkpoint; --resume continues one exactly.\n"
-                 "The defaults are the reference recipe: LeNet, SGD lr 0.05 momentum 0.9,\n"
-                 "batch 64, 5 epochs, the rate annealed by a cosine.");
+  ArgParser args(
+      "convnet train",
+      "Trains a built-in model or a model spec file on an IDX, CIFAR-10 or image-folder\n"
+      "dataset and reports, per epoch, train loss and accuracy, test loss and accuracy,\n"
+      "seconds and images/s. --save writes a checkpoint; --resume continues one exactly.\n"
+      "The defaults are the reference recipe: LeNet, SGD lr 0.05 momentum 0.9,\n"
+      "batch 64, 5 epochs, the rate annealed by a cosine.");
   args.add("data", "/usr/share/datasets/fashion-mnist",
            "folder with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] (MNIST format), CIFAR-10 "
            "binary batches (data_batch_1.bin ... test_batch.bin), or train/ and test/ folders of "
@@ -233,7 +237,8 @@ int cmd_train(int argc, char** argv) {
            "when stderr is not a terminal, a progress line every this many seconds (0 = none); "
            "on a terminal a progress bar");
   args.add("save", "", "write a checkpoint (safetensors) to this file at the end");
-  args.add("save-every", "0", "also write the --save checkpoint every N epochs (0 = only at the end)");
+  args.add("save-every", "0",
+           "also write the --save checkpoint every N epochs (0 = only at the end)");
   args.add("save-best", "",
            "write a checkpoint to this file after every epoch that improves validation accuracy "
            "(needs --val-split)");
@@ -268,8 +273,9 @@ int cmd_train(int argc, char** argv) {
     throw UsageError{"--epochs: expected at most 1000000, got " + args.get("epochs")};
   const bool resuming = !resume_path.empty();
   if (resuming && resumed.state.epoch >= epochs)
-    throw UsageError{"--epochs " + std::to_string(epochs) + ": " + resume_path + " has already run " +
-                     std::to_string(resumed.state.epoch) + " epochs (--epochs is the total)"};
+    throw UsageError{"--epochs " + std::to_string(epochs) + ": " + resume_path +
+                     " has already run " + std::to_string(resumed.state.epoch) +
+                     " epochs (--epochs is the total)"};
   const int64_t batch = args.get_int("batch", 1);
   const int64_t seed = args.get_int("seed", 0);
   const bool json = args.get_switch("json");
@@ -293,11 +299,13 @@ int cmd_train(int argc, char** argv) {
   if (!(val_split >= 0 && val_split < 1))
     throw UsageError{"--val-split: expected a fraction in [0, 1), got " + args.get("val-split")};
   if (patience > 0 && !(val_split > 0))
-    throw UsageError{"--early-stop: needs --val-split (stopping is decided on validation data, "
-                     "never on the test set)"};
+    throw UsageError{
+        "--early-stop: needs --val-split (stopping is decided on validation data, "
+        "never on the test set)"};
   if (!best_path.empty() && !(val_split > 0))
-    throw UsageError{"--save-best: needs --val-split (the best model is chosen on validation "
-                     "data, never on the test set)"};
+    throw UsageError{
+        "--save-best: needs --val-split (the best model is chosen on validation "
+        "data, never on the test set)"};
   if (!best_path.empty() && best_path == save_path)
     throw UsageError{"--save-best: must differ from --save (" + save_path + ")"};
   const int64_t crop_padding = args.get_int("crop-padding", 0);
@@ -358,7 +366,8 @@ int cmd_train(int argc, char** argv) {
       if (owned->input_shape() != train.shape().with_batch(built_batch))  // keeps the values
         owned->build(train.shape().with_batch(built_batch));
     } else {
-      owned = spec_model ? std::move(spec_model) : load_model<float>(args.get("model"), train.classes());
+      owned = spec_model ? std::move(spec_model)
+                         : load_model<float>(args.get("model"), train.classes());
       owned->build(train.shape().with_batch(built_batch), static_cast<uint64_t>(seed));
     }
   } catch (const std::bad_alloc&) {
@@ -398,7 +407,8 @@ int cmd_train(int argc, char** argv) {
   const int64_t resumed_step = resuming ? resumed.state.step : 0;
   if (resuming)
     info << "resuming " << resume_path << " after epoch " << resumed.state.epoch
-         << (resumed_step > 0 ? " and " + std::to_string(resumed_step) + " batches of the next" : "")
+         << (resumed_step > 0 ? " and " + std::to_string(resumed_step) + " batches of the next"
+                              : "")
          << " (step " << optimizer->steps() << ")\n";
   // A resumed run with a new total continues on the new total's curve: exact for an interrupted
   // run only with its own total.
@@ -413,8 +423,8 @@ int cmd_train(int argc, char** argv) {
        << test.size() << " test images " << train.sample_shape().str() << " (" << data.format
        << "), optimizer " << optimizer->name() << " lr " << optimizer->learning_rate()
        << (schedule.kind != LrSchedule::Kind::Constant ? " " + args.get("schedule") : "")
-       << (schedule.warmup_epochs > 0 ? " with warm-up" : "") << ", batch " << batch
-       << ", threads " << num_threads() << "\n"
+       << (schedule.warmup_epochs > 0 ? " with warm-up" : "") << ", batch " << batch << ", threads "
+       << num_threads() << "\n"
        << model.summary() << std::flush;
 
   const bool has_val = validation.size() > 0;
@@ -428,11 +438,12 @@ int cmd_train(int argc, char** argv) {
 
   // --report: the run so far, and the first test image as the model takes it.
   const std::string report_dir = args.get("report");
-  ReportData report{.title = "convnet train --model " + args.get("model") + " on " + args.get("data"),
-                    .config = args.values(),
-                    .epochs = {},
-                    .class_names = train.class_names(),
-                    .confusion = ConfusionMatrix(train.classes())};
+  ReportData report{
+      .title = "convnet train --model " + args.get("model") + " on " + args.get("data"),
+      .config = args.values(),
+      .epochs = {},
+      .class_names = train.class_names(),
+      .confusion = ConfusionMatrix(train.classes())};
   Tensor<float> report_sample(test.shape().with_batch(1));
   if (!report_dir.empty()) {
     int32_t label = 0;
@@ -460,16 +471,19 @@ int cmd_train(int argc, char** argv) {
              const auto now = std::chrono::steady_clock::now();
              const double since = std::chrono::duration<double>(now - last_progress).count();
              const bool last = b.step + 1 == b.steps;
-             if (!quiet && (bar ? since >= 0.1 || last : progress_every > 0 && since >= progress_every)) {
+             if (!quiet &&
+                 (bar ? since >= 0.1 || last : progress_every > 0 && since >= progress_every)) {
                last_progress = now;
                const double rate = static_cast<double>(b.images) / std::max(b.seconds, 1e-9);
-               const double eta = static_cast<double>(b.steps - b.step - 1) * static_cast<double>(batch) / rate;
+               const double eta =
+                   static_cast<double>(b.steps - b.step - 1) * static_cast<double>(batch) / rate;
                char text[256];
                if (bar) {
                  constexpr int kWidth = 24;
                  const int filled = static_cast<int>(kWidth * (b.step + 1) / b.steps);
                  std::string meter(static_cast<size_t>(filled), '=');
-                 if (filled < kWidth) meter += '>' + std::string(static_cast<size_t>(kWidth - filled - 1), ' ');
+                 if (filled < kWidth)
+                   meter += '>' + std::string(static_cast<size_t>(kWidth - filled - 1), ' ');
                  std::snprintf(text, sizeof text,
                                "\r\033[Kepoch %d/%lld [%s] %lld/%lld  loss %.4f  acc %.2f%%  "
                                "%.0f images/s  ETA %s",
