@@ -4,6 +4,7 @@
 #include "convnet/checkpoint.hpp"
 #include "convnet/data.hpp"
 #include "convnet/error.hpp"
+#include "convnet/files.hpp"
 #include "convnet/gradcheck.hpp"
 #include "convnet/graph.hpp"
 #include "convnet/image.hpp"

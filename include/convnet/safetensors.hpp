@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "convnet/files.hpp"  // write_file_atomic
+
 namespace convnet {
 
 struct SafeTensor {
@@ -37,11 +39,6 @@ std::string encode_safetensors(const SafeTensors& file);
 // offsets that do not match the shape, that overlap, leave holes or go past the end, duplicate
 // names, and a file size other than 8 + N + the data.
 SafeTensors decode_safetensors(std::string_view bytes, const std::string& source);
-
-// Writes `bytes` to `path` atomically: to "PATH.tmp", fsync, rename over PATH, fsync the folder.
-// On any failure the temporary is removed, PATH is left as it was, and convnet::Error names the
-// file, the operation and the system's reason.
-void write_file_atomic(const std::string& path, std::string_view bytes);
 
 void write_safetensors(const std::string& path, const SafeTensors& file);
 SafeTensors read_safetensors(const std::string& path);

@@ -474,48 +474,6 @@ SafeTensors decode_safetensors(std::string_view bytes, const std::string& source
   return out;
 }
 
-// --- files ---------------------------------------------------------------------------------
-void write_file_atomic(const std::string& path, std::string_view bytes) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  CONVNET_CHECK(fd >= 0, tmp, ": cannot create: ", std::strerror(errno));
-  auto fail = [&](const char* what) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw Error(detail::concat(tmp, ": cannot ", what, ": ", std::strerror(err), " (", path,
-                               " is left as it was)"));
-  };
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) fail(detail::concat("write byte ", done, " of ", bytes.size()).c_str());
-    done += static_cast<size_t>(w);
-  }
-  if (::fsync(fd) != 0) fail("fsync");
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    throw Error(detail::concat(tmp, ": cannot close: ", std::strerror(err), " (", path,
-                               " is left as it was)"));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    throw Error(detail::concat(path, ": cannot replace with ", tmp, ": ", std::strerror(err),
-                               " (", path, " is left as it was)"));
-  }
-  // Make the rename itself durable.
-  std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  if (dir.empty()) dir = ".";
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
 void write_safetensors(const std::string& path, const SafeTensors& file) {
   write_file_atomic(path, encode_safetensors(file));
 }

@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "convnet/error.hpp"
+#include "convnet/files.hpp"
 
 namespace convnet {
 namespace {
@@ -184,21 +185,7 @@ std::string encode_png(const Image& image) {
 
 void write_png(const std::string& path, const Image& image) {
   check_image(image, path.c_str());
-  const std::vector<uint8_t> data = interleaved(image);
-  const std::string temporary = path + ".tmp";
-  const int ok = stbi_write_png(temporary.c_str(), static_cast<int>(image.width),
-                                static_cast<int>(image.height), static_cast<int>(image.channels),
-                                data.data(), static_cast<int>(image.width * image.channels));
-  if (ok != 1) {
-    std::remove(temporary.c_str());
-    throw Error(detail::concat(path, ": cannot write PNG: ", std::strerror(errno)));
-  }
-  std::error_code ec;
-  std::filesystem::rename(temporary, path, ec);
-  if (ec) {
-    std::remove(temporary.c_str());
-    throw Error(detail::concat(path, ": cannot write PNG: ", ec.message()));
-  }
+  write_file_atomic(path, encode_png(image));
 }
 
 }  // namespace convnet
