@@ -4,14 +4,27 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <type_traits>
 
 namespace convnet {
 
-// Number of threads kernels use; default: $CONVNET_THREADS, else the hardware concurrency.
+// The most threads convnet accepts (from --threads, $CONVNET_THREADS or set_num_threads).
+inline constexpr int kMaxThreads = 1024;
+
+// Number of threads kernels split their work for; default: $CONVNET_THREADS, else
+// hardware_threads(). Throws convnet::Error naming the variable when $CONVNET_THREADS is set
+// but is not a count from 1 to kMaxThreads.
 int num_threads();
-// Sets the thread count (>= 1). Not to be called while a kernel is running.
+// Sets the thread count (1 to kMaxThreads). Not to be called while a kernel is running.
+// More threads than hardware_threads() split the work the same way (so the results are those
+// of n threads) but run on hardware_threads() threads, several chunks each.
 void set_num_threads(int n);
+// The CPUs this process may run on (its affinity mask), read once.
+int hardware_threads();
+// $CONVNET_THREADS parsed: nullopt when unset or empty; convnet::Error naming the variable when
+// it is not a whole number from 1 to kMaxThreads.
+std::optional<int> threads_from_environment();
 
 // Which kernels float layers run. Fast: the optimised CPU kernels (default). Reference: the
 // plain scalar specification in ops/ref, which double-precision layers always use.

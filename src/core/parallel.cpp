@@ -1,19 +1,25 @@
 // A small persistent thread pool behind parallel_for. Static partitioning, no work stealing:
 // deterministic chunking matters more here than balancing, since the chunks are equal-sized.
-#include "convnet/runtime.hpp"
+// The work is cut into num_threads() chunks, but the pool never has more threads than the
+// hardware runs at once: with more chunks than that, each pool thread runs several chunks one
+// after another (chunk t on pool thread t mod size), so the results are those of num_threads()
+// threads while no spinning thread takes a core from one doing the work.
+#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
-#include <memory>
-
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "convnet/error.hpp"
+#include "convnet/runtime.hpp"
 
 namespace convnet {
 namespace {
@@ -44,16 +50,18 @@ class ThreadPool {
     void operator()(int index) const { call(context, index); }
   };
 
-  // Runs task(i) for i in [0, size()); the caller runs task(0).
-  void run(const Task& task) {
+  // Runs task(t) for t in [0, chunks), chunks >= size(): pool thread i (the caller is 0) runs
+  // chunks i, i + size(), i + 2·size(), ... in that order.
+  void run(const Task& task, int chunks) {
     task_ = &task;
+    chunks_ = chunks;
     pending_.store(size() - 1, std::memory_order_relaxed);
     {
       std::lock_guard lock(mutex_);  // orders the publication against a worker going to sleep
       generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
-    task(0);
+    for (int t = 0; t < chunks; t += size()) task(t);
     for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
       if (spin < kSpins) {
         pause();
@@ -89,7 +97,7 @@ class ThreadPool {
       }
       seen = now;
       if (stopping_) return;
-      (*task_)(index);
+      for (int t = index; t < chunks_; t += size()) (*task_)(t);
       if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard lock(mutex_);  // the caller may be about to sleep on done_
         done_.notify_one();
@@ -101,18 +109,27 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable wake_, done_;
   const Task* task_ = nullptr;
+  int chunks_ = 0;  // published with task_ by the generation's release
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stopping_{false};
 };
 
-int default_threads() {
-  if (const char* env = std::getenv("CONVNET_THREADS")) {
-    const int n = std::atoi(env);
+// What the hardware runs at once for this process: the CPUs of its affinity mask (taskset,
+// cgroups' cpusets), else the machine's.
+int hardware_threads_now() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    const int n = CPU_COUNT(&set);
     if (n >= 1) return n;
   }
   const unsigned hw = std::thread::hardware_concurrency();
   return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+int default_threads() {
+  if (const std::optional<int> n = threads_from_environment()) return *n;
+  return hardware_threads();
 }
 
 std::atomic<int> g_threads{0};  // 0: not yet decided
@@ -132,6 +149,32 @@ void set_backend(Backend b) { g_backend = b; }
 WinogradTile winograd_tile() { return g_winograd_tile; }
 void set_winograd_tile(WinogradTile t) { g_winograd_tile = t; }
 
+int hardware_threads() {
+  static const int n = hardware_threads_now();
+  return n;
+}
+
+std::optional<int> threads_from_environment() {
+  const char* env = std::getenv("CONVNET_THREADS");
+  if (env == nullptr || *env == '\0') return std::nullopt;
+  const std::string text = env;
+  int64_t n = 0;  // saturates above kMaxThreads: only "too many" matters then
+  bool is_number = true;
+  for (const char c : text) {
+    if (c < '0' || c > '9') {
+      is_number = false;
+      break;
+    }
+    n = std::min<int64_t>(n * 10 + (c - '0'), int64_t{kMaxThreads} + 1);
+  }
+  const std::string shown = text.size() > 40 ? text.substr(0, 40) + "..." : text;
+  CONVNET_CHECK(is_number, "CONVNET_THREADS: expected a thread count from 1 to ", kMaxThreads,
+                ", got '", shown, "'");
+  CONVNET_CHECK(n >= 1 && n <= kMaxThreads, "CONVNET_THREADS: expected a thread count from 1 to ",
+                kMaxThreads, ", got ", shown);
+  return static_cast<int>(n);
+}
+
 int num_threads() {
   int n = g_threads.load(std::memory_order_relaxed);
   if (n == 0) {
@@ -143,7 +186,8 @@ int num_threads() {
 }
 
 void set_num_threads(int n) {
-  CONVNET_CHECK(n >= 1, "threads: expected at least 1, got ", n);
+  CONVNET_CHECK(n >= 1 && n <= kMaxThreads, "threads: expected from 1 to ", kMaxThreads, ", got ",
+                n);
   g_threads.store(n);  // the pool is resized by the next parallel_for that owns it
 }
 
@@ -191,11 +235,17 @@ void parallel_for_impl(int64_t begin, int64_t end, ChunkFn call, void* context) 
   struct Release {
     ~Release() { g_pool_busy.store(false, std::memory_order_release); }
   } release;
-  if (!g_pool || g_pool->size() != pool_threads) {
-    g_pool.reset();
-    g_pool = std::make_unique<ThreadPool>(pool_threads);
+  const int workers = std::min(pool_threads, hardware_threads());
+  if (workers == 1) {  // more chunks than one CPU runs at once: one after another, here
+    for (int t = 0; t < threads; ++t) run_chunk(&split, t);
+    if (split.error) std::rethrow_exception(split.error);
+    return;
   }
-  g_pool->run({run_chunk, &split});
+  if (!g_pool || g_pool->size() != workers) {
+    g_pool.reset();
+    g_pool = std::make_unique<ThreadPool>(workers);
+  }
+  g_pool->run({run_chunk, &split}, std::max(threads, workers));
   if (split.error) std::rethrow_exception(split.error);
 }
 

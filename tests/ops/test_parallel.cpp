@@ -2,6 +2,9 @@
 // an exception in any chunk reaches the caller after every chunk has finished; nested calls and
 // calls from several application threads at once run inline with the same chunks.
 #include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -21,8 +24,9 @@ TEST(ParallelFor, CoversTheRangeOnceInFixedChunks) {
     });
     for (int h : hits) ASSERT_EQ(h, 1) << threads << " threads";
     for (int t = 0; t < threads; ++t)  // chunk t = [begin + t·n/T, begin + (t+1)·n/T)
-      EXPECT_EQ(chunks[static_cast<size_t>(t)],
-                (std::pair<int64_t, int64_t>{5 + 1000 * t / threads, 5 + 1000 * (t + 1) / threads}));
+      EXPECT_EQ(
+          chunks[static_cast<size_t>(t)],
+          (std::pair<int64_t, int64_t>{5 + 1000 * t / threads, 5 + 1000 * (t + 1) / threads}));
   }
 }
 
@@ -65,6 +69,61 @@ TEST(ParallelFor, NestedAndConcurrentCallsRunInline) {
     });
   for (auto& c : callers) c.join();
   EXPECT_EQ(total.load(), 4 * 200 * 64);
+}
+
+// More threads than CPUs: the work is cut into as many chunks as threads (the same chunks, so
+// the same results), but never more run at once than the CPUs this process may use, and on no
+// more system threads than that: a pool of spinning threads beyond the CPUs starves itself.
+TEST(ParallelFor, MoreThreadsThanCpusKeepTheChunksButRunOnTheCpus) {
+  const int cpus = hardware_threads();
+  const int threads = 4 * cpus;
+  testing::ThreadCount use(threads);
+  std::vector<std::pair<int64_t, int64_t>> chunks(static_cast<size_t>(threads), {-1, -1});
+  std::mutex mutex;
+  std::set<std::thread::id> system_threads;
+  std::atomic<int> running{0}, most_running{0};
+  for (int round = 0; round < 20; ++round)
+    parallel_for(0, 1000, [&](int64_t lo, int64_t hi, int t) {
+      const int now = ++running;
+      for (int seen = most_running.load();
+           now > seen && !most_running.compare_exchange_weak(seen, now);) {
+      }
+      {
+        std::lock_guard lock(mutex);
+        chunks[static_cast<size_t>(t)] = {lo, hi};
+        system_threads.insert(std::this_thread::get_id());
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      --running;
+    });
+  for (int t = 0; t < threads; ++t)
+    EXPECT_EQ(chunks[static_cast<size_t>(t)],
+              (std::pair<int64_t, int64_t>{1000 * t / threads, 1000 * (t + 1) / threads}));
+  EXPECT_LE(static_cast<int>(system_threads.size()), cpus);
+  EXPECT_LE(most_running.load(), cpus);
+}
+
+// $CONVNET_THREADS is parsed like --threads: a whole number from 1 to kMaxThreads, else an
+// error naming the variable (it used to be ignored when not a number, and unbounded).
+TEST(ParallelFor, ThreadsFromTheEnvironmentAreCheckedAndBounded) {
+  const char* saved = std::getenv("CONVNET_THREADS");
+  const std::string restore = saved ? saved : "";
+  auto with = [](const char* value) {
+    ::setenv("CONVNET_THREADS", value, 1);
+    return testing::error_of([] { threads_from_environment(); });
+  };
+  EXPECT_EQ(with("abc"), "CONVNET_THREADS: expected a thread count from 1 to 1024, got 'abc'");
+  EXPECT_EQ(with("100000"), "CONVNET_THREADS: expected a thread count from 1 to 1024, got 100000");
+  EXPECT_EQ(with("0"), "CONVNET_THREADS: expected a thread count from 1 to 1024, got 0");
+  EXPECT_EQ(with("4x"), "CONVNET_THREADS: expected a thread count from 1 to 1024, got '4x'");
+  EXPECT_EQ(with("-2"), "CONVNET_THREADS: expected a thread count from 1 to 1024, got '-2'");
+  ::setenv("CONVNET_THREADS", "3", 1);
+  EXPECT_EQ(threads_from_environment(), 3);
+  ::unsetenv("CONVNET_THREADS");
+  EXPECT_EQ(threads_from_environment(), std::nullopt);
+  if (saved) ::setenv("CONVNET_THREADS", restore.c_str(), 1);
+  EXPECT_EQ(testing::error_of([] { set_num_threads(100000); }),
+            "threads: expected from 1 to 1024, got 100000");
 }
 
 }  // namespace
