@@ -1,7 +1,9 @@
-// convnet::Error, the one exception type the library throws, and CONVNET_CHECK.
+// convnet::Error, the one exception type the library throws (with Diverged, the kind of it a
+// diverging training step throws), and CONVNET_CHECK.
 // Messages quote the numbers involved and say what to do; the library never prints or exits.
 #pragma once
 
+#include <cstdint>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -11,6 +13,19 @@ namespace convnet {
 class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& message) : std::runtime_error(message) {}
+};
+
+// A training step whose loss or gradients are not finite. Thrown before the update, so the
+// parameters and the optimizer's state are those of the last good step; fit() also puts back
+// the buffers (BatchNorm's running statistics) and records where the run stood.
+class Diverged : public Error {
+ public:
+  explicit Diverged(const std::string& message, int epochs = -1, int64_t steps = -1)
+      : Error(message), completed_epochs(epochs), completed_steps(steps) {}
+  // Set by fit(): the epochs finished before the failing batch, and the batches of the next
+  // (FitOptions::completed_* to resume from the last good state); -1 from a bare train_step.
+  int completed_epochs;
+  int64_t completed_steps;
 };
 
 namespace detail {
@@ -23,8 +38,8 @@ std::string concat(const Args&... args) {
 }  // namespace detail
 
 // Throws convnet::Error with the streamed arguments as its message when cond is false.
-#define CONVNET_CHECK(cond, ...)                                        \
-  do {                                                                  \
+#define CONVNET_CHECK(cond, ...)                                                 \
+  do {                                                                           \
     if (!(cond)) throw ::convnet::Error(::convnet::detail::concat(__VA_ARGS__)); \
   } while (0)
 

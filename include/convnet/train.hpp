@@ -58,9 +58,9 @@ struct EpochStats {
   int epoch = 0;  // 1-based
   double train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0;
   double val_loss = 0, val_acc = 0;  // when FitOptions::validation is set
-  double seconds = 0;       // wall time of the training pass
-  double images_per_s = 0;  // training images / seconds
-  double learning_rate = 0;  // of the epoch's first batch (all of them but with onecycle)
+  double seconds = 0;                // wall time of the training pass
+  double images_per_s = 0;           // training images / seconds
+  double learning_rate = 0;          // of the epoch's first batch (all of them but with onecycle)
   // Per model.params() entry: the mean over the epoch's batches of the L2 norm of its
   // gradient, ||∂L/∂w||₂ (vanishing or exploding gradients show here first).
   std::vector<double> grad_norms;
@@ -84,13 +84,16 @@ struct FitResult {
 
 // Mean loss and accuracy of the model over every sample, in batches (Mode::Eval).
 // When `confusion` is set it is reset to the data's classes and counts every prediction.
-EvalStats evaluate(Model<float>& model, const Dataset& data, Loss<float>& loss,
-                   int64_t batch = 256, ConfusionMatrix* confusion = nullptr);
+EvalStats evaluate(Model<float>& model, const Dataset& data, Loss<float>& loss, int64_t batch = 256,
+                   ConfusionMatrix* confusion = nullptr);
 
 // Trains up to options.epochs; after each epoch evaluates `test` (if not null) and the
 // validation set, then calls callbacks.on_epoch_end. The model must be built for options.batch
 // (or larger) samples of data's shape. The optimizer's learning rate is left at the last one
-// used.
+// used. A step whose loss or gradients are not finite throws Diverged, naming the epoch and
+// batch, with the model (parameters and buffers) and the optimizer as they were before that
+// batch and Diverged::completed_* saying where that is (what FitOptions::completed_* takes to
+// resume; a Dropout layer's stream has moved on by the failed batch).
 FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Loss<float>& loss,
               Optimizer<float>& optimizer, const FitOptions& options,
               const FitCallbacks& callbacks = {});

@@ -80,12 +80,12 @@ StepResult Model<T>::train_step(const Tensor<T>& x, const Targets<T>& targets, L
   const Tensor<T>& out = forward(x, Mode::Train);
   const T value = loss.compute(out, targets, &loss_grad_);
   if (!std::isfinite(value))
-    throw Error(detail::concat(loss.name(), ": loss is ", value, " at optimizer step ",
-                               optimizer.steps() + 1, " (batch of ", x.dim(0),
-                               "): the first non-finite values are in ",
-                               first_non_finite(x, false),
-                               ". The model diverged: lower the learning rate. Weights were not "
-                               "updated."));
+    throw Diverged(detail::concat(loss.name(), ": loss is ", value, " at optimizer step ",
+                                  optimizer.steps() + 1, " (batch of ", x.dim(0),
+                                  "): the first non-finite values are in ",
+                                  first_non_finite(x, false),
+                                  ". The model diverged: lower the learning rate. Weights were not "
+                                  "updated."));
   backward(loss_grad_);
   const auto ps = params();
   grad_norms_.resize(ps.size());  // allocates at the first step only
@@ -98,12 +98,12 @@ StepResult Model<T>::train_step(const Tensor<T>& x, const Targets<T>& targets, L
   }
   total = std::sqrt(total);
   if (!std::isfinite(total))
-    throw Error(detail::concat("gradients are not finite at optimizer step ",
-                               optimizer.steps() + 1, " (batch of ", x.dim(0), ", loss ", value,
-                               "): the first non-finite values are in ",
-                               first_non_finite(x, true),
-                               ". The model diverged: lower the learning rate or clip gradients. "
-                               "Weights were not updated."));
+    throw Diverged(
+        detail::concat("gradients are not finite at optimizer step ", optimizer.steps() + 1,
+                       " (batch of ", x.dim(0), ", loss ", value,
+                       "): the first non-finite values are in ", first_non_finite(x, true),
+                       ". The model diverged: lower the learning rate or clip gradients. "
+                       "Weights were not updated."));
   // PyTorch's rule: scale by min(1, max_norm / (norm + 1e-6)).
   if (options.clip_grad_norm > 0 && options.clip_grad_norm / (total + 1e-6) < 1) {
     const T scale = static_cast<T>(options.clip_grad_norm / (total + 1e-6));

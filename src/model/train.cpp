@@ -24,14 +24,14 @@ void check_fits(const Model<float>& model, const Dataset& data, const char* whic
   CONVNET_CHECK(data.size() > 0, which, " set is empty");
   const Shape& in = model.input_shape();
   const Shape& s = data.shape();
-  CONVNET_CHECK(in.rank() == 4 && in[1] == s[1] && in[2] == s[2] && in[3] == s[3],
-                which, " images are ", s.str(), " but the model was built for ", in.str());
+  CONVNET_CHECK(in.rank() == 4 && in[1] == s[1] && in[2] == s[2] && in[3] == s[3], which,
+                " images are ", s.str(), " but the model was built for ", in.str());
 }
 
 }  // namespace
 
-EvalStats evaluate(Model<float>& model, const Dataset& data, Loss<float>& loss,
-                   int64_t batch, ConfusionMatrix* confusion) {
+EvalStats evaluate(Model<float>& model, const Dataset& data, Loss<float>& loss, int64_t batch,
+                   ConfusionMatrix* confusion) {
   check_fits(model, data, "evaluation");
   batch = std::min(batch, model.input_shape()[0]);
   std::vector<int64_t> order(data.size());
@@ -62,8 +62,8 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
                 "fit: completed_epochs must be in [0, epochs = ", options.epochs, "), got ",
                 options.completed_epochs);
   CONVNET_CHECK(options.batch >= 1 && options.batch <= model.input_shape()[0],
-                "fit: batch must be between 1 and the built batch size ",
-                model.input_shape()[0], ", got ", options.batch);
+                "fit: batch must be between 1 and the built batch size ", model.input_shape()[0],
+                ", got ", options.batch);
   check_fits(model, train, "training");
   if (test) check_fits(model, *test, "test");
   if (options.validation) check_fits(model, *options.validation, "validation");
@@ -79,6 +79,24 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
   const auto params = model.params();
   std::vector<double> grad_norm_sums(params.size());
   std::vector<float> augment_scratch;
+  // The buffers (BatchNorm's running statistics) as they were before the current step: a step
+  // that diverges has already folded its batch into them in its forward pass, and what fit()
+  // leaves after a divergence must be the last good state.
+  const auto buffers = model.buffers();
+  size_t buffer_elements = 0;
+  for (const Buffer<float>& b : buffers) buffer_elements += static_cast<size_t>(b.value->numel());
+  std::vector<float> buffers_before_step(buffer_elements);
+  auto copy_buffers = [&](bool restore) {
+    float* saved = buffers_before_step.data();
+    for (const Buffer<float>& b : buffers) {
+      const auto n = static_cast<size_t>(b.value->numel());
+      if (restore)
+        std::copy(saved, saved + n, b.value->data());
+      else
+        std::copy(b.value->data(), b.value->data() + n, saved);
+      saved += n;
+    }
+  };
   const Rng base(options.seed);
   const double lr0 = optimizer.learning_rate();
   FitResult result;
@@ -107,12 +125,18 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
       optimizer.set_learning_rate(lr);
       if (step == first_step) stats.learning_rate = lr;
       StepResult r;
+      copy_buffers(false);
       try {
         r = model.train_step(x, {.labels = labels}, loss, optimizer,
                              {.clip_grad_norm = options.clip_grad_norm});
+      } catch (const Diverged& e) {
+        copy_buffers(true);
+        throw Diverged(
+            detail::concat("epoch ", epoch, ", batch ", step + 1, "/", steps, ": ", e.what()),
+            epoch - 1, step);
       } catch (const Error& e) {  // where in the run: the step says what went wrong
-        throw Error(detail::concat("epoch ", epoch, ", batch ", step + 1, "/", steps, ": ",
-                                   e.what()));
+        throw Error(
+            detail::concat("epoch ", epoch, ", batch ", step + 1, "/", steps, ": ", e.what()));
       }
       for (size_t i = 0; i < params.size(); ++i) grad_norm_sums[i] += model.grad_norms()[i];
       total_loss += r.loss * static_cast<double>(count);
@@ -128,8 +152,8 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
             .running_loss = total_loss / static_cast<double>(seen),
             .running_acc = static_cast<double>(correct) / static_cast<double>(seen),
             .learning_rate = lr,
-            .seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-                           .count()};
+            .seconds =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
         if (!callbacks.on_batch_end(b) && step + 1 < steps) {
           result.completed_epochs = epoch - 1;
           result.completed_steps = step + 1;

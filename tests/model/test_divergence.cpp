@@ -36,7 +36,8 @@ std::string step_error(Model<float>& m, const Tensor<float>& x, Optimizer<float>
 
 std::vector<float> weights(const Model<float>& m) {
   std::vector<float> w;
-  for (const auto& p : m.params()) w.insert(w.end(), p.value->data(), p.value->data() + p.value->numel());
+  for (const auto& p : m.params())
+    w.insert(w.end(), p.value->data(), p.value->data() + p.value->numel());
   return w;
 }
 
@@ -91,6 +92,71 @@ TEST(Divergence, NonFiniteGradientNamesWhereItStartsFromTheOutput) {
             std::string::npos)
       << e;
   EXPECT_EQ(weights(m), before);
+}
+
+// Passes x through in evaluation, and in training until its `healthy` forward passes are
+// spent; then its output is NaN: a run that breaks mid-epoch.
+class NanAfter final : public Layer<float> {
+ public:
+  explicit NanAfter(int healthy) : healthy_(healthy) {}
+  std::string kind() const override { return "nan_after"; }
+  Shape build(const Shape& input) override { return input; }
+  void forward(const Tensor<float>& x, Tensor<float>& y, Mode mode) override {
+    y.resize(x.shape());
+    const bool broken = mode == Mode::Train && healthy_-- <= 0;
+    for (int64_t i = 0; i < x.numel(); ++i)
+      y[i] = broken ? std::numeric_limits<float>::quiet_NaN() : x[i];
+  }
+  void backward(const Tensor<float>&, const Tensor<float>&, const Tensor<float>& dy,
+                Tensor<float>* dx) override {
+    if (dx)
+      for (int64_t i = 0; i < dy.numel(); ++i) (*dx)[i] += dy[i];
+  }
+
+ private:
+  int healthy_;
+};
+
+// fit() stops at the batch that diverges with where the run stood before it, and leaves the
+// model as it was then: parameters (never updated by that step) and buffers too, although the
+// failing forward pass had already folded its NaN batch into BatchNorm's running statistics.
+TEST(Divergence, FitReportsTheLastGoodPositionAndKeepsTheBuffers) {
+  Sequential<float> m;
+  m.emplace<Flatten>();
+  m.emplace<Linear>(LinearOptions{.out_features = 6});
+  m.add(std::make_unique<NanAfter>(5));  // steps 1-5 are fine, the 6th diverges
+  m.emplace<BatchNorm1d>();
+  m.emplace<Linear>(LinearOptions{.out_features = 3});
+  m.build(Shape{4, 1, 2, 2}, 1);
+  Rng rng(4);
+  const Dataset data = Dataset::from_floats(testing::random_normal<float>(Shape{12, 1, 2, 2}, rng),
+                                            std::vector<int32_t>(12, 1), 3);
+  Sgd<float> sgd({.lr = 0.01});
+  SoftmaxCrossEntropy<float> loss;
+  std::vector<float> params_after_step, buffers_after_step;
+  auto values = [](auto list) {
+    std::vector<float> out;
+    for (const auto& p : list)
+      out.insert(out.end(), p.value->data(), p.value->data() + p.value->numel());
+    return out;
+  };
+  FitCallbacks callbacks{.on_batch_end = [&](const BatchStats&) {
+    params_after_step = values(m.params());
+    buffers_after_step = values(m.buffers());
+    return true;
+  }};
+  try {
+    fit(m, data, nullptr, loss, sgd, {.epochs = 3, .batch = 4}, callbacks);
+    FAIL() << "no divergence";
+  } catch (const Diverged& e) {
+    EXPECT_TRUE(testing::has(e.what(), "epoch 2, batch 3/3: softmax_cross_entropy: loss is "));
+    EXPECT_EQ(e.completed_epochs, 1);  // 3 batches of epoch 1, 2 of epoch 2
+    EXPECT_EQ(e.completed_steps, 2);
+  }
+  EXPECT_EQ(sgd.steps(), 5);
+  EXPECT_EQ(values(m.params()), params_after_step);
+  EXPECT_EQ(values(m.buffers()), buffers_after_step);
+  for (const float b : values(m.buffers())) EXPECT_TRUE(std::isfinite(b));
 }
 
 // clip_grad_norm_: g ← g · max_norm / (||g|| + 1e-6) when that factor is below 1.
