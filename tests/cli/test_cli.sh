@@ -44,6 +44,34 @@ expect log-unwritable 1 "error: --log $tmp/no/x.csv: cannot write in $tmp/no: No
   "$cli" train --log "$tmp/no/x.csv" --data "$tmp/none"
 expect missing-dir 1 "error: $tmp/none: data directory not found" -- "$cli" train --data "$tmp/none"
 
+# Flags and settings that cannot work are refused before any data is read, naming the flag.
+expect lr-negative 2 "^convnet train: --lr: expected a learning rate >= 0, got -1$" -- "$cli" train --lr -1
+expect momentum-negative 2 "^convnet train: --momentum: expected a momentum >= 0, got -1$" -- \
+  "$cli" train --momentum -1
+expect weight-decay-negative 2 "^convnet train: --weight-decay: expected a weight decay >= 0, got -1$" -- \
+  "$cli" train --weight-decay -1
+expect min-lr-above-lr 2 "^convnet train: --min-lr 0.1: above the learning rate 0.05 \(--lr auto\): the schedule anneals from --lr down to --min-lr$" -- \
+  "$cli" train --min-lr 0.1
+expect progress-every-negative 2 "^convnet train: --progress-every: expected seconds >= 0" -- \
+  "$cli" train --progress-every -1
+expect threads-env-not-a-number 2 "^convnet train: CONVNET_THREADS: expected a thread count from 1 to 1024, got 'abc'$" -- \
+  env CONVNET_THREADS=abc "$cli" train --data "$tmp/none"
+expect threads-env-too-many 2 "^convnet summary: CONVNET_THREADS: expected a thread count from 1 to 1024, got 100000$" -- \
+  env CONVNET_THREADS=100000 "$cli" summary
+expect threads-too-many 2 "^convnet train: --threads: expected at most 1024, got 5000$" -- \
+  "$cli" train --threads 5000
+if [[ $(nproc) -lt 16 ]]; then
+  expect threads-oversubscribed 0 "^convnet bench: warning: --threads 16 is more than the $(nproc) hardware threads" -- \
+    bash -c "'$cli' bench --threads 16 --windows 1 --window-seconds 0.05 --warmup 1 2>&1 >/dev/null"
+fi
+# A folder where a file is to be written is refused before the data loads (it used to fail only
+# after training, losing the model); a stale temporary folder of an older release is no obstacle.
+mkdir -p "$tmp/adir"
+expect save-is-a-folder 1 "^convnet train: error: --save $tmp/adir: is a folder; expected a file name" -- \
+  "$cli" train --save "$tmp/adir" --data "$tmp/none"
+expect log-is-a-folder 1 "^convnet train: error: --log $tmp/adir: is a folder" -- \
+  "$cli" train --log "$tmp/adir" --data "$tmp/none"
+
 # Model spec files and the summary command.
 models=$(cd "$(dirname "$0")/../../models" && pwd)
 expect summary 0 "Total params: 61706 FLOPs per sample: forward 833040" -- \
@@ -55,7 +83,7 @@ expect spec-error 1 "summary: error: $tmp/bad.txt:2:29: unknown option 'kernal' 
   "$cli" summary --model "$tmp/bad.txt"
 # Found by fuzzing: sizes so large that index arithmetic would overflow are refused by name.
 printf 'model sequential\nlayer conv2d out_channels=6 kernel=5 pad=22222222222222\n' >"$tmp/huge.txt"
-expect spec-size-limit 1 "error: layer 0: conv2d .*: padding = 22222222222222 is more than the 16777216 this library accepts" -- \
+expect spec-size-limit 1 "error: ($tmp/huge.txt:2:7: )?layer 0: conv2d .*: padding = 22222222222222 is more than the 16777216 this library accepts" -- \
   "$cli" summary --model "$tmp/huge.txt"
 printf 'model sequential\nlayer flatten\nlayer linear out_features=100000000000\n' >"$tmp/wide.txt"
 expect linear-size-limit 1 "error: .*linear .*weight is more than this library accepts" -- \
@@ -108,8 +136,14 @@ if [[ -d $data ]]; then
     bash -c "cmp '$tmp/b.safetensors' '$tmp/c.safetensors' && echo same"
   expect resume-past-the-end 2 "--epochs 2: $tmp/a.safetensors has already run 2 epochs" -- \
     "$cli" train --epochs 2 --resume "$tmp/a.safetensors"
-  expect resume-with-model 2 "--model: not with --resume" -- \
+  expect resume-with-other-model 2 "^convnet train: --model lenet: $tmp/a.safetensors holds model $tmp/net.txt, and --resume continues that model" -- \
     "$cli" train --model lenet --resume "$tmp/a.safetensors"
+  # The original command with --resume added: flags that agree with the checkpoint change
+  # nothing, so it continues exactly as --resume alone does.
+  expect resume-original-command 0 "^same$" -- \
+    bash -c "'$cli' train ${run[*]} --epochs 3 --schedule constant --threads 2 \
+      --resume '$tmp/a.safetensors' --save '$tmp/b2.safetensors' >/dev/null &&
+      cmp '$tmp/b2.safetensors' '$tmp/b.safetensors' && echo same"
   head -c 12000 "$tmp/a.safetensors" >"$tmp/cut.safetensors"
   expect resume-truncated 1 "error: $tmp/cut.safetensors: truncated: the header describes" -- \
     "$cli" train --epochs 3 --resume "$tmp/cut.safetensors"
@@ -137,17 +171,31 @@ if [[ -d $data ]]; then
 
   # Ctrl-C mid-epoch: the run stops after the batch, saves, says where, exits 130; resuming it
   # gives the bytes of an unbroken run (same data order, augmentation, BatchNorm, Dropout, Adam).
+  # SIGTERM and SIGHUP (Docker, SLURM, systemd, a closed ssh session) are handled the same way.
   sigint_run=("${run[@]}" --train-limit 0 --flip --threads 2)
-  "$cli" train "${sigint_run[@]}" --epochs 3 --progress-every 0.05 --save "$tmp/int.safetensors" \
-    >"$tmp/int.out" 2>"$tmp/int.err" &
-  pid=$!
-  for _ in $(seq 200); do grep -q "batch" "$tmp/int.err" 2>/dev/null && break; sleep 0.05; done
-  kill -INT "$pid"
-  wait "$pid"
-  int_rc=$?
-  expect sigint-exit 0 "^130$" -- echo "$int_rc"
-  expect sigint-message 0 "interrupted after epoch 0 and [0-9]+ batches of epoch 1: saved $tmp/int.safetensors \(continue with: convnet train --resume $tmp/int.safetensors --epochs 3\)" -- \
+  # stop_run SIGNAL NAME: starts the 3-epoch run saving to $tmp/NAME.safetensors, sends SIGNAL
+  # once it is past its first batches, and leaves its exit code in $stop_rc.
+  stop_run() {
+    "$cli" train "${sigint_run[@]}" --epochs 3 --progress-every 0.05 --save "$tmp/$2.safetensors" \
+      >"$tmp/$2.out" 2>"$tmp/$2.err" &
+    local pid=$!
+    for _ in $(seq 200); do grep -q "batch" "$tmp/$2.err" 2>/dev/null && break; sleep 0.05; done
+    kill -"$1" "$pid"
+    wait "$pid"
+    stop_rc=$?
+  }
+  stop_run INT int
+  expect sigint-exit 0 "^130$" -- echo "$stop_rc"
+  expect sigint-message 0 "interrupted by Ctrl-C \(SIGINT\) after epoch 0 and [0-9]+ batches of epoch 1: saved $tmp/int.safetensors \(continue with: convnet train --resume $tmp/int.safetensors --epochs 3\)" -- \
     cat "$tmp/int.err"
+  for sig in TERM HUP; do
+    stop_run "$sig" "sig$sig"
+    expect "sig$sig-exit" 0 "^$((128 + $(kill -l "$sig")))$" -- echo "$stop_rc"
+    expect "sig$sig-message" 0 "interrupted by SIG$sig after epoch 0 and [0-9]+ batches of epoch 1: saved $tmp/sig$sig.safetensors \(continue with: convnet train --resume $tmp/sig$sig.safetensors --epochs 3\)" -- \
+      cat "$tmp/sig$sig.err"
+    expect "sig$sig-resumable" 0 "resuming $tmp/sig$sig.safetensors after epoch 0 and [0-9]+ batches" -- \
+      "$cli" train --resume "$tmp/sig$sig.safetensors" --epochs 1 --threads 2
+  done
   expect sigint-resume 0 "resuming $tmp/int.safetensors after epoch 0 and [0-9]+ batches of the next" -- \
     bash -o pipefail -c "'$cli' train --resume '$tmp/int.safetensors' --epochs 1 \
       --save '$tmp/int-resumed.safetensors' | tee '$tmp/int-resumed.out'"
@@ -165,15 +213,59 @@ if [[ -d $data ]]; then
   expect resume-recorded-total 0 "resuming $tmp/early.safetensors after epoch 2 .*epoch 4/4 " -- \
     bash -o pipefail -c "'$cli' train --resume '$tmp/early.safetensors' --early-stop 0 | tr '\n' ' '"
 
-  # Divergence: the step that makes the loss non-finite stops the run with where it happened;
-  # the last checkpoint stays as it was.
+  # Divergence: the step that makes the loss non-finite stops the run with where it happened,
+  # saves the last good state (the weights before that step) and says how to go on at a lower
+  # rate; the saved checkpoint loads and resumes.
   expect diverge-setup 0 "saved $tmp/good.safetensors" -- "$cli" train --epochs 1 --train-limit 640 \
     --test-limit 64 --save "$tmp/good.safetensors"
-  cp "$tmp/good.safetensors" "$tmp/good-copy.safetensors"
-  expect diverge 1 "error: epoch 2, batch [0-9]+/10: softmax_cross_entropy: loss is (nan|inf|-nan) at optimizer step [0-9]+ \(batch of 64\): the first non-finite values are in the output of layer[0-9]+ \(.*\)\. The model diverged" -- \
-    "$cli" train --resume "$tmp/good.safetensors" --epochs 2 --lr 1e8 --save "$tmp/good.safetensors"
-  expect diverge-keeps-checkpoint 0 "^same$" -- \
-    bash -c "cmp '$tmp/good.safetensors' '$tmp/good-copy.safetensors' && echo same"
+  expect diverge 1 "error: epoch 2, batch [0-9]+/10: softmax_cross_entropy: loss is (nan|inf|-nan) at optimizer step [0-9]+ \(batch of 64\): the first non-finite values are in the output of layer[0-9]+ \(.*\)\. The model diverged.* saved the last good state, after epoch 1( and [0-9]+ batches of epoch 2)?, to $tmp/good.safetensors \(continue at a lower rate with: convnet train --resume $tmp/good.safetensors --lr 1e\+07 --epochs 2\)" -- \
+    bash -c "'$cli' train --resume '$tmp/good.safetensors' --epochs 2 --lr 1e8 \
+      --save '$tmp/good.safetensors' 2>&1 | tr '\n' ' '; exit \${PIPESTATUS[0]}"
+  expect diverge-resumes 0 "^resuming $tmp/good.safetensors after epoch 1( and [0-9]+ batches of the next)? \(step [0-9]+\)$" -- \
+    bash -c "'$cli' train --resume '$tmp/good.safetensors' --lr 0.01 --epochs 2 \
+      --save '$tmp/good-resumed.safetensors' 2>/dev/null | head -1"
+  expect diverge-without-save 1 "saved the last good state, after epoch 0( and [0-9]+ batches of epoch 1)?, to interrupted.safetensors" -- \
+    bash -c "cd '$tmp' && '$(realpath "$cli")' train --epochs 1 --train-limit 640 --test-limit 64 --lr 1e8"
+  # Files: a link at the old temporary name or at the log's path is never written through; two
+  # runs saving to one path both finish with a complete file; a stale temporary folder does not
+  # stop a save; a file-size limit (ulimit -f) is an error that keeps the previous checkpoint and
+  # leaves no temporary.
+  small=(--epochs 1 --train-limit 256 --test-limit 64 --threads 1 --quiet)
+  mkdir -p "$tmp/links"
+  echo victim >"$tmp/links/victim.txt"
+  ln -s victim.txt "$tmp/links/m.st.tmp"
+  ln -s victim.txt "$tmp/links/log.csv"
+  expect save-never-through-a-link 0 "^victim checkpoint log$" -- bash -c "'$cli' train ${small[*]} \
+    --save '$tmp/links/m.st' --log '$tmp/links/log.csv' >/dev/null && cd '$tmp/links' &&
+    echo \$(cat victim.txt) \$([[ -f m.st && ! -L m.st ]] && echo checkpoint) \
+      \$([[ -f log.csv && ! -L log.csv ]] && grep -q '^epoch,' log.csv && echo log)"
+  race=ok
+  for round in 1 2 3; do
+    "$cli" train "${small[@]}" --save "$tmp/race.st" >/dev/null 2>"$tmp/race1.err" &
+    p1=$!
+    "$cli" train "${small[@]}" --seed 2 --save "$tmp/race.st" >/dev/null 2>"$tmp/race2.err" &
+    p2=$!
+    wait $p1 || race="round $round: first run failed: $(cat "$tmp/race1.err")"
+    wait $p2 || race="round $round: second run failed: $(cat "$tmp/race2.err")"
+  done
+  expect two-savers-one-path 0 "^ok$" -- echo "$race"
+  expect two-savers-complete-file 0 "loss [0-9.]+  accuracy" -- \
+    "$cli" eval --checkpoint "$tmp/race.st" --limit 64
+  mkdir -p "$tmp/stale.st.tmp"
+  expect save-beside-stale-temporary-folder 0 "^epoch 1/1 " -- \
+    "$cli" train "${small[@]}" --save "$tmp/stale.st"
+  cp "$tmp/stale.st" "$tmp/limited.st"
+  expect save-under-file-size-limit 1 "error: $tmp/limited.st: cannot write byte [0-9]+ of [0-9]+: File too large \($tmp/limited.st is left as it was\)" -- \
+    bash -c "ulimit -f 100; '$cli' train ${small[*]} --save '$tmp/limited.st'"
+  expect file-size-limit-keeps-previous 0 "^same, nothing left$" -- \
+    bash -c "cmp '$tmp/limited.st' '$tmp/stale.st' && [[ -z \$(ls -A '$tmp' | grep '\.tmp-') ]] && echo 'same, nothing left'"
+  # Recipe checks that need the data: a crop larger than the image; a momentum PyTorch allows
+  # but which never decays.
+  expect crop-padding-too-large 2 "^convnet train: --crop-padding 28: not smaller than the 1x28x28 images \(at most 27" -- \
+    "$cli" train "${small[@]}" --crop-padding 28
+  expect momentum-not-below-one 0 "warning: --momentum 2 is not below 1: the velocity keeps all of every past gradient" -- \
+    "$cli" train --epochs 1 --train-limit 64 --test-limit 64 --threads 1 --momentum 2
+
   expect clip-grad-norm 0 "epoch 1/1 " -- "$cli" train --epochs 1 --train-limit 640 --test-limit 64 \
     --clip-grad-norm 0.5
   expect clip-grad-norm-negative 2 "--clip-grad-norm: expected a norm >= 0, got -1" -- \

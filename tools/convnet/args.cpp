@@ -4,8 +4,10 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <iostream>
 #include <sstream>
 
+#include "convnet/error.hpp"
 #include "convnet/runtime.hpp"
 
 namespace convnet::cli {
@@ -122,7 +124,8 @@ std::string ArgParser::help() const {
   out << "usage: " << command_ << " [flags]"
       << (positional_name_.empty() ? "" : " " + positional_name_ + "...") << "\n\n"
       << summary_ << "\n\n";
-  if (!positional_name_.empty()) out << "  " << positional_name_ << "... " << positional_help_ << "\n\n";
+  if (!positional_name_.empty())
+    out << "  " << positional_name_ << "... " << positional_help_ << "\n\n";
   out << "flags:\n";
   for (const auto& name : order_) {
     const Flag& f = flags_.at(name);
@@ -139,10 +142,30 @@ void add_threads_flag(ArgParser& args) {
   args.add("threads", "0", "worker threads; 0 = all cores ($CONVNET_THREADS if set)");
 }
 
-void apply_threads_flag(const ArgParser& args) {
+void check_threads_environment() {
+  try {
+    threads_from_environment();
+  } catch (const Error& e) {
+    throw UsageError{e.what()};
+  }
+}
+
+void apply_threads_flag(const ArgParser& args, const std::string& command) {
+  check_threads_environment();
   const int64_t threads = args.get_int("threads", 0);
-  if (threads > 1024) throw UsageError{"--threads: expected at most 1024, got " + args.get("threads")};
+  if (threads > kMaxThreads)
+    throw UsageError{"--threads: expected at most " + std::to_string(kMaxThreads) + ", got " +
+                     args.get("threads")};
   if (threads > 0) set_num_threads(static_cast<int>(threads));
+  // Allowed (the results are those of that many threads), but the work then runs on fewer.
+  if (num_threads() > hardware_threads())
+    std::cerr << command << ": warning: "
+              << (threads > 0 ? "--threads " + std::to_string(threads)
+                              : "CONVNET_THREADS=" + std::to_string(num_threads()))
+              << " is more than the " << hardware_threads()
+              << " hardware threads this process may use: the work is split " << num_threads()
+              << " ways, as at that many threads, and runs on " << hardware_threads()
+              << " (no faster than --threads " << hardware_threads() << ")\n";
 }
 
 std::string json_string(const std::string& s) {

@@ -61,9 +61,12 @@ class ArgParser {
 Shape parse_chw(const std::string& name, const std::string& text);
 
 // --threads N (0 = all cores or $CONVNET_THREADS), shared by the commands that run kernels, and
-// applying it: a UsageError above 1024.
+// applying it: a UsageError above kMaxThreads or for a bad $CONVNET_THREADS, and a warning on
+// stderr (prefixed by `command`) when it asks for more threads than the hardware runs.
 void add_threads_flag(ArgParser& args);
-void apply_threads_flag(const ArgParser& args);
+void apply_threads_flag(const ArgParser& args, const std::string& command);
+// A UsageError naming CONVNET_THREADS when it is set but not a count from 1 to kMaxThreads.
+void check_threads_environment();
 
 // A JSON string literal of s: quotes, backslashes and control characters escaped.
 std::string json_string(const std::string& s);

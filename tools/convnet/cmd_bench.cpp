@@ -84,7 +84,7 @@ int cmd_bench(int argc, char** argv) {
   const int windows = static_cast<int>(args.get_int("windows", 1));
   const double window_s = args.get_double("window-seconds");
   const uint64_t seed = static_cast<uint64_t>(args.get_int("seed", 0));
-  apply_threads_flag(args);
+  apply_threads_flag(args, "convnet bench");
   if (args.get_switch("reference")) set_backend(Backend::Reference);
 
   std::unique_ptr<Model<float>> owned = load_model<float>(name, 10);

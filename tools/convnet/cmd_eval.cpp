@@ -40,7 +40,7 @@ int cmd_eval(int argc, char** argv) {
   const int64_t top_k = args.get_int("top", 1);
   const int64_t batch = args.get_int("batch", 1);
   const int64_t limit = args.get_int("limit", 0);
-  apply_threads_flag(args);
+  apply_threads_flag(args, "convnet eval");
   const bool json = args.get_switch("json");
 
   Checkpoint<float> checkpoint = load_checkpoint<float>(path, batch);

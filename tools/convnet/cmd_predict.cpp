@@ -47,7 +47,7 @@ int cmd_predict(int argc, char** argv) {
   if (files.empty()) throw UsageError{"no images given (convnet predict --checkpoint CKPT IMAGE...)"};
   const int64_t top_k = args.get_int("top", 1);
   const int64_t batch = args.get_int("batch", 1);
-  apply_threads_flag(args);
+  apply_threads_flag(args, "convnet predict");
   const bool json = args.get_switch("json");
 
   const Predictor<float> predictor(checkpoint, batch);

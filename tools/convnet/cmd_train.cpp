@@ -21,6 +21,7 @@
 #include "args.hpp"
 #include "commands.hpp"
 #include "convnet/checkpoint.hpp"
+#include "convnet/files.hpp"
 #include "convnet/metrics.hpp"
 #include "convnet/report.hpp"
 #include "convnet/runtime.hpp"
@@ -107,8 +108,10 @@ std::string epoch_json(const EpochStats& s, bool has_validation) {
   return line;
 }
 
-// The metrics log: CSV or JSON lines by the file's extension, one row per epoch, flushed as it
-// is written. A resumed run appends to the log it finds.
+// The metrics log: CSV or JSON lines by the file's extension, one row per epoch. The whole log
+// is rewritten atomically after every epoch (it is small), so a reader never sees half a row, a
+// crash keeps every finished epoch, and no link at the log's path is ever written through. A
+// resumed run appends to the log it finds.
 class MetricsLog {
  public:
   MetricsLog(const std::string& path, bool append, bool has_validation)
@@ -121,15 +124,20 @@ class MetricsLog {
     else if (ext != ".jsonl" && ext != ".json")
       throw UsageError{"--log: expected a file ending in .csv, .jsonl or .json, got '" + path +
                        "'"};
-    std::error_code ec;
-    const bool fresh =
-        !append || !std::filesystem::exists(path, ec) || std::filesystem::file_size(path, ec) == 0;
-    out_.open(path, fresh ? std::ios::trunc : std::ios::app);
-    if (!out_) throw Error(path + ": cannot write the metrics log: " + std::strerror(errno));
-    if (csv_ && fresh)
-      out_ << "epoch,learning_rate,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,"
-              "seconds,images_per_s\n"
-           << std::flush;
+    // A link at the log's path is not read through (nor written through: the rename replaces
+    // the link); a resumed run then starts a new log.
+    if (append && std::filesystem::is_regular_file(std::filesystem::symlink_status(path))) {
+      std::ifstream in(path, std::ios::binary);
+      text_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      if (!in.eof() && in.fail())
+        throw Error(path + ": cannot read the metrics log to append to: " + std::strerror(errno));
+      if (!text_.empty() && text_.back() != '\n') text_ += '\n';
+    }
+    if (csv_ && text_.empty())
+      text_ =
+          "epoch,learning_rate,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,"
+          "seconds,images_per_s\n";
+    write_file_atomic(path_, text_);
   }
   void write(const EpochStats& s) {
     if (path_.empty()) return;
@@ -139,26 +147,46 @@ class MetricsLog {
       std::snprintf(row, sizeof row, "%d,%.9g,%.6f,%.6f,%s,%.6f,%.6f,%.3f,%.1f\n", s.epoch,
                     s.learning_rate, s.train_loss, s.train_acc, val, s.test_loss, s.test_acc,
                     s.seconds, s.images_per_s);
-      out_ << row;
+      text_ += row;
     } else {
-      out_ << epoch_json(s, has_validation_) << "\n";
+      text_ += epoch_json(s, has_validation_) + "\n";
     }
-    out_.flush();
-    if (!out_) throw Error(path_ + ": writing the metrics log failed: " + std::strerror(errno));
+    write_file_atomic(path_, text_);
   }
 
  private:
   std::string path_;
   bool has_validation_, csv_ = false;
-  std::ofstream out_;
+  std::string text_;  // the whole log as it is on disk
 };
 
-// Ctrl-C: the first stops training after the current batch (the handler only sets a flag);
-// a second, with the default action restored, ends the process at once.
-volatile std::sig_atomic_t g_interrupted = 0;
-extern "C" void on_interrupt(int) {
-  g_interrupted = 1;
-  std::signal(SIGINT, SIG_DFL);
+// Ctrl-C (SIGINT), SIGTERM and SIGHUP (what Docker, SLURM, systemd and a closed ssh session
+// send): the first stops training after the current batch (the handler only records the
+// signal); a second, with the default actions restored, ends the process at once.
+constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int signal) {
+  g_stop_signal = signal;
+  for (const int s : kStopSignals) std::signal(s, SIG_DFL);
+}
+void handle_stop_signals() {
+  g_stop_signal = 0;
+  for (const int s : kStopSignals) std::signal(s, on_stop_signal);
+}
+void restore_stop_signals() {
+  for (const int s : kStopSignals) std::signal(s, SIG_DFL);
+}
+const char* signal_name(int signal) {
+  switch (signal) {
+    case SIGINT:
+      return "Ctrl-C (SIGINT)";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGHUP:
+      return "SIGHUP";
+    default:
+      return "a signal";
+  }
 }
 
 // "1:02:03" or "2:03".
@@ -254,9 +282,18 @@ int cmd_train(int argc, char** argv) {
   Checkpoint<float> resumed;
   const std::string resume_path = args.get("resume");
   if (!resume_path.empty()) {
-    if (args.given("model"))
-      throw UsageError{"--model: not with --resume (the checkpoint holds the model)"};
     resumed = load_checkpoint<float>(resume_path);
+    // The original command with --resume added is accepted: a flag given again with the value
+    // the checkpoint records changes nothing. Only the model cannot change.
+    if (args.given("model")) {
+      const auto it = resumed.state.extra.find("model");
+      if (it == resumed.state.extra.end() || it->second != args.get("model"))
+        throw UsageError{"--model " + args.get("model") + ": " + resume_path + " holds " +
+                         (it == resumed.state.extra.end() ? std::string("its own model")
+                                                          : "model " + it->second) +
+                         ", and --resume continues that model (drop --model, or train a new run "
+                         "without --resume)"};
+    }
     for (const char* name : kResumedFlags)
       if (const auto it = resumed.state.extra.find(name); it != resumed.state.extra.end())
         args.set_default(name, it->second);
@@ -281,6 +318,9 @@ int cmd_train(int argc, char** argv) {
   const bool json = args.get_switch("json");
   const bool quiet = args.get_switch("quiet");
   const double progress_every = args.get_double("progress-every");
+  if (progress_every < 0)
+    throw UsageError{"--progress-every: expected seconds >= 0 (0 = no progress lines), got " +
+                     args.get("progress-every")};
   const int64_t patience = args.get_int("early-stop", 0);
   const std::string monitor = args.get("monitor");
   if (monitor != "val_loss" && monitor != "val_acc")
@@ -293,7 +333,14 @@ int cmd_train(int argc, char** argv) {
   if (clip_grad_norm < 0)
     throw UsageError{"--clip-grad-norm: expected a norm >= 0, got " + args.get("clip-grad-norm")};
   auto optimizer = make_optimizer(args);
-  apply_threads_flag(args);
+  if (schedule.min_lr > optimizer->learning_rate()) {
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%g", optimizer->learning_rate());
+    throw UsageError{"--min-lr " + args.get("min-lr") + ": above the learning rate " + rate +
+                     " (--lr " + args.get("lr") +
+                     "): the schedule anneals from --lr down to --min-lr"};
+  }
+  apply_threads_flag(args, "convnet train");
 
   const double val_split = args.get_double("val-split");
   if (!(val_split >= 0 && val_split < 1))
@@ -325,14 +372,16 @@ int cmd_train(int argc, char** argv) {
                        "; or a spec file, a path ending in .txt or containing '/')"};
     }
   }
-  for (const char* flag : {"save", "save-best", "log", "report"}) {
-    const std::string path = args.get(flag);
-    if (path.empty()) continue;
-    const std::filesystem::path dir = std::filesystem::path(path).parent_path();
-    const std::string shown = dir.empty() ? "." : dir.string();
-    if (::access(shown.c_str(), W_OK) != 0)
-      throw Error("--" + std::string(flag) + " " + path + ": cannot write in " + shown + ": " +
-                  std::strerror(errno));
+  // Every file is written atomically beside its target (convnet/files.hpp), so what must hold
+  // is that the target is not a folder and its folder is writable.
+  for (const char* flag : {"save", "save-best", "log"})
+    if (const std::string path = args.get(flag); !path.empty())
+      check_output_file(path, "--" + std::string(flag));
+  if (const std::string dir = args.get("report"); !dir.empty()) {
+    const std::filesystem::path parent = std::filesystem::path(dir).parent_path();
+    const std::string shown = parent.empty() ? "." : parent.string();
+    if (!std::filesystem::is_directory(dir) && ::access(shown.c_str(), W_OK) != 0)
+      throw Error("--report " + dir + ": cannot write in " + shown + ": " + std::strerror(errno));
   }
   // The report is a folder: refused now if a file has its name, not after the first epoch.
   if (const std::string dir = args.get("report");
@@ -350,6 +399,10 @@ int cmd_train(int argc, char** argv) {
     train = std::move(parts.train);
     validation = std::move(parts.validation);
   }
+  if (const int64_t side = std::min(train.shape()[2], train.shape()[3]); crop_padding >= side)
+    throw UsageError{"--crop-padding " + std::to_string(crop_padding) + ": not smaller than the " +
+                     train.sample_shape().str() + " images (at most " + std::to_string(side - 1) +
+                     ", so that every crop keeps part of the image)"};
   if (args.get_switch("normalize")) {
     const Dataset::ChannelStats stats = train.channel_stats();  // training images only
     for (Dataset* d : {&train, &test, &validation})
@@ -451,131 +504,157 @@ int cmd_train(int argc, char** argv) {
     test.gather(std::span(&first, 1), report_sample.data(), &label);
   }
 
-  g_interrupted = 0;
-  std::signal(SIGINT, on_interrupt);
+  handle_stop_signals();
   SoftmaxCrossEntropy<float> loss;
-  const FitResult result = fit(
-      model, train, &test, loss, *optimizer,
-      {.epochs = static_cast<int>(epochs),
-       .completed_epochs = resuming ? static_cast<int>(resumed.state.epoch) : 0,
-       .completed_steps = resumed_step,
-       .batch = built_batch,
-       .seed = static_cast<uint64_t>(seed),
-       .augment = {.crop_padding = crop_padding, .horizontal_flip = args.get_switch("flip")},
-       .validation = has_val ? &validation : nullptr,
-       .schedule = schedule,
-       .clip_grad_norm = clip_grad_norm,
-       .test_confusion = report_dir.empty() ? nullptr : &report.confusion},
-      {.on_batch_end =
-           [&](const BatchStats& b) {
-             const auto now = std::chrono::steady_clock::now();
-             const double since = std::chrono::duration<double>(now - last_progress).count();
-             const bool last = b.step + 1 == b.steps;
-             if (!quiet &&
-                 (bar ? since >= 0.1 || last : progress_every > 0 && since >= progress_every)) {
-               last_progress = now;
-               const double rate = static_cast<double>(b.images) / std::max(b.seconds, 1e-9);
-               const double eta =
-                   static_cast<double>(b.steps - b.step - 1) * static_cast<double>(batch) / rate;
-               char text[256];
-               if (bar) {
-                 constexpr int kWidth = 24;
-                 const int filled = static_cast<int>(kWidth * (b.step + 1) / b.steps);
-                 std::string meter(static_cast<size_t>(filled), '=');
-                 if (filled < kWidth)
-                   meter += '>' + std::string(static_cast<size_t>(kWidth - filled - 1), ' ');
-                 std::snprintf(text, sizeof text,
-                               "\r\033[Kepoch %d/%lld [%s] %lld/%lld  loss %.4f  acc %.2f%%  "
-                               "%.0f images/s  ETA %s",
-                               b.epoch, static_cast<long long>(epochs), meter.c_str(),
-                               static_cast<long long>(b.step + 1), static_cast<long long>(b.steps),
-                               b.running_loss, 100 * b.running_acc, rate, clock_text(eta).c_str());
+  const double base_lr = optimizer->learning_rate();
+  FitResult result;
+  try {
+    result = fit(
+        model, train, &test, loss, *optimizer,
+        {.epochs = static_cast<int>(epochs),
+         .completed_epochs = resuming ? static_cast<int>(resumed.state.epoch) : 0,
+         .completed_steps = resumed_step,
+         .batch = built_batch,
+         .seed = static_cast<uint64_t>(seed),
+         .augment = {.crop_padding = crop_padding, .horizontal_flip = args.get_switch("flip")},
+         .validation = has_val ? &validation : nullptr,
+         .schedule = schedule,
+         .clip_grad_norm = clip_grad_norm,
+         .test_confusion = report_dir.empty() ? nullptr : &report.confusion},
+        {.on_batch_end =
+             [&](const BatchStats& b) {
+               const auto now = std::chrono::steady_clock::now();
+               const double since = std::chrono::duration<double>(now - last_progress).count();
+               const bool last = b.step + 1 == b.steps;
+               if (!quiet &&
+                   (bar ? since >= 0.1 || last : progress_every > 0 && since >= progress_every)) {
+                 last_progress = now;
+                 const double rate = static_cast<double>(b.images) / std::max(b.seconds, 1e-9);
+                 const double eta =
+                     static_cast<double>(b.steps - b.step - 1) * static_cast<double>(batch) / rate;
+                 char text[256];
+                 if (bar) {
+                   constexpr int kWidth = 24;
+                   const int filled = static_cast<int>(kWidth * (b.step + 1) / b.steps);
+                   std::string meter(static_cast<size_t>(filled), '=');
+                   if (filled < kWidth)
+                     meter += '>' + std::string(static_cast<size_t>(kWidth - filled - 1), ' ');
+                   std::snprintf(text, sizeof text,
+                                 "\r\033[Kepoch %d/%lld [%s] %lld/%lld  loss %.4f  acc %.2f%%  "
+                                 "%.0f images/s  ETA %s",
+                                 b.epoch, static_cast<long long>(epochs), meter.c_str(),
+                                 static_cast<long long>(b.step + 1),
+                                 static_cast<long long>(b.steps), b.running_loss,
+                                 100 * b.running_acc, rate, clock_text(eta).c_str());
+                 } else {
+                   std::snprintf(text, sizeof text,
+                                 "epoch %d/%lld: batch %lld/%lld  loss %.4f  acc %.2f%%  %.0f "
+                                 "images/s  ETA %s\n",
+                                 b.epoch, static_cast<long long>(epochs),
+                                 static_cast<long long>(b.step + 1),
+                                 static_cast<long long>(b.steps), b.running_loss,
+                                 100 * b.running_acc, rate, clock_text(eta).c_str());
+                 }
+                 std::cerr << text << std::flush;
+               }
+               return g_stop_signal == 0;
+             },
+         .on_epoch_end =
+             [&](const EpochStats& s) {
+               if (bar) std::cerr << "\r\033[K" << std::flush;  // the bar gives way to the line
+               char line[640], val[160] = "";
+               if (json) {
+                 last_line = epoch_json(s, has_val);
                } else {
-                 std::snprintf(text, sizeof text,
-                               "epoch %d/%lld: batch %lld/%lld  loss %.4f  acc %.2f%%  %.0f "
-                               "images/s  ETA %s\n",
-                               b.epoch, static_cast<long long>(epochs),
-                               static_cast<long long>(b.step + 1), static_cast<long long>(b.steps),
-                               b.running_loss, 100 * b.running_acc, rate, clock_text(eta).c_str());
+                 if (has_val)
+                   std::snprintf(val, sizeof val, "val loss %.4f acc %.2f%%  ", s.val_loss,
+                                 100 * s.val_acc);
+                 std::snprintf(line, sizeof line,
+                               "epoch %d/%lld  train loss %.4f acc %.2f%%  %stest loss %.4f acc "
+                               "%.2f%%  %.1f s  %.0f images/s",
+                               s.epoch, static_cast<long long>(epochs), s.train_loss,
+                               100 * s.train_acc, val, s.test_loss, 100 * s.test_acc, s.seconds,
+                               s.images_per_s);
+                 last_line = line;
                }
-               std::cerr << text << std::flush;
-             }
-             return g_interrupted == 0;
-           },
-       .on_epoch_end =
-           [&](const EpochStats& s) {
-             if (bar) std::cerr << "\r\033[K" << std::flush;  // the bar gives way to the line
-             char line[640], val[160] = "";
-             if (json) {
-               last_line = epoch_json(s, has_val);
-             } else {
-               if (has_val)
-                 std::snprintf(val, sizeof val, "val loss %.4f acc %.2f%%  ", s.val_loss,
-                               100 * s.val_acc);
-               std::snprintf(line, sizeof line,
-                             "epoch %d/%lld  train loss %.4f acc %.2f%%  %stest loss %.4f acc "
-                             "%.2f%%  %.1f s  %.0f images/s",
-                             s.epoch, static_cast<long long>(epochs), s.train_loss,
-                             100 * s.train_acc, val, s.test_loss, 100 * s.test_acc, s.seconds,
-                             s.images_per_s);
-               last_line = line;
-             }
-             if (!quiet) std::cout << last_line << std::endl;
-             log.write(s);
-             if (!report_dir.empty()) {
-               report.epochs.push_back({.epoch = s.epoch,
-                                        .learning_rate = s.learning_rate,
-                                        .train_loss = s.train_loss,
-                                        .train_acc = s.train_acc,
-                                        .test_loss = s.test_loss,
-                                        .test_acc = s.test_acc,
-                                        .has_validation = has_val,
-                                        .val_loss = s.val_loss,
-                                        .val_acc = s.val_acc,
-                                        .seconds = s.seconds,
-                                        .grad_norms = s.grad_norms});
-               write_report(report_dir, report, model, report_sample);
-             }
-             // Strictly better only: on a tie the earlier (less trained) model stays.
-             if (!best_path.empty() && s.val_acc > best_val_acc) {
-               best_val_acc = s.val_acc;
-               save(best_path, s.epoch);
-               char note[96];
-               std::snprintf(note, sizeof note, "best val acc %.2f%% at epoch %d: saved ",
-                             100 * s.val_acc, s.epoch);
-               info << note << best_path << std::endl;
-             }
-             if (save_every > 0 && s.epoch % save_every == 0 && s.epoch < epochs)
-               save(save_path, s.epoch);
-             if (patience > 0) {
-               const double value = monitor == "val_loss" ? s.val_loss : s.val_acc;
-               const bool improved = monitor == "val_loss" ? value < best_monitored - min_delta
-                                                           : value > best_monitored + min_delta;
-               if (improved) {
-                 best_monitored = value;
-                 epochs_without_improvement = 0;
-               } else if (++epochs_without_improvement >= patience) {
-                 info << "early stop after epoch " << s.epoch << ": " << monitor
-                      << " has not improved for " << patience << " epochs" << std::endl;
-                 return false;
+               if (!quiet) std::cout << last_line << std::endl;
+               log.write(s);
+               if (!report_dir.empty()) {
+                 report.epochs.push_back({.epoch = s.epoch,
+                                          .learning_rate = s.learning_rate,
+                                          .train_loss = s.train_loss,
+                                          .train_acc = s.train_acc,
+                                          .test_loss = s.test_loss,
+                                          .test_acc = s.test_acc,
+                                          .has_validation = has_val,
+                                          .val_loss = s.val_loss,
+                                          .val_acc = s.val_acc,
+                                          .seconds = s.seconds,
+                                          .grad_norms = s.grad_norms});
+                 write_report(report_dir, report, model, report_sample);
                }
-             }
-             return g_interrupted == 0;
-           }});
-  std::signal(SIGINT, SIG_DFL);
+               // Strictly better only: on a tie the earlier (less trained) model stays.
+               if (!best_path.empty() && s.val_acc > best_val_acc) {
+                 best_val_acc = s.val_acc;
+                 save(best_path, s.epoch);
+                 char note[96];
+                 std::snprintf(note, sizeof note, "best val acc %.2f%% at epoch %d: saved ",
+                               100 * s.val_acc, s.epoch);
+                 info << note << best_path << std::endl;
+               }
+               if (save_every > 0 && s.epoch % save_every == 0 && s.epoch < epochs)
+                 save(save_path, s.epoch);
+               if (patience > 0) {
+                 const double value = monitor == "val_loss" ? s.val_loss : s.val_acc;
+                 const bool improved = monitor == "val_loss" ? value < best_monitored - min_delta
+                                                             : value > best_monitored + min_delta;
+                 if (improved) {
+                   best_monitored = value;
+                   epochs_without_improvement = 0;
+                 } else if (++epochs_without_improvement >= patience) {
+                   info << "early stop after epoch " << s.epoch << ": " << monitor
+                        << " has not improved for " << patience << " epochs" << std::endl;
+                   return false;
+                 }
+               }
+               return g_stop_signal == 0;
+             }});
+  } catch (const Diverged& e) {
+    // The step failed before its update: the model and optimizer are the last good state. Keep
+    // it, where a Ctrl-C would, and say how to go on at a lower rate.
+    restore_stop_signals();
+    if (bar) std::cerr << "\r\033[K";
+    std::cerr << "convnet train: error: " << e.what() << std::endl;
+    const std::string path = save_path.empty() ? "interrupted.safetensors" : save_path;
+    save(path, e.completed_epochs, e.completed_steps);
+    char lower[32];
+    std::snprintf(lower, sizeof lower, "%g", base_lr / 10);
+    std::cerr << "saved the last good state, after epoch " << e.completed_epochs;
+    if (e.completed_steps > 0)
+      std::cerr << " and " << e.completed_steps << " batches of epoch " << e.completed_epochs + 1;
+    std::cerr << ", to " << path << " (continue at a lower rate with: convnet train --resume "
+              << path << " --lr " << lower << " --epochs " << epochs << ")" << std::endl;
+    return 1;
+  } catch (const std::bad_alloc&) {
+    throw Error("out of memory while training " + args.get("model") + " on batches of " +
+                std::to_string(built_batch) + " images of " + train.sample_shape().str() +
+                ": try a smaller --batch");
+  }
+  restore_stop_signals();
   if (quiet && !last_line.empty()) std::cout << last_line << std::endl;
 
-  if (g_interrupted != 0 && result.stopped) {
+  if (const int signal = g_stop_signal; signal != 0 && result.stopped) {
     if (bar) std::cerr << "\r\033[K";
     const std::string path = save_path.empty() ? "interrupted.safetensors" : save_path;
     save(path, result.completed_epochs, result.completed_steps);
-    std::cerr << "interrupted after epoch " << result.completed_epochs;
+    std::cerr << "interrupted by " << signal_name(signal) << " after epoch "
+              << result.completed_epochs;
     if (result.completed_steps > 0)
       std::cerr << " and " << result.completed_steps << " batches of epoch "
                 << result.completed_epochs + 1;
     std::cerr << ": saved " << path << " (continue with: convnet train --resume " << path
               << " --epochs " << epochs << ")" << std::endl;
-    return 130;  // the shell's code for a run ended by SIGINT
+    return 128 + signal;  // the shell's code for a process ended by that signal
   }
   if (!save_path.empty()) {
     save(save_path, result.completed_epochs);

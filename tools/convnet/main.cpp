@@ -8,6 +8,7 @@
 #include "args.hpp"
 #include "commands.hpp"
 #include "convnet/error.hpp"
+#include "convnet/files.hpp"
 
 namespace {
 
@@ -38,11 +39,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string command = argv[1];
+  // A file-size limit (ulimit -f) makes a write fail with EFBIG, which every writer reports and
+  // cleans up after, instead of killing the process with a temporary left behind.
+  convnet::ignore_file_size_signal();
   try {
     if (command == "--help" || command == "-h" || command == "help") {
       std::cout << kUsage;
       return 0;
     }
+    convnet::cli::check_threads_environment();  // every command, before any kernel runs
     if (command == "train") return convnet::cli::cmd_train(argc, argv);
     if (command == "gradcheck") return convnet::cli::cmd_gradcheck(argc, argv);
     if (command == "bench") return convnet::cli::cmd_bench(argc, argv);

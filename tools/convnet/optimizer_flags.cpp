@@ -1,34 +1,62 @@
 // The optimizer flags shared by train and explain.
 #include "optimizer_flags.hpp"
 
+#include <iostream>
+
 namespace convnet::cli {
 
 void add_optimizer_flags(ArgParser& args) {
   args.add("optimizer", "sgd", "sgd, adam, adamw or rmsprop");
   args.add("lr", "auto", "learning rate; auto = 0.05 for sgd, 0.001 for adam, adamw, rmsprop");
   args.add("momentum", "0.9", "momentum for sgd and rmsprop");
-  args.add("weight-decay", "0", "L2 penalty (decoupled for adamw)");
+  args.add("weight-decay", "auto",
+           "L2 penalty (decoupled for adamw); auto = 0.01 for adamw (PyTorch's default), 0 for "
+           "the others");
   args.add_switch("nesterov", "use Nesterov momentum with sgd");
+}
+
+namespace {
+
+// A flag's number, refused (exit 2, naming the flag) when negative: PyTorch's optimizers
+// reject a negative rate, momentum or weight decay too.
+double non_negative(const ArgParser& args, const std::string& flag, const char* what) {
+  const double v = args.get_double(flag);
+  if (v < 0) throw UsageError{"--" + flag + ": expected " + what + " >= 0, got " + args.get(flag)};
+  return v;
+}
+
+}  // namespace
+
+double learning_rate_flag(const ArgParser& args) {
+  if (args.get("lr") == "auto") return args.get("optimizer") == "sgd" ? 0.05 : 1e-3;
+  return non_negative(args, "lr", "a learning rate");
 }
 
 std::unique_ptr<Optimizer<float>> make_optimizer(const ArgParser& args) {
   const std::string name = args.get("optimizer");
-  const std::string lr_text = args.get("lr");
-  const double momentum = args.get_double("momentum");
-  const double wd = args.get_double("weight-decay");
-  auto lr = [&](double default_lr) { return lr_text == "auto" ? default_lr : args.get_double("lr"); };
+  if (name != "sgd" && name != "adam" && name != "adamw" && name != "rmsprop")
+    throw UsageError{"--optimizer: expected sgd, adam, adamw or rmsprop, got '" + name + "'"};
+  const double lr = learning_rate_flag(args);
+  const double momentum = non_negative(args, "momentum", "a momentum");
+  // PyTorch accepts a momentum of 1 or more, so it is not refused; but the velocity then never
+  // decays, and a user who typed 9 for 0.9 should hear of it before hours of training.
+  if (momentum >= 1 && (name == "sgd" || name == "rmsprop"))
+    std::cerr << "convnet: warning: --momentum " << args.get("momentum")
+              << " is not below 1: the velocity keeps all of every past gradient and grows "
+                 "without bound (usual values are 0.9 to 0.99)\n";
+  const double wd = args.get("weight-decay") == "auto"
+                        ? (name == "adamw" ? 0.01 : 0.0)
+                        : non_negative(args, "weight-decay", "a weight decay");
   if (name == "sgd")
-    return std::make_unique<Sgd<float>>(SgdOptions{.lr = lr(0.05),
+    return std::make_unique<Sgd<float>>(SgdOptions{.lr = lr,
                                                    .momentum = momentum,
                                                    .weight_decay = wd,
                                                    .nesterov = args.get_switch("nesterov")});
   if (name == "adam" || name == "adamw")
-    return std::make_unique<Adam<float>>(AdamOptions{
-        .lr = lr(1e-3), .weight_decay = wd, .decoupled = name == "adamw"});
-  if (name == "rmsprop")
-    return std::make_unique<RmsProp<float>>(
-        RmsPropOptions{.lr = lr(1e-3), .weight_decay = wd, .momentum = momentum});
-  throw UsageError{"--optimizer: expected sgd, adam, adamw or rmsprop, got '" + name + "'"};
+    return std::make_unique<Adam<float>>(
+        AdamOptions{.lr = lr, .weight_decay = wd, .decoupled = name == "adamw"});
+  return std::make_unique<RmsProp<float>>(
+      RmsPropOptions{.lr = lr, .weight_decay = wd, .momentum = momentum});
 }
 
 }  // namespace convnet::cli
