@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test suite: ctest over a build folder, then each reason a test gave for skipping all or part
+# of its checks (ctest itself shows only "Skipped", or nothing for a check skipped inside a test
+# that passed). Usage: tests/run.sh [BUILD_DIR [CTEST_ARGS...]]; exits with ctest's status.
+set -u
+build=${1:-build}
+shift || true
+ctest --test-dir "$build" --output-on-failure "$@"
+rc=$?
+log="$build/Testing/Temporary/LastTest.log"
+if [[ -f $log ]]; then
+  awk '/^[0-9]+\/[0-9]+ Test: / { name = $3 }
+       /^SKIP/ { print "skipped in " name ": " $0; n++ }
+       END { if (n == 0) print "no test skipped any check" }' "$log"
+fi
+exit $rc
