@@ -8,11 +8,15 @@
 // TRAIN / EVAL: the Mode argument of forward is the mode; layers keep no global mode state.
 // Most layers compute the same function in both modes. Those that do not (Dropout: the identity
 // in Eval; BatchNorm: batch statistics in Train, running statistics in Eval) have a backward
-// that differentiates whichever function their last forward computed.
+// that differentiates whichever function their last forward computed. So backward after an
+// Eval forward is always the gradient of what that forward computed (an input-gradient saliency
+// map of a model in evaluation mode, say); MaxPool2d, whose Eval forward skips the argmax,
+// finds it again from x in that case.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,8 +72,8 @@ class Layer {
   virtual void init(Rng& /*rng*/) {}
   // y = f(x). x may have any batch size; the other dimensions are those given to build().
   virtual void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) = 0;
-  // Given x, y from the last forward(Train) and dy = ∂L/∂y: parameter grads += ∂L/∂θ and, when
-  // dx != nullptr, dx += ∂L/∂x. (Dropout and BatchNorm also differentiate an Eval forward.)
+  // Given x, y from the last forward (in either mode; see TRAIN / EVAL above) and dy = ∂L/∂y:
+  // parameter grads += ∂L/∂θ and, when dx != nullptr, dx += ∂L/∂x.
   virtual void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                         Tensor<T>* dx) = 0;
   // As backward(), but ASSIGNS dx = ∂L/∂x: dx's previous contents are ignored (dx is already
@@ -103,15 +107,22 @@ class Layer {
 };
 
 // --- convolution ---------------------------------------------------------------------------
-// Options are declared in the order designated initialisers must follow. A zero in a _h/_w
-// field means "use the square value": Conv2dOptions{.out_channels = 6, .kernel = 5, .pad = 2}.
+// Options are declared in the order designated initialisers must follow. Each geometry option
+// has a square value and per-axis overrides: a _h/_w field that is not given takes the square
+// value, and one that is given is used as it is, 0 included, so padding (1, 0) is
+// Conv2dOptions{.out_channels = 6, .kernel = 3, .pad = 1, .pad_w = 0}. A value out of range
+// (kernel_w = 0, stride_h = 0, pad_h = -1) is an error naming the layer and the option.
 struct Conv2dOptions {
   int64_t in_channels = 0;  // 0: taken from the input shape at build time
   int64_t out_channels = 0;
-  int64_t kernel = 0, kernel_h = 0, kernel_w = 0;
-  int64_t stride = 1, stride_h = 0, stride_w = 0;
-  int64_t pad = 0, pad_h = 0, pad_w = 0;
-  int64_t dilation = 1, dilation_h = 0, dilation_w = 0;
+  int64_t kernel = 0;  // required, unless kernel_h and kernel_w are both given
+  std::optional<int64_t> kernel_h = std::nullopt, kernel_w = std::nullopt;
+  int64_t stride = 1;
+  std::optional<int64_t> stride_h = std::nullopt, stride_w = std::nullopt;
+  int64_t pad = 0;
+  std::optional<int64_t> pad_h = std::nullopt, pad_w = std::nullopt;
+  int64_t dilation = 1;
+  std::optional<int64_t> dilation_h = std::nullopt, dilation_w = std::nullopt;
   // Channels split into this many groups, each output group reading its own input group
   // (torch.nn.Conv2d's groups); groups == in_channels is a depthwise convolution.
   int64_t groups = 1;
@@ -153,21 +164,26 @@ class Conv2d final : public Layer<T> {
   int64_t out_h_ = 0, out_w_ = 0;
 };
 
-
 // Transposed convolution (torch.nn.ConvTranspose2d, "deconvolution"): the adjoint of Conv2d, so
 // its forward pass is Conv2d's backward-data and its backward-data Conv2d's forward:
 //   y[n, oc, ih·S - P + kh·D, iw·S - P + kw·D] += w[ic, oc, kh, kw] · x[n, ic, ih, iw]  (+ b[oc])
 // Output size (H - 1)·S - 2P + D·(K - 1) + output_padding + 1. Weights (IC, OC / groups, KH, KW).
+// Per-axis options as Conv2dOptions': a _h/_w field not given takes the square value.
 struct ConvTranspose2dOptions {
   int64_t in_channels = 0;  // 0: taken from the input shape at build time
   int64_t out_channels = 0;
-  int64_t kernel = 0, kernel_h = 0, kernel_w = 0;
-  int64_t stride = 1, stride_h = 0, stride_w = 0;
-  int64_t pad = 0, pad_h = 0, pad_w = 0;
+  int64_t kernel = 0;  // required, unless kernel_h and kernel_w are both given
+  std::optional<int64_t> kernel_h = std::nullopt, kernel_w = std::nullopt;
+  int64_t stride = 1;
+  std::optional<int64_t> stride_h = std::nullopt, stride_w = std::nullopt;
+  int64_t pad = 0;
+  std::optional<int64_t> pad_h = std::nullopt, pad_w = std::nullopt;
   // Extra rows/columns on the bottom/right of the output (below the stride or the dilation),
   // to pick one of the input sizes a strided convolution maps to the same output size.
-  int64_t output_padding = 0, output_padding_h = -1, output_padding_w = -1;
-  int64_t dilation = 1, dilation_h = 0, dilation_w = 0;
+  int64_t output_padding = 0;
+  std::optional<int64_t> output_padding_h = std::nullopt, output_padding_w = std::nullopt;
+  int64_t dilation = 1;
+  std::optional<int64_t> dilation_h = std::nullopt, dilation_w = std::nullopt;
   int64_t groups = 1;
   bool bias = true;
   Init init = Init::Default;
@@ -196,26 +212,33 @@ class ConvTranspose2d final : public Layer<T> {
 
  private:
   ConvTranspose2dOptions options_;
-  int64_t in_channels_, out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, OPH_, OPW_, DH_, DW_,
-      groups_;
+  int64_t in_channels_, out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, OPH_, OPW_, DH_, DW_, groups_;
   bool has_bias_;
   Init init_;
   Tensor<T> weight_, bias_, grad_weight_, grad_bias_;
-  Tensor<T> scratch_;    // backward data before it is added into dx
+  Tensor<T> scratch_;  // backward data before it is added into dx
   int64_t out_h_ = 0, out_w_ = 0;
 };
 // --- pooling -------------------------------------------------------------------------------
-// stride 0 means "same as the kernel". Padding is at most half the kernel.
+// Per-axis options as Conv2dOptions': a _h/_w field not given takes the square value, one given
+// is used as it is (pad = 1, pad_w = 0 pads rows only). A stride that is not given at all is
+// the kernel's size along that axis (PyTorch's stride=None); a given stride must be at least 1.
+// Padding is at most half the kernel.
 struct Pool2dOptions {
-  int64_t kernel = 0, kernel_h = 0, kernel_w = 0;
-  int64_t stride = 0, stride_h = 0, stride_w = 0;
-  int64_t pad = 0, pad_h = 0, pad_w = 0;
+  int64_t kernel = 0;  // required, unless kernel_h and kernel_w are both given
+  std::optional<int64_t> kernel_h = std::nullopt, kernel_w = std::nullopt;
+  std::optional<int64_t> stride = std::nullopt, stride_h = std::nullopt, stride_w = std::nullopt;
+  int64_t pad = 0;
+  std::optional<int64_t> pad_h = std::nullopt, pad_w = std::nullopt;
   // AvgPool2d only. true (PyTorch's default, count_include_pad): padded positions count as
   // zeros, every window divides by KH·KW. false: divide by the real elements in the window.
   bool count_pad = true;
 };
 
-// y = max over each window; backward routes each gradient to the selected element only.
+// y = max over each window; backward routes each gradient to the selected element only. A
+// Train forward records which element that is (the argmax); an Eval forward does not, for
+// inference speed, and a backward after it (rare: saliency in evaluation mode) finds the argmax
+// again from x, with the same kernel, so it routes exactly as after a Train forward.
 template <class T>
 class MaxPool2d final : public Layer<T> {
  public:
@@ -230,9 +253,13 @@ class MaxPool2d final : public Layer<T> {
                 Tensor<T>* dx) override;
 
  private:
+  // y = max over windows of x, and argmax when it is not null, by the backend's kernel.
+  void run_forward(const Tensor<T>& x, T* y, int32_t* argmax);
   Pool2dOptions options_;
   int64_t KH_, KW_, SH_, SW_, PH_, PW_;
   std::vector<int32_t> argmax_;  // winner's in-plane index per output, written in Mode::Train
+  bool argmax_of_last_forward_ = false;  // false after an Eval forward (and before any)
+  Tensor<T> recomputed_y_;  // what the argmax search of a backward after Eval writes y into
 };
 
 // y = mean over each window; backward shares each gradient equally over its window.

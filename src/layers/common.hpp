@@ -1,6 +1,8 @@
 // Helpers shared by the layer files: kernel-family choice and parameter initialisation.
 #pragma once
 
+#include <optional>
+#include <string>
 #include <type_traits>
 
 #include "convnet/layers.hpp"
@@ -19,9 +21,34 @@ bool use_fast_kernels() {
   }
 }
 
-// An options struct's per-axis field when set (non-zero), else its square value: kernel_h or
-// kernel.
-inline int64_t pick(int64_t specific, int64_t square) { return specific != 0 ? specific : square; }
+// --- per-axis options ------------------------------------------------------------------------
+// An options struct's per-axis field when it was given (an explicit 0 included), else its
+// square value: kernel_h, or kernel.
+inline int64_t pick(const std::optional<int64_t>& per_axis, int64_t square) {
+  return per_axis.value_or(square);
+}
+
+// Both axes of an option with a square value (`square`, named `name`) and per-axis overrides
+// (name_h, name_w), each checked to be at least `minimum`; the error names the layer and the
+// option the bad value came from: "conv2d: kernel_w must be at least 1, got 0".
+struct AxisPair {
+  int64_t h, w;
+};
+inline int64_t checked_axis(const char* layer, const char* name, const char* axis,
+                            const std::optional<int64_t>& per_axis, int64_t square,
+                            int64_t minimum) {
+  const int64_t v = pick(per_axis, square);
+  if (v >= minimum) return v;
+  const std::string option = per_axis ? concat(name, "_", axis) : std::string(name);
+  if (minimum == 0) throw Error(concat(layer, ": ", option, " must be >= 0, got ", v));
+  throw Error(concat(layer, ": ", option, " must be at least ", minimum, ", got ", v));
+}
+inline AxisPair checked_axes(const char* layer, const char* name, int64_t square,
+                             const std::optional<int64_t>& h, const std::optional<int64_t>& w,
+                             int64_t minimum) {
+  return {checked_axis(layer, name, "h", h, square, minimum),
+          checked_axis(layer, name, "w", w, square, minimum)};
+}
 
 // Scratch memory for the fast kernels, shared by every layer that runs on this thread: layers
 // run one at a time and keep nothing in it between calls, so one buffer sized for the largest

@@ -34,24 +34,19 @@ Conv2d<T>::Conv2d(const Conv2dOptions& o)
     : options_(o),
       in_channels_(o.in_channels),
       out_channels_(o.out_channels),
-      KH_(detail::pick(o.kernel_h, o.kernel)),
-      KW_(detail::pick(o.kernel_w, o.kernel)),
-      SH_(detail::pick(o.stride_h, o.stride)),
-      SW_(detail::pick(o.stride_w, o.stride)),
-      PH_(detail::pick(o.pad_h, o.pad)),
-      PW_(detail::pick(o.pad_w, o.pad)),
-      DH_(detail::pick(o.dilation_h, o.dilation)),
-      DW_(detail::pick(o.dilation_w, o.dilation)),
       groups_(o.groups),
       has_bias_(o.bias),
       init_(o.init) {
   CONVNET_CHECK(out_channels_ >= 1, "conv2d: out_channels must be at least 1, got ", out_channels_);
   CONVNET_CHECK(in_channels_ >= 0, "conv2d: in_channels must be >= 0 (0 = infer), got ",
                 in_channels_);
-  CONVNET_CHECK(KH_ >= 1 && KW_ >= 1, "conv2d: kernel must be at least 1x1, got ", KH_, "x", KW_);
-  CONVNET_CHECK(SH_ >= 1 && SW_ >= 1, "conv2d: stride must be at least 1, got ", SH_, "x", SW_);
-  CONVNET_CHECK(PH_ >= 0 && PW_ >= 0, "conv2d: padding must be >= 0, got ", PH_, "x", PW_);
-  CONVNET_CHECK(DH_ >= 1 && DW_ >= 1, "conv2d: dilation must be at least 1, got ", DH_, "x", DW_);
+  const auto kernel = detail::checked_axes("conv2d", "kernel", o.kernel, o.kernel_h, o.kernel_w, 1);
+  const auto stride = detail::checked_axes("conv2d", "stride", o.stride, o.stride_h, o.stride_w, 1);
+  const auto pad = detail::checked_axes("conv2d", "pad", o.pad, o.pad_h, o.pad_w, 0);
+  const auto dilation =
+      detail::checked_axes("conv2d", "dilation", o.dilation, o.dilation_h, o.dilation_w, 1);
+  KH_ = kernel.h, KW_ = kernel.w, SH_ = stride.h, SW_ = stride.w;
+  PH_ = pad.h, PW_ = pad.w, DH_ = dilation.h, DW_ = dilation.w;
   CONVNET_CHECK(groups_ >= 1 && out_channels_ % groups_ == 0, "conv2d: groups (", groups_,
                 ") must be at least 1 and divide out_channels (", out_channels_, ")");
 }

@@ -12,49 +12,34 @@
 #include "ops/ref/ref.hpp"
 
 namespace convnet {
-namespace {
-
-int64_t pick_padding(int64_t specific, int64_t square) { return specific >= 0 ? specific : square; }
-
-}  // namespace
 
 template <class T>
 ConvTranspose2d<T>::ConvTranspose2d(const ConvTranspose2dOptions& o)
     : options_(o),
       in_channels_(o.in_channels),
       out_channels_(o.out_channels),
-      KH_(detail::pick(o.kernel_h, o.kernel)),
-      KW_(detail::pick(o.kernel_w, o.kernel)),
-      SH_(detail::pick(o.stride_h, o.stride)),
-      SW_(detail::pick(o.stride_w, o.stride)),
-      PH_(detail::pick(o.pad_h, o.pad)),
-      PW_(detail::pick(o.pad_w, o.pad)),
-      OPH_(pick_padding(o.output_padding_h, o.output_padding)),
-      OPW_(pick_padding(o.output_padding_w, o.output_padding)),
-      DH_(detail::pick(o.dilation_h, o.dilation)),
-      DW_(detail::pick(o.dilation_w, o.dilation)),
       groups_(o.groups),
       has_bias_(o.bias),
       init_(o.init) {
-  CONVNET_CHECK(out_channels_ >= 1, "conv_transpose2d: out_channels must be at least 1, got ",
-                out_channels_);
-  CONVNET_CHECK(in_channels_ >= 0, "conv_transpose2d: in_channels must be >= 0 (0 = infer), got ",
+  constexpr const char* kind = "conv_transpose2d";
+  CONVNET_CHECK(out_channels_ >= 1, kind, ": out_channels must be at least 1, got ", out_channels_);
+  CONVNET_CHECK(in_channels_ >= 0, kind, ": in_channels must be >= 0 (0 = infer), got ",
                 in_channels_);
-  CONVNET_CHECK(KH_ >= 1 && KW_ >= 1, "conv_transpose2d: kernel must be at least 1x1, got ", KH_,
-                "x", KW_);
-  CONVNET_CHECK(SH_ >= 1 && SW_ >= 1, "conv_transpose2d: stride must be at least 1, got ", SH_, "x",
-                SW_);
-  CONVNET_CHECK(PH_ >= 0 && PW_ >= 0, "conv_transpose2d: padding must be >= 0, got ", PH_, "x",
-                PW_);
-  CONVNET_CHECK(DH_ >= 1 && DW_ >= 1, "conv_transpose2d: dilation must be at least 1, got ", DH_,
-                "x", DW_);
+  const auto kernel = detail::checked_axes(kind, "kernel", o.kernel, o.kernel_h, o.kernel_w, 1);
+  const auto stride = detail::checked_axes(kind, "stride", o.stride, o.stride_h, o.stride_w, 1);
+  const auto pad = detail::checked_axes(kind, "pad", o.pad, o.pad_h, o.pad_w, 0);
+  const auto output_padding = detail::checked_axes(kind, "output_padding", o.output_padding,
+                                                   o.output_padding_h, o.output_padding_w, 0);
+  const auto dilation =
+      detail::checked_axes(kind, "dilation", o.dilation, o.dilation_h, o.dilation_w, 1);
+  KH_ = kernel.h, KW_ = kernel.w, SH_ = stride.h, SW_ = stride.w, PH_ = pad.h, PW_ = pad.w;
+  OPH_ = output_padding.h, OPW_ = output_padding.w, DH_ = dilation.h, DW_ = dilation.w;
   // As PyTorch: output padding below the stride or the dilation, or it would add rows no input
   // reaches.
-  CONVNET_CHECK(OPH_ >= 0 && OPW_ >= 0 && (OPH_ < SH_ || OPH_ < DH_) && (OPW_ < SW_ || OPW_ < DW_),
-                "conv_transpose2d: output padding ", OPH_, "x", OPW_,
-                " must be >= 0 and smaller than the stride ", SH_, "x", SW_, " or the dilation ",
-                DH_, "x", DW_);
-  CONVNET_CHECK(groups_ >= 1 && out_channels_ % groups_ == 0, "conv_transpose2d: groups (", groups_,
+  CONVNET_CHECK((OPH_ < SH_ || OPH_ < DH_) && (OPW_ < SW_ || OPW_ < DW_), kind, ": output padding ",
+                OPH_, "x", OPW_, " must be smaller than the stride ", SH_, "x", SW_,
+                " or the dilation ", DH_, "x", DW_);
+  CONVNET_CHECK(groups_ >= 1 && out_channels_ % groups_ == 0, kind, ": groups (", groups_,
                 ") must be at least 1 and divide out_channels (", out_channels_, ")");
 }
 

@@ -1,5 +1,6 @@
 // MaxPool2d: y = max over each window. Forward remembers which element won (argmax); backward
 // sends each dy to that element only, since ∂max/∂x is 1 for the winner and 0 for the others.
+// An Eval forward skips the argmax; a backward after one finds it again from x.
 #include "layers/common.hpp"
 #include "layers/pool_common.hpp"
 #include "ops/cpu/cpu.hpp"
@@ -35,6 +36,18 @@ Shape MaxPool2d<T>::build(const Shape& input) {
 }
 
 template <class T>
+void MaxPool2d<T>::run_forward(const Tensor<T>& x, T* y, int32_t* argmax) {
+  const auto s = detail::pool_shape(x.shape(), KH_, KW_, SH_, SW_, PH_, PW_);
+  if constexpr (std::is_same_v<T, float>) {
+    if (detail::use_fast_kernels<T>()) {
+      ops::cpu::maxpool2d_forward(s, x.data(), y, argmax);
+      return;
+    }
+  }
+  ops::ref::maxpool2d_forward(s, x.data(), y, argmax);
+}
+
+template <class T>
 void MaxPool2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
   this->check_input(x);
   const auto s = detail::pool_shape(x.shape(), KH_, KW_, SH_, SW_, PH_, PW_);
@@ -44,13 +57,8 @@ void MaxPool2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
     if (argmax_.size() < static_cast<size_t>(y.numel())) argmax_.resize(y.numel());
     argmax = argmax_.data();
   }
-  if constexpr (std::is_same_v<T, float>) {
-    if (detail::use_fast_kernels<T>()) {
-      ops::cpu::maxpool2d_forward(s, x.data(), y.data(), argmax);
-      return;
-    }
-  }
-  ops::ref::maxpool2d_forward(s, x.data(), y.data(), argmax);
+  argmax_of_last_forward_ = argmax != nullptr;
+  run_forward(x, y.data(), argmax);
 }
 
 template <class T>
@@ -58,6 +66,14 @@ void MaxPool2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T
                             Tensor<T>* dx) {
   if (!dx) return;  // no parameters: nothing else to compute
   const auto s = detail::pool_shape(x.shape(), KH_, KW_, SH_, SW_, PH_, PW_);
+  if (!argmax_of_last_forward_) {
+    // The last forward ran in Eval and skipped the argmax: find it from x now, with the kernels
+    // a Train forward runs (so ties resolve as they would have). Only this path allocates.
+    recomputed_y_.resize(dy.shape());
+    if (argmax_.size() < static_cast<size_t>(dy.numel())) argmax_.resize(dy.numel());
+    run_forward(x, recomputed_y_.data(), argmax_.data());
+    argmax_of_last_forward_ = true;
+  }
   if constexpr (std::is_same_v<T, float>) {
     if (detail::use_fast_kernels<T>()) {
       ops::cpu::maxpool2d_backward(s, dy.data(), argmax_.data(), dx->data());

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "convnet/layers.hpp"
+#include "layers/common.hpp"
 #include "ops/shapes.hpp"
 
 namespace convnet::detail {
@@ -10,17 +11,20 @@ struct PoolGeometry {
   int64_t KH, KW, SH, SW, PH, PW;
 };
 
+// Kernel, stride and padding of a pooling layer's options; a stride not given (neither stride_h
+// nor stride) is the kernel's size along that axis. Invalid values are errors naming `kind` and
+// the option.
 inline PoolGeometry resolve_pool(const Pool2dOptions& o, const char* kind) {
-  auto pick = [](int64_t specific, int64_t square) { return specific != 0 ? specific : square; };
-  PoolGeometry g{pick(o.kernel_h, o.kernel), pick(o.kernel_w, o.kernel), 0, 0,
-                 pick(o.pad_h, o.pad), pick(o.pad_w, o.pad)};
-  g.SH = pick(pick(o.stride_h, o.stride), g.KH);  // stride 0: same as the kernel
-  g.SW = pick(pick(o.stride_w, o.stride), g.KW);
-  CONVNET_CHECK(g.KH >= 1 && g.KW >= 1, kind, ": kernel must be at least 1x1, got ", g.KH, "x",
-                g.KW);
-  CONVNET_CHECK(g.SH >= 1 && g.SW >= 1, kind, ": stride must be at least 1, got ", g.SH, "x",
-                g.SW);
-  return g;
+  const AxisPair kernel = checked_axes(kind, "kernel", o.kernel, o.kernel_h, o.kernel_w, 1);
+  auto stride_axis = [&](const char* axis, const std::optional<int64_t>& per_axis,
+                         int64_t kernel_size) {
+    if (!per_axis && !o.stride) return kernel_size;
+    return checked_axis(kind, "stride", axis, per_axis, o.stride.value_or(0), 1);
+  };
+  const AxisPair stride = {stride_axis("h", o.stride_h, kernel.h),
+                           stride_axis("w", o.stride_w, kernel.w)};
+  const AxisPair pad = checked_axes(kind, "pad", o.pad, o.pad_h, o.pad_w, 0);
+  return {kernel.h, kernel.w, stride.h, stride.w, pad.h, pad.w};
 }
 
 inline std::string describe_pool(const char* kind, const PoolGeometry& g) {
@@ -32,8 +36,16 @@ inline std::string describe_pool(const char* kind, const PoolGeometry& g) {
 
 inline ops::Pool2dShape pool_shape(const Shape& x, int64_t KH, int64_t KW, int64_t SH, int64_t SW,
                                    int64_t PH, int64_t PW) {
-  return {.N = x[0], .C = x[1], .IH = x[2], .IW = x[3], .KH = KH, .KW = KW, .SH = SH, .SW = SW,
-          .PH = PH, .PW = PW};
+  return {.N = x[0],
+          .C = x[1],
+          .IH = x[2],
+          .IW = x[3],
+          .KH = KH,
+          .KW = KW,
+          .SH = SH,
+          .SW = SW,
+          .PH = PH,
+          .PW = PW};
 }
 
 }  // namespace convnet::detail
