@@ -80,21 +80,25 @@ class Sgd final : public Optimizer<T> {
 //   m = β1·m + (1 - β1)·d          v = β2·v + (1 - β2)·d²
 //   p = p - (lr / (1 - β1^t)) · m / (sqrt(v) / sqrt(1 - β2^t) + eps)
 // (eps is added after the bias correction of v, exactly as PyTorch orders it.)
+// For AdamW use AdamW<T> (AdamWOptions), whose defaults are torch.optim.AdamW's; AdamOptions
+// with decoupled = true is torch.optim.Adam(decoupled_weight_decay=True): Adam's defaults, so
+// no weight decay unless one is given.
 struct AdamOptions {
   double lr = 1e-3;
   double beta1 = 0.9;
   double beta2 = 0.999;
   double eps = 1e-8;
-  double weight_decay = 0.0;  // AdamW's default is 1e-2: use adamw_options()
-  bool decoupled = false;     // true: AdamW
+  double weight_decay = 0.0;
+  bool decoupled = false;  // true: AdamW's update (name "adamw")
 };
-inline AdamOptions adamw_options() { return {.weight_decay = 1e-2, .decoupled = true}; }
 
 template <class T>
-class Adam final : public Optimizer<T> {
+class Adam : public Optimizer<T> {
  public:
   explicit Adam(const AdamOptions& options = {});
   std::string name() const override { return o_.decoupled ? "adamw" : "adam"; }
+  // As constructed, with the learning rate as last set.
+  const AdamOptions& options() const { return o_; }
   double learning_rate() const override { return o_.lr; }
   void set_learning_rate(double lr) override { o_.lr = lr; }
   std::vector<std::string> state_names() const override { return {"exp_avg", "exp_avg_sq"}; }
@@ -103,6 +107,35 @@ class Adam final : public Optimizer<T> {
   void update(std::span<T> p, std::span<const T> g, std::vector<std::vector<T>>& state) override;
   AdamOptions o_;
 };
+
+// torch.optim.AdamW's defaults: AdamW<float> opt({.lr = 3e-4}) decays weights by 1e-2.
+struct AdamWOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 1e-2;
+};
+
+// AdamW (torch.optim.AdamW): Adam with decoupled weight decay, as PyTorch's AdamW is its Adam
+// with decoupled_weight_decay=True. Its name ("adamw") and state ("exp_avg", "exp_avg_sq") are
+// those of Adam({.decoupled = true}), so checkpoints of either resume in the other.
+template <class T>
+class AdamW final : public Adam<T> {
+ public:
+  explicit AdamW(const AdamWOptions& options = {});
+};
+
+// Kept for existing callers: AdamWOptions' defaults as AdamOptions. Prefer AdamW<T>.
+inline AdamOptions adamw_options() {
+  const AdamWOptions w;
+  return {.lr = w.lr,
+          .beta1 = w.beta1,
+          .beta2 = w.beta2,
+          .eps = w.eps,
+          .weight_decay = w.weight_decay,
+          .decoupled = true};
+}
 
 // RMSProp (torch.optim.RMSprop):
 //   d = g + wd·p

@@ -1,5 +1,6 @@
 // Adam and AdamW; formulas in include/convnet/optim.hpp, bias correction as in
-// https://pytorch.org/docs/1.13/generated/torch.optim.Adam.html
+// https://pytorch.org/docs/1.13/generated/torch.optim.Adam.html and AdamW's defaults as in
+// https://pytorch.org/docs/1.13/generated/torch.optim.AdamW.html
 #include <cmath>
 
 #include "convnet/optim.hpp"
@@ -12,8 +13,7 @@ Adam<T>::Adam(const AdamOptions& o) : o_(o) {
   CONVNET_CHECK(o.beta1 >= 0.0 && o.beta1 < 1.0 && o.beta2 >= 0.0 && o.beta2 < 1.0, name(),
                 ": betas must be in [0, 1), got (", o.beta1, ", ", o.beta2, ")");
   CONVNET_CHECK(o.eps >= 0.0, name(), ": eps must be >= 0, got ", o.eps);
-  CONVNET_CHECK(o.weight_decay >= 0.0, name(), ": weight decay must be >= 0, got ",
-                o.weight_decay);
+  CONVNET_CHECK(o.weight_decay >= 0.0, name(), ": weight decay must be >= 0, got ", o.weight_decay);
 }
 
 template <class T>
@@ -38,7 +38,18 @@ void Adam<T>::update(std::span<T> p, std::span<const T> g, std::vector<std::vect
   }
 }
 
+template <class T>
+AdamW<T>::AdamW(const AdamWOptions& o)
+    : Adam<T>({.lr = o.lr,
+               .beta1 = o.beta1,
+               .beta2 = o.beta2,
+               .eps = o.eps,
+               .weight_decay = o.weight_decay,
+               .decoupled = true}) {}
+
 template class Adam<float>;
 template class Adam<double>;
+template class AdamW<float>;
+template class AdamW<double>;
 
 }  // namespace convnet
