@@ -1,13 +1,18 @@
-// Checkpoints: a model and its training state to and from one safetensors file. Every tensor is
-// checked against what the spec builds before any is used.
+// Checkpoints: a model and its training state to and from one safetensors file. The file's
+// checksums, keys and values are checked first (decode_checkpoint), then every tensor against
+// what the spec builds, before any is used.
 #include "convnet/checkpoint.hpp"
 
+#include <zlib.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <set>
 #include <type_traits>
 
@@ -16,7 +21,23 @@
 namespace convnet {
 namespace {
 
-constexpr const char* kFormat = "convnet.checkpoint/1";
+// The format this build writes, and the one before it, which it still reads. /2 added the
+// checksums and the strict key list. (No single bit flip turns the "2" into a "1": 0x32, 0x31.)
+constexpr const char* kFormat = "convnet.checkpoint/2";
+constexpr const char* kFormatV1 = "convnet.checkpoint/1";
+
+// The header's checksum, and the prefix of each tensor's ("crc32.0.weight"): a tensor name is
+// never empty, so the two cannot collide.
+constexpr std::string_view kHeaderCrcKey = "crc32";
+constexpr std::string_view kTensorCrcPrefix = "crc32.";
+constexpr std::string_view kZeroCrc = "00000000";  // the header's value while it is summed
+
+// The metadata keys the format defines, besides the prefixed families "extra.<flag>" (the
+// caller's own), "rng.<layer>" (checked against the built model) and "crc32.<tensor>".
+constexpr std::string_view kKnownKeys[] = {
+    "format",     "dtype",       "spec",      "input_shape",     "epoch",
+    "step",       "seed",        "optimizer", "optimizer.steps", "input.class_names",
+    "input.mean", "input.stddev"};
 
 template <class T>
 const char* dtype_of() {
@@ -177,7 +198,169 @@ InputInfo read_input_info(const std::string& path, const std::map<std::string, s
   return info;
 }
 
+// --- integrity -----------------------------------------------------------------------------
+// The file's bytes as they are on disk, which the header's checksum covers (read_safetensors
+// gives only what they decode to).
+std::string read_file_bytes(const std::string& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  CONVNET_CHECK(file != nullptr, path, ": cannot open: ", std::strerror(errno));
+  std::string bytes;
+  char buf[1 << 16];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, file.get())) > 0;) bytes.append(buf, n);
+  CONVNET_CHECK(!std::ferror(file.get()), path, ": cannot read: ", std::strerror(errno));
+  return bytes;
+}
+
+bool is_crc_text(const std::string& s) {
+  return s.size() == 8 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+// The recorded checksum under `key`, checked to be 8 lowercase hex digits.
+const std::string& recorded_crc(const std::string& source,
+                                const std::map<std::string, std::string>& meta,
+                                const std::string& key, const std::string& what) {
+  const auto it = meta.find(key);
+  CONVNET_CHECK(it != meta.end(), source, ": ", what, " has no checksum: metadata \"", key,
+                "\" is missing (", kFormat, " records one for the header and every tensor)");
+  CONVNET_CHECK(is_crc_text(it->second), source, ": metadata \"", key,
+                "\" must be a checksum, a CRC-32 as 8 lowercase hex digits, got '", it->second,
+                "'");
+  return it->second;
+}
+
+// The header's "crc32" entry as written: `"crc32":"XXXXXXXX"`. Inside a JSON string every quote
+// is escaped, so in a valid header this text can only be the entry itself.
+std::string header_crc_entry(std::string_view crc) {
+  return detail::concat('"', kHeaderCrcKey, "\":\"", crc, '"');
+}
+
+// Where the 8 digits of the header's checksum start in `head` (the file's first 8 + N bytes).
+size_t header_crc_offset(const std::string& source, std::string_view head, std::string_view crc) {
+  const std::string entry = header_crc_entry(crc);
+  const size_t at = head.find(entry);
+  CONVNET_CHECK(at != std::string_view::npos && head.find(entry, at + 1) == std::string_view::npos,
+                source, ": the header's checksum entry is not written as ", kFormat, " writes it (",
+                entry, " exactly once)");
+  return at + entry.size() - 9;  // the digits end one byte before the closing quote
+}
+
+// The 8 + N bytes the header checksum covers: the length and the header, padding included.
+std::string_view checksummed_head(std::string_view file_bytes) {
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i)
+    n |= static_cast<uint64_t>(static_cast<unsigned char>(file_bytes[static_cast<size_t>(i)]))
+         << (8 * i);
+  return file_bytes.substr(0, 8 + n);  // decode_safetensors has checked that n fits
+}
+
+// CRC-32 of the head with its checksum's digits read as "00000000".
+std::string head_crc(std::string_view head, size_t digits_at) {
+  std::string zeroed(head);
+  zeroed.replace(digits_at, kZeroCrc.size(), kZeroCrc);
+  return checkpoint_crc32(zeroed);
+}
+
+// The header's checksum, then every tensor's; a checksum key that names no tensor is an error.
+void verify_checksums(std::string_view bytes, const SafeTensors& file, const std::string& source) {
+  const std::string key(kHeaderCrcKey);
+  const std::string& recorded = recorded_crc(source, file.metadata, key, "the header");
+  const std::string_view head = checksummed_head(bytes);
+  const std::string computed = head_crc(head, header_crc_offset(source, head, recorded));
+  CONVNET_CHECK(computed == recorded, source, ": header: checksum mismatch (CRC-32 expected ",
+                recorded, ", got ", computed, "): the header is corrupt");
+  for (const SafeTensor& t : file.tensors) {
+    const std::string& want = recorded_crc(
+        source, file.metadata, std::string(kTensorCrcPrefix) + t.name, "tensor '" + t.name + "'");
+    const std::string got = checkpoint_crc32(t.bytes);
+    CONVNET_CHECK(got == want, source, ": tensor '", t.name,
+                  "': checksum mismatch (CRC-32 expected ", want, ", got ", got,
+                  "): its data is corrupt");
+  }
+  for (const auto& [k, v] : file.metadata)
+    if (k.starts_with(kTensorCrcPrefix))
+      CONVNET_CHECK(file.find(k.substr(kTensorCrcPrefix.size())) != nullptr, source,
+                    ": metadata \"", k, "\" is the checksum of a tensor the file does not hold");
+}
+
+// Every key is one the format defines. "rng.<layer>" keys are matched to layers once the model
+// is built (load_checkpoint); the checksums only belong in a /2 file.
+void check_known_keys(const std::map<std::string, std::string>& meta, const std::string& source,
+                      const std::string& format) {
+  const bool v2 = format == kFormat;
+  for (const auto& [key, value] : meta) {
+    const bool known =
+        std::find(std::begin(kKnownKeys), std::end(kKnownKeys), key) != std::end(kKnownKeys) ||
+        key.starts_with("extra.") || key.starts_with("rng.") ||
+        (v2 && (key == kHeaderCrcKey || key.starts_with(kTensorCrcPrefix)));
+    CONVNET_CHECK(known, source, ": unknown metadata key \"", key, "\" in a ", format,
+                  " file (docs/model-spec.md lists the keys; a caller's own go under \"extra.\")");
+  }
+}
+
+// Weights, buffers and optimizer state must be finite: a NaN or Inf loaded is a model that
+// silently predicts nothing or a run that diverges at its first step.
+template <class V>
+void check_finite_values(const SafeTensor& t, const std::string& source) {
+  const size_t n = t.bytes.size() / sizeof(V);
+  for (size_t i = 0; i < n; ++i) {
+    V v;
+    std::memcpy(&v, t.bytes.data() + i * sizeof(V), sizeof(V));
+    CONVNET_CHECK(std::isfinite(v), source, ": tensor '", t.name, "' holds ",
+                  static_cast<double>(v), " at index ", i, " (of ", n,
+                  "): a checkpoint's weights, buffers and optimizer state must be finite");
+  }
+}
+
 }  // namespace
+
+std::string checkpoint_crc32(std::string_view bytes) {
+  const uLong crc =
+      crc32_z(crc32_z(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(bytes.data()), bytes.size());
+  char text[9];
+  std::snprintf(text, sizeof text, "%08lx", static_cast<unsigned long>(crc));
+  return text;
+}
+
+std::string encode_checkpoint(SafeTensors file) {
+  std::erase_if(file.metadata, [](const auto& entry) {
+    return entry.first == kHeaderCrcKey || entry.first.starts_with(kTensorCrcPrefix);
+  });
+  for (const SafeTensor& t : file.tensors)
+    file.metadata[std::string(kTensorCrcPrefix) + t.name] = checkpoint_crc32(t.bytes);
+  file.metadata[std::string(kHeaderCrcKey)] = std::string(kZeroCrc);
+  std::string bytes = encode_safetensors(file);
+  const std::string_view head = checksummed_head(bytes);
+  const size_t at = header_crc_offset("checkpoint", head, kZeroCrc);
+  const std::string crc = head_crc(head, at);
+  bytes.replace(at, crc.size(), crc);
+  return bytes;
+}
+
+SafeTensors decode_checkpoint(std::string_view bytes, const std::string& source,
+                              std::vector<std::string>* notes) {
+  SafeTensors file = decode_safetensors(bytes, source);
+  const auto format = file.metadata.find("format");
+  CONVNET_CHECK(format != file.metadata.end(), source,
+                ": not a convnet checkpoint (its metadata has no \"format\": \"", kFormat, "\")");
+  CONVNET_CHECK(format->second == kFormat || format->second == kFormatV1, source,
+                ": checkpoint format '", format->second, "', this build reads '", kFormat,
+                "' and '", kFormatV1, "'");
+  if (format->second == kFormat) {
+    verify_checksums(bytes, file, source);
+  } else if (notes) {
+    notes->push_back(detail::concat(source, ": a ", kFormatV1,
+                                    " file, written before checksums: corruption of its data "
+                                    "cannot be detected (saving it again adds them)"));
+  }
+  check_known_keys(file.metadata, source, format->second);
+  for (const SafeTensor& t : file.tensors) {
+    if (t.dtype == "F32") check_finite_values<float>(t, source);
+    if (t.dtype == "F64") check_finite_values<double>(t, source);
+  }
+  return file;
+}
 
 std::string checkpoint_name(const std::string& model_name, bool sequential) {
   if (sequential && model_name.rfind("layer", 0) == 0) return model_name.substr(5);
@@ -215,37 +398,33 @@ void save_checkpoint(const std::string& path, const Model<T>& model, const Optim
     const std::vector<std::string> names = optimizer->state_names();
     const auto params = model.params();
     if (optimizer->state_size() > 0) {
-      CONVNET_CHECK(optimizer->state_size() == params.size(), path, ": the optimizer has state for ",
-                    optimizer->state_size(), " tensors but the model has ", params.size());
+      CONVNET_CHECK(optimizer->state_size() == params.size(), path,
+                    ": the optimizer has state for ", optimizer->state_size(),
+                    " tensors but the model has ", params.size());
       for (size_t i = 0; i < params.size(); ++i)
         for (size_t k = 0; k < names.size(); ++k) {
           const std::vector<T>& s = optimizer->state(i)[k];
           CONVNET_CHECK(static_cast<int64_t>(s.size()) == params[i].value->numel(), path,
                         ": optimizer state of '", params[i].name, "' does not match its size");
-          file.tensors.push_back(tensor_entry(
-              "optimizer." + checkpoint_name(params[i].name, seq) + "." + names[k],
-              params[i].value->shape(), s.data()));
+          file.tensors.push_back(
+              tensor_entry("optimizer." + checkpoint_name(params[i].name, seq) + "." + names[k],
+                           params[i].value->shape(), s.data()));
         }
     }
   }
-  write_safetensors(path, file);
+  write_file_atomic(path, encode_checkpoint(std::move(file)));
 }
 
 template <class T>
 Checkpoint<T> load_checkpoint(const std::string& path, int64_t batch) {
   Checkpoint<T> c;
   c.path = path;
-  c.file = read_safetensors(path);
+  c.file = decode_checkpoint(read_file_bytes(path), path, &c.notes);
   const auto& meta = c.file.metadata;
-  const auto format = meta.find("format");
-  CONVNET_CHECK(format != meta.end(), path, ": not a convnet checkpoint (its metadata has no \"",
-                "format\": \"", kFormat, "\")");
-  CONVNET_CHECK(format->second == kFormat, path, ": checkpoint format '", format->second,
-                "', this build reads '", kFormat, "'");
   const auto dtype = meta.find("dtype");
-  CONVNET_CHECK(dtype != meta.end() && dtype->second == dtype_of<T>(), path,
-                ": checkpoint holds ", dtype != meta.end() ? dtype->second : "no dtype",
-                " tensors, the model is ", dtype_of<T>());
+  CONVNET_CHECK(dtype != meta.end() && dtype->second == dtype_of<T>(), path, ": checkpoint holds ",
+                dtype != meta.end() ? dtype->second : "no dtype", " tensors, the model is ",
+                dtype_of<T>());
   const auto spec = meta.find("spec");
   CONVNET_CHECK(spec != meta.end(), path, ": checkpoint metadata lacks \"spec\"");
   const auto shape = meta.find("input_shape");
@@ -259,8 +438,17 @@ Checkpoint<T> load_checkpoint(const std::string& path, int64_t batch) {
     if (key.rfind("extra.", 0) == 0) c.state.extra[key.substr(6)] = value;
   c.state.input = read_input_info(path, meta, input[1]);
 
-  c.model = parse_model_spec<T>(spec->second, path + " (spec)");
-  c.model->build(input, c.state.seed);
+  // The spec's errors name the checkpoint: the parser's as "PATH (spec):LINE:COLUMN: ...", and
+  // any other (a layer's options, a graph's wiring, shapes that do not fit the input) is
+  // prefixed "PATH (spec): " unless it already names the file.
+  try {
+    c.model = parse_model_spec<T>(spec->second, path + " (spec)");
+    c.model->build(input, c.state.seed);
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    if (message.starts_with(path)) throw;
+    throw Error(detail::concat(path, " (spec): ", message));
+  }
   const bool seq = is_sequential(*c.model);
   std::set<std::string> used;
   for (const Param<T>& p : c.model->params()) {
@@ -273,9 +461,11 @@ Checkpoint<T> load_checkpoint(const std::string& path, int64_t batch) {
     read_tensor(path, c.file, name, b.value->shape(), b.value->data(), "a buffer of the spec");
     used.insert(name);
   }
+  std::set<std::string> rng_keys;
   for (const NamedLayer<T>& l : c.model->named_layers()) {
     if (l.layer->rng_state().empty()) continue;
     const std::string key = "rng." + checkpoint_name(l.name, seq);
+    rng_keys.insert(key);
     const auto it = meta.find(key);
     CONVNET_CHECK(it != meta.end(), path, ": checkpoint metadata lacks \"", key, "\" (layer '",
                   l.name, "' draws random numbers)");
@@ -285,6 +475,9 @@ Checkpoint<T> load_checkpoint(const std::string& path, int64_t batch) {
       throw Error(detail::concat(path, ": metadata \"", key, "\": ", e.what()));
     }
   }
+  for (const auto& [key, value] : meta)
+    CONVNET_CHECK(!key.starts_with("rng.") || rng_keys.count(key), path, ": metadata \"", key,
+                  "\" names no layer of the spec that draws random numbers");
   const auto optimizer = meta.find("optimizer");
   if (optimizer != meta.end()) {
     c.optimizer = optimizer->second;
@@ -293,9 +486,10 @@ Checkpoint<T> load_checkpoint(const std::string& path, int64_t batch) {
   // The optimizer's tensors are checked by restore_optimizer, which knows what it keeps; any
   // other tensor is one the spec does not explain.
   for (const SafeTensor& t : c.file.tensors)
-    CONVNET_CHECK(used.count(t.name) || (!c.optimizer.empty() && t.name.rfind("optimizer.", 0) == 0),
-                  path, ": unexpected tensor '", t.name,
-                  "' (the model's spec has no parameter or buffer of that name)");
+    CONVNET_CHECK(
+        used.count(t.name) || (!c.optimizer.empty() && t.name.rfind("optimizer.", 0) == 0), path,
+        ": unexpected tensor '", t.name,
+        "' (the model's spec has no parameter or buffer of that name)");
   return c;
 }
 
@@ -315,8 +509,7 @@ void restore_optimizer(const Checkpoint<T>& c, Optimizer<T>& optimizer) {
     for (size_t i = 0; i < params.size(); ++i)
       for (const std::string& n : names) {
         std::vector<T>& s = state[i].emplace_back(static_cast<size_t>(params[i].value->numel()));
-        read_tensor(c.path, c.file,
-                    "optimizer." + checkpoint_name(params[i].name, seq) + "." + n,
+        read_tensor(c.path, c.file, "optimizer." + checkpoint_name(params[i].name, seq) + "." + n,
                     params[i].value->shape(), s.data(),
                     detail::concat(optimizer.name(), " as configured keeps ", names.size(),
                                    " state tensors per parameter"));

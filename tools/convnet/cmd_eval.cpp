@@ -44,6 +44,8 @@ int cmd_eval(int argc, char** argv) {
   const bool json = args.get_switch("json");
 
   Checkpoint<float> checkpoint = load_checkpoint<float>(path, batch);
+  for (const std::string& note : checkpoint.notes)
+    std::cerr << "convnet eval: warning: " << note << "\n";
   std::string dir = args.get("data");
   if (dir.empty()) {
     const auto it = checkpoint.state.extra.find("data");

@@ -83,6 +83,8 @@ int cmd_explain(int argc, char** argv) {
   if (!checkpoint.empty()) {
     if (args.given("model")) throw UsageError{"--model: not with --checkpoint (it holds the model)"};
     Checkpoint<float> c = load_checkpoint<float>(checkpoint, batch);
+    for (const std::string& note : c.notes)
+      std::cerr << "convnet explain: warning: " << note << "\n";
     model = std::move(c.model);
     input = c.state.input;
     const Shape& in = model->input_shape();

@@ -31,6 +31,8 @@ int cmd_export(int argc, char** argv) {
                      "' (a checkpoint already is safetensors)"};
   // Batch 1: the graph's batch dimension is symbolic, so the built batch does not matter.
   const Checkpoint<float> checkpoint = load_checkpoint<float>(args.get("checkpoint"), 1);
+  for (const std::string& note : checkpoint.notes)
+    std::cerr << "convnet export: warning: " << note << "\n";
   // The checkpoint's normalisation, if any, becomes the graph's first nodes.
   export_onnx(*checkpoint.model, checkpoint.state.input, args.get("out"));
   std::cerr << "wrote " << args.get("out") << " (ONNX opset " << kOnnxOpsetVersion << ")\n";

@@ -2,6 +2,7 @@
 // probable classes (or, with --json, one JSON object per image with every probability and logit).
 #include <cstdio>
 #include <iostream>
+#include <utility>
 
 #include "args.hpp"
 #include "commands.hpp"
@@ -50,7 +51,12 @@ int cmd_predict(int argc, char** argv) {
   apply_threads_flag(args, "convnet predict");
   const bool json = args.get_switch("json");
 
-  const Predictor<float> predictor(checkpoint, batch);
+  // Loaded here, not by Predictor's path constructor, so that its notes (a file without
+  // checksums) reach the user.
+  Checkpoint<float> loaded = load_checkpoint<float>(checkpoint, batch);
+  for (const std::string& note : loaded.notes)
+    std::cerr << "convnet predict: warning: " << note << "\n";
+  const Predictor<float> predictor(std::move(loaded), batch);
   const Shape sample = predictor.sample_shape();
   if (sample.rank() != 3)
     throw Error(checkpoint + ": the model takes " + sample.str() +

@@ -26,6 +26,8 @@ int cmd_visualize(int argc, char** argv) {
   for (const char* flag : {"checkpoint", "image", "out"})
     if (args.get(flag).empty()) throw UsageError{std::string("--") + flag + ": required"};
   const Checkpoint<float> checkpoint = load_checkpoint<float>(args.get("checkpoint"), 1);
+  for (const std::string& note : checkpoint.notes)
+    std::cerr << "convnet visualize: warning: " << note << "\n";
   Model<float>& model = *checkpoint.model;
   const Shape& in = model.input_shape();
   if (in.rank() != 4)
