@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Checkpoints open in PyTorch: for each model, read the convnet checkpoint's safetensors with a
-few lines of Python (no safetensors package needed), build the same network in PyTorch from the
-spec in its metadata, load the tensors by name (they must match PyTorch's module names) and
-compare evaluation-mode logits with convnet's within 1e-4.
+few lines of Python (no safetensors package needed), check its CRC-32s with zlib as
+docs/model-spec.md defines them, build the same network in PyTorch from the spec in its metadata,
+load the tensors by name (they must match PyTorch's module names) and compare evaluation-mode
+logits with convnet's within 1e-4.
 Usage: test_checkpoint_torch.py path/to/checkpoint_logits MODEL_DIR
 Exits 0 with a SKIP message when torch is not importable."""
 import json
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
+import zlib
 
 try:
     import torch
@@ -36,6 +38,30 @@ def read_safetensors(path):
         tensors[name] = torch.frombuffer(bytearray(body[begin:end]), dtype=dtypes[t["dtype"]]) \
             .reshape(t["shape"]).clone()
     return tensors, meta
+
+
+def checksum_errors(path):
+    """The checksums of a convnet.checkpoint/2 file that do not hold, as text (empty: all hold).
+    "crc32": the file's first 8 + N bytes with that value read as 00000000; "crc32.<tensor>":
+    the tensor's data bytes; each as 8 lowercase hex digits of zlib.crc32."""
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    crc = lambda b: "%08x" % zlib.crc32(b)
+    entry = b'"crc32":"%s"' % meta.get("crc32", "").encode()
+    errors = []
+    if meta.get("format") != "convnet.checkpoint/2" or data[:8 + n].count(entry) != 1:
+        return [f"format {meta.get('format')}, header entry {entry!r}"]
+    if crc(data[:8 + n].replace(entry, b'"crc32":"00000000"')) != meta["crc32"]:
+        errors.append("header")
+    for name, t in header.items():
+        begin, end = t["data_offsets"]
+        if crc(data[8 + n + begin:8 + n + end]) != meta.get("crc32." + name):
+            errors.append(name)
+    extra = [k for k in meta if k.startswith("crc32.") and k[6:] not in header]
+    return errors + extra
 
 
 def pair(opts, name, default):
@@ -132,6 +158,10 @@ def check(helper, model, tmp):
     ckpt, io = os.path.join(tmp, "model.safetensors"), os.path.join(tmp, "io.safetensors")
     subprocess.run([helper, model, ckpt, io], check=True)
     tensors, meta = read_safetensors(ckpt)
+    bad = checksum_errors(ckpt)
+    if bad:
+        print(f"FAIL: {model}: checksums that do not hold by zlib.crc32: {bad}")
+        return False
     io_tensors, _ = read_safetensors(io)
     net = build(meta["spec"])
     net(io_tensors["input"][:2])  # materialise the lazy modules
@@ -144,8 +174,8 @@ def check(helper, model, tmp):
         logits = net(io_tensors["input"])
     err = (logits - io_tensors["logits"]).abs().max().item()
     ok = err <= 1e-4
-    print(f"{'ok' if ok else 'FAIL'}: {model}: {len(state)} tensors loaded by name, "
-          f"max |logit difference| {err:.2e}")
+    print(f"{'ok' if ok else 'FAIL'}: {model}: the header's and {len(tensors)} tensors' checksums "
+          f"hold, {len(state)} tensors loaded by name, max |logit difference| {err:.2e}")
     return ok
 
 
