@@ -14,8 +14,9 @@ struct Image {
 };
 
 // Reads an image file, converted to `channels` (1: grey, 3: RGB; an alpha channel is dropped).
-// Throws convnet::Error naming the file and the reason: missing, a directory, not an image in a
-// supported format, truncated or corrupt, or larger than max_pixels.
+// Throws convnet::Error naming the file and the reason: missing, a directory, empty, not an image
+// in a supported format, truncated or corrupt, larger than max_pixels (the size its header
+// declares and the limit), or too large for the memory left.
 Image read_image(const std::string& path, int64_t channels, int64_t max_pixels = 1 << 26);
 
 // Resamples to height x width (stb_image_resize's default filters: Catmull-Rom enlarging,

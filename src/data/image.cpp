@@ -11,9 +11,11 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <new>
 
 #include "convnet/error.hpp"
 #include "convnet/files.hpp"
@@ -109,30 +111,84 @@ void check_png_chunks(const std::string& path, FILE* file) {
   std::rewind(file);
 }
 
-}  // namespace
+// The size a PNG, JPEG or BMP header declares, read here rather than by stb_image: stb refuses
+// a size it cannot decode but reports only "unknown image type", the reason of its last guess.
+struct DeclaredSize {
+  const char* format = nullptr;  // null: not one of these, or the header is not readable
+  int64_t width = 0, height = 0;
+};
 
-Image read_image(const std::string& path, int64_t channels, int64_t max_pixels) {
-  CONVNET_CHECK(channels == 1 || channels == 3, path, ": images are read as 1 (grey) or 3 (RGB) ",
-                "channels, not ", channels);
-  std::error_code ec;
-  CONVNET_CHECK(std::filesystem::exists(path, ec), path, ": no such file");
-  CONVNET_CHECK(!std::filesystem::is_directory(path, ec), path, ": is a directory, not an image");
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
-  CONVNET_CHECK(file != nullptr, path, ": cannot open: ", std::strerror(errno));
-  // The header first: a file claiming a huge size is refused before anything is allocated.
-  int width = 0, height = 0, stored_channels = 0;
-  CONVNET_CHECK(stbi_info_from_file(file.get(), &width, &height, &stored_channels) == 1, path,
-                ": not a readable image (PNG, JPEG, PGM/PPM or BMP): ", stbi_failure_reason());
-  CONVNET_CHECK(static_cast<int64_t>(width) * height <= max_pixels, path, ": ", width, "x", height,
-                " pixels is more than the limit of ", max_pixels);
-  check_pnm_length(path, file.get());
-  check_png_chunks(path, file.get());
-  // Decoded in the file's own channels, and converted here: stb_image's own conversion of a
-  // 16-bit PGM/PPM to other channels reads past its buffer (found by tests/fuzz/fuzz_image;
-  // regression test in tests/data/test_loaders.cpp).
+DeclaredSize declared_size(FILE* file) {
+  unsigned char b[32] = {};
+  const size_t got = std::fread(b, 1, sizeof b, file);
+  DeclaredSize out;
+  auto big_endian = [](const unsigned char* p, int bytes) {
+    int64_t v = 0;
+    for (int i = 0; i < bytes; ++i) v = (v << 8) | p[i];
+    return v;
+  };
+  auto little_endian = [](const unsigned char* p, int bytes) {
+    int64_t v = 0;
+    for (int i = bytes; i-- > 0;) v = (v << 8) | p[i];
+    return v;
+  };
+  const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (got >= 24 && std::equal(png, png + 8, b) && std::memcmp(b + 12, "IHDR", 4) == 0) {
+    out = {"PNG", big_endian(b + 16, 4), big_endian(b + 20, 4)};
+  } else if (got >= 26 && b[0] == 'B' && b[1] == 'M') {
+    if (little_endian(b + 14, 4) == 12) {  // OS/2 BITMAPCOREHEADER: 16-bit sizes
+      out = {"BMP", little_endian(b + 18, 2), little_endian(b + 20, 2)};
+    } else {  // BITMAPINFOHEADER and later: signed 32-bit, a negative height is top-down
+      const auto width = static_cast<int32_t>(little_endian(b + 18, 4));
+      const auto height = static_cast<int32_t>(little_endian(b + 22, 4));
+      out = {"BMP", std::abs(int64_t{width}), std::abs(int64_t{height})};
+    }
+  } else if (got >= 4 && b[0] == 0xFF && b[1] == 0xD8) {
+    // JPEG: segments FF <marker> <16-bit length> up to a start-of-frame, which holds the size.
+    long at = 2;
+    for (int segment = 0; segment < 4096; ++segment) {
+      unsigned char m[9];
+      if (std::fseek(file, at, SEEK_SET) != 0 || std::fread(m, 1, 4, file) != 4 || m[0] != 0xFF)
+        break;
+      const int marker = m[1];
+      if (marker == 0xFF) {  // fill byte
+        at += 1;
+        continue;
+      }
+      const bool frame =
+          marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+      if (frame) {
+        if (std::fread(m + 4, 1, 5, file) == 5)
+          out = {"JPEG", big_endian(m + 7, 2), big_endian(m + 5, 2)};
+        break;
+      }
+      if (marker == 0xD9 || marker == 0xDA) break;  // end of image, start of scan: no frame
+      at += 2 + static_cast<long>(big_endian(m + 2, 2));
+    }
+  }
+  std::rewind(file);
+  return out;
+}
+
+// "PATH: too large: its PNG header declares 100000x100000 pixels, more than the limit of ...".
+void check_size(const std::string& path, const char* format, int64_t width, int64_t height,
+                int64_t max_pixels) {
+  CONVNET_CHECK(width * height <= max_pixels, path, ": too large: its ", format,
+                " header declares ", width, "x", height, " pixels, more than the limit of ",
+                max_pixels, " pixels");
+}
+
+// Decoded in the file's own channels, and converted here: stb_image's own conversion of a
+// 16-bit PGM/PPM to other channels reads past its buffer (found by tests/fuzz/fuzz_image;
+// regression test in tests/data/test_loaders.cpp). Throws std::bad_alloc when memory runs out.
+Image decode(const std::string& path, FILE* file, int64_t channels) {
   int w = 0, h = 0, n = 0;
-  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_file(file.get(), &w, &h, &n, 0),
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_file(file, &w, &h, &n, 0),
                                                  &stbi_image_free);
+  // stb_image reports a failed allocation only by its reason: made a bad_alloc, which the
+  // caller turns into a message with the image's size.
+  if (data == nullptr && std::strcmp(stbi_failure_reason(), "outofmem") == 0)
+    throw std::bad_alloc();
   CONVNET_CHECK(data != nullptr, path, ": cannot decode: ", stbi_failure_reason());
   CONVNET_CHECK(n >= 1 && n <= 4, path, ": cannot decode: ", n, " channels");
   const int64_t pixels = static_cast<int64_t>(w) * h;
@@ -149,6 +205,37 @@ Image read_image(const std::string& path, int64_t channels, int64_t max_pixels) 
     }
   }
   return planar(converted.data(), channels, h, w);
+}
+
+}  // namespace
+
+Image read_image(const std::string& path, int64_t channels, int64_t max_pixels) {
+  CONVNET_CHECK(channels == 1 || channels == 3, path, ": images are read as 1 (grey) or 3 (RGB) ",
+                "channels, not ", channels);
+  std::error_code ec;
+  CONVNET_CHECK(std::filesystem::exists(path, ec), path, ": no such file");
+  CONVNET_CHECK(!std::filesystem::is_directory(path, ec), path, ": is a directory, not an image");
+  CONVNET_CHECK(std::filesystem::file_size(path, ec) != 0 || ec, path,
+                ": empty file (0 bytes), not an image");
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  CONVNET_CHECK(file != nullptr, path, ": cannot open: ", std::strerror(errno));
+  // The header first: a file claiming a huge size is refused before anything is allocated.
+  if (const DeclaredSize declared = declared_size(file.get()); declared.format)
+    check_size(path, declared.format, declared.width, declared.height, max_pixels);
+  int width = 0, height = 0, stored_channels = 0;
+  CONVNET_CHECK(stbi_info_from_file(file.get(), &width, &height, &stored_channels) == 1, path,
+                ": not a readable image (PNG, JPEG, PGM/PPM or BMP): ", stbi_failure_reason());
+  check_size(path, "image", width, height, max_pixels);
+  check_pnm_length(path, file.get());
+  check_png_chunks(path, file.get());
+  try {
+    return decode(path, file.get(), channels);
+  } catch (const std::bad_alloc&) {
+    const int64_t pixels = static_cast<int64_t>(width) * height;
+    throw Error(detail::concat(path, ": out of memory decoding its ", width, "x", height,
+                               " image (", pixels * stored_channels, " bytes decoded, ",
+                               pixels * channels, " more converted)"));
+  }
 }
 
 Image resize_image(const Image& image, int64_t height, int64_t width) {

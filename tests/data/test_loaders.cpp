@@ -85,6 +85,42 @@ TEST_F(TempDir, BadImageFilesNameTheFile) {
       testing::has(testing::error_of([] { read_image("x.png", 2); }), "1 (grey) or 3 (RGB)"));
 }
 
+// A header declaring a size past the limit is refused as too large, with both sizes; stb_image
+// itself says only "unknown image type" of a PNG it will not decode.
+TEST_F(TempDir, ImageDeclaringAHugeSizeIsTooLarge) {
+  const std::string png = (dir_ / "huge.png").string();
+  const unsigned char header[] = {0x89, 'P',  'N', 'G', '\r', '\n', 0x1a, '\n', 0,    0, 0,
+                                  13,   'I',  'H', 'D', 'R',  0,    0x01, 0x86, 0xa0, 0, 0x01,
+                                  0x86, 0xa0, 8,   2,   0,    0,    0,    0,    0,    0, 0};
+  std::ofstream(png, std::ios::binary).write(reinterpret_cast<const char*>(header), sizeof header);
+  EXPECT_EQ(testing::error_of([&] { read_image(png, 3); }),
+            png +
+                ": too large: its PNG header declares 100000x100000 pixels, more than the limit "
+                "of 67108864 pixels");
+  // A JPEG's start-of-frame after an APP0 segment: 65535 x 65535.
+  const std::string jpeg = (dir_ / "huge.jpg").string();
+  const unsigned char jpeg_bytes[] = {0xFF, 0xD8, 0xFF, 0xE0, 0,    4,    0,    0,    0xFF,
+                                      0xC0, 0,    17,   8,    0xFF, 0xFF, 0xFF, 0xFF, 3,
+                                      1,    0x22, 0,    2,    0x11, 1,    3,    0x11, 1};
+  std::ofstream(jpeg, std::ios::binary)
+      .write(reinterpret_cast<const char*>(jpeg_bytes), sizeof jpeg_bytes);
+  EXPECT_EQ(testing::error_of([&] { read_image(jpeg, 3); }),
+            jpeg +
+                ": too large: its JPEG header declares 65535x65535 pixels, more than the limit "
+                "of 67108864 pixels");
+  EXPECT_EQ(testing::error_of([&] { read_image(png, 1, 100); }),
+            png +
+                ": too large: its PNG header declares 100000x100000 pixels, more than the limit "
+                "of 100 pixels");
+}
+
+TEST_F(TempDir, EmptyImageFileSaysSo) {
+  const std::string empty = (dir_ / "empty.png").string();
+  std::ofstream{empty};
+  EXPECT_EQ(testing::error_of([&] { read_image(empty, 3); }),
+            empty + ": empty file (0 bytes), not an image");
+}
+
 // Found by tests/fuzz/fuzz_image: a 16-bit PGM ("P5" 4x554, maxval 574) cut short. Read as RGB,
 // stb_image's own channel conversion read past its buffer (a crash); read as grey, the missing
 // pixels came back uninitialised. Both are now a truncation error, and whole 16-bit files load.
