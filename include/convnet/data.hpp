@@ -20,8 +20,9 @@ struct IdxArray {
 };
 
 // Reads an IDX file; gzip-compressed files (.gz or not) are detected and inflated.
-// Throws convnet::Error naming the file for: a missing or unreadable file, a bad magic number,
-// an unsupported type, a truncated body, or bytes past the end of the data.
+// Throws convnet::Error naming the file for: a missing, empty or unreadable file, a bad magic
+// number, an unsupported type, a truncated body, bytes past the end of the data, or data that
+// does not fit in memory (with its size).
 IdxArray read_idx(const std::string& path);
 
 // Labelled images, N x C x H x W. Samples are stored either as bytes (`pixels`, what IDX files
@@ -105,19 +106,24 @@ Dataset load_idx_dataset(const std::string& images_path, const std::string& labe
                          int64_t classes = 10);
 
 // Loads "<dir>/<split>-images-idx3-ubyte[.gz]" and the matching labels, where split is "train"
-// or "t10k" (the MNIST file names, shared by Fashion-MNIST). Throws naming the missing file.
+// or "t10k" (the MNIST file names, shared by Fashion-MNIST). A file present both plain and
+// gzipped must hold the same data in both (the plain one is read); copies that differ are an
+// error naming both. Throws naming the missing file, or, for a folder with only one of train/ and
+// test/, the folder an image-folder dataset lacks.
 Dataset load_mnist_split(const std::string& dir, const std::string& split);
 
 // CIFAR-10's binary version: "<dir>/data_batch_{1..5}.bin" (split "train") or
 // "<dir>/test_batch.bin" (split "test"), each record a label byte then 3 x 32 x 32 pixel bytes;
 // class names from batches.meta.txt when present. Throws naming the file for a missing file, a
-// size that is not a whole number of records, or a label above 9.
+// size that is not a whole number of records, a label above 9, or records that do not fit in
+// memory (with the bytes they need).
 Dataset load_cifar10(const std::string& dir, const std::string& split);
 
 // A folder of images, one sub-folder per class (classes are the sub-folder names, sorted), read
 // as PNG, JPEG, PGM/PPM or BMP, converted to sample_shape's channels and resized to its height
 // and width. Files with other extensions are skipped; a file that does not decode is an error
-// naming it. Throws if the folder has no class sub-folders or a class has no images.
+// naming it. Throws if the folder has no class sub-folders, a class has no images, or the images
+// do not fit in memory (with the bytes they need).
 Dataset load_image_folder(const std::string& dir, const Shape& sample_shape);
 
 // True when `dir` looks like the given layout (used to detect a --data folder's format).

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "convnet/data.hpp"
+#include "data/loading.hpp"
 
 namespace convnet {
 namespace {
@@ -24,6 +25,15 @@ void append_batch(const std::string& path, std::vector<uint8_t>& pixels,
   std::ifstream in(path, std::ios::binary);
   CONVNET_CHECK(in.good(), path, ": cannot open");
   const int64_t records = size / kRecord;
+  try {
+    pixels.reserve(pixels.size() + static_cast<size_t>(records * kPixels));
+    labels.reserve(labels.size() + static_cast<size_t>(records));
+  } catch (const std::bad_alloc&) {
+    throw Error(detail::concat(path, ": out of memory loading data: its ", records,
+                               " images of 3x32x32 need ",
+                               bytes_text(static_cast<uint64_t>(records * kPixels)),
+                               ", on top of the ", pixels.size(), " bytes of images already read"));
+  }
   std::vector<uint8_t> record(static_cast<size_t>(kRecord));
   for (int64_t r = 0; r < records; ++r) {
     in.read(reinterpret_cast<char*>(record.data()), kRecord);

@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "convnet/data.hpp"
+#include "data/loading.hpp"
 
 namespace convnet {
 
@@ -232,15 +233,9 @@ Dataset load_mnist_split(const std::string& dir, const std::string& split) {
   std::error_code ec;
   CONVNET_CHECK(fs::is_directory(dir, ec), dir, ": data directory not found (expected the ",
                 "Fashion-MNIST IDX files there; on Debian: apt-get install dataset-fashion-mnist)");
-  auto find = [&](const std::string& stem) {
-    for (const char* suffix : {"", ".gz"}) {
-      const fs::path p = fs::path(dir) / (stem + suffix);
-      if (fs::exists(p, ec)) return p.string();
-    }
-    throw Error(detail::concat(dir, ": missing ", stem, " (or ", stem, ".gz)"));
-  };
-  const std::string images = find(split + "-images-idx3-ubyte");  // images first: the error
-  const std::string labels = find(split + "-labels-idx1-ubyte");  // names the first gap
+  // Images first: the error names the first gap.
+  const std::string images = find_idx_file(dir, split + "-images-idx3-ubyte");
+  const std::string labels = find_idx_file(dir, split + "-labels-idx1-ubyte");
   return load_idx_dataset(images, labels);
 }
 

@@ -3,11 +3,13 @@
 // the values. zlib's gzread reads gzip and plain files alike, so both are accepted.
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 
 #include "convnet/data.hpp"
+#include "data/loading.hpp"
 
 namespace convnet {
 namespace {
@@ -18,6 +20,8 @@ class GzFile {
     std::error_code ec;
     CONVNET_CHECK(std::filesystem::exists(path, ec), path, ": no such file");
     CONVNET_CHECK(!std::filesystem::is_directory(path, ec), path, ": is a directory, not a file");
+    CONVNET_CHECK(std::filesystem::file_size(path, ec) != 0 || ec, path,
+                  ": empty file (0 bytes), not an IDX file");
     file_ = gzopen(path.c_str(), "rb");
     CONVNET_CHECK(file_ != nullptr, path, ": cannot open: ", std::strerror(errno));
   }
@@ -69,7 +73,72 @@ uint32_t big_endian_u32(const unsigned char* b) {
   return (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | uint32_t{b[3]};
 }
 
+// The values of an IDX file after its header, read into `values`. Throws std::bad_alloc when
+// they do not fit in memory (read_idx names the file and the size).
+void read_values(GzFile& file, const std::string& path, int rank, uint64_t count,
+                 std::vector<uint8_t>& values) {
+  if (file.is_plain()) {
+    values.resize(static_cast<size_t>(count));
+    file.read_exact(values.data(), values.size(), "IDX data");
+    return;
+  }
+  // A compressed file's size says nothing about what it inflates to, so the buffer grows as
+  // data arrives (doubling from 1 MiB): a header that claims gigabytes over a short stream is
+  // reported as truncated without first allocating what it claims.
+  size_t have = 0;
+  while (have < count) {
+    const size_t want =
+        std::min<size_t>(static_cast<size_t>(count), std::max<size_t>(2 * have, 1 << 20));
+    values.resize(want);
+    const size_t got = file.read(values.data() + have, want - have);
+    have += got;
+    CONVNET_CHECK(have == want, path, ": truncated: expected ", count,
+                  " bytes of IDX data at byte ", 4 + 4 * rank, ", got ", have);
+  }
+}
+
 }  // namespace
+
+// An IDX file may be stored plain or gzipped. With both there, which one loads would silently
+// decide the data, so they must hold the same bytes once inflated; the plain one (no inflating)
+// is then read.
+std::string find_idx_file(const std::string& dir, const std::string& stem) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const std::string plain = (fs::path(dir) / stem).string(), gz = plain + ".gz";
+  const bool has_plain = fs::exists(plain, ec), has_gz = fs::exists(gz, ec);
+  if (has_plain && has_gz) {
+    GzFile a(plain), b(gz);
+    std::vector<char> left(1 << 20), right(1 << 20);
+    for (uint64_t at = 0;;) {
+      const size_t got_a = a.read(left.data(), left.size()),
+                   got_b = b.read(right.data(), right.size());
+      const size_t same = static_cast<size_t>(
+          std::mismatch(left.begin(), left.begin() + std::min(got_a, got_b), right.begin()).first -
+          left.begin());
+      if (same < std::min(got_a, got_b) || got_a != got_b)
+        throw Error(detail::concat(
+            plain, " and ", gz, " both exist and hold different data (",
+            same < std::min(got_a, got_b)
+                ? detail::concat("they differ at byte ", at + same, " of the inflated data")
+                : detail::concat("one ends at byte ", at + std::min(got_a, got_b)),
+            "): remove the one that is out of date"));
+      if (got_a == 0) break;
+      at += got_a;
+    }
+  }
+  if (has_plain) return plain;
+  if (has_gz) return gz;
+  // Not an IDX folder: say what is missing for the layout the folder seems meant to have.
+  const bool has_train = fs::is_directory(fs::path(dir) / "train", ec);
+  const bool has_test = fs::is_directory(fs::path(dir) / "test", ec);
+  if (has_train != has_test)
+    throw Error(detail::concat(dir, ": has ",
+                               has_train ? "train/ but no test/" : "test/ but no train/",
+                               " folder: an image-folder dataset needs train/ and test/, each "
+                               "with one sub-folder per class"));
+  throw Error(detail::concat(dir, ": missing ", stem, " (or ", stem, ".gz)"));
+}
 
 IdxArray read_idx(const std::string& path) {
   GzFile file(path);
@@ -105,22 +174,13 @@ IdxArray read_idx(const std::string& path) {
                   " bytes of IDX data at byte ", 4 + 4 * rank, ", got ",
                   size - std::min<uint64_t>(size, 4 + 4 * static_cast<uint64_t>(rank)));
   }
-  if (file.is_plain()) {
-    out.values.resize(static_cast<size_t>(count));
-    file.read_exact(out.values.data(), out.values.size(), "IDX data");
-  } else {
-    // A compressed file's size says nothing about what it inflates to, so the buffer grows as
-    // data arrives (doubling from 1 MiB): a header that claims gigabytes over a short stream is
-    // reported as truncated without first allocating what it claims.
-    size_t have = 0;
-    while (have < count) {
-      const size_t want = std::min<size_t>(static_cast<size_t>(count), std::max<size_t>(2 * have, 1 << 20));
-      out.values.resize(want);
-      const size_t got = file.read(out.values.data() + have, want - have);
-      have += got;
-      CONVNET_CHECK(have == want, path, ": truncated: expected ", count,
-                    " bytes of IDX data at byte ", 4 + 4 * rank, ", got ", have);
-    }
+  try {
+    read_values(file, path, rank, count, out.values);
+  } catch (const std::bad_alloc&) {
+    std::string dims;
+    for (int64_t d : out.dims) dims += (dims.empty() ? "" : "x") + std::to_string(d);
+    throw Error(detail::concat(path, ": out of memory loading data: its IDX header declares ", dims,
+                               " values, ", bytes_text(count)));
   }
   CONVNET_CHECK(file.at_end(), path, ": unexpected bytes after the ", count,
                 " values the header declares");

@@ -6,6 +6,7 @@
 
 #include "convnet/data.hpp"
 #include "convnet/image.hpp"
+#include "data/loading.hpp"
 
 namespace convnet {
 namespace {
@@ -38,18 +39,34 @@ Dataset load_image_folder(const std::string& dir, const Shape& sample_shape) {
   std::sort(classes.begin(), classes.end());
 
   const int64_t C = sample_shape[0], H = sample_shape[1], W = sample_shape[2];
+  // Every class's files are listed first, so the memory they need is known (and refused with
+  // its size) before any image is decoded.
+  std::vector<std::vector<fs::path>> files(classes.size());
+  size_t total = 0;
+  for (size_t label = 0; label < classes.size(); ++label) {
+    for (const auto& entry : fs::directory_iterator(classes[label], ec))
+      if (entry.is_regular_file() && is_image_file(entry.path()))
+        files[label].push_back(entry.path());
+    CONVNET_CHECK(!ec, classes[label].string(), ": cannot list: ", ec.message());
+    CONVNET_CHECK(!files[label].empty(), classes[label].string(),
+                  ": class folder has no images (.png, .jpg, .jpeg, .pgm, .ppm, .pnm, .bmp)");
+    std::sort(files[label].begin(), files[label].end());
+    total += files[label].size();
+  }
   std::vector<uint8_t> pixels;
   std::vector<int32_t> labels;
+  const auto bytes = static_cast<uint64_t>(total) * static_cast<uint64_t>(C * H * W);
+  try {
+    pixels.reserve(static_cast<size_t>(bytes));
+    labels.reserve(total);
+  } catch (const std::bad_alloc&) {
+    throw Error(detail::concat(dir, ": out of memory loading data: its ", total,
+                               total == 1 ? " image" : " images", " of ", sample_shape.str(),
+                               " need ", bytes_text(bytes)));
+  }
   std::vector<std::string> names;
   for (size_t label = 0; label < classes.size(); ++label) {
-    std::vector<fs::path> files;
-    for (const auto& entry : fs::directory_iterator(classes[label], ec))
-      if (entry.is_regular_file() && is_image_file(entry.path())) files.push_back(entry.path());
-    CONVNET_CHECK(!ec, classes[label].string(), ": cannot list: ", ec.message());
-    CONVNET_CHECK(!files.empty(), classes[label].string(),
-                  ": class folder has no images (.png, .jpg, .jpeg, .pgm, .ppm, .pnm, .bmp)");
-    std::sort(files.begin(), files.end());
-    for (const fs::path& file : files) {
+    for (const fs::path& file : files[label]) {
       const Image image = resize_image(read_image(file.string(), C), H, W);
       pixels.insert(pixels.end(), image.pixels.begin(), image.pixels.end());
       labels.push_back(static_cast<int32_t>(label));

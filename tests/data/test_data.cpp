@@ -1,5 +1,8 @@
 // IDX reading: plain and gzip files round-trip; every malformed file gives an error that names
 // the file and the problem.
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <filesystem>
@@ -161,6 +164,135 @@ TEST_F(IdxFiles, LabelCountMismatchAndRange) {
   const std::string big = write("big", idx_bytes({3}, {1, 12, 2}));
   EXPECT_NE(error_of([&] { load_idx_dataset(images, big); }).find("label 12 of sample 1"),
             std::string::npos);
+}
+
+TEST_F(IdxFiles, EmptyFileSaysSo) {
+  const std::string path = write("train-images-idx3-ubyte", "");
+  EXPECT_EQ(error_of([&] { read_idx(path); }), path + ": empty file (0 bytes), not an IDX file");
+}
+
+// An image-folder dataset with one of train/ and test/ is told what it lacks, not that IDX
+// files are missing (which is what the loader falls back to for an unknown folder).
+TEST_F(IdxFiles, ImageFolderWithoutTestSaysWhatItLacks) {
+  fs::create_directories(dir_ / "train" / "cat");
+  EXPECT_EQ(error_of([&] { load_mnist_split(dir_.string(), "train"); }),
+            dir_.string() +
+                ": has train/ but no test/ folder: an image-folder dataset needs "
+                "train/ and test/, each with one sub-folder per class");
+  fs::rename(dir_ / "train", dir_ / "test");
+  EXPECT_EQ(error_of([&] { load_mnist_split(dir_.string(), "t10k"); }),
+            dir_.string() +
+                ": has test/ but no train/ folder: an image-folder dataset needs "
+                "train/ and test/, each with one sub-folder per class");
+}
+
+// Both a plain and a gzipped copy of an IDX file: loaded when they hold the same data, refused
+// naming both when they do not (which one loaded would otherwise decide the data silently).
+TEST_F(IdxFiles, PlainAndGzipCopiesMustAgree) {
+  const std::string labels = idx_bytes({2}, {1, 0});
+  write("train-images-idx3-ubyte", idx_bytes({2, 1, 2}, {1, 2, 3, 4}));
+  write_gz("train-images-idx3-ubyte.gz", idx_bytes({2, 1, 2}, {1, 2, 3, 4}));
+  write("train-labels-idx1-ubyte", labels);
+  write_gz("train-labels-idx1-ubyte.gz", labels);
+  EXPECT_EQ(load_mnist_split(dir_.string(), "train").labels(), (std::vector<int32_t>{1, 0}));
+
+  const std::string images = (dir_ / "train-images-idx3-ubyte").string();
+  write_gz("train-images-idx3-ubyte.gz", idx_bytes({2, 1, 2}, {1, 2, 9, 4}));
+  EXPECT_EQ(error_of([&] { load_mnist_split(dir_.string(), "train"); }),
+            images + " and " + images +
+                ".gz both exist and hold different data (they differ at byte 18 of the inflated "
+                "data): remove the one that is out of date");
+  const std::string label_path = (dir_ / "train-labels-idx1-ubyte").string();
+  write_gz("train-images-idx3-ubyte.gz", idx_bytes({2, 1, 2}, {1, 2, 3, 4}));
+  write_gz("train-labels-idx1-ubyte.gz", labels + "x");
+  EXPECT_EQ(error_of([&] { load_mnist_split(dir_.string(), "train"); }),
+            label_path + " and " + label_path +
+                ".gz both exist and hold different data (one ends at byte 10): remove the one "
+                "that is out of date");
+}
+
+// --- running out of memory -----------------------------------------------------------------
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;  // they reserve terabytes of address space: no cap fits
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
+// The message of the convnet::Error that f throws in a child process whose address space is
+// capped at what it already maps plus 64 MiB, so that a large allocation fails there (and only
+// there) as it would on a machine without the memory.
+std::string error_when_memory_is_short(const std::function<void()>& f) {
+  int pipe_fds[2];
+  if (pipe(pipe_fds) != 0) return "(no pipe)";
+  const pid_t child = fork();
+  if (child == 0) {
+    close(pipe_fds[0]);
+    std::ifstream status("/proc/self/status");
+    uint64_t mapped_kib = 0;
+    for (std::string line; std::getline(status, line);)
+      if (line.rfind("VmSize:", 0) == 0) mapped_kib = std::stoull(line.substr(7));
+    const rlimit cap{(mapped_kib << 10) + (64 << 20), (mapped_kib << 10) + (64 << 20)};
+    std::string message = "(no error)";
+    if (mapped_kib == 0 || setrlimit(RLIMIT_AS, &cap) != 0) {
+      message = "(cannot cap memory)";
+    } else {
+      try {
+        f();
+      } catch (const Error& e) {
+        message = e.what();
+      } catch (const std::exception& e) {
+        message = std::string("not a convnet::Error: ") + e.what();
+      }
+    }
+    const ssize_t written = ::write(pipe_fds[1], message.data(), message.size());
+    _exit(written == static_cast<ssize_t>(message.size()) ? 0 : 1);
+  }
+  close(pipe_fds[1]);
+  std::string message;
+  char buffer[4096];
+  for (ssize_t got; (got = ::read(pipe_fds[0], buffer, sizeof buffer)) > 0;)
+    message.append(buffer, static_cast<size_t>(got));
+  close(pipe_fds[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  return message;
+}
+
+// A data set that does not fit in memory is reported as the data stage's, naming the file and
+// what it needed, not as a bare "std::bad_alloc". The files are sparse: 1 GiB that take no disk.
+TEST_F(IdxFiles, OutOfMemoryLoadingDataNamesTheFileAndSize) {
+  if (kSanitized) GTEST_SKIP() << "a sanitizer's reserved address space leaves nothing to cap";
+  const std::string idx = write("train-images-idx3-ubyte", idx_bytes({16384, 256, 256}, {}));
+  fs::resize_file(idx, 16 + (uint64_t{1} << 30));
+  EXPECT_EQ(error_when_memory_is_short([&] { read_idx(idx); }),
+            idx +
+                ": out of memory loading data: its IDX header declares 16384x256x256 values, "
+                "1073741824 bytes (1.0 GiB)");
+
+  const std::string cifar = write("test_batch.bin", "");
+  fs::resize_file(cifar, 3073 * 400000);  // label 0 and black pixels, 400000 times
+  EXPECT_EQ(error_when_memory_is_short([&] { load_cifar10(dir_.string(), "test"); }),
+            cifar +
+                ": out of memory loading data: its 400000 images of 3x32x32 need 1228800000 "
+                "bytes (1.1 GiB), on top of the 0 bytes of images already read");
+
+  fs::create_directories(dir_ / "folder" / "cat");
+  std::ofstream((dir_ / "folder" / "cat" / "one.pgm").string(), std::ios::binary)
+      << "P5 2 2 255\n"
+      << std::string(4, '\x7f');
+  EXPECT_EQ(error_when_memory_is_short([&] {
+              load_image_folder((dir_ / "folder").string(), Shape{3, 20000, 20000});
+            }),
+            (dir_ / "folder").string() +
+                ": out of memory loading data: its 1 image of "
+                "3x20000x20000 need 1200000000 bytes (1.1 GiB)");
 }
 
 }  // namespace

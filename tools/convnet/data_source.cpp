@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <new>
 
 #include "convnet/error.hpp"
 
@@ -19,9 +20,8 @@ bool is_fashion_folder(const std::string& dir) {
   return folder.find("fashion") != std::string::npos;
 }
 
-}  // namespace
-
-LoadedSplit load_split(const std::string& dir, Split split, const Shape& image_shape) {
+// load_split, without turning std::bad_alloc into a message.
+LoadedSplit load_split_of_kind(const std::string& dir, Split split, const Shape& image_shape) {
   std::error_code ec;
   const bool train = split == Split::Train;
   if (is_cifar10_folder(dir)) return {load_cifar10(dir, train ? "train" : "test"), "CIFAR-10"};
@@ -37,12 +37,25 @@ LoadedSplit load_split(const std::string& dir, Split split, const Shape& image_s
     if (has_subfolders && !fs::exists(part, ec) && !fs::exists(other, ec))
       return {load_image_folder(dir, image_shape), "image folder"};
   }
-  // Otherwise IDX (its loader names the missing file when the folder is something else).
+  // Otherwise IDX. Its loader names what is missing when the folder is something else: an IDX
+  // file, or the test/ (or train/) folder when only one of an image-folder set is there.
   LoadedSplit out{load_mnist_split(dir, train ? "train" : "t10k"), "IDX"};
   if (is_fashion_folder(dir) && out.data.classes() == 10)
     out.data.set_class_names({"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                               "Shirt", "Sneaker", "Bag", "Ankle boot"});
   return out;
+}
+
+}  // namespace
+
+LoadedSplit load_split(const std::string& dir, Split split, const Shape& image_shape) {
+  // The loaders name the file and size of what does not fit; this catches what they do not.
+  try {
+    return load_split_of_kind(dir, split, image_shape);
+  } catch (const std::bad_alloc&) {
+    throw Error(dir + ": out of memory loading data (the " +
+                (split == Split::Train ? "training" : "test") + " set)");
+  }
 }
 
 TrainTest load_train_test(const std::string& dir, const Shape& image_shape) {
