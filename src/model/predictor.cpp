@@ -8,6 +8,22 @@
 #include "convnet/spec.hpp"
 
 namespace convnet {
+namespace {
+
+// A checkpoint's class names name its model's outputs, one each; checked here, where the file's
+// name is known, so that the message says which checkpoint is inconsistent.
+template <class T>
+Checkpoint<T> with_one_name_per_output(Checkpoint<T> checkpoint, const std::string& path) {
+  const size_t names = checkpoint.state.input.class_names.size();
+  const Shape& out = checkpoint.model->output_shape();
+  // (An output that is not N x classes is the constructor's error.)
+  CONVNET_CHECK(names == 0 || out.rank() != 2 || out[1] == static_cast<int64_t>(names), path,
+                ": the checkpoint records ", names, " class names (input.class_names) but its ",
+                "model has ", out[1], " outputs: one name per output is needed");
+  return checkpoint;
+}
+
+}  // namespace
 
 template <class T>
 struct Predictor<T>::Context {
@@ -17,7 +33,8 @@ struct Predictor<T>::Context {
 
 template <class T>
 Predictor<T>::Predictor(const std::string& checkpoint_path, int64_t max_batch)
-    : Predictor(load_checkpoint<T>(checkpoint_path), max_batch) {}
+    : Predictor(with_one_name_per_output(load_checkpoint<T>(checkpoint_path), checkpoint_path),
+                max_batch) {}
 
 template <class T>
 Predictor<T>::Predictor(Checkpoint<T> checkpoint, int64_t max_batch)

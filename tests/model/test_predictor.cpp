@@ -1,5 +1,6 @@
 // Predictor: the same outputs as the model's own eval forward, in batches of any size, with the
 // training normalisation applied; and the same again from several threads calling at once.
+#include <filesystem>
 #include <thread>
 
 #include "support/testing.hpp"
@@ -134,6 +135,23 @@ TEST(Predictor, ConvertsImagesAndRejectsWhatDoesNotFit) {
             "predict: input 1x1x8x9 does not match the model's 1x1x9x9");
   EXPECT_EQ(message([&] { Predictor<float>(trained_model(2), {{"a", "b"}, {}, {}}); }),
             "predictor: 2 class names for 4 classes");
+}
+
+// A checkpoint whose class names do not match its model's outputs is named, with both counts
+// (convnet predict shows this message as it is).
+TEST(Predictor, ClassNameMismatchNamesTheCheckpoint) {
+  const std::string path =
+      (std::filesystem::temp_directory_path() /
+       ("convnet_predictor_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+        ".safetensors"))
+          .string();
+  save_checkpoint<float>(path, *trained_model(2), nullptr,
+                         {.seed = 7, .input = {{"cat", "dog"}, {}, {}}});
+  EXPECT_EQ(testing::error_of([&] { Predictor<float>{path}; }),
+            path +
+                ": the checkpoint records 2 class names (input.class_names) but its model has "
+                "4 outputs: one name per output is needed");
+  std::filesystem::remove(path);
 }
 
 }  // namespace
