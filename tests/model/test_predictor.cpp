@@ -145,8 +145,9 @@ TEST(Predictor, ClassNameMismatchNamesTheCheckpoint) {
        ("convnet_predictor_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
         ".safetensors"))
           .string();
-  save_checkpoint<float>(path, *trained_model(2), nullptr,
-                         {.seed = 7, .input = {{"cat", "dog"}, {}, {}}});
+  TrainingState state;
+  state.input.class_names = {"cat", "dog"};  // for a model of 4 outputs
+  save_checkpoint<float>(path, *trained_model(2), nullptr, state);
   EXPECT_EQ(testing::error_of([&] { Predictor<float>{path}; }),
             path +
                 ": the checkpoint records 2 class names (input.class_names) but its model has "
