@@ -401,6 +401,16 @@ expect export-no-out 2 "--out: required" -- "$cli" export --checkpoint "$tmp/sma
 expect export-unwritable 1 "export: error: .*$tmp/no/such/dir/m.onnx" -- \
   "$cli" export --checkpoint "$tmp/small.safetensors" --out "$tmp/no/such/dir/m.onnx"
 
+# A checkpoint written before checksums still loads, with one warning saying what it lacks.
+v1=$(cd "$(dirname "$0")/../model/fixtures" && pwd)/checkpoint-v1.safetensors
+expect checkpoint-v1-warning 0 "^convnet export: warning: $v1: a convnet.checkpoint/1 file, written before checksums" -- \
+  bash -c "'$cli' export --checkpoint '$v1' --format onnx --out '$tmp/v1.onnx' 2>&1 >/dev/null"
+# One flipped bit in a weight is found and named (it used to load and evaluate to a loss of 1e36).
+expect checkpoint-flipped-bit 1 "error: $tmp/flipped.safetensors: tensor '.*': checksum mismatch \(CRC-32 expected [0-9a-f]+, got [0-9a-f]+\): its data is corrupt" -- \
+  bash -c "cp '$tmp/small.safetensors' '$tmp/flipped.safetensors' && size=\$(stat -c %s '$tmp/flipped.safetensors') &&
+    printf '\\x7f' | dd of='$tmp/flipped.safetensors' bs=1 seek=\$((size - 3)) conv=notrunc 2>/dev/null &&
+    '$cli' eval --checkpoint '$tmp/flipped.safetensors' --data '$tmp/folders'"
+
 expect gradcheck 0 "^PASS: largest abs error" -- "$cli" gradcheck --model lenet --samples 8
 expect gradcheck-fails-on-tight-tolerance 1 "FAIL" -- "$cli" gradcheck --model lenet --samples 4 --atol 0 --rtol 1e-15
 

@@ -283,6 +283,8 @@ int cmd_train(int argc, char** argv) {
   const std::string resume_path = args.get("resume");
   if (!resume_path.empty()) {
     resumed = load_checkpoint<float>(resume_path);
+    for (const std::string& note : resumed.notes)
+      std::cerr << "convnet train: warning: " << note << "\n";
     // The original command with --resume added is accepted: a flag given again with the value
     // the checkpoint records changes nothing. Only the model cannot change.
     if (args.given("model")) {
@@ -625,6 +627,16 @@ int cmd_train(int argc, char** argv) {
     restore_stop_signals();
     if (bar) std::cerr << "\r\033[K";
     std::cerr << "convnet train: error: " << e.what() << std::endl;
+    // An update can make weights infinite with a finite loss; the next step then fails. Such
+    // weights are no good state: the file already there is worth more.
+    for (const auto& p : model.params())
+      for (const float v : p.value->span())
+        if (!std::isfinite(v)) {
+          std::cerr << "nothing saved: " << p.name << " already holds " << v
+                    << " (an earlier update overflowed); the last checkpoint is left as it was"
+                    << std::endl;
+          return 1;
+        }
     const std::string path = save_path.empty() ? "interrupted.safetensors" : save_path;
     save(path, e.completed_epochs, e.completed_steps);
     char lower[32];

@@ -45,16 +45,17 @@ std::unique_ptr<Optimizer<float>> make_optimizer(const ArgParser& args) {
               << " is not below 1: the velocity keeps all of every past gradient and grows "
                  "without bound (usual values are 0.9 to 0.99)\n";
   const double wd = args.get("weight-decay") == "auto"
-                        ? (name == "adamw" ? 0.01 : 0.0)
+                        ? (name == "adamw" ? AdamWOptions{}.weight_decay : 0.0)
                         : non_negative(args, "weight-decay", "a weight decay");
   if (name == "sgd")
     return std::make_unique<Sgd<float>>(SgdOptions{.lr = lr,
                                                    .momentum = momentum,
                                                    .weight_decay = wd,
                                                    .nesterov = args.get_switch("nesterov")});
-  if (name == "adam" || name == "adamw")
-    return std::make_unique<Adam<float>>(
-        AdamOptions{.lr = lr, .weight_decay = wd, .decoupled = name == "adamw"});
+  if (name == "adamw")
+    return std::make_unique<AdamW<float>>(AdamWOptions{.lr = lr, .weight_decay = wd});
+  if (name == "adam")
+    return std::make_unique<Adam<float>>(AdamOptions{.lr = lr, .weight_decay = wd});
   return std::make_unique<RmsProp<float>>(
       RmsPropOptions{.lr = lr, .weight_decay = wd, .momentum = momentum});
 }
