@@ -27,16 +27,16 @@ struct NamedLayer {
 // One node of a model as the last forward and backward left it (see Model::trace).
 template <class T>
 struct NodeTrace {
-  std::string name;         // as in named_layers(): "layer3", or the graph node's name
-  std::string description;  // the layer's (or merge node's) describe()
-  Layer<T>* layer;          // null for a graph's merge nodes (Add, Concat)
+  std::string name;              // as in named_layers(): "layer3", or the graph node's name
+  std::string description;       // the layer's (or merge node's) describe()
+  Layer<T>* layer;               // null for a graph's merge nodes (Add, Concat)
   const Tensor<T>* output;       // y of the last forward
   const Tensor<T>* grad_output;  // ∂L/∂y of the last backward (null before any)
 };
 
 struct StepResult {
-  double loss = 0;      // mean loss of the batch
-  int64_t correct = 0;  // samples whose arg-max output equals the label (0 without labels)
+  double loss = 0;       // mean loss of the batch
+  int64_t correct = 0;   // samples whose arg-max output equals the label (0 without labels)
   double grad_norm = 0;  // of all parameter gradients together, before any clipping
 };
 
@@ -141,7 +141,7 @@ class Model {
   static void collect_named(Layer<T>& layer, const std::string& prefix,
                             std::vector<Param<T>>& params, std::vector<Buffer<T>>& buffers);
 
-  Tensor<T> loss_grad_;  // ∂L/∂output of the last train_step; sized by build()
+  Tensor<T> loss_grad_;                 // ∂L/∂output of the last train_step; sized by build()
   const Tensor<T>* last_dy_ = nullptr;  // the dy of the last backward(), for trace()
 
  private:

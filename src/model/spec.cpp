@@ -3,9 +3,9 @@
 // what is read. Grammar and examples: docs/model-spec.md.
 #include "convnet/spec.hpp"
 
-#include <cerrno>
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -40,16 +40,23 @@ using Fields = std::vector<Field<O>>;
 
 const Fields<Conv2dOptions>& conv2d_fields() {
   using O = Conv2dOptions;
-  static const Fields<O> fields = {
-      {"in_channels", &O::in_channels}, {"out_channels", &O::out_channels},
-      {"kernel", &O::kernel},           {"kernel_h", &O::kernel_h},
-      {"kernel_w", &O::kernel_w},       {"stride", &O::stride},
-      {"stride_h", &O::stride_h},       {"stride_w", &O::stride_w},
-      {"pad", &O::pad},                 {"pad_h", &O::pad_h},
-      {"pad_w", &O::pad_w},             {"dilation", &O::dilation},
-      {"dilation_h", &O::dilation_h},   {"dilation_w", &O::dilation_w},
-      {"groups", &O::groups},           {"bias", &O::bias},
-      {"init", &O::init}};
+  static const Fields<O> fields = {{"in_channels", &O::in_channels},
+                                   {"out_channels", &O::out_channels},
+                                   {"kernel", &O::kernel},
+                                   {"kernel_h", &O::kernel_h},
+                                   {"kernel_w", &O::kernel_w},
+                                   {"stride", &O::stride},
+                                   {"stride_h", &O::stride_h},
+                                   {"stride_w", &O::stride_w},
+                                   {"pad", &O::pad},
+                                   {"pad_h", &O::pad_h},
+                                   {"pad_w", &O::pad_w},
+                                   {"dilation", &O::dilation},
+                                   {"dilation_h", &O::dilation_h},
+                                   {"dilation_w", &O::dilation_w},
+                                   {"groups", &O::groups},
+                                   {"bias", &O::bias},
+                                   {"init", &O::init}};
   return fields;
 }
 
@@ -128,12 +135,11 @@ const Fields<ELUSpec>& elu_fields() {
   return fields;
 }
 
-constexpr std::pair<Init, const char*> kInitNames[] = {
-    {Init::Default, "default"},
-    {Init::KaimingUniform, "kaiming_uniform"},
-    {Init::KaimingNormal, "kaiming_normal"},
-    {Init::XavierUniform, "xavier_uniform"},
-    {Init::XavierNormal, "xavier_normal"}};
+constexpr std::pair<Init, const char*> kInitNames[] = {{Init::Default, "default"},
+                                                       {Init::KaimingUniform, "kaiming_uniform"},
+                                                       {Init::KaimingNormal, "kaiming_normal"},
+                                                       {Init::XavierUniform, "xavier_uniform"},
+                                                       {Init::XavierNormal, "xavier_normal"}};
 
 std::string format_value(int64_t v) { return std::to_string(v); }
 std::string format_value(uint64_t v) { return std::to_string(v); }
@@ -173,9 +179,7 @@ std::string options_spec(const Pool2dOptions& o, bool count_pad) {
 }
 std::string options_spec(const LinearOptions& o) { return write_options(o, linear_fields()); }
 std::string options_spec(const DropoutOptions& o) { return write_options(o, dropout_fields()); }
-std::string options_spec(const BatchNormOptions& o) {
-  return write_options(o, batchnorm_fields());
-}
+std::string options_spec(const BatchNormOptions& o) { return write_options(o, batchnorm_fields()); }
 
 std::string format_number(float v) {
   char buf[64];
@@ -221,7 +225,8 @@ std::vector<Line> tokenize(std::string_view text) {
       while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
       const size_t begin = i;
       while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r') ++i;
-      if (i > begin) out.tokens.push_back({line.substr(begin, i - begin), static_cast<int>(begin) + 1});
+      if (i > begin)
+        out.tokens.push_back({line.substr(begin, i - begin), static_cast<int>(begin) + 1});
     }
     if (!out.tokens.empty()) lines.push_back(std::move(out));
     start = end + 1;
@@ -349,15 +354,15 @@ class Parser {
 };
 
 constexpr const char* kLayerKinds[] = {
-    "conv2d",    "conv_transpose2d", "maxpool2d", "avgpool2d",   "global_avgpool2d",
-    "linear",    "flatten",          "relu",      "leaky_relu",  "sigmoid",
-    "tanh",      "softmax",          "gelu",      "silu",        "elu",
-    "dropout",   "batchnorm1d",      "batchnorm2d"};
+    "conv2d",  "conv_transpose2d", "maxpool2d",  "avgpool2d",  "global_avgpool2d",
+    "linear",  "flatten",          "relu",       "leaky_relu", "sigmoid",
+    "tanh",    "softmax",          "gelu",       "silu",       "elu",
+    "dropout", "batchnorm1d",      "batchnorm2d"};
 constexpr const char* kMergeKinds[] = {"add", "concat"};
 
 template <class T>
 struct MadeLayer {
-  std::unique_ptr<Layer<T>> layer;       // one of these two
+  std::unique_ptr<Layer<T>> layer;  // one of these two
   std::unique_ptr<MergeLayer<T>> merge;
 };
 
@@ -406,19 +411,30 @@ MadeLayer<T> make_layer(const Parser& p, const Line& line, const Token& kind,
       const auto o = p.read(line, k, options, elu_fields());
       out.layer = std::make_unique<ELU<T>>(static_cast<T>(o.alpha));
     } else {  // the kinds without options
-      if (k == "global_avgpool2d") out.layer = std::make_unique<GlobalAvgPool2d<T>>();
-      else if (k == "flatten") out.layer = std::make_unique<Flatten<T>>();
-      else if (k == "relu") out.layer = std::make_unique<ReLU<T>>();
-      else if (k == "sigmoid") out.layer = std::make_unique<Sigmoid<T>>();
-      else if (k == "tanh") out.layer = std::make_unique<Tanh<T>>();
-      else if (k == "softmax") out.layer = std::make_unique<Softmax<T>>();
-      else if (k == "gelu") out.layer = std::make_unique<GELU<T>>();
-      else if (k == "silu") out.layer = std::make_unique<SiLU<T>>();
-      else if (k == "add") out.merge = std::make_unique<Add<T>>();
-      else if (k == "concat") out.merge = std::make_unique<Concat<T>>();
+      if (k == "global_avgpool2d")
+        out.layer = std::make_unique<GlobalAvgPool2d<T>>();
+      else if (k == "flatten")
+        out.layer = std::make_unique<Flatten<T>>();
+      else if (k == "relu")
+        out.layer = std::make_unique<ReLU<T>>();
+      else if (k == "sigmoid")
+        out.layer = std::make_unique<Sigmoid<T>>();
+      else if (k == "tanh")
+        out.layer = std::make_unique<Tanh<T>>();
+      else if (k == "softmax")
+        out.layer = std::make_unique<Softmax<T>>();
+      else if (k == "gelu")
+        out.layer = std::make_unique<GELU<T>>();
+      else if (k == "silu")
+        out.layer = std::make_unique<SiLU<T>>();
+      else if (k == "add")
+        out.merge = std::make_unique<Add<T>>();
+      else if (k == "concat")
+        out.merge = std::make_unique<Concat<T>>();
       if (!out.layer && !out.merge) {
         std::string known;
-        for (const char* name : kLayerKinds) known += (known.empty() ? "" : ", ") + std::string(name);
+        for (const char* name : kLayerKinds)
+          known += (known.empty() ? "" : ", ") + std::string(name);
         for (const char* name : kMergeKinds) known += ", " + std::string(name);
         p.fail(line.number, kind.column,
                detail::concat("unknown layer type '", k, "' (expected one of: ", known, ")"));
@@ -451,8 +467,8 @@ std::unique_ptr<Model<T>> parse(std::string_view text, const std::string& source
   const Token& keyword = head.tokens[0];
   if (keyword.text != "model")
     p.fail(head.number, keyword.column,
-           detail::concat("expected 'model sequential' or 'model graph' first, got '",
-                          keyword.text, "'"));
+           detail::concat("expected 'model sequential' or 'model graph' first, got '", keyword.text,
+                          "'"));
   if (head.tokens.size() < 2)
     p.fail(head.number, keyword.column + 5,
            "expected the model type after 'model': sequential or graph");
@@ -566,14 +582,14 @@ std::unique_ptr<Model<T>> parse(std::string_view text, const std::string& source
       if (output)
         p.fail(line.number, statement.column,
                detail::concat("duplicate 'output' (first at line ", output->number, ")"));
-      if (line.tokens.size() != 2)
-        p.fail(line.number, statement.column, "expected 'output NAME'");
+      if (line.tokens.size() != 2) p.fail(line.number, statement.column, "expected 'output NAME'");
       output = &line;
     } else if (s == "layer" || s == "node" || s == "output") {
       p.fail(line.number, statement.column,
              graph ? "'layer' lines belong to 'model sequential'; a graph has "
                      "'node NAME TYPE in=...' lines"
-                   : detail::concat("'", s, "' lines belong to 'model graph'; a sequential "
+                   : detail::concat("'", s,
+                                    "' lines belong to 'model graph'; a sequential "
                                     "model has 'layer TYPE ...' lines"));
     } else {
       p.fail(line.number, statement.column,
@@ -614,8 +630,7 @@ std::unique_ptr<Model<T>> load_model_spec(const std::string& path) {
   std::string text;
   char buf[4096];
   for (size_t n; (n = std::fread(buf, 1, sizeof buf, file.get())) > 0;) text.append(buf, n);
-  CONVNET_CHECK(!std::ferror(file.get()), path, ": cannot read model spec: ",
-                std::strerror(errno));
+  CONVNET_CHECK(!std::ferror(file.get()), path, ": cannot read model spec: ", std::strerror(errno));
   return parse<T>(text, path);
 }
 
