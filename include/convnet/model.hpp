@@ -105,6 +105,11 @@ class Model {
   // Replay on every layer (see Layer::set_replay), for gradient checks.
   virtual void set_replay(bool on) = 0;
 
+  // Where each layer was defined, "net.txt:4:7", so that build() errors point into the spec
+  // file: one entry per layer of a Sequential, per node of a Graph (its input node first), in the
+  // order they were added. The spec parser sets it; layers without an entry are named as usual.
+  void set_origins(std::vector<std::string> origins) { origins_ = std::move(origins); }
+
   // Train/eval: the model keeps no mode of its own. The Mode passed to forward() is the mode;
   // train_step runs Mode::Train, evaluate and predict Mode::Eval (Dropout is then the identity
   // and BatchNorm uses its running statistics), so nothing needs switching back afterwards.
@@ -129,10 +134,13 @@ class Model {
   Model() = default;
   // A moved model forgets the last dy, which may have been the moved-from model's own buffer.
   Model(Model&& other) noexcept
-      : loss_grad_(std::move(other.loss_grad_)), grad_norms_(std::move(other.grad_norms_)) {}
+      : loss_grad_(std::move(other.loss_grad_)),
+        origins_(std::move(other.origins_)),
+        grad_norms_(std::move(other.grad_norms_)) {}
   Model& operator=(Model&& other) noexcept {
     loss_grad_ = std::move(other.loss_grad_);
     last_dy_ = nullptr;
+    origins_ = std::move(other.origins_);
     grad_norms_ = std::move(other.grad_norms_);
     return *this;
   }
@@ -143,6 +151,11 @@ class Model {
 
   Tensor<T> loss_grad_;                 // ∂L/∂output of the last train_step; sized by build()
   const Tensor<T>* last_dy_ = nullptr;  // the dy of the last backward(), for trace()
+  // "net.txt:4:7: " for layer (or node) i when set_origins() recorded one, else "".
+  std::string origin_prefix(size_t i) const {
+    return i < origins_.size() && !origins_[i].empty() ? origins_[i] + ": " : std::string();
+  }
+  std::vector<std::string> origins_;
 
  private:
   // Where a non-finite value first shows in the last forward (or, with backward, in its

@@ -20,6 +20,36 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
+
+// A node name as messages quote it: cut at 80 characters, so a name of megabytes (from a spec
+// file) does not flood the terminal.
+std::string shown(const std::string& name) {
+  constexpr size_t kShown = 80;
+  if (name.size() <= kShown) return "'" + name + "'";
+  size_t cut = kShown;
+  while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;  // UTF-8
+  return detail::concat("'", name.substr(0, cut), "…' (", name.size(), " characters)");
+}
+
+// A cycle among the nodes the ordering could not place (!done), as node indices from its
+// first-added node, each reading the next and the last reading the first. Every node left reads
+// at least one node left, so following such inputs from any of them comes back round.
+template <class Nodes>
+std::vector<size_t> find_cycle(const Nodes& nodes, const std::vector<bool>& done) {
+  size_t v = static_cast<size_t>(std::find(done.begin(), done.end(), false) - done.begin());
+  std::vector<size_t> path;
+  while (std::find(path.begin(), path.end(), v) == path.end()) {
+    path.push_back(v);
+    for (size_t u : nodes[v].inputs)
+      if (!done[u]) {
+        v = u;
+        break;
+      }
+  }
+  std::vector<size_t> cycle(std::find(path.begin(), path.end(), v), path.end());
+  std::rotate(cycle.begin(), std::min_element(cycle.begin(), cycle.end()), cycle.end());
+  return cycle;
+}
 }  // namespace
 
 // --- Add -----------------------------------------------------------------------------------
@@ -97,8 +127,7 @@ void Add<T>::backward_assign(std::span<const Tensor<T>* const> /*xs*/, const Ten
 
 template <class T>
 void MergeLayer<T>::backward_assign(std::span<const Tensor<T>* const> xs, const Tensor<T>& dy,
-                                    std::span<Tensor<T>* const> dxs,
-                                    std::span<const bool> assign) {
+                                    std::span<Tensor<T>* const> dxs, std::span<const bool> assign) {
   for (size_t i = 0; i < dxs.size(); ++i)
     if (assign[i] && dxs[i]) dxs[i]->zero();
   backward(xs, dy, dxs);
@@ -218,22 +247,24 @@ void Graph<T>::build(const Shape& input) {
   // Resolve input names.
   for (size_t v = 1; v < count; ++v) {
     Node& node = nodes_[v];
-    CONVNET_CHECK(!node.input_names.empty(), "graph: node '", node.name, "' has no inputs");
+    const std::string at = this->origin_prefix(v);
+    CONVNET_CHECK(!node.input_names.empty(), at, "graph: node ", shown(node.name),
+                  " has no inputs");
     if (node.layer)
-      CONVNET_CHECK(node.input_names.size() == 1, "graph: node '", node.name, "' (",
+      CONVNET_CHECK(node.input_names.size() == 1, at, "graph: node ", shown(node.name), " (",
                     node.layer->kind(), ") takes exactly 1 input, got ", node.input_names.size());
     node.inputs.clear();
     for (const std::string& in : node.input_names) {
       const size_t u = find(in);
-      CONVNET_CHECK(u < count, "graph: node '", node.name, "' reads '", in,
-                    "', which is not a node");
-      CONVNET_CHECK(u != v, "graph: node '", node.name, "' reads itself");
+      CONVNET_CHECK(u < count, at, "graph: node ", shown(node.name), " reads ", shown(in),
+                    ", which is not a node");
+      CONVNET_CHECK(u != v, at, "graph: node ", shown(node.name), " reads itself");
       node.inputs.push_back(u);
     }
   }
   output_ = output_name_.empty() ? count - 1 : find(output_name_);
-  CONVNET_CHECK(output_ < count && output_ > 0, "graph: output '", output_name_,
-                "' is not a layer node");
+  CONVNET_CHECK(output_ < count && output_ > 0, "graph: output ", shown(output_name_),
+                " is not a layer node");
 
   // Kahn's algorithm over the edges u -> v; ties keep the order the nodes were added, so the
   // order (and so every float sum) is fixed for a given graph.
@@ -259,9 +290,22 @@ void Graph<T>::build(const Shape& input) {
         break;
       }
   }
-  for (size_t v = 1; v < count; ++v)
-    CONVNET_CHECK(done[v], "graph: node '", nodes_[v].name,
-                  "' is on a cycle (or reads a node that is)");
+  if (std::find(done.begin(), done.end(), false) != done.end()) {
+    const std::vector<size_t> cycle = find_cycle(nodes_, done);
+    // As data flows backwards: "'a' reads 'c', which reads 'b', which reads 'a'".
+    std::string loop = shown(nodes_[cycle[0]].name);
+    constexpr size_t kListed = 8;
+    for (size_t i = 1; i <= cycle.size(); ++i) {
+      if (i > kListed) {
+        loop += detail::concat(", ... (", cycle.size(), " nodes in all)");
+        break;
+      }
+      loop += (i == 1 ? " reads " : ", which reads ") + shown(nodes_[cycle[i % cycle.size()]].name);
+    }
+    throw Error(detail::concat(this->origin_prefix(cycle[0]), "graph: node ",
+                               shown(nodes_[cycle[0]].name), " is on a cycle: ", loop,
+                               " (a node cannot depend on its own output)"));
+  }
   // Every node must feed the output: a node that does not is almost always a wiring mistake.
   std::vector<bool> needed(count, false);
   needed[output_] = true;
@@ -269,8 +313,8 @@ void Graph<T>::build(const Shape& input) {
     if (needed[order_[i]])
       for (size_t u : nodes_[order_[i]].inputs) needed[u] = true;
   for (size_t v = 0; v < count; ++v)
-    CONVNET_CHECK(needed[v], "graph: node '", nodes_[v].name, "' does not lead to the output '",
-                  nodes_[output_].name, "'");
+    CONVNET_CHECK(needed[v], this->origin_prefix(v), "graph: node ", shown(nodes_[v].name),
+                  " does not lead to the output ", shown(nodes_[output_].name));
   // Backward visits the nodes in reverse order; the first to reach a gradient buffer assigns
   // it and the rest add to it. Every node leads to the output, so every buffer but the
   // output's has a first writer and none needs zeroing.
@@ -299,7 +343,8 @@ void Graph<T>::build(const Shape& input) {
         shapes_[v] = node.merge->build(in);
       }
     } catch (const Error& e) {
-      throw Error(detail::concat("node '", node.name, "': ", e.what()));
+      throw Error(
+          detail::concat(this->origin_prefix(v), "node ", shown(node.name), ": ", e.what()));
     }
   }
   acts_.clear();

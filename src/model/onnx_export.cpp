@@ -237,11 +237,11 @@ void export_layer(GraphWriter& g, const Layer<float>& layer, const std::string& 
   }
   if (const auto* deconv = dynamic_cast<const ConvTranspose2d<float>*>(&layer)) {
     // ConvTranspose: weights (IC, OC / group, KH, KW) as ours; its output size
-    // S·(H − 1) + output_padding + D·(K − 1) + 1 − 2P is ours too. -1: "the square value".
+    // S·(H − 1) + output_padding + D·(K − 1) + 1 − 2P is ours too.
     const ConvTranspose2dOptions& o = deconv->options();
     const int64_t PH = pick(o.pad_h, o.pad), PW = pick(o.pad_w, o.pad);
-    const int64_t OPH = o.output_padding_h >= 0 ? o.output_padding_h : o.output_padding;
-    const int64_t OPW = o.output_padding_w >= 0 ? o.output_padding_w : o.output_padding;
+    const int64_t OPH = pick(o.output_padding_h, o.output_padding);
+    const int64_t OPW = pick(o.output_padding_w, o.output_padding);
     std::vector<std::string> inputs{x, g.model_tensor(module + ".weight")};
     if (o.bias) inputs.push_back(g.model_tensor(module + ".bias"));
     g.node(

@@ -28,7 +28,7 @@ void Sequential<T>::build(const Shape& input) {
     try {
       out = layers_[i]->build(shapes_.back());
     } catch (const Error& e) {
-      throw Error(detail::concat("layer ", i, ": ", e.what()));
+      throw Error(detail::concat(this->origin_prefix(i), "layer ", i, ": ", e.what()));
     }
     shapes_.push_back(out);
   }

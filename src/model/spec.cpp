@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <variant>
 
 #include "convnet/graph.hpp"
@@ -30,10 +31,21 @@ struct ELUSpec {
   double alpha = 1.0;
 };
 
+template <class O, class... More>
+using MemberOf =
+    std::variant<int64_t O::*, uint64_t O::*, double O::*, bool O::*, Init O::*, More O::*...>;
+// The structs with per-axis options (pad_w: std::optional<int64_t>, written only when given).
+// Only their tables can hold such a member, so no code is generated that would assign an
+// optional into a struct without one (GCC warns about it as out of bounds).
+template <class O>
+constexpr bool kHasPerAxisOptions =
+    std::is_same_v<O, Conv2dOptions> || std::is_same_v<O, ConvTranspose2dOptions> ||
+    std::is_same_v<O, Pool2dOptions>;
 template <class O>
 struct Field {
   const char* name;
-  std::variant<int64_t O::*, uint64_t O::*, double O::*, bool O::*, Init O::*> member;
+  std::conditional_t<kHasPerAxisOptions<O>, MemberOf<O, std::optional<int64_t>>, MemberOf<O>>
+      member;
 };
 template <class O>
 using Fields = std::vector<Field<O>>;
@@ -142,6 +154,7 @@ constexpr std::pair<Init, const char*> kInitNames[] = {{Init::Default, "default"
                                                        {Init::XavierNormal, "xavier_normal"}};
 
 std::string format_value(int64_t v) { return std::to_string(v); }
+std::string format_value(const std::optional<int64_t>& v) { return v ? std::to_string(*v) : ""; }
 std::string format_value(uint64_t v) { return std::to_string(v); }
 std::string format_value(double v) { return detail::format_number(v); }
 std::string format_value(bool v) { return v ? "true" : "false"; }
@@ -234,6 +247,25 @@ std::vector<Line> tokenize(std::string_view text) {
   return lines;
 }
 
+// User text as messages quote it: whole up to 80 characters, otherwise its first 80 and its
+// length ('aaaa…' (2000000 characters)), so a token of megabytes does not flood the terminal.
+constexpr size_t kQuotedMax = 80;
+std::string cut(std::string_view text) {
+  if (text.size() <= kQuotedMax) return std::string(text);
+  size_t end = kQuotedMax;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;  // UTF-8
+  return detail::concat(text.substr(0, end), "…");
+}
+std::string quoted(std::string_view text) {
+  const std::string q = "'" + cut(text) + "'";
+  return text.size() <= kQuotedMax ? q : detail::concat(q, " (", text.size(), " characters)");
+}
+// A name shown without quotes ("for conv2d"), cut the same way.
+std::string bare(std::string_view text) {
+  return text.size() <= kQuotedMax ? std::string(text)
+                                   : detail::concat(cut(text), " (", text.size(), " characters)");
+}
+
 // An error that already names SOURCE:LINE:COLUMN.
 struct SpecError : Error {
   using Error::Error;
@@ -248,8 +280,12 @@ class Parser {
  public:
   explicit Parser(std::string source) : source_(std::move(source)) {}
 
+  // "SOURCE:LINE:COLUMN", what errors start with.
+  std::string where(int line, int column) const {
+    return detail::concat(source_, ":", line, ":", column);
+  }
   [[noreturn]] void fail(int line, int column, const std::string& message) const {
-    throw SpecError(detail::concat(source_, ":", line, ":", column, ": ", message));
+    throw SpecError(detail::concat(where(line, column), ": ", message));
   }
 
   // key=value tokens; `what` names the statement or layer for messages.
@@ -260,18 +296,19 @@ class Parser {
       const size_t eq = tok.text.find('=');
       if (eq == std::string_view::npos || eq == 0)
         fail(line.number, tok.column,
-             detail::concat("expected an option key=value for ", what, ", got '", tok.text, "'"));
+             detail::concat("expected an option key=value for ", bare(what), ", got ",
+                            quoted(tok.text)));
       Option o{tok.text.substr(0, eq), tok.text.substr(eq + 1), tok.column,
                tok.column + static_cast<int>(eq) + 1};
       if (o.value.empty())
         fail(line.number, o.value_column,
-             detail::concat("option '", o.key, "' of ", what, " has no value (write ", o.key,
-                            "=VALUE, without spaces)"));
+             detail::concat("option ", quoted(o.key), " of ", bare(what), " has no value (write ",
+                            cut(o.key), "=VALUE, without spaces)"));
       for (const Option& prev : out)
         if (prev.key == o.key)
           fail(line.number, o.key_column,
-               detail::concat("duplicate option '", o.key, "' for ", what, " (first at column ",
-                              prev.key_column, ")"));
+               detail::concat("duplicate option ", quoted(o.key), " for ", bare(what),
+                              " (first at column ", prev.key_column, ")"));
       out.push_back(o);
     }
     return out;
@@ -290,7 +327,7 @@ class Parser {
         std::string known;
         for (const Field<O>& f : fields) known += (known.empty() ? "" : ", ") + std::string(f.name);
         fail(line.number, opt.key_column,
-             detail::concat("unknown option '", opt.key, "' for ", kind,
+             detail::concat("unknown option ", quoted(opt.key), " for ", bare(kind),
                             known.empty() ? std::string(" (it takes no options)")
                                           : " (expected one of: " + known + ")"));
       }
@@ -306,8 +343,8 @@ class Parser {
     const char* end = begin + opt.value.size();
     auto bad = [&](const char* expected) {
       fail(line.number, opt.value_column,
-           detail::concat("bad value '", opt.value, "' for option '", opt.key, "' of ", kind,
-                          ": expected ", expected));
+           detail::concat("bad value ", quoted(opt.value), " for option ", quoted(opt.key), " of ",
+                          bare(kind), ": expected ", expected));
     };
     if constexpr (std::is_same_v<V, bool>) {
       if (opt.value == "true") return true;
@@ -320,6 +357,8 @@ class Parser {
         names += (names.empty() ? "" : ", ") + std::string(name);
       }
       bad(("one of " + names).c_str());
+    } else if constexpr (std::is_same_v<V, std::optional<int64_t>>) {
+      return value<O>(line, kind, opt, static_cast<int64_t O::*>(nullptr));  // given: an integer
     } else if constexpr (std::is_same_v<V, double>) {
       double v = 0;
       const auto r = std::from_chars(begin, end, v);
@@ -437,7 +476,7 @@ MadeLayer<T> make_layer(const Parser& p, const Line& line, const Token& kind,
           known += (known.empty() ? "" : ", ") + std::string(name);
         for (const char* name : kMergeKinds) known += ", " + std::string(name);
         p.fail(line.number, kind.column,
-               detail::concat("unknown layer type '", k, "' (expected one of: ", known, ")"));
+               detail::concat("unknown layer type ", quoted(k), " (expected one of: ", known, ")"));
       }
       p.read(line, k, options, Fields<ELUSpec>{});  // an empty table: any option is unknown
     }
@@ -467,33 +506,34 @@ std::unique_ptr<Model<T>> parse(std::string_view text, const std::string& source
   const Token& keyword = head.tokens[0];
   if (keyword.text != "model")
     p.fail(head.number, keyword.column,
-           detail::concat("expected 'model sequential' or 'model graph' first, got '", keyword.text,
-                          "'"));
+           detail::concat("expected 'model sequential' or 'model graph' first, got ",
+                          quoted(keyword.text)));
   if (head.tokens.size() < 2)
     p.fail(head.number, keyword.column + 5,
            "expected the model type after 'model': sequential or graph");
   const Token& type = head.tokens[1];
   if (type.text != "sequential" && type.text != "graph")
     p.fail(head.number, type.column,
-           detail::concat("unknown model type '", type.text, "' (expected sequential or graph)"));
+           detail::concat("unknown model type ", quoted(type.text),
+                          " (expected sequential or graph)"));
   const bool graph = type.text == "graph";
   std::string input_name = "input";
   if (graph) {
     for (const Option& o : p.options(head, 2, "model graph")) {
       if (o.key != "input")
         p.fail(head.number, o.key_column,
-               detail::concat("unknown option '", o.key,
-                              "' for model graph (expected one of: input)"));
+               detail::concat("unknown option ", quoted(o.key),
+                              " for model graph (expected one of: input)"));
       if (!valid_name(o.value))
         p.fail(head.number, o.value_column,
-               detail::concat("bad input name '", o.value,
-                              "': use letters, digits, '_', '.' and '-'"));
+               detail::concat("bad input name ", quoted(o.value),
+                              ": use letters, digits, '_', '.' and '-'"));
       input_name = std::string(o.value);
     }
   } else if (head.tokens.size() > 2) {
     p.fail(head.number, head.tokens[2].column,
-           detail::concat("unexpected '", head.tokens[2].text,
-                          "' after 'model sequential' (it takes no options)"));
+           detail::concat("unexpected ", quoted(head.tokens[2].text),
+                          " after 'model sequential' (it takes no options)"));
   }
 
   auto seq = std::make_unique<Sequential<T>>();
@@ -505,6 +545,9 @@ std::unique_ptr<Model<T>> parse(std::string_view text, const std::string& source
     int line, column;
   };
   std::vector<Reference> references;
+  // Where each layer (or node, the graph's input first) was defined: build() errors start there.
+  std::vector<std::string> origins;
+  if (graph) origins.push_back(p.where(head.number, keyword.column));
   const Line* output = nullptr;
   size_t layers = 0;
 
@@ -522,8 +565,9 @@ std::unique_ptr<Model<T>> parse(std::string_view text, const std::string& source
       MadeLayer<T> made = make_layer<T>(p, line, kind, p.options(line, 2, std::string(kind.text)));
       if (made.merge)
         p.fail(line.number, kind.column,
-               detail::concat(kind.text, " merges several inputs: it needs 'model graph'"));
+               detail::concat(bare(kind.text), " merges several inputs: it needs 'model graph'"));
       seq->add(std::move(made.layer));
+      origins.push_back(p.where(line.number, kind.column));
       ++layers;
     } else if (s == "node" && graph) {
       if (line.tokens.size() < 3)
@@ -533,11 +577,11 @@ std::unique_ptr<Model<T>> parse(std::string_view text, const std::string& source
       const Token& kind = line.tokens[2];
       if (!valid_name(name.text))
         p.fail(line.number, name.column,
-               detail::concat("bad node name '", name.text,
-                              "': use letters, digits, '_', '.' and '-'"));
+               detail::concat("bad node name ", quoted(name.text),
+                              ": use letters, digits, '_', '.' and '-'"));
       if (const auto it = defined.find(name.text); it != defined.end())
         p.fail(line.number, name.column,
-               detail::concat("duplicate node name '", name.text, "' (first defined at line ",
+               detail::concat("duplicate node name ", quoted(name.text), " (first defined at line ",
                               it->second, ")"));
       std::vector<Option> options = p.options(line, 3, std::string(kind.text));
       // in= is the node's, not the layer's.
@@ -545,8 +589,8 @@ std::unique_ptr<Model<T>> parse(std::string_view text, const std::string& source
                                    [](const Option& o) { return o.key == "in"; });
       if (in == options.end())
         p.fail(line.number, kind.column,
-               detail::concat("missing required option 'in' for node '", name.text,
-                              "' (the node's inputs: in=NAME[,NAME...])"));
+               detail::concat("missing required option 'in' for node ", quoted(name.text),
+                              " (the node's inputs: in=NAME[,NAME...])"));
       const Option in_option = *in;
       options.erase(in);
       MadeLayer<T> made = make_layer<T>(p, line, kind, options);
@@ -559,7 +603,7 @@ std::unique_ptr<Model<T>> parse(std::string_view text, const std::string& source
         const int column = in_option.value_column + static_cast<int>(at);
         if (!valid_name(input))
           p.fail(line.number, column,
-                 detail::concat("bad input name '", input, "' in in=", in_option.value,
+                 detail::concat("bad input name ", quoted(input), " in in=", bare(in_option.value),
                                 ": expected node names separated by commas"));
         inputs.emplace_back(input);
         references.push_back({std::string(input), line.number, column});
@@ -567,16 +611,17 @@ std::unique_ptr<Model<T>> parse(std::string_view text, const std::string& source
       }
       if (made.layer && inputs.size() != 1)
         p.fail(line.number, in_option.value_column,
-               detail::concat(kind.text, " takes exactly 1 input, got ", inputs.size()));
+               detail::concat(bare(kind.text), " takes exactly 1 input, got ", inputs.size()));
       if (made.merge && inputs.size() < 2)
         p.fail(line.number, in_option.value_column,
-               detail::concat(kind.text, " takes at least 2 inputs, got ", inputs.size()));
+               detail::concat(bare(kind.text), " takes at least 2 inputs, got ", inputs.size()));
       const std::string node(name.text);
       defined.emplace(node, line.number);
       if (made.layer)
         g->add(node, std::move(made.layer), inputs);
       else
         g->add(node, std::move(made.merge), inputs);
+      origins.push_back(p.where(line.number, name.column));
       ++layers;
     } else if (s == "output" && graph) {
       if (output)
@@ -588,29 +633,33 @@ std::unique_ptr<Model<T>> parse(std::string_view text, const std::string& source
       p.fail(line.number, statement.column,
              graph ? "'layer' lines belong to 'model sequential'; a graph has "
                      "'node NAME TYPE in=...' lines"
-                   : detail::concat("'", s,
-                                    "' lines belong to 'model graph'; a sequential "
+                   : detail::concat(quoted(s),
+                                    " lines belong to 'model graph'; a sequential "
                                     "model has 'layer TYPE ...' lines"));
     } else {
       p.fail(line.number, statement.column,
-             detail::concat("unknown statement '", s, "' (expected ",
+             detail::concat("unknown statement ", quoted(s), " (expected ",
                             graph ? "node or output" : "layer", ")"));
     }
   }
   if (layers == 0)
     p.fail(head.number, keyword.column,
            detail::concat("model has no layers (add '", graph ? "node" : "layer", "' lines)"));
-  if (!graph) return seq;
+  if (!graph) {
+    seq->set_origins(std::move(origins));
+    return seq;
+  }
+  g->set_origins(std::move(origins));
   for (const Reference& r : references)
     if (defined.find(r.name) == defined.end())
       p.fail(r.line, r.column,
-             detail::concat("unknown input node '", r.name, "' (no node of that name; the ",
-                            "graph input is '", input_name, "')"));
+             detail::concat("unknown input node ", quoted(r.name), " (no node of that name; the ",
+                            "graph input is ", quoted(input_name), ")"));
   if (output) {
     const Token& name = output->tokens[1];
     if (defined.find(name.text) == defined.end() || name.text == input_name)
       p.fail(output->number, name.column,
-             detail::concat("unknown output node '", name.text, "' (no node of that name)"));
+             detail::concat("unknown output node ", quoted(name.text), " (no node of that name)"));
     g->set_output(std::string(name.text));
   }
   return g;

@@ -2,6 +2,7 @@
 // option survives write -> read -> write; each parse error points at line:column and says what
 // was expected.
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -37,8 +38,8 @@ TEST_P(BuiltInSpec, FileBuildsTheZooModelExactly) {
   const std::string path = std::string(CONVNET_MODELS_DIR) + "/" + c.name + ".txt";
   std::unique_ptr<Model<float>> from_file = load_model_spec<float>(path);
   std::unique_ptr<Model<float>> zoo = make_model<float>(c.name);
-  EXPECT_EQ(without_comments(read_text(path)), zoo->spec()) << "regenerate " << path
-      << " with: convnet summary --model " << c.name << " --spec";
+  EXPECT_EQ(without_comments(read_text(path)), zoo->spec())
+      << "regenerate " << path << " with: convnet summary --model " << c.name << " --spec";
   from_file->build(c.input, 7);
   zoo->build(c.input, 7);
   ASSERT_EQ(from_file->params().size(), zoo->params().size());
@@ -264,6 +265,102 @@ TEST(ModelSpec, ErrorsPointAtLineAndColumn) {
        "net.txt:1:13: unknown option 'inputs' for model graph (expected one of: input)"},
   };
   for (const Malformed& c : cases) EXPECT_EQ(parse_error(c.text), c.message) << c.what;
+}
+
+// A token of megabytes is quoted by its first 80 characters and its length, not echoed whole
+// (a 2 MB token once put 2,000,257 bytes on stderr).
+TEST(ModelSpec, LongTokensAreCutInMessages) {
+  const std::string huge(2'000'000, 'a');
+  // (Appended, not "'" + std::string(...): GCC 12 warns falsely about that, -Wrestrict.)
+  const std::string shown = std::string(1, '\'').append(80, 'a').append("…' (2000000 characters)");
+  const Malformed cases[] = {
+      {"value", "model sequential\nlayer conv2d out_channels=4 kernel=", ""},
+      {"layer type", "model sequential\nlayer ", ""},
+      {"key", "model sequential\nlayer relu ", ""},
+      {"statement", "model sequential\n", ""},
+      {"input node", "model graph\nnode a relu in=", ""},
+  };
+  const std::string expected[] = {
+      "net.txt:2:36: bad value " + shown + " for option 'kernel' of conv2d: expected an integer",
+      "net.txt:2:7: unknown layer type " + shown +
+          " (expected one of: conv2d, conv_transpose2d, "
+          "maxpool2d, avgpool2d, global_avgpool2d, linear, flatten, relu, leaky_relu, sigmoid, "
+          "tanh, "
+          "softmax, gelu, silu, elu, dropout, batchnorm1d, batchnorm2d, add, concat)",
+      "net.txt:2:12: expected an option key=value for relu, got " + shown,
+      "net.txt:2:1: unknown statement " + shown + " (expected layer)",
+      "net.txt:2:16: unknown input node " + shown +
+          " (no node of that name; the graph input is 'input')",
+  };
+  for (size_t i = 0; i < std::size(cases); ++i) {
+    const std::string message = parse_error(cases[i].text + huge + "\n");
+    if (message.size() > 400) {  // (not shown whole here either)
+      ADD_FAILURE() << cases[i].what << ": a message of " << message.size()
+                    << " bytes: " << message.substr(0, 160) << "...";
+      continue;
+    }
+    EXPECT_EQ(message, expected[i]) << cases[i].what;
+  }
+  // A long name that is valid reaches the graph's own messages, cut the same way.
+  const std::string name(300, 'n');
+  EXPECT_EQ(testing::error_of([&] {
+              parse_model_spec<float>(
+                  "model graph\nnode " + name + " relu in=input\nnode b relu in=input\n", "net.txt")
+                  ->build(Shape{1, 2});
+            }),
+            "net.txt:2:6: graph: node '" + std::string(80, 'n') +
+                "…' (300 characters) does not lead to the output 'b'");
+}
+
+// Errors found when a spec file's model is built (shapes, wiring) start with FILE:LINE:COLUMN
+// of the line that defined the layer or node, as parse errors do.
+TEST(ModelSpec, BuildErrorsPointAtTheLayersLine) {
+  const auto dir =
+      std::filesystem::temp_directory_path() /
+      ("convnet_spec_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
+  std::filesystem::create_directories(dir);
+  struct Case {
+    const char* file;
+    const char* text;
+    std::string message;  // after "DIR/FILE"
+  };
+  const Case cases[] = {
+      {"linear.txt",
+       "model sequential\nlayer conv2d out_channels=4 kernel=3\nlayer flatten\n"
+       "layer linear in_features=7 out_features=10\n",
+       ":4:7: layer 2: linear 7->10: expected 7 input features, got input 1x2704"},
+      {"kernel.txt",
+       "model sequential\n# a kernel larger than the image\n"
+       "layer conv2d out_channels=4 kernel=30\nlayer flatten\n",
+       ":3:7: layer 0: conv2d 30x30 ->4 on input 1x1x28x28: padded input 28x28 is smaller than "
+       "the (dilated) kernel 30x30 (input 28x28, padding 0x0, kernel 30x30, dilation 1x1)"},
+      {"add.txt",
+       "model graph\nnode a conv2d in=input out_channels=4 kernel=3\n"
+       "node b conv2d in=input out_channels=4 kernel=1\nnode sum add in=a,b\n",
+       ":4:6: node 'sum': add: input 1 has shape 1x4x28x28 but input 0 has 1x4x26x26 (all inputs "
+       "must match)"},
+      {"unknown.txt", "model graph\nnode a relu in=input\nnode flat flatten in=nothere\n",
+       ":3:22: unknown input node 'nothere' (no node of that name; the graph input is 'input')"},
+      {"cycle.txt",
+       "model graph\nnode a relu in=input\nnode b relu in=c\nnode c add in=a,b\n"
+       "node flat flatten in=c\n",
+       ":3:6: graph: node 'b' is on a cycle: 'b' reads 'c', which reads 'b' (a node cannot depend "
+       "on its own output)"},
+      {"unused.txt", "model graph input=x\nnode a relu in=x\nnode b relu in=a\noutput a\n",
+       ":3:6: graph: node 'b' does not lead to the output 'a'"},
+      {"cycle_of_two.txt", "model graph input=x\nnode a relu in=a2\nnode a2 relu in=a\n",
+       ":2:6: graph: node 'a' is on a cycle: 'a' reads 'a2', which reads 'a' (a node cannot "
+       "depend on its own output)"},
+  };
+  for (const Case& c : cases) {
+    const std::string path = (dir / c.file).string();
+    std::ofstream(path) << c.text;
+    EXPECT_EQ(testing::error_of([&] {
+                load_model<float>(path)->build(Shape{1, 1, 28, 28});
+              }),
+              path + c.message);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ModelSpec, MissingFileNamesThePath) {

@@ -468,7 +468,7 @@ TEST(OnnxExport, EveryLayerKindExports) {
   EXPECT_EQ(ints(5, "strides"), (std::vector<int64_t>{2, 2}));
   EXPECT_EQ(integer(5, "group"), 2);
   EXPECT_EQ(ints(7, "kernel_shape"), (std::vector<int64_t>{2, 2}));
-  EXPECT_EQ(ints(7, "strides"), (std::vector<int64_t>{2, 2}));  // stride 0: the kernel
+  EXPECT_EQ(ints(7, "strides"), (std::vector<int64_t>{2, 2}));  // no stride: the kernel
   EXPECT_EQ(integer(13, "count_include_pad"), 0);
   EXPECT_EQ(ints(16, "kernel_shape"), (std::vector<int64_t>{3, 1}));
   EXPECT_EQ(ints(16, "pads"), (std::vector<int64_t>{1, 0, 1, 0}));
