@@ -562,7 +562,7 @@ TEST_F(Checkpoints, UnknownMetadataKeysAreRefused) {
   {
     std::unique_ptr<Model<float>> model = parse_model_spec<float>(kNet);
     model->build(Shape{2, 1, 6, 6}, 1);
-    save_checkpoint<float>(good, *model, nullptr, {.extra = {{"colour", "red"}}});
+    save_checkpoint<float>(good, *model, nullptr, {.extra = {{"colour", "red"}}, .input = {}});
   }
   ASSERT_EQ(load_error(good), "(no error)") << "extra.* keys are the caller's own";
   const SafeTensors f = read_safetensors(good);
@@ -699,8 +699,11 @@ TEST_F(Checkpoints, OldFormatLoadsWithANote) {
     EXPECT_EQ(v2.tensors[i].name, v1.tensors[i].name);
     EXPECT_EQ(v2.tensors[i].bytes, v1.tensors[i].bytes) << v1.tensors[i].name;
   }
-  for (const auto& [key, value] : v1.metadata)
-    if (key != "format") EXPECT_EQ(v2.metadata.at(key), value) << key;
+  for (const auto& [key, value] : v1.metadata) {
+    if (key != "format") {
+      EXPECT_EQ(v2.metadata.at(key), value) << key;
+    }
+  }
   EXPECT_EQ(v2.metadata.at("format"), "convnet.checkpoint/2");
 }
 

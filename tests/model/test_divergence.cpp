@@ -140,11 +140,13 @@ TEST(Divergence, FitReportsTheLastGoodPositionAndKeepsTheBuffers) {
       out.insert(out.end(), p.value->data(), p.value->data() + p.value->numel());
     return out;
   };
-  FitCallbacks callbacks{.on_batch_end = [&](const BatchStats&) {
-    params_after_step = values(m.params());
-    buffers_after_step = values(m.buffers());
-    return true;
-  }};
+  FitCallbacks callbacks{.on_batch_end =
+                             [&](const BatchStats&) {
+                               params_after_step = values(m.params());
+                               buffers_after_step = values(m.buffers());
+                               return true;
+                             },
+                         .on_epoch_end = {}};
   try {
     fit(m, data, nullptr, loss, sgd, {.epochs = 3, .batch = 4}, callbacks);
     FAIL() << "no divergence";
