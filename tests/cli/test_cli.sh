@@ -33,6 +33,8 @@ expect no-command 2 "usage: convnet" -- "$cli"
 expect unknown-command 2 "unknown command 'fly'" -- "$cli" fly
 expect unknown-flag 2 "unknown flag --epoch " -- "$cli" train --epoch 3
 expect bad-int 2 "--epochs: expected an integer, got 'x'" -- "$cli" train --epochs x
+expect long-value-cut 2 "^convnet train: --epochs: expected an integer, got 'x{80}\.\.\.' \(100000 characters\)$" -- \
+  "$cli" train --epochs "$(head -c 100000 /dev/zero | tr '\0' x)"
 expect bad-optimizer 2 "--optimizer: expected sgd, adam, adamw or rmsprop" -- "$cli" train --optimizer lbfgs
 # Mistakes found before any data is read (the data folder here does not exist).
 expect unknown-model-first 2 "--model: unknown model 'lenett' \(built-in: lenet, vgg-small, resnet-small;" -- \
@@ -322,6 +324,52 @@ folder_run=(--data "$tmp/folders" --image-size 1x16x16 --batch 4 --normalize --t
 expect train-save-best 0 "best val acc [0-9.]+% at epoch 1: saved $tmp/best.safetensors" -- \
   "$cli" train "${folder_run[@]}" --epochs 3 --val-split 0.25 --optimizer adam \
     --save "$tmp/img.safetensors" --save-best "$tmp/best.safetensors"
+# Messages that name the problem: an image header declaring a huge size, an empty image, an
+# image folder without test/, plain and gzipped IDX copies that disagree, a spec token of 2 MB
+# (cut at 80 characters), and the spec line behind each build error.
+printf '\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\x01\x86\xa0\0\x01\x86\xa0\x08\x02\0\0\0\0\0\0\0' >"$tmp/huge.png"
+expect predict-huge-png 1 "error: $tmp/huge.png: too large: its PNG header declares 100000x100000 pixels, more than the limit of 67108864 pixels$" -- \
+  "$cli" predict --checkpoint "$tmp/img.safetensors" "$tmp/huge.png"
+: >"$tmp/empty.png"
+expect predict-empty-image 1 "error: $tmp/empty.png: empty file \(0 bytes\), not an image$" -- \
+  "$cli" predict --checkpoint "$tmp/img.safetensors" "$tmp/empty.png"
+mkdir -p "$tmp/only-train/train/disc" && cp "$images/images/disc/disc_0.png" "$tmp/only-train/train/disc/"
+expect image-folder-without-test 1 "error: $tmp/only-train: has train/ but no test/ folder: an image-folder dataset needs train/ and test/, each with one sub-folder per class$" -- \
+  "$cli" train --data "$tmp/only-train" --epochs 1
+if [[ -d $data ]]; then
+  mkdir -p "$tmp/two-copies" && cp "$data"/*.gz "$tmp/two-copies/"
+  gunzip -c "$data/t10k-labels-idx1-ubyte.gz" >"$tmp/two-copies/t10k-labels-idx1-ubyte"
+  expect idx-plain-and-gz-agree 0 "epoch 1/1 " -- \
+    "$cli" train --data "$tmp/two-copies" --epochs 1 --train-limit 64 --test-limit 64 --quiet
+  printf 'x' >>"$tmp/two-copies/t10k-labels-idx1-ubyte"
+  expect idx-plain-and-gz-differ 1 "error: $tmp/two-copies/t10k-labels-idx1-ubyte and $tmp/two-copies/t10k-labels-idx1-ubyte.gz both exist and hold different data \(one ends at byte 10008\): remove the one that is out of date$" -- \
+    "$cli" train --data "$tmp/two-copies" --epochs 1 --train-limit 64 --test-limit 64
+fi
+{ printf 'model sequential\nlayer conv2d out_channels=4 kernel='; head -c 2000000 /dev/zero | tr '\0' a; echo; } >"$tmp/long.txt"
+expect spec-long-token 1 "^convnet summary: error: $tmp/long.txt:2:36: bad value 'a{80}…' \(2000000 characters\) for option 'kernel' of conv2d: expected an integer$" -- \
+  "$cli" summary --model "$tmp/long.txt"
+expect spec-long-token-bytes 0 "^[0-9]{2,3}$" -- bash -c "'$cli' summary --model '$tmp/long.txt' 2>&1 | wc -c"
+printf 'model sequential\nlayer conv2d out_channels=4 kernel=3\nlayer flatten\nlayer linear in_features=7 out_features=10\n' >"$tmp/in-features.txt"
+expect spec-linear-line 1 "summary: error: $tmp/in-features.txt:4:7: layer 2: linear 7->10: expected 7 input features, got input 1x2704$" -- \
+  "$cli" summary --model "$tmp/in-features.txt"
+printf 'model sequential\nlayer conv2d out_channels=4 kernel=30\nlayer flatten\nlayer linear out_features=10\n' >"$tmp/kernel.txt"
+expect spec-kernel-line 1 "summary: error: $tmp/kernel.txt:2:7: layer 0: conv2d 30x30 ->4 on input 1x1x28x28: padded input 28x28 is smaller than the \(dilated\) kernel 30x30" -- \
+  "$cli" summary --model "$tmp/kernel.txt"
+printf 'model graph\nnode a conv2d in=input out_channels=4 kernel=3\nnode b conv2d in=input out_channels=4 kernel=1\nnode sum add in=a,b\nnode flat flatten in=sum\nnode fc linear in=flat out_features=10\n' >"$tmp/add.txt"
+expect spec-add-line 1 "summary: error: $tmp/add.txt:4:6: node 'sum': add: input 1 has shape 1x4x28x28 but input 0 has 1x4x26x26 \(all inputs must match\)$" -- \
+  "$cli" summary --model "$tmp/add.txt"
+printf 'model graph\nnode a relu in=input\nnode flat flatten in=nothere\nnode fc linear in=flat out_features=10\n' >"$tmp/unknown.txt"
+expect spec-unknown-node-line 1 "summary: error: $tmp/unknown.txt:3:22: unknown input node 'nothere' \(no node of that name; the graph input is 'input'\)$" -- \
+  "$cli" summary --model "$tmp/unknown.txt"
+printf 'model graph\nnode a conv2d in=input out_channels=4 kernel=3 pad=1\nnode b relu in=c\nnode c add in=a,b\nnode flat flatten in=c\nnode fc linear in=flat out_features=10\n' >"$tmp/cycle.txt"
+expect spec-cycle-line 1 "summary: error: $tmp/cycle.txt:3:6: graph: node 'b' is on a cycle: 'b' reads 'c', which reads 'b' \(a node cannot depend on its own output\)$" -- \
+  "$cli" summary --model "$tmp/cycle.txt"
+if [[ -d $data ]]; then
+  expect spec-linear-line-train 1 "train: error: $tmp/in-features.txt:4:7: layer 2: linear 7->10: expected 7 input features, got input 64x2704$" -- \
+    "$cli" train --model "$tmp/in-features.txt" --epochs 1 --train-limit 64 --test-limit 64
+  expect spec-cycle-line-train 1 "train: error: $tmp/cycle.txt:3:6: graph: node 'b' is on a cycle" -- \
+    "$cli" train --model "$tmp/cycle.txt" --epochs 1 --train-limit 64 --test-limit 64
+fi
 expect best-is-a-checkpoint 0 "loss [0-9.]+  accuracy [0-9.]+%" -- \
   "$cli" eval --checkpoint "$tmp/best.safetensors"
 expect save-best-needs-validation 2 "--save-best: needs --val-split" -- \

@@ -12,6 +12,12 @@
 
 namespace convnet::cli {
 
+std::string quoted(const std::string& value) {
+  constexpr size_t kShown = 80;
+  if (value.size() <= kShown) return "'" + value + "'";
+  return "'" + value.substr(0, kShown) + "...' (" + std::to_string(value.size()) + " characters)";
+}
+
 ArgParser::ArgParser(std::string command, std::string summary)
     : command_(std::move(command)), summary_(std::move(summary)) {}
 
@@ -40,8 +46,8 @@ bool ArgParser::parse(int argc, char** argv, int first) {
       continue;
     }
     if (arg.rfind("--", 0) != 0)
-      throw UsageError{"unexpected argument '" + arg + "' (flags start with --; see " + command_ +
-                       " --help)"};
+      throw UsageError{"unexpected argument " + quoted(arg) + " (flags start with --; see " +
+                       command_ + " --help)"};
     std::string name = arg.substr(2), value;
     const bool inline_value = name.find('=') != std::string::npos;
     if (inline_value) {
@@ -50,7 +56,8 @@ bool ArgParser::parse(int argc, char** argv, int first) {
     }
     auto it = flags_.find(name);
     if (it == flags_.end())
-      throw UsageError{"unknown flag --" + name + " (see " + command_ + " --help)"};
+      throw UsageError{"unknown flag " + (name.size() > 80 ? quoted("--" + name) : "--" + name) +
+                       " (see " + command_ + " --help)"};
     Flag& f = it->second;
     if (f.is_switch) {
       if (inline_value) throw UsageError{"--" + name + " takes no value"};
@@ -76,7 +83,7 @@ int64_t ArgParser::get_int(const std::string& name, int64_t min_value) const {
   int64_t out = 0;
   const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
   if (ec != std::errc() || end != v.data() + v.size())
-    throw UsageError{"--" + name + ": expected an integer, got '" + v + "'"};
+    throw UsageError{"--" + name + ": expected an integer, got " + quoted(v)};
   if (out < min_value)
     throw UsageError{"--" + name + ": expected at least " + std::to_string(min_value) + ", got " +
                      v};
@@ -91,7 +98,7 @@ double ArgParser::get_double(const std::string& name) const {
     if (used == v.size() && std::isfinite(out)) return out;
   } catch (const std::exception&) {
   }
-  throw UsageError{"--" + name + ": expected a number, got '" + v + "'"};
+  throw UsageError{"--" + name + ": expected a number, got " + quoted(v)};
 }
 
 bool ArgParser::get_switch(const std::string& name) const { return flag(name).set; }
@@ -194,7 +201,7 @@ Shape parse_chw(const std::string& name, const std::string& text) {
     const auto [next, ec] = std::from_chars(p, end, dims[i]);
     const bool separator_ok = i == 2 ? next == end : (next < end && *next == 'x');
     if (ec != std::errc() || dims[i] < 1 || !separator_ok)
-      throw UsageError{"--" + name + ": expected CxHxW such as 1x28x28, got '" + text + "'"};
+      throw UsageError{"--" + name + ": expected CxHxW such as 1x28x28, got " + quoted(text)};
     p = next + 1;
   }
   return Shape{dims[0], dims[1], dims[2]};

@@ -57,6 +57,10 @@ class ArgParser {
   std::vector<std::string> positional_;
 };
 
+// A value the user typed, in quotes, for a message: cut at 80 characters, with its length, so a
+// pasted megabyte is not echoed whole.
+std::string quoted(const std::string& value);
+
 // Parses "CxHxW" (e.g. 1x28x28) for the flag `name`; throws UsageError otherwise.
 Shape parse_chw(const std::string& name, const std::string& text);
 
