@@ -71,6 +71,9 @@ class Predictor {
   size_t contexts() const;
 
  private:
+  // A checkpoint whose class names were checked against its model's outputs.
+  struct CheckedNames {};
+  Predictor(CheckedNames, Checkpoint<T> checkpoint, int64_t max_batch);
   struct Context;
   std::unique_ptr<Context> acquire() const;
   void release(std::unique_ptr<Context> context) const;

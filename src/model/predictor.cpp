@@ -13,11 +13,12 @@ namespace {
 // A checkpoint's class names name its model's outputs, one each; checked here, where the file's
 // name is known, so that the message says which checkpoint is inconsistent.
 template <class T>
-Checkpoint<T> with_one_name_per_output(Checkpoint<T> checkpoint, const std::string& path) {
+Checkpoint<T> with_one_name_per_output(Checkpoint<T> checkpoint) {
   const size_t names = checkpoint.state.input.class_names.size();
   const Shape& out = checkpoint.model->output_shape();
   // (An output that is not N x classes is the constructor's error.)
-  CONVNET_CHECK(names == 0 || out.rank() != 2 || out[1] == static_cast<int64_t>(names), path,
+  CONVNET_CHECK(names == 0 || out.rank() != 2 || out[1] == static_cast<int64_t>(names),
+                checkpoint.path.empty() ? std::string("checkpoint") : checkpoint.path,
                 ": the checkpoint records ", names, " class names (input.class_names) but its ",
                 "model has ", out[1], " outputs: one name per output is needed");
   return checkpoint;
@@ -33,11 +34,16 @@ struct Predictor<T>::Context {
 
 template <class T>
 Predictor<T>::Predictor(const std::string& checkpoint_path, int64_t max_batch)
-    : Predictor(with_one_name_per_output(load_checkpoint<T>(checkpoint_path), checkpoint_path),
-                max_batch) {}
+    : Predictor(load_checkpoint<T>(checkpoint_path), max_batch) {}
 
+// Checked before it is taken apart: the model and its input information are moved into the
+// delegated constructor's parameters in an unspecified order.
 template <class T>
 Predictor<T>::Predictor(Checkpoint<T> checkpoint, int64_t max_batch)
+    : Predictor(CheckedNames{}, with_one_name_per_output(std::move(checkpoint)), max_batch) {}
+
+template <class T>
+Predictor<T>::Predictor(CheckedNames, Checkpoint<T> checkpoint, int64_t max_batch)
     : Predictor(std::move(checkpoint.model), std::move(checkpoint.state.input), max_batch) {}
 
 template <class T>
@@ -50,14 +56,13 @@ Predictor<T>::Predictor(std::unique_ptr<Model<T>> model, InputInfo input, int64_
                 out.str());
   classes_ = out[1];
   const int64_t channels = template_->input_shape()[1];
-  CONVNET_CHECK(input_.class_names.empty() ||
-                    static_cast<int64_t>(input_.class_names.size()) == classes_,
-                "predictor: ", input_.class_names.size(), " class names for ", classes_,
-                " classes");
+  CONVNET_CHECK(
+      input_.class_names.empty() || static_cast<int64_t>(input_.class_names.size()) == classes_,
+      "predictor: ", input_.class_names.size(), " class names for ", classes_, " classes");
   CONVNET_CHECK(input_.mean.size() == input_.stddev.size() &&
                     (input_.mean.empty() || static_cast<int64_t>(input_.mean.size()) == channels),
-                "predictor: normalisation needs one mean and stddev per input channel (",
-                channels, "), got ", input_.mean.size(), " and ", input_.stddev.size());
+                "predictor: normalisation needs one mean and stddev per input channel (", channels,
+                "), got ", input_.mean.size(), " and ", input_.stddev.size());
 }
 
 template <class T>
@@ -185,8 +190,9 @@ std::vector<Prediction> Predictor<T>::top(const Tensor<T>& probabilities, int64_
     for (int64_t i = 0; i < k; ++i) {
       const int64_t label = order[static_cast<size_t>(i)];
       out[r].top.push_back({label,
-                            input_.class_names.empty() ? std::to_string(label)
-                                                       : input_.class_names[static_cast<size_t>(label)],
+                            input_.class_names.empty()
+                                ? std::to_string(label)
+                                : input_.class_names[static_cast<size_t>(label)],
                             static_cast<double>(p[label])});
     }
   }
@@ -195,19 +201,22 @@ std::vector<Prediction> Predictor<T>::top(const Tensor<T>& probabilities, int64_
 
 template <class T>
 Tensor<T> images_to_tensor(const std::vector<Image>& images, const Shape& sample) {
-  CONVNET_CHECK(sample.rank() == 3, "predict: images need a model with C x H x W input, this one "
-                "takes ", sample.str());
+  CONVNET_CHECK(sample.rank() == 3,
+                "predict: images need a model with C x H x W input, this one "
+                "takes ",
+                sample.str());
   const int64_t channels = sample[0], height = sample[1], width = sample[2];
   Tensor<T> x(Shape{static_cast<int64_t>(images.size()), channels, height, width});
   for (size_t i = 0; i < images.size(); ++i) {
-    CONVNET_CHECK(images[i].channels == channels, "predict: image ", i, " has ",
-                  images[i].channels, " channels, the model takes ", channels);
+    CONVNET_CHECK(images[i].channels == channels, "predict: image ", i, " has ", images[i].channels,
+                  " channels, the model takes ", channels);
     const Image sized = images[i].height == height && images[i].width == width
                             ? images[i]
                             : resize_image(images[i], height, width);
     T* dst = x.data() + static_cast<int64_t>(i) * sample.numel();
     for (int64_t j = 0; j < sample.numel(); ++j)
-      dst[j] = static_cast<T>(sized.pixels[static_cast<size_t>(j)]) * (T(1) / T(255));  // as Dataset
+      dst[j] =
+          static_cast<T>(sized.pixels[static_cast<size_t>(j)]) * (T(1) / T(255));  // as Dataset
   }
   return x;
 }

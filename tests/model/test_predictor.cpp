@@ -125,15 +125,21 @@ TEST(Predictor, ConvertsImagesAndRejectsWhatDoesNotFit) {
   ASSERT_EQ(x.shape(), (Shape{1, 1, 9, 9}));
   for (int64_t i = 0; i < x.numel(); ++i) EXPECT_FLOAT_EQ(x[i], 1.0f);  // resized, scaled
   const Prediction p = predictor.top(predictor.probabilities(x), 10).front();
-  EXPECT_EQ(p.top.size(), 4u);  // k capped at the classes
+  EXPECT_EQ(p.top.size(), 4u);                               // k capped at the classes
   EXPECT_EQ(p.top[0].name, std::to_string(p.top[0].label));  // no names recorded
 
   const auto message = testing::error_of;
-  EXPECT_EQ(message([&] { predictor.to_input({Image{3, 9, 9, std::vector<uint8_t>(243)}}); }),
+  EXPECT_EQ(message([&] {
+              predictor.to_input({Image{3, 9, 9, std::vector<uint8_t>(243)}});
+            }),
             "predict: image 0 has 3 channels, the model takes 1");
-  EXPECT_EQ(message([&] { predictor.logits(Tensor<float>(Shape{1, 1, 8, 9})); }),
+  EXPECT_EQ(message([&] {
+              predictor.logits(Tensor<float>(Shape{1, 1, 8, 9}));
+            }),
             "predict: input 1x1x8x9 does not match the model's 1x1x9x9");
-  EXPECT_EQ(message([&] { Predictor<float>(trained_model(2), {{"a", "b"}, {}, {}}); }),
+  EXPECT_EQ(message([&] {
+              Predictor<float>(trained_model(2), {{"a", "b"}, {}, {}});
+            }),
             "predictor: 2 class names for 4 classes");
 }
 
@@ -148,10 +154,13 @@ TEST(Predictor, ClassNameMismatchNamesTheCheckpoint) {
   TrainingState state;
   state.input.class_names = {"cat", "dog"};  // for a model of 4 outputs
   save_checkpoint<float>(path, *trained_model(2), nullptr, state);
-  EXPECT_EQ(testing::error_of([&] { Predictor<float>{path}; }),
-            path +
-                ": the checkpoint records 2 class names (input.class_names) but its model has "
-                "4 outputs: one name per output is needed");
+  const std::string expected =
+      path +
+      ": the checkpoint records 2 class names (input.class_names) but its model has 4 outputs: "
+      "one name per output is needed";
+  EXPECT_EQ(testing::error_of([&] { Predictor<float>{path}; }), expected);
+  // The same from a checkpoint loaded first (what convnet predict does, to print its notes).
+  EXPECT_EQ(testing::error_of([&] { Predictor<float>{load_checkpoint<float>(path)}; }), expected);
   std::filesystem::remove(path);
 }
 
@@ -163,12 +172,13 @@ namespace {
 
 // trace(): every node's output and output gradient, as forward and backward left them.
 TEST(ModelTrace, ShowsEachNodesOutputAndGradient) {
-  for (const char* spec : {kNet, "model graph input=input\n"
-                                 "node a conv2d in=input out_channels=2 kernel=3 pad=1\n"
-                                 "node b relu in=a\n"
-                                 "node sum add in=a,b\n"
-                                 "node flat flatten in=sum\n"
-                                 "node fc linear in=flat out_features=3\n"}) {
+  for (const char* spec : {kNet,
+                           "model graph input=input\n"
+                           "node a conv2d in=input out_channels=2 kernel=3 pad=1\n"
+                           "node b relu in=a\n"
+                           "node sum add in=a,b\n"
+                           "node flat flatten in=sum\n"
+                           "node fc linear in=flat out_features=3\n"}) {
     std::unique_ptr<Model<float>> m = parse_model_spec<float>(spec);
     m->build(Shape{3, 2, 9, 9}, 1);
     Rng rng(2);
@@ -179,7 +189,7 @@ TEST(ModelTrace, ShowsEachNodesOutputAndGradient) {
     m->backward(dy);
     const std::vector<NodeTrace<float>> nodes = m->trace();
     ASSERT_FALSE(nodes.empty());
-    EXPECT_EQ(nodes.back().output, &y);     // the output node's y is what forward returned
+    EXPECT_EQ(nodes.back().output, &y);        // the output node's y is what forward returned
     EXPECT_EQ(nodes.back().grad_output, &dy);  // and its gradient the dy given to backward
     for (const NodeTrace<float>& n : nodes) {
       ASSERT_NE(n.grad_output, nullptr) << n.name;
