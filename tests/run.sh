@@ -9,8 +9,12 @@ ctest --test-dir "$build" --output-on-failure "$@"
 rc=$?
 log="$build/Testing/Temporary/LastTest.log"
 if [[ -f $log ]]; then
+  # A script's own "SKIP: reason" lines, and GoogleTest's "FILE:LINE: Skipped" followed by the
+  # reason GTEST_SKIP() gave.
   awk '/^[0-9]+\/[0-9]+ Test: / { name = $3 }
        /^SKIP/ { print "skipped in " name ": " $0; n++ }
+       /: Skipped$/ { reason = ""; if ((getline line) > 0) reason = line
+                      print "skipped " name ": " reason; n++ }
        END { if (n == 0) print "no test skipped any check" }' "$log"
 fi
 exit $rc
