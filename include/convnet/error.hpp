@@ -28,6 +28,13 @@ class Diverged : public Error {
   int64_t completed_steps;
 };
 
+// Memory ran out while building a model (std::bad_alloc turned into a message that names the
+// stage: a layer's weights and workspace, or the activations, with the size).
+class OutOfMemory : public Error {
+ public:
+  using Error::Error;
+};
+
 namespace detail {
 template <class... Args>
 std::string concat(const Args&... args) {

@@ -156,6 +156,9 @@ class Model {
     return i < origins_.size() && !origins_[i].empty() ? origins_[i] + ": " : std::string();
   }
   std::vector<std::string> origins_;
+  // The OutOfMemory error for activations and their gradients of these shapes (one tensor of
+  // each per shape) that did not fit.
+  static OutOfMemory activations_out_of_memory(std::span<const Shape> shapes);
 
  private:
   // Where a non-finite value first shows in the last forward (or, with backward, in its

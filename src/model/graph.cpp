@@ -345,15 +345,24 @@ void Graph<T>::build(const Shape& input) {
     } catch (const Error& e) {
       throw Error(
           detail::concat(this->origin_prefix(v), "node ", shown(node.name), ": ", e.what()));
+    } catch (const std::bad_alloc&) {
+      throw OutOfMemory(detail::concat(this->origin_prefix(v), "node ", shown(node.name),
+                                       ": out of memory for its weights and workspace"));
     }
   }
   acts_.clear();
   grads_.clear();
-  for (size_t v = 0; v < count; ++v) {
-    acts_.emplace_back(v == 0 ? Shape{0} : shapes_[v]);
-    grads_.emplace_back(shapes_[v]);
+  try {
+    for (size_t v = 0; v < count; ++v) {
+      acts_.emplace_back(v == 0 ? Shape{0} : shapes_[v]);
+      grads_.emplace_back(shapes_[v]);
+    }
+    this->loss_grad_ = Tensor<T>(shapes_[output_]);
+  } catch (const std::bad_alloc&) {
+    acts_.clear();
+    grads_.clear();
+    throw this->activations_out_of_memory(shapes_);
   }
-  this->loss_grad_ = Tensor<T>(shapes_[output_]);
   params_.clear();
   buffers_.clear();
   for (size_t v : order_)

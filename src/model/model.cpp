@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 namespace convnet {
 
@@ -119,6 +120,16 @@ StepResult Model<T>::evaluate(const Tensor<T>& x, const Targets<T>& targets, Los
   const Tensor<T>& out = forward(x, Mode::Eval);
   const T value = loss.compute(out, targets, nullptr);
   return {static_cast<double>(value), count_correct(out, targets.labels)};
+}
+
+template <class T>
+OutOfMemory Model<T>::activations_out_of_memory(std::span<const Shape> shapes) {
+  double bytes = 0;
+  for (const Shape& s : shapes) bytes += 2.0 * static_cast<double>(s.numel()) * sizeof(T);
+  char size[32];
+  std::snprintf(size, sizeof size, "%.0f MB", bytes / 1e6);
+  return OutOfMemory(detail::concat("out of memory for the activations and their gradients: ", size,
+                                    " for a batch of ", shapes.front().str()));
 }
 
 template class Model<float>;

@@ -29,16 +29,26 @@ void Sequential<T>::build(const Shape& input) {
       out = layers_[i]->build(shapes_.back());
     } catch (const Error& e) {
       throw Error(detail::concat(this->origin_prefix(i), "layer ", i, ": ", e.what()));
+    } catch (const std::bad_alloc&) {
+      throw OutOfMemory(detail::concat(this->origin_prefix(i), "layer ", i, ": ",
+                                       layers_[i]->describe(), " on input ", shapes_.back().str(),
+                                       ": out of memory for its weights and workspace"));
     }
     shapes_.push_back(out);
   }
   acts_.clear();
   grads_.clear();
-  for (const Shape& s : shapes_) {
-    acts_.emplace_back(s);
-    grads_.emplace_back(s);
+  try {
+    for (const Shape& s : shapes_) {
+      acts_.emplace_back(s);
+      grads_.emplace_back(s);
+    }
+    this->loss_grad_ = Tensor<T>(shapes_.back());
+  } catch (const std::bad_alloc&) {
+    acts_.clear();
+    grads_.clear();
+    throw this->activations_out_of_memory(shapes_);
   }
-  this->loss_grad_ = Tensor<T>(shapes_.back());
   params_.clear();
   buffers_.clear();
   for (size_t i = 0; i < layers_.size(); ++i)

@@ -278,8 +278,11 @@ if [[ -d $data ]]; then
   if grep -qa __asan_init "$cli"; then
     echo "SKIP out-of-memory: $cli is built with AddressSanitizer"
   else
-    expect out-of-memory 1 "error: out of memory building vgg-small for batches of 60000 images of 1x28x28: try a smaller --batch" -- \
+    expect out-of-memory 1 "error: out of memory building vgg-small for batches of 60000 images of 1x28x28 \((layer [0-9]+: .* on input 60000x.*: out of memory for its weights and workspace|out of memory for the activations and their gradients: [0-9]+ MB for a batch of 60000x1x28x28)\): try a smaller --batch" -- \
       bash -c "ulimit -v 3000000; '$cli' train --model vgg-small --batch 60000 --epochs 1"
+    # Every command that builds a model names the stage and the size (they said "out of memory").
+    expect out-of-memory-summary 1 "^convnet summary: error: (layer 0: conv2d 3x3 ->32 pad 1x1 on input 1x3x20000x20000: out of memory for its weights and workspace|out of memory for the activations and their gradients: [0-9]+ MB for a batch of 1x3x20000x20000)$" -- \
+      bash -c "ulimit -v 3000000; '$cli' summary --model vgg-small --input 3x20000x20000"
   fi
 
   # explain: every section, and the first SGD step moves each parameter by lr·||dL/dW||.

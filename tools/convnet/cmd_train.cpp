@@ -425,6 +425,10 @@ int cmd_train(int argc, char** argv) {
                          : load_model<float>(args.get("model"), train.classes());
       owned->build(train.shape().with_batch(built_batch), static_cast<uint64_t>(seed));
     }
+  } catch (const OutOfMemory& e) {  // the stage and the size, from the model's build
+    throw Error("out of memory building " + args.get("model") + " for batches of " +
+                std::to_string(built_batch) + " images of " + train.sample_shape().str() + " (" +
+                e.what() + "): try a smaller --batch");
   } catch (const std::bad_alloc&) {
     throw Error("out of memory building " + args.get("model") + " for batches of " +
                 std::to_string(built_batch) + " images of " + train.sample_shape().str() +
