@@ -19,6 +19,10 @@ namespace convnet {
 // ignore_file_size_signal).
 void write_file_atomic(const std::string& path, std::string_view bytes);
 
+// The whole of the file at `path`, as its bytes; convnet::Error naming the file and the system's
+// reason when it cannot be opened or read.
+std::string read_file(const std::string& path);
+
 // Checks, before any work is done, that write_file_atomic(path, ...) can succeed as far as can
 // be known now: PATH is not a folder, its folder exists and is writable. Throws convnet::Error
 // naming `what` (a flag such as "--save"), the path and the reason.

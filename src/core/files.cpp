@@ -9,7 +9,9 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <random>
 
 #include "convnet/error.hpp"
@@ -47,6 +49,16 @@ void ignore_file_size_signal() {
   struct sigaction current {};
   if (::sigaction(SIGXFSZ, nullptr, &current) == 0 && current.sa_handler == SIG_DFL)
     std::signal(SIGXFSZ, SIG_IGN);
+}
+
+std::string read_file(const std::string& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  CONVNET_CHECK(file != nullptr, path, ": cannot open: ", std::strerror(errno));
+  std::string bytes;
+  char buf[1 << 16];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, file.get())) > 0;) bytes.append(buf, n);
+  CONVNET_CHECK(!std::ferror(file.get()), path, ": cannot read: ", std::strerror(errno));
+  return bytes;
 }
 
 void check_output_file(const std::string& path, const std::string& what) {

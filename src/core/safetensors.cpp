@@ -479,13 +479,7 @@ void write_safetensors(const std::string& path, const SafeTensors& file) {
 }
 
 SafeTensors read_safetensors(const std::string& path) {
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
-  CONVNET_CHECK(file != nullptr, path, ": cannot open: ", std::strerror(errno));
-  std::string bytes;
-  char buf[1 << 16];
-  for (size_t n; (n = std::fread(buf, 1, sizeof buf, file.get())) > 0;) bytes.append(buf, n);
-  CONVNET_CHECK(!std::ferror(file.get()), path, ": cannot read: ", std::strerror(errno));
-  return decode_safetensors(bytes, path);
+  return decode_safetensors(read_file(path), path);
 }
 
 }  // namespace convnet

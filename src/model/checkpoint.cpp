@@ -199,17 +199,6 @@ InputInfo read_input_info(const std::string& path, const std::map<std::string, s
 }
 
 // --- integrity -----------------------------------------------------------------------------
-// The file's bytes as they are on disk, which the header's checksum covers (read_safetensors
-// gives only what they decode to).
-std::string read_file_bytes(const std::string& path) {
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
-  CONVNET_CHECK(file != nullptr, path, ": cannot open: ", std::strerror(errno));
-  std::string bytes;
-  char buf[1 << 16];
-  for (size_t n; (n = std::fread(buf, 1, sizeof buf, file.get())) > 0;) bytes.append(buf, n);
-  CONVNET_CHECK(!std::ferror(file.get()), path, ": cannot read: ", std::strerror(errno));
-  return bytes;
-}
 
 bool is_crc_text(const std::string& s) {
   return s.size() == 8 && std::all_of(s.begin(), s.end(), [](char c) {
@@ -419,7 +408,7 @@ template <class T>
 Checkpoint<T> load_checkpoint(const std::string& path, int64_t batch) {
   Checkpoint<T> c;
   c.path = path;
-  c.file = decode_checkpoint(read_file_bytes(path), path, &c.notes);
+  c.file = decode_checkpoint(read_file(path), path, &c.notes);
   const auto& meta = c.file.metadata;
   const auto dtype = meta.find("dtype");
   CONVNET_CHECK(dtype != meta.end() && dtype->second == dtype_of<T>(), path, ": checkpoint holds ",
