@@ -112,6 +112,19 @@ TEST_F(TempDir, ImageDeclaringAHugeSizeIsTooLarge) {
             png +
                 ": too large: its PNG header declares 100000x100000 pixels, more than the limit "
                 "of 100 pixels");
+  // Sizes near 2^32 each, whose product does not fit in 64 bits (a fuzzer's find).
+  const std::string wide = (dir_ / "wide.png").string();
+  unsigned char wide_header[sizeof header];
+  std::copy(std::begin(header), std::end(header), wide_header);
+  const unsigned char side[] = {0xff, 0xf9, 0x28, 0xff};  // 4294519039
+  std::copy(side, side + 4, wide_header + 16);
+  std::copy(side, side + 4, wide_header + 20);
+  std::ofstream(wide, std::ios::binary)
+      .write(reinterpret_cast<const char*>(wide_header), sizeof wide_header);
+  EXPECT_EQ(testing::error_of([&] { read_image(wide, 3); }),
+            wide +
+                ": too large: its PNG header declares 4294519039x4294519039 pixels, more than "
+                "the limit of 67108864 pixels");
 }
 
 TEST_F(TempDir, EmptyImageFileSaysSo) {
