@@ -5,7 +5,7 @@
 #include <string>
 
 #include "convnet/onnx.hpp"
-#include "model/protobuf_wire.hpp"
+#include "io/protobuf_wire.hpp"
 #include "support/testing.hpp"
 
 namespace convnet {

@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "convnet/convnet.hpp"
-#include "model/protobuf_wire.hpp"
+#include "io/protobuf_wire.hpp"
 
 namespace convnet {
 namespace {

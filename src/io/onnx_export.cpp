@@ -13,7 +13,7 @@
 #include "convnet/safetensors.hpp"
 #include "layers/common.hpp"
 #include "layers/pool_common.hpp"
-#include "model/protobuf_wire.hpp"
+#include "io/protobuf_wire.hpp"
 
 namespace convnet {
 namespace {
