@@ -61,7 +61,7 @@ template <class T>
 void initialise(Init init, Rng& rng, int64_t fan_in, int64_t fan_out, Tensor<T>& weight,
                 Tensor<T>& bias);
 
-// --- model-spec text (defined in src/model/spec.cpp, beside the parser that reads it back) --
+// --- model-spec text (defined in src/layers/options_spec.cpp, with the option tables) -------
 // A layer's options as spec text: every option that differs from its default, as key=value in
 // declaration order ("out_channels=6 kernel=5 pad=2"); empty when all are defaults.
 std::string options_spec(const Conv2dOptions& o);
