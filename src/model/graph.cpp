@@ -12,7 +12,6 @@
 #include <sstream>
 
 #include "convnet/runtime.hpp"
-#include "ops/cpu/cpu.hpp"
 
 namespace convnet {
 namespace {

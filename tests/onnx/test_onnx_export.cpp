@@ -403,7 +403,7 @@ std::vector<std::string> op_types(const Message& graph) {
 }
 
 TEST(OnnxExport, EveryLayerKindExports) {
-  // Every kind the model spec knows (src/model/spec.cpp) appears in the two test models.
+  // Every kind the model spec knows (src/io/spec.cpp) appears in the two test models.
   const std::set<std::string> every_kind{"conv2d",
                                          "conv_transpose2d",
                                          "maxpool2d",

@@ -189,15 +189,14 @@ bool winograd_pays(const Conv2dShape& s) {
 }
 // F(4x4, 3x3) from 5 output columns up, where each pair of its tiles (8 columns) is at least
 // part full in both tiles; at 4 columns half of every pair is padding and F(2x2, 3x3) is faster
-// (bench_kernels, "by algorithm", 2 threads, F(4x4) against F(2x2): 32x32 maps 1.36x, 16x16
-// 1.7x, 8x8 1.39x, 7x7 and 6x6 2.0x and 1.7x, 4x4 0.85x).
+// (bench_kernels, "by algorithm"; the figures are in bench/README.md, "Kernel choices").
 bool winograd4_pays(const Conv2dShape& s) {
   return winograd_tile() == WinogradTile::F4x4 && winograd_pays(s) &&
          conv2d_winograd4_supported(s) && s.OW() >= 5;
 }
-// Weight gradients by F(3x3, 4x4) from 12 output columns up (bench_kernels, 2 threads, against
-// F(3x3, 2x2): 32x32 maps 1.13x, 16x16 1.04x). At 8x8 a batch of 64 has only 256 of its tiles,
-// the rows of its dot products are short, and F(3x3, 2x2) is faster (0.75x on 128 channels).
+// Weight gradients by F(3x3, 4x4) from 12 output columns up. At 8x8 a batch of 64 has only 256
+// of its tiles, the rows of its dot products are short, and F(3x3, 2x2) is faster (bench_kernels;
+// the figures are in bench/README.md, "Kernel choices").
 bool winograd4_weights_pay(const Conv2dShape& s) { return winograd4_pays(s) && s.OW() >= 12; }
 // Forward (and stride-1 backward data) by whichever Winograd variant pays.
 void winograd_forward(const Conv2dShape& s, const float* x, const float* w, bool flip_swap,
