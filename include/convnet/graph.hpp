@@ -143,10 +143,10 @@ class Graph final : public Model<T> {
  private:
   struct Node {
     std::string name;
-    std::unique_ptr<Layer<T>> layer;        // one of these two,
-    std::unique_ptr<MergeLayer<T>> merge;   // except for the input node
+    std::unique_ptr<Layer<T>> layer;       // one of these two,
+    std::unique_ptr<MergeLayer<T>> merge;  // except for the input node
     std::vector<std::string> input_names;
-    std::vector<size_t> inputs;             // resolved by build()
+    std::vector<size_t> inputs;  // resolved by build()
     // assign[k]: backward writes input k's gradient first (no consumer later in the order
     // reads that input), so it assigns rather than adds, and the buffer needs no zeroing.
     std::vector<bool> assign;
@@ -157,12 +157,13 @@ class Graph final : public Model<T> {
 
   std::vector<Node> nodes_;  // nodes_[0] is the input
   std::string output_name_;
-  std::vector<size_t> order_;  // evaluation order (node indices, input excluded)
+  std::vector<size_t> order_;        // evaluation order (node indices, input excluded)
+  std::vector<size_t> param_group_;  // per node: its layer's collect_named() index
   size_t output_ = 0;
   Shape input_shape_;
-  std::vector<Shape> shapes_;      // per node
-  std::vector<Tensor<T>> acts_;    // per node; acts_[0] unused (the input is not copied)
-  std::vector<Tensor<T>> grads_;   // per node, ∂L/∂acts_
+  std::vector<Shape> shapes_;     // per node
+  std::vector<Tensor<T>> acts_;   // per node; acts_[0] unused (the input is not copied)
+  std::vector<Tensor<T>> grads_;  // per node, ∂L/∂acts_
   std::vector<Param<T>> params_;
   std::vector<Buffer<T>> buffers_;
   const Tensor<T>* input_ = nullptr;

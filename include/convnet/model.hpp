@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "convnet/arena.hpp"
 #include "convnet/layers.hpp"
 #include "convnet/loss.hpp"
 #include "convnet/optim.hpp"
@@ -46,6 +47,23 @@ struct StepOptions {
   double clip_grad_norm = 0;
 };
 
+// The gradient hook of a training step: Model::forward_backward calls it as the backward pass
+// finishes each range of the gradient arena (a layer's gradients: in the arena's reverse layout,
+// each range ends where the last one began, so the finished part is one growing prefix), then
+// once with the whole arena when the pass is over. A data-parallel run all-reduces there (per
+// range, overlapping the rest of the backward pass, or all at once at the end); whatever it
+// leaves in the arena is what the non-finite check, the norms, clipping and the optimizer see.
+// The default does nothing.
+template <class T>
+class GradientSync {
+ public:
+  virtual ~GradientSync() = default;
+  // grads: arena().grads()[offset, offset + grads.size()), final for this step.
+  virtual void on_gradients_ready(std::span<T> /*grads*/, int64_t /*offset*/) {}
+  // The whole gradient arena, after the backward pass.
+  virtual void on_backward_end(std::span<T> /*grads*/) {}
+};
+
 // What every model offers (Sequential, Graph): build for an input shape, forward, backward,
 // parameters and buffers, and the training step built on those. fit() and the CLI work on this.
 template <class T>
@@ -70,6 +88,10 @@ class Model {
   virtual std::span<const Param<T>> params() const = 0;
   virtual std::span<const Buffer<T>> buffers() const = 0;
   int64_t param_count() const;
+  // Every parameter and gradient of params() in one buffer each (see convnet/arena.hpp); bound
+  // by build(), so empty before it.
+  ParamArena<T>& arena() { return arena_; }
+  const ParamArena<T>& arena() const { return arena_; }
   // FLOPs per sample (multiply-add = 2) of a forward pass, and of a training step: forward,
   // backward weights, and backward data wherever a gradient is needed.
   virtual int64_t forward_flops() const = 0;
@@ -121,8 +143,24 @@ class Model {
   // non-finite loss, or a non-finite gradient, throws convnet::Error naming where the NaN or
   // Inf first appears (the first layer in forward order whose output is not finite, or the
   // first, from the output back, whose gradient is not).
+  //
+  // train_step is the two halves below, at learning rate lr (the optimizer's learning_rate()
+  // without one).
   StepResult train_step(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss,
                         Optimizer<T>& optimizer, const StepOptions& options = {});
+  StepResult train_step(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss,
+                        Optimizer<T>& optimizer, double lr, const StepOptions& options = {});
+  // The first half of a step: zero the gradient arena, forward (Mode::Train), the loss, and
+  // backward, calling the gradient hook (set_gradient_sync) per finished range and at the end.
+  // Throws Diverged (nothing updated) if the loss is not finite. grad_norm is left 0.
+  StepResult forward_backward(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss);
+  // The second half, on the gradients the hook left: their norms, the non-finite check (throws
+  // Diverged, nothing updated), clipping, and the optimizer's update at learning rate lr.
+  // Returns the gradients' joint L2 norm before clipping. Needs a forward_backward first; x must
+  // still be alive (a divergence message looks into it).
+  double apply_update(Optimizer<T>& optimizer, double lr, const StepOptions& options = {});
+  // The hook forward_backward calls (not owned; must outlive its use); null: none.
+  void set_gradient_sync(GradientSync<T>* sync) { sync_ = sync; }
   // Per params() entry, the L2 norm of its gradient in the last train_step (before clipping).
   const std::vector<double>& grad_norms() const { return grad_norms_; }
   // Loss (and correct count, with labels) without touching parameters.
@@ -133,21 +171,41 @@ class Model {
  protected:
   Model() = default;
   // A moved model forgets the last dy, which may have been the moved-from model's own buffer.
+  // The arena moves with the model: its storage, which the layers' tensors view, stays put.
   Model(Model&& other) noexcept
       : loss_grad_(std::move(other.loss_grad_)),
         origins_(std::move(other.origins_)),
+        arena_(std::move(other.arena_)),
+        layer_ranges_(std::move(other.layer_ranges_)),
+        sync_(other.sync_),
         grad_norms_(std::move(other.grad_norms_)) {}
   Model& operator=(Model&& other) noexcept {
     loss_grad_ = std::move(other.loss_grad_);
     last_dy_ = nullptr;
     origins_ = std::move(other.origins_);
+    arena_ = std::move(other.arena_);
+    layer_ranges_ = std::move(other.layer_ranges_);
+    sync_ = other.sync_;
+    last_x_ = nullptr;
     grad_norms_ = std::move(other.grad_norms_);
     return *this;
   }
 
   // Appends layer's parameters and buffers to the model's lists, named "<prefix>.<name>".
-  static void collect_named(Layer<T>& layer, const std::string& prefix,
-                            std::vector<Param<T>>& params, std::vector<Buffer<T>>& buffers);
+  // Returns the layer's index for gradients_ready(): 0, 1, ... in the order of the calls.
+  size_t collect_named(Layer<T>& layer, const std::string& prefix, std::vector<Param<T>>& params,
+                       std::vector<Buffer<T>>& buffers);
+  // After collecting: binds params (all of them, in collect order) to a fresh arena.
+  void bind_arena(std::span<const Param<T>> params);
+  // Called by the executor's backward right after the layer of that index (collect_named's)
+  // has finished: hands its range of the gradient arena to the hook, if one is running.
+  void gradients_ready(size_t layer) {
+    if (hook_active_ && layer < layer_ranges_.size() && layer_ranges_[layer].second > 0) {
+      const auto [offset, size] = layer_ranges_[layer];
+      sync_->on_gradients_ready(
+          arena_.grads().subspan(static_cast<size_t>(offset), static_cast<size_t>(size)), offset);
+    }
+  }
 
   Tensor<T> loss_grad_;                 // ∂L/∂output of the last train_step; sized by build()
   const Tensor<T>* last_dy_ = nullptr;  // the dy of the last backward(), for trace()
@@ -164,6 +222,16 @@ class Model {
   // Where a non-finite value first shows in the last forward (or, with backward, in its
   // gradients): "the output of layer3 (conv2d ...)", for divergence errors.
   std::string first_non_finite(const Tensor<T>& x, bool backward);
+  ParamArena<T> arena_;
+  // Per collect_named() index: the layer's (offset, size) in the arena; size 0 without params.
+  std::vector<std::pair<int64_t, int64_t>> layer_ranges_;
+  std::vector<size_t> pending_params_;  // params per collect_named() call, until bind_arena
+  GradientSync<T>* sync_ = nullptr;
+  bool hook_active_ = false;  // inside forward_backward's backward pass, with a hook set
+  // From the last forward_backward, for apply_update and its messages.
+  const Tensor<T>* last_x_ = nullptr;
+  double last_loss_ = 0;
+  int64_t message_step_ = 0;  // the optimizer step train_step is at, for forward_backward's message
   std::vector<double> grad_norms_;
 };
 

@@ -1,6 +1,6 @@
 // Optimizers with PyTorch's (1.13) update formulas and defaults, so hyperparameters carry over.
-// Each is a flat loop over every parameter tensor; state (momentum buffers, moments) is kept by
-// position: pass the same parameters in the same order at every step.
+// Each is one flat loop over a model's parameter arena; state (momentum buffers, moments) lies
+// flat beside it in the same layout, kept by position: pass the same parameters at every step.
 //
 // Notation: p parameter, g its gradient, t the step count starting at 1, wd weight decay.
 #pragma once
@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "convnet/arena.hpp"
 #include "convnet/layers.hpp"
 
 namespace convnet {
@@ -19,30 +20,43 @@ class Optimizer {
  public:
   virtual ~Optimizer() = default;
   virtual std::string name() const = 0;
-  // Updates every parameter from its gradient (gradients are left as they are).
+  // Updates every parameter of a model's arena from its gradient at learning rate lr, in one
+  // pass over the arena (gradients are left as they are). The state is flat beside it, in the
+  // arena's layout.
+  void step(ParamArena<T>& arena, double lr);
+  // Updates tensors that are not in an arena, one by one, at learning_rate(). The state is laid
+  // out as an arena of these tensors would be, so either form continues the other.
   void step(std::span<const Param<T>> params);
   int64_t steps() const { return steps_; }
+  // The learning rate given at construction (or last set): what step(params) uses, and what a
+  // schedule starts from. step(arena, lr) takes the rate of each step as its argument instead.
   virtual double learning_rate() const = 0;
   virtual void set_learning_rate(double lr) = 0;
 
   // Checkpointing. The state kept per parameter tensor, by PyTorch's names for it
   // ("momentum_buffer"; "exp_avg", "exp_avg_sq"; "square_avg", "grad_avg", "momentum_buffer").
   virtual std::vector<std::string> state_names() const = 0;
-  // State of parameter i: state_names().size() vectors of its size. Empty before the first step.
-  const std::vector<std::vector<T>>& state(size_t param) const { return state_.at(param); }
-  size_t state_size() const { return state_.size(); }  // parameters with state; 0 before a step
+  // State tensor k (of state_names()) of parameter i, its size. Only once state_size() > 0.
+  std::span<const T> state(size_t param, size_t k) const;
+  size_t state_size() const { return params_; }  // parameters with state; 0 before a step
   // Continues from a saved step count and state (state[param][k] as state() returns them; empty
   // with steps 0). The next step() checks it against the parameters it is given.
   void restore(int64_t steps, std::vector<std::vector<std::vector<T>>> state);
 
  protected:
-  // Updates one tensor; `state` holds state_names().size() tensors of the same size, zero at
-  // first.
-  virtual void update(std::span<T> p, std::span<const T> g, std::vector<std::vector<T>>& state) = 0;
+  // Updates p from g at learning rate lr: p, g and the state_names().size() state arrays (zero
+  // at first) run over the same elements, a whole arena or one tensor.
+  virtual void update(std::span<T> p, std::span<const T> g, std::span<T* const> state,
+                      double lr) = 0;
   int64_t steps_ = 0;
 
  private:
-  std::vector<std::vector<std::vector<T>>> state_;  // [param][buffer][element]
+  // Allocates zero state for these slots at the first step; later, checks they are the same.
+  void prepare(std::span<const typename ParamArena<T>::Slot> slots, int64_t total,
+               std::span<const Param<T>> params);
+  size_t params_ = 0;                                 // parameters the state was made for
+  std::vector<typename ParamArena<T>::Slot> layout_;  // per parameter, in the flat state
+  std::vector<Tensor<T>> state_;                      // [k]: flat, in an arena's layout
 };
 
 // SGD (torch.optim.SGD):
@@ -71,7 +85,7 @@ class Sgd final : public Optimizer<T> {
   }
 
  private:
-  void update(std::span<T> p, std::span<const T> g, std::vector<std::vector<T>>& state) override;
+  void update(std::span<T> p, std::span<const T> g, std::span<T* const> state, double lr) override;
   SgdOptions o_;
 };
 
@@ -104,7 +118,7 @@ class Adam : public Optimizer<T> {
   std::vector<std::string> state_names() const override { return {"exp_avg", "exp_avg_sq"}; }
 
  private:
-  void update(std::span<T> p, std::span<const T> g, std::vector<std::vector<T>>& state) override;
+  void update(std::span<T> p, std::span<const T> g, std::span<T* const> state, double lr) override;
   AdamOptions o_;
 };
 
@@ -163,7 +177,7 @@ class RmsProp final : public Optimizer<T> {
   }
 
  private:
-  void update(std::span<T> p, std::span<const T> g, std::vector<std::vector<T>>& state) override;
+  void update(std::span<T> p, std::span<const T> g, std::span<T* const> state, double lr) override;
   RmsPropOptions o_;
 };
 

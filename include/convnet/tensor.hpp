@@ -1,6 +1,11 @@
 // Tensor<T>: a contiguous, row-major (NCHW for images) array of float or double with a Shape.
 // Storage is 64-byte aligned and owned; resize() within the allocated capacity never allocates,
 // which is how a model handles a short last batch without allocating in the training step.
+//
+// A view (Tensor::view) is a tensor over storage that something else owns: a model's parameters
+// are views of its parameter arena (convnet/arena.hpp). It reads and writes that storage, its
+// capacity is its size, and copying one makes an owned tensor. A view does not keep its storage
+// alive: the owner must outlive it. See operator= for what assigning to a view does.
 #pragma once
 
 #include <cstddef>
@@ -21,11 +26,19 @@ class Tensor {
   Tensor() = default;
   explicit Tensor(const Shape& shape);  // zero-filled
   Tensor(const Shape& shape, T fill_value);
+  // A tensor of `shape` over data[0, shape.numel()), which the caller owns.
+  static Tensor view(T* data, const Shape& shape);
+  // Makes this tensor, as it is shaped, a view of data[0, numel()), releasing any storage it
+  // owned (its contents are not copied).
+  void become_view(T* data);
 
   Tensor(const Tensor& other);
   Tensor& operator=(const Tensor& other);
   Tensor(Tensor&& other) noexcept = default;
-  Tensor& operator=(Tensor&& other) noexcept = default;
+  // Assigning a tensor of the same shape to a view writes into the view's storage (so setting
+  // a model's weight, *param.value = t, sets the arena); any other assignment replaces the
+  // storage, as for an owned tensor (a layer rebuilt for another shape: build() rebinds).
+  Tensor& operator=(Tensor&& other) noexcept;
 
   const Shape& shape() const { return shape_; }
   int64_t numel() const { return shape_.numel(); }
@@ -51,9 +64,12 @@ class Tensor {
   void reshape(const Shape& shape);
   void fill(T value);
   void zero() { fill(T(0)); }
+  // Whether this tensor owns its storage (false for a view).
+  bool owns_storage() const { return data_.get_deleter().owned; }
 
  private:
   struct AlignedDelete {
+    bool owned = true;  // false: a view, which frees nothing
     void operator()(T* p) const;
   };
   static std::unique_ptr<T[], AlignedDelete> allocate(int64_t count);

@@ -89,8 +89,8 @@ EvalStats evaluate(Model<float>& model, const Dataset& data, Loss<float>& loss, 
 
 // Trains up to options.epochs; after each epoch evaluates `test` (if not null) and the
 // validation set, then calls callbacks.on_epoch_end. The model must be built for options.batch
-// (or larger) samples of data's shape. The optimizer's learning rate is left at the last one
-// used. A step whose loss or gradients are not finite throws Diverged, naming the epoch and
+// (or larger) samples of data's shape. Each step's learning rate goes to the update as its
+// argument; the optimizer's own learning_rate() is the schedule's lr0 and is left as it is. A step whose loss or gradients are not finite throws Diverged, naming the epoch and
 // batch, with the model (parameters and buffers) and the optimizer as they were before that
 // batch and Diverged::completed_* saying where that is (what FitOptions::completed_* takes to
 // resume; a Dropout layer's stream has moved on by the failed batch).

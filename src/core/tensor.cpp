@@ -63,7 +63,21 @@ void check_shape(const Shape& got, const Shape& expected, const char* what) {
 
 template <class T>
 void Tensor<T>::AlignedDelete::operator()(T* p) const {
-  ::operator delete[](p, std::align_val_t{kTensorAlignment});
+  if (owned) ::operator delete[](p, std::align_val_t{kTensorAlignment});
+}
+
+template <class T>
+Tensor<T> Tensor<T>::view(T* data, const Shape& shape) {
+  Tensor t;
+  t.shape_ = shape;
+  t.become_view(data);
+  return t;
+}
+
+template <class T>
+void Tensor<T>::become_view(T* data) {
+  data_ = std::unique_ptr<T[], AlignedDelete>(data, AlignedDelete{.owned = false});
+  capacity_ = numel();
 }
 
 template <class T>
@@ -96,6 +110,19 @@ Tensor<T>& Tensor<T>::operator=(const Tensor& other) {
   if (this == &other) return *this;
   resize(other.shape_);
   std::copy_n(other.data(), other.numel(), data());
+  return *this;
+}
+
+template <class T>
+Tensor<T>& Tensor<T>::operator=(Tensor&& other) noexcept {
+  if (this == &other) return *this;
+  if (!owns_storage() && data_ && other.shape_ == shape_) {
+    std::copy_n(other.data(), other.numel(), data());
+    return *this;
+  }
+  data_ = std::move(other.data_);
+  shape_ = other.shape_;
+  capacity_ = other.capacity_;
   return *this;
 }
 

@@ -392,7 +392,7 @@ void save_checkpoint(const std::string& path, const Model<T>& model, const Optim
                     " tensors but the model has ", params.size());
       for (size_t i = 0; i < params.size(); ++i)
         for (size_t k = 0; k < names.size(); ++k) {
-          const std::vector<T>& s = optimizer->state(i)[k];
+          const std::span<const T> s = optimizer->state(i, k);
           CONVNET_CHECK(static_cast<int64_t>(s.size()) == params[i].value->numel(), path,
                         ": optimizer state of '", params[i].name, "' does not match its size");
           file.tensors.push_back(

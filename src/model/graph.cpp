@@ -364,8 +364,11 @@ void Graph<T>::build(const Shape& input) {
   }
   params_.clear();
   buffers_.clear();
+  param_group_.assign(count, 0);
   for (size_t v : order_)
-    if (nodes_[v].layer) this->collect_named(*nodes_[v].layer, nodes_[v].name, params_, buffers_);
+    if (nodes_[v].layer)
+      param_group_[v] = this->collect_named(*nodes_[v].layer, nodes_[v].name, params_, buffers_);
+  this->bind_arena(params_);
   built_ = true;
 }
 
@@ -536,6 +539,7 @@ void Graph<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input) {
       } else {
         node.layer->backward(act(node.inputs[0]), acts_[v], upstream, dx);
       }
+      this->gradients_ready(param_group_[v]);  // the node's parameter gradients are final
     } else {
       for (size_t k = 0; k < node.inputs.size(); ++k) {
         xs[k] = &act(node.inputs[k]);

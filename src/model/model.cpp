@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 
 namespace convnet {
 
@@ -16,21 +17,46 @@ int64_t Model<T>::param_count() const {
 }
 
 template <class T>
-void Model<T>::collect_named(Layer<T>& layer, const std::string& prefix,
-                             std::vector<Param<T>>& params, std::vector<Buffer<T>>& buffers) {
+size_t Model<T>::collect_named(Layer<T>& layer, const std::string& prefix,
+                               std::vector<Param<T>>& params, std::vector<Buffer<T>>& buffers) {
+  if (params.empty()) pending_params_.clear();
+  size_t count = 0;
   for (Param<T> p : layer.params()) {
     p.name = prefix + "." + p.name;
     params.push_back(p);
+    ++count;
   }
   for (Buffer<T> b : layer.buffers()) {
     b.name = prefix + "." + b.name;
     buffers.push_back(b);
   }
+  pending_params_.push_back(count);
+  return pending_params_.size() - 1;
+}
+
+template <class T>
+void Model<T>::bind_arena(std::span<const Param<T>> params) {
+  arena_.bind(params);
+  // Layer j owns params [first, first + count); in the arena's reverse layout its range runs
+  // from its last tensor's slot to where the previous layer's range starts (the arena's end for
+  // the first layer), so the ranges tile the arena, alignment gaps included.
+  const auto slots = arena_.slots();
+  layer_ranges_.assign(pending_params_.size(), {0, 0});
+  size_t first = 0;
+  for (size_t j = 0; j < pending_params_.size(); ++j) {
+    const size_t count = pending_params_[j];
+    if (count > 0) {
+      const int64_t begin = slots[first + count - 1].offset;
+      const int64_t end = first == 0 ? arena_.size() : slots[first - 1].offset;
+      layer_ranges_[j] = {begin, end - begin};
+    }
+    first += count;
+  }
 }
 
 template <class T>
 void Model<T>::zero_grad() {
-  for (const auto& p : params()) p.grad->zero();
+  std::fill(arena_.grads().begin(), arena_.grads().end(), T(0));
 }
 
 template <class T>
@@ -73,27 +99,54 @@ std::string Model<T>::first_non_finite(const Tensor<T>& x, bool backward) {
 }
 
 template <class T>
-StepResult Model<T>::train_step(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss,
-                                Optimizer<T>& optimizer, const StepOptions& options) {
-  CONVNET_CHECK(options.clip_grad_norm >= 0, "train_step: clip_grad_norm must be >= 0, got ",
-                options.clip_grad_norm);
+StepResult Model<T>::forward_backward(const Tensor<T>& x, const Targets<T>& targets,
+                                      Loss<T>& loss) {
+  last_x_ = nullptr;
+  const int64_t message_step = std::exchange(message_step_, 0);
   zero_grad();
   const Tensor<T>& out = forward(x, Mode::Train);
   const T value = loss.compute(out, targets, &loss_grad_);
   if (!std::isfinite(value))
-    throw Diverged(detail::concat(loss.name(), ": loss is ", value, " at optimizer step ",
-                                  optimizer.steps() + 1, " (batch of ", x.dim(0),
-                                  "): the first non-finite values are in ",
-                                  first_non_finite(x, false),
-                                  ". The model diverged: lower the learning rate. Weights were not "
-                                  "updated."));
-  backward(loss_grad_);
+    throw Diverged(detail::concat(
+        loss.name(), ": loss is ", value,
+        message_step > 0 ? detail::concat(" at optimizer step ", message_step) : std::string(),
+        " (batch of ", x.dim(0), "): the first non-finite values are in ",
+        first_non_finite(x, false),
+        ". The model diverged: lower the learning rate. Weights were not "
+        "updated."));
+  hook_active_ = sync_ != nullptr;
+  try {
+    backward(loss_grad_);
+  } catch (...) {
+    hook_active_ = false;
+    throw;
+  }
+  hook_active_ = false;
+  if (sync_) sync_->on_backward_end(arena_.grads());
+  last_x_ = &x;
+  last_loss_ = static_cast<double>(value);
+  return {static_cast<double>(value), count_correct(out, targets.labels), 0};
+}
+
+template <class T>
+double Model<T>::apply_update(Optimizer<T>& optimizer, double lr, const StepOptions& options) {
+  CONVNET_CHECK(options.clip_grad_norm >= 0, "train_step: clip_grad_norm must be >= 0, got ",
+                options.clip_grad_norm);
+  CONVNET_CHECK(last_x_ != nullptr, "apply_update() needs a forward_backward() first");
+  const Tensor<T>& x = *last_x_;
+  last_x_ = nullptr;  // one update per forward_backward
+  // Per tensor, in params() order, each summed in its own order: the norms grad_norms() and
+  // the epoch statistics report.
   const auto ps = params();
+  const std::span<T> grads = arena_.grads();
+  const auto slots = arena_.slots();
   grad_norms_.resize(ps.size());  // allocates at the first step only
   double total = 0;
   for (size_t i = 0; i < ps.size(); ++i) {
     double sum = 0;
-    for (const T g : ps[i].grad->span()) sum += static_cast<double>(g) * static_cast<double>(g);
+    for (const T g :
+         grads.subspan(static_cast<size_t>(slots[i].offset), static_cast<size_t>(slots[i].size)))
+      sum += static_cast<double>(g) * static_cast<double>(g);
     grad_norms_[i] = std::sqrt(sum);
     total += sum;
   }
@@ -101,18 +154,36 @@ StepResult Model<T>::train_step(const Tensor<T>& x, const Targets<T>& targets, L
   if (!std::isfinite(total))
     throw Diverged(
         detail::concat("gradients are not finite at optimizer step ", optimizer.steps() + 1,
-                       " (batch of ", x.dim(0), ", loss ", value,
+                       " (batch of ", x.dim(0), ", loss ", last_loss_,
                        "): the first non-finite values are in ", first_non_finite(x, true),
                        ". The model diverged: lower the learning rate or clip gradients. "
                        "Weights were not updated."));
   // PyTorch's rule: scale by min(1, max_norm / (norm + 1e-6)).
   if (options.clip_grad_norm > 0 && options.clip_grad_norm / (total + 1e-6) < 1) {
     const T scale = static_cast<T>(options.clip_grad_norm / (total + 1e-6));
-    for (const Param<T>& p : ps)
-      for (T& g : p.grad->span()) g *= scale;
+    for (T& g : grads) g *= scale;
   }
-  optimizer.step(ps);
-  return {static_cast<double>(value), count_correct(out, targets.labels), total};
+  optimizer.step(arena_, lr);
+  return total;
+}
+
+template <class T>
+StepResult Model<T>::train_step(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss,
+                                Optimizer<T>& optimizer, const StepOptions& options) {
+  CONVNET_CHECK(options.clip_grad_norm >= 0, "train_step: clip_grad_norm must be >= 0, got ",
+                options.clip_grad_norm);
+  return train_step(x, targets, loss, optimizer, optimizer.learning_rate(), options);
+}
+
+template <class T>
+StepResult Model<T>::train_step(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss,
+                                Optimizer<T>& optimizer, double lr, const StepOptions& options) {
+  CONVNET_CHECK(options.clip_grad_norm >= 0, "train_step: clip_grad_norm must be >= 0, got ",
+                options.clip_grad_norm);
+  message_step_ = optimizer.steps() + 1;
+  StepResult result = forward_backward(x, targets, loss);
+  result.grad_norm = apply_update(optimizer, lr, options);
+  return result;
 }
 
 template <class T>

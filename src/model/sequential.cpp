@@ -53,6 +53,7 @@ void Sequential<T>::build(const Shape& input) {
   buffers_.clear();
   for (size_t i = 0; i < layers_.size(); ++i)
     this->collect_named(*layers_[i], detail::concat("layer", i), params_, buffers_);
+  this->bind_arena(params_);
   built_ = true;
 }
 
@@ -185,6 +186,7 @@ void Sequential<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input) {
     } else {
       layers_[i]->backward(x, acts_[i + 1], upstream, nullptr);
     }
+    this->gradients_ready(i);  // layer i's parameter gradients are final
     if (profiling_)
       times_[i].backward +=
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

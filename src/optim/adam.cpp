@@ -17,15 +17,15 @@ Adam<T>::Adam(const AdamOptions& o) : o_(o) {
 }
 
 template <class T>
-void Adam<T>::update(std::span<T> p, std::span<const T> g, std::vector<std::vector<T>>& state) {
+void Adam<T>::update(std::span<T> p, std::span<const T> g, std::span<T* const> state, double lr) {
   const double t = static_cast<double>(this->steps_);
   const T b1 = static_cast<T>(o_.beta1), b2 = static_cast<T>(o_.beta2);
-  const T step_size = static_cast<T>(o_.lr / (1.0 - std::pow(o_.beta1, t)));
+  const T step_size = static_cast<T>(lr / (1.0 - std::pow(o_.beta1, t)));
   const T sqrt_bc2 = static_cast<T>(std::sqrt(1.0 - std::pow(o_.beta2, t)));
   const T eps = static_cast<T>(o_.eps), wd = static_cast<T>(o_.weight_decay);
-  const T decay = static_cast<T>(1.0 - o_.lr * o_.weight_decay);
-  T* m = state[0].data();
-  T* v = state[1].data();
+  const T decay = static_cast<T>(1.0 - lr * o_.weight_decay);
+  T* m = state[0];
+  T* v = state[1];
   for (size_t i = 0; i < p.size(); ++i) {
     T d = g[i];
     if (o_.decoupled)

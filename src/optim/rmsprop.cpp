@@ -11,19 +11,18 @@ RmsProp<T>::RmsProp(const RmsPropOptions& o) : o_(o) {
   CONVNET_CHECK(o.alpha >= 0.0, "rmsprop: alpha must be >= 0, got ", o.alpha);
   CONVNET_CHECK(o.eps >= 0.0, "rmsprop: eps must be >= 0, got ", o.eps);
   CONVNET_CHECK(o.momentum >= 0.0, "rmsprop: momentum must be >= 0, got ", o.momentum);
-  CONVNET_CHECK(o.weight_decay >= 0.0, "rmsprop: weight decay must be >= 0, got ",
-                o.weight_decay);
+  CONVNET_CHECK(o.weight_decay >= 0.0, "rmsprop: weight decay must be >= 0, got ", o.weight_decay);
 }
 
 template <class T>
-void RmsProp<T>::update(std::span<T> p, std::span<const T> g,
-                        std::vector<std::vector<T>>& state) {
-  const T lr = static_cast<T>(o_.lr), alpha = static_cast<T>(o_.alpha);
+void RmsProp<T>::update(std::span<T> p, std::span<const T> g, std::span<T* const> state,
+                        double learning_rate) {
+  const T lr = static_cast<T>(learning_rate), alpha = static_cast<T>(o_.alpha);
   const T eps = static_cast<T>(o_.eps), wd = static_cast<T>(o_.weight_decay);
   const T mu = static_cast<T>(o_.momentum);
-  T* v = state[0].data();
-  T* g_avg = state[1].data();
-  T* buf = state[2].data();
+  T* v = state[0];
+  T* g_avg = state[1];
+  T* buf = state[2];
   for (size_t i = 0; i < p.size(); ++i) {
     const T d = g[i] + wd * p[i];
     v[i] = alpha * v[i] + (T(1) - alpha) * d * d;

@@ -14,11 +14,12 @@ Sgd<T>::Sgd(const SgdOptions& o) : o_(o) {
 }
 
 template <class T>
-void Sgd<T>::update(std::span<T> p, std::span<const T> g, std::vector<std::vector<T>>& state) {
-  const T lr = static_cast<T>(o_.lr), wd = static_cast<T>(o_.weight_decay);
+void Sgd<T>::update(std::span<T> p, std::span<const T> g, std::span<T* const> state,
+                    double learning_rate) {
+  const T lr = static_cast<T>(learning_rate), wd = static_cast<T>(o_.weight_decay);
   const T mu = static_cast<T>(o_.momentum), damp = static_cast<T>(1.0 - o_.dampening);
   const bool first = this->steps_ == 1;
-  T* buf = state.empty() ? nullptr : state[0].data();
+  T* buf = state.empty() ? nullptr : state[0];
   for (size_t i = 0; i < p.size(); ++i) {
     T d = g[i] + wd * p[i];
     if (buf) {

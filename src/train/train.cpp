@@ -122,12 +122,11 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
       Rng augment = augment_epoch.split(static_cast<uint64_t>(step));
       augment_batch(options.augment, train, augment, x.data(), count, augment_scratch);
       const double lr = options.schedule.rate(lr0, epoch - 1, step, steps, options.epochs);
-      optimizer.set_learning_rate(lr);
       if (step == first_step) stats.learning_rate = lr;
       StepResult r;
       copy_buffers(false);
       try {
-        r = model.train_step(x, {.labels = labels}, loss, optimizer,
+        r = model.train_step(x, {.labels = labels}, loss, optimizer, lr,
                              {.clip_grad_norm = options.clip_grad_norm});
       } catch (const Diverged& e) {
         copy_buffers(true);

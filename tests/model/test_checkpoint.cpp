@@ -547,7 +547,13 @@ TEST_F(Checkpoints, NonFiniteValuesAreRefused) {
   expect_refused(
       [&](Model<float>&, Adam<float>& adam) {
         std::vector<std::vector<std::vector<float>>> state;
-        for (size_t i = 0; i < 6; ++i) state.push_back(adam.state(i));
+        for (size_t i = 0; i < 6; ++i) {
+          auto& tensors = state.emplace_back();
+          for (size_t k = 0; k < 2; ++k) {
+            const std::span<const float> s = adam.state(i, k);
+            tensors.emplace_back(s.begin(), s.end());
+          }
+        }
         state[4][1][7] = nan;  // 4.weight's (the linear layer's) exp_avg_sq
         adam.restore(adam.steps(), state);
       },

@@ -43,7 +43,7 @@ TEST(AdamWDefaults, OneStepMatchesTheFormula) {
     const double want = p0[i] * (1 - lr * wd) - lr * g[i] / (std::abs(g[i]) + eps);
     EXPECT_NEAR(value[i], want, 1e-15) << "element " << i;
   }
-  EXPECT_EQ(adamw.state(0)[0][1], (1 - 0.9) * g[1]);  // exp_avg
+  EXPECT_EQ(adamw.state(0, 0)[1], (1 - 0.9) * g[1]);  // exp_avg
 }
 
 TEST(AdamWDefaults, RefusesWhatPyTorchRefuses) {
