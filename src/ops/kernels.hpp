@@ -25,7 +25,7 @@ namespace convnet::ops {
 // is vectorised (CONVNET_MULTIVERSION) or built on sgemm, whose micro-kernel is chosen at run
 // time; it runs on every CPU. Avx512: hand-written AVX-512 code, whose supports() is false on
 // CPUs (or with sgemm micro-kernels) without it.
-enum class Isa { Baseline, Avx2, Avx512 };
+enum class Isa { Baseline, Avx512 };
 const char* isa_name(Isa isa);
 
 template <class ShapeT, class Fn>

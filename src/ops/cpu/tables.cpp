@@ -43,8 +43,6 @@ const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::Baseline:
       return "baseline";
-    case Isa::Avx2:
-      return "avx2";
     case Isa::Avx512:
       return "avx512";
   }
