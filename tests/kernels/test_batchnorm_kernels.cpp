@@ -26,9 +26,9 @@ void compare_variants(const BatchNormShape& s, uint64_t seed,
                       const ops::BatchNormStatsVariant& stats,
                       const ops::BatchNormForwardVariant& forward,
                       const ops::BatchNormBackwardVariant& backward) {
-  SCOPED_TRACE(::testing::Message() << "N=" << s.N << " C=" << s.C << " HW=" << s.HW << " stats "
-                                    << stats.name << " forward " << forward.name << " backward "
-                                    << backward.name);
+  SCOPED_TRACE(::testing::Message()
+               << "N=" << s.N << " C=" << s.C << " HW=" << s.HW << " stats " << stats.name
+               << " forward " << forward.name << " backward " << backward.name);
   Rng rng(seed);
   const Shape shape{s.N, s.C, s.HW};
   Tensor<float> x = testing::random_normal<float>(shape, rng);
