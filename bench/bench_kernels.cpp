@@ -1,6 +1,9 @@
 // Per-layer kernel throughput: GFLOP/s of the fast convolution kernels (forward, backward data,
 // backward weights) on the convolution shapes of the built-in models, to show where a training
-// step's time goes. Usage: build/bench_kernels [threads] [batch]. Not a test: it asserts nothing.
+// step's time goes: first what dispatch runs (the first variant of each table in
+// ops/kernels.hpp that supports the shape, named), then every variant of the tables that
+// supports the shape, then the Winograd and direct kernels called directly on the shapes both
+// accept. Usage: build/bench_kernels [threads] [batch]. Not a test: it asserts nothing.
 #include <algorithm>
 #include <cmath>
 #include <chrono>
@@ -9,7 +12,7 @@
 #include <vector>
 
 #include "convnet/runtime.hpp"
-#include "ops/cpu/cpu.hpp"
+#include "ops/kernels.hpp"
 
 using convnet::ops::Conv2dShape;
 namespace cpu = convnet::ops::cpu;
@@ -50,9 +53,19 @@ int main(int argc, char** argv) {
       {"resnet stage3.0 64->128 1x1 /2", {.IC = 64, .IH = 16, .IW = 16, .OC = 128, .KH = 1, .KW = 1, .SH = 2, .SW = 2}},
       {"resnet stage3 128->128 3x3 8x8", {.IC = 128, .IH = 8, .IW = 8, .OC = 128, .KH = 3, .KW = 3, .PH = 1, .PW = 1}},
   };
+  auto list = [](const char* op, auto table) {
+    std::printf("%-24s", op);
+    for (const auto& v : table) std::printf(" %s(%s)", v.name, convnet::ops::isa_name(v.isa));
+    std::printf("\n");
+  };
+  std::printf("kernel tables, in dispatch order:\n");
+  list("conv2d forward", convnet::ops::conv2d_forward_variants());
+  list("conv2d backward data", convnet::ops::conv2d_backward_data_variants());
+  list("conv2d backward weights", convnet::ops::conv2d_backward_weights_variants());
   std::printf("micro-kernel %s, %d thread(s), batch %lld; GFLOP/s (median of 7)\n",
               cpu::sgemm_kernel_name(), threads, static_cast<long long>(N));
-  std::printf("%-34s %9s %9s %9s\n", "layer", "forward", "bwd data", "bwd wgt");
+  std::printf("%-34s %9s %9s %9s  %s\n", "layer", "forward", "bwd data", "bwd wgt",
+              "variants (forward / data / weights)");
   for (auto& c : cases) {
     Conv2dShape s = c.s;
     s.N = N;
@@ -63,10 +76,43 @@ int main(int argc, char** argv) {
     const double f = median_seconds([&] { cpu::conv2d_forward(s, x.data(), w.data(), b.data(), y.data(), ws.data()); });
     const double d = median_seconds([&] { cpu::conv2d_backward_data(s, w.data(), dy.data(), dx.data(), ws.data()); });
     const double g = median_seconds([&] { cpu::conv2d_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), ws.data()); });
-    std::printf("%-34s %9.1f %9.1f %9.1f\n", c.name, flops / f / 1e9, flops / d / 1e9, flops / g / 1e9);
+    std::printf("%-34s %9.1f %9.1f %9.1f  %s / %s / %s\n", c.name, flops / f / 1e9,
+                flops / d / 1e9, flops / g / 1e9,
+                convnet::ops::select(convnet::ops::conv2d_forward_variants(), s).name,
+                convnet::ops::select(convnet::ops::conv2d_backward_data_variants(), s).name,
+                convnet::ops::select(convnet::ops::conv2d_backward_weights_variants(), s).name);
   }
-  // The algorithms the dispatcher chooses between, each called directly, on the shapes both
-  // accept: what its choice rests on. GFLOP/s counts direct-convolution FLOPs throughout; nan
+  // Every variant of the three tables on each shape it supports (dispatch runs the first).
+  std::printf("\nby variant (the tables in dispatch order; GFLOP/s)\n");
+  std::printf("%-34s %-18s %-18s %9s\n", "layer", "direction", "variant", "GFLOP/s");
+  for (auto& c : cases) {
+    Conv2dShape s = c.s;
+    s.N = N;
+    const double flops = 2.0 * s.N * s.OC * s.OH() * s.OW() * s.IC * s.KH * s.KW;
+    std::vector<float> x(s.N * s.IC * s.IH * s.IW, 0.5f), w(s.OC * s.IC * s.KH * s.KW, 0.1f),
+        b(s.OC), y(s.N * s.OC * s.OH() * s.OW()), dy(y.size(), 0.01f), dx(x.size()), dw(w.size()),
+        db(b.size()), ws(cpu::conv2d_workspace_size(s, threads));
+    auto report = [&](const char* direction, const char* variant, double seconds) {
+      std::printf("%-34s %-18s %-18s %9.1f\n", c.name, direction, variant, flops / seconds / 1e9);
+    };
+    for (const auto& v : convnet::ops::conv2d_forward_variants())
+      if (v.supports(s))
+        report("forward", v.name, median_seconds([&] {
+                 v.run(s, x.data(), w.data(), b.data(), y.data(), ws.data());
+               }));
+    for (const auto& v : convnet::ops::conv2d_backward_data_variants())
+      if (v.supports(s))
+        report("backward data", v.name, median_seconds([&] {
+                 v.run(s, w.data(), dy.data(), dx.data(), ws.data(), true);
+               }));
+    for (const auto& v : convnet::ops::conv2d_backward_weights_variants())
+      if (v.supports(s))
+        report("backward weights", v.name, median_seconds([&] {
+                 v.run(s, x.data(), dy.data(), dw.data(), db.data(), ws.data());
+               }));
+  }
+  // The algorithms the tables choose between, each called directly, on the shapes both
+  // accept, also where supports() turns a variant down: what the tables' predicates rest on. GFLOP/s counts direct-convolution FLOPs throughout; nan
   // where the direct kernel does not apply (it leaves small padded images to the GEMM).
   std::printf("\nby algorithm (GFLOP/s of the direct-equivalent FLOPs)\n");
   std::printf("%-34s %9s %9s %9s %9s %9s %9s\n", "layer", "fwd dir", "fwd F2", "fwd F4",

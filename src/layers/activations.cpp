@@ -4,60 +4,26 @@
 #include <algorithm>
 
 #include "layers/common.hpp"
-#include "ops/cpu/cpu.hpp"
-#include "ops/ref/ref.hpp"
+#include "ops/kernels.hpp"
 
 namespace convnet {
-namespace {
-
-// Elementwise activations: every element is independent, so float (fast kernels) splits the
-// range across threads, each running the reference loop (compiled for this ISA, vectorised by
-// the compiler where the function allows) on its slice. Same results for any thread count.
-template <class T, class Kernel>
-void elementwise(int64_t count, Kernel&& kernel) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (detail::use_fast_kernels<T>() && count >= (int64_t{1} << 14)) {
-      constexpr int64_t kBlock = 4096;
-      parallel_for(0, (count + kBlock - 1) / kBlock, [&](int64_t lo, int64_t hi, int) {
-        const int64_t begin = lo * kBlock, end = std::min(count, hi * kBlock);
-        kernel(begin, end - begin);
-      });
-      return;
-    }
-  }
-  kernel(0, count);
-}
-
-}  // namespace
 
 template <class T>
 void ReLU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  if constexpr (std::is_same_v<T, float>) {
-    if (detail::use_fast_kernels<T>()) return ops::cpu::relu_forward(x.numel(), x.data(), y.data());
-  }
-  ops::ref::relu_forward(x.numel(), x.data(), y.data());
+  ops::relu_forward(x.numel(), x.data(), y.data());
 }
 template <class T>
 void ReLU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
   if (!dx) return;
-  if constexpr (std::is_same_v<T, float>) {
-    if (detail::use_fast_kernels<T>())
-      return ops::cpu::relu_backward(x.numel(), x.data(), dy.data(), dx->data());
-  }
-  ops::ref::relu_backward(x.numel(), x.data(), dy.data(), dx->data());
+  ops::relu_backward(x.numel(), x.data(), dy.data(), dx->data(), /*accumulate=*/true);
 }
 
 template <class T>
 void ReLU<T>::backward_assign(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
                               Tensor<T>& dx) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (detail::use_fast_kernels<T>())
-      return ops::cpu::relu_backward(x.numel(), x.data(), dy.data(), dx.data(), false);
-  }
-  dx.zero();  // the reference kernel adds: it is the specification
-  ops::ref::relu_backward(x.numel(), x.data(), dy.data(), dx.data());
+  ops::relu_backward(x.numel(), x.data(), dy.data(), dx.data(), /*accumulate=*/false);
 }
 
 template <class T>
@@ -72,7 +38,7 @@ template <class T>
 void LeakyReLU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+  ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
     ops::ref::leaky_relu_forward(n, slope_, x.data() + at, y.data() + at);
   });
 }
@@ -80,7 +46,7 @@ template <class T>
 void LeakyReLU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
                             Tensor<T>* dx) {
   if (dx)
-    elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+    ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
       ops::ref::leaky_relu_backward(n, slope_, x.data() + at, dy.data() + at, dx->data() + at);
     });
 }
@@ -89,7 +55,7 @@ template <class T>
 void Sigmoid<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+  ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
     ops::ref::sigmoid_forward(n, x.data() + at, y.data() + at);
   });
 }
@@ -97,7 +63,7 @@ template <class T>
 void Sigmoid<T>::backward(const Tensor<T>&, const Tensor<T>& y, const Tensor<T>& dy,
                           Tensor<T>* dx) {
   if (dx)
-    elementwise<T>(y.numel(), [&](int64_t at, int64_t n) {
+    ops::elementwise<T>(y.numel(), [&](int64_t at, int64_t n) {
       ops::ref::sigmoid_backward(n, y.data() + at, dy.data() + at, dx->data() + at);
     });
 }
@@ -106,14 +72,14 @@ template <class T>
 void Tanh<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+  ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
     ops::ref::tanh_forward(n, x.data() + at, y.data() + at);
   });
 }
 template <class T>
 void Tanh<T>::backward(const Tensor<T>&, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dx) {
   if (dx)
-    elementwise<T>(y.numel(), [&](int64_t at, int64_t n) {
+    ops::elementwise<T>(y.numel(), [&](int64_t at, int64_t n) {
       ops::ref::tanh_backward(n, y.data() + at, dy.data() + at, dx->data() + at);
     });
 }
@@ -135,14 +101,14 @@ template <class T>
 void GELU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+  ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
     ops::ref::gelu_forward(n, x.data() + at, y.data() + at);
   });
 }
 template <class T>
 void GELU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
   if (dx)
-    elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+    ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
       ops::ref::gelu_backward(n, x.data() + at, dy.data() + at, dx->data() + at);
     });
 }
@@ -151,14 +117,14 @@ template <class T>
 void SiLU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+  ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
     ops::ref::silu_forward(n, x.data() + at, y.data() + at);
   });
 }
 template <class T>
 void SiLU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
   if (dx)
-    elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+    ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
       ops::ref::silu_backward(n, x.data() + at, dy.data() + at, dx->data() + at);
     });
 }
@@ -175,14 +141,14 @@ template <class T>
 void ELU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+  ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
     ops::ref::elu_forward(n, alpha_, x.data() + at, y.data() + at);
   });
 }
 template <class T>
 void ELU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
   if (dx)
-    elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+    ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
       ops::ref::elu_backward(n, alpha_, x.data() + at, dy.data() + at, dx->data() + at);
     });
 }

@@ -5,8 +5,7 @@
 #include <cmath>
 
 #include "layers/common.hpp"
-#include "ops/cpu/cpu.hpp"
-#include "ops/ref/ref.hpp"
+#include "ops/kernels.hpp"
 
 namespace convnet {
 
@@ -76,7 +75,7 @@ Shape BatchNorm<T>::build(const Shape& input) {
   this->built_input_ = input;
   // The fast kernels' scratch, sized now so that training steps do not grow it.
   if constexpr (std::is_same_v<T, float>)
-    detail::kernel_scratch(ops::cpu::batchnorm_workspace_size(bn_shape(input)));
+    ops::kernel_scratch(ops::cpu::batchnorm_workspace_size(bn_shape(input)));
   return input;
 }
 
@@ -97,16 +96,10 @@ void BatchNorm<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
   y.resize(x.shape());
   last_mode_ = mode;
   const ops::BatchNormShape s = bn_shape(x.shape());
-  const bool fast = detail::use_fast_kernels<T>();
   if (mode == Mode::Train) {
     CONVNET_CHECK(s.M() > 1, describe(), ": training needs more than 1 value per channel, got input ",
                   x.shape().str(), " (use a batch of at least 2, or Mode::Eval)");
-    if constexpr (std::is_same_v<T, float>) {
-      if (fast)
-        ops::cpu::batchnorm_stats(s, x.data(), mean_.data(), var_.data(),
-                                  detail::kernel_scratch(ops::cpu::batchnorm_workspace_size(s)));
-    }
-    if (!fast) ops::ref::batchnorm_stats(s, x.data(), mean_.data(), var_.data());
+    ops::batchnorm_stats(s, x.data(), mean_.data(), var_.data());
     const T eps = static_cast<T>(eps_), m = static_cast<T>(momentum_);
     const T unbias = static_cast<T>(s.M()) / static_cast<T>(s.M() - 1);
     for (int64_t c = 0; c < channels_; ++c) {
@@ -124,14 +117,7 @@ void BatchNorm<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
   }
   const T* gamma = affine_ ? weight_.data() : nullptr;
   const T* beta = affine_ ? bias_.data() : nullptr;
-  if constexpr (std::is_same_v<T, float>) {
-    if (fast) {
-      ops::cpu::batchnorm_forward(s, x.data(), mean_.data(), invstd_.data(), gamma, beta,
-                                  y.data());
-      return;
-    }
-  }
-  ops::ref::batchnorm_forward(s, x.data(), mean_.data(), invstd_.data(), gamma, beta, y.data());
+  ops::batchnorm_forward(s, x.data(), mean_.data(), invstd_.data(), gamma, beta, y.data());
 }
 
 template <class T>
@@ -155,17 +141,8 @@ void BatchNorm<T>::backward_impl(const Tensor<T>& x, const Tensor<T>& dy, Tensor
   T* dgamma = affine_ ? grad_weight_.data() : nullptr;
   T* dbeta = affine_ ? grad_bias_.data() : nullptr;
   T* dxp = dx ? dx->data() : nullptr;
-  if constexpr (std::is_same_v<T, float>) {
-    if (detail::use_fast_kernels<T>()) {
-      ops::cpu::batchnorm_backward(
-          s, batch_stats, x.data(), dy.data(), mean_.data(), invstd_.data(), gamma, dxp, dgamma,
-          dbeta, detail::kernel_scratch(ops::cpu::batchnorm_workspace_size(s)), accumulate);
-      return;
-    }
-  }
-  if (dx && !accumulate) dx->zero();  // the reference kernel adds: it is the specification
-  ops::ref::batchnorm_backward(s, batch_stats, x.data(), dy.data(), mean_.data(), invstd_.data(),
-                               gamma, dxp, dgamma, dbeta);
+  ops::batchnorm_backward(s, batch_stats, x.data(), dy.data(), mean_.data(), invstd_.data(), gamma,
+                          dxp, dgamma, dbeta, accumulate);
 }
 
 template <class T>

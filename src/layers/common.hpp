@@ -1,4 +1,4 @@
-// Helpers shared by the layer files: kernel-family choice and parameter initialisation.
+// Helpers shared by the layer files: option checks, parameter initialisation, spec text.
 #pragma once
 
 #include <optional>
@@ -9,17 +9,6 @@
 #include "convnet/runtime.hpp"
 
 namespace convnet::detail {
-
-// Float layers run the fast kernels unless the reference backend is selected; double layers
-// (used for gradient checks) always run the reference kernels.
-template <class T>
-bool use_fast_kernels() {
-  if constexpr (std::is_same_v<T, float>) {
-    return backend() == Backend::Fast;
-  } else {
-    return false;
-  }
-}
 
 // --- per-axis options ------------------------------------------------------------------------
 // An options struct's per-axis field when it was given (an explicit 0 included), else its
@@ -49,12 +38,6 @@ inline AxisPair checked_axes(const char* layer, const char* name, int64_t square
   return {checked_axis(layer, name, "h", h, square, minimum),
           checked_axis(layer, name, "w", w, square, minimum)};
 }
-
-// Scratch memory for the fast kernels, shared by every layer that runs on this thread: layers
-// run one at a time and keep nothing in it between calls, so one buffer sized for the largest
-// need serves a whole model (a per-layer buffer would hold one copy per convolution). Grows
-// (allocates) only when a larger size is asked for; build() asks first, so steps do not.
-float* kernel_scratch(int64_t floats);
 
 // Fills weight (and bias, if not empty) as `init` says; see Init in layers.hpp.
 template <class T>

@@ -1,10 +1,10 @@
 // Conv2d: y = W ⊛ x + b (cross-correlation), and its backward pass, which needs two products:
 //   ∂L/∂x = the transposed convolution of dy with W  (backward data)
 //   ∂L/∂W = the correlation of x with dy, ∂L/∂b = Σ dy over batch and positions (backward weights)
-// The loops live in ops/ref (the specification) and ops/cpu (im2col + GEMM).
+// The loops live in ops/ref (the specification) and ops/cpu (the variants of the tables in
+// ops/kernels.hpp: im2col + GEMM, direct, Winograd, grouped).
 #include "layers/common.hpp"
-#include "ops/cpu/cpu.hpp"
-#include "ops/ref/ref.hpp"
+#include "ops/kernels.hpp"
 
 namespace convnet {
 namespace {
@@ -87,8 +87,7 @@ Shape Conv2d<T>::build(const Shape& input) {
   }
   this->built_input_ = input;
   out_h_ = s.OH(), out_w_ = s.OW();
-  if (detail::use_fast_kernels<T>())
-    detail::kernel_scratch(ops::cpu::conv2d_workspace_size(s, num_threads()));
+  ops::reserve_conv2d_scratch<T>(s);
   return Shape{input[0], out_channels_, s.OH(), s.OW()};
 }
 
@@ -106,14 +105,7 @@ void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
       kernel_shape<T>(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_, groups_);
   y.resize(Shape{s.N, s.OC, s.OH(), s.OW()});
   const T* b = has_bias_ ? bias_.data() : nullptr;
-  if constexpr (std::is_same_v<T, float>) {
-    if (detail::use_fast_kernels<T>()) {
-      float* workspace = detail::kernel_scratch(ops::cpu::conv2d_workspace_size(s, num_threads()));
-      ops::cpu::conv2d_forward(s, x.data(), weight_.data(), b, y.data(), workspace);
-      return;
-    }
-  }
-  ops::ref::conv2d_forward(s, x.data(), weight_.data(), b, y.data());
+  ops::conv2d_forward(s, x.data(), weight_.data(), b, y.data());
 }
 
 template <class T>
@@ -133,20 +125,8 @@ void Conv2d<T>::backward_impl(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>
   const auto s =
       kernel_shape<T>(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_, groups_);
   T* db = has_bias_ ? grad_bias_.data() : nullptr;
-  if constexpr (std::is_same_v<T, float>) {
-    if (detail::use_fast_kernels<T>()) {
-      float* workspace = detail::kernel_scratch(ops::cpu::conv2d_workspace_size(s, num_threads()));
-      ops::cpu::conv2d_backward_weights(s, x.data(), dy.data(), grad_weight_.data(), db, workspace);
-      if (dx)
-        ops::cpu::conv2d_backward_data(s, weight_.data(), dy.data(), dx->data(), workspace,
-                                       accumulate);
-      return;
-    }
-  }
-  ops::ref::conv2d_backward_weights(s, x.data(), dy.data(), grad_weight_.data(), db);
-  if (!dx) return;
-  if (!accumulate) dx->zero();  // the reference kernel adds: it is the specification
-  ops::ref::conv2d_backward_data(s, weight_.data(), dy.data(), dx->data());
+  ops::conv2d_backward_weights(s, x.data(), dy.data(), grad_weight_.data(), db);
+  if (dx) ops::conv2d_backward_data(s, weight_.data(), dy.data(), dx->data(), accumulate);
 }
 
 template <class T>

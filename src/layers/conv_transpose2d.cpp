@@ -8,8 +8,7 @@
 //                   db = Σ dy over batch and positions
 // so every kernel (reference and fast) is Conv2d's, already tested; only the roles change.
 #include "layers/common.hpp"
-#include "ops/cpu/cpu.hpp"
-#include "ops/ref/ref.hpp"
+#include "ops/kernels.hpp"
 
 namespace convnet {
 
@@ -109,8 +108,7 @@ Shape ConvTranspose2d<T>::build(const Shape& input) {
   this->built_input_ = input;
   out_h_ = c.IH, out_w_ = c.IW;
   scratch_.resize(input);
-  if (detail::use_fast_kernels<T>())
-    detail::kernel_scratch(ops::cpu::conv2d_workspace_size(c, num_threads()));
+  ops::reserve_conv2d_scratch<T>(c);
   return Shape{input[0], out_channels_, out_h_, out_w_};
 }
 
@@ -128,15 +126,7 @@ void ConvTranspose2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
                                DH_, DW_, groups_);
   y.resize(Shape{c.N, out_channels_, c.IH, c.IW});
   y.zero();  // backward data accumulates
-  bool fast = false;
-  if constexpr (std::is_same_v<T, float>) {
-    if (detail::use_fast_kernels<T>()) {
-      float* workspace = detail::kernel_scratch(ops::cpu::conv2d_workspace_size(c, num_threads()));
-      ops::cpu::conv2d_backward_data(c, weight_.data(), x.data(), y.data(), workspace);
-      fast = true;
-    }
-  }
-  if (!fast) ops::ref::conv2d_backward_data(c, weight_.data(), x.data(), y.data());
+  ops::conv2d_backward_data(c, weight_.data(), x.data(), y.data(), /*accumulate=*/true);
   if (has_bias_) {
     const int64_t plane = c.IH * c.IW;
     for (int64_t n = 0; n < c.N; ++n)
@@ -163,24 +153,11 @@ void ConvTranspose2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Te
       }
   }
   if (dx) scratch_.resize(x.shape());
-  bool fast = false;
-  if constexpr (std::is_same_v<T, float>) {
-    if (detail::use_fast_kernels<T>()) {
-      float* workspace = detail::kernel_scratch(ops::cpu::conv2d_workspace_size(c, num_threads()));
-      ops::cpu::conv2d_backward_weights(c, dy.data(), x.data(), grad_weight_.data(), nullptr,
-                                        workspace);
-      if (dx)
-        ops::cpu::conv2d_forward(c, dy.data(), weight_.data(), nullptr, scratch_.data(), workspace);
-      fast = true;
-    }
-  }
-  if (!fast) {
-    ops::ref::conv2d_backward_weights(c, dy.data(), x.data(), grad_weight_.data(),
-                                      static_cast<T*>(nullptr));
-    if (dx)
-      ops::ref::conv2d_forward(c, dy.data(), weight_.data(), static_cast<const T*>(nullptr),
-                               scratch_.data());
-  }
+  ops::conv2d_backward_weights(c, dy.data(), x.data(), grad_weight_.data(),
+                               static_cast<T*>(nullptr));
+  if (dx)
+    ops::conv2d_forward(c, dy.data(), weight_.data(), static_cast<const T*>(nullptr),
+                        scratch_.data());
   if (dx)  // the layer contract: dx accumulates
     for (int64_t i = 0; i < dx->numel(); ++i) (*dx)[i] += scratch_[i];
 }

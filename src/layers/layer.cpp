@@ -42,12 +42,6 @@ Shape Activation<T>::build(const Shape& input) {
 
 namespace detail {
 
-float* kernel_scratch(int64_t floats) {
-  thread_local Tensor<float> scratch;  // 64-byte aligned; its capacity only grows
-  if (scratch.numel() < floats) scratch.resize(Shape{floats});
-  return scratch.data();
-}
-
 template <class T>
 void initialise(Init init, Rng& rng, int64_t fan_in, int64_t fan_out, Tensor<T>& weight,
                 Tensor<T>& bias) {

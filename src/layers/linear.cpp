@@ -1,7 +1,6 @@
 // Linear (fully connected): y = x·wᵀ + b. Backward: dx = dy·w, dw = dyᵀ·x, db = Σ_n dy.
 #include "layers/common.hpp"
-#include "ops/cpu/cpu.hpp"
-#include "ops/ref/ref.hpp"
+#include "ops/kernels.hpp"
 
 namespace convnet {
 
@@ -64,13 +63,7 @@ void Linear<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   const ops::LinearShape s{.N = x.dim(0), .IN = in_features_, .OUT = out_features_};
   y.resize(Shape{s.N, s.OUT});
   const T* b = has_bias_ ? bias_.data() : nullptr;
-  if constexpr (std::is_same_v<T, float>) {
-    if (detail::use_fast_kernels<T>()) {
-      ops::cpu::linear_forward(s, x.data(), weight_.data(), b, y.data());
-      return;
-    }
-  }
-  ops::ref::linear_forward(s, x.data(), weight_.data(), b, y.data());
+  ops::linear_forward(s, x.data(), weight_.data(), b, y.data());
 }
 
 template <class T>
@@ -78,15 +71,8 @@ void Linear<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& 
                          Tensor<T>* dx) {
   const ops::LinearShape s{.N = x.dim(0), .IN = in_features_, .OUT = out_features_};
   T* db = has_bias_ ? grad_bias_.data() : nullptr;
-  if constexpr (std::is_same_v<T, float>) {
-    if (detail::use_fast_kernels<T>()) {
-      ops::cpu::linear_backward_weights(s, x.data(), dy.data(), grad_weight_.data(), db);
-      if (dx) ops::cpu::linear_backward_data(s, weight_.data(), dy.data(), dx->data());
-      return;
-    }
-  }
-  ops::ref::linear_backward_weights(s, x.data(), dy.data(), grad_weight_.data(), db);
-  if (dx) ops::ref::linear_backward_data(s, weight_.data(), dy.data(), dx->data());
+  ops::linear_backward_weights(s, x.data(), dy.data(), grad_weight_.data(), db);
+  if (dx) ops::linear_backward_data(s, weight_.data(), dy.data(), dx->data());
 }
 
 template <class T>

@@ -3,8 +3,7 @@
 // An Eval forward skips the argmax; a backward after one finds it again from x.
 #include "layers/common.hpp"
 #include "layers/pool_common.hpp"
-#include "ops/cpu/cpu.hpp"
-#include "ops/ref/ref.hpp"
+#include "ops/kernels.hpp"
 
 namespace convnet {
 
@@ -38,13 +37,7 @@ Shape MaxPool2d<T>::build(const Shape& input) {
 template <class T>
 void MaxPool2d<T>::run_forward(const Tensor<T>& x, T* y, int32_t* argmax) {
   const auto s = detail::pool_shape(x.shape(), KH_, KW_, SH_, SW_, PH_, PW_);
-  if constexpr (std::is_same_v<T, float>) {
-    if (detail::use_fast_kernels<T>()) {
-      ops::cpu::maxpool2d_forward(s, x.data(), y, argmax);
-      return;
-    }
-  }
-  ops::ref::maxpool2d_forward(s, x.data(), y, argmax);
+  ops::maxpool2d_forward(s, x.data(), y, argmax);
 }
 
 template <class T>
@@ -74,13 +67,7 @@ void MaxPool2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T
     run_forward(x, recomputed_y_.data(), argmax_.data());
     argmax_of_last_forward_ = true;
   }
-  if constexpr (std::is_same_v<T, float>) {
-    if (detail::use_fast_kernels<T>()) {
-      ops::cpu::maxpool2d_backward(s, dy.data(), argmax_.data(), dx->data());
-      return;
-    }
-  }
-  ops::ref::maxpool2d_backward(s, dy.data(), argmax_.data(), dx->data());
+  ops::maxpool2d_backward(s, dy.data(), argmax_.data(), dx->data());
 }
 
 template class MaxPool2d<float>;

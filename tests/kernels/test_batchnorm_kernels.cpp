@@ -1,10 +1,10 @@
-// The fast batch-norm kernels (float, threaded over channels) against the reference in double,
-// on edge and random shapes at 1 and 2 threads, and bit-for-bit equal across thread counts.
+// Every variant of the batch-norm tables (float, threaded over channels) against the reference
+// in double, on edge and random shapes at 1 and 2 threads, and bit-for-bit equal across thread
+// counts.
 #include <algorithm>
 #include <cmath>
 
-#include "ops/cpu/cpu.hpp"
-#include "ops/ref/ref.hpp"
+#include "ops/kernels.hpp"
 #include "support/testing.hpp"
 
 namespace convnet {
@@ -22,8 +22,13 @@ std::vector<double> to_double(const Tensor<float>& t) {
 // Statistics are compared on their own; forward and backward then run both kernel families on
 // the SAME statistics (the fast ones, widened), because with a tiny batch variance x̂ is
 // ill-conditioned in float and would measure the data, not the kernels.
-void compare(const BatchNormShape& s, uint64_t seed) {
-  SCOPED_TRACE(::testing::Message() << "N=" << s.N << " C=" << s.C << " HW=" << s.HW);
+void compare_variants(const BatchNormShape& s, uint64_t seed,
+                      const ops::BatchNormStatsVariant& stats,
+                      const ops::BatchNormForwardVariant& forward,
+                      const ops::BatchNormBackwardVariant& backward) {
+  SCOPED_TRACE(::testing::Message()
+               << "N=" << s.N << " C=" << s.C << " HW=" << s.HW << " stats " << stats.name
+               << " forward " << forward.name << " backward " << backward.name);
   Rng rng(seed);
   const Shape shape{s.N, s.C, s.HW};
   Tensor<float> x = testing::random_normal<float>(shape, rng);
@@ -45,7 +50,7 @@ void compare(const BatchNormShape& s, uint64_t seed) {
   for (int threads : {1, 2}) {
     ThreadCount tc(threads);
     mean.fill(NAN), var.fill(NAN);
-    ops::cpu::batchnorm_stats(s, x.data(), mean.data(), var.data(), workspace.data());
+    stats.run(s, x.data(), mean.data(), var.data(), workspace.data());
     EXPECT_TRUE(all_close(mean.data(), mean_ref.data(), s.C, 1e-6, 1e-7 * max_x))
         << "mean, threads " << threads;
     EXPECT_TRUE(all_close(var.data(), var_ref.data(), s.C, 1e-5, 1e-6 * max_x))
@@ -70,12 +75,11 @@ void compare(const BatchNormShape& s, uint64_t seed) {
         // forward assigns (y starts as NaN); backward accumulates (onto a sentinel of 1)
         Tensor<float> yf(x.shape(), NAN), dxf(x.shape(), 1.0f), dgf(Shape{s.C}, 1.0f),
             dbf(Shape{s.C}, 1.0f);
-        ops::cpu::batchnorm_forward(s, x.data(), mean.data(), invstd.data(),
-                                    affine ? gamma.data() : nullptr,
-                                    affine ? beta.data() : nullptr, yf.data());
-        ops::cpu::batchnorm_backward(s, batch_stats, x.data(), dy.data(), mean.data(),
-                                     invstd.data(), affine ? gamma.data() : nullptr, dxf.data(),
-                                     dgf.data(), dbf.data(), workspace.data());
+        forward.run(s, x.data(), mean.data(), invstd.data(), affine ? gamma.data() : nullptr,
+                    affine ? beta.data() : nullptr, yf.data());
+        backward.run(s, batch_stats, x.data(), dy.data(), mean.data(), invstd.data(),
+                     affine ? gamma.data() : nullptr, dxf.data(), dgf.data(), dbf.data(),
+                     workspace.data(), /*accumulate=*/true);
         EXPECT_TRUE(all_close(yf.data(), y.data(), yf.numel(), 1e-4, 1e-5)) << "y";
         EXPECT_TRUE(all_close(dxf.data(), dx.data(), dxf.numel(), 1e-4, 1e-5)) << "dx";
         EXPECT_TRUE(all_close(dgf.data(), dgamma.data(), s.C, 1e-4, 1e-5 * reduce)) << "dgamma";
@@ -89,14 +93,22 @@ void compare(const BatchNormShape& s, uint64_t seed) {
       // A null dx (first layer) still accumulates dγ and dβ.
       Tensor<float> dgf(Shape{s.C}), dbf(Shape{s.C});
       std::vector<double> dg(s.C, 0.0), db(s.C, 0.0);
-      ops::cpu::batchnorm_backward(s, batch_stats, x.data(), dy.data(), mean.data(),
-                                   invstd.data(), nullptr, nullptr, dgf.data(), dbf.data(),
-                                   workspace.data());
+      backward.run(s, batch_stats, x.data(), dy.data(), mean.data(), invstd.data(), nullptr,
+                   nullptr, dgf.data(), dbf.data(), workspace.data(), /*accumulate=*/true);
       ops::ref::batchnorm_backward<double>(s, batch_stats, xd.data(), dyd.data(), md.data(),
                                            id.data(), nullptr, nullptr, dg.data(), db.data());
       EXPECT_TRUE(all_close(dgf.data(), dg.data(), s.C, 1e-4, 1e-5 * reduce)) << "null dx";
       EXPECT_TRUE(all_close(dbf.data(), db.data(), s.C, 1e-4, 1e-5 * reduce)) << "null dx";
     }
+}
+
+// Every combination of the three tables' variants that support s.
+void compare(const BatchNormShape& s, uint64_t seed) {
+  for (const auto& stats : ops::batchnorm_stats_variants())
+    for (const auto& forward : ops::batchnorm_forward_variants())
+      for (const auto& backward : ops::batchnorm_backward_variants())
+        if (stats.supports(s) && forward.supports(s) && backward.supports(s))
+          compare_variants(s, seed, stats, forward, backward);
 }
 
 TEST(BatchNormKernels, EdgeShapesMatchRef) {

@@ -172,79 +172,13 @@ Slices slices(const Conv2dShape& s) {
 
 }  // namespace
 
-// With stride 1, backward data is itself a stride-1 convolution: of dy, by the kernel flipped
-// in space with in/out channels swapped, padded by D·(K-1) - P:
-//   dx[ic, ih, iw] = Σ_{oc,kh',kw'} w'[ic, oc, kh', kw'] · dy[oc, ih - P' + kh'·D, iw - P' + kw'·D]
-//   with w'[ic, oc, kh', kw'] = w[oc, ic, KH-1-kh', KW-1-kw'] and P' = D·(K-1) - P.
-Conv2dShape backward_data_shape(const Conv2dShape& s) {
-  return {.N = s.N, .IC = s.OC, .IH = s.OH(), .IW = s.OW(), .OC = s.IC, .KH = s.KH, .KW = s.KW,
-          .SH = 1, .SW = 1, .PH = s.DH * (s.KH - 1) - s.PH, .PW = s.DW * (s.KW - 1) - s.PW,
-          .DH = s.DH, .DW = s.DW};
-}
-// Winograd pays where its 2.25x fewer multiplications are not eaten by the transforms and by
-// short GEMMs: enough channels on both sides (measured with bench_kernels; the 3-channel first
-// layer of vgg-small stays direct).
-bool winograd_pays(const Conv2dShape& s) {
-  return conv2d_winograd_supported(s) && s.IC >= 8 && s.OC >= 8;
-}
-// F(4x4, 3x3) from 5 output columns up, where each pair of its tiles (8 columns) is at least
-// part full in both tiles; at 4 columns half of every pair is padding and F(2x2, 3x3) is faster
-// (bench_kernels, "by algorithm"; the figures are in bench/README.md, "Kernel choices").
-bool winograd4_pays(const Conv2dShape& s) {
-  return winograd_tile() == WinogradTile::F4x4 && winograd_pays(s) &&
-         conv2d_winograd4_supported(s) && s.OW() >= 5;
-}
-// Weight gradients by F(3x3, 4x4) from 12 output columns up. At 8x8 a batch of 64 has only 256
-// of its tiles, the rows of its dot products are short, and F(3x3, 2x2) is faster (bench_kernels;
-// the figures are in bench/README.md, "Kernel choices").
-bool winograd4_weights_pay(const Conv2dShape& s) { return winograd4_pays(s) && s.OW() >= 12; }
-// Forward (and stride-1 backward data) by whichever Winograd variant pays.
-void winograd_forward(const Conv2dShape& s, const float* x, const float* w, bool flip_swap,
-                      const float* b, float* y, bool accumulate, float* workspace) {
-  if (winograd4_pays(s)) return conv2d_winograd4(s, x, w, flip_swap, b, y, accumulate, workspace);
-  conv2d_winograd(s, x, w, flip_swap, b, y, accumulate, workspace);
-}
-// Room for either variant, so that changing the tile setting after a layer sized its scratch
-// never overruns it.
-int64_t winograd_forward_workspace_size(const Conv2dShape& s, int threads) {
-  int64_t size = conv2d_winograd_workspace_size(s, threads);
-  if (conv2d_winograd4_supported(s))
-    size = std::max(size, conv2d_winograd4_workspace_size(s, threads));
-  return size;
-}
-bool backward_data_winograd(const Conv2dShape& s) {
-  return s.SH == 1 && s.SW == 1 && s.PH <= s.DH * (s.KH - 1) && s.PW <= s.DW * (s.KW - 1) &&
-         winograd_pays(backward_data_shape(s));
-}
-bool backward_data_direct(const Conv2dShape& s) {
-  return s.SH == 1 && s.SW == 1 && s.PH <= s.DH * (s.KH - 1) && s.PW <= s.DW * (s.KW - 1) &&
-         conv2d_direct_supported(backward_data_shape(s));
+int64_t conv2d_im2col_workspace_size(const Conv2dShape& s, int threads) {
+  return slices(s).per_thread() * threads;
 }
 
-int64_t conv2d_workspace_size(const Conv2dShape& s, int threads) {
-  if (s.G > 1) return conv2d_grouped_workspace_size(s, threads);
-  int64_t size = slices(s).per_thread() * threads;
-  if (conv2d_direct_supported(s)) size = std::max(size, conv2d_direct_workspace_size(s, threads));
-  if (conv2d_direct_backward_weights_supported(s))
-    size = std::max(size, conv2d_direct_backward_weights_workspace_size(s, threads));
-  if (backward_data_direct(s))
-    size = std::max(size, conv2d_direct_workspace_size(backward_data_shape(s), threads));
-  if (winograd_pays(s)) {
-    size = std::max(size, winograd_forward_workspace_size(s, threads));
-    size = std::max(size, conv2d_winograd_backward_weights_workspace_size(s, threads));
-    if (conv2d_winograd4_supported(s))
-      size = std::max(size, conv2d_winograd4_backward_weights_workspace_size(s, threads));
-  }
-  if (backward_data_winograd(s))
-    size = std::max(size, winograd_forward_workspace_size(backward_data_shape(s), threads));
-  return size;
-}
-
-void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
-                    float* y, float* workspace) {
-  if (s.G > 1) return conv2d_grouped_forward(s, x, w, b, y, workspace);
-  if (winograd_pays(s)) return winograd_forward(s, x, w, false, b, y, false, workspace);
-  if (conv2d_direct_supported(s)) return conv2d_direct(s, x, w, false, b, y, false, workspace);
+void conv2d_im2col_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
+                           float* y, float* workspace) {
+  (void)workspace;  // the patch matrix is packed straight from the image
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
   parallel_for(0, s.N, [&](int64_t lo, int64_t hi, int) {
     for (int64_t n = lo; n < hi; ++n) {
@@ -265,15 +199,8 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   });
 }
 
-void conv2d_backward_data(const Conv2dShape& s, const float* w, const float* dy, float* dx,
-                          float* workspace, bool accumulate) {
-  if (s.G > 1) return conv2d_grouped_backward_data(s, w, dy, dx, workspace, accumulate);
-  if (backward_data_winograd(s))
-    return winograd_forward(backward_data_shape(s), dy, w, true, nullptr, dx, accumulate,
-                            workspace);
-  if (backward_data_direct(s))
-    return conv2d_direct(backward_data_shape(s), dy, w, true, nullptr, dx, accumulate,
-                         workspace);
+void conv2d_im2col_backward_data(const Conv2dShape& s, const float* w, const float* dy, float* dx,
+                                 float* workspace, bool accumulate) {
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
   const Slices sl = slices(s);
   parallel_for(0, s.N, [&](int64_t lo, int64_t hi, int thread) {
@@ -294,14 +221,8 @@ void conv2d_backward_data(const Conv2dShape& s, const float* w, const float* dy,
   });
 }
 
-void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw,
-                             float* db, float* workspace) {
-  if (s.G > 1) return conv2d_grouped_backward_weights(s, x, dy, dw, db, workspace);
-  if (winograd4_weights_pay(s))
-    return conv2d_winograd4_backward_weights(s, x, dy, dw, db, workspace);
-  if (winograd_pays(s)) return conv2d_winograd_backward_weights(s, x, dy, dw, db, workspace);
-  if (conv2d_direct_backward_weights_supported(s))
-    return conv2d_direct_backward_weights(s, x, dy, dw, db, workspace);
+void conv2d_im2col_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
+                                    float* dw, float* db, float* workspace) {
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
   const Slices sl = slices(s);
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), s.N));

@@ -24,7 +24,8 @@ const char* sgemm_kernel_name();
 std::vector<std::string> sgemm_kernel_names();
 void sgemm_use_kernel(const std::string& name);
 
-// Floats of scratch the im2col convolution kernels need for `threads` threads.
+// Floats of scratch the convolution kernels need for `threads` threads: the most that any
+// variant of the three convolution tables may use on s (either Winograd tile included).
 int64_t conv2d_workspace_size(const Conv2dShape& s, int threads);
 
 // Direct stride-1 convolution (AVX-512 only; see conv2d_direct.cpp). y = conv(x, w) + b, or with
@@ -76,7 +77,19 @@ void conv2d_grouped_backward_data(const Conv2dShape& s, const float* w, const fl
 void conv2d_grouped_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
                                      float* dw, float* db, float* workspace);
 
-// Same semantics as ref::conv2d_*; `workspace` holds conv2d_workspace_size(s, num_threads()).
+// Convolution as GEMM with the patch matrix packed straight from the image (see
+// conv2d_im2col.cpp): dense convolutions (s.G == 1) of every shape, on any CPU.
+int64_t conv2d_im2col_workspace_size(const Conv2dShape& s, int threads);
+void conv2d_im2col_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
+                           float* y, float* workspace);
+void conv2d_im2col_backward_data(const Conv2dShape& s, const float* w, const float* dy, float* dx,
+                                 float* workspace, bool accumulate);
+void conv2d_im2col_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
+                                    float* dw, float* db, float* workspace);
+
+// Same semantics as ref::conv2d_*, each running the first variant of its table in
+// ops/kernels.hpp that supports s (the tables are in conv2d.cpp); `workspace` holds
+// conv2d_workspace_size(s, num_threads()), room for every variant.
 // Backward data accumulates into dx, or with accumulate = false assigns it (dx's previous
 // contents are never read: no zeroing pass and no read-back).
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,

@@ -1,0 +1,182 @@
+// The convolution tables: which algorithm runs for a shape, for forward, backward data and
+// backward weights. Each table lists its variants best first; dispatch (conv2d_forward and
+// friends below, which layers reach through ops/kernels.hpp) runs the first whose supports()
+// accepts the shape. The order and predicates are exactly the selection the if-chains here
+// made before there were tables (grouped, then Winograd where it pays, F(4x4) before F(2x2),
+// then the direct kernel, then im2col), so every shape runs the kernel it always ran.
+#include <algorithm>
+
+#include "convnet/runtime.hpp"
+#include "ops/cpu/cpu.hpp"
+#include "ops/kernels.hpp"
+
+namespace convnet::ops::cpu {
+namespace {
+
+bool dense(const Conv2dShape& s) { return s.G == 1; }
+
+// With stride 1, backward data is itself a stride-1 convolution: of dy, by the kernel flipped
+// in space with in/out channels swapped, padded by D·(K-1) - P:
+//   dx[ic, ih, iw] = Σ_{oc,kh',kw'} w'[ic, oc, kh', kw'] · dy[oc, ih - P' + kh'·D, iw - P' + kw'·D]
+//   with w'[ic, oc, kh', kw'] = w[oc, ic, KH-1-kh', KW-1-kw'] and P' = D·(K-1) - P.
+Conv2dShape backward_data_shape(const Conv2dShape& s) {
+  return {.N = s.N,
+          .IC = s.OC,
+          .IH = s.OH(),
+          .IW = s.OW(),
+          .OC = s.IC,
+          .KH = s.KH,
+          .KW = s.KW,
+          .SH = 1,
+          .SW = 1,
+          .PH = s.DH * (s.KH - 1) - s.PH,
+          .PW = s.DW * (s.KW - 1) - s.PW,
+          .DH = s.DH,
+          .DW = s.DW};
+}
+// Backward data as a forward convolution needs stride 1 and a non-negative padding P'.
+bool backward_data_is_a_convolution(const Conv2dShape& s) {
+  return dense(s) && s.SH == 1 && s.SW == 1 && s.PH <= s.DH * (s.KH - 1) &&
+         s.PW <= s.DW * (s.KW - 1);
+}
+
+// Winograd pays where its 2.25x fewer multiplications are not eaten by the transforms and by
+// short GEMMs: enough channels on both sides (measured with bench_kernels; the 3-channel first
+// layer of vgg-small stays direct).
+bool winograd_pays(const Conv2dShape& s) {
+  return dense(s) && conv2d_winograd_supported(s) && s.IC >= 8 && s.OC >= 8;
+}
+// F(4x4, 3x3) from 5 output columns up, where each pair of its tiles (8 columns) is at least
+// part full in both tiles; at 4 columns half of every pair is padding and F(2x2, 3x3) is faster
+// (bench_kernels, "by algorithm"; the figures are in bench/README.md, "Kernel choices").
+bool winograd4_pays(const Conv2dShape& s) {
+  return winograd_tile() == WinogradTile::F4x4 && winograd_pays(s) &&
+         conv2d_winograd4_supported(s) && s.OW() >= 5;
+}
+// Weight gradients by F(3x3, 4x4) from 12 output columns up. At 8x8 a batch of 64 has only 256
+// of its tiles, the rows of its dot products are short, and F(3x3, 2x2) is faster (bench_kernels;
+// the figures are in bench/README.md, "Kernel choices").
+bool winograd4_weights_pay(const Conv2dShape& s) { return winograd4_pays(s) && s.OW() >= 12; }
+
+// Room for either Winograd variant, so that changing the tile setting after a layer sized its
+// scratch never overruns it.
+int64_t winograd_forward_workspace_size(const Conv2dShape& s, int threads) {
+  int64_t size = conv2d_winograd_workspace_size(s, threads);
+  if (conv2d_winograd4_supported(s))
+    size = std::max(size, conv2d_winograd4_workspace_size(s, threads));
+  return size;
+}
+
+// --- forward ---------------------------------------------------------------------------------
+bool forward_grouped(const Conv2dShape& s) { return s.G > 1; }
+bool forward_winograd4(const Conv2dShape& s) { return winograd4_pays(s); }
+bool forward_winograd2(const Conv2dShape& s) { return winograd_pays(s); }
+bool forward_direct(const Conv2dShape& s) { return dense(s) && conv2d_direct_supported(s); }
+
+constexpr Conv2dForwardVariant kForward[] = {
+    {"grouped", Isa::Baseline, forward_grouped, conv2d_grouped_forward},
+    {"winograd_f4x4", Isa::Avx512, forward_winograd4,
+     [](const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
+        float* workspace) { conv2d_winograd4(s, x, w, false, b, y, false, workspace); }},
+    {"winograd_f2x2", Isa::Avx512, forward_winograd2,
+     [](const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
+        float* workspace) { conv2d_winograd(s, x, w, false, b, y, false, workspace); }},
+    {"direct", Isa::Avx512, forward_direct,
+     [](const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
+        float* workspace) { conv2d_direct(s, x, w, false, b, y, false, workspace); }},
+    {"im2col", Isa::Baseline, dense, conv2d_im2col_forward},
+};
+
+// --- backward data: a stride-1 convolution of dy (see backward_data_shape) where it can be ---
+bool backward_data_winograd4(const Conv2dShape& s) {
+  return backward_data_is_a_convolution(s) && winograd4_pays(backward_data_shape(s));
+}
+bool backward_data_winograd2(const Conv2dShape& s) {
+  return backward_data_is_a_convolution(s) && winograd_pays(backward_data_shape(s));
+}
+bool backward_data_direct(const Conv2dShape& s) {
+  return backward_data_is_a_convolution(s) && conv2d_direct_supported(backward_data_shape(s));
+}
+
+constexpr Conv2dBackwardDataVariant kBackwardData[] = {
+    {"grouped", Isa::Baseline, forward_grouped, conv2d_grouped_backward_data},
+    {"winograd_f4x4", Isa::Avx512, backward_data_winograd4,
+     [](const Conv2dShape& s, const float* w, const float* dy, float* dx, float* workspace,
+        bool accumulate) {
+       conv2d_winograd4(backward_data_shape(s), dy, w, true, nullptr, dx, accumulate, workspace);
+     }},
+    {"winograd_f2x2", Isa::Avx512, backward_data_winograd2,
+     [](const Conv2dShape& s, const float* w, const float* dy, float* dx, float* workspace,
+        bool accumulate) {
+       conv2d_winograd(backward_data_shape(s), dy, w, true, nullptr, dx, accumulate, workspace);
+     }},
+    {"direct", Isa::Avx512, backward_data_direct,
+     [](const Conv2dShape& s, const float* w, const float* dy, float* dx, float* workspace,
+        bool accumulate) {
+       conv2d_direct(backward_data_shape(s), dy, w, true, nullptr, dx, accumulate, workspace);
+     }},
+    {"im2col", Isa::Baseline, dense, conv2d_im2col_backward_data},
+};
+
+// --- backward weights --------------------------------------------------------------------------
+bool backward_weights_direct(const Conv2dShape& s) {
+  return dense(s) && conv2d_direct_backward_weights_supported(s);
+}
+
+constexpr Conv2dBackwardWeightsVariant kBackwardWeights[] = {
+    {"grouped", Isa::Baseline, forward_grouped, conv2d_grouped_backward_weights},
+    {"winograd_f3x3_4x4", Isa::Avx512, winograd4_weights_pay, conv2d_winograd4_backward_weights},
+    {"winograd_f3x3_2x2", Isa::Avx512, winograd_pays, conv2d_winograd_backward_weights},
+    {"direct", Isa::Avx512, backward_weights_direct, conv2d_direct_backward_weights},
+    {"im2col", Isa::Baseline, dense, conv2d_im2col_backward_weights},
+};
+
+}  // namespace
+
+int64_t conv2d_workspace_size(const Conv2dShape& s, int threads) {
+  if (s.G > 1) return conv2d_grouped_workspace_size(s, threads);
+  int64_t size = conv2d_im2col_workspace_size(s, threads);
+  if (conv2d_direct_supported(s)) size = std::max(size, conv2d_direct_workspace_size(s, threads));
+  if (conv2d_direct_backward_weights_supported(s))
+    size = std::max(size, conv2d_direct_backward_weights_workspace_size(s, threads));
+  if (backward_data_direct(s))
+    size = std::max(size, conv2d_direct_workspace_size(backward_data_shape(s), threads));
+  if (winograd_pays(s)) {
+    size = std::max(size, winograd_forward_workspace_size(s, threads));
+    size = std::max(size, conv2d_winograd_backward_weights_workspace_size(s, threads));
+    if (conv2d_winograd4_supported(s))
+      size = std::max(size, conv2d_winograd4_backward_weights_workspace_size(s, threads));
+  }
+  if (backward_data_winograd2(s))
+    size = std::max(size, winograd_forward_workspace_size(backward_data_shape(s), threads));
+  return size;
+}
+
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
+                    float* workspace) {
+  select(conv2d_forward_variants(), s).run(s, x, w, b, y, workspace);
+}
+
+void conv2d_backward_data(const Conv2dShape& s, const float* w, const float* dy, float* dx,
+                          float* workspace, bool accumulate) {
+  select(conv2d_backward_data_variants(), s).run(s, w, dy, dx, workspace, accumulate);
+}
+
+void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw,
+                             float* db, float* workspace) {
+  select(conv2d_backward_weights_variants(), s).run(s, x, dy, dw, db, workspace);
+}
+
+}  // namespace convnet::ops::cpu
+
+namespace convnet::ops {
+
+std::span<const Conv2dForwardVariant> conv2d_forward_variants() { return cpu::kForward; }
+std::span<const Conv2dBackwardDataVariant> conv2d_backward_data_variants() {
+  return cpu::kBackwardData;
+}
+std::span<const Conv2dBackwardWeightsVariant> conv2d_backward_weights_variants() {
+  return cpu::kBackwardWeights;
+}
+
+}  // namespace convnet::ops

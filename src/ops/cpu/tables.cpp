@@ -1,0 +1,77 @@
+// The tables of the ops with one fast variant each (linear, max pooling, ReLU, batch norm),
+// and what all tables share. A second variant goes before the one it beats, with a supports()
+// that accepts only the shapes it wins on. The scratch that kernels share lives here too.
+#include "convnet/tensor.hpp"
+#include "ops/kernels.hpp"
+
+namespace convnet::ops {
+namespace {
+
+template <class Shape>
+bool any_shape(const Shape&) {
+  return true;
+}
+
+constexpr LinearForwardVariant kLinearForward[] = {
+    {"gemm", Isa::Baseline, any_shape<LinearShape>, cpu::linear_forward}};
+constexpr LinearBackwardDataVariant kLinearBackwardData[] = {
+    {"gemm", Isa::Baseline, any_shape<LinearShape>, cpu::linear_backward_data}};
+constexpr LinearBackwardWeightsVariant kLinearBackwardWeights[] = {
+    {"gemm", Isa::Baseline, any_shape<LinearShape>, cpu::linear_backward_weights}};
+
+// Windows clipped to the input once, a branch-free path for 2x2 stride 2, threads over planes.
+constexpr MaxPool2dForwardVariant kMaxPool2dForward[] = {
+    {"clipped", Isa::Baseline, any_shape<Pool2dShape>, cpu::maxpool2d_forward}};
+constexpr MaxPool2dBackwardVariant kMaxPool2dBackward[] = {
+    {"scatter", Isa::Baseline, any_shape<Pool2dShape>, cpu::maxpool2d_backward}};
+
+constexpr ReluForwardVariant kReluForward[] = {
+    {"threaded", Isa::Baseline, any_shape<int64_t>, cpu::relu_forward}};
+constexpr ReluBackwardVariant kReluBackward[] = {
+    {"threaded", Isa::Baseline, any_shape<int64_t>, cpu::relu_backward}};
+
+constexpr BatchNormStatsVariant kBatchNormStats[] = {
+    {"planes", Isa::Baseline, any_shape<BatchNormShape>, cpu::batchnorm_stats}};
+constexpr BatchNormForwardVariant kBatchNormForward[] = {
+    {"planes", Isa::Baseline, any_shape<BatchNormShape>, cpu::batchnorm_forward}};
+constexpr BatchNormBackwardVariant kBatchNormBackward[] = {
+    {"planes", Isa::Baseline, any_shape<BatchNormShape>, cpu::batchnorm_backward}};
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Baseline:
+      return "baseline";
+    case Isa::Avx512:
+      return "avx512";
+  }
+  return "?";
+}
+
+std::span<const LinearForwardVariant> linear_forward_variants() { return kLinearForward; }
+std::span<const LinearBackwardDataVariant> linear_backward_data_variants() {
+  return kLinearBackwardData;
+}
+std::span<const LinearBackwardWeightsVariant> linear_backward_weights_variants() {
+  return kLinearBackwardWeights;
+}
+std::span<const MaxPool2dForwardVariant> maxpool2d_forward_variants() { return kMaxPool2dForward; }
+std::span<const MaxPool2dBackwardVariant> maxpool2d_backward_variants() {
+  return kMaxPool2dBackward;
+}
+std::span<const ReluForwardVariant> relu_forward_variants() { return kReluForward; }
+std::span<const ReluBackwardVariant> relu_backward_variants() { return kReluBackward; }
+std::span<const BatchNormStatsVariant> batchnorm_stats_variants() { return kBatchNormStats; }
+std::span<const BatchNormForwardVariant> batchnorm_forward_variants() { return kBatchNormForward; }
+std::span<const BatchNormBackwardVariant> batchnorm_backward_variants() {
+  return kBatchNormBackward;
+}
+
+float* kernel_scratch(int64_t floats) {
+  thread_local Tensor<float> scratch;  // 64-byte aligned; its capacity only grows
+  if (scratch.numel() < floats) scratch.resize(Shape{floats});
+  return scratch.data();
+}
+
+}  // namespace convnet::ops

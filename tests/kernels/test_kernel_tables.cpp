@@ -1,0 +1,477 @@
+// Every variant of every kernel table (ops/kernels.hpp) against the reference kernels run in
+// double: one test per variant, named after it (Conv2dForward/Variant.MatchesRef/im2col, ...), on
+// edge and random shapes (odd sizes, stride and padding edges, batch 1, grouped), each shape the
+// variant supports, with every sgemm micro-kernel the CPU has and at 1 and 2 threads. A variant
+// that supports none of them on this CPU (the AVX-512 ones without AVX-512) is skipped, saying
+// so. Tolerance |fast - ref| <= atol + rtol·|ref| with atol scaled by the square root of the
+// reduction length, since float rounding grows with the number of terms.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <set>
+#include <string>
+
+#include "ops/kernels.hpp"
+#include "support/testing.hpp"
+
+namespace convnet {
+namespace {
+
+using ops::Conv2dShape;
+using testing::all_close;
+using testing::ThreadCount;
+
+std::vector<double> to_double(const Tensor<float>& t) {
+  return std::vector<double>(t.data(), t.data() + t.numel());
+}
+
+std::string describe(const Conv2dShape& s) {
+  return detail::concat("N=", s.N, " IC=", s.IC, " IH=", s.IH, " IW=", s.IW, " OC=", s.OC,
+                        " K=", s.KH, "x", s.KW, " S=", s.SH, "x", s.SW, " P=", s.PH, "x", s.PW,
+                        " D=", s.DH, "x", s.DW, " G=", s.G);
+}
+
+// Edge shapes, shapes each specialised variant takes (3x3 stride 1 with >= 8 channels for
+// Winograd, wide rows for F(4x4) and F(3x3, 4x4), grouped and depthwise), then random ones.
+std::vector<Conv2dShape> conv_shapes() {
+  std::vector<Conv2dShape> shapes = {
+      {.N = 1, .IC = 1, .IH = 1, .IW = 1, .OC = 1, .KH = 1, .KW = 1},
+      {.N = 1, .IC = 3, .IH = 5, .IW = 5, .OC = 7, .KH = 5, .KW = 5},
+      {.N = 3, .IC = 8, .IH = 12, .IW = 12, .OC = 17, .KH = 1, .KW = 1},
+      {.N = 2,
+       .IC = 3,
+       .IH = 13,
+       .IW = 11,
+       .OC = 5,
+       .KH = 3,
+       .KW = 3,
+       .SH = 2,
+       .SW = 2,
+       .PH = 1,
+       .PW = 1},
+      {.N = 1,
+       .IC = 2,
+       .IH = 9,
+       .IW = 8,
+       .OC = 3,
+       .KH = 3,
+       .KW = 2,
+       .SH = 2,
+       .SW = 3,
+       .PH = 2,
+       .PW = 1},
+      {.N = 3, .IC = 2, .IH = 8, .IW = 8, .OC = 2, .KH = 3, .KW = 3, .PH = 1, .DH = 2, .DW = 1},
+      {.N = 1, .IC = 1, .IH = 3, .IW = 3, .OC = 4, .KH = 5, .KW = 5, .PH = 2, .PW = 2},
+      {.N = 5, .IC = 7, .IH = 6, .IW = 6, .OC = 33, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
+      {.N = 2, .IC = 1, .IH = 28, .IW = 28, .OC = 6, .KH = 5, .KW = 5, .PH = 2, .PW = 2},
+      {.N = 2, .IC = 6, .IH = 14, .IW = 14, .OC = 16, .KH = 5, .KW = 5},
+      {.N = 1, .IC = 1, .IH = 7, .IW = 7, .OC = 1, .KH = 1, .KW = 1, .SH = 2, .SW = 2},
+      {.N = 2, .IC = 5, .IH = 33, .IW = 31, .OC = 9, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
+      {.N = 1, .IC = 8, .IH = 3, .IW = 3, .OC = 8, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
+      {.N = 1, .IC = 9, .IH = 13, .IW = 7, .OC = 8, .KH = 3, .KW = 3, .PH = 0, .PW = 2},
+      {.N = 2, .IC = 16, .IH = 16, .IW = 16, .OC = 12, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
+      {.N = 3, .IC = 12, .IH = 9, .IW = 4, .OC = 10, .KH = 3, .KW = 3, .PH = 1, .PW = 0},
+      {.N = 1, .IC = 8, .IH = 20, .IW = 29, .OC = 9, .KH = 3, .KW = 3, .PH = 2, .PW = 1},
+      {.N = 2, .IC = 4, .IH = 7, .IW = 9, .OC = 6, .KH = 3, .KW = 3, .PH = 1, .PW = 1, .G = 2},
+      {.N = 1, .IC = 6, .IH = 5, .IW = 5, .OC = 9, .KH = 1, .KW = 1, .G = 3},
+      {.N = 3, .IC = 8, .IH = 13, .IW = 11, .OC = 8, .KH = 3, .KW = 3, .PH = 1, .PW = 1, .G = 8},
+      {.N = 1,
+       .IC = 5,
+       .IH = 9,
+       .IW = 10,
+       .OC = 15,
+       .KH = 3,
+       .KW = 5,
+       .SH = 2,
+       .SW = 3,
+       .PH = 2,
+       .PW = 1,
+       .G = 5},
+      {.N = 2, .IC = 16, .IH = 10, .IW = 10, .OC = 16, .KH = 3, .KW = 3, .PH = 1, .PW = 1, .G = 2},
+  };
+  Rng rng(4242);
+  const int64_t channels[] = {1, 3, 7, 8, 9, 17};
+  const int64_t sizes[] = {1, 5, 12, 13};
+  while (shapes.size() < 60) {
+    auto pick = [&](auto& arr) { return arr[rng.below(std::size(arr))]; };
+    Conv2dShape s{.N = 1 + static_cast<int64_t>(rng.below(3)),
+                  .IC = pick(channels),
+                  .IH = pick(sizes),
+                  .IW = pick(sizes),
+                  .OC = pick(channels),
+                  .KH = 1 + 2 * static_cast<int64_t>(rng.below(3)),
+                  .KW = 1 + 2 * static_cast<int64_t>(rng.below(3)),
+                  .SH = 1 + static_cast<int64_t>(rng.below(2)),
+                  .SW = 1 + static_cast<int64_t>(rng.below(2)),
+                  .PH = static_cast<int64_t>(rng.below(3)),
+                  .PW = static_cast<int64_t>(rng.below(3)),
+                  .DH = 1 + static_cast<int64_t>(rng.below(2)),
+                  .DW = 1 + static_cast<int64_t>(rng.below(2))};
+    try {
+      s.validate("random");
+    } catch (const Error&) {
+      continue;  // kernel larger than the padded input: not a valid convolution
+    }
+    shapes.push_back(s);
+  }
+  return shapes;
+}
+
+// F(4x4, 3x3)'s transforms have constants up to 8, so its rounding errors are about 15x those of
+// the other algorithms.
+double atol_per_root(const char* variant) { return std::strstr(variant, "4x4") ? 1e-4 : 1e-5; }
+
+// Calls check(shape, threads) for every test shape that the variant supports, with every sgemm
+// micro-kernel and at 1 and 2 threads; skips the test when there is none.
+template <class V, class Shapes, class Check>
+void for_supported(const V& variant, const Shapes& shapes, Check&& check) {
+  int runs = 0;
+  for (const std::string& kernel : ops::cpu::sgemm_kernel_names()) {
+    SCOPED_TRACE("micro-kernel " + kernel);
+    ops::cpu::sgemm_use_kernel(kernel);
+    for (const auto& s : shapes) {
+      if (!variant.supports(s)) continue;
+      for (int threads : {1, 2}) {
+        ThreadCount tc(threads);
+        check(s, threads);
+        ++runs;
+      }
+    }
+  }
+  ops::cpu::sgemm_use_kernel(ops::cpu::sgemm_kernel_names().front());
+  if (runs == 0)
+    GTEST_SKIP() << variant.name << " (" << ops::isa_name(variant.isa)
+                 << ") supports none of the test shapes on this CPU";
+}
+
+template <class V>
+auto variant_name(std::span<const V> table) {
+  return [table](const ::testing::TestParamInfo<size_t>& info) {
+    return std::string(table[info.param].name);
+  };
+}
+
+// --- convolution ---------------------------------------------------------------------------
+struct ConvData {
+  Tensor<float> x, w, b, dy;
+  std::vector<double> xd, wd, bd, dyd;
+  ConvData(const Conv2dShape& s, uint64_t seed) {
+    Rng rng(seed);
+    x = testing::random_normal<float>(Shape{s.N, s.IC, s.IH, s.IW}, rng);
+    w = testing::random_normal<float>(Shape{s.OC, s.IC / s.G, s.KH, s.KW}, rng);
+    b = testing::random_normal<float>(Shape{s.OC}, rng);
+    dy = testing::random_normal<float>(Shape{s.N, s.OC, s.OH(), s.OW()}, rng);
+    xd = to_double(x), wd = to_double(w), bd = to_double(b), dyd = to_double(dy);
+  }
+};
+
+class Conv2dForward : public ::testing::TestWithParam<size_t> {};
+TEST_P(Conv2dForward, MatchesRef) {
+  const auto& variant = ops::conv2d_forward_variants()[GetParam()];
+  for_supported(variant, conv_shapes(), [&](const Conv2dShape& s, int threads) {
+    SCOPED_TRACE(describe(s) + " threads " + std::to_string(threads));
+    const ConvData d(s, static_cast<uint64_t>(s.IC * 131 + s.IW * 7 + s.KH));
+    Tensor<float> ws(Shape{ops::cpu::conv2d_workspace_size(s, threads)}, NAN);
+    const double atol = atol_per_root(variant.name) * std::sqrt(double(s.IC / s.G * s.KH * s.KW));
+    for (bool bias : {true, false}) {
+      Tensor<float> y(Shape{s.N, s.OC, s.OH(), s.OW()}, NAN);  // assigned: garbage before
+      std::vector<double> y_ref(static_cast<size_t>(y.numel()));
+      variant.run(s, d.x.data(), d.w.data(), bias ? d.b.data() : nullptr, y.data(), ws.data());
+      ops::ref::conv2d_forward<double>(s, d.xd.data(), d.wd.data(), bias ? d.bd.data() : nullptr,
+                                       y_ref.data());
+      EXPECT_TRUE(all_close(y.data(), y_ref.data(), y.numel(), 1e-4, atol)) << "bias " << bias;
+    }
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, Conv2dForward,
+                         ::testing::Range<size_t>(0, ops::conv2d_forward_variants().size()),
+                         variant_name(ops::conv2d_forward_variants()));
+
+class Conv2dBackwardData : public ::testing::TestWithParam<size_t> {};
+TEST_P(Conv2dBackwardData, MatchesRef) {
+  const auto& variant = ops::conv2d_backward_data_variants()[GetParam()];
+  for_supported(variant, conv_shapes(), [&](const Conv2dShape& s, int threads) {
+    SCOPED_TRACE(describe(s) + " threads " + std::to_string(threads));
+    const ConvData d(s, static_cast<uint64_t>(s.OC * 131 + s.IH * 7 + s.KW));
+    Tensor<float> ws(Shape{ops::cpu::conv2d_workspace_size(s, threads)}, NAN);
+    const double atol = atol_per_root(variant.name) * std::sqrt(double(s.OC / s.G * s.KH * s.KW));
+    // Accumulate onto a sentinel of 1, and assign over NaN (dx's old contents never read).
+    for (bool accumulate : {true, false}) {
+      Tensor<float> dx(d.x.shape(), accumulate ? 1.0f : NAN);
+      std::vector<double> dx_ref(static_cast<size_t>(dx.numel()), accumulate ? 1.0 : 0.0);
+      variant.run(s, d.w.data(), d.dy.data(), dx.data(), ws.data(), accumulate);
+      ops::ref::conv2d_backward_data(s, d.wd.data(), d.dyd.data(), dx_ref.data());
+      EXPECT_TRUE(all_close(dx.data(), dx_ref.data(), dx.numel(), 1e-4, atol))
+          << "accumulate " << accumulate;
+    }
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, Conv2dBackwardData,
+                         ::testing::Range<size_t>(0, ops::conv2d_backward_data_variants().size()),
+                         variant_name(ops::conv2d_backward_data_variants()));
+
+class Conv2dBackwardWeights : public ::testing::TestWithParam<size_t> {};
+TEST_P(Conv2dBackwardWeights, MatchesRef) {
+  const auto& variant = ops::conv2d_backward_weights_variants()[GetParam()];
+  for_supported(variant, conv_shapes(), [&](const Conv2dShape& s, int threads) {
+    SCOPED_TRACE(describe(s) + " threads " + std::to_string(threads));
+    const ConvData d(s, static_cast<uint64_t>(s.N * 131 + s.OC * 7 + s.PW));
+    Tensor<float> ws(Shape{ops::cpu::conv2d_workspace_size(s, threads)}, NAN);
+    const double reduce = std::sqrt(double(s.N * s.OH() * s.OW()));
+    for (bool bias : {true, false}) {  // accumulate onto a sentinel of 1
+      Tensor<float> dw(d.w.shape(), 1.0f), db(d.b.shape(), 1.0f);
+      std::vector<double> dw_ref(static_cast<size_t>(dw.numel()), 1.0), db_ref(s.OC, 1.0);
+      variant.run(s, d.x.data(), d.dy.data(), dw.data(), bias ? db.data() : nullptr, ws.data());
+      ops::ref::conv2d_backward_weights<double>(s, d.xd.data(), d.dyd.data(), dw_ref.data(),
+                                                bias ? db_ref.data() : nullptr);
+      EXPECT_TRUE(all_close(dw.data(), dw_ref.data(), dw.numel(), 1e-4,
+                            atol_per_root(variant.name) * reduce))
+          << "weights, bias " << bias;
+      if (bias)
+        EXPECT_TRUE(all_close(db.data(), db_ref.data(), db.numel(), 1e-4, 1e-5 * reduce)) << "bias";
+    }
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, Conv2dBackwardWeights,
+                         ::testing::Range<size_t>(0,
+                                                  ops::conv2d_backward_weights_variants().size()),
+                         variant_name(ops::conv2d_backward_weights_variants()));
+
+// --- linear --------------------------------------------------------------------------------
+const ops::LinearShape kLinearShapes[] = {{1, 1, 1},    {1, 400, 120}, {3, 7, 5},
+                                          {64, 84, 10}, {5, 33, 65},   {2, 1, 37}};
+struct LinearData {
+  Tensor<float> x, w, b, dy;
+  std::vector<double> xd, wd, bd, dyd;
+  double atol;
+  explicit LinearData(const ops::LinearShape& s) {
+    Rng rng(static_cast<uint64_t>(s.N * 1000 + s.IN * 10 + s.OUT));
+    x = testing::random_normal<float>(Shape{s.N, s.IN}, rng);
+    w = testing::random_normal<float>(Shape{s.OUT, s.IN}, rng);
+    b = testing::random_normal<float>(Shape{s.OUT}, rng);
+    dy = testing::random_normal<float>(Shape{s.N, s.OUT}, rng);
+    xd = to_double(x), wd = to_double(w), bd = to_double(b), dyd = to_double(dy);
+    atol = 1e-5 * std::sqrt(static_cast<double>(std::max({s.N, s.IN, s.OUT})));
+  }
+};
+
+class LinearForward : public ::testing::TestWithParam<size_t> {};
+TEST_P(LinearForward, MatchesRef) {
+  const auto& variant = ops::linear_forward_variants()[GetParam()];
+  for_supported(variant, kLinearShapes, [&](const ops::LinearShape& s, int) {
+    const LinearData d(s);
+    Tensor<float> y(Shape{s.N, s.OUT}, NAN);
+    std::vector<double> y_ref(static_cast<size_t>(y.numel()));
+    variant.run(s, d.x.data(), d.w.data(), d.b.data(), y.data());
+    ops::ref::linear_forward(s, d.xd.data(), d.wd.data(), d.bd.data(), y_ref.data());
+    EXPECT_TRUE(all_close(y.data(), y_ref.data(), y.numel(), 1e-4, d.atol));
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, LinearForward,
+                         ::testing::Range<size_t>(0, ops::linear_forward_variants().size()),
+                         variant_name(ops::linear_forward_variants()));
+
+class LinearBackwardData : public ::testing::TestWithParam<size_t> {};
+TEST_P(LinearBackwardData, MatchesRef) {
+  const auto& variant = ops::linear_backward_data_variants()[GetParam()];
+  for_supported(variant, kLinearShapes, [&](const ops::LinearShape& s, int) {
+    const LinearData d(s);
+    Tensor<float> dx(d.x.shape(), 1.0f);
+    std::vector<double> dx_ref(static_cast<size_t>(dx.numel()), 1.0);
+    variant.run(s, d.w.data(), d.dy.data(), dx.data());
+    ops::ref::linear_backward_data(s, d.wd.data(), d.dyd.data(), dx_ref.data());
+    EXPECT_TRUE(all_close(dx.data(), dx_ref.data(), dx.numel(), 1e-4, d.atol));
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, LinearBackwardData,
+                         ::testing::Range<size_t>(0, ops::linear_backward_data_variants().size()),
+                         variant_name(ops::linear_backward_data_variants()));
+
+class LinearBackwardWeights : public ::testing::TestWithParam<size_t> {};
+TEST_P(LinearBackwardWeights, MatchesRef) {
+  const auto& variant = ops::linear_backward_weights_variants()[GetParam()];
+  for_supported(variant, kLinearShapes, [&](const ops::LinearShape& s, int) {
+    const LinearData d(s);
+    Tensor<float> dw(d.w.shape(), 1.0f), db(d.b.shape(), 1.0f);
+    std::vector<double> dw_ref(static_cast<size_t>(dw.numel()), 1.0), db_ref(s.OUT, 1.0);
+    variant.run(s, d.x.data(), d.dy.data(), dw.data(), db.data());
+    ops::ref::linear_backward_weights(s, d.xd.data(), d.dyd.data(), dw_ref.data(), db_ref.data());
+    EXPECT_TRUE(all_close(dw.data(), dw_ref.data(), dw.numel(), 1e-4, d.atol)) << "weights";
+    EXPECT_TRUE(all_close(db.data(), db_ref.data(), db.numel(), 1e-4, d.atol)) << "bias";
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, LinearBackwardWeights,
+                         ::testing::Range<size_t>(0,
+                                                  ops::linear_backward_weights_variants().size()),
+                         variant_name(ops::linear_backward_weights_variants()));
+
+// --- max pooling: exactly the reference's values and winners (first maximum wins) ------------
+std::vector<ops::Pool2dShape> pool_shapes() {
+  std::vector<ops::Pool2dShape> shapes = {
+      {.N = 1, .C = 1, .IH = 1, .IW = 1, .KH = 1, .KW = 1},
+      {.N = 2, .C = 3, .IH = 8, .IW = 8, .KH = 2, .KW = 2, .SH = 2, .SW = 2},
+      {.N = 1, .C = 2, .IH = 7, .IW = 9, .KH = 2, .KW = 2, .SH = 2, .SW = 2},
+      {.N = 3, .C = 2, .IH = 5, .IW = 6, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
+      {.N = 1, .C = 4, .IH = 11, .IW = 4, .KH = 3, .KW = 2, .SH = 1, .SW = 3, .PH = 1},
+  };
+  Rng rng(31);
+  while (shapes.size() < 40) {
+    ops::Pool2dShape s{.N = 1 + static_cast<int64_t>(rng.below(3)),
+                       .C = 1 + static_cast<int64_t>(rng.below(5)),
+                       .IH = 1 + static_cast<int64_t>(rng.below(13)),
+                       .IW = 1 + static_cast<int64_t>(rng.below(13)),
+                       .KH = 1 + static_cast<int64_t>(rng.below(3)),
+                       .KW = 1 + static_cast<int64_t>(rng.below(3)),
+                       .SH = 1 + static_cast<int64_t>(rng.below(3)),
+                       .SW = 1 + static_cast<int64_t>(rng.below(3))};
+    s.PH = static_cast<int64_t>(rng.below(static_cast<uint64_t>(s.KH / 2 + 1)));
+    s.PW = static_cast<int64_t>(rng.below(static_cast<uint64_t>(s.KW / 2 + 1)));
+    try {
+      s.validate("random");
+    } catch (const Error&) {
+      continue;
+    }
+    shapes.push_back(s);
+  }
+  return shapes;
+}
+
+Tensor<float> pool_input(const ops::Pool2dShape& s) {
+  Rng rng(static_cast<uint64_t>(s.N * 977 + s.IH * 31 + s.IW));
+  Tensor<float> x = testing::random_normal<float>(Shape{s.N, s.C, s.IH, s.IW}, rng);
+  for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::max(x[i], 0.0f);  // ties at zero
+  return x;
+}
+
+class MaxPool2dForward : public ::testing::TestWithParam<size_t> {};
+TEST_P(MaxPool2dForward, MatchesRefExactly) {
+  const auto& variant = ops::maxpool2d_forward_variants()[GetParam()];
+  for_supported(variant, pool_shapes(), [&](const ops::Pool2dShape& s, int) {
+    const Tensor<float> x = pool_input(s);
+    const int64_t out = s.N * s.C * s.OH() * s.OW();
+    std::vector<float> y(out, NAN), y_ref(out);
+    std::vector<int32_t> idx(out, -7), idx_ref(out);
+    variant.run(s, x.data(), y.data(), idx.data());
+    ops::ref::maxpool2d_forward(s, x.data(), y_ref.data(), idx_ref.data());
+    EXPECT_EQ(y, y_ref);
+    EXPECT_EQ(idx, idx_ref);
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, MaxPool2dForward,
+                         ::testing::Range<size_t>(0, ops::maxpool2d_forward_variants().size()),
+                         variant_name(ops::maxpool2d_forward_variants()));
+
+class MaxPool2dBackward : public ::testing::TestWithParam<size_t> {};
+TEST_P(MaxPool2dBackward, MatchesRefExactly) {
+  const auto& variant = ops::maxpool2d_backward_variants()[GetParam()];
+  for_supported(variant, pool_shapes(), [&](const ops::Pool2dShape& s, int) {
+    const Tensor<float> x = pool_input(s);
+    const int64_t out = s.N * s.C * s.OH() * s.OW();
+    std::vector<float> y(out);
+    std::vector<int32_t> idx(out);
+    ops::ref::maxpool2d_forward(s, x.data(), y.data(), idx.data());
+    Rng rng(static_cast<uint64_t>(out));
+    const Tensor<float> dy = testing::random_normal<float>(Shape{out}, rng);
+    std::vector<float> dx(x.numel(), 1.0f), dx_ref(x.numel(), 1.0f);  // scatter onto 1
+    variant.run(s, dy.data(), idx.data(), dx.data());
+    ops::ref::maxpool2d_backward(s, dy.data(), idx.data(), dx_ref.data());
+    EXPECT_EQ(dx, dx_ref);
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, MaxPool2dBackward,
+                         ::testing::Range<size_t>(0, ops::maxpool2d_backward_variants().size()),
+                         variant_name(ops::maxpool2d_backward_variants()));
+
+// --- ReLU: exactly the reference, on sizes around the thread split and vector tails ----------
+const int64_t kCounts[] = {1, 7, 16, 17, 1000, (1 << 14) - 1, (1 << 15) + 3, 100003};
+
+class ReluForward : public ::testing::TestWithParam<size_t> {};
+TEST_P(ReluForward, MatchesRefExactly) {
+  const auto& variant = ops::relu_forward_variants()[GetParam()];
+  for_supported(variant, kCounts, [&](int64_t n, int) {
+    Rng rng(static_cast<uint64_t>(n));
+    Tensor<float> x = testing::random_normal<float>(Shape{n}, rng);
+    x[0] = 0.0f;  // the kink
+    Tensor<float> y(Shape{n}, NAN), y_ref(Shape{n});
+    variant.run(n, x.data(), y.data());
+    ops::ref::relu_forward(n, x.data(), y_ref.data());
+    EXPECT_TRUE(all_close(y, y_ref, 0, 0)) << n;
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, ReluForward,
+                         ::testing::Range<size_t>(0, ops::relu_forward_variants().size()),
+                         variant_name(ops::relu_forward_variants()));
+
+class ReluBackward : public ::testing::TestWithParam<size_t> {};
+TEST_P(ReluBackward, MatchesRefExactly) {
+  const auto& variant = ops::relu_backward_variants()[GetParam()];
+  for_supported(variant, kCounts, [&](int64_t n, int) {
+    Rng rng(static_cast<uint64_t>(n));
+    Tensor<float> x = testing::random_normal<float>(Shape{n}, rng);
+    x[0] = 0.0f;  // ReLU'(0) = 0 in both
+    const Tensor<float> dy = testing::random_normal<float>(Shape{n}, rng);
+    for (bool accumulate : {true, false}) {
+      Tensor<float> dx(Shape{n}, accumulate ? 2.0f : NAN), dx_ref(Shape{n}, accumulate ? 2 : 0);
+      variant.run(n, x.data(), dy.data(), dx.data(), accumulate);
+      ops::ref::relu_backward(n, x.data(), dy.data(), dx_ref.data());
+      EXPECT_TRUE(all_close(dx, dx_ref, 0, 0)) << n << " accumulate " << accumulate;
+    }
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, ReluBackward,
+                         ::testing::Range<size_t>(0, ops::relu_backward_variants().size()),
+                         variant_name(ops::relu_backward_variants()));
+
+// --- the tables themselves -------------------------------------------------------------------
+template <class V>
+void expect_well_formed(const char* op, std::span<const V> table) {
+  SCOPED_TRACE(op);
+  ASSERT_FALSE(table.empty());
+  std::set<std::string> names;
+  std::string listed;
+  for (const V& v : table) {
+    EXPECT_TRUE(names.insert(v.name).second) << "two variants named " << v.name;
+    EXPECT_NE(v.run, nullptr) << v.name;
+    listed += detail::concat(" ", v.name, "(", ops::isa_name(v.isa), ")");
+  }
+  std::printf("%-24s%s\n", op, listed.c_str());
+}
+
+// Names unique; printed, so that the test log shows every table's variants in dispatch order.
+TEST(KernelTables, ListEveryVariant) {
+  expect_well_formed("conv2d forward", ops::conv2d_forward_variants());
+  expect_well_formed("conv2d backward data", ops::conv2d_backward_data_variants());
+  expect_well_formed("conv2d backward weights", ops::conv2d_backward_weights_variants());
+  expect_well_formed("linear forward", ops::linear_forward_variants());
+  expect_well_formed("linear backward data", ops::linear_backward_data_variants());
+  expect_well_formed("linear backward weights", ops::linear_backward_weights_variants());
+  expect_well_formed("maxpool2d forward", ops::maxpool2d_forward_variants());
+  expect_well_formed("maxpool2d backward", ops::maxpool2d_backward_variants());
+  expect_well_formed("relu forward", ops::relu_forward_variants());
+  expect_well_formed("relu backward", ops::relu_backward_variants());
+  expect_well_formed("batchnorm stats", ops::batchnorm_stats_variants());
+  expect_well_formed("batchnorm forward", ops::batchnorm_forward_variants());
+  expect_well_formed("batchnorm backward", ops::batchnorm_backward_variants());
+}
+
+// Some variant supports every shape: grouped convolutions go to "grouped", and dense ones to
+// "im2col" unless an AVX-512 variant takes them (with the generic micro-kernel none does).
+TEST(KernelTables, EveryShapeHasAVariant) {
+  for (const std::string& kernel : ops::cpu::sgemm_kernel_names()) {
+    ops::cpu::sgemm_use_kernel(kernel);
+    for (const Conv2dShape& s : conv_shapes()) {
+      SCOPED_TRACE(describe(s) + " micro-kernel " + kernel);
+      const char* names[] = {ops::select(ops::conv2d_forward_variants(), s).name,
+                             ops::select(ops::conv2d_backward_data_variants(), s).name,
+                             ops::select(ops::conv2d_backward_weights_variants(), s).name};
+      for (const char* name : names) {
+        if (s.G > 1) EXPECT_STREQ(name, "grouped");
+        if (s.G == 1 && kernel != "avx512") EXPECT_STREQ(name, "im2col");
+      }
+    }
+  }
+  ops::cpu::sgemm_use_kernel(ops::cpu::sgemm_kernel_names().front());
+}
+
+}  // namespace
+}  // namespace convnet
