@@ -227,8 +227,9 @@ TEST_P(Conv2dBackwardWeights, MatchesRef) {
       EXPECT_TRUE(all_close(dw.data(), dw_ref.data(), dw.numel(), 1e-4,
                             atol_per_root(variant.name) * reduce))
           << "weights, bias " << bias;
-      if (bias)
+      if (bias) {
         EXPECT_TRUE(all_close(db.data(), db_ref.data(), db.numel(), 1e-4, 1e-5 * reduce)) << "bias";
+      }
     }
   });
 }
@@ -465,8 +466,11 @@ TEST(KernelTables, EveryShapeHasAVariant) {
                              ops::select(ops::conv2d_backward_data_variants(), s).name,
                              ops::select(ops::conv2d_backward_weights_variants(), s).name};
       for (const char* name : names) {
-        if (s.G > 1) EXPECT_STREQ(name, "grouped");
-        if (s.G == 1 && kernel != "avx512") EXPECT_STREQ(name, "im2col");
+        if (s.G > 1) {
+          EXPECT_STREQ(name, "grouped");
+        } else if (kernel != "avx512") {
+          EXPECT_STREQ(name, "im2col");
+        }
       }
     }
   }

@@ -6,7 +6,7 @@
 //   Yp[oc, j] = Σ_{t=(kh,kw)} Σ_ic W[oc, ic, kh, kw] · xpad[ic, j + offset(t)],  j = oh·IWp + ow
 // Columns ow >= OW of Yp are computed and dropped (the price of contiguity, IWp/OW - 1).
 // Backward data with stride 1 is the same computation on dy with the kernel flipped and the
-// channels swapped (see conv2d_im2col.cpp), so both use this file.
+// channels swapped (see backward_data_shape in conv2d.cpp), so both use this file.
 #include <immintrin.h>
 
 #include <algorithm>

@@ -21,7 +21,7 @@
 // deinterleaved with permutes; borders and padding are masked loads, so nothing is copied.
 //
 // Backward data of a stride-1 convolution is a stride-1 convolution of dy by the flipped,
-// channel-swapped kernel (see conv2d_im2col.cpp), so the same code serves both.
+// channel-swapped kernel (see backward_data_shape in conv2d.cpp), so the same code serves both.
 #include <immintrin.h>
 
 #include <algorithm>

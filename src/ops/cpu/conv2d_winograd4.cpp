@@ -28,7 +28,7 @@
 // whole pairs), so each vector of tiles is 16 consecutive columns of a packed panel.
 //
 // Backward data of a stride-1 convolution is a stride-1 convolution of dy by the flipped,
-// channel-swapped kernel (see conv2d_im2col.cpp), so the same code serves both.
+// channel-swapped kernel (see backward_data_shape in conv2d.cpp), so the same code serves both.
 //
 // Weight gradients are a correlation of the input with dy, F(3x3, 4x4) per tile: the same
 // interpolation points give the same Bᵀ, so V is the forward's input transform, and the 4x4
