@@ -136,8 +136,6 @@ class Graph final : public Model<T> {
 
   const Tensor<T>& forward(const Tensor<T>& x, Mode mode) override;
   void backward(const Tensor<T>& dy, Tensor<T>* grad_input = nullptr) override;
-  void set_profiling(bool on) override;
-  std::vector<LayerTime> layer_times() const override;
   void set_replay(bool on) override;
 
  private:
@@ -147,9 +145,6 @@ class Graph final : public Model<T> {
     std::unique_ptr<MergeLayer<T>> merge;  // except for the input node
     std::vector<std::string> input_names;
     std::vector<size_t> inputs;  // resolved by build()
-    // assign[k]: backward writes input k's gradient first (no consumer later in the order
-    // reads that input), so it assigns rather than adds, and the buffer needs no zeroing.
-    std::vector<bool> assign;
   };
   size_t find(const std::string& name) const;  // nodes_.size() if absent
   void check_new_name(const std::string& name) const;
@@ -157,19 +152,13 @@ class Graph final : public Model<T> {
 
   std::vector<Node> nodes_;  // nodes_[0] is the input
   std::string output_name_;
-  std::vector<size_t> order_;        // evaluation order (node indices, input excluded)
-  std::vector<size_t> param_group_;  // per node: its layer's collect_named() index
+  std::vector<size_t> order_;  // evaluation order (node indices, input excluded)
   size_t output_ = 0;
   Shape input_shape_;
-  std::vector<Shape> shapes_;     // per node
-  std::vector<Tensor<T>> acts_;   // per node; acts_[0] unused (the input is not copied)
-  std::vector<Tensor<T>> grads_;  // per node, ∂L/∂acts_
+  std::vector<Shape> shapes_;  // per node
   std::vector<Param<T>> params_;
   std::vector<Buffer<T>> buffers_;
-  const Tensor<T>* input_ = nullptr;
   bool built_ = false;
-  bool profiling_ = false;
-  std::vector<LayerTime> times_;  // per node, in evaluation order
 };
 
 extern template class Graph<float>;

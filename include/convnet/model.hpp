@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "convnet/arena.hpp"
+#include "convnet/executor.hpp"
 #include "convnet/layers.hpp"
 #include "convnet/loss.hpp"
 #include "convnet/optim.hpp"
@@ -23,16 +24,6 @@ template <class T>
 struct NamedLayer {
   std::string name;
   Layer<T>* layer;
-};
-
-// One node of a model as the last forward and backward left it (see Model::trace).
-template <class T>
-struct NodeTrace {
-  std::string name;              // as in named_layers(): "layer3", or the graph node's name
-  std::string description;       // the layer's (or merge node's) describe()
-  Layer<T>* layer;               // null for a graph's merge nodes (Add, Concat)
-  const Tensor<T>* output;       // y of the last forward
-  const Tensor<T>* grad_output;  // ∂L/∂y of the last backward (null before any)
 };
 
 struct StepResult {
@@ -118,12 +109,10 @@ class Model {
 
   // Per-layer wall time, accumulated while profiling is on (off by default; costs two clock
   // reads per layer and pass): each layer's description and seconds in forward and backward.
-  struct LayerTime {
-    std::string layer;
-    double forward = 0, backward = 0;
-  };
-  virtual void set_profiling(bool on) = 0;
-  virtual std::vector<LayerTime> layer_times() const = 0;
+  // Turning it on (again) starts the count from zero.
+  using LayerTime = typename Executor<T>::LayerTime;
+  void set_profiling(bool on) { executor_.set_profiling(on); }
+  std::vector<LayerTime> layer_times() const { return executor_.layer_times(); }
   // Replay on every layer (see Layer::set_replay), for gradient checks.
   virtual void set_replay(bool on) = 0;
 
@@ -174,6 +163,7 @@ class Model {
   // The arena moves with the model: its storage, which the layers' tensors view, stays put.
   Model(Model&& other) noexcept
       : loss_grad_(std::move(other.loss_grad_)),
+        executor_(std::move(other.executor_)),
         origins_(std::move(other.origins_)),
         arena_(std::move(other.arena_)),
         layer_ranges_(std::move(other.layer_ranges_)),
@@ -181,7 +171,8 @@ class Model {
         grad_norms_(std::move(other.grad_norms_)) {}
   Model& operator=(Model&& other) noexcept {
     loss_grad_ = std::move(other.loss_grad_);
-    last_dy_ = nullptr;
+    executor_ = std::move(other.executor_);
+    executor_.forget_last_pass();
     origins_ = std::move(other.origins_);
     arena_ = std::move(other.arena_);
     layer_ranges_ = std::move(other.layer_ranges_);
@@ -199,6 +190,9 @@ class Model {
   void bind_arena(std::span<const Param<T>> params);
   // Called by the executor's backward right after the layer of that index (collect_named's)
   // has finished: hands its range of the gradient arena to the hook, if one is running.
+  static void gradients_ready_thunk(void* model, size_t layer) {
+    static_cast<Model*>(model)->gradients_ready(layer);
+  }
   void gradients_ready(size_t layer) {
     if (hook_active_ && layer < layer_ranges_.size() && layer_ranges_[layer].second > 0) {
       const auto [offset, size] = layer_ranges_[layer];
@@ -207,8 +201,13 @@ class Model {
     }
   }
 
-  Tensor<T> loss_grad_;                 // ∂L/∂output of the last train_step; sized by build()
-  const Tensor<T>* last_dy_ = nullptr;  // the dy of the last backward(), for trace()
+  Tensor<T> loss_grad_;  // ∂L/∂output of the last train_step; sized by build()
+  // Runs the nodes that Sequential and Graph plan (see convnet/executor.hpp).
+  Executor<T> executor_;
+  // The executor's backward, handing each finished layer's gradients to the hook.
+  void run_backward(const Tensor<T>& dy, Tensor<T>* grad_input) {
+    executor_.backward(dy, grad_input, &Model::gradients_ready_thunk, this);
+  }
   // "net.txt:4:7: " for layer (or node) i when set_origins() recorded one, else "".
   std::string origin_prefix(size_t i) const {
     return i < origins_.size() && !origins_[i].empty() ? origins_[i] + ": " : std::string();
@@ -295,25 +294,18 @@ class Sequential final : public Model<T> {
   // parameter gradients ACCUMULATE; grad_input (optional) is ASSIGNED ∂L/∂x.
   void backward(const Tensor<T>& dy, Tensor<T>* grad_input = nullptr) override;
   // ∂L/∂(input of layer i) from the last backward, for 1 <= i <= size().
-  const Tensor<T>& activation_grad(size_t i) const { return grads_[i]; }
+  const Tensor<T>& activation_grad(size_t i) const { return this->executor_.gradient(i); }
 
-  void set_profiling(bool on) override;
-  std::vector<LayerTime> layer_times() const override;
   void set_replay(bool on) override;
 
  private:
   void require_built(const char* what) const;
 
   std::vector<std::unique_ptr<Layer<T>>> layers_;
-  std::vector<Shape> shapes_;     // shapes_[0] input, shapes_[i+1] output of layer i
-  std::vector<Tensor<T>> acts_;   // acts_[i+1] output of layer i; acts_[0] unused
-  std::vector<Tensor<T>> grads_;  // grads_[i] = ∂L/∂acts_[i], i >= 1
+  std::vector<Shape> shapes_;  // shapes_[0] input, shapes_[i+1] output of layer i (node i+1)
   std::vector<Param<T>> params_;
   std::vector<Buffer<T>> buffers_;
-  const Tensor<T>* input_ = nullptr;
   bool built_ = false;
-  bool profiling_ = false;
-  std::vector<LayerTime> times_;
 };
 
 // Number of rows of `output` (N x K) whose arg-max equals the label.

@@ -6,7 +6,6 @@
 #include "convnet/graph.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <iomanip>
 #include <sstream>
@@ -15,11 +14,6 @@
 
 namespace convnet {
 namespace {
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 // A node name as messages quote it: cut at 80 characters, so a name of megabytes (from a spec
 // file) does not flood the terminal.
 std::string shown(const std::string& name) {
@@ -197,7 +191,7 @@ void Concat<T>::backward(std::span<const Tensor<T>* const> /*xs*/, const Tensor<
 template <class T>
 Graph<T>::Graph(std::string input_name) {
   CONVNET_CHECK(!input_name.empty(), "graph: the input node needs a name");
-  nodes_.push_back(Node{std::move(input_name), nullptr, nullptr, {}, {}, {}});
+  nodes_.push_back(Node{std::move(input_name), nullptr, nullptr, {}, {}});
 }
 
 template <class T>
@@ -218,7 +212,7 @@ Layer<T>& Graph<T>::add(const std::string& name, std::unique_ptr<Layer<T>> layer
                         const std::vector<std::string>& inputs) {
   check_new_name(name);
   CONVNET_CHECK(layer != nullptr, "graph: node '", name, "' got a null layer");
-  nodes_.push_back(Node{name, std::move(layer), nullptr, inputs, {}, {}});
+  nodes_.push_back(Node{name, std::move(layer), nullptr, inputs, {}});
   built_ = false;
   return *nodes_.back().layer;
 }
@@ -228,7 +222,7 @@ MergeLayer<T>& Graph<T>::add(const std::string& name, std::unique_ptr<MergeLayer
                              const std::vector<std::string>& inputs) {
   check_new_name(name);
   CONVNET_CHECK(merge != nullptr, "graph: node '", name, "' got a null layer");
-  nodes_.push_back(Node{name, nullptr, std::move(merge), inputs, {}, {}});
+  nodes_.push_back(Node{name, nullptr, std::move(merge), inputs, {}});
   built_ = false;
   return *nodes_.back().merge;
 }
@@ -317,12 +311,14 @@ void Graph<T>::build(const Shape& input) {
   // Backward visits the nodes in reverse order; the first to reach a gradient buffer assigns
   // it and the rest add to it. Every node leads to the output, so every buffer but the
   // output's has a first writer and none needs zeroing.
+  std::vector<typename Executor<T>::Node> plan(count);
   std::vector<bool> written(count, false);
   for (size_t i = order_.size(); i-- > 0;) {
-    Node& node = nodes_[order_[i]];
-    node.assign.assign(node.inputs.size(), false);
+    const Node& node = nodes_[order_[i]];
+    auto& step = plan[order_[i]];
+    step.assign.assign(node.inputs.size(), false);
     for (size_t k = 0; k < node.inputs.size(); ++k) {
-      node.assign[k] = !written[node.inputs[k]];
+      step.assign[k] = !written[node.inputs[k]];
       written[node.inputs[k]] = true;
     }
   }
@@ -349,25 +345,25 @@ void Graph<T>::build(const Shape& input) {
                                        ": out of memory for its weights and workspace"));
     }
   }
-  acts_.clear();
-  grads_.clear();
-  try {
-    for (size_t v = 0; v < count; ++v) {
-      acts_.emplace_back(v == 0 ? Shape{0} : shapes_[v]);
-      grads_.emplace_back(shapes_[v]);
-    }
-    this->loss_grad_ = Tensor<T>(shapes_[output_]);
-  } catch (const std::bad_alloc&) {
-    acts_.clear();
-    grads_.clear();
-    throw this->activations_out_of_memory(shapes_);
-  }
   params_.clear();
   buffers_.clear();
-  param_group_.assign(count, 0);
-  for (size_t v : order_)
-    if (nodes_[v].layer)
-      param_group_[v] = this->collect_named(*nodes_[v].layer, nodes_[v].name, params_, buffers_);
+  plan[0].name = nodes_[0].name;
+  for (size_t v : order_) {
+    Node& node = nodes_[v];
+    auto& step = plan[v];
+    step.name = node.name;
+    step.label = node.name + " " + (node.layer ? node.layer->describe() : node.merge->describe());
+    step.layer = node.layer.get();
+    step.merge = node.merge.get();
+    step.inputs = node.inputs;
+    if (node.layer) step.group = this->collect_named(*node.layer, node.name, params_, buffers_);
+  }
+  try {
+    this->executor_.plan(std::move(plan), order_, output_, shapes_);
+    this->loss_grad_ = Tensor<T>(shapes_[output_]);
+  } catch (const std::bad_alloc&) {
+    throw this->activations_out_of_memory(shapes_);
+  }
   this->bind_arena(params_);
   built_ = true;
 }
@@ -479,96 +475,21 @@ const Tensor<T>& Graph<T>::forward(const Tensor<T>& x, Mode mode) {
   for (int d = 1; d < input_shape_.rank(); ++d)
     CONVNET_CHECK(x.dim(d) == input_shape_[d], "graph: input has shape ", x.shape().str(),
                   ", built for ", input_shape_.str());
-  input_ = &x;
-  auto act = [&](size_t u) -> const Tensor<T>& { return u == 0 ? x : acts_[u]; };
-  const Tensor<T>* xs[16];
-  for (size_t k = 0; k < order_.size(); ++k) {
-    const size_t v = order_[k];
-    Node& node = nodes_[v];
-    const auto start = profiling_ ? Clock::now() : Clock::time_point{};
-    if (node.layer) {
-      node.layer->forward(act(node.inputs[0]), acts_[v], mode);
-    } else {
-      CONVNET_CHECK(node.inputs.size() <= 16, "graph: node '", node.name,
-                    "' has more than 16 inputs");
-      for (size_t i = 0; i < node.inputs.size(); ++i) xs[i] = &act(node.inputs[i]);
-      node.merge->forward(std::span(xs, node.inputs.size()), acts_[v]);
-    }
-    if (profiling_) times_[k].forward += seconds_since(start);
-  }
-  return acts_[output_];
+  return this->executor_.forward(x, mode);
 }
 
 template <class T>
 std::vector<NodeTrace<T>> Graph<T>::trace() {
   require_built("trace");
-  std::vector<NodeTrace<T>> out;
-  for (const size_t v : order_) {
-    Node& node = nodes_[v];
-    const Tensor<T>* grad = v == output_ ? this->last_dy_ : &grads_[v];
-    out.push_back({node.name, node.layer ? node.layer->describe() : node.merge->describe(),
-                   node.layer.get(), &acts_[v], this->last_dy_ ? grad : nullptr});
-  }
-  return out;
+  return this->executor_.trace();
 }
 
 template <class T>
 void Graph<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input) {
   require_built("backward");
-  CONVNET_CHECK(input_ != nullptr, "graph: backward() needs a forward() first");
-  check_shape(dy.shape(), acts_[output_].shape(), "graph backward: output gradient");
-  this->last_dy_ = &dy;
-  // No buffer is zeroed: each node's first writer assigns it (see build()).
-  for (size_t v : order_)
-    if (v != output_) grads_[v].resize(acts_[v].shape());
-  if (grad_input) grad_input->resize(input_->shape());
-  auto act = [&](size_t u) -> const Tensor<T>& { return u == 0 ? *input_ : acts_[u]; };
-  auto grad = [&](size_t u) -> Tensor<T>* { return u == 0 ? grad_input : &grads_[u]; };
-  const Tensor<T>* xs[16];
-  Tensor<T>* dxs[16];
-  bool assign[16];
-  for (size_t i = order_.size(); i-- > 0;) {
-    const size_t v = order_[i];
-    Node& node = nodes_[v];
-    const auto start = profiling_ ? Clock::now() : Clock::time_point{};
-    const Tensor<T>& upstream = v == output_ ? dy : grads_[v];
-    if (node.layer) {
-      Tensor<T>* dx = grad(node.inputs[0]);
-      if (dx && node.assign[0]) {
-        node.layer->backward_assign(act(node.inputs[0]), acts_[v], upstream, *dx);
-      } else {
-        node.layer->backward(act(node.inputs[0]), acts_[v], upstream, dx);
-      }
-      this->gradients_ready(param_group_[v]);  // the node's parameter gradients are final
-    } else {
-      for (size_t k = 0; k < node.inputs.size(); ++k) {
-        xs[k] = &act(node.inputs[k]);
-        dxs[k] = grad(node.inputs[k]);
-        assign[k] = node.assign[k];
-      }
-      const size_t n = node.inputs.size();
-      node.merge->backward_assign(std::span(xs, n), upstream, std::span(dxs, n),
-                                  std::span<const bool>(assign, n));
-    }
-    if (profiling_) times_[i].backward += seconds_since(start);
-  }
-}
-
-template <class T>
-void Graph<T>::set_profiling(bool on) {
-  require_built("set_profiling");
-  profiling_ = on;
-  times_.assign(order_.size(), typename Model<T>::LayerTime{});
-  for (size_t k = 0; k < order_.size(); ++k) {
-    const Node& node = nodes_[order_[k]];
-    times_[k].layer =
-        node.name + " " + (node.layer ? node.layer->describe() : node.merge->describe());
-  }
-}
-
-template <class T>
-std::vector<typename Model<T>::LayerTime> Graph<T>::layer_times() const {
-  return times_;
+  CONVNET_CHECK(this->executor_.input() != nullptr, "graph: backward() needs a forward() first");
+  check_shape(dy.shape(), this->executor_.output().shape(), "graph backward: output gradient");
+  this->run_backward(dy, grad_input);
 }
 
 template <class T>

@@ -1,8 +1,8 @@
-// Sequential: the chain rule over a list of layers. Forward runs layer 0..L-1, keeping every
-// activation; backward walks L-1..0 handing each layer the gradient of its output and
-// collecting the gradient of its input (∂L/∂x_i = J_iᵀ · ∂L/∂x_{i+1}).
+// Sequential: the chain rule over a list of layers. build() plans the chain for the executor
+// (convnet/executor.hpp), which forward runs layer 0..L-1, keeping every activation, and
+// backward walks L-1..0 handing each layer the gradient of its output and collecting the
+// gradient of its input (∂L/∂x_i = J_iᵀ · ∂L/∂x_{i+1}).
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <iomanip>
 #include <sstream>
@@ -36,23 +36,29 @@ void Sequential<T>::build(const Shape& input) {
     }
     shapes_.push_back(out);
   }
-  acts_.clear();
-  grads_.clear();
-  try {
-    for (const Shape& s : shapes_) {
-      acts_.emplace_back(s);
-      grads_.emplace_back(s);
-    }
-    this->loss_grad_ = Tensor<T>(shapes_.back());
-  } catch (const std::bad_alloc&) {
-    acts_.clear();
-    grads_.clear();
-    throw this->activations_out_of_memory(shapes_);
-  }
+  // A chain is a graph whose node i + 1 is layer i, reading node i; each layer is the only
+  // consumer of its input, so its backward assigns that gradient.
   params_.clear();
   buffers_.clear();
-  for (size_t i = 0; i < layers_.size(); ++i)
-    this->collect_named(*layers_[i], detail::concat("layer", i), params_, buffers_);
+  std::vector<typename Executor<T>::Node> plan(layers_.size() + 1);
+  std::vector<size_t> order;
+  plan[0].name = "input";
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    auto& node = plan[i + 1];
+    node.name = detail::concat("layer", i);
+    node.label = detail::concat(i, " ", layers_[i]->describe());
+    node.layer = layers_[i].get();
+    node.inputs = {i};
+    node.assign = {true};
+    node.group = this->collect_named(*layers_[i], node.name, params_, buffers_);
+    order.push_back(i + 1);
+  }
+  try {
+    this->executor_.plan(std::move(plan), std::move(order), layers_.size(), shapes_);
+    this->loss_grad_ = Tensor<T>(shapes_.back());
+  } catch (const std::bad_alloc&) {
+    throw this->activations_out_of_memory(shapes_);
+  }
   this->bind_arena(params_);
   built_ = true;
 }
@@ -123,87 +129,38 @@ std::vector<NamedLayer<T>> Sequential<T>::named_layers() const {
 template <class T>
 const Tensor<T>& Sequential<T>::forward(const Tensor<T>& x, Mode mode) {
   require_built("forward");
-  input_ = &x;
-  return forward_from(0, mode);
+  return this->executor_.forward(x, mode);
 }
 
 template <class T>
 const Tensor<T>& Sequential<T>::forward_from(size_t first, Mode mode) {
   require_built("forward");
-  CONVNET_CHECK(first < layers_.size() && input_ != nullptr, "sequential: forward_from(", first,
+  CONVNET_CHECK(first < layers_.size() && this->executor_.input() != nullptr,
+                "sequential: forward_from(", first,
                 ") needs a forward() first and a layer index below ", layers_.size());
-  for (size_t i = first; i < layers_.size(); ++i) {
-    const Tensor<T>& in = i == 0 ? *input_ : acts_[i];
-    const auto start =
-        profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-    layers_[i]->forward(in, acts_[i + 1], mode);
-    if (profiling_)
-      times_[i].forward +=
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  }
-  return acts_.back();
+  return this->executor_.forward_from(first, mode);
 }
 
 template <class T>
 Tensor<T>& Sequential<T>::activation(size_t i) {
-  CONVNET_CHECK(i >= 1 && i < acts_.size(), "sequential: activation(", i, ") out of range [1, ",
-                acts_.size(), ")");
-  return acts_[i];
+  CONVNET_CHECK(built_ && i >= 1 && i <= layers_.size(), "sequential: activation(", i,
+                ") out of range [1, ", layers_.size() + 1, ")");
+  return this->executor_.activation(i);
 }
 
 template <class T>
 std::vector<NodeTrace<T>> Sequential<T>::trace() {
   require_built("trace");
-  std::vector<NodeTrace<T>> out;
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    const Tensor<T>* grad = i + 1 == layers_.size() ? this->last_dy_ : &grads_[i + 1];
-    out.push_back({"layer" + std::to_string(i), layers_[i]->describe(), layers_[i].get(),
-                   &acts_[i + 1], this->last_dy_ ? grad : nullptr});
-  }
-  return out;
+  return this->executor_.trace();
 }
 
 template <class T>
 void Sequential<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input) {
   require_built("backward");
-  CONVNET_CHECK(input_ != nullptr, "sequential: backward() needs a forward() first");
-  check_shape(dy.shape(), acts_.back().shape(), "sequential backward: output gradient");
-  this->last_dy_ = &dy;
-  for (size_t i = layers_.size(); i-- > 0;) {
-    const Tensor<T>& x = i == 0 ? *input_ : acts_[i];
-    const Tensor<T>& upstream = i + 1 == layers_.size() ? dy : grads_[i + 1];
-    Tensor<T>* dx = nullptr;
-    if (i > 0) {
-      dx = &grads_[i];
-    } else if (grad_input) {
-      dx = grad_input;
-    }
-    const auto start =
-        profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-    if (dx) {  // a chain: layer i is the only contributor to its dx, so it assigns
-      dx->resize(x.shape());
-      layers_[i]->backward_assign(x, acts_[i + 1], upstream, *dx);
-    } else {
-      layers_[i]->backward(x, acts_[i + 1], upstream, nullptr);
-    }
-    this->gradients_ready(i);  // layer i's parameter gradients are final
-    if (profiling_)
-      times_[i].backward +=
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  }
-}
-
-template <class T>
-void Sequential<T>::set_profiling(bool on) {
-  profiling_ = on;
-  times_.assign(layers_.size(), typename Model<T>::LayerTime{});
-  for (size_t i = 0; i < layers_.size(); ++i)
-    times_[i].layer = detail::concat(i, " ", layers_[i]->describe());
-}
-
-template <class T>
-std::vector<typename Model<T>::LayerTime> Sequential<T>::layer_times() const {
-  return times_;
+  CONVNET_CHECK(this->executor_.input() != nullptr,
+                "sequential: backward() needs a forward() first");
+  check_shape(dy.shape(), this->executor_.output().shape(), "sequential backward: output gradient");
+  this->run_backward(dy, grad_input);
 }
 
 template <class T>

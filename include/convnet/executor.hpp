@@ -1,0 +1,105 @@
+// Executor: runs a built model's nodes, for Sequential and Graph alike. A chain is a graph whose
+// node i+1 reads node i, so both builders hand the executor the same plan: nodes (a layer or a
+// merge, the nodes it reads), an evaluation order, and a shape per node. The executor owns an
+// activation and a gradient per node and implements, once, what happens at this level: forward,
+// backward (the chain rule over every path, with the gradient hook's calls), the trace of the
+// last passes and per-node profiling.
+//
+// Node 0 is the model's input: it is not copied (forward reads the caller's tensor) and has no
+// gradient buffer (backward writes ∂L/∂x into the caller's grad_input, when one is given).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "convnet/layers.hpp"
+
+namespace convnet {
+
+template <class T>
+class MergeLayer;  // convnet/graph.hpp
+
+// One node of a model as the last forward and backward left it (see Model::trace).
+template <class T>
+struct NodeTrace {
+  std::string name;              // as in named_layers(): "layer3", or the graph node's name
+  std::string description;       // the layer's (or merge node's) describe()
+  Layer<T>* layer;               // null for a graph's merge nodes (Add, Concat)
+  const Tensor<T>* output;       // y of the last forward
+  const Tensor<T>* grad_output;  // ∂L/∂y of the last backward (null before any)
+};
+
+template <class T>
+class Executor {
+ public:
+  struct Node {
+    std::string name;                // "layer3", or the graph node's name
+    std::string label;               // how profiling names it: "3 conv2d ...", "conv1 conv2d ..."
+    Layer<T>* layer = nullptr;       // one of these two (neither for node 0)
+    MergeLayer<T>* merge = nullptr;  //
+    std::vector<size_t> inputs;      // the nodes it reads (0: the model's input)
+    // assign[k]: backward is the first to write input k's gradient, so it assigns rather than
+    // adds and the buffer needs no zeroing (always, in a chain).
+    std::vector<bool> assign;
+    size_t group = 0;  // the layer's index in the model's parameter groups (gradients_ready)
+  };
+  // Called after a layer node's backward, with its group: its parameter gradients are final.
+  using GradientsReady = void (*)(void* context, size_t group);
+  struct LayerTime {
+    std::string layer;
+    double forward = 0, backward = 0;
+  };
+
+  // Takes the plan and allocates an activation and a gradient for every node but the input.
+  // Throws std::bad_alloc (the plan is then empty).
+  void plan(std::vector<Node> nodes, std::vector<size_t> order, size_t output,
+            std::span<const Shape> shapes);
+  bool planned() const { return !order_.empty(); }
+
+  // Runs every node in order on x; returns the output node's activation. In Mode::Train, x must
+  // stay alive until backward().
+  const Tensor<T>& forward(const Tensor<T>& x, Mode mode);
+  // Runs the nodes from evaluation step `first` on, on the activations the last forward left.
+  const Tensor<T>& forward_from(size_t first, Mode mode);
+  // Backpropagates dy = ∂L/∂output: every node in reverse order, given the gradient of its
+  // output, adds (or assigns, see Node::assign) the gradients of its inputs; parameter
+  // gradients accumulate. grad_input (optional) is assigned ∂L/∂x.
+  void backward(const Tensor<T>& dy, Tensor<T>* grad_input, GradientsReady ready = nullptr,
+                void* context = nullptr);
+
+  const Tensor<T>* input() const { return input_; }
+  Tensor<T>& activation(size_t node) { return acts_[node]; }
+  const Tensor<T>& gradient(size_t node) const { return grads_[node]; }
+  const Tensor<T>& output() const { return acts_[output_]; }
+  // Every node in evaluation order with its output and output gradient (the output node's is
+  // the last backward's dy, so valid while that tensor is).
+  std::vector<NodeTrace<T>> trace();
+  // Forgets the last forward's input and dy (a moved model's may have been the other's).
+  void forget_last_pass() {
+    input_ = nullptr;
+    last_dy_ = nullptr;
+  }
+
+  void set_profiling(bool on);
+  const std::vector<LayerTime>& layer_times() const { return times_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  std::vector<Node> nodes_;
+  std::vector<size_t> order_;
+  size_t output_ = 0;
+  std::vector<Tensor<T>> acts_;   // per node; acts_[0] empty (the input is the caller's)
+  std::vector<Tensor<T>> grads_;  // per node, ∂L/∂acts_; grads_[0] empty (grad_input's)
+  const Tensor<T>* input_ = nullptr;
+  const Tensor<T>* last_dy_ = nullptr;
+  bool profiling_ = false;
+  std::vector<LayerTime> times_;  // per evaluation step
+};
+
+extern template class Executor<float>;
+extern template class Executor<double>;
+
+}  // namespace convnet

@@ -1,0 +1,130 @@
+// Executor: forward in evaluation order, backward in reverse (∂L/∂x_u = Σ over the nodes v that
+// read u of J_vᵀ · ∂L/∂x_v: the first writer assigns, the rest add), trace and profiling.
+#include "convnet/executor.hpp"
+
+#include "convnet/graph.hpp"
+
+namespace convnet {
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+constexpr size_t kMaxInputs = 16;  // of a merge node
+}  // namespace
+
+template <class T>
+void Executor<T>::plan(std::vector<Node> nodes, std::vector<size_t> order, size_t output,
+                       std::span<const Shape> shapes) {
+  nodes_.clear();
+  order_.clear();
+  acts_.clear();
+  grads_.clear();
+  input_ = nullptr;
+  last_dy_ = nullptr;
+  for (const Node& node : nodes)
+    CONVNET_CHECK(node.inputs.size() <= kMaxInputs, "graph: node '", node.name, "' has more than ",
+                  kMaxInputs, " inputs");
+  try {
+    for (size_t v = 0; v < nodes.size(); ++v) {
+      acts_.emplace_back(v == 0 ? Shape{0} : shapes[v]);
+      grads_.emplace_back(v == 0 ? Shape{0} : shapes[v]);
+    }
+  } catch (const std::bad_alloc&) {
+    acts_.clear();
+    grads_.clear();
+    throw;
+  }
+  nodes_ = std::move(nodes);
+  order_ = std::move(order);
+  output_ = output;
+  set_profiling(profiling_);
+}
+
+template <class T>
+const Tensor<T>& Executor<T>::forward(const Tensor<T>& x, Mode mode) {
+  input_ = &x;
+  return forward_from(0, mode);
+}
+
+template <class T>
+const Tensor<T>& Executor<T>::forward_from(size_t first, Mode mode) {
+  auto act = [&](size_t u) -> const Tensor<T>& { return u == 0 ? *input_ : acts_[u]; };
+  const Tensor<T>* xs[kMaxInputs];
+  for (size_t k = first; k < order_.size(); ++k) {
+    const size_t v = order_[k];
+    const Node& node = nodes_[v];
+    const auto start = profiling_ ? Clock::now() : Clock::time_point{};
+    if (node.layer) {
+      node.layer->forward(act(node.inputs[0]), acts_[v], mode);
+    } else {
+      for (size_t i = 0; i < node.inputs.size(); ++i) xs[i] = &act(node.inputs[i]);
+      node.merge->forward(std::span(xs, node.inputs.size()), acts_[v]);
+    }
+    if (profiling_) times_[k].forward += seconds_since(start);
+  }
+  return acts_[output_];
+}
+
+template <class T>
+void Executor<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input, GradientsReady ready,
+                           void* context) {
+  last_dy_ = &dy;
+  // No buffer is zeroed: each node's first writer assigns it (Node::assign).
+  for (size_t v : order_)
+    if (v != output_) grads_[v].resize(acts_[v].shape());
+  if (grad_input) grad_input->resize(input_->shape());
+  auto act = [&](size_t u) -> const Tensor<T>& { return u == 0 ? *input_ : acts_[u]; };
+  auto grad = [&](size_t u) -> Tensor<T>* { return u == 0 ? grad_input : &grads_[u]; };
+  const Tensor<T>* xs[kMaxInputs];
+  Tensor<T>* dxs[kMaxInputs];
+  bool assign[kMaxInputs];
+  for (size_t k = order_.size(); k-- > 0;) {
+    const size_t v = order_[k];
+    const Node& node = nodes_[v];
+    const auto start = profiling_ ? Clock::now() : Clock::time_point{};
+    const Tensor<T>& upstream = v == output_ ? dy : grads_[v];
+    if (node.layer) {
+      Tensor<T>* dx = grad(node.inputs[0]);
+      if (dx && node.assign[0]) {
+        node.layer->backward_assign(act(node.inputs[0]), acts_[v], upstream, *dx);
+      } else {
+        node.layer->backward(act(node.inputs[0]), acts_[v], upstream, dx);
+      }
+      if (ready) ready(context, node.group);
+    } else {
+      const size_t n = node.inputs.size();
+      for (size_t i = 0; i < n; ++i) {
+        xs[i] = &act(node.inputs[i]);
+        dxs[i] = grad(node.inputs[i]);
+        assign[i] = node.assign[i];
+      }
+      node.merge->backward_assign(std::span(xs, n), upstream, std::span(dxs, n),
+                                  std::span<const bool>(assign, n));
+    }
+    if (profiling_) times_[k].backward += seconds_since(start);
+  }
+}
+
+template <class T>
+std::vector<NodeTrace<T>> Executor<T>::trace() {
+  std::vector<NodeTrace<T>> out;
+  for (const size_t v : order_) {
+    const Node& node = nodes_[v];
+    const Tensor<T>* grad = v == output_ ? last_dy_ : &grads_[v];
+    out.push_back({node.name, node.layer ? node.layer->describe() : node.merge->describe(),
+                   node.layer, &acts_[v], last_dy_ ? grad : nullptr});
+  }
+  return out;
+}
+
+template <class T>
+void Executor<T>::set_profiling(bool on) {
+  profiling_ = on;
+  times_.assign(order_.size(), LayerTime{});
+  for (size_t k = 0; k < order_.size(); ++k) times_[k].layer = nodes_[order_[k]].label;
+}
+
+template class Executor<float>;
+template class Executor<double>;
+
+}  // namespace convnet
