@@ -10,7 +10,7 @@
 #include <iomanip>
 #include <sstream>
 
-#include "convnet/runtime.hpp"
+#include "ops/kernels.hpp"
 
 namespace convnet {
 namespace {
@@ -55,40 +55,12 @@ Shape Add<T>::build(std::span<const Shape> inputs) {
   return inputs[0];
 }
 
-namespace {
-// Runs body(begin, end) over [0, count): split across threads for large float tensors (each
-// element is independent, so the result does not depend on the split).
-template <class T, class Body>
-void split_range(int64_t count, Body&& body) {
-  constexpr int64_t kBlock = 4096;
-  if (std::is_same_v<T, float> && count >= 4 * kBlock) {
-    parallel_for(0, (count + kBlock - 1) / kBlock, [&](int64_t lo, int64_t hi, int) {
-      body(lo * kBlock, std::min(count, hi * kBlock));
-    });
-  } else {
-    body(0, count);
-  }
-}
-}  // namespace
-
 template <class T>
 void Add<T>::forward(std::span<const Tensor<T>* const> xs, Tensor<T>& y) {
   y.resize(xs[0]->shape());
-  T* out = y.data();
-  split_range<T>(y.numel(), [&](int64_t begin, int64_t end) {
-    // y = (x0 + x1) + x2 + ...: the first two inputs in one pass (no copy of x0 to re-read).
-    const T* first = xs[0]->data();
-    if (xs.size() == 1) {
-      std::copy(first + begin, first + end, out + begin);
-      return;
-    }
-    const T* second = xs[1]->data();
-    for (int64_t k = begin; k < end; ++k) out[k] = first[k] + second[k];
-    for (size_t i = 2; i < xs.size(); ++i) {
-      const T* in = xs[i]->data();
-      for (int64_t k = begin; k < end; ++k) out[k] += in[k];
-    }
-  });
+  const T* in[16];
+  for (size_t i = 0; i < xs.size(); ++i) in[i] = xs[i]->data();
+  ops::add_forward<T>(y.numel(), std::span<const T* const>(in, xs.size()), y.data());
 }
 
 template <class T>
@@ -102,20 +74,9 @@ void Add<T>::backward(std::span<const Tensor<T>* const> xs, const Tensor<T>& dy,
 template <class T>
 void Add<T>::backward_assign(std::span<const Tensor<T>* const> /*xs*/, const Tensor<T>& dy,
                              std::span<Tensor<T>* const> dxs, std::span<const bool> assign) {
-  // ∂(Σ x_i)/∂x_i = I: every input receives dy unchanged. Inputs are visited in order, so a
-  // tensor passed twice is assigned at its first occurrence and added to at the second.
-  const T* in = dy.data();
-  split_range<T>(dy.numel(), [&](int64_t begin, int64_t end) {
-    for (size_t i = 0; i < dxs.size(); ++i) {
-      if (!dxs[i]) continue;
-      T* out = dxs[i]->data();
-      if (assign[i]) {
-        std::copy(in + begin, in + end, out + begin);
-      } else {
-        for (int64_t k = begin; k < end; ++k) out[k] += in[k];
-      }
-    }
-  });
+  T* out[16];
+  for (size_t i = 0; i < dxs.size(); ++i) out[i] = dxs[i] ? dxs[i]->data() : nullptr;
+  ops::add_backward<T>(dy.numel(), dy.data(), std::span<T* const>(out, dxs.size()), assign);
 }
 
 template <class T>
@@ -157,34 +118,19 @@ void Concat<T>::forward(std::span<const Tensor<T>* const> xs, Tensor<T>& y) {
   for (int64_t c : channels_) total += c;
   out[1] = total;
   y.resize(out);
-  const int64_t N = out[0];
-  // y[n, offset_i + c, :] = x_i[n, c, :]: per image, each input's block is contiguous.
-  for (int64_t n = 0; n < N; ++n) {
-    int64_t offset = 0;
-    for (size_t i = 0; i < xs.size(); ++i) {
-      const int64_t block = channels_[i] * inner_;
-      std::copy_n(xs[i]->data() + n * block, block, y.data() + (n * total + offset) * inner_);
-      offset += channels_[i];
-    }
-  }
+  const T* in[16];
+  for (size_t i = 0; i < xs.size(); ++i) in[i] = xs[i]->data();
+  ops::concat_forward<T>(out[0], inner_, channels_, std::span<const T* const>(in, xs.size()),
+                         y.data());
 }
 
 template <class T>
 void Concat<T>::backward(std::span<const Tensor<T>* const> /*xs*/, const Tensor<T>& dy,
                          std::span<Tensor<T>* const> dxs) {
-  const int64_t N = dy.dim(0), total = dy.dim(1);
-  for (int64_t n = 0; n < N; ++n) {
-    int64_t offset = 0;
-    for (size_t i = 0; i < dxs.size(); ++i) {
-      const int64_t block = channels_[i] * inner_;
-      if (dxs[i]) {
-        T* out = dxs[i]->data() + n * block;
-        const T* in = dy.data() + (n * total + offset) * inner_;
-        for (int64_t k = 0; k < block; ++k) out[k] += in[k];
-      }
-      offset += channels_[i];
-    }
-  }
+  T* out[16];
+  for (size_t i = 0; i < dxs.size(); ++i) out[i] = dxs[i] ? dxs[i]->data() : nullptr;
+  ops::concat_backward<T>(dy.dim(0), inner_, channels_, dy.data(),
+                          std::span<T* const>(out, dxs.size()));
 }
 
 // --- Graph ---------------------------------------------------------------------------------

@@ -66,6 +66,10 @@ using MaxPool2dBackwardFn = void(const Pool2dShape& s, const float* dy, const in
 using ReluForwardFn = void(int64_t count, const float* x, float* y);
 using ReluBackwardFn = void(int64_t count, const float* x, const float* dy, float* dx,
                             bool accumulate);
+// Add: the element count as its shape; at most 16 inputs.
+using AddForwardFn = void(int64_t count, std::span<const float* const> xs, float* y);
+using AddBackwardFn = void(int64_t count, const float* dy, std::span<float* const> dxs,
+                           std::span<const bool> assign);
 // Batch norm: `workspace` holds cpu::batchnorm_workspace_size(s) floats.
 using BatchNormStatsFn = void(const BatchNormShape& s, const float* x, float* mean, float* var,
                               float* workspace);
@@ -87,6 +91,8 @@ using MaxPool2dForwardVariant = Variant<Pool2dShape, MaxPool2dForwardFn>;
 using MaxPool2dBackwardVariant = Variant<Pool2dShape, MaxPool2dBackwardFn>;
 using ReluForwardVariant = Variant<int64_t, ReluForwardFn>;
 using ReluBackwardVariant = Variant<int64_t, ReluBackwardFn>;
+using AddForwardVariant = Variant<int64_t, AddForwardFn>;
+using AddBackwardVariant = Variant<int64_t, AddBackwardFn>;
 using BatchNormStatsVariant = Variant<BatchNormShape, BatchNormStatsFn>;
 using BatchNormForwardVariant = Variant<BatchNormShape, BatchNormForwardFn>;
 using BatchNormBackwardVariant = Variant<BatchNormShape, BatchNormBackwardFn>;
@@ -102,6 +108,8 @@ std::span<const MaxPool2dForwardVariant> maxpool2d_forward_variants();
 std::span<const MaxPool2dBackwardVariant> maxpool2d_backward_variants();
 std::span<const ReluForwardVariant> relu_forward_variants();
 std::span<const ReluBackwardVariant> relu_backward_variants();
+std::span<const AddForwardVariant> add_forward_variants();
+std::span<const AddBackwardVariant> add_backward_variants();
 std::span<const BatchNormStatsVariant> batchnorm_stats_variants();
 std::span<const BatchNormForwardVariant> batchnorm_forward_variants();
 std::span<const BatchNormBackwardVariant> batchnorm_backward_variants();
@@ -222,6 +230,37 @@ void relu_backward(int64_t count, const T* x, const T* dy, T* dx, bool accumulat
   }
   if (!accumulate) std::fill_n(dx, count, T(0));  // the reference adds: it is the specification
   ref::relu_backward(count, x, dy, dx);
+}
+
+template <class T>
+void add_forward(int64_t count, std::span<const T* const> xs, T* y) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (fast_kernels<T>()) return select(add_forward_variants(), count).run(count, xs, y);
+  }
+  ref::add_forward(count, xs, y);
+}
+
+template <class T>
+void add_backward(int64_t count, const T* dy, std::span<T* const> dxs,
+                  std::span<const bool> assign) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (fast_kernels<T>())
+      return select(add_backward_variants(), count).run(count, dy, dxs, assign);
+  }
+  ref::add_backward(count, dy, dxs, assign);
+}
+
+// Concatenation copies blocks: the reference is as fast as a copy gets, so it has no table.
+template <class T>
+void concat_forward(int64_t N, int64_t inner, std::span<const int64_t> channels,
+                    std::span<const T* const> xs, T* y) {
+  ref::concat_forward(N, inner, channels, xs, y);
+}
+
+template <class T>
+void concat_backward(int64_t N, int64_t inner, std::span<const int64_t> channels, const T* dy,
+                     std::span<T* const> dxs) {
+  ref::concat_backward(N, inner, channels, dy, dxs);
 }
 
 template <class T>

@@ -423,6 +423,69 @@ INSTANTIATE_TEST_SUITE_P(Variant, ReluBackward,
                          ::testing::Range<size_t>(0, ops::relu_backward_variants().size()),
                          variant_name(ops::relu_backward_variants()));
 
+// --- Add: exactly the reference, for 2 to 5 inputs, one of them given twice -----------------
+class AddForward : public ::testing::TestWithParam<size_t> {};
+TEST_P(AddForward, MatchesRefExactly) {
+  const auto& variant = ops::add_forward_variants()[GetParam()];
+  for_supported(variant, kCounts, [&](int64_t n, int) {
+    Rng rng(static_cast<uint64_t>(n));
+    std::vector<Tensor<float>> xs;
+    for (int i = 0; i < 4; ++i) xs.push_back(testing::random_normal<float>(Shape{n}, rng));
+    for (size_t inputs = 2; inputs <= 5; ++inputs) {
+      const float* in[5];
+      for (size_t i = 0; i < inputs; ++i) in[i] = xs[i % 4].data();  // input 4 repeats input 0
+      Tensor<float> y(Shape{n}, NAN), y_ref(Shape{n}, NAN);
+      variant.run(n, std::span<const float* const>(in, inputs), y.data());
+      ops::ref::add_forward<float>(n, std::span<const float* const>(in, inputs), y_ref.data());
+      EXPECT_TRUE(all_close(y, y_ref, 0, 0)) << n << " values, " << inputs << " inputs";
+    }
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, AddForward,
+                         ::testing::Range<size_t>(0, ops::add_forward_variants().size()),
+                         variant_name(ops::add_forward_variants()));
+
+class AddBackward : public ::testing::TestWithParam<size_t> {};
+TEST_P(AddBackward, MatchesRefExactly) {
+  // Input 0 assigned, input 1 accumulated, input 2 not needed (null), input 3 the same tensor
+  // as input 0 (added to after its assignment).
+  const auto& variant = ops::add_backward_variants()[GetParam()];
+  for_supported(variant, kCounts, [&](int64_t n, int) {
+    Rng rng(static_cast<uint64_t>(n));
+    const Tensor<float> dy = testing::random_normal<float>(Shape{n}, rng);
+    const Tensor<float> start = testing::random_normal<float>(Shape{n}, rng);
+    Tensor<float> a(Shape{n}, NAN), b = start, a_ref(Shape{n}, NAN), b_ref = start;
+    float* dxs[] = {a.data(), b.data(), nullptr, a.data()};
+    float* dxs_ref[] = {a_ref.data(), b_ref.data(), nullptr, a_ref.data()};
+    const bool assign[] = {true, false, true, false};
+    variant.run(n, dy.data(), std::span<float* const>(dxs), std::span<const bool>(assign));
+    ops::ref::add_backward<float>(n, dy.data(), std::span<float* const>(dxs_ref), assign);
+    EXPECT_TRUE(all_close(a, a_ref, 0, 0)) << n;
+    EXPECT_TRUE(all_close(b, b_ref, 0, 0)) << n;
+    EXPECT_EQ(a[n - 1], 2 * dy[n - 1]) << "assigned, then added to";
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, AddBackward,
+                         ::testing::Range<size_t>(0, ops::add_backward_variants().size()),
+                         variant_name(ops::add_backward_variants()));
+
+// Concatenation has no fast variant; its reference, worked by hand: two images of 1 and 2
+// channels of 2 values each interleave per image, and backward splits them back.
+TEST(ConcatRef, HandWorked) {
+  const double x0[] = {1, 2, 3, 4};                 // (2, 1, 2)
+  const double x1[] = {5, 6, 7, 8, 9, 10, 11, 12};  // (2, 2, 2)
+  const int64_t channels[] = {1, 2};
+  const double* xs[] = {x0, x1};
+  double y[12];
+  ops::ref::concat_forward<double>(2, 2, channels, xs, y);
+  const double want[] = {1, 2, 5, 6, 7, 8, 3, 4, 9, 10, 11, 12};
+  for (int k = 0; k < 12; ++k) EXPECT_EQ(y[k], want[k]) << k;
+  double dx0[4] = {100, 100, 100, 100};
+  double* dxs[] = {dx0, nullptr};  // input 1's gradient not needed
+  ops::ref::concat_backward<double>(2, 2, channels, y, dxs);
+  for (int k = 0; k < 4; ++k) EXPECT_EQ(dx0[k], 100 + x0[k]) << k;  // accumulates
+}
+
 // --- the tables themselves -------------------------------------------------------------------
 template <class V>
 void expect_well_formed(const char* op, std::span<const V> table) {
@@ -450,6 +513,8 @@ TEST(KernelTables, ListEveryVariant) {
   expect_well_formed("maxpool2d backward", ops::maxpool2d_backward_variants());
   expect_well_formed("relu forward", ops::relu_forward_variants());
   expect_well_formed("relu backward", ops::relu_backward_variants());
+  expect_well_formed("add forward", ops::add_forward_variants());
+  expect_well_formed("add backward", ops::add_backward_variants());
   expect_well_formed("batchnorm stats", ops::batchnorm_stats_variants());
   expect_well_formed("batchnorm forward", ops::batchnorm_forward_variants());
   expect_well_formed("batchnorm backward", ops::batchnorm_backward_variants());

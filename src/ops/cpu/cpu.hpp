@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -110,6 +111,10 @@ void maxpool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* ar
 void relu_forward(int64_t count, const float* x, float* y);
 void relu_backward(int64_t count, const float* x, const float* dy, float* dx,
                    bool accumulate = true);
+// Same semantics as ref::add_*, threaded over blocks (at most 16 inputs).
+void add_forward(int64_t count, std::span<const float* const> xs, float* y);
+void add_backward(int64_t count, const float* dy, std::span<float* const> dxs,
+                  std::span<const bool> assign);
 // y[0:count) = value, threaded.
 void fill(int64_t count, float value, float* y);
 

@@ -1,4 +1,4 @@
-// The tables of the ops with one fast variant each (linear, max pooling, ReLU, batch norm),
+// The tables of the ops with one fast variant each (linear, max pooling, ReLU, add, batch norm),
 // and what all tables share. A second variant goes before the one it beats, with a supports()
 // that accepts only the shapes it wins on. The scratch that kernels share lives here too.
 #include "convnet/tensor.hpp"
@@ -29,6 +29,11 @@ constexpr ReluForwardVariant kReluForward[] = {
     {"threaded", Isa::Baseline, any_shape<int64_t>, cpu::relu_forward}};
 constexpr ReluBackwardVariant kReluBackward[] = {
     {"threaded", Isa::Baseline, any_shape<int64_t>, cpu::relu_backward}};
+
+constexpr AddForwardVariant kAddForward[] = {
+    {"threaded", Isa::Baseline, any_shape<int64_t>, cpu::add_forward}};
+constexpr AddBackwardVariant kAddBackward[] = {
+    {"threaded", Isa::Baseline, any_shape<int64_t>, cpu::add_backward}};
 
 constexpr BatchNormStatsVariant kBatchNormStats[] = {
     {"planes", Isa::Baseline, any_shape<BatchNormShape>, cpu::batchnorm_stats}};
@@ -62,6 +67,8 @@ std::span<const MaxPool2dBackwardVariant> maxpool2d_backward_variants() {
 }
 std::span<const ReluForwardVariant> relu_forward_variants() { return kReluForward; }
 std::span<const ReluBackwardVariant> relu_backward_variants() { return kReluBackward; }
+std::span<const AddForwardVariant> add_forward_variants() { return kAddForward; }
+std::span<const AddBackwardVariant> add_backward_variants() { return kAddBackward; }
 std::span<const BatchNormStatsVariant> batchnorm_stats_variants() { return kBatchNormStats; }
 std::span<const BatchNormForwardVariant> batchnorm_forward_variants() { return kBatchNormForward; }
 std::span<const BatchNormBackwardVariant> batchnorm_backward_variants() {

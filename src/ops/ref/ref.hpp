@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "ops/shapes.hpp"
 
@@ -57,6 +58,25 @@ void linear_backward_data(const LinearShape& s, const T* w, const T* dy, T* dx);
 // dw[o,i] += Σ_n dy[n,o] · x[n,i];  db[o] += Σ_n dy[n,o]
 template <class T>
 void linear_backward_weights(const LinearShape& s, const T* x, const T* dy, T* dw, T* db);
+
+// --- merges (a graph's nodes of several inputs) ----------------------------------------------
+// add: y = Σ_i x_i over count values, summed in input order: (x0 + x1) + x2 + ...
+template <class T>
+void add_forward(int64_t count, std::span<const T* const> xs, T* y);
+// dx_i = dy where assign[i], else dx_i += dy (a null dx_i is skipped); in input order, so a
+// tensor given twice is assigned, then added to.
+template <class T>
+void add_backward(int64_t count, const T* dy, std::span<T* const> dxs,
+                  std::span<const bool> assign);
+// concat along channels of N images of channels[i] x inner values each:
+// y[n, offset_i + c, :] = x_i[n, c, :] with offset_i = Σ_{j<i} channels[j]
+template <class T>
+void concat_forward(int64_t N, int64_t inner, std::span<const int64_t> channels,
+                    std::span<const T* const> xs, T* y);
+// dx_i[n, c, :] += dy[n, offset_i + c, :] (a null dx_i is skipped)
+template <class T>
+void concat_backward(int64_t N, int64_t inner, std::span<const int64_t> channels, const T* dy,
+                     std::span<T* const> dxs);
 
 // --- activations (elementwise over count values) -------------------------------------------
 // relu: y = max(x, 0); dx += dy · [x > 0]
