@@ -11,7 +11,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "convnet/runtime.hpp"
+#include "convnet/context.hpp"
 #include "ops/kernels.hpp"
 
 using convnet::ops::Conv2dShape;
@@ -33,7 +33,7 @@ double median_seconds(Fn&& fn) {
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
   const int64_t N = argc > 2 ? std::atoll(argv[2]) : 64;
-  convnet::set_num_threads(threads);
+  const convnet::Context ctx({.threads = threads});
   struct Case {
     const char* name;
     Conv2dShape s;
@@ -73,14 +73,14 @@ int main(int argc, char** argv) {
     std::vector<float> x(s.N * s.IC * s.IH * s.IW, 0.5f), w(s.OC * s.IC * s.KH * s.KW, 0.1f),
         b(s.OC), y(s.N * s.OC * s.OH() * s.OW()), dy(y.size(), 0.01f), dx(x.size()), dw(w.size()),
         db(b.size()), ws(cpu::conv2d_workspace_size(s, threads));
-    const double f = median_seconds([&] { cpu::conv2d_forward(s, x.data(), w.data(), b.data(), y.data(), ws.data()); });
-    const double d = median_seconds([&] { cpu::conv2d_backward_data(s, w.data(), dy.data(), dx.data(), ws.data()); });
-    const double g = median_seconds([&] { cpu::conv2d_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), ws.data()); });
+    const double f = median_seconds([&] { cpu::conv2d_forward(ctx, s, x.data(), w.data(), b.data(), y.data(), ws.data()); });
+    const double d = median_seconds([&] { cpu::conv2d_backward_data(ctx, s, w.data(), dy.data(), dx.data(), ws.data()); });
+    const double g = median_seconds([&] { cpu::conv2d_backward_weights(ctx, s, x.data(), dy.data(), dw.data(), db.data(), ws.data()); });
     std::printf("%-34s %9.1f %9.1f %9.1f  %s / %s / %s\n", c.name, flops / f / 1e9,
                 flops / d / 1e9, flops / g / 1e9,
-                convnet::ops::select(convnet::ops::conv2d_forward_variants(), s).name,
-                convnet::ops::select(convnet::ops::conv2d_backward_data_variants(), s).name,
-                convnet::ops::select(convnet::ops::conv2d_backward_weights_variants(), s).name);
+                convnet::ops::select(ctx, convnet::ops::conv2d_forward_variants(), s).name,
+                convnet::ops::select(ctx, convnet::ops::conv2d_backward_data_variants(), s).name,
+                convnet::ops::select(ctx, convnet::ops::conv2d_backward_weights_variants(), s).name);
   }
   // Every variant of the three tables on each shape it supports (dispatch runs the first).
   std::printf("\nby variant (the tables in dispatch order; GFLOP/s)\n");
@@ -96,19 +96,19 @@ int main(int argc, char** argv) {
       std::printf("%-34s %-18s %-18s %9.1f\n", c.name, direction, variant, flops / seconds / 1e9);
     };
     for (const auto& v : convnet::ops::conv2d_forward_variants())
-      if (v.supports(s))
+      if (v.supports(ctx, s))
         report("forward", v.name, median_seconds([&] {
-                 v.run(s, x.data(), w.data(), b.data(), y.data(), ws.data());
+                 v.run(ctx, s, x.data(), w.data(), b.data(), y.data(), ws.data());
                }));
     for (const auto& v : convnet::ops::conv2d_backward_data_variants())
-      if (v.supports(s))
+      if (v.supports(ctx, s))
         report("backward data", v.name, median_seconds([&] {
-                 v.run(s, w.data(), dy.data(), dx.data(), ws.data(), true);
+                 v.run(ctx, s, w.data(), dy.data(), dx.data(), ws.data(), true);
                }));
     for (const auto& v : convnet::ops::conv2d_backward_weights_variants())
-      if (v.supports(s))
+      if (v.supports(ctx, s))
         report("backward weights", v.name, median_seconds([&] {
-                 v.run(s, x.data(), dy.data(), dw.data(), db.data(), ws.data());
+                 v.run(ctx, s, x.data(), dy.data(), dw.data(), db.data(), ws.data());
                }));
   }
   // The algorithms the tables choose between, each called directly, on the shapes both
@@ -133,12 +133,12 @@ int main(int argc, char** argv) {
     std::vector<float> x(s.N * s.IC * s.IH * s.IW, 0.5f), w(s.OC * s.IC * s.KH * s.KW, 0.1f),
         b(s.OC), y(s.N * s.OC * s.OH() * s.OW()), dy(y.size(), 0.01f), dw(w.size()), db(b.size()),
         ws(ws_size);
-    const double fd = !direct ? NAN : median_seconds([&] { cpu::conv2d_direct(s, x.data(), w.data(), false, b.data(), y.data(), false, ws.data()); });
-    const double fw = median_seconds([&] { cpu::conv2d_winograd(s, x.data(), w.data(), false, b.data(), y.data(), false, ws.data()); });
-    const double f4 = median_seconds([&] { cpu::conv2d_winograd4(s, x.data(), w.data(), false, b.data(), y.data(), false, ws.data()); });
-    const double gd = !direct ? NAN : median_seconds([&] { cpu::conv2d_direct_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), ws.data()); });
-    const double gw = median_seconds([&] { cpu::conv2d_winograd_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), ws.data()); });
-    const double g4 = median_seconds([&] { cpu::conv2d_winograd4_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), ws.data()); });
+    const double fd = !direct ? NAN : median_seconds([&] { cpu::conv2d_direct(ctx, s, x.data(), w.data(), false, b.data(), y.data(), false, ws.data()); });
+    const double fw = median_seconds([&] { cpu::conv2d_winograd(ctx, s, x.data(), w.data(), false, b.data(), y.data(), false, ws.data()); });
+    const double f4 = median_seconds([&] { cpu::conv2d_winograd4(ctx, s, x.data(), w.data(), false, b.data(), y.data(), false, ws.data()); });
+    const double gd = !direct ? NAN : median_seconds([&] { cpu::conv2d_direct_backward_weights(ctx, s, x.data(), dy.data(), dw.data(), db.data(), ws.data()); });
+    const double gw = median_seconds([&] { cpu::conv2d_winograd_backward_weights(ctx, s, x.data(), dy.data(), dw.data(), db.data(), ws.data()); });
+    const double g4 = median_seconds([&] { cpu::conv2d_winograd4_backward_weights(ctx, s, x.data(), dy.data(), dw.data(), db.data(), ws.data()); });
     std::printf("%-34s %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f\n", c.name, flops / fd / 1e9,
                 flops / fw / 1e9, flops / f4 / 1e9, flops / gd / 1e9, flops / gw / 1e9,
                 flops / g4 / 1e9);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "convnet/checkpoint.hpp"
+#include "convnet/context.hpp"
 #include "convnet/data.hpp"
 #include "convnet/error.hpp"
 #include "convnet/files.hpp"

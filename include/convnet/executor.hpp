@@ -83,6 +83,9 @@ class Executor {
     last_dy_ = nullptr;
   }
 
+  // Points every planned node's layer at ctx (Model::set_context).
+  void set_context(Context& ctx);
+
   void set_profiling(bool on);
   const std::vector<LayerTime>& layer_times() const { return times_; }
 

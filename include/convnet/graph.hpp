@@ -36,6 +36,12 @@ class MergeLayer {
   // ones, then calls backward().
   virtual void backward_assign(std::span<const Tensor<T>* const> xs, const Tensor<T>& dy,
                                std::span<Tensor<T>* const> dxs, std::span<const bool> assign);
+  // As Layer::context(): the graph's context, set before build(); default_context() alone.
+  Context& context() const;
+  void set_context(Context* context) { context_ = context; }
+
+ private:
+  Context* context_ = nullptr;
 };
 
 // y = Σ_i x_i, all of one shape (a residual connection: block(x) + x). dx_i += dy.

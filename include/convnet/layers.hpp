@@ -25,6 +25,8 @@
 
 namespace convnet {
 
+class Context;  // convnet/context.hpp
+
 // Train: forward writes the caches backward needs. Eval: it skips them.
 enum class Mode { Train, Eval };
 
@@ -100,10 +102,19 @@ class Layer {
   // Backward data and backward weights each cost the same again.
   virtual int64_t forward_flops() const { return 0; }
 
+  // The execution context the layer's kernels run in (convnet/context.hpp): its model's, which
+  // the model sets before it builds the layer; default_context() for a layer used on its own.
+  Context& context() const;
+  // Not owned: must outlive the layer's use. Null: default_context().
+  void set_context(Context* context) { context_ = context; }
+
  protected:
   // "kind: input shape A ..." helper for errors.
   void check_input(const Tensor<T>& x) const;
   Shape built_input_;  // batch dimension = the largest seen
+
+ private:
+  Context* context_ = nullptr;
 };
 
 // --- convolution ---------------------------------------------------------------------------

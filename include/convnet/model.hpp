@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "convnet/arena.hpp"
+#include "convnet/context.hpp"
 #include "convnet/executor.hpp"
 #include "convnet/layers.hpp"
 #include "convnet/loss.hpp"
@@ -116,6 +117,17 @@ class Model {
   // Replay on every layer (see Layer::set_replay), for gradient checks.
   virtual void set_replay(bool on) = 0;
 
+  // The execution context the model's layers, its gradient loops and the optimizer's update run
+  // their kernels in (convnet/context.hpp): the backend, the threads, the scratch. A model
+  // starts with a copy of default_context() made when it is constructed (the process default's
+  // settings and thread pool, a scratch of its own), so models on different threads never share
+  // a scratch.
+  Context& context() const { return *context_; }
+  // Runs the model in `context` from now on. Models run on one thread may share a context (and
+  // its scratch). Given before build(), build() sizes its scratch; given after, the first step
+  // does (and allocates).
+  void set_context(std::shared_ptr<Context> context);
+
   // Where each layer was defined, "net.txt:4:7", so that build() errors point into the spec
   // file: one entry per layer of a Sequential, per node of a Graph (its input node first), in the
   // order they were added. The spec parser sets it; layers without an entry are named as usual.
@@ -158,11 +170,14 @@ class Model {
   const Tensor<T>& predict(const Tensor<T>& x) { return forward(x, Mode::Eval); }
 
  protected:
-  Model() = default;
+  // With a copy of default_context().
+  Model();
   // A moved model forgets the last dy, which may have been the moved-from model's own buffer.
-  // The arena moves with the model: its storage, which the layers' tensors view, stays put.
+  // The arena moves with the model: its storage, which the layers' tensors view, stays put; so
+  // does its context, which the layers point to.
   Model(Model&& other) noexcept
-      : loss_grad_(std::move(other.loss_grad_)),
+      : context_(std::move(other.context_)),
+        loss_grad_(std::move(other.loss_grad_)),
         executor_(std::move(other.executor_)),
         origins_(std::move(other.origins_)),
         arena_(std::move(other.arena_)),
@@ -170,6 +185,7 @@ class Model {
         sync_(other.sync_),
         grad_norms_(std::move(other.grad_norms_)) {}
   Model& operator=(Model&& other) noexcept {
+    context_ = std::move(other.context_);
     loss_grad_ = std::move(other.loss_grad_);
     executor_ = std::move(other.executor_);
     executor_.forget_last_pass();
@@ -201,6 +217,7 @@ class Model {
     }
   }
 
+  std::shared_ptr<Context> context_;  // never null (but in a moved-from model)
   Tensor<T> loss_grad_;  // ∂L/∂output of the last train_step; sized by build()
   // Runs the nodes that Sequential and Graph plan (see convnet/executor.hpp).
   Executor<T> executor_;

@@ -6,8 +6,10 @@
 // parameters and buffers. Contexts are made when a call finds none free and are reused after, so
 // N threads calling at once cost N copies of the weights and activations (resnet-small: 0.7 MB of
 // weights and about 1 MB of activations per sample of the context's batch), and a steady state
-// allocates only the returned tensors. The kernels' thread pool serves one call at a time; the
-// others run their kernels on their own thread, with the same results.
+// allocates only the returned tensors. Each replica runs in a copy of the model's execution
+// context (convnet/context.hpp: its settings and thread pool, a kernel scratch of its own). The
+// thread pool serves one call at a time; the others run their kernels on their own thread, with
+// the same results.
 #pragma once
 
 #include <cstdint>

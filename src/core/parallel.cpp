@@ -1,9 +1,9 @@
-// A small persistent thread pool behind parallel_for. Static partitioning, no work stealing:
-// deterministic chunking matters more here than balancing, since the chunks are equal-sized.
-// The work is cut into num_threads() chunks, but the pool never has more threads than the
-// hardware runs at once: with more chunks than that, each pool thread runs several chunks one
-// after another (chunk t on pool thread t mod size), so the results are those of num_threads()
-// threads while no spinning thread takes a core from one doing the work.
+// Contexts (convnet/context.hpp) and the thread pool behind parallel_for. Static partitioning,
+// no work stealing: deterministic chunking matters more here than balancing, since the chunks
+// are equal-sized. The work is cut into ctx.num_threads() chunks, but the pool never has more
+// threads than the hardware runs at once: with more chunks than that, each pool thread runs
+// several chunks one after another (chunk t on pool thread t mod size), so the results are those
+// of num_threads() threads while no spinning thread takes a core from one doing the work.
 #include <sched.h>
 
 #include <algorithm>
@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "convnet/context.hpp"
 #include "convnet/error.hpp"
 #include "convnet/runtime.hpp"
 
@@ -27,12 +28,12 @@ namespace {
 // Workers spin briefly before sleeping, and so does the caller waiting for them: a training
 // step issues dozens of parallel_for calls of well under a millisecond each, and a condition-
 // variable wake-up per call (tens of microseconds) would cost more than small layers do.
-class ThreadPool {
+class Workers {
  public:
-  explicit ThreadPool(int threads) {
+  explicit Workers(int threads) {
     for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { work(i); });
   }
-  ~ThreadPool() {
+  ~Workers() {
     {
       std::lock_guard lock(mutex_);
       stopping_ = true;
@@ -132,22 +133,81 @@ int default_threads() {
   return hardware_threads();
 }
 
-std::atomic<int> g_threads{0};  // 0: not yet decided
-std::unique_ptr<ThreadPool> g_pool;
-// The pool runs one parallel_for at a time. Whoever sets this flag owns the pool until the call
-// returns; a call that finds it set (another application thread, or a kernel nested inside a
-// chunk) runs its chunks one after another on its own thread instead. The chunks, and so the
-// results, are the same either way.
-std::atomic<bool> g_pool_busy{false};
-
-Backend g_backend = Backend::Fast;
-WinogradTile g_winograd_tile = WinogradTile::F4x4;
 }  // namespace
 
-Backend backend() { return g_backend; }
-void set_backend(Backend b) { g_backend = b; }
-WinogradTile winograd_tile() { return g_winograd_tile; }
-void set_winograd_tile(WinogradTile t) { g_winograd_tile = t; }
+// The pool runs one parallel_for at a time. Whoever sets `busy` owns the pool until the call
+// returns; a call that finds it set (another application thread's context sharing this pool, or
+// a kernel nested inside a chunk) runs its chunks one after another on its own thread instead.
+// The chunks, and so the results, are the same either way. The owner (re)starts the workers
+// when the size it needs differs, so contexts with different thread counts can share a pool.
+class ThreadPool {
+ public:
+  std::atomic<bool> busy{false};
+  std::unique_ptr<Workers> workers;  // started by the first region that needs them
+};
+
+// --- Context -------------------------------------------------------------------------------------
+
+Context::Context(const ContextOptions& options)
+    : threads_(0),
+      backend_(options.backend),
+      winograd_tile_(options.winograd_tile),
+      pool_(std::make_shared<ThreadPool>()) {
+  if (options.threads != 0) set_num_threads(options.threads);
+}
+
+Context::Context(const Context& other)
+    : threads_(other.threads_.load(std::memory_order_relaxed)),
+      backend_(other.backend_),
+      winograd_tile_(other.winograd_tile_),
+      pool_(other.pool_) {}
+
+Context& Context::operator=(const Context& other) {
+  if (this != &other) {
+    threads_.store(other.threads_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    backend_ = other.backend_;
+    winograd_tile_ = other.winograd_tile_;
+    pool_ = other.pool_;
+  }
+  return *this;
+}
+
+Context::~Context() = default;
+
+int Context::num_threads() const {
+  int n = threads_.load(std::memory_order_relaxed);
+  if (n == 0) {  // several threads may decide at once (the process default's): they agree
+    int expected = 0;
+    threads_.compare_exchange_strong(expected, default_threads());
+    n = threads_.load(std::memory_order_relaxed);
+  }
+  return n;
+}
+
+void Context::set_num_threads(int n) {
+  CONVNET_CHECK(n >= 1 && n <= kMaxThreads, "threads: expected from 1 to ", kMaxThreads, ", got ",
+                n);
+  threads_.store(n);  // the pool is resized by the next parallel_for that owns it
+}
+
+float* Context::scratch(int64_t floats) {
+  if (scratch_.numel() < floats) scratch_.resize(Shape{floats});
+  return scratch_.data();
+}
+
+// --- the process default -------------------------------------------------------------------------
+
+Context& default_context() {
+  static Context context;
+  return context;
+}
+
+int num_threads() { return default_context().num_threads(); }
+void set_num_threads(int n) { default_context().set_num_threads(n); }
+Backend backend() { return default_context().backend(); }
+void set_backend(Backend b) { default_context().set_backend(b); }
+WinogradTile winograd_tile() { return default_context().winograd_tile(); }
+void set_winograd_tile(WinogradTile t) { default_context().set_winograd_tile(t); }
 
 int hardware_threads() {
   static const int n = hardware_threads_now();
@@ -175,31 +235,16 @@ std::optional<int> threads_from_environment() {
   return static_cast<int>(n);
 }
 
-int num_threads() {
-  int n = g_threads.load(std::memory_order_relaxed);
-  if (n == 0) {
-    int expected = 0;
-    g_threads.compare_exchange_strong(expected, default_threads());
-    n = g_threads.load(std::memory_order_relaxed);
-  }
-  return n;
-}
-
-void set_num_threads(int n) {
-  CONVNET_CHECK(n >= 1 && n <= kMaxThreads, "threads: expected from 1 to ", kMaxThreads, ", got ",
-                n);
-  g_threads.store(n);  // the pool is resized by the next parallel_for that owns it
-}
-
 namespace detail {
 
-void parallel_for_impl(int64_t begin, int64_t end, ChunkFn call, void* context) {
+void parallel_for_impl(const Context& ctx, int64_t begin, int64_t end, ChunkFn call,
+                       void* closure) {
   const int64_t count = end - begin;
   if (count <= 0) return;
-  const int pool_threads = num_threads();
+  const int pool_threads = ctx.num_threads();
   const int threads = static_cast<int>(std::min<int64_t>(pool_threads, count));
   if (threads == 1) {
-    call(context, begin, end, 0);
+    call(closure, begin, end, 0);
     return;
   }
   // Chunk t covers [begin + t*count/threads, begin + (t+1)*count/threads). An exception thrown
@@ -210,10 +255,10 @@ void parallel_for_impl(int64_t begin, int64_t end, ChunkFn call, void* context) 
     int64_t begin, count;
     int threads;
     ChunkFn call;
-    void* context;
+    void* closure;
     std::atomic<bool> failed{false};
     std::exception_ptr error;
-  } split{begin, count, threads, call, context, {false}, nullptr};
+  } split{begin, count, threads, call, closure, {false}, nullptr};
   const auto run_chunk = [](const void* p, int t) {
     auto& s = *static_cast<Split*>(const_cast<void*>(p));
     if (t >= s.threads) return;
@@ -221,31 +266,33 @@ void parallel_for_impl(int64_t begin, int64_t end, ChunkFn call, void* context) 
     const int64_t hi = s.begin + s.count * (t + 1) / s.threads;
     if (lo >= hi) return;
     try {
-      s.call(s.context, lo, hi, t);
+      s.call(s.closure, lo, hi, t);
     } catch (...) {
       if (!s.failed.exchange(true)) s.error = std::current_exception();
     }
   };
-  if (g_pool_busy.exchange(true, std::memory_order_acquire)) {
+  ThreadPool& pool = ctx.pool();
+  if (pool.busy.exchange(true, std::memory_order_acquire)) {
     for (int t = 0; t < threads; ++t) run_chunk(&split, t);
     if (split.error) std::rethrow_exception(split.error);
     return;
   }
   // Released however the call ends.
   struct Release {
-    ~Release() { g_pool_busy.store(false, std::memory_order_release); }
-  } release;
+    ThreadPool& pool;
+    ~Release() { pool.busy.store(false, std::memory_order_release); }
+  } release{pool};
   const int workers = std::min(pool_threads, hardware_threads());
   if (workers == 1) {  // more chunks than one CPU runs at once: one after another, here
     for (int t = 0; t < threads; ++t) run_chunk(&split, t);
     if (split.error) std::rethrow_exception(split.error);
     return;
   }
-  if (!g_pool || g_pool->size() != workers) {
-    g_pool.reset();
-    g_pool = std::make_unique<ThreadPool>(workers);
+  if (!pool.workers || pool.workers->size() != workers) {
+    pool.workers.reset();
+    pool.workers = std::make_unique<Workers>(workers);
   }
-  g_pool->run({run_chunk, &split}, std::max(threads, workers));
+  pool.workers->run({run_chunk, &split}, std::max(threads, workers));
   if (split.error) std::rethrow_exception(split.error);
 }
 

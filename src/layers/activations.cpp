@@ -12,18 +12,20 @@ template <class T>
 void ReLU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  ops::relu_forward(x.numel(), x.data(), y.data());
+  ops::relu_forward(this->context(), x.numel(), x.data(), y.data());
 }
 template <class T>
 void ReLU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
   if (!dx) return;
-  ops::relu_backward(x.numel(), x.data(), dy.data(), dx->data(), /*accumulate=*/true);
+  ops::relu_backward(this->context(), x.numel(), x.data(), dy.data(), dx->data(),
+                     /*accumulate=*/true);
 }
 
 template <class T>
 void ReLU<T>::backward_assign(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
                               Tensor<T>& dx) {
-  ops::relu_backward(x.numel(), x.data(), dy.data(), dx.data(), /*accumulate=*/false);
+  ops::relu_backward(this->context(), x.numel(), x.data(), dy.data(), dx.data(),
+                     /*accumulate=*/false);
 }
 
 template <class T>
@@ -38,7 +40,7 @@ template <class T>
 void LeakyReLU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+  ops::elementwise<T>(this->context(), x.numel(), [&](int64_t at, int64_t n) {
     ops::ref::leaky_relu_forward(n, slope_, x.data() + at, y.data() + at);
   });
 }
@@ -46,7 +48,7 @@ template <class T>
 void LeakyReLU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
                             Tensor<T>* dx) {
   if (dx)
-    ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+    ops::elementwise<T>(this->context(), x.numel(), [&](int64_t at, int64_t n) {
       ops::ref::leaky_relu_backward(n, slope_, x.data() + at, dy.data() + at, dx->data() + at);
     });
 }
@@ -55,7 +57,7 @@ template <class T>
 void Sigmoid<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+  ops::elementwise<T>(this->context(), x.numel(), [&](int64_t at, int64_t n) {
     ops::ref::sigmoid_forward(n, x.data() + at, y.data() + at);
   });
 }
@@ -63,7 +65,7 @@ template <class T>
 void Sigmoid<T>::backward(const Tensor<T>&, const Tensor<T>& y, const Tensor<T>& dy,
                           Tensor<T>* dx) {
   if (dx)
-    ops::elementwise<T>(y.numel(), [&](int64_t at, int64_t n) {
+    ops::elementwise<T>(this->context(), y.numel(), [&](int64_t at, int64_t n) {
       ops::ref::sigmoid_backward(n, y.data() + at, dy.data() + at, dx->data() + at);
     });
 }
@@ -72,14 +74,14 @@ template <class T>
 void Tanh<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+  ops::elementwise<T>(this->context(), x.numel(), [&](int64_t at, int64_t n) {
     ops::ref::tanh_forward(n, x.data() + at, y.data() + at);
   });
 }
 template <class T>
 void Tanh<T>::backward(const Tensor<T>&, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dx) {
   if (dx)
-    ops::elementwise<T>(y.numel(), [&](int64_t at, int64_t n) {
+    ops::elementwise<T>(this->context(), y.numel(), [&](int64_t at, int64_t n) {
       ops::ref::tanh_backward(n, y.data() + at, dy.data() + at, dx->data() + at);
     });
 }
@@ -101,14 +103,14 @@ template <class T>
 void GELU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+  ops::elementwise<T>(this->context(), x.numel(), [&](int64_t at, int64_t n) {
     ops::ref::gelu_forward(n, x.data() + at, y.data() + at);
   });
 }
 template <class T>
 void GELU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
   if (dx)
-    ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+    ops::elementwise<T>(this->context(), x.numel(), [&](int64_t at, int64_t n) {
       ops::ref::gelu_backward(n, x.data() + at, dy.data() + at, dx->data() + at);
     });
 }
@@ -117,14 +119,14 @@ template <class T>
 void SiLU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+  ops::elementwise<T>(this->context(), x.numel(), [&](int64_t at, int64_t n) {
     ops::ref::silu_forward(n, x.data() + at, y.data() + at);
   });
 }
 template <class T>
 void SiLU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
   if (dx)
-    ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+    ops::elementwise<T>(this->context(), x.numel(), [&](int64_t at, int64_t n) {
       ops::ref::silu_backward(n, x.data() + at, dy.data() + at, dx->data() + at);
     });
 }
@@ -141,14 +143,14 @@ template <class T>
 void ELU<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(x.shape());
-  ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+  ops::elementwise<T>(this->context(), x.numel(), [&](int64_t at, int64_t n) {
     ops::ref::elu_forward(n, alpha_, x.data() + at, y.data() + at);
   });
 }
 template <class T>
 void ELU<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
   if (dx)
-    ops::elementwise<T>(x.numel(), [&](int64_t at, int64_t n) {
+    ops::elementwise<T>(this->context(), x.numel(), [&](int64_t at, int64_t n) {
       ops::ref::elu_backward(n, alpha_, x.data() + at, dy.data() + at, dx->data() + at);
     });
 }

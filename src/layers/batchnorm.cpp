@@ -74,8 +74,7 @@ Shape BatchNorm<T>::build(const Shape& input) {
   }
   this->built_input_ = input;
   // The fast kernels' scratch, sized now so that training steps do not grow it.
-  if constexpr (std::is_same_v<T, float>)
-    ops::kernel_scratch(ops::cpu::batchnorm_workspace_size(bn_shape(input)));
+  ops::reserve_batchnorm_scratch<T>(this->context(), bn_shape(input));
   return input;
 }
 
@@ -99,7 +98,7 @@ void BatchNorm<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
   if (mode == Mode::Train) {
     CONVNET_CHECK(s.M() > 1, describe(), ": training needs more than 1 value per channel, got input ",
                   x.shape().str(), " (use a batch of at least 2, or Mode::Eval)");
-    ops::batchnorm_stats(s, x.data(), mean_.data(), var_.data());
+    ops::batchnorm_stats(this->context(), s, x.data(), mean_.data(), var_.data());
     const T eps = static_cast<T>(eps_), m = static_cast<T>(momentum_);
     const T unbias = static_cast<T>(s.M()) / static_cast<T>(s.M() - 1);
     for (int64_t c = 0; c < channels_; ++c) {
@@ -117,7 +116,8 @@ void BatchNorm<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
   }
   const T* gamma = affine_ ? weight_.data() : nullptr;
   const T* beta = affine_ ? bias_.data() : nullptr;
-  ops::batchnorm_forward(s, x.data(), mean_.data(), invstd_.data(), gamma, beta, y.data());
+  ops::batchnorm_forward(this->context(), s, x.data(), mean_.data(), invstd_.data(), gamma, beta,
+                         y.data());
 }
 
 template <class T>
@@ -141,8 +141,8 @@ void BatchNorm<T>::backward_impl(const Tensor<T>& x, const Tensor<T>& dy, Tensor
   T* dgamma = affine_ ? grad_weight_.data() : nullptr;
   T* dbeta = affine_ ? grad_bias_.data() : nullptr;
   T* dxp = dx ? dx->data() : nullptr;
-  ops::batchnorm_backward(s, batch_stats, x.data(), dy.data(), mean_.data(), invstd_.data(), gamma,
-                          dxp, dgamma, dbeta, accumulate);
+  ops::batchnorm_backward(this->context(), s, batch_stats, x.data(), dy.data(), mean_.data(),
+                          invstd_.data(), gamma, dxp, dgamma, dbeta, accumulate);
 }
 
 template <class T>

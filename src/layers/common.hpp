@@ -5,8 +5,8 @@
 #include <string>
 #include <type_traits>
 
+#include "convnet/context.hpp"
 #include "convnet/layers.hpp"
-#include "convnet/runtime.hpp"
 
 namespace convnet::detail {
 

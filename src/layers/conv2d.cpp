@@ -87,7 +87,7 @@ Shape Conv2d<T>::build(const Shape& input) {
   }
   this->built_input_ = input;
   out_h_ = s.OH(), out_w_ = s.OW();
-  ops::reserve_conv2d_scratch<T>(s);
+  ops::reserve_conv2d_scratch<T>(this->context(), s);
   return Shape{input[0], out_channels_, s.OH(), s.OW()};
 }
 
@@ -105,7 +105,7 @@ void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
       kernel_shape<T>(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_, groups_);
   y.resize(Shape{s.N, s.OC, s.OH(), s.OW()});
   const T* b = has_bias_ ? bias_.data() : nullptr;
-  ops::conv2d_forward(s, x.data(), weight_.data(), b, y.data());
+  ops::conv2d_forward(this->context(), s, x.data(), weight_.data(), b, y.data());
 }
 
 template <class T>
@@ -125,8 +125,10 @@ void Conv2d<T>::backward_impl(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>
   const auto s =
       kernel_shape<T>(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_, groups_);
   T* db = has_bias_ ? grad_bias_.data() : nullptr;
-  ops::conv2d_backward_weights(s, x.data(), dy.data(), grad_weight_.data(), db);
-  if (dx) ops::conv2d_backward_data(s, weight_.data(), dy.data(), dx->data(), accumulate);
+  ops::conv2d_backward_weights(this->context(), s, x.data(), dy.data(), grad_weight_.data(), db);
+  if (dx)
+    ops::conv2d_backward_data(this->context(), s, weight_.data(), dy.data(), dx->data(),
+                              accumulate);
 }
 
 template <class T>

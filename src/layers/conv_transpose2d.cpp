@@ -108,7 +108,7 @@ Shape ConvTranspose2d<T>::build(const Shape& input) {
   this->built_input_ = input;
   out_h_ = c.IH, out_w_ = c.IW;
   scratch_.resize(input);
-  ops::reserve_conv2d_scratch<T>(c);
+  ops::reserve_conv2d_scratch<T>(this->context(), c);
   return Shape{input[0], out_channels_, out_h_, out_w_};
 }
 
@@ -126,7 +126,8 @@ void ConvTranspose2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
                                DH_, DW_, groups_);
   y.resize(Shape{c.N, out_channels_, c.IH, c.IW});
   y.zero();  // backward data accumulates
-  ops::conv2d_backward_data(c, weight_.data(), x.data(), y.data(), /*accumulate=*/true);
+  ops::conv2d_backward_data(this->context(), c, weight_.data(), x.data(), y.data(),
+                            /*accumulate=*/true);
   if (has_bias_) {
     const int64_t plane = c.IH * c.IW;
     for (int64_t n = 0; n < c.N; ++n)
@@ -153,11 +154,11 @@ void ConvTranspose2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Te
       }
   }
   if (dx) scratch_.resize(x.shape());
-  ops::conv2d_backward_weights(c, dy.data(), x.data(), grad_weight_.data(),
+  ops::conv2d_backward_weights(this->context(), c, dy.data(), x.data(), grad_weight_.data(),
                                static_cast<T*>(nullptr));
   if (dx)
-    ops::conv2d_forward(c, dy.data(), weight_.data(), static_cast<const T*>(nullptr),
-                        scratch_.data());
+    ops::conv2d_forward(this->context(), c, dy.data(), weight_.data(),
+                        static_cast<const T*>(nullptr), scratch_.data());
   if (dx)  // the layer contract: dx accumulates
     for (int64_t i = 0; i < dx->numel(); ++i) (*dx)[i] += scratch_[i];
 }

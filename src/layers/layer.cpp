@@ -2,6 +2,7 @@
 // default backward_assign.
 #include <cmath>
 
+#include "convnet/runtime.hpp"
 #include "layers/common.hpp"
 #include "ops/cpu/cpu.hpp"
 
@@ -11,11 +12,17 @@ template <class T>
 void Layer<T>::backward_assign(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                                Tensor<T>& dx) {
   if constexpr (std::is_same_v<T, float>) {
-    ops::cpu::fill(dx.numel(), 0.0f, dx.data());  // threaded: these buffers are large
+    // threaded: these buffers are large
+    ops::cpu::fill(this->context(), dx.numel(), 0.0f, dx.data());
   } else {
     dx.zero();
   }
   backward(x, y, dy, &dx);
+}
+
+template <class T>
+Context& Layer<T>::context() const {
+  return context_ ? *context_ : default_context();
 }
 
 template <class T>

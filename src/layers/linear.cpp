@@ -63,7 +63,7 @@ void Linear<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   const ops::LinearShape s{.N = x.dim(0), .IN = in_features_, .OUT = out_features_};
   y.resize(Shape{s.N, s.OUT});
   const T* b = has_bias_ ? bias_.data() : nullptr;
-  ops::linear_forward(s, x.data(), weight_.data(), b, y.data());
+  ops::linear_forward(this->context(), s, x.data(), weight_.data(), b, y.data());
 }
 
 template <class T>
@@ -71,8 +71,8 @@ void Linear<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& 
                          Tensor<T>* dx) {
   const ops::LinearShape s{.N = x.dim(0), .IN = in_features_, .OUT = out_features_};
   T* db = has_bias_ ? grad_bias_.data() : nullptr;
-  ops::linear_backward_weights(s, x.data(), dy.data(), grad_weight_.data(), db);
-  if (dx) ops::linear_backward_data(s, weight_.data(), dy.data(), dx->data());
+  ops::linear_backward_weights(this->context(), s, x.data(), dy.data(), grad_weight_.data(), db);
+  if (dx) ops::linear_backward_data(this->context(), s, weight_.data(), dy.data(), dx->data());
 }
 
 template <class T>

@@ -37,7 +37,7 @@ Shape MaxPool2d<T>::build(const Shape& input) {
 template <class T>
 void MaxPool2d<T>::run_forward(const Tensor<T>& x, T* y, int32_t* argmax) {
   const auto s = detail::pool_shape(x.shape(), KH_, KW_, SH_, SW_, PH_, PW_);
-  ops::maxpool2d_forward(s, x.data(), y, argmax);
+  ops::maxpool2d_forward(this->context(), s, x.data(), y, argmax);
 }
 
 template <class T>
@@ -67,7 +67,7 @@ void MaxPool2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T
     run_forward(x, recomputed_y_.data(), argmax_.data());
     argmax_of_last_forward_ = true;
   }
-  ops::maxpool2d_backward(s, dy.data(), argmax_.data(), dx->data());
+  ops::maxpool2d_backward(this->context(), s, dy.data(), argmax_.data(), dx->data());
 }
 
 template class MaxPool2d<float>;

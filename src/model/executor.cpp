@@ -118,6 +118,14 @@ std::vector<NodeTrace<T>> Executor<T>::trace() {
 }
 
 template <class T>
+void Executor<T>::set_context(Context& ctx) {
+  for (Node& node : nodes_) {
+    if (node.layer) node.layer->set_context(&ctx);
+    if (node.merge) node.merge->set_context(&ctx);
+  }
+}
+
+template <class T>
 void Executor<T>::set_profiling(bool on) {
   profiling_ = on;
   times_.assign(order_.size(), LayerTime{});

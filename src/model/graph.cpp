@@ -10,6 +10,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "convnet/runtime.hpp"
 #include "ops/kernels.hpp"
 
 namespace convnet {
@@ -60,7 +61,8 @@ void Add<T>::forward(std::span<const Tensor<T>* const> xs, Tensor<T>& y) {
   y.resize(xs[0]->shape());
   const T* in[16];
   for (size_t i = 0; i < xs.size(); ++i) in[i] = xs[i]->data();
-  ops::add_forward<T>(y.numel(), std::span<const T* const>(in, xs.size()), y.data());
+  ops::add_forward<T>(this->context(), y.numel(), std::span<const T* const>(in, xs.size()),
+                      y.data());
 }
 
 template <class T>
@@ -76,7 +78,13 @@ void Add<T>::backward_assign(std::span<const Tensor<T>* const> /*xs*/, const Ten
                              std::span<Tensor<T>* const> dxs, std::span<const bool> assign) {
   T* out[16];
   for (size_t i = 0; i < dxs.size(); ++i) out[i] = dxs[i] ? dxs[i]->data() : nullptr;
-  ops::add_backward<T>(dy.numel(), dy.data(), std::span<T* const>(out, dxs.size()), assign);
+  ops::add_backward<T>(this->context(), dy.numel(), dy.data(), std::span<T* const>(out, dxs.size()),
+                       assign);
+}
+
+template <class T>
+Context& MergeLayer<T>::context() const {
+  return context_ ? *context_ : default_context();
 }
 
 template <class T>
@@ -120,8 +128,8 @@ void Concat<T>::forward(std::span<const Tensor<T>* const> xs, Tensor<T>& y) {
   y.resize(out);
   const T* in[16];
   for (size_t i = 0; i < xs.size(); ++i) in[i] = xs[i]->data();
-  ops::concat_forward<T>(out[0], inner_, channels_, std::span<const T* const>(in, xs.size()),
-                         y.data());
+  ops::concat_forward<T>(this->context(), out[0], inner_, channels_,
+                         std::span<const T* const>(in, xs.size()), y.data());
 }
 
 template <class T>
@@ -129,7 +137,7 @@ void Concat<T>::backward(std::span<const Tensor<T>* const> /*xs*/, const Tensor<
                          std::span<Tensor<T>* const> dxs) {
   T* out[16];
   for (size_t i = 0; i < dxs.size(); ++i) out[i] = dxs[i] ? dxs[i]->data() : nullptr;
-  ops::concat_backward<T>(dy.dim(0), inner_, channels_, dy.data(),
+  ops::concat_backward<T>(this->context(), dy.dim(0), inner_, channels_, dy.data(),
                           std::span<T* const>(out, dxs.size()));
 }
 
@@ -277,8 +285,10 @@ void Graph<T>::build(const Shape& input) {
     Node& node = nodes_[v];
     try {
       if (node.layer) {
+        node.layer->set_context(&this->context());  // before build(), which sizes its scratch
         shapes_[v] = node.layer->build(shapes_[node.inputs[0]]);
       } else {
+        node.merge->set_context(&this->context());
         std::vector<Shape> in;
         for (size_t u : node.inputs) in.push_back(shapes_[u]);
         shapes_[v] = node.merge->build(in);

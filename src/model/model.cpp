@@ -7,7 +7,19 @@
 #include <cstdio>
 #include <utility>
 
+#include "convnet/runtime.hpp"
+
 namespace convnet {
+
+template <class T>
+Model<T>::Model() : context_(std::make_shared<Context>(default_context())) {}
+
+template <class T>
+void Model<T>::set_context(std::shared_ptr<Context> context) {
+  CONVNET_CHECK(context != nullptr, "set_context: got a null context");
+  context_ = std::move(context);
+  executor_.set_context(*context_);  // a built model's layers; build() sets them otherwise
+}
 
 template <class T>
 int64_t Model<T>::param_count() const {

@@ -97,6 +97,9 @@ std::unique_ptr<typename Predictor<T>::Context> Predictor<T>::acquire() const {
   }
   auto c = std::make_unique<Context>();
   c->model = parse_model_spec<T>(template_->spec(), "predictor");
+  // The template's settings and thread pool, and a scratch of this caller's own: the pool
+  // serves one call at a time, and the others run their kernels on their own threads.
+  c->model->set_context(std::make_shared<convnet::Context>(template_->context()));
   const Shape input = template_->input_shape().with_batch(max_batch_);
   c->model->build(input);
   c->input.resize(input);

@@ -26,6 +26,7 @@ void Sequential<T>::build(const Shape& input) {
   for (size_t i = 0; i < layers_.size(); ++i) {
     Shape out;
     try {
+      layers_[i]->set_context(&this->context());  // before build(), which sizes its scratch
       out = layers_[i]->build(shapes_.back());
     } catch (const Error& e) {
       throw Error(detail::concat(this->origin_prefix(i), "layer ", i, ": ", e.what()));

@@ -13,8 +13,6 @@ namespace {
 using ops::BatchNormShape;
 using testing::all_close;
 
-using testing::ThreadCount;
-
 std::vector<double> to_double(const Tensor<float>& t) {
   return std::vector<double>(t.data(), t.data() + t.numel());
 }
@@ -48,9 +46,9 @@ void compare_variants(const BatchNormShape& s, uint64_t seed,
   Tensor<float> mean(Shape{s.C}), var(Shape{s.C}), invstd(Shape{s.C});
   std::vector<float> workspace(static_cast<size_t>(ops::cpu::batchnorm_workspace_size(s)));
   for (int threads : {1, 2}) {
-    ThreadCount tc(threads);
+    const Context ctx({.threads = threads});
     mean.fill(NAN), var.fill(NAN);
-    stats.run(s, x.data(), mean.data(), var.data(), workspace.data());
+    stats.run(ctx, s, x.data(), mean.data(), var.data(), workspace.data());
     EXPECT_TRUE(all_close(mean.data(), mean_ref.data(), s.C, 1e-6, 1e-7 * max_x))
         << "mean, threads " << threads;
     EXPECT_TRUE(all_close(var.data(), var_ref.data(), s.C, 1e-5, 1e-6 * max_x))
@@ -71,13 +69,13 @@ void compare_variants(const BatchNormShape& s, uint64_t seed,
       Tensor<float> first_dx;
       for (int threads : {1, 2}) {
         SCOPED_TRACE(::testing::Message() << "threads " << threads);
-        ThreadCount tc(threads);
+        const Context ctx({.threads = threads});
         // forward assigns (y starts as NaN); backward accumulates (onto a sentinel of 1)
         Tensor<float> yf(x.shape(), NAN), dxf(x.shape(), 1.0f), dgf(Shape{s.C}, 1.0f),
             dbf(Shape{s.C}, 1.0f);
-        forward.run(s, x.data(), mean.data(), invstd.data(), affine ? gamma.data() : nullptr,
+        forward.run(ctx, s, x.data(), mean.data(), invstd.data(), affine ? gamma.data() : nullptr,
                     affine ? beta.data() : nullptr, yf.data());
-        backward.run(s, batch_stats, x.data(), dy.data(), mean.data(), invstd.data(),
+        backward.run(ctx, s, batch_stats, x.data(), dy.data(), mean.data(), invstd.data(),
                      affine ? gamma.data() : nullptr, dxf.data(), dgf.data(), dbf.data(),
                      workspace.data(), /*accumulate=*/true);
         EXPECT_TRUE(all_close(yf.data(), y.data(), yf.numel(), 1e-4, 1e-5)) << "y";
@@ -91,9 +89,10 @@ void compare_variants(const BatchNormShape& s, uint64_t seed,
         }
       }
       // A null dx (first layer) still accumulates dγ and dβ.
+      const Context ctx;
       Tensor<float> dgf(Shape{s.C}), dbf(Shape{s.C});
       std::vector<double> dg(s.C, 0.0), db(s.C, 0.0);
-      backward.run(s, batch_stats, x.data(), dy.data(), mean.data(), invstd.data(), nullptr,
+      backward.run(ctx, s, batch_stats, x.data(), dy.data(), mean.data(), invstd.data(), nullptr,
                    nullptr, dgf.data(), dbf.data(), workspace.data(), /*accumulate=*/true);
       ops::ref::batchnorm_backward<double>(s, batch_stats, xd.data(), dyd.data(), md.data(),
                                            id.data(), nullptr, nullptr, dg.data(), db.data());
@@ -104,10 +103,11 @@ void compare_variants(const BatchNormShape& s, uint64_t seed,
 
 // Every combination of the three tables' variants that support s.
 void compare(const BatchNormShape& s, uint64_t seed) {
+  const Context ctx;
   for (const auto& stats : ops::batchnorm_stats_variants())
     for (const auto& forward : ops::batchnorm_forward_variants())
       for (const auto& backward : ops::batchnorm_backward_variants())
-        if (stats.supports(s) && forward.supports(s) && backward.supports(s))
+        if (stats.supports(ctx, s) && forward.supports(ctx, s) && backward.supports(ctx, s))
           compare_variants(s, seed, stats, forward, backward);
 }
 

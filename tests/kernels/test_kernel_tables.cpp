@@ -19,7 +19,6 @@ namespace {
 
 using ops::Conv2dShape;
 using testing::all_close;
-using testing::ThreadCount;
 
 std::vector<double> to_double(const Tensor<float>& t) {
   return std::vector<double>(t.data(), t.data() + t.numel());
@@ -121,8 +120,8 @@ std::vector<Conv2dShape> conv_shapes() {
 // the other algorithms.
 double atol_per_root(const char* variant) { return std::strstr(variant, "4x4") ? 1e-4 : 1e-5; }
 
-// Calls check(shape, threads) for every test shape that the variant supports, with every sgemm
-// micro-kernel and at 1 and 2 threads; skips the test when there is none.
+// Calls check(shape, ctx) for every test shape that the variant supports, with every sgemm
+// micro-kernel and in contexts of 1 and 2 threads; skips the test when there is none.
 template <class V, class Shapes, class Check>
 void for_supported(const V& variant, const Shapes& shapes, Check&& check) {
   int runs = 0;
@@ -130,10 +129,10 @@ void for_supported(const V& variant, const Shapes& shapes, Check&& check) {
     SCOPED_TRACE("micro-kernel " + kernel);
     ops::cpu::sgemm_use_kernel(kernel);
     for (const auto& s : shapes) {
-      if (!variant.supports(s)) continue;
       for (int threads : {1, 2}) {
-        ThreadCount tc(threads);
-        check(s, threads);
+        const Context ctx({.threads = threads});
+        if (!variant.supports(ctx, s)) continue;
+        check(s, ctx);
         ++runs;
       }
     }
@@ -168,15 +167,15 @@ struct ConvData {
 class Conv2dForward : public ::testing::TestWithParam<size_t> {};
 TEST_P(Conv2dForward, MatchesRef) {
   const auto& variant = ops::conv2d_forward_variants()[GetParam()];
-  for_supported(variant, conv_shapes(), [&](const Conv2dShape& s, int threads) {
-    SCOPED_TRACE(describe(s) + " threads " + std::to_string(threads));
+  for_supported(variant, conv_shapes(), [&](const Conv2dShape& s, const Context& ctx) {
+    SCOPED_TRACE(describe(s) + " threads " + std::to_string(ctx.num_threads()));
     const ConvData d(s, static_cast<uint64_t>(s.IC * 131 + s.IW * 7 + s.KH));
-    Tensor<float> ws(Shape{ops::cpu::conv2d_workspace_size(s, threads)}, NAN);
+    Tensor<float> ws(Shape{ops::cpu::conv2d_workspace_size(s, ctx.num_threads())}, NAN);
     const double atol = atol_per_root(variant.name) * std::sqrt(double(s.IC / s.G * s.KH * s.KW));
     for (bool bias : {true, false}) {
       Tensor<float> y(Shape{s.N, s.OC, s.OH(), s.OW()}, NAN);  // assigned: garbage before
       std::vector<double> y_ref(static_cast<size_t>(y.numel()));
-      variant.run(s, d.x.data(), d.w.data(), bias ? d.b.data() : nullptr, y.data(), ws.data());
+      variant.run(ctx, s, d.x.data(), d.w.data(), bias ? d.b.data() : nullptr, y.data(), ws.data());
       ops::ref::conv2d_forward<double>(s, d.xd.data(), d.wd.data(), bias ? d.bd.data() : nullptr,
                                        y_ref.data());
       EXPECT_TRUE(all_close(y.data(), y_ref.data(), y.numel(), 1e-4, atol)) << "bias " << bias;
@@ -190,16 +189,16 @@ INSTANTIATE_TEST_SUITE_P(Variant, Conv2dForward,
 class Conv2dBackwardData : public ::testing::TestWithParam<size_t> {};
 TEST_P(Conv2dBackwardData, MatchesRef) {
   const auto& variant = ops::conv2d_backward_data_variants()[GetParam()];
-  for_supported(variant, conv_shapes(), [&](const Conv2dShape& s, int threads) {
-    SCOPED_TRACE(describe(s) + " threads " + std::to_string(threads));
+  for_supported(variant, conv_shapes(), [&](const Conv2dShape& s, const Context& ctx) {
+    SCOPED_TRACE(describe(s) + " threads " + std::to_string(ctx.num_threads()));
     const ConvData d(s, static_cast<uint64_t>(s.OC * 131 + s.IH * 7 + s.KW));
-    Tensor<float> ws(Shape{ops::cpu::conv2d_workspace_size(s, threads)}, NAN);
+    Tensor<float> ws(Shape{ops::cpu::conv2d_workspace_size(s, ctx.num_threads())}, NAN);
     const double atol = atol_per_root(variant.name) * std::sqrt(double(s.OC / s.G * s.KH * s.KW));
     // Accumulate onto a sentinel of 1, and assign over NaN (dx's old contents never read).
     for (bool accumulate : {true, false}) {
       Tensor<float> dx(d.x.shape(), accumulate ? 1.0f : NAN);
       std::vector<double> dx_ref(static_cast<size_t>(dx.numel()), accumulate ? 1.0 : 0.0);
-      variant.run(s, d.w.data(), d.dy.data(), dx.data(), ws.data(), accumulate);
+      variant.run(ctx, s, d.w.data(), d.dy.data(), dx.data(), ws.data(), accumulate);
       ops::ref::conv2d_backward_data(s, d.wd.data(), d.dyd.data(), dx_ref.data());
       EXPECT_TRUE(all_close(dx.data(), dx_ref.data(), dx.numel(), 1e-4, atol))
           << "accumulate " << accumulate;
@@ -213,15 +212,16 @@ INSTANTIATE_TEST_SUITE_P(Variant, Conv2dBackwardData,
 class Conv2dBackwardWeights : public ::testing::TestWithParam<size_t> {};
 TEST_P(Conv2dBackwardWeights, MatchesRef) {
   const auto& variant = ops::conv2d_backward_weights_variants()[GetParam()];
-  for_supported(variant, conv_shapes(), [&](const Conv2dShape& s, int threads) {
-    SCOPED_TRACE(describe(s) + " threads " + std::to_string(threads));
+  for_supported(variant, conv_shapes(), [&](const Conv2dShape& s, const Context& ctx) {
+    SCOPED_TRACE(describe(s) + " threads " + std::to_string(ctx.num_threads()));
     const ConvData d(s, static_cast<uint64_t>(s.N * 131 + s.OC * 7 + s.PW));
-    Tensor<float> ws(Shape{ops::cpu::conv2d_workspace_size(s, threads)}, NAN);
+    Tensor<float> ws(Shape{ops::cpu::conv2d_workspace_size(s, ctx.num_threads())}, NAN);
     const double reduce = std::sqrt(double(s.N * s.OH() * s.OW()));
     for (bool bias : {true, false}) {  // accumulate onto a sentinel of 1
       Tensor<float> dw(d.w.shape(), 1.0f), db(d.b.shape(), 1.0f);
       std::vector<double> dw_ref(static_cast<size_t>(dw.numel()), 1.0), db_ref(s.OC, 1.0);
-      variant.run(s, d.x.data(), d.dy.data(), dw.data(), bias ? db.data() : nullptr, ws.data());
+      variant.run(ctx, s, d.x.data(), d.dy.data(), dw.data(), bias ? db.data() : nullptr,
+                  ws.data());
       ops::ref::conv2d_backward_weights<double>(s, d.xd.data(), d.dyd.data(), dw_ref.data(),
                                                 bias ? db_ref.data() : nullptr);
       EXPECT_TRUE(all_close(dw.data(), dw_ref.data(), dw.numel(), 1e-4,
@@ -259,11 +259,11 @@ struct LinearData {
 class LinearForward : public ::testing::TestWithParam<size_t> {};
 TEST_P(LinearForward, MatchesRef) {
   const auto& variant = ops::linear_forward_variants()[GetParam()];
-  for_supported(variant, kLinearShapes, [&](const ops::LinearShape& s, int) {
+  for_supported(variant, kLinearShapes, [&](const ops::LinearShape& s, const Context& ctx) {
     const LinearData d(s);
     Tensor<float> y(Shape{s.N, s.OUT}, NAN);
     std::vector<double> y_ref(static_cast<size_t>(y.numel()));
-    variant.run(s, d.x.data(), d.w.data(), d.b.data(), y.data());
+    variant.run(ctx, s, d.x.data(), d.w.data(), d.b.data(), y.data());
     ops::ref::linear_forward(s, d.xd.data(), d.wd.data(), d.bd.data(), y_ref.data());
     EXPECT_TRUE(all_close(y.data(), y_ref.data(), y.numel(), 1e-4, d.atol));
   });
@@ -275,11 +275,11 @@ INSTANTIATE_TEST_SUITE_P(Variant, LinearForward,
 class LinearBackwardData : public ::testing::TestWithParam<size_t> {};
 TEST_P(LinearBackwardData, MatchesRef) {
   const auto& variant = ops::linear_backward_data_variants()[GetParam()];
-  for_supported(variant, kLinearShapes, [&](const ops::LinearShape& s, int) {
+  for_supported(variant, kLinearShapes, [&](const ops::LinearShape& s, const Context& ctx) {
     const LinearData d(s);
     Tensor<float> dx(d.x.shape(), 1.0f);
     std::vector<double> dx_ref(static_cast<size_t>(dx.numel()), 1.0);
-    variant.run(s, d.w.data(), d.dy.data(), dx.data());
+    variant.run(ctx, s, d.w.data(), d.dy.data(), dx.data());
     ops::ref::linear_backward_data(s, d.wd.data(), d.dyd.data(), dx_ref.data());
     EXPECT_TRUE(all_close(dx.data(), dx_ref.data(), dx.numel(), 1e-4, d.atol));
   });
@@ -291,11 +291,11 @@ INSTANTIATE_TEST_SUITE_P(Variant, LinearBackwardData,
 class LinearBackwardWeights : public ::testing::TestWithParam<size_t> {};
 TEST_P(LinearBackwardWeights, MatchesRef) {
   const auto& variant = ops::linear_backward_weights_variants()[GetParam()];
-  for_supported(variant, kLinearShapes, [&](const ops::LinearShape& s, int) {
+  for_supported(variant, kLinearShapes, [&](const ops::LinearShape& s, const Context& ctx) {
     const LinearData d(s);
     Tensor<float> dw(d.w.shape(), 1.0f), db(d.b.shape(), 1.0f);
     std::vector<double> dw_ref(static_cast<size_t>(dw.numel()), 1.0), db_ref(s.OUT, 1.0);
-    variant.run(s, d.x.data(), d.dy.data(), dw.data(), db.data());
+    variant.run(ctx, s, d.x.data(), d.dy.data(), dw.data(), db.data());
     ops::ref::linear_backward_weights(s, d.xd.data(), d.dyd.data(), dw_ref.data(), db_ref.data());
     EXPECT_TRUE(all_close(dw.data(), dw_ref.data(), dw.numel(), 1e-4, d.atol)) << "weights";
     EXPECT_TRUE(all_close(db.data(), db_ref.data(), db.numel(), 1e-4, d.atol)) << "bias";
@@ -347,12 +347,12 @@ Tensor<float> pool_input(const ops::Pool2dShape& s) {
 class MaxPool2dForward : public ::testing::TestWithParam<size_t> {};
 TEST_P(MaxPool2dForward, MatchesRefExactly) {
   const auto& variant = ops::maxpool2d_forward_variants()[GetParam()];
-  for_supported(variant, pool_shapes(), [&](const ops::Pool2dShape& s, int) {
+  for_supported(variant, pool_shapes(), [&](const ops::Pool2dShape& s, const Context& ctx) {
     const Tensor<float> x = pool_input(s);
     const int64_t out = s.N * s.C * s.OH() * s.OW();
     std::vector<float> y(out, NAN), y_ref(out);
     std::vector<int32_t> idx(out, -7), idx_ref(out);
-    variant.run(s, x.data(), y.data(), idx.data());
+    variant.run(ctx, s, x.data(), y.data(), idx.data());
     ops::ref::maxpool2d_forward(s, x.data(), y_ref.data(), idx_ref.data());
     EXPECT_EQ(y, y_ref);
     EXPECT_EQ(idx, idx_ref);
@@ -365,7 +365,7 @@ INSTANTIATE_TEST_SUITE_P(Variant, MaxPool2dForward,
 class MaxPool2dBackward : public ::testing::TestWithParam<size_t> {};
 TEST_P(MaxPool2dBackward, MatchesRefExactly) {
   const auto& variant = ops::maxpool2d_backward_variants()[GetParam()];
-  for_supported(variant, pool_shapes(), [&](const ops::Pool2dShape& s, int) {
+  for_supported(variant, pool_shapes(), [&](const ops::Pool2dShape& s, const Context& ctx) {
     const Tensor<float> x = pool_input(s);
     const int64_t out = s.N * s.C * s.OH() * s.OW();
     std::vector<float> y(out);
@@ -374,7 +374,7 @@ TEST_P(MaxPool2dBackward, MatchesRefExactly) {
     Rng rng(static_cast<uint64_t>(out));
     const Tensor<float> dy = testing::random_normal<float>(Shape{out}, rng);
     std::vector<float> dx(x.numel(), 1.0f), dx_ref(x.numel(), 1.0f);  // scatter onto 1
-    variant.run(s, dy.data(), idx.data(), dx.data());
+    variant.run(ctx, s, dy.data(), idx.data(), dx.data());
     ops::ref::maxpool2d_backward(s, dy.data(), idx.data(), dx_ref.data());
     EXPECT_EQ(dx, dx_ref);
   });
@@ -389,12 +389,12 @@ const int64_t kCounts[] = {1, 7, 16, 17, 1000, (1 << 14) - 1, (1 << 15) + 3, 100
 class ReluForward : public ::testing::TestWithParam<size_t> {};
 TEST_P(ReluForward, MatchesRefExactly) {
   const auto& variant = ops::relu_forward_variants()[GetParam()];
-  for_supported(variant, kCounts, [&](int64_t n, int) {
+  for_supported(variant, kCounts, [&](int64_t n, const Context& ctx) {
     Rng rng(static_cast<uint64_t>(n));
     Tensor<float> x = testing::random_normal<float>(Shape{n}, rng);
     x[0] = 0.0f;  // the kink
     Tensor<float> y(Shape{n}, NAN), y_ref(Shape{n});
-    variant.run(n, x.data(), y.data());
+    variant.run(ctx, n, x.data(), y.data());
     ops::ref::relu_forward(n, x.data(), y_ref.data());
     EXPECT_TRUE(all_close(y, y_ref, 0, 0)) << n;
   });
@@ -406,14 +406,14 @@ INSTANTIATE_TEST_SUITE_P(Variant, ReluForward,
 class ReluBackward : public ::testing::TestWithParam<size_t> {};
 TEST_P(ReluBackward, MatchesRefExactly) {
   const auto& variant = ops::relu_backward_variants()[GetParam()];
-  for_supported(variant, kCounts, [&](int64_t n, int) {
+  for_supported(variant, kCounts, [&](int64_t n, const Context& ctx) {
     Rng rng(static_cast<uint64_t>(n));
     Tensor<float> x = testing::random_normal<float>(Shape{n}, rng);
     x[0] = 0.0f;  // ReLU'(0) = 0 in both
     const Tensor<float> dy = testing::random_normal<float>(Shape{n}, rng);
     for (bool accumulate : {true, false}) {
       Tensor<float> dx(Shape{n}, accumulate ? 2.0f : NAN), dx_ref(Shape{n}, accumulate ? 2 : 0);
-      variant.run(n, x.data(), dy.data(), dx.data(), accumulate);
+      variant.run(ctx, n, x.data(), dy.data(), dx.data(), accumulate);
       ops::ref::relu_backward(n, x.data(), dy.data(), dx_ref.data());
       EXPECT_TRUE(all_close(dx, dx_ref, 0, 0)) << n << " accumulate " << accumulate;
     }
@@ -427,7 +427,7 @@ INSTANTIATE_TEST_SUITE_P(Variant, ReluBackward,
 class AddForward : public ::testing::TestWithParam<size_t> {};
 TEST_P(AddForward, MatchesRefExactly) {
   const auto& variant = ops::add_forward_variants()[GetParam()];
-  for_supported(variant, kCounts, [&](int64_t n, int) {
+  for_supported(variant, kCounts, [&](int64_t n, const Context& ctx) {
     Rng rng(static_cast<uint64_t>(n));
     std::vector<Tensor<float>> xs;
     for (int i = 0; i < 4; ++i) xs.push_back(testing::random_normal<float>(Shape{n}, rng));
@@ -435,7 +435,7 @@ TEST_P(AddForward, MatchesRefExactly) {
       const float* in[5];
       for (size_t i = 0; i < inputs; ++i) in[i] = xs[i % 4].data();  // input 4 repeats input 0
       Tensor<float> y(Shape{n}, NAN), y_ref(Shape{n}, NAN);
-      variant.run(n, std::span<const float* const>(in, inputs), y.data());
+      variant.run(ctx, n, std::span<const float* const>(in, inputs), y.data());
       ops::ref::add_forward<float>(n, std::span<const float* const>(in, inputs), y_ref.data());
       EXPECT_TRUE(all_close(y, y_ref, 0, 0)) << n << " values, " << inputs << " inputs";
     }
@@ -450,7 +450,7 @@ TEST_P(AddBackward, MatchesRefExactly) {
   // Input 0 assigned, input 1 accumulated, input 2 not needed (null), input 3 the same tensor
   // as input 0 (added to after its assignment).
   const auto& variant = ops::add_backward_variants()[GetParam()];
-  for_supported(variant, kCounts, [&](int64_t n, int) {
+  for_supported(variant, kCounts, [&](int64_t n, const Context& ctx) {
     Rng rng(static_cast<uint64_t>(n));
     const Tensor<float> dy = testing::random_normal<float>(Shape{n}, rng);
     const Tensor<float> start = testing::random_normal<float>(Shape{n}, rng);
@@ -458,7 +458,7 @@ TEST_P(AddBackward, MatchesRefExactly) {
     float* dxs[] = {a.data(), b.data(), nullptr, a.data()};
     float* dxs_ref[] = {a_ref.data(), b_ref.data(), nullptr, a_ref.data()};
     const bool assign[] = {true, false, true, false};
-    variant.run(n, dy.data(), std::span<float* const>(dxs), std::span<const bool>(assign));
+    variant.run(ctx, n, dy.data(), std::span<float* const>(dxs), std::span<const bool>(assign));
     ops::ref::add_backward<float>(n, dy.data(), std::span<float* const>(dxs_ref), assign);
     EXPECT_TRUE(all_close(a, a_ref, 0, 0)) << n;
     EXPECT_TRUE(all_close(b, b_ref, 0, 0)) << n;
@@ -527,9 +527,10 @@ TEST(KernelTables, EveryShapeHasAVariant) {
     ops::cpu::sgemm_use_kernel(kernel);
     for (const Conv2dShape& s : conv_shapes()) {
       SCOPED_TRACE(describe(s) + " micro-kernel " + kernel);
-      const char* names[] = {ops::select(ops::conv2d_forward_variants(), s).name,
-                             ops::select(ops::conv2d_backward_data_variants(), s).name,
-                             ops::select(ops::conv2d_backward_weights_variants(), s).name};
+      const Context ctx;
+      const char* names[] = {ops::select(ctx, ops::conv2d_forward_variants(), s).name,
+                             ops::select(ctx, ops::conv2d_backward_data_variants(), s).name,
+                             ops::select(ctx, ops::conv2d_backward_weights_variants(), s).name};
       for (const char* name : names) {
         if (s.G > 1) {
           EXPECT_STREQ(name, "grouped");
@@ -540,6 +541,20 @@ TEST(KernelTables, EveryShapeHasAVariant) {
     }
   }
   ops::cpu::sgemm_use_kernel(ops::cpu::sgemm_kernel_names().front());
+}
+
+// The F(4x4) variants read the context's Winograd tile: under F2x2 dispatch passes them by.
+TEST(KernelTables, WinogradTileIsTheContexts) {
+  const Conv2dShape s{
+      .N = 2, .IC = 16, .IH = 16, .IW = 16, .OC = 16, .KH = 3, .KW = 3, .PH = 1, .PW = 1};
+  const Context f4, f2({.winograd_tile = WinogradTile::F2x2});
+  const std::string chosen = ops::select(f4, ops::conv2d_forward_variants(), s).name;
+  if (chosen != "winograd_f4x4")
+    GTEST_SKIP() << "F(4x4, 3x3) does not run on this CPU (" << chosen << " does)";
+  EXPECT_STREQ(ops::select(f2, ops::conv2d_forward_variants(), s).name, "winograd_f2x2");
+  EXPECT_STREQ(ops::select(f2, ops::conv2d_backward_data_variants(), s).name, "winograd_f2x2");
+  EXPECT_STREQ(ops::select(f2, ops::conv2d_backward_weights_variants(), s).name,
+               "winograd_f3x3_2x2");
 }
 
 }  // namespace

@@ -44,17 +44,17 @@ void compare_conv(const Conv2dShape& s, uint64_t seed) {
     for (int threads : {1, 2}) {
       SCOPED_TRACE("micro-kernel " + kernel);
       ops::cpu::sgemm_use_kernel(kernel);
-      ThreadCount tc(threads);
+      const Context ctx({.threads = threads});
       Tensor<float> ws(Shape{ops::cpu::conv2d_workspace_size(s, threads)},
                        NAN);  // unwritten reads show
       // forward (assign: y starts as garbage)
       Tensor<float> y(Shape{s.N, s.OC, OH, OW}, NAN);
       std::vector<double> y_ref(static_cast<size_t>(y.numel()));
-      ops::cpu::conv2d_forward(s, x.data(), w.data(), b.data(), y.data(), ws.data());
+      ops::cpu::conv2d_forward(ctx, s, x.data(), w.data(), b.data(), y.data(), ws.data());
       ops::ref::conv2d_forward(s, xd.data(), wd.data(), bd.data(), y_ref.data());
       EXPECT_TRUE(all_close(y.data(), y_ref.data(), y.numel(), rtol, 1e-5 * std::sqrt(reduce_fwd)))
           << "forward, threads " << threads;
-      ops::cpu::conv2d_forward(s, x.data(), w.data(), nullptr, y.data(), ws.data());
+      ops::cpu::conv2d_forward(ctx, s, x.data(), w.data(), nullptr, y.data(), ws.data());
       ops::ref::conv2d_forward<double>(s, xd.data(), wd.data(), nullptr, y_ref.data());
       EXPECT_TRUE(all_close(y.data(), y_ref.data(), y.numel(), rtol, 1e-5 * std::sqrt(reduce_fwd)))
           << "forward without bias, threads " << threads;
@@ -62,7 +62,7 @@ void compare_conv(const Conv2dShape& s, uint64_t seed) {
       // backward data (accumulate onto a sentinel of 1)
       Tensor<float> dx(x.shape(), 1.0f);
       std::vector<double> dx_ref(static_cast<size_t>(x.numel()), 1.0);
-      ops::cpu::conv2d_backward_data(s, w.data(), dy.data(), dx.data(), ws.data());
+      ops::cpu::conv2d_backward_data(ctx, s, w.data(), dy.data(), dx.data(), ws.data());
       ops::ref::conv2d_backward_data(s, wd.data(), dyd.data(), dx_ref.data());
       EXPECT_TRUE(all_close(dx.data(), dx_ref.data(), dx.numel(), rtol,
                             1e-5 * std::sqrt(static_cast<double>(s.OC * s.KH * s.KW))))
@@ -71,7 +71,8 @@ void compare_conv(const Conv2dShape& s, uint64_t seed) {
       // backward weights (accumulate onto a sentinel of 1)
       Tensor<float> dw(w.shape(), 1.0f), db(b.shape(), 1.0f);
       std::vector<double> dw_ref(static_cast<size_t>(w.numel()), 1.0), db_ref(s.OC, 1.0);
-      ops::cpu::conv2d_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), ws.data());
+      ops::cpu::conv2d_backward_weights(ctx, s, x.data(), dy.data(), dw.data(), db.data(),
+                                        ws.data());
       ops::ref::conv2d_backward_weights(s, xd.data(), dyd.data(), dw_ref.data(), db_ref.data());
       EXPECT_TRUE(
           all_close(dw.data(), dw_ref.data(), dw.numel(), rtol, 1e-5 * std::sqrt(reduce_dw)))
@@ -231,11 +232,12 @@ TEST(Conv2dKernels, GroupedAndDepthwiseMatchRef) {
 struct WinogradVariant {
   const char* name;
   int64_t (*workspace_size)(const Conv2dShape&, int);
-  void (*run)(const Conv2dShape&, const float*, const float*, bool, const float*, float*, bool,
-              float*);
+  void (*run)(const Context&, const Conv2dShape&, const float*, const float*, bool, const float*,
+              float*, bool, float*);
   const char* weights_name;
   int64_t (*weights_workspace_size)(const Conv2dShape&, int);
-  void (*weights)(const Conv2dShape&, const float*, const float*, float*, float*, float*);
+  void (*weights)(const Context&, const Conv2dShape&, const float*, const float*, float*, float*,
+                  float*);
   double atol;  // per square root of the reduction length
 };
 // F(4x4, 3x3)'s transforms have constants up to 8 (F(2x2, 3x3)'s up to 1), so its rounding errors
@@ -273,7 +275,7 @@ TEST(Conv2dKernels, WinogradMatchesRef) {
       SCOPED_TRACE(::testing::Message()
                    << "N=" << s.N << " IC=" << s.IC << " IH=" << s.IH << " IW=" << s.IW
                    << " OC=" << s.OC << " P=" << s.PH << "x" << s.PW << " threads " << threads);
-      ThreadCount tc(threads);
+      const Context ctx({.threads = threads});
       Rng rng(seed++);
       const int64_t OH = s.OH(), OW = s.OW();
       const Tensor<float> x = testing::random_normal<float>(Shape{s.N, s.IC, s.IH, s.IW}, rng);
@@ -299,7 +301,7 @@ TEST(Conv2dKernels, WinogradMatchesRef) {
         Tensor<float> ws(Shape{variant.workspace_size(s, threads)}, NAN);
         Tensor<float> y(Shape{s.N, s.OC, OH, OW}, NAN);
         std::vector<double> y_ref(static_cast<size_t>(y.numel()));
-        variant.run(s, x.data(), w.data(), false, b.data(), y.data(), false, ws.data());
+        variant.run(ctx, s, x.data(), w.data(), false, b.data(), y.data(), false, ws.data());
         ops::ref::conv2d_forward(s, xd.data(), wd.data(), bd.data(), y_ref.data());
         EXPECT_TRUE(all_close(y.data(), y_ref.data(), y.numel(), 1e-4,
                               variant.atol * std::sqrt(static_cast<double>(9 * s.IC))))
@@ -308,7 +310,7 @@ TEST(Conv2dKernels, WinogradMatchesRef) {
         Tensor<float> ws_back(Shape{variant.workspace_size(back, threads)}, NAN);
         Tensor<float> dx(x.shape(), 1.0f);
         std::vector<double> dx_ref(static_cast<size_t>(x.numel()), 1.0);
-        variant.run(back, dy.data(), w.data(), true, nullptr, dx.data(), true, ws_back.data());
+        variant.run(ctx, back, dy.data(), w.data(), true, nullptr, dx.data(), true, ws_back.data());
         ops::ref::conv2d_backward_data(s, wd.data(), dyd.data(), dx_ref.data());
         EXPECT_TRUE(all_close(dx.data(), dx_ref.data(), dx.numel(), 1e-4,
                               variant.atol * std::sqrt(static_cast<double>(9 * s.OC))))
@@ -323,7 +325,7 @@ TEST(Conv2dKernels, WinogradMatchesRef) {
         SCOPED_TRACE(variant.weights_name);
         Tensor<float> ws_w(Shape{variant.weights_workspace_size(s, threads)}, NAN);
         Tensor<float> dw(w.shape(), 1.0f), db(b.shape(), 1.0f);
-        variant.weights(s, x.data(), dy.data(), dw.data(), db.data(), ws_w.data());
+        variant.weights(ctx, s, x.data(), dy.data(), dw.data(), db.data(), ws_w.data());
         EXPECT_TRUE(all_close(dw.data(), dw_ref.data(), dw.numel(), 1e-4,
                               variant.atol * std::sqrt(reduce_dw)))
             << "backward weights";
@@ -417,7 +419,7 @@ TEST(LinearKernels, MatchRef) {
       {1, 1, 1}, {1, 400, 120}, {3, 7, 5}, {64, 84, 10}, {5, 33, 65}};
   for (const auto& s : shapes)
     for (int threads : {1, 2}) {
-      ThreadCount tc(threads);
+      const Context ctx({.threads = threads});
       const Tensor<float> x = testing::random_normal<float>(Shape{s.N, s.IN}, rng);
       const Tensor<float> w = testing::random_normal<float>(Shape{s.OUT, s.IN}, rng);
       const Tensor<float> b = testing::random_normal<float>(Shape{s.OUT}, rng);
@@ -427,11 +429,11 @@ TEST(LinearKernels, MatchRef) {
           db(b.shape(), 1.0f);
       std::vector<double> y_ref(y.numel()), dx_ref(x.numel(), 1.0), dw_ref(w.numel(), 1.0),
           db_ref(b.numel(), 1.0);
-      ops::cpu::linear_forward(s, x.data(), w.data(), b.data(), y.data());
+      ops::cpu::linear_forward(ctx, s, x.data(), w.data(), b.data(), y.data());
       ops::ref::linear_forward(s, xd.data(), wd.data(), bd.data(), y_ref.data());
-      ops::cpu::linear_backward_data(s, w.data(), dy.data(), dx.data());
+      ops::cpu::linear_backward_data(ctx, s, w.data(), dy.data(), dx.data());
       ops::ref::linear_backward_data(s, wd.data(), dyd.data(), dx_ref.data());
-      ops::cpu::linear_backward_weights(s, x.data(), dy.data(), dw.data(), db.data());
+      ops::cpu::linear_backward_weights(ctx, s, x.data(), dy.data(), dw.data(), db.data());
       ops::ref::linear_backward_weights(s, xd.data(), dyd.data(), dw_ref.data(), db_ref.data());
       const double atol = 1e-5 * std::sqrt(static_cast<double>(std::max({s.N, s.IN, s.OUT})));
       EXPECT_TRUE(all_close(y.data(), y_ref.data(), y.numel(), 1e-4, atol)) << "forward";
@@ -467,10 +469,10 @@ TEST(MaxPoolKernels, MatchRefExactly) {
     for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::max(x[i], 0.0f);  // ties at zero
     const int64_t out = s.N * s.C * s.OH() * s.OW();
     for (int threads : {1, 2}) {
-      ThreadCount tc(threads);
+      const Context ctx({.threads = threads});
       std::vector<float> y(out, NAN), y_ref(out);
       std::vector<int32_t> idx(out, -7), idx_ref(out);
-      ops::cpu::maxpool2d_forward(s, x.data(), y.data(), idx.data());
+      ops::cpu::maxpool2d_forward(ctx, s, x.data(), y.data(), idx.data());
       ops::ref::maxpool2d_forward(s, x.data(), y_ref.data(), idx_ref.data());
       ASSERT_EQ(y, y_ref) << "IH=" << s.IH << " IW=" << s.IW << " K=" << s.KH << "x" << s.KW
                           << " S=" << s.SH << "x" << s.SW << " P=" << s.PH << "x" << s.PW;
@@ -478,7 +480,7 @@ TEST(MaxPoolKernels, MatchRefExactly) {
       // backward: scatter onto a sentinel of 1
       const Tensor<float> dy = testing::random_normal<float>(Shape{out}, rng);
       std::vector<float> dx(x.numel(), 1.0f), dx_ref(x.numel(), 1.0f);
-      ops::cpu::maxpool2d_backward(s, dy.data(), idx.data(), dx.data());
+      ops::cpu::maxpool2d_backward(ctx, s, dy.data(), idx.data(), dx.data());
       ops::ref::maxpool2d_backward(s, dy.data(), idx_ref.data(), dx_ref.data());
       ASSERT_EQ(dx, dx_ref);
     }
@@ -491,18 +493,18 @@ TEST(EltwiseKernels, MatchRefExactly) {
   Rng rng(11);
   for (int64_t n : {1, 7, 16, 17, 1000, (1 << 14) - 1, (1 << 15) + 3, 100003})
     for (int threads : {1, 2}) {
-      ThreadCount tc(threads);
+      const Context ctx({.threads = threads});
       Tensor<float> x = testing::random_normal<float>(Shape{n}, rng);
       x[0] = 0.0f;  // the kink: ReLU'(0) = 0 in both
       const Tensor<float> dy = testing::random_normal<float>(Shape{n}, rng);
       Tensor<float> y(Shape{n}, NAN), y_ref(Shape{n}), dx(Shape{n}, 2.0f), dx_ref(Shape{n}, 2.0f);
-      ops::cpu::relu_forward(n, x.data(), y.data());
+      ops::cpu::relu_forward(ctx, n, x.data(), y.data());
       ops::ref::relu_forward(n, x.data(), y_ref.data());
-      ops::cpu::relu_backward(n, x.data(), dy.data(), dx.data());
+      ops::cpu::relu_backward(ctx, n, x.data(), dy.data(), dx.data());
       ops::ref::relu_backward(n, x.data(), dy.data(), dx_ref.data());
       EXPECT_TRUE(all_close(y, y_ref, 0, 0)) << n;
       EXPECT_TRUE(all_close(dx, dx_ref, 0, 0)) << n;
-      ops::cpu::fill(n, 3.5f, y.data());
+      ops::cpu::fill(ctx, n, 3.5f, y.data());
       EXPECT_TRUE(all_close(y, Tensor<float>(Shape{n}, 3.5f), 0, 0)) << n;
     }
 }
@@ -514,11 +516,11 @@ TEST(Conv2dKernels, DeterministicForAThreadCount) {
   Rng rng(9);
   const Tensor<float> x = testing::random_normal<float>(Shape{s.N, s.IC, s.IH, s.IW}, rng);
   const Tensor<float> dy = testing::random_normal<float>(Shape{s.N, s.OC, s.OH(), s.OW()}, rng);
-  ThreadCount tc(2);
+  const Context ctx({.threads = 2});
   Tensor<float> ws(Shape{ops::cpu::conv2d_workspace_size(s, 2)});
   Tensor<float> dw1(Shape{s.OC, s.IC, 3, 3}), dw2(dw1.shape()), db1(Shape{s.OC}), db2(db1.shape());
-  ops::cpu::conv2d_backward_weights(s, x.data(), dy.data(), dw1.data(), db1.data(), ws.data());
-  ops::cpu::conv2d_backward_weights(s, x.data(), dy.data(), dw2.data(), db2.data(), ws.data());
+  ops::cpu::conv2d_backward_weights(ctx, s, x.data(), dy.data(), dw1.data(), db1.data(), ws.data());
+  ops::cpu::conv2d_backward_weights(ctx, s, x.data(), dy.data(), dw2.data(), db2.data(), ws.data());
   EXPECT_EQ(0, std::memcmp(dw1.data(), dw2.data(), sizeof(float) * dw1.numel()));
   EXPECT_EQ(0, std::memcmp(db1.data(), db2.data(), sizeof(float) * db1.numel()));
 }

@@ -2,6 +2,7 @@
 // README's example staying in sync with examples/quickstart.cpp.
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "support/testing.hpp"
 
@@ -129,6 +130,65 @@ TEST(Docs, ReadmeExampleIsTheBuiltExample) {
   ASSERT_FALSE(example.empty());
   EXPECT_NE(readme.find(example), std::string::npos)
       << "README.md must contain examples/quickstart.cpp verbatim";
+}
+
+// --- execution contexts ----------------------------------------------------------------------
+// The weights of lenet after `steps` SGD steps on fixed data, run in `context` (null: the
+// model's own copy of the process default).
+std::vector<float> lenet_after_steps(std::shared_ptr<Context> context, int steps,
+                                     bool set_after_build = false) {
+  std::unique_ptr<Model<float>> model = make_model<float>("lenet");
+  if (context && !set_after_build) model->set_context(context);
+  model->build(Shape{6, 1, 28, 28}, 5);
+  if (context && set_after_build) model->set_context(context);
+  Rng rng(8);
+  const Tensor<float> x = testing::random_normal<float>(Shape{6, 1, 28, 28}, rng);
+  const std::vector<int32_t> labels{0, 1, 2, 3, 4, 5};
+  SoftmaxCrossEntropy<float> loss;
+  Sgd<float> sgd({.lr = 0.05, .momentum = 0.9});
+  for (int i = 0; i < steps; ++i) model->train_step(x, {.labels = labels}, loss, sgd);
+  const auto w = model->arena().values();
+  return std::vector<float>(w.begin(), w.end());
+}
+
+// A model runs in its own context: the backend and thread count are the context's, given
+// before or after build(), and not the process default's.
+TEST(Context, ModelRunsInTheContextItIsGiven) {
+  const std::vector<float> reference = [] {
+    const testing::BackendScope use(Backend::Reference);  // the process default
+    return lenet_after_steps(nullptr, 3);
+  }();
+  const std::vector<float> fast = lenet_after_steps(nullptr, 3);
+  EXPECT_NE(fast, reference) << "the fast kernels round differently from the reference";
+  for (bool after_build : {false, true}) {
+    SCOPED_TRACE(after_build ? "set after build" : "set before build");
+    EXPECT_EQ(lenet_after_steps(std::make_shared<Context>(ContextOptions{
+                                    .threads = 2, .backend = Backend::Reference}),
+                                3, after_build),
+              reference);
+    const testing::BackendScope use(Backend::Reference);  // ignored by a model given a context
+    EXPECT_EQ(lenet_after_steps(std::make_shared<Context>(ContextOptions{.threads = 2}), 3,
+                                after_build),
+              fast);
+  }
+}
+
+// Models on different threads, each in its own context (its own scratch; copies of one context
+// share its pool, which runs one region at a time), compute what each computes alone.
+TEST(Context, ModelsOnSeveralThreadsAtOnce) {
+  const testing::ThreadCount use(2);
+  const std::vector<float> alone_2 = lenet_after_steps(nullptr, 2);
+  const auto one_thread = std::make_shared<Context>(ContextOptions{.threads = 1});
+  const std::vector<float> alone_1 = lenet_after_steps(one_thread, 2);
+  std::vector<std::vector<float>> got(4);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < got.size(); ++t)
+    threads.emplace_back([&, t] {
+      got[t] = t % 2 ? lenet_after_steps(std::make_shared<Context>(*one_thread), 2)
+                     : lenet_after_steps(nullptr, 2);
+    });
+  for (auto& t : threads) t.join();
+  for (size_t t = 0; t < got.size(); ++t) EXPECT_EQ(got[t], t % 2 ? alone_1 : alone_2) << t;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
-// parallel_for: chunks that cover the range exactly once and depend only on the thread count;
-// an exception in any chunk reaches the caller after every chunk has finished; nested calls and
-// calls from several application threads at once run inline with the same chunks.
+// parallel_for: chunks that cover the range exactly once and depend only on the context's thread
+// count; an exception in any chunk reaches the caller after every chunk has finished; nested
+// calls and calls from several application threads at once (on one context, or on copies that
+// share its pool) run inline with the same chunks; contexts keep their own settings.
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
@@ -15,10 +16,10 @@ namespace {
 
 TEST(ParallelFor, CoversTheRangeOnceInFixedChunks) {
   for (int threads : {1, 2, 3, 8}) {
-    testing::ThreadCount use(threads);
+    const Context ctx({.threads = threads});
     std::vector<int> hits(1000, 0);
     std::vector<std::pair<int64_t, int64_t>> chunks(static_cast<size_t>(threads), {-1, -1});
-    parallel_for(5, 1005, [&](int64_t lo, int64_t hi, int t) {
+    parallel_for(ctx, 5, 1005, [&](int64_t lo, int64_t hi, int t) {
       chunks[static_cast<size_t>(t)] = {lo, hi};
       for (int64_t i = lo; i < hi; ++i) ++hits[static_cast<size_t>(i - 5)];
     });
@@ -31,11 +32,11 @@ TEST(ParallelFor, CoversTheRangeOnceInFixedChunks) {
 }
 
 TEST(ParallelFor, AnExceptionInAnyChunkReachesTheCaller) {
-  testing::ThreadCount use(2);
+  const Context ctx({.threads = 2});
   for (int thrower : {0, 1}) {  // the caller's own chunk, and a worker's
     std::atomic<int> finished{0};
     try {
-      parallel_for(0, 2, [&](int64_t, int64_t, int t) {
+      parallel_for(ctx, 0, 2, [&](int64_t, int64_t, int t) {
         if (t == thrower) throw Error("chunk " + std::to_string(t) + " failed");
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
         ++finished;
@@ -48,27 +49,73 @@ TEST(ParallelFor, AnExceptionInAnyChunkReachesTheCaller) {
   }
   // The pool still works afterwards.
   std::atomic<int> sum{0};
-  parallel_for(0, 10, [&](int64_t lo, int64_t hi, int) { sum += static_cast<int>(hi - lo); });
+  parallel_for(ctx, 0, 10, [&](int64_t lo, int64_t hi, int) { sum += static_cast<int>(hi - lo); });
   EXPECT_EQ(sum.load(), 10);
 }
 
 TEST(ParallelFor, NestedAndConcurrentCallsRunInline) {
-  testing::ThreadCount use(2);
+  const Context ctx({.threads = 2});
   std::atomic<int> inner{0};
-  parallel_for(0, 2, [&](int64_t, int64_t, int) {
-    parallel_for(0, 100, [&](int64_t lo, int64_t hi, int) { inner += static_cast<int>(hi - lo); });
+  parallel_for(ctx, 0, 2, [&](int64_t, int64_t, int) {
+    parallel_for(ctx, 0, 100,
+                 [&](int64_t lo, int64_t hi, int) { inner += static_cast<int>(hi - lo); });
   });
   EXPECT_EQ(inner.load(), 200);
 
+  // Four threads on one pool: two on ctx itself, two on copies (what a Predictor's callers
+  // run on), which share its pool.
+  const Context copy_a(ctx), copy_b(ctx);
+  const Context* on[] = {&ctx, &ctx, &copy_a, &copy_b};
   std::atomic<int64_t> total{0};
   std::vector<std::thread> callers;
-  for (int c = 0; c < 4; ++c)
-    callers.emplace_back([&] {
+  for (const Context* c : on)
+    callers.emplace_back([&, c] {
       for (int round = 0; round < 200; ++round)
-        parallel_for(0, 64, [&](int64_t lo, int64_t hi, int) { total += hi - lo; });
+        parallel_for(*c, 0, 64, [&](int64_t lo, int64_t hi, int) { total += hi - lo; });
     });
   for (auto& c : callers) c.join();
   EXPECT_EQ(total.load(), 4 * 200 * 64);
+}
+
+// A context's settings are its own: a copy takes them when it is made, and neither the process
+// default nor the copy sees the other's later changes; a model starts with a copy of the default.
+TEST(Context, SettingsBelongToTheContext) {
+  const testing::ThreadCount default_threads(3);
+  const testing::BackendScope default_backend(Backend::Reference);
+  Context copy(default_context());
+  EXPECT_EQ(copy.num_threads(), 3);
+  EXPECT_EQ(copy.backend(), Backend::Reference);
+  copy.set_num_threads(1);
+  copy.set_winograd_tile(WinogradTile::F2x2);
+  EXPECT_EQ(num_threads(), 3);
+  EXPECT_EQ(winograd_tile(), WinogradTile::F4x4);
+  set_num_threads(5);
+  EXPECT_EQ(copy.num_threads(), 1);
+
+  Sequential<float> model;
+  EXPECT_EQ(model.context().num_threads(), 5);
+  EXPECT_EQ(model.context().backend(), Backend::Reference);
+  EXPECT_NE(&model.context(), &default_context());
+
+  const Context fresh({.threads = 2, .winograd_tile = WinogradTile::F2x2});
+  EXPECT_EQ(fresh.num_threads(), 2);
+  EXPECT_EQ(fresh.backend(), Backend::Fast);
+  EXPECT_EQ(fresh.winograd_tile(), WinogradTile::F2x2);
+  EXPECT_EQ(testing::error_of([] { const Context bad({.threads = 2000}); }),
+            "threads: expected from 1 to 1024, got 2000");
+}
+
+// Scratch is per context: a copy starts with none, and growing one leaves the other alone.
+TEST(Context, ScratchIsPerContextAndOnlyGrows) {
+  Context a({.threads = 1});
+  float* p = a.scratch(100);
+  EXPECT_EQ(a.scratch_size(), 100);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kTensorAlignment, 0u);
+  EXPECT_EQ(a.scratch(50), p);  // smaller: the same buffer
+  Context b(a);
+  EXPECT_EQ(b.scratch_size(), 0);
+  EXPECT_NE(b.scratch(10), p);
+  EXPECT_EQ(a.scratch_size(), 100);
 }
 
 // More threads than CPUs: the work is cut into as many chunks as threads (the same chunks, so
@@ -77,13 +124,13 @@ TEST(ParallelFor, NestedAndConcurrentCallsRunInline) {
 TEST(ParallelFor, MoreThreadsThanCpusKeepTheChunksButRunOnTheCpus) {
   const int cpus = hardware_threads();
   const int threads = 4 * cpus;
-  testing::ThreadCount use(threads);
+  const Context ctx({.threads = threads});
   std::vector<std::pair<int64_t, int64_t>> chunks(static_cast<size_t>(threads), {-1, -1});
   std::mutex mutex;
   std::set<std::thread::id> system_threads;
   std::atomic<int> running{0}, most_running{0};
   for (int round = 0; round < 20; ++round)
-    parallel_for(0, 1000, [&](int64_t lo, int64_t hi, int t) {
+    parallel_for(ctx, 0, 1000, [&](int64_t lo, int64_t hi, int t) {
       const int now = ++running;
       for (int seen = most_running.load();
            now > seen && !most_running.compare_exchange_weak(seen, now);) {

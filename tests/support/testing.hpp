@@ -15,7 +15,8 @@
 
 namespace convnet::testing {
 
-// set_num_threads(n) for the scope, then the previous count again.
+// set_num_threads(n) for the scope, then the previous count again: the process default, which
+// models made and layers run outside a model in the scope take.
 class ThreadCount {
  public:
   explicit ThreadCount(int n) : saved_(num_threads()) { set_num_threads(n); }
@@ -27,7 +28,7 @@ class ThreadCount {
   int saved_;
 };
 
-// set_backend(b) for the scope, then the previous backend again.
+// set_backend(b) for the scope (the process default), then the previous backend again.
 class BackendScope {
  public:
   explicit BackendScope(Backend b) : saved_(backend()) { set_backend(b); }

@@ -435,6 +435,9 @@ int cmd_train(int argc, char** argv) {
                 ": try a smaller --batch");
   }
   Model<float>& model = *owned;
+  // The process default as --threads left it: a resumed or spec-file model was made (with a
+  // copy of the default) before the flag was applied.
+  model.set_context(std::make_shared<Context>(default_context()));
   const Shape& out = model.output_shape();
   CONVNET_CHECK(out.rank() == 2 && out[1] == train.classes(), "model ", args.get("model"),
                 " has output ", out.str(), " but the data has ", train.classes(),

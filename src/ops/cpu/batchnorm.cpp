@@ -2,7 +2,7 @@
 // vectorised by the compiler for each ISA (target_clones). A channel's M values are N planes of
 // HW contiguous floats; each plane is reduced in 16 float lanes and the plane sums are added in
 // double, so the error does not grow with N.
-#include "convnet/runtime.hpp"
+#include "convnet/context.hpp"
 #include "ops/cpu/cpu.hpp"
 #include "ops/cpu/multiversion.hpp"
 
@@ -91,8 +91,8 @@ int64_t batchnorm_workspace_size(const BatchNormShape& s) { return 4 * s.N * s.C
 namespace {
 // Runs body(p) for every plane p = n·C + c, contiguous runs of planes per thread.
 template <class Body>
-void for_planes(const BatchNormShape& s, Body&& body) {
-  parallel_for(0, s.N * s.C, [&](int64_t lo, int64_t hi, int) {
+void for_planes(const Context& ctx, const BatchNormShape& s, Body&& body) {
+  parallel_for(ctx, 0, s.N * s.C, [&](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) body(p);
   });
 }
@@ -104,33 +104,34 @@ double channel_total(const BatchNormShape& s, const double* part, int64_t c) {
 }
 }  // namespace
 
-void batchnorm_stats(const BatchNormShape& s, const float* x, float* mean, float* var,
-                     float* workspace) {
+void batchnorm_stats(const Context& ctx, const BatchNormShape& s, const float* x, float* mean,
+                     float* var, float* workspace) {
   const double M = static_cast<double>(s.M());
   double* part = reinterpret_cast<double*>(workspace);
-  for_planes(s, [&](int64_t p) { part[p] = sum(x + p * s.HW, s.HW); });
+  for_planes(ctx, s, [&](int64_t p) { part[p] = sum(x + p * s.HW, s.HW); });
   for (int64_t c = 0; c < s.C; ++c) mean[c] = static_cast<float>(channel_total(s, part, c) / M);
-  for_planes(s, [&](int64_t p) { part[p] = sum_sq_dev(x + p * s.HW, mean[p % s.C], s.HW); });
+  for_planes(ctx, s, [&](int64_t p) { part[p] = sum_sq_dev(x + p * s.HW, mean[p % s.C], s.HW); });
   for (int64_t c = 0; c < s.C; ++c) var[c] = static_cast<float>(channel_total(s, part, c) / M);
 }
 
-void batchnorm_forward(const BatchNormShape& s, const float* x, const float* mean,
-                       const float* invstd, const float* gamma, const float* beta, float* y) {
-  for_planes(s, [&](int64_t p) {
+void batchnorm_forward(const Context& ctx, const BatchNormShape& s, const float* x,
+                       const float* mean, const float* invstd, const float* gamma,
+                       const float* beta, float* y) {
+  for_planes(ctx, s, [&](int64_t p) {
     const int64_t c = p % s.C;
     const float a = (gamma ? gamma[c] : 1.0f) * invstd[c], b = beta ? beta[c] : 0.0f;
     affine(x + p * s.HW, mean[c], a, b, y + p * s.HW, s.HW);
   });
 }
 
-void batchnorm_backward(const BatchNormShape& s, bool batch_stats, const float* x,
-                        const float* dy, const float* mean, const float* invstd,
+void batchnorm_backward(const Context& ctx, const BatchNormShape& s, bool batch_stats,
+                        const float* x, const float* dy, const float* mean, const float* invstd,
                         const float* gamma, float* dx, float* dgamma, float* dbeta,
                         float* workspace, bool accumulate) {
   const double M = static_cast<double>(s.M());
   double* part_dy = reinterpret_cast<double*>(workspace);  // Σ dy per plane
   double* part_dy_dev = part_dy + s.N * s.C;                // Σ dy·(x − mu) per plane
-  for_planes(s, [&](int64_t p) {
+  for_planes(ctx, s, [&](int64_t p) {
     part_dy[p] = 0;
     part_dy_dev[p] = 0;
     sum_dy_dev(x + p * s.HW, dy + p * s.HW, mean[p % s.C], s.HW, part_dy[p], part_dy_dev[p]);
@@ -151,7 +152,7 @@ void batchnorm_backward(const BatchNormShape& s, bool batch_stats, const float* 
     coef[c] = batch_stats ? static_cast<float>(kc * invstd[c] * s_dy_xhat / M) : 0.0f;
   }
   if (!dx) return;
-  for_planes(s, [&](int64_t p) {
+  for_planes(ctx, s, [&](int64_t p) {
     const int64_t c = p % s.C, off = p * s.HW;
     (accumulate ? dx_update : dx_assign)(x + off, dy + off, mean[c], k[c], k_m_dy[c], coef[c],
                                          dx + off, s.HW);

@@ -6,7 +6,7 @@
 // then the direct kernel, then im2col), so every shape runs the kernel it always ran.
 #include <algorithm>
 
-#include "convnet/runtime.hpp"
+#include "convnet/context.hpp"
 #include "ops/cpu/cpu.hpp"
 #include "ops/kernels.hpp"
 
@@ -14,6 +14,13 @@ namespace convnet::ops::cpu {
 namespace {
 
 bool dense(const Conv2dShape& s) { return s.G == 1; }
+
+// A table's supports() from a predicate of the shape alone: most variants' choice does not
+// depend on the context (the F(4x4) ones read its Winograd tile).
+template <bool (*supports)(const Conv2dShape&)>
+bool by_shape(const Context&, const Conv2dShape& s) {
+  return supports(s);
+}
 
 // With stride 1, backward data is itself a stride-1 convolution: of dy, by the kernel flipped
 // in space with in/out channels swapped, padded by D·(K-1) - P:
@@ -49,14 +56,16 @@ bool winograd_pays(const Conv2dShape& s) {
 // F(4x4, 3x3) from 5 output columns up, where each pair of its tiles (8 columns) is at least
 // part full in both tiles; at 4 columns half of every pair is padding and F(2x2, 3x3) is faster
 // (bench_kernels, "by algorithm"; the figures are in bench/README.md, "Kernel choices").
-bool winograd4_pays(const Conv2dShape& s) {
-  return winograd_tile() == WinogradTile::F4x4 && winograd_pays(s) &&
+bool winograd4_pays(const Context& ctx, const Conv2dShape& s) {
+  return ctx.winograd_tile() == WinogradTile::F4x4 && winograd_pays(s) &&
          conv2d_winograd4_supported(s) && s.OW() >= 5;
 }
 // Weight gradients by F(3x3, 4x4) from 12 output columns up. At 8x8 a batch of 64 has only 256
 // of its tiles, the rows of its dot products are short, and F(3x3, 2x2) is faster (bench_kernels;
 // the figures are in bench/README.md, "Kernel choices").
-bool winograd4_weights_pay(const Conv2dShape& s) { return winograd4_pays(s) && s.OW() >= 12; }
+bool winograd4_weights_pay(const Context& ctx, const Conv2dShape& s) {
+  return winograd4_pays(ctx, s) && s.OW() >= 12;
+}
 
 // Room for either Winograd variant, so that changing the tile setting after a layer sized its
 // scratch never overruns it.
@@ -69,27 +78,29 @@ int64_t winograd_forward_workspace_size(const Conv2dShape& s, int threads) {
 
 // --- forward ---------------------------------------------------------------------------------
 bool forward_grouped(const Conv2dShape& s) { return s.G > 1; }
-bool forward_winograd4(const Conv2dShape& s) { return winograd4_pays(s); }
-bool forward_winograd2(const Conv2dShape& s) { return winograd_pays(s); }
+bool forward_winograd4(const Context& ctx, const Conv2dShape& s) { return winograd4_pays(ctx, s); }
 bool forward_direct(const Conv2dShape& s) { return dense(s) && conv2d_direct_supported(s); }
 
 constexpr Conv2dForwardVariant kForward[] = {
-    {"grouped", Isa::Baseline, forward_grouped, conv2d_grouped_forward},
+    {"grouped", Isa::Baseline, by_shape<forward_grouped>, conv2d_grouped_forward},
     {"winograd_f4x4", Isa::Avx512, forward_winograd4,
-     [](const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
-        float* workspace) { conv2d_winograd4(s, x, w, false, b, y, false, workspace); }},
-    {"winograd_f2x2", Isa::Avx512, forward_winograd2,
-     [](const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
-        float* workspace) { conv2d_winograd(s, x, w, false, b, y, false, workspace); }},
-    {"direct", Isa::Avx512, forward_direct,
-     [](const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
-        float* workspace) { conv2d_direct(s, x, w, false, b, y, false, workspace); }},
-    {"im2col", Isa::Baseline, dense, conv2d_im2col_forward},
+     [](const Context& ctx, const Conv2dShape& s, const float* x, const float* w, const float* b,
+        float* y,
+        float* workspace) { conv2d_winograd4(ctx, s, x, w, false, b, y, false, workspace); }},
+    {"winograd_f2x2", Isa::Avx512, by_shape<winograd_pays>,
+     [](const Context& ctx, const Conv2dShape& s, const float* x, const float* w, const float* b,
+        float* y,
+        float* workspace) { conv2d_winograd(ctx, s, x, w, false, b, y, false, workspace); }},
+    {"direct", Isa::Avx512, by_shape<forward_direct>,
+     [](const Context& ctx, const Conv2dShape& s, const float* x, const float* w, const float* b,
+        float* y,
+        float* workspace) { conv2d_direct(ctx, s, x, w, false, b, y, false, workspace); }},
+    {"im2col", Isa::Baseline, by_shape<dense>, conv2d_im2col_forward},
 };
 
 // --- backward data: a stride-1 convolution of dy (see backward_data_shape) where it can be ---
-bool backward_data_winograd4(const Conv2dShape& s) {
-  return backward_data_is_a_convolution(s) && winograd4_pays(backward_data_shape(s));
+bool backward_data_winograd4(const Context& ctx, const Conv2dShape& s) {
+  return backward_data_is_a_convolution(s) && winograd4_pays(ctx, backward_data_shape(s));
 }
 bool backward_data_winograd2(const Conv2dShape& s) {
   return backward_data_is_a_convolution(s) && winograd_pays(backward_data_shape(s));
@@ -99,23 +110,25 @@ bool backward_data_direct(const Conv2dShape& s) {
 }
 
 constexpr Conv2dBackwardDataVariant kBackwardData[] = {
-    {"grouped", Isa::Baseline, forward_grouped, conv2d_grouped_backward_data},
+    {"grouped", Isa::Baseline, by_shape<forward_grouped>, conv2d_grouped_backward_data},
     {"winograd_f4x4", Isa::Avx512, backward_data_winograd4,
-     [](const Conv2dShape& s, const float* w, const float* dy, float* dx, float* workspace,
-        bool accumulate) {
-       conv2d_winograd4(backward_data_shape(s), dy, w, true, nullptr, dx, accumulate, workspace);
+     [](const Context& ctx, const Conv2dShape& s, const float* w, const float* dy, float* dx,
+        float* workspace, bool accumulate) {
+       conv2d_winograd4(ctx, backward_data_shape(s), dy, w, true, nullptr, dx, accumulate,
+                        workspace);
      }},
-    {"winograd_f2x2", Isa::Avx512, backward_data_winograd2,
-     [](const Conv2dShape& s, const float* w, const float* dy, float* dx, float* workspace,
-        bool accumulate) {
-       conv2d_winograd(backward_data_shape(s), dy, w, true, nullptr, dx, accumulate, workspace);
+    {"winograd_f2x2", Isa::Avx512, by_shape<backward_data_winograd2>,
+     [](const Context& ctx, const Conv2dShape& s, const float* w, const float* dy, float* dx,
+        float* workspace, bool accumulate) {
+       conv2d_winograd(ctx, backward_data_shape(s), dy, w, true, nullptr, dx, accumulate,
+                       workspace);
      }},
-    {"direct", Isa::Avx512, backward_data_direct,
-     [](const Conv2dShape& s, const float* w, const float* dy, float* dx, float* workspace,
-        bool accumulate) {
-       conv2d_direct(backward_data_shape(s), dy, w, true, nullptr, dx, accumulate, workspace);
+    {"direct", Isa::Avx512, by_shape<backward_data_direct>,
+     [](const Context& ctx, const Conv2dShape& s, const float* w, const float* dy, float* dx,
+        float* workspace, bool accumulate) {
+       conv2d_direct(ctx, backward_data_shape(s), dy, w, true, nullptr, dx, accumulate, workspace);
      }},
-    {"im2col", Isa::Baseline, dense, conv2d_im2col_backward_data},
+    {"im2col", Isa::Baseline, by_shape<dense>, conv2d_im2col_backward_data},
 };
 
 // --- backward weights --------------------------------------------------------------------------
@@ -124,11 +137,11 @@ bool backward_weights_direct(const Conv2dShape& s) {
 }
 
 constexpr Conv2dBackwardWeightsVariant kBackwardWeights[] = {
-    {"grouped", Isa::Baseline, forward_grouped, conv2d_grouped_backward_weights},
+    {"grouped", Isa::Baseline, by_shape<forward_grouped>, conv2d_grouped_backward_weights},
     {"winograd_f3x3_4x4", Isa::Avx512, winograd4_weights_pay, conv2d_winograd4_backward_weights},
-    {"winograd_f3x3_2x2", Isa::Avx512, winograd_pays, conv2d_winograd_backward_weights},
-    {"direct", Isa::Avx512, backward_weights_direct, conv2d_direct_backward_weights},
-    {"im2col", Isa::Baseline, dense, conv2d_im2col_backward_weights},
+    {"winograd_f3x3_2x2", Isa::Avx512, by_shape<winograd_pays>, conv2d_winograd_backward_weights},
+    {"direct", Isa::Avx512, by_shape<backward_weights_direct>, conv2d_direct_backward_weights},
+    {"im2col", Isa::Baseline, by_shape<dense>, conv2d_im2col_backward_weights},
 };
 
 }  // namespace
@@ -152,19 +165,19 @@ int64_t conv2d_workspace_size(const Conv2dShape& s, int threads) {
   return size;
 }
 
-void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
-                    float* workspace) {
-  select(conv2d_forward_variants(), s).run(s, x, w, b, y, workspace);
+void conv2d_forward(const Context& ctx, const Conv2dShape& s, const float* x, const float* w,
+                    const float* b, float* y, float* workspace) {
+  select(ctx, conv2d_forward_variants(), s).run(ctx, s, x, w, b, y, workspace);
 }
 
-void conv2d_backward_data(const Conv2dShape& s, const float* w, const float* dy, float* dx,
-                          float* workspace, bool accumulate) {
-  select(conv2d_backward_data_variants(), s).run(s, w, dy, dx, workspace, accumulate);
+void conv2d_backward_data(const Context& ctx, const Conv2dShape& s, const float* w, const float* dy,
+                          float* dx, float* workspace, bool accumulate) {
+  select(ctx, conv2d_backward_data_variants(), s).run(ctx, s, w, dy, dx, workspace, accumulate);
 }
 
-void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw,
-                             float* db, float* workspace) {
-  select(conv2d_backward_weights_variants(), s).run(s, x, dy, dw, db, workspace);
+void conv2d_backward_weights(const Context& ctx, const Conv2dShape& s, const float* x,
+                             const float* dy, float* dw, float* db, float* workspace) {
+  select(ctx, conv2d_backward_weights_variants(), s).run(ctx, s, x, dy, dw, db, workspace);
 }
 
 }  // namespace convnet::ops::cpu

@@ -13,7 +13,7 @@
 #include <cstring>
 #include <vector>
 
-#include "convnet/runtime.hpp"
+#include "convnet/context.hpp"
 #include "ops/cpu/gemm.hpp"
 
 namespace convnet::ops::cpu {
@@ -189,8 +189,8 @@ int64_t conv2d_direct_workspace_size(const Conv2dShape& s, int threads) {
   return packed_weights_size(s) + threads * (xpad_size(s) + ypad_size(s));
 }
 
-void conv2d_direct(const Conv2dShape& s, const float* x, const float* w, bool flip_swap,
-                   const float* b, float* y, bool accumulate, float* workspace) {
+void conv2d_direct(const Context& ctx, const Conv2dShape& s, const float* x, const float* w,
+                   bool flip_swap, const float* b, float* y, bool accumulate, float* workspace) {
 #ifdef CONVNET_HAVE_DIRECT
   const int64_t IHp = padded_h(s), IWp = padded_w(s), OH = s.OH(), OW = s.OW();
   const int64_t T = taps(s), plane = IHp * IWp, positions = OH * IWp;
@@ -217,7 +217,7 @@ void conv2d_direct(const Conv2dShape& s, const float* x, const float* w, bool fl
   tap_offsets(s, offset);
 
   const int64_t per_thread = xpad_size(s) + ypad_size(s);
-  parallel_for(0, s.N, [&](int64_t lo, int64_t hi, int thread) {
+  parallel_for(ctx, 0, s.N, [&](int64_t lo, int64_t hi, int thread) {
     float* xpad = workspace + packed_weights_size(s) + thread * per_thread;
     float* ypad = xpad + xpad_size(s);
     std::fill_n(xpad, xpad_size(s), 0.0f);  // borders and slack stay zero for every image
@@ -263,8 +263,8 @@ int64_t conv2d_direct_backward_weights_workspace_size(const Conv2dShape& s, int 
   return threads * (kImageGroup * (xpad_size(s) + ypad_size(s)) + s.OC * P + s.OC);
 }
 
-void conv2d_direct_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
-                                    float* dw, float* db, float* workspace) {
+void conv2d_direct_backward_weights(const Context& ctx, const Conv2dShape& s, const float* x,
+                                    const float* dy, float* dw, float* db, float* workspace) {
 #ifdef CONVNET_HAVE_DIRECT
   const int64_t IHp = padded_h(s), IWp = padded_w(s), OH = s.OH(), OW = s.OW();
   const int64_t T = taps(s), plane = IHp * IWp, positions = OH * IWp, P = s.IC * T;
@@ -272,8 +272,8 @@ void conv2d_direct_backward_weights(const Conv2dShape& s, const float* x, const 
   tap_offsets(s, offset);
   const int64_t image_floats = xpad_size(s) + ypad_size(s);  // xpad then dyp, per image
   const int64_t per_thread = kImageGroup * image_floats + s.OC * P + s.OC;
-  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), s.N));
-  parallel_for(0, s.N, [&](int64_t lo, int64_t hi, int thread) {
+  const int threads = static_cast<int>(std::min<int64_t>(ctx.num_threads(), s.N));
+  parallel_for(ctx, 0, s.N, [&](int64_t lo, int64_t hi, int thread) {
     float* group = workspace + thread * per_thread;
     float* dw_part = group + kImageGroup * image_floats;  // (OC × P)
     float* db_part = dw_part + s.OC * P;

@@ -5,7 +5,7 @@
 // group counts run the dense kernels group by group, on the views of one image and one group.
 #include <algorithm>
 
-#include "convnet/runtime.hpp"
+#include "convnet/context.hpp"
 #include "ops/cpu/cpu.hpp"
 #include "ops/cpu/multiversion.hpp"
 
@@ -82,20 +82,20 @@ int64_t conv2d_grouped_workspace_size(const Conv2dShape& s, int threads) {
   return depthwise(s) ? 0 : conv2d_workspace_size(group_shape(s), threads);
 }
 
-void conv2d_grouped_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
-                            float* y, float* workspace) {
+void conv2d_grouped_forward(const Context& ctx, const Conv2dShape& s, const float* x,
+                            const float* w, const float* b, float* y, float* workspace) {
   const int64_t OH = s.OH(), OW = s.OW(), in_plane = s.IH * s.IW, out_plane = OH * OW;
   if (!depthwise(s)) {
     const Conv2dShape g = group_shape(s);
     for (int64_t n = 0; n < s.N; ++n)
       for (int64_t k = 0; k < s.G; ++k)
-        conv2d_forward(g, x + (n * s.IC + k * g.IC) * in_plane, w + k * g.OC * g.IC * s.KH * s.KW,
-                       b ? b + k * g.OC : nullptr, y + (n * s.OC + k * g.OC) * out_plane,
-                       workspace);
+        conv2d_forward(ctx, g, x + (n * s.IC + k * g.IC) * in_plane,
+                       w + k * g.OC * g.IC * s.KH * s.KW, b ? b + k * g.OC : nullptr,
+                       y + (n * s.OC + k * g.OC) * out_plane, workspace);
     return;
   }
   const int64_t multiplier = s.OC / s.IC;
-  parallel_for(0, s.N * s.OC, [&](int64_t lo_plane, int64_t hi_plane, int) {
+  parallel_for(ctx, 0, s.N * s.OC, [&](int64_t lo_plane, int64_t hi_plane, int) {
     for (int64_t p = lo_plane; p < hi_plane; ++p) {
       const int64_t n = p / s.OC, oc = p % s.OC, ic = oc / multiplier;
       const float* xp = x + (n * s.IC + ic) * in_plane;
@@ -113,22 +113,22 @@ void conv2d_grouped_forward(const Conv2dShape& s, const float* x, const float* w
   });
 }
 
-void conv2d_grouped_backward_data(const Conv2dShape& s, const float* w, const float* dy,
-                                  float* dx, float* workspace, bool accumulate) {
+void conv2d_grouped_backward_data(const Context& ctx, const Conv2dShape& s, const float* w,
+                                  const float* dy, float* dx, float* workspace, bool accumulate) {
   const int64_t OH = s.OH(), OW = s.OW(), in_plane = s.IH * s.IW, out_plane = OH * OW;
-  if (!accumulate) fill(s.N * s.IC * in_plane, 0.0f, dx);  // the kernels below add
+  if (!accumulate) fill(ctx, s.N * s.IC * in_plane, 0.0f, dx);  // the kernels below add
   if (!depthwise(s)) {
     const Conv2dShape g = group_shape(s);
     for (int64_t n = 0; n < s.N; ++n)
       for (int64_t k = 0; k < s.G; ++k)
-        conv2d_backward_data(g, w + k * g.OC * g.IC * s.KH * s.KW,
+        conv2d_backward_data(ctx, g, w + k * g.OC * g.IC * s.KH * s.KW,
                              dy + (n * s.OC + k * g.OC) * out_plane,
                              dx + (n * s.IC + k * g.IC) * in_plane, workspace);
     return;
   }
   // Threads own input planes: each gathers from its own channel's `multiplier` output planes.
   const int64_t multiplier = s.OC / s.IC;
-  parallel_for(0, s.N * s.IC, [&](int64_t lo_plane, int64_t hi_plane, int) {
+  parallel_for(ctx, 0, s.N * s.IC, [&](int64_t lo_plane, int64_t hi_plane, int) {
     for (int64_t p = lo_plane; p < hi_plane; ++p) {
       const int64_t n = p / s.IC, ic = p % s.IC;
       float* dxp = dx + p * in_plane;
@@ -148,22 +148,21 @@ void conv2d_grouped_backward_data(const Conv2dShape& s, const float* w, const fl
   });
 }
 
-void conv2d_grouped_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
-                                     float* dw, float* db, float* workspace) {
+void conv2d_grouped_backward_weights(const Context& ctx, const Conv2dShape& s, const float* x,
+                                     const float* dy, float* dw, float* db, float* workspace) {
   const int64_t OH = s.OH(), OW = s.OW(), in_plane = s.IH * s.IW, out_plane = OH * OW;
   if (!depthwise(s)) {
     const Conv2dShape g = group_shape(s);
     for (int64_t n = 0; n < s.N; ++n)
       for (int64_t k = 0; k < s.G; ++k)
-        conv2d_backward_weights(g, x + (n * s.IC + k * g.IC) * in_plane,
-                                dy + (n * s.OC + k * g.OC) * out_plane,
-                                dw + k * g.OC * g.IC * s.KH * s.KW, db ? db + k * g.OC : nullptr,
-                                workspace);
+        conv2d_backward_weights(
+            ctx, g, x + (n * s.IC + k * g.IC) * in_plane, dy + (n * s.OC + k * g.OC) * out_plane,
+            dw + k * g.OC * g.IC * s.KH * s.KW, db ? db + k * g.OC : nullptr, workspace);
     return;
   }
   // Threads own output channels (their weights and bias): sums over images in a fixed order.
   const int64_t multiplier = s.OC / s.IC;
-  parallel_for(0, s.OC, [&](int64_t lo_oc, int64_t hi_oc, int) {
+  parallel_for(ctx, 0, s.OC, [&](int64_t lo_oc, int64_t hi_oc, int) {
     for (int64_t oc = lo_oc; oc < hi_oc; ++oc) {
       const int64_t ic = oc / multiplier;
       for (int64_t n = 0; n < s.N; ++n) {

@@ -12,7 +12,7 @@
 #include <cstring>
 #include <vector>
 
-#include "convnet/runtime.hpp"
+#include "convnet/context.hpp"
 #include "ops/cpu/gemm.hpp"
 #include "ops/cpu/multiversion.hpp"
 
@@ -176,11 +176,11 @@ int64_t conv2d_im2col_workspace_size(const Conv2dShape& s, int threads) {
   return slices(s).per_thread() * threads;
 }
 
-void conv2d_im2col_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
-                           float* y, float* workspace) {
+void conv2d_im2col_forward(const Context& ctx, const Conv2dShape& s, const float* x, const float* w,
+                           const float* b, float* y, float* workspace) {
   (void)workspace;  // the patch matrix is packed straight from the image
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
-  parallel_for(0, s.N, [&](int64_t lo, int64_t hi, int) {
+  parallel_for(ctx, 0, s.N, [&](int64_t lo, int64_t hi, int) {
     for (int64_t n = lo; n < hi; ++n) {
       const float* xn = x + n * s.IC * s.IH * s.IW;
       float* yn = y + n * s.OC * OHW;
@@ -199,11 +199,11 @@ void conv2d_im2col_forward(const Conv2dShape& s, const float* x, const float* w,
   });
 }
 
-void conv2d_im2col_backward_data(const Conv2dShape& s, const float* w, const float* dy, float* dx,
-                                 float* workspace, bool accumulate) {
+void conv2d_im2col_backward_data(const Context& ctx, const Conv2dShape& s, const float* w,
+                                 const float* dy, float* dx, float* workspace, bool accumulate) {
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
   const Slices sl = slices(s);
-  parallel_for(0, s.N, [&](int64_t lo, int64_t hi, int thread) {
+  parallel_for(ctx, 0, s.N, [&](int64_t lo, int64_t hi, int thread) {
     float* dcols = workspace + thread * sl.per_thread();
     for (int64_t n = lo; n < hi; ++n) {
       const float* dyn = dy + n * s.OC * OHW;
@@ -221,15 +221,15 @@ void conv2d_im2col_backward_data(const Conv2dShape& s, const float* w, const flo
   });
 }
 
-void conv2d_im2col_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
-                                    float* dw, float* db, float* workspace) {
+void conv2d_im2col_backward_weights(const Context& ctx, const Conv2dShape& s, const float* x,
+                                    const float* dy, float* dw, float* db, float* workspace) {
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
   const Slices sl = slices(s);
-  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), s.N));
+  const int threads = static_cast<int>(std::min<int64_t>(ctx.num_threads(), s.N));
   // Orientation: the GEMM's N dimension should fill the micro-kernel's NR-wide tiles, so dWᵀ
   // (N = OC) when there are enough output channels, else dW (N = P).
   const bool transposed = s.OC >= gemm_kernel().NR;
-  parallel_for(0, s.N, [&](int64_t lo, int64_t hi, int thread) {
+  parallel_for(ctx, 0, s.N, [&](int64_t lo, int64_t hi, int thread) {
     float* dw_part = workspace + thread * sl.per_thread() + sl.cols;  // dWᵀ (P × OC) or dW
     float* db_part = dw_part + sl.dw;
     std::fill_n(dw_part, sl.dw + sl.db, 0.0f);

@@ -27,10 +27,10 @@
 #include <algorithm>
 #include <cstring>
 
-#include "convnet/runtime.hpp"
-#include "ops/cpu/winograd_common.hpp"
+#include "convnet/context.hpp"
 #include "ops/cpu/cpu.hpp"
 #include "ops/cpu/gemm.hpp"
+#include "ops/cpu/winograd_common.hpp"
 
 namespace convnet::ops::cpu {
 namespace {
@@ -75,9 +75,9 @@ int64_t per_thread_size(const Conv2dShape& s, const Plan& p) {
 
 // U[ξ] = G g Gᵀ for one (oc, ic) pair, written into the packed A panels the micro-kernel reads:
 // up[ξ·OCp·IC + (oc/MR)·MR·IC + ic·MR + oc%MR].
-void transform_weights(const Conv2dShape& s, const Plan& p, const float* w, bool flip_swap,
-                       float* up) {
-  parallel_for(0, p.OCp, [&](int64_t lo, int64_t hi, int) {
+void transform_weights(const Context& ctx, const Conv2dShape& s, const Plan& p, const float* w,
+                       bool flip_swap, float* up) {
+  parallel_for(ctx, 0, p.OCp, [&](int64_t lo, int64_t hi, int) {
     for (int64_t oc = lo; oc < hi; ++oc)
       for (int64_t ic = 0; ic < s.IC; ++ic) {
         float g[3][3] = {};
@@ -338,15 +338,15 @@ int64_t conv2d_winograd_workspace_size(const Conv2dShape& s, int threads) {
   return packed_u_size(s, p) + threads * per_thread_size(s, p);
 }
 
-void conv2d_winograd(const Conv2dShape& s, const float* x, const float* w, bool flip_swap,
-                     const float* b, float* y, bool accumulate, float* workspace) {
+void conv2d_winograd(const Context& ctx, const Conv2dShape& s, const float* x, const float* w,
+                     bool flip_swap, const float* b, float* y, bool accumulate, float* workspace) {
 #ifdef CONVNET_HAVE_WINOGRAD
   const Plan p = forward_plan(s);
   float* up = workspace;
-  transform_weights(s, p, w, flip_swap, up);
+  transform_weights(ctx, s, p, w, flip_swap, up);
   const MicroKernel micro = gemm_kernel().micro;
   const int64_t chunks = (p.units + p.rows - 1) / p.rows;
-  parallel_for(0, chunks, [&](int64_t lo, int64_t hi, int thread) {
+  parallel_for(ctx, 0, chunks, [&](int64_t lo, int64_t hi, int thread) {
     float* vp = workspace + packed_u_size(s, p) + thread * per_thread_size(s, p);
     float* mp = vp + kXi * s.IC * p.tiles_padded;
     for (int64_t chunk = lo; chunk < hi; ++chunk) {
@@ -395,14 +395,14 @@ int64_t conv2d_winograd_backward_weights_workspace_size(const Conv2dShape& s, in
   return threads * weight_gradient_layout(s, kXi, (p.tiles + 15) / 16 * 16).per_thread;
 }
 
-void conv2d_winograd_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
-                                      float* dw, float* db, float* workspace) {
+void conv2d_winograd_backward_weights(const Context& ctx, const Conv2dShape& s, const float* x,
+                                      const float* dy, float* dw, float* db, float* workspace) {
 #ifdef CONVNET_HAVE_WINOGRAD
   const Plan p = make_plan(s, kBackwardChunkFloats, s.IC + s.OC);
   const WeightGradientLayout z = weight_gradient_layout(s, kXi, (p.tiles + 15) / 16 * 16);
   const int64_t chunks = (p.units + p.rows - 1) / p.rows;
-  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), chunks));
-  parallel_for(0, chunks, [&](int64_t lo, int64_t hi, int thread) {
+  const int threads = static_cast<int>(std::min<int64_t>(ctx.num_threads(), chunks));
+  parallel_for(ctx, 0, chunks, [&](int64_t lo, int64_t hi, int thread) {
     float* vp = workspace + thread * z.per_thread;
     float* up = vp + z.v;
     float* sums = up + z.u;

@@ -38,7 +38,7 @@
 
 #include <algorithm>
 
-#include "convnet/runtime.hpp"
+#include "convnet/context.hpp"
 #include "ops/cpu/cpu.hpp"
 #include "ops/cpu/gemm.hpp"
 #include "ops/cpu/winograd_common.hpp"
@@ -172,9 +172,9 @@ __attribute__((target("avx512f"))) void transform_weight_items(const Conv2dShape
   }
 }
 
-void transform_weights(const Conv2dShape& s, const Plan& p, const float* w, bool flip_swap,
-                       float* up) {
-  parallel_for(0, p.OCp / MR * s.IC, [&](int64_t lo, int64_t hi, int) {
+void transform_weights(const Context& ctx, const Conv2dShape& s, const Plan& p, const float* w,
+                       bool flip_swap, float* up) {
+  parallel_for(ctx, 0, p.OCp / MR * s.IC, [&](int64_t lo, int64_t hi, int) {
     transform_weight_items(s, p, w, flip_swap, lo, hi, up);
   });
 }
@@ -488,15 +488,15 @@ int64_t conv2d_winograd4_workspace_size(const Conv2dShape& s, int threads) {
   return packed_u_size(s, p) + threads * per_thread_size(s, p);
 }
 
-void conv2d_winograd4(const Conv2dShape& s, const float* x, const float* w, bool flip_swap,
-                      const float* b, float* y, bool accumulate, float* workspace) {
+void conv2d_winograd4(const Context& ctx, const Conv2dShape& s, const float* x, const float* w,
+                      bool flip_swap, const float* b, float* y, bool accumulate, float* workspace) {
 #ifdef CONVNET_HAVE_WINOGRAD4
-  const Plan p = forward_plan(s, num_threads());
+  const Plan p = forward_plan(s, ctx.num_threads());
   float* up = workspace;
-  transform_weights(s, p, w, flip_swap, up);
+  transform_weights(ctx, s, p, w, flip_swap, up);
   const MicroKernel micro = gemm_kernel().micro;
   const int64_t chunks = (p.groups + p.chunk_groups - 1) / p.chunk_groups;
-  parallel_for(0, chunks, [&](int64_t lo, int64_t hi, int thread) {
+  parallel_for(ctx, 0, chunks, [&](int64_t lo, int64_t hi, int thread) {
     float* vp = workspace + packed_u_size(s, p) + thread * per_thread_size(s, p);
     float* mp = vp + v_size(s, p);
     Group groups[kMaxGroups];  // the chunk's, in tile order
@@ -531,14 +531,14 @@ int64_t conv2d_winograd4_backward_weights_workspace_size(const Conv2dShape& s, i
   return threads * weight_gradient_layout(s, kXi, p.tiles_padded).per_thread;
 }
 
-void conv2d_winograd4_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
-                                       float* dw, float* db, float* workspace) {
+void conv2d_winograd4_backward_weights(const Context& ctx, const Conv2dShape& s, const float* x,
+                                       const float* dy, float* dw, float* db, float* workspace) {
 #ifdef CONVNET_HAVE_WINOGRAD4
-  const Plan p = backward_plan(s, num_threads());
+  const Plan p = backward_plan(s, ctx.num_threads());
   const WeightGradientLayout z = weight_gradient_layout(s, kXi, p.tiles_padded);
   const int64_t chunks = (p.groups + p.chunk_groups - 1) / p.chunk_groups;
-  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), chunks));
-  parallel_for(0, chunks, [&](int64_t lo, int64_t hi, int thread) {
+  const int threads = static_cast<int>(std::min<int64_t>(ctx.num_threads(), chunks));
+  parallel_for(ctx, 0, chunks, [&](int64_t lo, int64_t hi, int thread) {
     float* vp = workspace + thread * z.per_thread;
     float* up = vp + z.v;
     float* sums = up + z.u;

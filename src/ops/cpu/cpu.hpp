@@ -1,6 +1,7 @@
 // The fast CPU kernels (float only): a packed, register-blocked GEMM, and convolution and
 // linear layers expressed as GEMMs. Same contracts as ops/ref/ref.hpp (forward assigns, backward
-// accumulates), tested against the reference on random and edge shapes.
+// accumulates), tested against the reference on random and edge shapes. Every threaded kernel
+// takes the context (convnet/context.hpp) whose thread count and pool split its work.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "convnet/context.hpp"
 #include "ops/shapes.hpp"
 
 namespace convnet::ops::cpu {
@@ -34,111 +36,116 @@ int64_t conv2d_workspace_size(const Conv2dShape& s, int threads);
 // space, which makes this the backward-data pass of a stride-1 convolution.
 bool conv2d_direct_supported(const Conv2dShape& s);
 int64_t conv2d_direct_workspace_size(const Conv2dShape& s, int threads);
-void conv2d_direct(const Conv2dShape& s, const float* x, const float* w, bool flip_swap,
-                   const float* b, float* y, bool accumulate, float* workspace);
+void conv2d_direct(const Context& ctx, const Conv2dShape& s, const float* x, const float* w,
+                   bool flip_swap, const float* b, float* y, bool accumulate, float* workspace);
 
 // Weight and bias gradients of a stride-1 convolution as in-place dot products (AVX-512 only;
 // used wherever the direct forward is).
 bool conv2d_direct_backward_weights_supported(const Conv2dShape& s);
 int64_t conv2d_direct_backward_weights_workspace_size(const Conv2dShape& s, int threads);
-void conv2d_direct_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
-                                    float* dw, float* db, float* workspace);
+void conv2d_direct_backward_weights(const Context& ctx, const Conv2dShape& s, const float* x,
+                                    const float* dy, float* dw, float* db, float* workspace);
 
 // Winograd F(2x2, 3x3) convolution for 3x3 kernels, stride 1, dilation 1, padding <= 2
 // (AVX-512 only; see conv2d_winograd.cpp). Same arguments as conv2d_direct.
 bool conv2d_winograd_supported(const Conv2dShape& s);
 int64_t conv2d_winograd_workspace_size(const Conv2dShape& s, int threads);
-void conv2d_winograd(const Conv2dShape& s, const float* x, const float* w, bool flip_swap,
-                     const float* b, float* y, bool accumulate, float* workspace);
+void conv2d_winograd(const Context& ctx, const Conv2dShape& s, const float* x, const float* w,
+                     bool flip_swap, const float* b, float* y, bool accumulate, float* workspace);
 // Weight and bias gradients of such a convolution by F(3x3, 2x2), accumulated into dw and db.
 int64_t conv2d_winograd_backward_weights_workspace_size(const Conv2dShape& s, int threads);
-void conv2d_winograd_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
-                                      float* dw, float* db, float* workspace);
+void conv2d_winograd_backward_weights(const Context& ctx, const Conv2dShape& s, const float* x,
+                                      const float* dy, float* dw, float* db, float* workspace);
 
 // Winograd F(4x4, 3x3) for the same convolutions (AVX-512 only; see conv2d_winograd4.cpp):
 // 4x fewer multiplications than direct convolution, against F(2x2, 3x3)'s 2.25x, for larger
 // rounding errors. Same arguments as conv2d_direct.
 bool conv2d_winograd4_supported(const Conv2dShape& s);
 int64_t conv2d_winograd4_workspace_size(const Conv2dShape& s, int threads);
-void conv2d_winograd4(const Conv2dShape& s, const float* x, const float* w, bool flip_swap,
-                      const float* b, float* y, bool accumulate, float* workspace);
+void conv2d_winograd4(const Context& ctx, const Conv2dShape& s, const float* x, const float* w,
+                      bool flip_swap, const float* b, float* y, bool accumulate, float* workspace);
 // Weight and bias gradients of such a convolution by F(3x3, 4x4) (4x fewer multiplications than
 // the direct sums, against F(3x3, 2x2)'s 2.25x), accumulated into dw and db.
 int64_t conv2d_winograd4_backward_weights_workspace_size(const Conv2dShape& s, int threads);
-void conv2d_winograd4_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
-                                       float* dw, float* db, float* workspace);
+void conv2d_winograd4_backward_weights(const Context& ctx, const Conv2dShape& s, const float* x,
+                                       const float* dy, float* dw, float* db, float* workspace);
 
 // Grouped convolution (s.G > 1; see conv2d_grouped.cpp), which conv2d_forward and friends hand
 // over to: a direct kernel when depthwise, else the dense kernels one group at a time.
 int64_t conv2d_grouped_workspace_size(const Conv2dShape& s, int threads);
-void conv2d_grouped_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
-                            float* y, float* workspace);
-void conv2d_grouped_backward_data(const Conv2dShape& s, const float* w, const float* dy,
-                                  float* dx, float* workspace, bool accumulate = true);
-void conv2d_grouped_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
-                                     float* dw, float* db, float* workspace);
+void conv2d_grouped_forward(const Context& ctx, const Conv2dShape& s, const float* x,
+                            const float* w, const float* b, float* y, float* workspace);
+void conv2d_grouped_backward_data(const Context& ctx, const Conv2dShape& s, const float* w,
+                                  const float* dy, float* dx, float* workspace,
+                                  bool accumulate = true);
+void conv2d_grouped_backward_weights(const Context& ctx, const Conv2dShape& s, const float* x,
+                                     const float* dy, float* dw, float* db, float* workspace);
 
 // Convolution as GEMM with the patch matrix packed straight from the image (see
 // conv2d_im2col.cpp): dense convolutions (s.G == 1) of every shape, on any CPU.
 int64_t conv2d_im2col_workspace_size(const Conv2dShape& s, int threads);
-void conv2d_im2col_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
-                           float* y, float* workspace);
-void conv2d_im2col_backward_data(const Conv2dShape& s, const float* w, const float* dy, float* dx,
-                                 float* workspace, bool accumulate);
-void conv2d_im2col_backward_weights(const Conv2dShape& s, const float* x, const float* dy,
-                                    float* dw, float* db, float* workspace);
+void conv2d_im2col_forward(const Context& ctx, const Conv2dShape& s, const float* x, const float* w,
+                           const float* b, float* y, float* workspace);
+void conv2d_im2col_backward_data(const Context& ctx, const Conv2dShape& s, const float* w,
+                                 const float* dy, float* dx, float* workspace, bool accumulate);
+void conv2d_im2col_backward_weights(const Context& ctx, const Conv2dShape& s, const float* x,
+                                    const float* dy, float* dw, float* db, float* workspace);
 
 // Same semantics as ref::conv2d_*, each running the first variant of its table in
 // ops/kernels.hpp that supports s (the tables are in conv2d.cpp); `workspace` holds
-// conv2d_workspace_size(s, num_threads()), room for every variant.
+// conv2d_workspace_size(s, ctx.num_threads()), room for every variant.
 // Backward data accumulates into dx, or with accumulate = false assigns it (dx's previous
 // contents are never read: no zeroing pass and no read-back).
-void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
-                    float* y, float* workspace);
-void conv2d_backward_data(const Conv2dShape& s, const float* w, const float* dy, float* dx,
-                          float* workspace, bool accumulate = true);
-void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw,
-                             float* db, float* workspace);
+void conv2d_forward(const Context& ctx, const Conv2dShape& s, const float* x, const float* w,
+                    const float* b, float* y, float* workspace);
+void conv2d_backward_data(const Context& ctx, const Conv2dShape& s, const float* w, const float* dy,
+                          float* dx, float* workspace, bool accumulate = true);
+void conv2d_backward_weights(const Context& ctx, const Conv2dShape& s, const float* x,
+                             const float* dy, float* dw, float* db, float* workspace);
 
 // Same semantics as ref::maxpool2d_forward, except that a NaN does not propagate (it never
 // compares greater); the backward pass is ref::maxpool2d_backward on the stored argmax.
-void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax);
+void maxpool2d_forward(const Context& ctx, const Pool2dShape& s, const float* x, float* y,
+                       int32_t* argmax);
 
-void maxpool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* argmax, float* dx);
+void maxpool2d_backward(const Context& ctx, const Pool2dShape& s, const float* dy,
+                        const int32_t* argmax, float* dx);
 
 // Same semantics as ref::relu_*; threaded and vectorised. Backward accumulates into dx, or
 // assigns it with accumulate = false.
-void relu_forward(int64_t count, const float* x, float* y);
-void relu_backward(int64_t count, const float* x, const float* dy, float* dx,
+void relu_forward(const Context& ctx, int64_t count, const float* x, float* y);
+void relu_backward(const Context& ctx, int64_t count, const float* x, const float* dy, float* dx,
                    bool accumulate = true);
 // Same semantics as ref::add_*, threaded over blocks (at most 16 inputs).
-void add_forward(int64_t count, std::span<const float* const> xs, float* y);
-void add_backward(int64_t count, const float* dy, std::span<float* const> dxs,
+void add_forward(const Context& ctx, int64_t count, std::span<const float* const> xs, float* y);
+void add_backward(const Context& ctx, int64_t count, const float* dy, std::span<float* const> dxs,
                   std::span<const bool> assign);
 // y[0:count) = value, threaded.
-void fill(int64_t count, float value, float* y);
+void fill(const Context& ctx, int64_t count, float value, float* y);
 
 // Same semantics as ref::batchnorm_*; threaded over (image, channel) planes, each channel's
 // sums added in a fixed order, so results do not depend on the thread count. Sums are
 // vectorised float partials added in double. `workspace` holds batchnorm_workspace_size(s)
 // floats.
 int64_t batchnorm_workspace_size(const BatchNormShape& s);
-void batchnorm_stats(const BatchNormShape& s, const float* x, float* mean, float* var,
-                     float* workspace);
-void batchnorm_forward(const BatchNormShape& s, const float* x, const float* mean,
-                       const float* invstd, const float* gamma, const float* beta, float* y);
+void batchnorm_stats(const Context& ctx, const BatchNormShape& s, const float* x, float* mean,
+                     float* var, float* workspace);
+void batchnorm_forward(const Context& ctx, const BatchNormShape& s, const float* x,
+                       const float* mean, const float* invstd, const float* gamma,
+                       const float* beta, float* y);
 // Backward accumulates into dx, or assigns it with accumulate = false (dgamma and dbeta always
 // accumulate).
-void batchnorm_backward(const BatchNormShape& s, bool batch_stats, const float* x,
-                        const float* dy, const float* mean, const float* invstd,
+void batchnorm_backward(const Context& ctx, const BatchNormShape& s, bool batch_stats,
+                        const float* x, const float* dy, const float* mean, const float* invstd,
                         const float* gamma, float* dx, float* dgamma, float* dbeta,
                         float* workspace, bool accumulate = true);
 
 // Same semantics as ref::linear_*.
-void linear_forward(const LinearShape& s, const float* x, const float* w, const float* b,
-                    float* y);
-void linear_backward_data(const LinearShape& s, const float* w, const float* dy, float* dx);
-void linear_backward_weights(const LinearShape& s, const float* x, const float* dy, float* dw,
-                             float* db);
+void linear_forward(const Context& ctx, const LinearShape& s, const float* x, const float* w,
+                    const float* b, float* y);
+void linear_backward_data(const Context& ctx, const LinearShape& s, const float* w, const float* dy,
+                          float* dx);
+void linear_backward_weights(const Context& ctx, const LinearShape& s, const float* x,
+                             const float* dy, float* dw, float* db);
 
 }  // namespace convnet::ops::cpu

@@ -3,7 +3,7 @@
 // vectorised by the compiler for each ISA (target_clones).
 #include <algorithm>
 
-#include "convnet/runtime.hpp"
+#include "convnet/context.hpp"
 #include "ops/cpu/cpu.hpp"
 #include "ops/cpu/multiversion.hpp"
 
@@ -14,11 +14,10 @@ namespace {
 constexpr int64_t kGrain = 1 << 14;
 
 template <class Fn>
-void split(int64_t count, Fn&& fn) {
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(num_threads(), count / kGrain));
-  parallel_for(0, chunks, [&](int64_t lo, int64_t hi, int) {
-    fn(count * lo / chunks, count * hi / chunks);
-  });
+void split(const Context& ctx, int64_t count, Fn&& fn) {
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(ctx.num_threads(), count / kGrain));
+  parallel_for(ctx, 0, chunks,
+               [&](int64_t lo, int64_t hi, int) { fn(count * lo / chunks, count * hi / chunks); });
 }
 
 CONVNET_MULTIVERSION
@@ -45,12 +44,13 @@ void fill_range(float* __restrict y, float value, int64_t lo, int64_t hi) {
 
 }  // namespace
 
-void relu_forward(int64_t count, const float* x, float* y) {
-  split(count, [&](int64_t lo, int64_t hi) { relu_forward_range(x, y, lo, hi); });
+void relu_forward(const Context& ctx, int64_t count, const float* x, float* y) {
+  split(ctx, count, [&](int64_t lo, int64_t hi) { relu_forward_range(x, y, lo, hi); });
 }
 
-void relu_backward(int64_t count, const float* x, const float* dy, float* dx, bool accumulate) {
-  split(count, [&](int64_t lo, int64_t hi) {
+void relu_backward(const Context& ctx, int64_t count, const float* x, const float* dy, float* dx,
+                   bool accumulate) {
+  split(ctx, count, [&](int64_t lo, int64_t hi) {
     if (accumulate) {
       relu_backward_range(x, dy, dx, lo, hi);
     } else {
@@ -59,14 +59,15 @@ void relu_backward(int64_t count, const float* x, const float* dy, float* dx, bo
   });
 }
 
-void fill(int64_t count, float value, float* y) {
-  split(count, [&](int64_t lo, int64_t hi) { fill_range(y, value, lo, hi); });
+void fill(const Context& ctx, int64_t count, float value, float* y) {
+  split(ctx, count, [&](int64_t lo, int64_t hi) { fill_range(y, value, lo, hi); });
 }
 
-void maxpool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* argmax, float* dx) {
+void maxpool2d_backward(const Context& ctx, const Pool2dShape& s, const float* dy,
+                        const int32_t* argmax, float* dx) {
   // Planes are independent: each thread scatters into its own planes of dx.
   const int64_t in_plane = s.IH * s.IW, out_plane = s.OH() * s.OW();
-  parallel_for(0, s.N * s.C, [&](int64_t lo, int64_t hi, int) {
+  parallel_for(ctx, 0, s.N * s.C, [&](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p) {
       const int32_t* idx = argmax + p * out_plane;
       const float* g = dy + p * out_plane;

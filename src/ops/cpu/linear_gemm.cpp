@@ -5,14 +5,14 @@
 // Threads split the output columns of each product, so no two threads write the same element.
 #include <algorithm>
 
-#include "convnet/runtime.hpp"
+#include "convnet/context.hpp"
 #include "ops/cpu/cpu.hpp"
 
 namespace convnet::ops::cpu {
 
-void linear_forward(const LinearShape& s, const float* x, const float* w, const float* b,
-                    float* y) {
-  parallel_for(0, s.OUT, [&](int64_t lo, int64_t hi, int) {
+void linear_forward(const Context& ctx, const LinearShape& s, const float* x, const float* w,
+                    const float* b, float* y) {
+  parallel_for(ctx, 0, s.OUT, [&](int64_t lo, int64_t hi, int) {
     if (b)
       for (int64_t n = 0; n < s.N; ++n) std::copy(b + lo, b + hi, y + n * s.OUT + lo);
     sgemm(false, true, s.N, hi - lo, s.IN, x, s.IN, w + lo * s.IN, s.IN, b != nullptr, y + lo,
@@ -20,15 +20,16 @@ void linear_forward(const LinearShape& s, const float* x, const float* w, const 
   });
 }
 
-void linear_backward_data(const LinearShape& s, const float* w, const float* dy, float* dx) {
-  parallel_for(0, s.IN, [&](int64_t lo, int64_t hi, int) {
+void linear_backward_data(const Context& ctx, const LinearShape& s, const float* w, const float* dy,
+                          float* dx) {
+  parallel_for(ctx, 0, s.IN, [&](int64_t lo, int64_t hi, int) {
     sgemm(false, false, s.N, hi - lo, s.OUT, dy, s.OUT, w + lo, s.IN, true, dx + lo, s.IN);
   });
 }
 
-void linear_backward_weights(const LinearShape& s, const float* x, const float* dy, float* dw,
-                             float* db) {
-  parallel_for(0, s.OUT, [&](int64_t lo, int64_t hi, int) {
+void linear_backward_weights(const Context& ctx, const LinearShape& s, const float* x,
+                             const float* dy, float* dw, float* db) {
+  parallel_for(ctx, 0, s.OUT, [&](int64_t lo, int64_t hi, int) {
     sgemm(true, false, hi - lo, s.IN, s.N, dy + lo, s.OUT, x, s.IN, true, dw + lo * s.IN, s.IN);
     if (db)
       for (int64_t o = lo; o < hi; ++o) {

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "convnet/runtime.hpp"
+#include "convnet/context.hpp"
 #include "ops/cpu/cpu.hpp"
 #include "ops/cpu/multiversion.hpp"
 
@@ -64,9 +64,10 @@ void maxpool_plane(const Pool2dShape& s, const float* x, float* y, int32_t* argm
 
 }  // namespace
 
-void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax) {
+void maxpool2d_forward(const Context& ctx, const Pool2dShape& s, const float* x, float* y,
+                       int32_t* argmax) {
   const int64_t in_plane = s.IH * s.IW, out_plane = s.OH() * s.OW();
-  parallel_for(0, s.N * s.C, [&](int64_t lo, int64_t hi, int) {
+  parallel_for(ctx, 0, s.N * s.C, [&](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p)
       maxpool_plane(s, x + p * in_plane, y + p * out_plane, argmax ? argmax + p * out_plane : nullptr);
   });

@@ -1,14 +1,13 @@
 // The tables of the ops with one fast variant each (linear, max pooling, ReLU, add, batch norm),
 // and what all tables share. A second variant goes before the one it beats, with a supports()
-// that accepts only the shapes it wins on. The scratch that kernels share lives here too.
-#include "convnet/tensor.hpp"
+// that accepts only the shapes it wins on.
 #include "ops/kernels.hpp"
 
 namespace convnet::ops {
 namespace {
 
 template <class Shape>
-bool any_shape(const Shape&) {
+bool any_shape(const Context&, const Shape&) {
   return true;
 }
 
@@ -73,12 +72,6 @@ std::span<const BatchNormStatsVariant> batchnorm_stats_variants() { return kBatc
 std::span<const BatchNormForwardVariant> batchnorm_forward_variants() { return kBatchNormForward; }
 std::span<const BatchNormBackwardVariant> batchnorm_backward_variants() {
   return kBatchNormBackward;
-}
-
-float* kernel_scratch(int64_t floats) {
-  thread_local Tensor<float> scratch;  // 64-byte aligned; its capacity only grows
-  if (scratch.numel() < floats) scratch.resize(Shape{floats});
-  return scratch.data();
 }
 
 }  // namespace convnet::ops
