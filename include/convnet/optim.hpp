@@ -1,6 +1,8 @@
 // Optimizers with PyTorch's (1.13) update formulas and defaults, so hyperparameters carry over.
-// Each is one flat loop over a model's parameter arena; state (momentum buffers, moments) lies
-// flat beside it in the same layout, kept by position: pass the same parameters at every step.
+// Each is one flat loop over a model's parameter arena (an ops:: kernel: ops/ref/optim_ref.cpp is
+// its specification, ops/cpu/optim.cpp the threaded one, which computes the same bits); state
+// (momentum buffers, moments) lies flat beside it in the same layout, kept by position: pass the
+// same parameters at every step.
 //
 // Notation: p parameter, g its gradient, t the step count starting at 1, wd weight decay.
 #pragma once
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "convnet/arena.hpp"
+#include "convnet/context.hpp"
 #include "convnet/layers.hpp"
 
 namespace convnet {
@@ -21,11 +24,14 @@ class Optimizer {
   virtual ~Optimizer() = default;
   virtual std::string name() const = 0;
   // Updates every parameter of a model's arena from its gradient at learning rate lr, in one
-  // pass over the arena (gradients are left as they are). The state is flat beside it, in the
-  // arena's layout.
+  // pass over the arena (gradients are left as they are), its kernel running in ctx (the
+  // model's context: Model::apply_update passes it; without one, default_context()). The state
+  // is flat beside it, in the arena's layout.
+  void step(ParamArena<T>& arena, double lr, const Context& ctx);
   void step(ParamArena<T>& arena, double lr);
   // Updates tensors that are not in an arena, one by one, at learning_rate(). The state is laid
   // out as an arena of these tensors would be, so either form continues the other.
+  void step(std::span<const Param<T>> params, const Context& ctx);
   void step(std::span<const Param<T>> params);
   int64_t steps() const { return steps_; }
   // The learning rate given at construction (or last set): what step(params) uses, and what a
@@ -45,9 +51,10 @@ class Optimizer {
 
  protected:
   // Updates p from g at learning rate lr: p, g and the state_names().size() state arrays (zero
-  // at first) run over the same elements, a whole arena or one tensor.
-  virtual void update(std::span<T> p, std::span<const T> g, std::span<T* const> state,
-                      double lr) = 0;
+  // at first) run over the same elements, a whole arena or one tensor. The loop is an ops::
+  // kernel (ops/ref/optim_ref.cpp), run in ctx.
+  virtual void update(const Context& ctx, std::span<T> p, std::span<const T> g,
+                      std::span<T* const> state, double lr) = 0;
   int64_t steps_ = 0;
 
  private:
@@ -85,7 +92,8 @@ class Sgd final : public Optimizer<T> {
   }
 
  private:
-  void update(std::span<T> p, std::span<const T> g, std::span<T* const> state, double lr) override;
+  void update(const Context& ctx, std::span<T> p, std::span<const T> g, std::span<T* const> state,
+              double lr) override;
   SgdOptions o_;
 };
 
@@ -118,7 +126,8 @@ class Adam : public Optimizer<T> {
   std::vector<std::string> state_names() const override { return {"exp_avg", "exp_avg_sq"}; }
 
  private:
-  void update(std::span<T> p, std::span<const T> g, std::span<T* const> state, double lr) override;
+  void update(const Context& ctx, std::span<T> p, std::span<const T> g, std::span<T* const> state,
+              double lr) override;
   AdamOptions o_;
 };
 
@@ -177,7 +186,8 @@ class RmsProp final : public Optimizer<T> {
   }
 
  private:
-  void update(std::span<T> p, std::span<const T> g, std::span<T* const> state, double lr) override;
+  void update(const Context& ctx, std::span<T> p, std::span<const T> g, std::span<T* const> state,
+              double lr) override;
   RmsPropOptions o_;
 };
 

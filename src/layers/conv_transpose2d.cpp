@@ -125,17 +125,12 @@ void ConvTranspose2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   const auto c = adjoint_shape(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, OPH_, OPW_,
                                DH_, DW_, groups_);
   y.resize(Shape{c.N, out_channels_, c.IH, c.IW});
-  y.zero();  // backward data accumulates
+  ops::fill(this->context(), y.numel(), T(0), y.data());  // backward data accumulates
   ops::conv2d_backward_data(this->context(), c, weight_.data(), x.data(), y.data(),
                             /*accumulate=*/true);
-  if (has_bias_) {
-    const int64_t plane = c.IH * c.IW;
-    for (int64_t n = 0; n < c.N; ++n)
-      for (int64_t oc = 0; oc < out_channels_; ++oc) {
-        T* out = y.data() + (n * out_channels_ + oc) * plane;
-        for (int64_t i = 0; i < plane; ++i) out[i] += bias_[oc];
-      }
-  }
+  if (has_bias_)
+    ops::bias_forward(this->context(), {.N = c.N, .C = out_channels_, .HW = c.IH * c.IW},
+                      bias_.data(), y.data());
 }
 
 template <class T>
@@ -143,16 +138,9 @@ void ConvTranspose2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Te
                                   Tensor<T>* dx) {
   const auto c = adjoint_shape(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, OPH_, OPW_,
                                DH_, DW_, groups_);
-  if (has_bias_) {
-    const int64_t plane = c.IH * c.IW;
-    for (int64_t n = 0; n < c.N; ++n)
-      for (int64_t oc = 0; oc < out_channels_; ++oc) {
-        const T* g = dy.data() + (n * out_channels_ + oc) * plane;
-        T sum = 0;
-        for (int64_t i = 0; i < plane; ++i) sum += g[i];
-        grad_bias_[oc] += sum;
-      }
-  }
+  if (has_bias_)
+    ops::bias_backward(this->context(), {.N = c.N, .C = out_channels_, .HW = c.IH * c.IW},
+                       dy.data(), grad_bias_.data());
   if (dx) scratch_.resize(x.shape());
   ops::conv2d_backward_weights(this->context(), c, dy.data(), x.data(), grad_weight_.data(),
                                static_cast<T*>(nullptr));
@@ -160,7 +148,7 @@ void ConvTranspose2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Te
     ops::conv2d_forward(this->context(), c, dy.data(), weight_.data(),
                         static_cast<const T*>(nullptr), scratch_.data());
   if (dx)  // the layer contract: dx accumulates
-    for (int64_t i = 0; i < dx->numel(); ++i) (*dx)[i] += scratch_[i];
+    ops::accumulate(this->context(), dx->numel(), scratch_.data(), dx->data());
 }
 
 template <class T>

@@ -1,9 +1,8 @@
 // Dropout (inverted): Train: y = m ⊙ x with m = 1/(1 − p) where a uniform draw u >= p (kept,
 // probability 1 − p), else 0; Eval: y = x. y is linear in x with the diagonal Jacobian diag(m),
 // so backward is dx += m ⊙ dy, with the mask forward stored (the identity after an Eval forward).
-#include <algorithm>
-
 #include "layers/common.hpp"
+#include "ops/kernels.hpp"
 
 namespace convnet {
 
@@ -52,37 +51,30 @@ void Dropout<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
   this->check_input(x);
   y.resize(x.shape());
   last_mode_ = mode;
+  Context& ctx = this->context();
   const int64_t n = x.numel();
-  const T* in = x.data();
-  T* out = y.data();
   if (mode == Mode::Eval) {
-    std::copy_n(in, n, out);
+    ops::copy(ctx, n, x.data(), y.data());
     return;
   }
   if (!(replay_ && has_mask_ && mask_.shape() == x.shape())) {  // draw a fresh mask
     mask_.resize(x.shape());
     const T scale = p_ < 1.0 ? static_cast<T>(1.0 / (1.0 - p_)) : T(0);
-    T* m = mask_.data();
-    for (int64_t i = 0; i < n; ++i) m[i] = rng_.uniform() >= p_ ? scale : T(0);
+    ops::dropout_mask(ctx, n, p_, scale, rng_, mask_.data());
     has_mask_ = true;
   }
-  const T* m = mask_.data();
-  for (int64_t i = 0; i < n; ++i) out[i] = in[i] * m[i];
+  ops::multiply(ctx, n, x.data(), mask_.data(), y.data());
 }
 
 template <class T>
 void Dropout<T>::backward(const Tensor<T>&, const Tensor<T>&, const Tensor<T>& dy,
                           Tensor<T>* dx) {
   if (!dx) return;
-  const int64_t n = dy.numel();
-  const T* g = dy.data();
-  T* d = dx->data();
   if (last_mode_ == Mode::Eval) {
-    for (int64_t i = 0; i < n; ++i) d[i] += g[i];
+    ops::accumulate(this->context(), dy.numel(), dy.data(), dx->data());
     return;
   }
-  const T* m = mask_.data();
-  for (int64_t i = 0; i < n; ++i) d[i] += g[i] * m[i];
+  ops::multiply_accumulate(this->context(), dy.numel(), dy.data(), mask_.data(), dx->data());
 }
 
 template class Dropout<float>;

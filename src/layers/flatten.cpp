@@ -1,8 +1,7 @@
 // Flatten: (N, C, H, W) -> (N, C·H·W). NCHW is contiguous, so this is a copy with a new shape,
 // and backward is the same copy in reverse: dx += dy.
-#include <algorithm>
-
 #include "layers/common.hpp"
+#include "ops/kernels.hpp"
 
 namespace convnet {
 
@@ -18,16 +17,13 @@ template <class T>
 void Flatten<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   this->check_input(x);
   y.resize(Shape{x.dim(0), x.numel() / x.dim(0)});
-  std::copy_n(x.data(), x.numel(), y.data());
+  ops::copy(this->context(), x.numel(), x.data(), y.data());
 }
 
 template <class T>
 void Flatten<T>::backward(const Tensor<T>&, const Tensor<T>&, const Tensor<T>& dy,
                           Tensor<T>* dx) {
-  if (!dx) return;
-  T* out = dx->data();
-  const T* in = dy.data();
-  for (int64_t i = 0; i < dy.numel(); ++i) out[i] += in[i];
+  if (dx) ops::accumulate(this->context(), dy.numel(), dy.data(), dx->data());
 }
 
 template class Flatten<float>;

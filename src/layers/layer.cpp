@@ -4,19 +4,14 @@
 
 #include "convnet/runtime.hpp"
 #include "layers/common.hpp"
-#include "ops/cpu/cpu.hpp"
+#include "ops/kernels.hpp"
 
 namespace convnet {
 
 template <class T>
 void Layer<T>::backward_assign(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                                Tensor<T>& dx) {
-  if constexpr (std::is_same_v<T, float>) {
-    // threaded: these buffers are large
-    ops::cpu::fill(this->context(), dx.numel(), 0.0f, dx.data());
-  } else {
-    dx.zero();
-  }
+  ops::fill(this->context(), dx.numel(), T(0), dx.data());  // threaded: these buffers are large
   backward(x, y, dy, &dx);
 }
 

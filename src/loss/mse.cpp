@@ -1,6 +1,6 @@
 // MeanSquaredError: checks the target's shape, then the reference kernel.
 #include "convnet/loss.hpp"
-#include "ops/ref/ref.hpp"
+#include "ops/kernels.hpp"
 
 namespace convnet {
 
@@ -9,8 +9,7 @@ T MeanSquaredError<T>::compute(const Tensor<T>& p, const Targets<T>& targets, Te
   CONVNET_CHECK(targets.values != nullptr, "mse: needs a target tensor, got none");
   check_shape(targets.values->shape(), p.shape(), "mse target");
   if (grad) grad->resize(p.shape());
-  return ops::ref::mse(p.numel(), p.data(), targets.values->data(),
-                       grad ? grad->data() : nullptr);
+  return ops::mse(p.numel(), p.data(), targets.values->data(), grad ? grad->data() : nullptr);
 }
 
 template class MeanSquaredError<float>;

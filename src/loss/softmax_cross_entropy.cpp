@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "convnet/loss.hpp"
-#include "ops/ref/ref.hpp"
+#include "ops/kernels.hpp"
 
 namespace convnet {
 
@@ -20,8 +20,8 @@ T SoftmaxCrossEntropy<T>::compute(const Tensor<T>& z, const Targets<T>& targets,
                   "softmax_cross_entropy: label ", targets.labels[n], " of sample ", n,
                   " is outside [0, ", K, ")");
   if (grad) grad->resize(z.shape());
-  return ops::ref::softmax_cross_entropy(N, K, z.data(), targets.labels.data(),
-                                         grad ? grad->data() : nullptr);
+  return ops::softmax_cross_entropy(N, K, z.data(), targets.labels.data(),
+                                    grad ? grad->data() : nullptr);
 }
 
 template class SoftmaxCrossEntropy<float>;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "convnet/runtime.hpp"
+#include "ops/kernels.hpp"
 
 namespace convnet {
 
@@ -68,7 +69,8 @@ void Model<T>::bind_arena(std::span<const Param<T>> params) {
 
 template <class T>
 void Model<T>::zero_grad() {
-  std::fill(arena_.grads().begin(), arena_.grads().end(), T(0));
+  const std::span<T> grads = arena_.grads();
+  ops::fill(*context_, static_cast<int64_t>(grads.size()), T(0), grads.data());
 }
 
 template <class T>
@@ -155,10 +157,7 @@ double Model<T>::apply_update(Optimizer<T>& optimizer, double lr, const StepOpti
   grad_norms_.resize(ps.size());  // allocates at the first step only
   double total = 0;
   for (size_t i = 0; i < ps.size(); ++i) {
-    double sum = 0;
-    for (const T g :
-         grads.subspan(static_cast<size_t>(slots[i].offset), static_cast<size_t>(slots[i].size)))
-      sum += static_cast<double>(g) * static_cast<double>(g);
+    const double sum = ops::sum_squares(*context_, slots[i].size, grads.data() + slots[i].offset);
     grad_norms_[i] = std::sqrt(sum);
     total += sum;
   }
@@ -173,9 +172,9 @@ double Model<T>::apply_update(Optimizer<T>& optimizer, double lr, const StepOpti
   // PyTorch's rule: scale by min(1, max_norm / (norm + 1e-6)).
   if (options.clip_grad_norm > 0 && options.clip_grad_norm / (total + 1e-6) < 1) {
     const T scale = static_cast<T>(options.clip_grad_norm / (total + 1e-6));
-    for (T& g : grads) g *= scale;
+    ops::scale(*context_, static_cast<int64_t>(grads.size()), scale, grads.data());
   }
-  optimizer.step(arena_, lr);
+  optimizer.step(arena_, lr, *context_);
   return total;
 }
 

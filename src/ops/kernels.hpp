@@ -88,6 +88,25 @@ using BatchNormBackwardFn = void(const Context& ctx, const BatchNormShape& s, bo
                                  const float* invstd, const float* gamma, float* dx, float* dgamma,
                                  float* dbeta, float* workspace, bool accumulate);
 
+// Elementwise utilities over count values, and a bias over channels (ops/ref/eltwise_ref.cpp).
+using FillFn = void(const Context& ctx, int64_t count, float value, float* y);
+using ScaleFn = void(const Context& ctx, int64_t count, float s, float* x);
+using CopyFn = void(const Context& ctx, int64_t count, const float* x, float* y);
+using AccumulateFn = void(const Context& ctx, int64_t count, const float* x, float* y);
+using MultiplyFn = void(const Context& ctx, int64_t count, const float* x, const float* m,
+                        float* y);
+using MultiplyAccumulateFn = void(const Context& ctx, int64_t count, const float* x, const float* m,
+                                  float* y);
+using BiasForwardFn = void(const Context& ctx, const BiasShape& s, const float* b, float* y);
+using BiasBackwardFn = void(const Context& ctx, const BiasShape& s, const float* dy, float* db);
+// Optimizer updates over count parameters and their state (ops/ref/optim_ref.cpp).
+using SgdUpdateFn = void(const Context& ctx, int64_t count, const SgdStep<float>& c, float* p,
+                         const float* g, float* buf);
+using AdamUpdateFn = void(const Context& ctx, int64_t count, const AdamStep<float>& c, float* p,
+                          const float* g, float* m, float* v);
+using RmsPropUpdateFn = void(const Context& ctx, int64_t count, const RmsPropStep<float>& c,
+                             float* p, const float* g, float* v, float* g_avg, float* buf);
+
 using Conv2dForwardVariant = Variant<Conv2dShape, Conv2dForwardFn>;
 using Conv2dBackwardDataVariant = Variant<Conv2dShape, Conv2dBackwardDataFn>;
 using Conv2dBackwardWeightsVariant = Variant<Conv2dShape, Conv2dBackwardWeightsFn>;
@@ -103,6 +122,17 @@ using AddBackwardVariant = Variant<int64_t, AddBackwardFn>;
 using BatchNormStatsVariant = Variant<BatchNormShape, BatchNormStatsFn>;
 using BatchNormForwardVariant = Variant<BatchNormShape, BatchNormForwardFn>;
 using BatchNormBackwardVariant = Variant<BatchNormShape, BatchNormBackwardFn>;
+using FillVariant = Variant<int64_t, FillFn>;
+using ScaleVariant = Variant<int64_t, ScaleFn>;
+using CopyVariant = Variant<int64_t, CopyFn>;
+using AccumulateVariant = Variant<int64_t, AccumulateFn>;
+using MultiplyVariant = Variant<int64_t, MultiplyFn>;
+using MultiplyAccumulateVariant = Variant<int64_t, MultiplyAccumulateFn>;
+using BiasForwardVariant = Variant<BiasShape, BiasForwardFn>;
+using BiasBackwardVariant = Variant<BiasShape, BiasBackwardFn>;
+using SgdUpdateVariant = Variant<int64_t, SgdUpdateFn>;
+using AdamUpdateVariant = Variant<int64_t, AdamUpdateFn>;
+using RmsPropUpdateVariant = Variant<int64_t, RmsPropUpdateFn>;
 
 // --- the tables (ops/cpu/conv2d.cpp for convolution, ops/cpu/tables.cpp for the rest) --------
 std::span<const Conv2dForwardVariant> conv2d_forward_variants();
@@ -120,6 +150,17 @@ std::span<const AddBackwardVariant> add_backward_variants();
 std::span<const BatchNormStatsVariant> batchnorm_stats_variants();
 std::span<const BatchNormForwardVariant> batchnorm_forward_variants();
 std::span<const BatchNormBackwardVariant> batchnorm_backward_variants();
+std::span<const FillVariant> fill_variants();
+std::span<const ScaleVariant> scale_variants();
+std::span<const CopyVariant> copy_variants();
+std::span<const AccumulateVariant> accumulate_variants();
+std::span<const MultiplyVariant> multiply_variants();
+std::span<const MultiplyAccumulateVariant> multiply_accumulate_variants();
+std::span<const BiasForwardVariant> bias_forward_variants();
+std::span<const BiasBackwardVariant> bias_backward_variants();
+std::span<const SgdUpdateVariant> sgd_update_variants();
+std::span<const AdamUpdateVariant> adam_update_variants();
+std::span<const RmsPropUpdateVariant> rmsprop_update_variants();
 
 // Float layers run the tables unless their context selects the reference backend; double
 // layers (used for gradient checks) always run the reference kernels.
@@ -315,6 +356,136 @@ void batchnorm_backward(Context& ctx, const BatchNormShape& s, bool batch_stats,
   }
   if (dx && !accumulate) std::fill_n(dx, s.N * s.C * s.HW, T(0));  // the reference adds
   ref::batchnorm_backward(s, batch_stats, x, dy, mean, invstd, gamma, dx, dgamma, dbeta);
+}
+
+// --- elementwise utilities (ops/ref/eltwise_ref.cpp has the formulas) -------------------------
+// What the model's gradient loops (zeroing, clipping), Flatten, Dropout and a transposed
+// convolution's bias and gradient run.
+
+template <class T>
+void fill(const Context& ctx, int64_t count, T value, T* y) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (fast_kernels<T>(ctx)) return select(ctx, fill_variants(), count).run(ctx, count, value, y);
+  }
+  ref::fill(count, value, y);
+}
+
+template <class T>
+void scale(const Context& ctx, int64_t count, T s, T* x) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (fast_kernels<T>(ctx)) return select(ctx, scale_variants(), count).run(ctx, count, s, x);
+  }
+  ref::scale(count, s, x);
+}
+
+template <class T>
+void copy(const Context& ctx, int64_t count, const T* x, T* y) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (fast_kernels<T>(ctx)) return select(ctx, copy_variants(), count).run(ctx, count, x, y);
+  }
+  ref::copy(count, x, y);
+}
+
+template <class T>
+void accumulate(const Context& ctx, int64_t count, const T* x, T* y) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (fast_kernels<T>(ctx))
+      return select(ctx, accumulate_variants(), count).run(ctx, count, x, y);
+  }
+  ref::accumulate(count, x, y);
+}
+
+template <class T>
+void multiply(const Context& ctx, int64_t count, const T* x, const T* m, T* y) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (fast_kernels<T>(ctx))
+      return select(ctx, multiply_variants(), count).run(ctx, count, x, m, y);
+  }
+  ref::multiply(count, x, m, y);
+}
+
+template <class T>
+void multiply_accumulate(const Context& ctx, int64_t count, const T* x, const T* m, T* y) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (fast_kernels<T>(ctx))
+      return select(ctx, multiply_accumulate_variants(), count).run(ctx, count, x, m, y);
+  }
+  ref::multiply_accumulate(count, x, m, y);
+}
+
+// The squared L2 norm of a gradient, in double. Reference only: the sum's order is part of its
+// value (the norms reported, and whether and how much clipping scales), and a vectorised or
+// threaded sum would reorder it.
+template <class T>
+double sum_squares(const Context& /*ctx*/, int64_t count, const T* x) {
+  return ref::sum_squares(count, x);
+}
+
+template <class T>
+void bias_forward(const Context& ctx, const BiasShape& s, const T* b, T* y) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (fast_kernels<T>(ctx)) return select(ctx, bias_forward_variants(), s).run(ctx, s, b, y);
+  }
+  ref::bias_forward(s, b, y);
+}
+
+template <class T>
+void bias_backward(const Context& ctx, const BiasShape& s, const T* dy, T* db) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (fast_kernels<T>(ctx)) return select(ctx, bias_backward_variants(), s).run(ctx, s, dy, db);
+  }
+  ref::bias_backward(s, dy, db);
+}
+
+// Dropout's mask. Reference only: one random stream drawn in order (a split would change which
+// draw each element gets, and so every mask).
+template <class T>
+void dropout_mask(const Context& /*ctx*/, int64_t count, double p, T scale, Rng& rng, T* m) {
+  ref::dropout_mask(count, p, scale, rng, m);
+}
+
+// --- optimizer updates (ops/ref/optim_ref.cpp; the formulas in convnet/optim.hpp) ------------
+
+template <class T>
+void sgd_update(const Context& ctx, int64_t count, const SgdStep<T>& c, T* p, const T* g, T* buf) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (fast_kernels<T>(ctx))
+      return select(ctx, sgd_update_variants(), count).run(ctx, count, c, p, g, buf);
+  }
+  ref::sgd_update(count, c, p, g, buf);
+}
+
+template <class T>
+void adam_update(const Context& ctx, int64_t count, const AdamStep<T>& c, T* p, const T* g, T* m,
+                 T* v) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (fast_kernels<T>(ctx))
+      return select(ctx, adam_update_variants(), count).run(ctx, count, c, p, g, m, v);
+  }
+  ref::adam_update(count, c, p, g, m, v);
+}
+
+template <class T>
+void rmsprop_update(const Context& ctx, int64_t count, const RmsPropStep<T>& c, T* p, const T* g,
+                    T* v, T* g_avg, T* buf) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (fast_kernels<T>(ctx))
+      return select(ctx, rmsprop_update_variants(), count).run(ctx, count, c, p, g, v, g_avg, buf);
+  }
+  ref::rmsprop_update(count, c, p, g, v, g_avg, buf);
+}
+
+// --- losses: reference only -----------------------------------------------------------------
+// O(N·K) on the logits, far below a thread split, and the batch's loss is a sum whose order is
+// part of its value; the losses take no context.
+template <class T>
+T softmax_cross_entropy(int64_t N, int64_t K, const T* z, const int32_t* labels, T* dz) {
+  return ref::softmax_cross_entropy(N, K, z, labels, dz);
+}
+
+template <class T>
+T mse(int64_t count, const T* p, const T* t, T* dp) {
+  return ref::mse(count, p, t, dp);
 }
 
 // Runs kernel(begin, count) over [0, count): for float under Backend::Fast, large ranges

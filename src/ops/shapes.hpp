@@ -41,4 +41,34 @@ struct BatchNormShape {
   int64_t M() const { return N * HW; }
 };
 
+// A bias per channel over y viewed as (N, C, HW).
+struct BiasShape {
+  int64_t N = 1, C = 1, HW = 1;
+};
+
+// --- the constants of one optimizer step (convnet/optim.hpp has the formulas) ---------------
+// Converted to T by the optimizer before the loop, as they always were, so that a kernel's
+// arithmetic is exactly the per-element expression of the formula.
+template <class T>
+struct SgdStep {
+  T lr, weight_decay, momentum, damp;  // damp = 1 − dampening
+  bool first;                          // the first step: buf = d (no dampening)
+  bool nesterov;
+};
+template <class T>
+struct AdamStep {
+  T beta1, beta2;
+  T step_size;  // lr / (1 − β1^t)
+  T sqrt_bc2;   // sqrt(1 − β2^t)
+  T eps, weight_decay;
+  T decay;  // 1 − lr·wd (decoupled)
+  bool decoupled;
+};
+template <class T>
+struct RmsPropStep {
+  T lr, alpha, eps, weight_decay, momentum;
+  bool centered;
+  bool use_momentum;  // momentum > 0
+};
+
 }  // namespace convnet::ops

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "convnet/optim.hpp"
+#include "ops/kernels.hpp"
 
 namespace convnet {
 
@@ -17,25 +18,18 @@ Adam<T>::Adam(const AdamOptions& o) : o_(o) {
 }
 
 template <class T>
-void Adam<T>::update(std::span<T> p, std::span<const T> g, std::span<T* const> state, double lr) {
+void Adam<T>::update(const Context& ctx, std::span<T> p, std::span<const T> g,
+                     std::span<T* const> state, double lr) {
   const double t = static_cast<double>(this->steps_);
-  const T b1 = static_cast<T>(o_.beta1), b2 = static_cast<T>(o_.beta2);
-  const T step_size = static_cast<T>(lr / (1.0 - std::pow(o_.beta1, t)));
-  const T sqrt_bc2 = static_cast<T>(std::sqrt(1.0 - std::pow(o_.beta2, t)));
-  const T eps = static_cast<T>(o_.eps), wd = static_cast<T>(o_.weight_decay);
-  const T decay = static_cast<T>(1.0 - lr * o_.weight_decay);
-  T* m = state[0];
-  T* v = state[1];
-  for (size_t i = 0; i < p.size(); ++i) {
-    T d = g[i];
-    if (o_.decoupled)
-      p[i] *= decay;
-    else
-      d += wd * p[i];
-    m[i] = b1 * m[i] + (T(1) - b1) * d;
-    v[i] = b2 * v[i] + (T(1) - b2) * d * d;
-    p[i] -= step_size * m[i] / (std::sqrt(v[i]) / sqrt_bc2 + eps);
-  }
+  const ops::AdamStep<T> c{.beta1 = static_cast<T>(o_.beta1),
+                           .beta2 = static_cast<T>(o_.beta2),
+                           .step_size = static_cast<T>(lr / (1.0 - std::pow(o_.beta1, t))),
+                           .sqrt_bc2 = static_cast<T>(std::sqrt(1.0 - std::pow(o_.beta2, t))),
+                           .eps = static_cast<T>(o_.eps),
+                           .weight_decay = static_cast<T>(o_.weight_decay),
+                           .decay = static_cast<T>(1.0 - lr * o_.weight_decay),
+                           .decoupled = o_.decoupled};
+  ops::adam_update(ctx, static_cast<int64_t>(p.size()), c, p.data(), g.data(), state[0], state[1]);
 }
 
 template <class T>

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "convnet/optim.hpp"
+#include "convnet/runtime.hpp"
 
 namespace convnet {
 
@@ -28,17 +29,27 @@ void Optimizer<T>::prepare(std::span<const typename ParamArena<T>::Slot> slots, 
 }
 
 template <class T>
-void Optimizer<T>::step(ParamArena<T>& arena, double lr) {
+void Optimizer<T>::step(ParamArena<T>& arena, double lr, const Context& ctx) {
   prepare(arena.slots(), arena.size(), {});
   ++steps_;
   T* state[8];
   for (size_t k = 0; k < state_.size(); ++k) state[k] = state_[k].data();
-  update(arena.values(), std::as_const(arena).grads(), std::span<T* const>(state, state_.size()),
-         lr);
+  update(ctx, arena.values(), std::as_const(arena).grads(),
+         std::span<T* const>(state, state_.size()), lr);
+}
+
+template <class T>
+void Optimizer<T>::step(ParamArena<T>& arena, double lr) {
+  step(arena, lr, default_context());
 }
 
 template <class T>
 void Optimizer<T>::step(std::span<const Param<T>> params) {
+  step(params, default_context());
+}
+
+template <class T>
+void Optimizer<T>::step(std::span<const Param<T>> params, const Context& ctx) {
   std::vector<int64_t> sizes;
   for (const Param<T>& p : params) {
     CONVNET_CHECK(p.grad->numel() == p.value->numel(), name(), ": parameter ", p.name, " has ",
@@ -52,7 +63,7 @@ void Optimizer<T>::step(std::span<const Param<T>> params) {
   T* state[8];
   for (size_t i = 0; i < params.size(); ++i) {
     for (size_t k = 0; k < state_.size(); ++k) state[k] = state_[k].data() + layout_[i].offset;
-    update(params[i].value->span(), std::as_const(*params[i].grad).span(),
+    update(ctx, params[i].value->span(), std::as_const(*params[i].grad).span(),
            std::span<T* const>(state, state_.size()), learning_rate());
   }
 }

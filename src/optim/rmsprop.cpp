@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "convnet/optim.hpp"
+#include "ops/kernels.hpp"
 
 namespace convnet {
 
@@ -15,31 +16,17 @@ RmsProp<T>::RmsProp(const RmsPropOptions& o) : o_(o) {
 }
 
 template <class T>
-void RmsProp<T>::update(std::span<T> p, std::span<const T> g, std::span<T* const> state,
-                        double learning_rate) {
-  const T lr = static_cast<T>(learning_rate), alpha = static_cast<T>(o_.alpha);
-  const T eps = static_cast<T>(o_.eps), wd = static_cast<T>(o_.weight_decay);
-  const T mu = static_cast<T>(o_.momentum);
-  T* v = state[0];
-  T* g_avg = state[1];
-  T* buf = state[2];
-  for (size_t i = 0; i < p.size(); ++i) {
-    const T d = g[i] + wd * p[i];
-    v[i] = alpha * v[i] + (T(1) - alpha) * d * d;
-    T avg;
-    if (o_.centered) {
-      g_avg[i] = alpha * g_avg[i] + (T(1) - alpha) * d;
-      avg = std::sqrt(v[i] - g_avg[i] * g_avg[i]) + eps;
-    } else {
-      avg = std::sqrt(v[i]) + eps;
-    }
-    if (o_.momentum > 0.0) {
-      buf[i] = mu * buf[i] + d / avg;
-      p[i] -= lr * buf[i];
-    } else {
-      p[i] -= lr * d / avg;
-    }
-  }
+void RmsProp<T>::update(const Context& ctx, std::span<T> p, std::span<const T> g,
+                        std::span<T* const> state, double learning_rate) {
+  const ops::RmsPropStep<T> c{.lr = static_cast<T>(learning_rate),
+                              .alpha = static_cast<T>(o_.alpha),
+                              .eps = static_cast<T>(o_.eps),
+                              .weight_decay = static_cast<T>(o_.weight_decay),
+                              .momentum = static_cast<T>(o_.momentum),
+                              .centered = o_.centered,
+                              .use_momentum = o_.momentum > 0.0};
+  ops::rmsprop_update(ctx, static_cast<int64_t>(p.size()), c, p.data(), g.data(), state[0],
+                      state[1], state[2]);
 }
 
 template class RmsProp<float>;

@@ -1,5 +1,6 @@
 // SGD with momentum, dampening, Nesterov and weight decay; formulas in include/convnet/optim.hpp.
 #include "convnet/optim.hpp"
+#include "ops/kernels.hpp"
 
 namespace convnet {
 
@@ -14,20 +15,16 @@ Sgd<T>::Sgd(const SgdOptions& o) : o_(o) {
 }
 
 template <class T>
-void Sgd<T>::update(std::span<T> p, std::span<const T> g, std::span<T* const> state,
-                    double learning_rate) {
-  const T lr = static_cast<T>(learning_rate), wd = static_cast<T>(o_.weight_decay);
-  const T mu = static_cast<T>(o_.momentum), damp = static_cast<T>(1.0 - o_.dampening);
-  const bool first = this->steps_ == 1;
-  T* buf = state.empty() ? nullptr : state[0];
-  for (size_t i = 0; i < p.size(); ++i) {
-    T d = g[i] + wd * p[i];
-    if (buf) {
-      buf[i] = first ? d : mu * buf[i] + damp * d;  // no dampening on the first step
-      d = o_.nesterov ? d + mu * buf[i] : buf[i];
-    }
-    p[i] -= lr * d;
-  }
+void Sgd<T>::update(const Context& ctx, std::span<T> p, std::span<const T> g,
+                    std::span<T* const> state, double learning_rate) {
+  const ops::SgdStep<T> c{.lr = static_cast<T>(learning_rate),
+                          .weight_decay = static_cast<T>(o_.weight_decay),
+                          .momentum = static_cast<T>(o_.momentum),
+                          .damp = static_cast<T>(1.0 - o_.dampening),
+                          .first = this->steps_ == 1,
+                          .nesterov = o_.nesterov};
+  ops::sgd_update(ctx, static_cast<int64_t>(p.size()), c, p.data(), g.data(),
+                  state.empty() ? nullptr : state[0]);
 }
 
 template class Sgd<float>;

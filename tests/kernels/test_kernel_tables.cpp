@@ -469,6 +469,257 @@ INSTANTIATE_TEST_SUITE_P(Variant, AddBackward,
                          ::testing::Range<size_t>(0, ops::add_backward_variants().size()),
                          variant_name(ops::add_backward_variants()));
 
+// --- elementwise utilities and optimizer updates: exactly the reference, in float ----------
+// The model's gradient zeroing and clipping, Flatten, Dropout and the optimizers' updates run
+// these, and must leave a training run's bits as they were: each variant is compared with the
+// reference run in float, bit for bit, on sizes around the thread split (1 chunk below 2^14
+// values, 2 from 2^15 at 2 threads) and vector tails.
+const int64_t kUpdateCounts[] = {
+    1, 7, 16, 17, 1000, (1 << 14) - 1, 1 << 14, (1 << 15) - 1, 1 << 15, (1 << 15) + 3, 100003};
+
+// Bit for bit (signed zeros and NaNs included), naming the first element that differs.
+::testing::AssertionResult same_bits(const Tensor<float>& got, const Tensor<float>& want) {
+  if (got.numel() != want.numel())
+    return ::testing::AssertionFailure() << "size " << got.numel() << " vs " << want.numel();
+  for (int64_t i = 0; i < got.numel(); ++i)
+    if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0)
+      return ::testing::AssertionFailure() << "element " << i << " of " << got.numel() << ": got "
+                                           << got[i] << ", want " << want[i];
+  return ::testing::AssertionSuccess();
+}
+
+// Values with every sign and a spread of magnitudes (and some exact zeros).
+Tensor<float> spread(int64_t n, uint64_t seed, double scale = 1.0) {
+  Rng rng(seed);
+  Tensor<float> t = testing::random_normal<float>(Shape{n}, rng, scale);
+  for (int64_t i = 0; i < n; i += 97) t[i] = 0.0f;
+  return t;
+}
+// Non-negative values (second moments).
+Tensor<float> positive(int64_t n, uint64_t seed) {
+  Tensor<float> t = spread(n, seed);
+  for (int64_t i = 0; i < n; ++i) t[i] = t[i] * t[i] * 0.01f;
+  return t;
+}
+
+class Fill : public ::testing::TestWithParam<size_t> {};
+TEST_P(Fill, MatchesRefExactly) {
+  const auto& variant = ops::fill_variants()[GetParam()];
+  for_supported(variant, kUpdateCounts, [&](int64_t n, const Context& ctx) {
+    Tensor<float> y = spread(n, 1), y_ref = y;
+    variant.run(ctx, n, -0.0f, y.data());
+    ops::ref::fill(n, -0.0f, y_ref.data());
+    EXPECT_TRUE(same_bits(y, y_ref)) << n;
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, Fill, ::testing::Range<size_t>(0, ops::fill_variants().size()),
+                         variant_name(ops::fill_variants()));
+
+class Scale : public ::testing::TestWithParam<size_t> {};
+TEST_P(Scale, MatchesRefExactly) {
+  const auto& variant = ops::scale_variants()[GetParam()];
+  for_supported(variant, kUpdateCounts, [&](int64_t n, const Context& ctx) {
+    Tensor<float> x = spread(n, 2), x_ref = x;
+    variant.run(ctx, n, 0.3712f, x.data());
+    ops::ref::scale(n, 0.3712f, x_ref.data());
+    EXPECT_TRUE(same_bits(x, x_ref)) << n;
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, Scale, ::testing::Range<size_t>(0, ops::scale_variants().size()),
+                         variant_name(ops::scale_variants()));
+
+class Copy : public ::testing::TestWithParam<size_t> {};
+TEST_P(Copy, MatchesRefExactly) {
+  const auto& variant = ops::copy_variants()[GetParam()];
+  for_supported(variant, kUpdateCounts, [&](int64_t n, const Context& ctx) {
+    const Tensor<float> x = spread(n, 3);
+    Tensor<float> y(Shape{n}, NAN);
+    variant.run(ctx, n, x.data(), y.data());
+    EXPECT_TRUE(same_bits(y, x)) << n;
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, Copy, ::testing::Range<size_t>(0, ops::copy_variants().size()),
+                         variant_name(ops::copy_variants()));
+
+class Accumulate : public ::testing::TestWithParam<size_t> {};
+TEST_P(Accumulate, MatchesRefExactly) {
+  const auto& variant = ops::accumulate_variants()[GetParam()];
+  for_supported(variant, kUpdateCounts, [&](int64_t n, const Context& ctx) {
+    const Tensor<float> x = spread(n, 4);
+    Tensor<float> y = spread(n, 5), y_ref = y;
+    variant.run(ctx, n, x.data(), y.data());
+    ops::ref::accumulate(n, x.data(), y_ref.data());
+    EXPECT_TRUE(same_bits(y, y_ref)) << n;
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, Accumulate,
+                         ::testing::Range<size_t>(0, ops::accumulate_variants().size()),
+                         variant_name(ops::accumulate_variants()));
+
+class Multiply : public ::testing::TestWithParam<size_t> {};
+TEST_P(Multiply, MatchesRefExactly) {
+  const auto& variant = ops::multiply_variants()[GetParam()];
+  for_supported(variant, kUpdateCounts, [&](int64_t n, const Context& ctx) {
+    const Tensor<float> x = spread(n, 6), m = spread(n, 7);
+    Tensor<float> y(Shape{n}, NAN), y_ref(Shape{n}, NAN);
+    variant.run(ctx, n, x.data(), m.data(), y.data());
+    ops::ref::multiply(n, x.data(), m.data(), y_ref.data());
+    EXPECT_TRUE(same_bits(y, y_ref)) << n;
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, Multiply,
+                         ::testing::Range<size_t>(0, ops::multiply_variants().size()),
+                         variant_name(ops::multiply_variants()));
+
+// y + x·m rounds twice in the reference; a fused multiply-add would round once and differ.
+class MultiplyAccumulate : public ::testing::TestWithParam<size_t> {};
+TEST_P(MultiplyAccumulate, MatchesRefExactly) {
+  const auto& variant = ops::multiply_accumulate_variants()[GetParam()];
+  for_supported(variant, kUpdateCounts, [&](int64_t n, const Context& ctx) {
+    const Tensor<float> x = spread(n, 8), m = spread(n, 9);
+    Tensor<float> y = spread(n, 10), y_ref = y;
+    variant.run(ctx, n, x.data(), m.data(), y.data());
+    ops::ref::multiply_accumulate(n, x.data(), m.data(), y_ref.data());
+    EXPECT_TRUE(same_bits(y, y_ref)) << n;
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, MultiplyAccumulate,
+                         ::testing::Range<size_t>(0, ops::multiply_accumulate_variants().size()),
+                         variant_name(ops::multiply_accumulate_variants()));
+
+// Bias over channels: small shapes (one call) and shapes past the thread split, odd sizes.
+const ops::BiasShape kBiasShapes[] = {{1, 1, 1},     {2, 3, 5},     {3, 7, 1000}, {64, 6, 196},
+                                      {5, 17, 2048}, {1, 33, 1023}, {7, 1, 4099}};
+
+class BiasForward : public ::testing::TestWithParam<size_t> {};
+TEST_P(BiasForward, MatchesRefExactly) {
+  const auto& variant = ops::bias_forward_variants()[GetParam()];
+  for_supported(variant, kBiasShapes, [&](const ops::BiasShape& s, const Context& ctx) {
+    const int64_t n = s.N * s.C * s.HW;
+    const Tensor<float> b = spread(s.C, 11);
+    Tensor<float> y = spread(n, 12), y_ref = y;
+    variant.run(ctx, s, b.data(), y.data());
+    ops::ref::bias_forward(s, b.data(), y_ref.data());
+    EXPECT_TRUE(same_bits(y, y_ref)) << s.N << "x" << s.C << "x" << s.HW;
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, BiasForward,
+                         ::testing::Range<size_t>(0, ops::bias_forward_variants().size()),
+                         variant_name(ops::bias_forward_variants()));
+
+// The bias gradient is a sum: exactly the reference's means in the reference's order.
+class BiasBackward : public ::testing::TestWithParam<size_t> {};
+TEST_P(BiasBackward, MatchesRefExactly) {
+  const auto& variant = ops::bias_backward_variants()[GetParam()];
+  for_supported(variant, kBiasShapes, [&](const ops::BiasShape& s, const Context& ctx) {
+    const Tensor<float> dy = spread(s.N * s.C * s.HW, 13);
+    Tensor<float> db = spread(s.C, 14), db_ref = db;  // accumulates
+    variant.run(ctx, s, dy.data(), db.data());
+    ops::ref::bias_backward(s, dy.data(), db_ref.data());
+    EXPECT_TRUE(same_bits(db, db_ref)) << s.N << "x" << s.C << "x" << s.HW;
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, BiasBackward,
+                         ::testing::Range<size_t>(0, ops::bias_backward_variants().size()),
+                         variant_name(ops::bias_backward_variants()));
+
+// Every option of each optimizer, at the first step and a later one: parameters and state
+// exactly the reference's.
+class SgdUpdate : public ::testing::TestWithParam<size_t> {};
+TEST_P(SgdUpdate, MatchesRefExactly) {
+  const auto& variant = ops::sgd_update_variants()[GetParam()];
+  for_supported(variant, kUpdateCounts, [&](int64_t n, const Context& ctx) {
+    const Tensor<float> g = spread(n, 15);
+    for (const ops::SgdStep<float> c :
+         {ops::SgdStep<float>{0.05f, 0.0f, 0.0f, 1.0f, true, false},
+          ops::SgdStep<float>{0.05f, 1e-4f, 0.9f, 1.0f, true, false},
+          ops::SgdStep<float>{0.05f, 1e-4f, 0.9f, 0.9f, false, false},
+          ops::SgdStep<float>{0.01f, 5e-4f, 0.9f, 1.0f, false, true}}) {
+      SCOPED_TRACE(::testing::Message()
+                   << n << " values, wd " << c.weight_decay << " momentum " << c.momentum
+                   << " first " << c.first << " nesterov " << c.nesterov);
+      Tensor<float> p = spread(n, 16), buf = spread(n, 17, 0.1), p_ref = p, buf_ref = buf;
+      float* b = c.momentum > 0 ? buf.data() : nullptr;
+      float* b_ref = c.momentum > 0 ? buf_ref.data() : nullptr;
+      variant.run(ctx, n, c, p.data(), g.data(), b);
+      ops::ref::sgd_update(n, c, p_ref.data(), g.data(), b_ref);
+      EXPECT_TRUE(same_bits(p, p_ref)) << "p";
+      EXPECT_TRUE(same_bits(buf, buf_ref)) << "momentum buffer";
+    }
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, SgdUpdate,
+                         ::testing::Range<size_t>(0, ops::sgd_update_variants().size()),
+                         variant_name(ops::sgd_update_variants()));
+
+class AdamUpdate : public ::testing::TestWithParam<size_t> {};
+TEST_P(AdamUpdate, MatchesRefExactly) {
+  const auto& variant = ops::adam_update_variants()[GetParam()];
+  for_supported(variant, kUpdateCounts, [&](int64_t n, const Context& ctx) {
+    const Tensor<float> g = spread(n, 18);
+    for (int t : {1, 7})
+      for (bool decoupled : {false, true}) {
+        SCOPED_TRACE(::testing::Message()
+                     << n << " values, step " << t << " decoupled " << decoupled);
+        const double lr = 1e-3, wd = decoupled ? 1e-2 : 1e-4;
+        const ops::AdamStep<float> c{
+            .beta1 = 0.9f,
+            .beta2 = 0.999f,
+            .step_size = static_cast<float>(lr / (1.0 - std::pow(0.9, t))),
+            .sqrt_bc2 = static_cast<float>(std::sqrt(1.0 - std::pow(0.999, t))),
+            .eps = 1e-8f,
+            .weight_decay = static_cast<float>(wd),
+            .decay = static_cast<float>(1.0 - lr * wd),
+            .decoupled = decoupled};
+        Tensor<float> p = spread(n, 19), m = spread(n, 20, 0.1), v = positive(n, 21);
+        Tensor<float> p_ref = p, m_ref = m, v_ref = v;
+        variant.run(ctx, n, c, p.data(), g.data(), m.data(), v.data());
+        ops::ref::adam_update(n, c, p_ref.data(), g.data(), m_ref.data(), v_ref.data());
+        EXPECT_TRUE(same_bits(p, p_ref)) << "p";
+        EXPECT_TRUE(same_bits(m, m_ref)) << "m";
+        EXPECT_TRUE(same_bits(v, v_ref)) << "v";
+      }
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, AdamUpdate,
+                         ::testing::Range<size_t>(0, ops::adam_update_variants().size()),
+                         variant_name(ops::adam_update_variants()));
+
+class RmsPropUpdate : public ::testing::TestWithParam<size_t> {};
+TEST_P(RmsPropUpdate, MatchesRefExactly) {
+  const auto& variant = ops::rmsprop_update_variants()[GetParam()];
+  for_supported(variant, kUpdateCounts, [&](int64_t n, const Context& ctx) {
+    const Tensor<float> g = spread(n, 22);
+    for (bool centered : {false, true})
+      for (float momentum : {0.0f, 0.9f}) {
+        SCOPED_TRACE(::testing::Message()
+                     << n << " values, centered " << centered << " momentum " << momentum);
+        const ops::RmsPropStep<float> c{.lr = 1e-2f,
+                                        .alpha = 0.99f,
+                                        .eps = 1e-8f,
+                                        .weight_decay = 1e-4f,
+                                        .momentum = momentum,
+                                        .centered = centered,
+                                        .use_momentum = momentum > 0};
+        // v ≥ g_avg² keeps the centered square root real, as the update's history does.
+        Tensor<float> p = spread(n, 23), v = positive(n, 24), g_avg = spread(n, 25, 0.01),
+                      buf = spread(n, 26, 0.1);
+        for (int64_t i = 0; i < n; ++i) v[i] += g_avg[i] * g_avg[i];
+        Tensor<float> p_ref = p, v_ref = v, g_avg_ref = g_avg, buf_ref = buf;
+        variant.run(ctx, n, c, p.data(), g.data(), v.data(), g_avg.data(), buf.data());
+        ops::ref::rmsprop_update(n, c, p_ref.data(), g.data(), v_ref.data(), g_avg_ref.data(),
+                                 buf_ref.data());
+        EXPECT_TRUE(same_bits(p, p_ref)) << "p";
+        EXPECT_TRUE(same_bits(v, v_ref)) << "v";
+        EXPECT_TRUE(same_bits(g_avg, g_avg_ref)) << "g_avg";
+        EXPECT_TRUE(same_bits(buf, buf_ref)) << "momentum buffer";
+      }
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Variant, RmsPropUpdate,
+                         ::testing::Range<size_t>(0, ops::rmsprop_update_variants().size()),
+                         variant_name(ops::rmsprop_update_variants()));
+
 // Concatenation has no fast variant; its reference, worked by hand: two images of 1 and 2
 // channels of 2 values each interleave per image, and backward splits them back.
 TEST(ConcatRef, HandWorked) {
@@ -518,6 +769,17 @@ TEST(KernelTables, ListEveryVariant) {
   expect_well_formed("batchnorm stats", ops::batchnorm_stats_variants());
   expect_well_formed("batchnorm forward", ops::batchnorm_forward_variants());
   expect_well_formed("batchnorm backward", ops::batchnorm_backward_variants());
+  expect_well_formed("fill", ops::fill_variants());
+  expect_well_formed("scale", ops::scale_variants());
+  expect_well_formed("copy", ops::copy_variants());
+  expect_well_formed("accumulate", ops::accumulate_variants());
+  expect_well_formed("multiply", ops::multiply_variants());
+  expect_well_formed("multiply accumulate", ops::multiply_accumulate_variants());
+  expect_well_formed("bias forward", ops::bias_forward_variants());
+  expect_well_formed("bias backward", ops::bias_backward_variants());
+  expect_well_formed("sgd update", ops::sgd_update_variants());
+  expect_well_formed("adam update", ops::adam_update_variants());
+  expect_well_formed("rmsprop update", ops::rmsprop_update_variants());
 }
 
 // Some variant supports every shape: grouped convolutions go to "grouped", and dense ones to

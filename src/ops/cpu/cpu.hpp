@@ -4,6 +4,7 @@
 // takes the context (convnet/context.hpp) whose thread count and pool split its work.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -13,6 +14,18 @@
 #include "ops/shapes.hpp"
 
 namespace convnet::ops::cpu {
+
+// fn(lo, hi) on ranges covering [0, count): one per thread of ctx, but none shorter than
+// kElementwiseGrain elements, so that small tensors stay on the calling thread. For elementwise
+// kernels, whose results do not depend on the split.
+inline constexpr int64_t kElementwiseGrain = 1 << 14;
+template <class Fn>
+void split_elementwise(const Context& ctx, int64_t count, Fn&& fn) {
+  const int64_t chunks =
+      std::max<int64_t>(1, std::min<int64_t>(ctx.num_threads(), count / kElementwiseGrain));
+  parallel_for(ctx, 0, chunks,
+               [&](int64_t lo, int64_t hi, int) { fn(count * lo / chunks, count * hi / chunks); });
+}
 
 // C = op(A) · op(B) + (accumulate ? C : 0), row-major; op(A) is M×K, op(B) is K×N.
 // op(A) = A (M×K, leading dim lda) or, when trans_a, Aᵀ with A stored K×M. Likewise for B.
@@ -120,8 +133,26 @@ void relu_backward(const Context& ctx, int64_t count, const float* x, const floa
 void add_forward(const Context& ctx, int64_t count, std::span<const float* const> xs, float* y);
 void add_backward(const Context& ctx, int64_t count, const float* dy, std::span<float* const> dxs,
                   std::span<const bool> assign);
-// y[0:count) = value, threaded.
+// Same semantics as ref::fill, scale, copy, accumulate, multiply, multiply_accumulate,
+// bias_forward and bias_backward: threaded and vectorised, bit for bit the reference's.
 void fill(const Context& ctx, int64_t count, float value, float* y);
+void scale(const Context& ctx, int64_t count, float s, float* x);
+void copy(const Context& ctx, int64_t count, const float* x, float* y);
+void accumulate(const Context& ctx, int64_t count, const float* x, float* y);
+void multiply(const Context& ctx, int64_t count, const float* x, const float* m, float* y);
+void multiply_accumulate(const Context& ctx, int64_t count, const float* x, const float* m,
+                         float* y);
+void bias_forward(const Context& ctx, const BiasShape& s, const float* b, float* y);
+void bias_backward(const Context& ctx, const BiasShape& s, const float* dy, float* db);
+
+// Same semantics as ref::sgd_update, adam_update and rmsprop_update: threaded and vectorised,
+// each element's expression the reference's, so bit for bit its results (optim.cpp).
+void sgd_update(const Context& ctx, int64_t count, const SgdStep<float>& c, float* p,
+                const float* g, float* buf);
+void adam_update(const Context& ctx, int64_t count, const AdamStep<float>& c, float* p,
+                 const float* g, float* m, float* v);
+void rmsprop_update(const Context& ctx, int64_t count, const RmsPropStep<float>& c, float* p,
+                    const float* g, float* v, float* g_avg, float* buf);
 
 // Same semantics as ref::batchnorm_*; threaded over (image, channel) planes, each channel's
 // sums added in a fixed order, so results do not depend on the thread count. Sums are

@@ -1,6 +1,6 @@
-// The tables of the ops with one fast variant each (linear, max pooling, ReLU, add, batch norm),
-// and what all tables share. A second variant goes before the one it beats, with a supports()
-// that accepts only the shapes it wins on.
+// The tables of the ops with one fast variant each (linear, max pooling, ReLU, add, batch norm,
+// the elementwise utilities and the optimizer updates), and what all tables share. A second variant
+// goes before the one it beats, with a supports() that accepts only the shapes it wins on.
 #include "ops/kernels.hpp"
 
 namespace convnet::ops {
@@ -41,6 +41,28 @@ constexpr BatchNormForwardVariant kBatchNormForward[] = {
 constexpr BatchNormBackwardVariant kBatchNormBackward[] = {
     {"planes", Isa::Baseline, any_shape<BatchNormShape>, cpu::batchnorm_backward}};
 
+// Elementwise utilities and the optimizer updates: threads over ranges, vectorised per ISA.
+constexpr FillVariant kFill[] = {{"threaded", Isa::Baseline, any_shape<int64_t>, cpu::fill}};
+constexpr ScaleVariant kScale[] = {{"threaded", Isa::Baseline, any_shape<int64_t>, cpu::scale}};
+constexpr CopyVariant kCopy[] = {{"threaded", Isa::Baseline, any_shape<int64_t>, cpu::copy}};
+constexpr AccumulateVariant kAccumulate[] = {
+    {"threaded", Isa::Baseline, any_shape<int64_t>, cpu::accumulate}};
+constexpr MultiplyVariant kMultiply[] = {
+    {"threaded", Isa::Baseline, any_shape<int64_t>, cpu::multiply}};
+constexpr MultiplyAccumulateVariant kMultiplyAccumulate[] = {
+    {"threaded", Isa::Baseline, any_shape<int64_t>, cpu::multiply_accumulate}};
+// Threads over (image, channel) planes forward, over channels backward.
+constexpr BiasForwardVariant kBiasForward[] = {
+    {"planes", Isa::Baseline, any_shape<BiasShape>, cpu::bias_forward}};
+constexpr BiasBackwardVariant kBiasBackward[] = {
+    {"channels", Isa::Baseline, any_shape<BiasShape>, cpu::bias_backward}};
+constexpr SgdUpdateVariant kSgdUpdate[] = {
+    {"threaded", Isa::Baseline, any_shape<int64_t>, cpu::sgd_update}};
+constexpr AdamUpdateVariant kAdamUpdate[] = {
+    {"threaded", Isa::Baseline, any_shape<int64_t>, cpu::adam_update}};
+constexpr RmsPropUpdateVariant kRmsPropUpdate[] = {
+    {"threaded", Isa::Baseline, any_shape<int64_t>, cpu::rmsprop_update}};
+
 }  // namespace
 
 const char* isa_name(Isa isa) {
@@ -73,5 +95,18 @@ std::span<const BatchNormForwardVariant> batchnorm_forward_variants() { return k
 std::span<const BatchNormBackwardVariant> batchnorm_backward_variants() {
   return kBatchNormBackward;
 }
+std::span<const FillVariant> fill_variants() { return kFill; }
+std::span<const ScaleVariant> scale_variants() { return kScale; }
+std::span<const CopyVariant> copy_variants() { return kCopy; }
+std::span<const AccumulateVariant> accumulate_variants() { return kAccumulate; }
+std::span<const MultiplyVariant> multiply_variants() { return kMultiply; }
+std::span<const MultiplyAccumulateVariant> multiply_accumulate_variants() {
+  return kMultiplyAccumulate;
+}
+std::span<const BiasForwardVariant> bias_forward_variants() { return kBiasForward; }
+std::span<const BiasBackwardVariant> bias_backward_variants() { return kBiasBackward; }
+std::span<const SgdUpdateVariant> sgd_update_variants() { return kSgdUpdate; }
+std::span<const AdamUpdateVariant> adam_update_variants() { return kAdamUpdate; }
+std::span<const RmsPropUpdateVariant> rmsprop_update_variants() { return kRmsPropUpdate; }
 
 }  // namespace convnet::ops

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <span>
 
+#include "convnet/rng.hpp"
 #include "ops/shapes.hpp"
 
 namespace convnet::ops::ref {
@@ -126,6 +127,60 @@ template <class T>
 void batchnorm_backward(const BatchNormShape& s, bool batch_stats, const T* x, const T* dy,
                         const T* mean, const T* invstd, const T* gamma, T* dx, T* dgamma,
                         T* dbeta);
+
+// --- elementwise (over count values) ---------------------------------------------------------
+// y = value
+template <class T>
+void fill(int64_t count, T value, T* y);
+// x = s·x (gradient clipping)
+template <class T>
+void scale(int64_t count, T s, T* x);
+// y = x
+template <class T>
+void copy(int64_t count, const T* x, T* y);
+// y += x
+template <class T>
+void accumulate(int64_t count, const T* x, T* y);
+// y = x ⊙ m
+template <class T>
+void multiply(int64_t count, const T* x, const T* m, T* y);
+// y += x ⊙ m
+template <class T>
+void multiply_accumulate(int64_t count, const T* x, const T* m, T* y);
+// Σ x², each square and the running sum in double, in index order (a gradient's squared L2
+// norm; the order is part of the result).
+template <class T>
+double sum_squares(int64_t count, const T* x);
+
+// --- bias over channels (y, dy: (N, C, HW); b, db: (C)) ---------------------------------------
+// y[n,c,i] += b[c]
+template <class T>
+void bias_forward(const BiasShape& s, const T* b, T* y);
+// db[c] += Σ_n (Σ_i dy[n,c,i]): each plane summed in T on its own, then added to db[c] in n order.
+template <class T>
+void bias_backward(const BiasShape& s, const T* dy, T* db);
+
+// --- dropout ------------------------------------------------------------------------------------
+// m[i] = (u_i >= p) ? scale : 0 with u_i = rng.uniform() drawn in index order (inverted dropout:
+// scale = 1/(1 − p)). Sequential: every mask depends on the stream's order.
+template <class T>
+void dropout_mask(int64_t count, double p, T scale, Rng& rng, T* m);
+
+// --- optimizer updates (one step over count parameters; the state arrays beside them) --------
+// SGD:  d = g + wd·p;  buf (when not null) = first ? d : μ·buf + damp·d,
+//       d = nesterov ? d + μ·buf : buf;  p −= lr·d
+template <class T>
+void sgd_update(int64_t count, const SgdStep<T>& c, T* p, const T* g, T* buf);
+// Adam: d = g + wd·p (AdamW: p = p·decay, d = g);  m = β1·m + (1 − β1)·d;  v = β2·v + (1 − β2)·d²;
+//       p −= step_size·m / (sqrt(v) / sqrt_bc2 + eps)
+template <class T>
+void adam_update(int64_t count, const AdamStep<T>& c, T* p, const T* g, T* m, T* v);
+// RMSProp: d = g + wd·p;  v = α·v + (1 − α)·d²;
+//          centered: g_avg = α·g_avg + (1 − α)·d, avg = sqrt(v − g_avg²) + eps; else
+//          avg = sqrt(v) + eps;  momentum: buf = μ·buf + d/avg, p −= lr·buf; else p −= lr·d/avg
+template <class T>
+void rmsprop_update(int64_t count, const RmsPropStep<T>& c, T* p, const T* g, T* v, T* g_avg,
+                    T* buf);
 
 // --- losses (mean over the batch; the gradient is assigned, it starts backpropagation) -------
 // L = (1/N) Σ_n [logsumexp(z_n) - z_n[label_n]];  dz (optional) = (softmax(z) - onehot) / N.
