@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <cmath>
 #include <functional>
 #include <numeric>
@@ -25,6 +28,30 @@ class ThreadCount {
 
  private:
   int saved_;
+};
+
+// A fresh folder for the test (named by the process and the test), removed with everything in it
+// at the end of the scope.
+class TempDir {
+ public:
+  TempDir()
+      : dir_(std::filesystem::temp_directory_path() /
+             ("convnet_" + std::to_string(::getpid()) + "_" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->test_suite_name() + "_" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+ private:
+  std::filesystem::path dir_;
 };
 
 // set_backend(b) for the scope, then the previous backend again.
