@@ -6,6 +6,7 @@
 
 #include "args.hpp"
 #include "commands.hpp"
+#include "common_flags.hpp"
 #include "convnet/gradcheck.hpp"
 #include "convnet/spec.hpp"
 
@@ -19,8 +20,7 @@ int cmd_gradcheck(int argc, char** argv) {
                  "|analytic - numeric| <= atol + rtol*|numeric|; elements on a kink (ReLU at 0,\n"
                  "tied max-pool inputs) have no derivative and are counted, not compared.\n"
                  "Exits 1 if any element fails.");
-  args.add("model", "lenet",
-           "built-in model (lenet, vgg-small, resnet-small) or a model spec file");
+  add_model_flag(args);
   args.add("input", "1x28x28", "one sample's shape, CxHxW");
   args.add("batch", "2", "samples in the random batch");
   args.add("samples", "32", "elements checked per tensor (sampled at random)");
