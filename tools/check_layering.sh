@@ -17,7 +17,7 @@ set -euo pipefail
 #       | may include: layers by name, single files by path, `public` (every public header); a
 #         layer's own files may always include each other.
 # A public header may include only public headers, whatever its layer (src/ is not installed).
-# context (core) and trainer (train) are listed before their headers exist.
+# context (core) is listed before its header exists.
 TABLE='
 core      | src/core                | error shape tensor rng runtime files context   | -
 ops/ref   | src/ops/ref             |                                                | core src/ops/shapes.hpp
@@ -29,14 +29,15 @@ optim     | src/optim               | optim                                     
 model     | src/model               | executor model graph zoo                       | core layers loss optim src/ops/kernels.hpp
 data      | src/data                | data image                                     | core
 io        | src/io                  | safetensors spec checkpoint onnx               | core layers loss optim model
-train     | src/train               | train trainer metrics schedule gradcheck       | core data layers loss optim model io
+train     | src/train               | train metrics schedule gradcheck               | core data layers loss optim model io
 report    | src/report              | report                                         | core data layers loss optim model io train
+trainer   | src/train/trainer.cpp   | trainer                                        | core data layers loss optim model io train report
 predictor | src/model/predictor.cpp | predictor                                      | core data layers loss optim model io
 api       |                         | convnet                                        | public
 cli       | tools/convnet           |                                                | public
 examples  | examples                |                                                | public
 bench     | bench                   |                                                | public ops
-tests     | tests                   |                                                | public core ops ops/ref ops/cpu layers loss optim model data io train report predictor
+tests     | tests                   |                                                | public core ops ops/ref ops/cpu layers loss optim model data io train report trainer predictor
 '
 
 self=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")
