@@ -1,7 +1,7 @@
 // convnet gradcheck: builds a model in double precision with random input and labels, and
 // prints, per layer and tensor, how far backpropagation is from central finite differences.
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <iostream>
 
 #include "args.hpp"
@@ -47,7 +47,8 @@ int cmd_gradcheck(int argc, char** argv) {
 
   GradcheckOptions options;
   options.eps = args.get_double("eps");
-  if (!(options.eps > 0)) throw UsageError{"--eps: expected a positive step, got " + args.get("eps")};
+  if (!(options.eps > 0))
+    throw UsageError{"--eps: expected a positive step, got " + args.get("eps")};
   options.max_per_tensor = args.get_int("samples", 1);
   options.atol = args.get_double("atol");
   options.rtol = args.get_double("rtol");

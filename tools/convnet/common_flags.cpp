@@ -33,4 +33,14 @@ void add_data_flags(ArgParser& args, const std::string& data_default,
   args.add("image-size", "3x32x32", "CxHxW images of an image folder are converted to");
 }
 
+void add_checkpoint_flag(ArgParser& args) {
+  args.add("checkpoint", "", "checkpoint written by convnet train --save (required)");
+}
+
+std::string checkpoint_flag(const ArgParser& args) {
+  const std::string path = args.get("checkpoint");
+  if (path.empty()) throw UsageError{"--checkpoint: required (a file from convnet train --save)"};
+  return path;
+}
+
 }  // namespace convnet::cli

@@ -1,4 +1,5 @@
-// The flag blocks several commands share: the model (--model), the data (--data, --image-size).
+// The flag blocks several commands share: the model (--model), the data (--data, --image-size),
+// a trained model (--checkpoint).
 #pragma once
 
 #include <memory>
@@ -19,5 +20,10 @@ std::unique_ptr<Model<float>> check_model_flag(const ArgParser& args);
 // --data DIR and --image-size CxHxW (what images of an image folder become). `data_default`:
 // "" when the flag is required to name the data.
 void add_data_flags(ArgParser& args, const std::string& data_default, const std::string& data_help);
+
+// --checkpoint CKPT: a file written by convnet train --save, and its value, a UsageError when
+// not given.
+void add_checkpoint_flag(ArgParser& args);
+std::string checkpoint_flag(const ArgParser& args);
 
 }  // namespace convnet::cli
