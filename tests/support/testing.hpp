@@ -54,6 +54,24 @@ class TempDir {
   std::filesystem::path dir_;
 };
 
+// 4 classes of 1x8x8 images: a bright 3x3 square in one of the four quadrants, on noise.
+inline Dataset quadrant_images(int64_t count, uint64_t seed) {
+  Rng rng(seed);
+  Tensor<float> images(Shape{count, 1, 8, 8});
+  std::vector<int32_t> labels;
+  for (int64_t n = 0; n < count; ++n) {
+    const int32_t label = static_cast<int32_t>(n % 4);
+    labels.push_back(label);
+    float* img = images.data() + n * 64;
+    for (int i = 0; i < 64; ++i) img[i] = static_cast<float>(0.3 * rng.uniform());
+    const int top = (label / 2) * 4 + static_cast<int>(rng.below(2));
+    const int left = (label % 2) * 4 + static_cast<int>(rng.below(2));
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) img[(top + i) * 8 + left + j] = 1.0f;
+  }
+  return Dataset::from_floats(std::move(images), std::move(labels), 4);
+}
+
 // set_backend(b) for the scope, then the previous backend again.
 class BackendScope {
  public:

@@ -10,24 +10,6 @@
 namespace convnet {
 namespace {
 
-// 4 classes of 1x8x8 images: a bright 3x3 square in one of the four quadrants, on noise.
-Dataset quadrants(int64_t count, uint64_t seed) {
-  Rng rng(seed);
-  Tensor<float> images(Shape{count, 1, 8, 8});
-  std::vector<int32_t> labels;
-  for (int64_t n = 0; n < count; ++n) {
-    const auto label = static_cast<int32_t>(n % 4);
-    labels.push_back(label);
-    float* img = images.data() + n * 64;
-    for (int i = 0; i < 64; ++i) img[i] = static_cast<float>(0.3 * rng.uniform());
-    const int top = (label / 2) * 4 + static_cast<int>(rng.below(2));
-    const int left = (label % 2) * 4 + static_cast<int>(rng.below(2));
-    for (int i = 0; i < 3; ++i)
-      for (int j = 0; j < 3; ++j) img[(top + i) * 8 + left + j] = 1.0f;
-  }
-  return Dataset::from_floats(std::move(images), std::move(labels), 4);
-}
-
 std::unique_ptr<Sequential<float>> small_cnn() {
   auto m = std::make_unique<Sequential<float>>();
   m->emplace<Conv2d>(Conv2dOptions{.out_channels = 4, .kernel = 3, .pad = 1});
@@ -73,7 +55,7 @@ struct TrainingRun {
 FitOptions recipe(int epochs) { return {.epochs = epochs, .batch = 8, .seed = 3}; }
 
 TEST(Trainer, TrainsExactlyAsFit) {
-  const Dataset train = quadrants(40, 1), test = quadrants(16, 2);
+  const Dataset train = testing::quadrant_images(40, 1), test = testing::quadrant_images(16, 2);
   auto reference = small_cnn();
   Sgd<float> sgd({.lr = 0.05, .momentum = 0.9});
   SoftmaxCrossEntropy<float> loss;
@@ -92,7 +74,7 @@ TEST(Trainer, TrainsExactlyAsFit) {
 
 TEST(Trainer, FilesLogAndCheckpointsAreWritten) {
   const testing::TempDir dir;
-  const Dataset data = quadrants(48, 1), test = quadrants(16, 2);
+  const Dataset data = testing::quadrant_images(48, 1), test = testing::quadrant_images(16, 2);
   const TrainValidation parts = split_validation(data, 0.25, 1);
   TrainingRun run;
   FitOptions fit = recipe(4);
@@ -122,7 +104,7 @@ TEST(Trainer, FilesLogAndCheckpointsAreWritten) {
 }
 
 TEST(Trainer, EarlyStoppingEndsTheRunAfterPatienceEpochs) {
-  const Dataset data = quadrants(48, 1);
+  const Dataset data = testing::quadrant_images(48, 1);
   const TrainValidation parts = split_validation(data, 0.25, 1);
   TrainingRun run;
   FitOptions fit = recipe(10);
@@ -138,7 +120,7 @@ TEST(Trainer, EarlyStoppingEndsTheRunAfterPatienceEpochs) {
 
 TEST(Trainer, AStoppedRunSavesItsStateAndResumesExactly) {
   const testing::TempDir dir;
-  const Dataset train = quadrants(40, 1);  // 5 batches an epoch
+  const Dataset train = testing::quadrant_images(40, 1);  // 5 batches an epoch
   TrainingRun unbroken;
   unbroken.train(train, nullptr, {.fit = recipe(2)});
 
@@ -179,7 +161,7 @@ TEST(Trainer, AStoppedRunSavesItsStateAndResumesExactly) {
 
 TEST(Trainer, ANonWriterTrainsAndDecidesAlikeButPrintsAndWritesNothing) {
   const testing::TempDir dir;
-  const Dataset data = quadrants(48, 1), test = quadrants(16, 2);
+  const Dataset data = testing::quadrant_images(48, 1), test = testing::quadrant_images(16, 2);
   const TrainValidation parts = split_validation(data, 0.25, 1);
   FitOptions fit = recipe(10);
   fit.validation = &parts.validation;
@@ -208,7 +190,7 @@ TEST(Trainer, ANonWriterTrainsAndDecidesAlikeButPrintsAndWritesNothing) {
 }
 
 TEST(Trainer, QuietPrintsOnlyTheLastEpochsLine) {
-  const Dataset train = quadrants(24, 1);
+  const Dataset train = testing::quadrant_images(24, 1);
   TrainingRun run;
   run.train(train, nullptr, {.fit = recipe(3), .quiet = true});
   const std::string out = run.out.str();
@@ -240,7 +222,7 @@ class NanAt final : public Layer<float> {
 
 TEST(Trainer, ADivergedRunSavesItsLastGoodStateAndSaysHowToGoOn) {
   const testing::TempDir dir;
-  const Dataset train = quadrants(40, 1);  // 5 batches an epoch
+  const Dataset train = testing::quadrant_images(40, 1);  // 5 batches an epoch
   TrainingRun run;
   run.model = std::make_unique<Sequential<float>>();
   run.model->emplace<Flatten>();
@@ -280,7 +262,7 @@ TEST(Trainer, ADivergedRunSavesItsLastGoodStateAndSaysHowToGoOn) {
 
 TEST(Trainer, OptionsThatCannotWorkAreRefusedBeforeTraining) {
   const testing::TempDir dir;
-  const Dataset train = quadrants(16, 1);
+  const Dataset train = testing::quadrant_images(16, 1);
   auto refused = [&](TrainerOptions options, const std::string& expected) {
     TrainingRun run;
     try {
