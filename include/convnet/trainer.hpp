@@ -146,12 +146,15 @@ class Trainer {
   Trainer(Model<float>& model, Optimizer<float>& optimizer, Loss<float>& loss, const Dataset& train,
           const Dataset* test, TrainerOptions options);
   ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
 
   const TrainerOptions& options() const { return options_; }
   // Notes before the run (the model, the data), through the run's one output.
   std::ostream& info() { return output_->info(); }
   // Trains to options.fit.epochs or until stopped; see TrainerResult. Errors other than
-  // divergence propagate as convnet::Error.
+  // divergence propagate as convnet::Error. Runs once: a run to continue is a new Trainer whose
+  // fit.completed_* say where the last one ended.
   TrainerResult run();
 
  private:
@@ -170,6 +173,7 @@ class Trainer {
   double best_val_acc_;
   double best_monitored_;
   int64_t epochs_without_improvement_ = 0;
+  bool ran_ = false;
 };
 
 }  // namespace convnet

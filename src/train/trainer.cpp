@@ -351,6 +351,8 @@ bool Trainer::on_epoch_end(const EpochStats& s) {
 }
 
 TrainerResult Trainer::run() {
+  CONVNET_CHECK(!ran_, "Trainer::run: a Trainer runs once (continue with a new one)");
+  ran_ = true;
   TrainerOptions& o = options_;
   o.fit.test_confusion = output_->report_confusion();
   TrainerResult result;
