@@ -1,10 +1,12 @@
 // Every variant of every kernel table (ops/kernels.hpp) against the reference kernels run in
 // double: one test per variant, named after it (Conv2dForward/Variant.MatchesRef/im2col, ...), on
 // edge and random shapes (odd sizes, stride and padding edges, batch 1, grouped), each shape the
-// variant supports, with every sgemm micro-kernel the CPU has and at 1 and 2 threads. A variant
-// that supports none of them on this CPU (the AVX-512 ones without AVX-512) is skipped, saying
-// so. Tolerance |fast - ref| <= atol + rtol·|ref| with atol scaled by the square root of the
-// reduction length, since float rounding grows with the number of terms.
+// variant supports, with every sgemm micro-kernel the CPU has and in contexts of 1 and 2
+// threads. A variant that supports none of them on this CPU (the AVX-512 ones without AVX-512) is
+// skipped, saying so. Tolerance |fast - ref| <= atol + rtol·|ref| with atol scaled by the square
+// root of the reduction length, since float rounding grows with the number of terms; the
+// elementwise, bias and optimizer-update tables, which must keep training runs' bits, against
+// the reference run in float, bit for bit.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
