@@ -166,14 +166,14 @@ TEST(Context, ModelRunsInTheContextItIsGiven) {
   EXPECT_NE(fast, reference) << "the fast kernels round differently from the reference";
   for (bool after_build : {false, true}) {
     SCOPED_TRACE(after_build ? "set after build" : "set before build");
-    EXPECT_EQ(lenet_after_steps(std::make_shared<Context>(ContextOptions{
-                                    .threads = 2, .backend = Backend::Reference}),
+    EXPECT_EQ(lenet_after_steps(std::make_shared<Context>(
+                                    ContextOptions{.threads = 2, .backend = Backend::Reference}),
                                 3, after_build),
               reference);
     const testing::BackendScope use(Backend::Reference);  // ignored by a model given a context
-    EXPECT_EQ(lenet_after_steps(std::make_shared<Context>(ContextOptions{.threads = 2}), 3,
-                                after_build),
-              fast);
+    EXPECT_EQ(
+        lenet_after_steps(std::make_shared<Context>(ContextOptions{.threads = 2}), 3, after_build),
+        fast);
   }
 }
 
