@@ -32,9 +32,10 @@ struct Predictor<T>::Context {
   Tensor<T> input;                  // one batch, normalised
 };
 
+// Loaded for one sample: the template never runs, so it needs no batch of activations.
 template <class T>
 Predictor<T>::Predictor(const std::string& checkpoint_path, int64_t max_batch)
-    : Predictor(load_checkpoint<T>(checkpoint_path), max_batch) {}
+    : Predictor(load_checkpoint<T>(checkpoint_path, 1), max_batch) {}
 
 // Checked before it is taken apart: the model and its input information are moved into the
 // delegated constructor's parameters in an unspecified order.
@@ -63,6 +64,9 @@ Predictor<T>::Predictor(std::unique_ptr<Model<T>> model, InputInfo input, int64_
                     (input_.mean.empty() || static_cast<int64_t>(input_.mean.size()) == channels),
                 "predictor: normalisation needs one mean and stddev per input channel (", channels,
                 "), got ", input_.mean.size(), " and ", input_.stddev.size());
+  // The template only lends its weights: rebuilt for one sample (which keeps them), it keeps
+  // one sample's activations and gradients instead of a batch's.
+  if (template_->input_shape()[0] > 1) template_->build(template_->input_shape().with_batch(1));
 }
 
 template <class T>
@@ -82,8 +86,8 @@ size_t Predictor<T>::contexts() const {
   return made_;
 }
 
-// A free context, or a new replica of the template: same spec, built for max_batch samples,
-// with the template's parameters and buffers copied in (both lists come in the spec's order).
+// A free context, or a new replica of the template: same spec, built for max_batch samples on
+// the template's parameters and buffers (Model::build_shared: views, no copy, no gradients).
 template <class T>
 std::unique_ptr<typename Predictor<T>::Context> Predictor<T>::acquire() const {
   {
@@ -98,19 +102,8 @@ std::unique_ptr<typename Predictor<T>::Context> Predictor<T>::acquire() const {
   auto c = std::make_unique<Context>();
   c->model = parse_model_spec<T>(template_->spec(), "predictor");
   const Shape input = template_->input_shape().with_batch(max_batch_);
-  c->model->build(input);
+  c->model->build_shared(input, *template_);
   c->input.resize(input);
-  auto copy = [](const auto& from, const auto& to) {
-    CONVNET_CHECK(from.size() == to.size(), "predictor: replica has ", to.size(),
-                  " tensors, the model ", from.size());
-    for (size_t i = 0; i < from.size(); ++i) {
-      CONVNET_CHECK(from[i].name == to[i].name, "predictor: replica tensor '", to[i].name,
-                    "' where the model has '", from[i].name, "'");
-      *to[i].value = *from[i].value;
-    }
-  };
-  copy(template_->params(), c->model->params());
-  copy(template_->buffers(), c->model->buffers());
   return c;
 }
 
