@@ -9,10 +9,10 @@
 // its activations, no gradients, and its layers' small caches; the kernels' scratch belongs to
 // the calling thread. Contexts are made when a call finds none free and are reused after, so N
 // threads calling at once cost one copy of the weights and N contexts' activations, each for
-// max_batch samples (resnet-small on 1x28x28 images: 2.9 MB per sample, 186 MB per context at
-// the default 64; README "Serving" has measured figures), and a steady state allocates only the
-// returned tensors. The kernels' thread pool serves one call at a time; the others run their
-// kernels on their own thread, with the same results.
+// the largest batch that context has run, at most max_batch samples (resnet-small on 1x28x28
+// images: 2.78 MiB per sample, 178 MiB at the default 64; the README has measured figures). A
+// steady state allocates only the returned tensors. The kernels' thread pool serves one call at
+// a time; the others run their kernels on their own thread, with the same results.
 #pragma once
 
 #include <cstdint>
@@ -41,7 +41,7 @@ template <class T>
 class Predictor {
  public:
   // Loads a checkpoint (see load_checkpoint; its errors name the file). Inputs are split into
-  // batches of at most max_batch samples, the batch each context is built for.
+  // batches of at most max_batch samples, the most a context's activations are sized for.
   explicit Predictor(const std::string& checkpoint_path, int64_t max_batch = 64);
   explicit Predictor(Checkpoint<T> checkpoint, int64_t max_batch = 64);
   // Takes a built model and what its inputs need (class names, normalisation). The model is
@@ -81,7 +81,7 @@ class Predictor {
   struct CheckedNames {};
   Predictor(CheckedNames, Checkpoint<T> checkpoint, int64_t max_batch);
   struct Context;
-  std::unique_ptr<Context> acquire() const;
+  std::unique_ptr<Context> acquire(int64_t batch) const;
   void release(std::unique_ptr<Context> context) const;
 
   std::unique_ptr<Model<T>> template_;  // never run: the weights every context reads

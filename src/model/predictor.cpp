@@ -28,7 +28,7 @@ Checkpoint<T> with_one_name_per_output(Checkpoint<T> checkpoint) {
 
 template <class T>
 struct Predictor<T>::Context {
-  std::unique_ptr<Model<T>> model;  // built for max_batch samples
+  std::unique_ptr<Model<T>> model;  // grows to the largest batch it has run
   Tensor<T> input;                  // one batch, normalised
 };
 
@@ -86,10 +86,12 @@ size_t Predictor<T>::contexts() const {
   return made_;
 }
 
-// A free context, or a new replica of the template: same spec, built for max_batch samples on
-// the template's parameters and buffers (Model::build_shared: views, no copy, no gradients).
+// A free context, or a new replica of the template: same spec, built for `batch` samples (the
+// call's first batch) on the template's parameters and buffers (Model::build_shared: views, no
+// copy, no gradients). A context's activations grow when a later call runs a larger batch
+// (Model::forward takes any batch), so each holds the largest it has run, at most max_batch.
 template <class T>
-std::unique_ptr<typename Predictor<T>::Context> Predictor<T>::acquire() const {
+std::unique_ptr<typename Predictor<T>::Context> Predictor<T>::acquire(int64_t batch) const {
   {
     std::lock_guard lock(mutex_);
     if (!idle_.empty()) {
@@ -101,7 +103,7 @@ std::unique_ptr<typename Predictor<T>::Context> Predictor<T>::acquire() const {
   }
   auto c = std::make_unique<Context>();
   c->model = parse_model_spec<T>(template_->spec(), "predictor");
-  const Shape input = template_->input_shape().with_batch(max_batch_);
+  const Shape input = template_->input_shape().with_batch(batch);
   c->model->build_shared(input, *template_);
   c->input.resize(input);
   return c;
@@ -131,11 +133,11 @@ Tensor<T> Predictor<T>::logits(const Tensor<T>& x) const {
     ~Lease() {
       if (context) owner->release(std::move(context));
     }
-  } lease{this, acquire()};
+  } lease{this, acquire(std::min(n, max_batch_))};
   Context& c = *lease.context;
   for (int64_t first = 0; first < n; first += max_batch_) {
     const int64_t count = std::min(max_batch_, n - first);
-    c.input.resize(template_->input_shape().with_batch(count));  // within capacity
+    c.input.resize(template_->input_shape().with_batch(count));
     normalise_input(x.data() + first * per_sample, c.input.data(), count, sample, input_);
     const Tensor<T>& y = c.model->forward(c.input, Mode::Eval);
     std::copy(y.data(), y.data() + count * classes_, out.data() + first * classes_);

@@ -105,6 +105,22 @@ TEST(Predictor, MatchesTheModelsEvalForwardInAnyBatchSize) {
   }
 }
 
+// A context is built for the batch of the call that makes it and grows with later, larger ones
+// (up to max_batch), with the same answers as a context built for max_batch at once.
+TEST(Predictor, AContextGrowsToTheBatchesItRuns) {
+  const Tensor<float> one = pixels(1, 2), x = pixels(11, 1);
+  const Predictor<float> grown(trained_model(3), kInfo, 4);
+  const Tensor<float> first = grown.logits(one);  // the context: 1 sample
+  const Tensor<float> got = grown.logits(x);      // 4 + 4 + 3 on the same context, grown
+  EXPECT_EQ(grown.contexts(), 1u);
+  const Predictor<float> sized(trained_model(3), kInfo, 4);
+  const Tensor<float> expected = sized.logits(x);  // the context: 4 samples
+  ASSERT_EQ(got.shape(), expected.shape());
+  EXPECT_EQ(std::memcmp(got.data(), expected.data(), sizeof(float) * 44), 0);
+  const Tensor<float> again = sized.logits(one);
+  EXPECT_EQ(std::memcmp(first.data(), again.data(), sizeof(float) * 4), 0);
+}
+
 // Every value of a model's parameters and buffers, in order.
 std::vector<float> weights_and_buffers(const Model<float>& m) {
   std::vector<float> all;
