@@ -178,8 +178,8 @@ def run_json(cmd, env, what):
     return json.loads(lines[-1])
 
 
-def run_convnet(args, model, threads):
-    cmd = [args.convnet, "bench", "--model", model, "--threads", str(threads),
+def run_convnet(args, model, threads, binary=None):
+    cmd = [binary or args.convnet, "bench", "--model", model, "--threads", str(threads),
            "--batch", str(args.batch), "--json", "--windows", str(args.windows),
            "--window-seconds", str(args.window_seconds), "--warmup", str(args.warmup),
            "--seed", str(args.seed)]
@@ -260,6 +260,10 @@ def summarise(args, runs):
                 for v in args.variants:
                     row[f"torch_{v}"] = statistics.median(x[key] for x in r[v])
                 row["ratio"] = ratio(row["convnet"], row["torch_tuned"])
+                if "baseline" in r:
+                    row["baseline"] = statistics.median(x[key] for x in r["baseline"])
+                    row["baseline_ratio"] = ratio(row["baseline"], row["torch_tuned"])
+                    row["new_over_baseline"] = ratio(row["convnet"], row["baseline"])
                 row["rounds"] = {side: [x[key] for x in r[side]] for side in r}
                 rows.append(row)
     top = max(args.threads)
@@ -272,6 +276,9 @@ def summarise(args, runs):
                      "convnet": mine[top]["convnet"], "torch_best": torch_best,
                      "torch_best_threads": max(mine, key=lambda t: mine[t]["torch_tuned"]),
                      "ratio": ratio(mine[top]["convnet"], torch_best)}
+            if "baseline" in mine[top]:
+                entry["baseline"] = mine[top]["baseline"]
+                entry["baseline_ratio"] = ratio(mine[top]["baseline"], torch_best)
             if 1 in mine and 2 in mine:
                 entry["convnet_scaling_1_to_2"] = ratio(mine[2]["convnet"], mine[1]["convnet"])
                 entry["torch_scaling_1_to_2"] = ratio(mine[2]["torch_tuned"],
@@ -285,6 +292,8 @@ def print_report(args, info, rows, best, rss):
     print(f"date      {info['date']}")
     print(f"torch     {info['torch_version']} (tuned: {', '.join(f'{k}={v}' for k, v in TUNED_ENV.items())})")
     print(f"convnet   {info['convnet']} at {info['commit']}")
+    if args.baseline:
+        print(f"baseline  {os.path.abspath(args.baseline)}")
     print(f"settings  batch {args.batch}, {args.rounds} rounds x {args.windows} windows of "
           f"{args.window_seconds} s, warm-up {args.warmup}; load before start "
           f"{info['load_1min']:.2f}")
@@ -293,24 +302,30 @@ def print_report(args, info, rows, best, rss):
               "figures are not valid")
     print()
     extra = "".join(f" {'PyTorch ' + v:>16}" for v in args.variants if v != "tuned")
+    base = args.baseline is not None
     print(f"{'model':<10} {'workload':<8} {'threads':>7} {'convnet img/s':>14} "
-          f"{'PyTorch tuned':>14}{extra} {'ours/PyTorch':>13}")
+          f"{'PyTorch tuned':>14}{extra} {'ours/PyTorch':>13}"
+          + (f" {'baseline img/s':>15} {'base/PyTorch':>13} {'new/base':>9}" if base else ""))
     for row in rows:
         extra = "".join(f" {row[f'torch_{v}']:>16.1f}" for v in args.variants if v != "tuned")
         print(f"{row['model']:<10} {row['workload']:<8} {row['threads']:>7} "
               f"{row['convnet']:>14.1f} {row['torch_tuned']:>14.1f}{extra} "
-              f"{fmt(row['ratio'], '.2f'):>13}")
+              f"{fmt(row['ratio'], '.2f'):>13}"
+              + (f" {row['baseline']:>15.1f} {fmt(row['baseline_ratio'], '.2f'):>13} "
+                 f"{fmt(row['new_over_baseline'], '.3f'):>9}" if base else ""))
     print()
     top = max(args.threads)
     print(f"ours at {top} thread{'s' if top > 1 else ''} / PyTorch tuned's best "
           f"(max over threads {', '.join(map(str, args.threads))}); 1->2 thread scaling")
     print(f"{'model':<10} {'workload':<8} {'convnet':>10} {'PyTorch best':>13} {'ratio':>6} "
-          f"{'ours 1->2':>10} {'PyTorch 1->2':>13}")
+          f"{'ours 1->2':>10} {'PyTorch 1->2':>13}"
+          + (f" {'baseline':>10} {'ratio':>6}" if base else ""))
     for e in best:
         print(f"{e['model']:<10} {e['workload']:<8} {e['convnet']:>10.1f} "
               f"{e['torch_best']:>9.1f} @{e['torch_best_threads']:<2} {fmt(e['ratio'], '.2f'):>6} "
               f"{fmt(e.get('convnet_scaling_1_to_2'), '.2f'):>10} "
-              f"{fmt(e.get('torch_scaling_1_to_2'), '.2f'):>13}")
+              f"{fmt(e.get('torch_scaling_1_to_2'), '.2f'):>13}"
+              + (f" {e['baseline']:>10.1f} {fmt(e['baseline_ratio'], '.2f'):>6}" if base else ""))
     print()
     print("peak resident memory, MB (max over rounds; each process measured on its own)")
     extra = "".join(f" {'PyTorch ' + v:>16}" for v in args.variants)
@@ -328,6 +343,10 @@ def parse_args(argv):
                     "PyTorch's (tuned: malloc thresholds raised, OpenBLAS single-threaded).")
     p.add_argument("--convnet", default=os.path.join(REPO, "build", "convnet"),
                    help="the convnet binary (default: <repo>/build/convnet)")
+    p.add_argument("--baseline", metavar="PATH",
+                   help="a second convnet binary (an older build) run in every round beside "
+                        "--convnet, alternating, and reported as its own ratio and as "
+                        "new/baseline: a refactor's speed checked against the peer in one run")
     p.add_argument("--models", default="lenet,vgg-small,resnet-small",
                    help="comma-separated (default: %(default)s)")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default: %(default)s)")
@@ -373,16 +392,25 @@ def main(argv):
     check_load(sys.stderr)
     info = machine_info(args)
     log = sys.stderr
-    runs = {m: {t: {"convnet": [], **{v: [] for v in args.variants}} for t in args.threads}
-            for m in args.models}
+    if args.baseline and not os.access(args.baseline, os.X_OK):
+        sys.exit(f"compare_pytorch: --baseline {args.baseline} not found or not executable")
+    sides = ["convnet"] + (["baseline"] if args.baseline else [])
+    runs = {m: {t: {**{s: [] for s in sides}, **{v: [] for v in args.variants}}
+                for t in args.threads} for m in args.models}
     for model in args.models:
         for threads in args.threads:
             for rnd in range(args.rounds):
                 # Alternate the sides within each round so slow drift of the host lands on both.
-                ours = run_convnet(args, model, threads)
-                runs[model][threads]["convnet"].append(ours)
-                line = f"{model} threads {threads} round {rnd + 1}/{args.rounds}: convnet " \
-                       f"{ours['train_images_per_s']:.0f}/{ours['infer_images_per_s']:.0f}"
+                # With a baseline, which of the two binaries goes first alternates too.
+                order = sides if rnd % 2 == 0 else sides[::-1]
+                line = f"{model} threads {threads} round {rnd + 1}/{args.rounds}:"
+                for side in order:
+                    result = run_convnet(args, model, threads,
+                                         args.baseline if side == "baseline" else None)
+                    runs[model][threads][side].append(result)
+                    line += f" {side} {result['train_images_per_s']:.0f}/" \
+                            f"{result['infer_images_per_s']:.0f},"
+                ours = runs[model][threads]["convnet"][-1]
                 for v in args.variants:
                     theirs = run_torch(args, model, threads, v)
                     if theirs["train_flops_per_image"] != ours["train_flops_per_image"]:
@@ -390,7 +418,7 @@ def main(argv):
                                  f"{theirs['train_flops_per_image']} training FLOPs per image, "
                                  f"convnet's {ours['train_flops_per_image']}: not the same network")
                     runs[model][threads][v].append(theirs)
-                    line += f", PyTorch {v} {theirs['train_images_per_s']:.0f}/" \
+                    line += f" PyTorch {v} {theirs['train_images_per_s']:.0f}/" \
                             f"{theirs['infer_images_per_s']:.0f}"
                 print(line + " (train/infer images/s)", file=log, flush=True)
     rows, best, rss = summarise(args, runs)
@@ -399,7 +427,7 @@ def main(argv):
             "machine": info,
             "settings": {k: getattr(args, k) for k in
                          ("models", "threads", "rounds", "batch", "windows", "window_seconds",
-                          "warmup", "seed", "variants")},
+                          "warmup", "seed", "variants", "baseline")},
             "tuned_env": TUNED_ENV, "results": rows, "best": best, "peak_rss": rss,
             "runs": runs,
         }, indent=1))

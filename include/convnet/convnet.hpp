@@ -24,4 +24,5 @@
 #include "convnet/spec.hpp"
 #include "convnet/tensor.hpp"
 #include "convnet/train.hpp"
+#include "convnet/trainer.hpp"
 #include "convnet/zoo.hpp"

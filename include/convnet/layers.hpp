@@ -3,7 +3,8 @@
 // dy back to dx, so the same layers serve a chain (Sequential) or any graph.
 //
 // CONTRACT: forward assigns y. backward ACCUMULATES: parameter gradients += ∂L/∂θ, and, when
-// dx is not null, dx += ∂L/∂x. Callers zero gradients first (Sequential does).
+// dx is not null, dx += ∂L/∂x. Callers zero gradients first (a model zeroes its parameter
+// gradients at the start of each step); backward_assign assigns a dx that has one writer.
 //
 // TRAIN / EVAL: the Mode argument of forward is the mode; layers keep no global mode state.
 // Most layers compute the same function in both modes. Those that do not (Dropout: the identity

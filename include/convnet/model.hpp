@@ -162,7 +162,7 @@ class Model {
   double apply_update(Optimizer<T>& optimizer, double lr, const StepOptions& options = {});
   // The hook forward_backward calls (not owned; must outlive its use); null: none.
   void set_gradient_sync(GradientSync<T>* sync) { sync_ = sync; }
-  // Per params() entry, the L2 norm of its gradient in the last train_step (before clipping).
+  // Per params() entry, the L2 norm of its gradient at the last apply_update (before clipping).
   const std::vector<double>& grad_norms() const { return grad_norms_; }
   // Loss (and correct count, with labels) without touching parameters.
   StepResult evaluate(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss);
@@ -221,7 +221,7 @@ class Model {
     }
   }
 
-  Tensor<T> loss_grad_;  // ∂L/∂output of the last train_step; sized by build()
+  Tensor<T> loss_grad_;  // ∂L/∂output of the last forward_backward; sized by build()
   // Runs the nodes that Sequential and Graph plan (see convnet/executor.hpp).
   Executor<T> executor_;
   // The executor's backward, handing each finished layer's gradients to the hook.

@@ -22,16 +22,16 @@ namespace convnet {
 struct LrSchedule {
   enum class Kind { Constant, Step, MultiStep, Exponential, Cosine, OneCycle };
   Kind kind = Kind::Constant;
-  double gamma = 0.1;               // step, multistep, exponential
-  int64_t step_size = 1;            // step
-  std::vector<int64_t> milestones;  // multistep: epochs, increasing
-  double min_lr = 0;                // cosine: eta_min
-  int64_t t_max = 0;                // cosine: period in epochs; 0 = the run's total epochs
-  double pct_start = 0.3;           // onecycle
-  double div_factor = 25;           // onecycle
-  double final_div_factor = 1e4;    // onecycle
-  int64_t warmup_epochs = 0;        // linear warm-up; 0 = none
-  double warmup_start = 1.0 / 3;    // its first factor (LinearLR's start_factor)
+  double gamma = 0.1;                 // step, multistep, exponential
+  int64_t step_size = 1;              // step
+  std::vector<int64_t> milestones{};  // multistep: epochs, increasing
+  double min_lr = 0;                  // cosine: eta_min
+  int64_t t_max = 0;                  // cosine: period in epochs; 0 = the run's total epochs
+  double pct_start = 0.3;             // onecycle
+  double div_factor = 25;             // onecycle
+  double final_div_factor = 1e4;      // onecycle
+  int64_t warmup_epochs = 0;          // linear warm-up; 0 = none
+  double warmup_start = 1.0 / 3;      // its first factor (LinearLR's start_factor)
 
   // The learning rate of step `step` (0-based) of epoch `epoch` (0-based) in a run of
   // total_epochs of steps_per_epoch steps, starting from lr0. Every kind but onecycle holds

@@ -74,8 +74,7 @@ Shape BatchNorm<T>::build(const Shape& input) {
   }
   this->built_input_ = input;
   // The fast kernels' scratch, sized now so that training steps do not grow it.
-  if constexpr (std::is_same_v<T, float>)
-    ops::kernel_scratch(ops::cpu::batchnorm_workspace_size(bn_shape(input)));
+  ops::reserve_batchnorm_scratch<T>(bn_shape(input));
   return input;
 }
 

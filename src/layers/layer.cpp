@@ -3,18 +3,14 @@
 #include <cmath>
 
 #include "layers/common.hpp"
-#include "ops/cpu/cpu.hpp"
+#include "ops/kernels.hpp"
 
 namespace convnet {
 
 template <class T>
 void Layer<T>::backward_assign(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                                Tensor<T>& dx) {
-  if constexpr (std::is_same_v<T, float>) {
-    ops::cpu::fill(dx.numel(), 0.0f, dx.data());  // threaded: these buffers are large
-  } else {
-    dx.zero();
-  }
+  ops::zero(dx.numel(), dx.data());  // threaded for float: these buffers are large
   backward(x, y, dy, &dx);
 }
 

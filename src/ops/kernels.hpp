@@ -142,6 +142,23 @@ void reserve_conv2d_scratch(const Conv2dShape& s) {
   if (fast_kernels<T>()) kernel_scratch(cpu::conv2d_workspace_size(s, num_threads()));
 }
 
+// Sizes the shared scratch for a batch norm of shape s (float layers, either backend).
+template <class T>
+void reserve_batchnorm_scratch(const BatchNormShape& s) {
+  if constexpr (std::is_same_v<T, float>) kernel_scratch(cpu::batchnorm_workspace_size(s));
+}
+
+// y[0:count) = 0: threaded for float (under either backend: zeros are zeros), a plain fill for
+// double.
+template <class T>
+void zero(int64_t count, T* y) {
+  if constexpr (std::is_same_v<T, float>) {
+    cpu::fill(count, 0.0f, y);
+  } else {
+    std::fill_n(y, count, T(0));
+  }
+}
+
 template <class T>
 void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* b, T* y) {
   if constexpr (std::is_same_v<T, float>) {

@@ -7,24 +7,6 @@
 namespace convnet {
 namespace {
 
-// 4 classes of 1x8x8 images: a bright 3x3 square in one of the four quadrants, on noise.
-Dataset quadrant_images(int64_t count, uint64_t seed) {
-  Rng rng(seed);
-  Tensor<float> images(Shape{count, 1, 8, 8});
-  std::vector<int32_t> labels;
-  for (int64_t n = 0; n < count; ++n) {
-    const int32_t label = static_cast<int32_t>(n % 4);
-    labels.push_back(label);
-    float* img = images.data() + n * 64;
-    for (int i = 0; i < 64; ++i) img[i] = static_cast<float>(0.3 * rng.uniform());
-    const int top = (label / 2) * 4 + static_cast<int>(rng.below(2));
-    const int left = (label % 2) * 4 + static_cast<int>(rng.below(2));
-    for (int i = 0; i < 3; ++i)
-      for (int j = 0; j < 3; ++j) img[(top + i) * 8 + left + j] = 1.0f;
-  }
-  return Dataset::from_floats(std::move(images), std::move(labels), 4);
-}
-
 Sequential<float> small_cnn() {
   Sequential<float> m;
   m.emplace<Conv2d>(Conv2dOptions{.out_channels = 4, .kernel = 3, .pad = 1});
@@ -36,7 +18,7 @@ Sequential<float> small_cnn() {
 }
 
 TEST(Training, SmallCnnReachesFullTrainingAccuracy) {
-  const Dataset data = quadrant_images(64, 3);
+  const Dataset data = testing::quadrant_images(64, 3);
   for (const char* name : {"sgd", "adam", "rmsprop"}) {
     SCOPED_TRACE(name);
     Sequential<float> model = small_cnn();
@@ -57,7 +39,7 @@ TEST(Training, SmallCnnReachesFullTrainingAccuracy) {
 // FitOptions::test_confusion is filled by the epoch's own test evaluation: it counts every test
 // image once, its diagonal is the accuracy fit reported, and it matches evaluate_classifier's.
 TEST(Training, TestConfusionComesFromTheEpochsEvaluation) {
-  const Dataset train = quadrant_images(48, 3), test = quadrant_images(30, 4);
+  const Dataset train = testing::quadrant_images(48, 3), test = testing::quadrant_images(30, 4);
   Sequential<float> model = small_cnn();
   model.build(Shape{16, 1, 8, 8}, 5);
   Sgd<float> sgd(SgdOptions{.lr = 0.05});
@@ -104,7 +86,7 @@ TEST(Training, LinearRegressionWithMse) {
 // Same seed, same thread count: identical weights after training, bit for bit. A short last
 // batch (50 = 3·16 + 2) is part of the run.
 TEST(Training, SeedReproducesRunBitForBit) {
-  const Dataset data = quadrant_images(50, 4);
+  const Dataset data = testing::quadrant_images(50, 4);
   auto run = [&] {
     Sequential<float> model = small_cnn();
     model.build(Shape{16, 1, 8, 8}, 9);
@@ -126,7 +108,7 @@ TEST(Training, SeedReproducesRunBitForBit) {
 
 // The fast and reference kernel families train the same model to the same place.
 TEST(Training, FastAndReferenceBackendsAgree) {
-  const Dataset data = quadrant_images(32, 5);
+  const Dataset data = testing::quadrant_images(32, 5);
   auto run = [&](Backend b) {
     const testing::BackendScope use(b);
     Sequential<float> model = small_cnn();
@@ -157,7 +139,7 @@ std::vector<float> weights_of(const Model<float>& model) {
 // a step schedule included. Epoch callbacks see the scheduled rate and one gradient norm per
 // parameter tensor.
 TEST(Training, CallbacksStopAndRunsContinueExactly) {
-  const Dataset data = quadrant_images(50, 4);  // 4 batches of 16: 16, 16, 16, 2
+  const Dataset data = testing::quadrant_images(50, 4);  // 4 batches of 16: 16, 16, 16, 2
   FitOptions options{.epochs = 3, .batch = 16, .seed = 3,
                      .augment = {.crop_padding = 1, .horizontal_flip = true}};
   options.schedule.kind = LrSchedule::Kind::Step;

@@ -117,7 +117,8 @@ TEST(Init, SchemesHaveTheirStatedSpread) {
   EXPECT_NEAR(stddev(Init::XavierNormal), std::sqrt(2.0 / 150), 0.004);
 }
 
-// The README's C++ example is examples/quickstart.cpp verbatim (which CMake builds).
+// The README's C++ examples are examples/quickstart.cpp and examples/trainer.cpp verbatim (which
+// CMake builds).
 TEST(Docs, ReadmeExampleIsTheBuiltExample) {
   auto slurp = [](const char* path) {
     std::ifstream in(path);
@@ -125,10 +126,13 @@ TEST(Docs, ReadmeExampleIsTheBuiltExample) {
     s << in.rdbuf();
     return s.str();
   };
-  const std::string readme = slurp(CONVNET_README), example = slurp(CONVNET_QUICKSTART);
-  ASSERT_FALSE(example.empty());
-  EXPECT_NE(readme.find(example), std::string::npos)
-      << "README.md must contain examples/quickstart.cpp verbatim";
+  const std::string readme = slurp(CONVNET_README);
+  for (const char* path : {CONVNET_QUICKSTART, CONVNET_TRAINER_EXAMPLE}) {
+    const std::string example = slurp(path);
+    ASSERT_FALSE(example.empty()) << path;
+    EXPECT_NE(readme.find(example), std::string::npos)
+        << "README.md must contain " << path << " verbatim";
+  }
 }
 
 }  // namespace

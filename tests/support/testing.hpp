@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <cmath>
 #include <functional>
 #include <numeric>
@@ -26,6 +29,48 @@ class ThreadCount {
  private:
   int saved_;
 };
+
+// A fresh folder for the test (named by the process and the test), removed with everything in it
+// at the end of the scope.
+class TempDir {
+ public:
+  TempDir()
+      : dir_(std::filesystem::temp_directory_path() /
+             ("convnet_" + std::to_string(::getpid()) + "_" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->test_suite_name() + "_" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+ private:
+  std::filesystem::path dir_;
+};
+
+// 4 classes of 1x8x8 images: a bright 3x3 square in one of the four quadrants, on noise.
+inline Dataset quadrant_images(int64_t count, uint64_t seed) {
+  Rng rng(seed);
+  Tensor<float> images(Shape{count, 1, 8, 8});
+  std::vector<int32_t> labels;
+  for (int64_t n = 0; n < count; ++n) {
+    const int32_t label = static_cast<int32_t>(n % 4);
+    labels.push_back(label);
+    float* img = images.data() + n * 64;
+    for (int i = 0; i < 64; ++i) img[i] = static_cast<float>(0.3 * rng.uniform());
+    const int top = (label / 2) * 4 + static_cast<int>(rng.below(2));
+    const int left = (label % 2) * 4 + static_cast<int>(rng.below(2));
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) img[(top + i) * 8 + left + j] = 1.0f;
+  }
+  return Dataset::from_floats(std::move(images), std::move(labels), 4);
+}
 
 // set_backend(b) for the scope, then the previous backend again.
 class BackendScope {

@@ -11,6 +11,7 @@
 
 #include "args.hpp"
 #include "commands.hpp"
+#include "common_flags.hpp"
 #include "convnet/runtime.hpp"
 #include "convnet/spec.hpp"
 
@@ -59,8 +60,7 @@ int cmd_bench(int argc, char** argv) {
                  "synthetic data (SGD with momentum, softmax cross-entropy): the median images/s\n"
                  "of several timed windows after a warm-up, the GFLOP/s that implies, and the\n"
                  "process's peak resident memory.");
-  args.add("model", "lenet",
-           "built-in model (lenet, vgg-small, resnet-small) or a model spec file");
+  add_model_flag(args);
   args.add("input", "", "one sample's shape CxHxW (default: 1x28x28 for lenet, 3x32x32 otherwise)");
   args.add("batch", "64", "mini-batch size");
   add_threads_flag(args);

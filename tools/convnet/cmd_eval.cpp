@@ -5,6 +5,7 @@
 
 #include "args.hpp"
 #include "commands.hpp"
+#include "common_flags.hpp"
 #include "convnet/checkpoint.hpp"
 #include "convnet/metrics.hpp"
 #include "convnet/runtime.hpp"
@@ -18,7 +19,7 @@ int cmd_eval(int argc, char** argv) {
                  "of the data it was trained on) and prints the loss, accuracy, top-k accuracy,\n"
                  "per-class precision, recall and F1, and the confusion matrix (rows: true\n"
                  "classes, columns: predictions). Inputs are normalised as in training.");
-  args.add("checkpoint", "", "checkpoint written by convnet train --save (required)");
+  add_checkpoint_flag(args);
   args.add("data", "",
            "IDX, CIFAR-10 or image folder(s), as for train; a single folder of class "
            "sub-folders is evaluated whole (default: the data the checkpoint was trained on)");
@@ -32,8 +33,7 @@ int cmd_eval(int argc, char** argv) {
     std::cout << args.help();
     return 0;
   }
-  const std::string path = args.get("checkpoint");
-  if (path.empty()) throw UsageError{"--checkpoint: required (a file from convnet train --save)"};
+  const std::string path = checkpoint_flag(args);
   const std::string split_name = args.get("split");
   if (split_name != "test" && split_name != "train")
     throw UsageError{"--split: expected test or train, got '" + split_name + "'"};
@@ -106,9 +106,8 @@ int cmd_eval(int argc, char** argv) {
   }
   std::cout << path << " on " << dir << " (" << loaded.format << ", " << split_name << ", "
             << m.total() << " images)\n";
-  std::snprintf(buf, sizeof buf, "loss %.4f  accuracy %.2f%%  top-%lld accuracy %.2f%%\n\n",
-                r.loss, 100 * m.accuracy(), static_cast<long long>(r.top_k),
-                100 * r.top_k_accuracy);
+  std::snprintf(buf, sizeof buf, "loss %.4f  accuracy %.2f%%  top-%lld accuracy %.2f%%\n\n", r.loss,
+                100 * m.accuracy(), static_cast<long long>(r.top_k), 100 * r.top_k_accuracy);
   std::cout << buf;
   size_t width = 5;
   for (int64_t c = 0; c < m.classes(); ++c) width = std::max(width, name(c).size());

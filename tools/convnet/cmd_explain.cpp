@@ -9,6 +9,7 @@
 
 #include "args.hpp"
 #include "commands.hpp"
+#include "common_flags.hpp"
 #include "convnet/checkpoint.hpp"
 #include "convnet/spec.hpp"
 #include "data_source.hpp"
@@ -59,12 +60,10 @@ int cmd_explain(int argc, char** argv) {
                  "the backward pass from the loss back to the input (the norm of every layer's\n"
                  "output gradient and parameter gradients, as the chain rule produces them), and\n"
                  "the update (how far each parameter moved, relative to its size).");
-  args.add("model", "lenet",
-           "built-in model (lenet, vgg-small, resnet-small) or a model spec file");
+  add_model_flag(args);
   args.add("checkpoint", "", "explain a step of this trained model instead of a fresh one");
-  args.add("data", "/usr/share/datasets/fashion-mnist",
-           "where the batch comes from (IDX, CIFAR-10 or image folders, as for train)");
-  args.add("image-size", "3x32x32", "CxHxW images of an image folder are converted to");
+  add_data_flags(args, "/usr/share/datasets/fashion-mnist",
+                 "where the batch comes from (IDX, CIFAR-10 or image folders, as for train)");
   args.add("batch", "8", "images in the batch (the first of the training set)");
   args.add("seed", "1", "initialisation of a fresh model");
   add_optimizer_flags(args);

@@ -4,6 +4,7 @@
 
 #include "args.hpp"
 #include "commands.hpp"
+#include "common_flags.hpp"
 #include "convnet/checkpoint.hpp"
 #include "convnet/onnx.hpp"
 
@@ -17,20 +18,20 @@ int cmd_export(int argc, char** argv) {
                  "'logits' and 'probabilities' [N, K], as convnet predict computes them.\n"
                  "The checkpoint itself already is safetensors, which PyTorch reads by tensor\n"
                  "name (docs/model-spec.md), so there is no safetensors format here.");
-  args.add("checkpoint", "", "the checkpoint (safetensors) written by convnet train --save");
+  add_checkpoint_flag(args);
   args.add("format", "onnx", "the output format: onnx");
   args.add("out", "", "the file to write (atomically: it appears only once complete)");
   if (!args.parse(argc, argv, 2)) {
     std::cout << args.help();
     return 0;
   }
-  if (args.get("checkpoint").empty()) throw UsageError{"--checkpoint: required (a CKPT file)"};
+  const std::string path = checkpoint_flag(args);
   if (args.get("out").empty()) throw UsageError{"--out: required (the file to write)"};
   if (args.get("format") != "onnx")
     throw UsageError{"--format: expected onnx, got '" + args.get("format") +
                      "' (a checkpoint already is safetensors)"};
   // Batch 1: the graph's batch dimension is symbolic, so the built batch does not matter.
-  const Checkpoint<float> checkpoint = load_checkpoint<float>(args.get("checkpoint"), 1);
+  const Checkpoint<float> checkpoint = load_checkpoint<float>(path, 1);
   for (const std::string& note : checkpoint.notes)
     std::cerr << "convnet export: warning: " << note << "\n";
   // The checkpoint's normalisation, if any, becomes the graph's first nodes.

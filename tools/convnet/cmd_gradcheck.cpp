@@ -1,11 +1,12 @@
 // convnet gradcheck: builds a model in double precision with random input and labels, and
 // prints, per layer and tensor, how far backpropagation is from central finite differences.
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <iostream>
 
 #include "args.hpp"
 #include "commands.hpp"
+#include "common_flags.hpp"
 #include "convnet/gradcheck.hpp"
 #include "convnet/spec.hpp"
 
@@ -19,8 +20,7 @@ int cmd_gradcheck(int argc, char** argv) {
                  "|analytic - numeric| <= atol + rtol*|numeric|; elements on a kink (ReLU at 0,\n"
                  "tied max-pool inputs) have no derivative and are counted, not compared.\n"
                  "Exits 1 if any element fails.");
-  args.add("model", "lenet",
-           "built-in model (lenet, vgg-small, resnet-small) or a model spec file");
+  add_model_flag(args);
   args.add("input", "1x28x28", "one sample's shape, CxHxW");
   args.add("batch", "2", "samples in the random batch");
   args.add("samples", "32", "elements checked per tensor (sampled at random)");
@@ -47,7 +47,8 @@ int cmd_gradcheck(int argc, char** argv) {
 
   GradcheckOptions options;
   options.eps = args.get_double("eps");
-  if (!(options.eps > 0)) throw UsageError{"--eps: expected a positive step, got " + args.get("eps")};
+  if (!(options.eps > 0))
+    throw UsageError{"--eps: expected a positive step, got " + args.get("eps")};
   options.max_per_tensor = args.get_int("samples", 1);
   options.atol = args.get_double("atol");
   options.rtol = args.get_double("rtol");

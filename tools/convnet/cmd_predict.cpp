@@ -6,6 +6,7 @@
 
 #include "args.hpp"
 #include "commands.hpp"
+#include "common_flags.hpp"
 #include "convnet/predictor.hpp"
 #include "convnet/runtime.hpp"
 
@@ -32,7 +33,7 @@ int cmd_predict(int argc, char** argv) {
                  "scaled to [0, 1] and normalised as in training; then the top classes are\n"
                  "printed with their probabilities.");
   args.add_positional("IMAGE", "image files to classify");
-  args.add("checkpoint", "", "checkpoint written by convnet train --save (required)");
+  add_checkpoint_flag(args);
   args.add("top", "3", "how many of the most probable classes to print per image");
   args.add_switch("json",
                   "one JSON object per image: file, top classes, every probability and logit");
@@ -42,10 +43,10 @@ int cmd_predict(int argc, char** argv) {
     std::cout << args.help();
     return 0;
   }
-  const std::string checkpoint = args.get("checkpoint");
-  if (checkpoint.empty()) throw UsageError{"--checkpoint: required (a file from convnet train --save)"};
+  const std::string checkpoint = checkpoint_flag(args);
   const std::vector<std::string>& files = args.positional();
-  if (files.empty()) throw UsageError{"no images given (convnet predict --checkpoint CKPT IMAGE...)"};
+  if (files.empty())
+    throw UsageError{"no images given (convnet predict --checkpoint CKPT IMAGE...)"};
   const int64_t top_k = args.get_int("top", 1);
   const int64_t batch = args.get_int("batch", 1);
   apply_threads_flag(args, "convnet predict");

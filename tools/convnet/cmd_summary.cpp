@@ -4,6 +4,7 @@
 
 #include "args.hpp"
 #include "commands.hpp"
+#include "common_flags.hpp"
 #include "convnet/spec.hpp"
 
 namespace convnet::cli {
@@ -13,9 +14,7 @@ int cmd_summary(int argc, char** argv) {
                  "Prints a model's layers with their output shapes and parameters, the parameter\n"
                  "count and the FLOPs per sample of a forward pass and of a training step.\n"
                  "With --spec, prints the model as a spec file instead (docs/model-spec.md).");
-  args.add("model", "lenet",
-           "built-in model (lenet, vgg-small, resnet-small) or a model spec file (a path ending "
-           "in .txt or containing '/')");
+  add_model_flag(args);
   args.add("input", "1x28x28", "one sample's shape, CxHxW");
   args.add("classes", "10", "outputs of a built-in model's last layer");
   args.add_switch("spec", "print the model as spec text instead of the table");

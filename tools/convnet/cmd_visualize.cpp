@@ -6,6 +6,7 @@
 
 #include "args.hpp"
 #include "commands.hpp"
+#include "common_flags.hpp"
 #include "convnet/predictor.hpp"
 #include "convnet/report.hpp"
 
@@ -16,22 +17,22 @@ int cmd_visualize(int argc, char** argv) {
                  "Writes a checkpoint's first convolution's filters (filters.png) and the feature\n"
                  "maps of an image through every convolution (features_<n>_<layer>.png, one grid\n"
                  "of channels each, every map scaled to its own range) into a folder.");
-  args.add("checkpoint", "", "checkpoint written by convnet train --save (required)");
+  add_checkpoint_flag(args);
   args.add("image", "", "the image whose feature maps to draw (PNG, JPEG, PGM/PPM, BMP; required)");
   args.add("out", "", "the folder to write into (created if missing; required)");
   if (!args.parse(argc, argv, 2)) {
     std::cout << args.help();
     return 0;
   }
-  for (const char* flag : {"checkpoint", "image", "out"})
+  const std::string path = checkpoint_flag(args);
+  for (const char* flag : {"image", "out"})
     if (args.get(flag).empty()) throw UsageError{std::string("--") + flag + ": required"};
-  const Checkpoint<float> checkpoint = load_checkpoint<float>(args.get("checkpoint"), 1);
+  const Checkpoint<float> checkpoint = load_checkpoint<float>(path, 1);
   for (const std::string& note : checkpoint.notes)
     std::cerr << "convnet visualize: warning: " << note << "\n";
   Model<float>& model = *checkpoint.model;
   const Shape& in = model.input_shape();
-  if (in.rank() != 4)
-    throw Error(args.get("checkpoint") + ": the model takes " + in.str() + ", not images");
+  if (in.rank() != 4) throw Error(path + ": the model takes " + in.str() + ", not images");
   // The image as predict prepares it: converted, resized, scaled, normalised as in training.
   const Shape sample{in[1], in[2], in[3]};
   Tensor<float> x = images_to_tensor<float>({read_image(args.get("image"), in[1])}, sample);
@@ -45,7 +46,7 @@ int cmd_visualize(int argc, char** argv) {
   try {
     filters = filter_grid(model);
   } catch (const Error& e) {
-    throw Error(args.get("checkpoint") + ": " + e.what());  // name the file the model came from
+    throw Error(path + ": " + e.what());  // name the file the model came from
   }
   write_png((out / "filters.png").string(), filters.image);
   std::cout << (out / "filters.png").string() << ": " << filters.name << "\n";

@@ -1,0 +1,274 @@
+// convnet train's flags: their definitions, the recipe a checkpoint records and --resume reuses,
+// and the checks that turn them into TrainerOptions.
+#include "train_flags.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+
+#include "common_flags.hpp"
+#include "convnet/files.hpp"
+#include "optimizer_flags.hpp"
+
+namespace convnet::cli {
+namespace {
+
+// The flags a checkpoint records and --resume reuses unless given again: everything that decides
+// the data, the batches and the updates (the seed is the checkpoint's own), and the planned
+// total of epochs, so that `--resume FILE` alone finishes an interrupted run on its own schedule.
+constexpr const char* kResumedFlags[] = {"epochs",        "model",      "data",
+                                         "image-size",    "val-split",  "normalize",
+                                         "crop-padding",  "flip",       "batch",
+                                         "optimizer",     "lr",         "momentum",
+                                         "weight-decay",  "nesterov",   "train-limit",
+                                         "test-limit",    "schedule",   "gamma",
+                                         "step-size",     "milestones", "min-lr",
+                                         "t-max",         "warmup",     "warmup-start",
+                                         "pct-start",     "div-factor", "final-div-factor",
+                                         "clip-grad-norm"};
+
+// A flag's number, refused (exit 2, naming the flag) below zero.
+double non_negative(const ArgParser& args, const char* flag, const char* what) {
+  const double v = args.get_double(flag);
+  if (v < 0)
+    throw UsageError{"--" + std::string(flag) + ": expected " + what + " >= 0, got " +
+                     args.get(flag)};
+  return v;
+}
+
+// --schedule and its options.
+LrSchedule make_schedule(const ArgParser& args) {
+  LrSchedule s;
+  try {
+    s.kind = schedule_kind(args.get("schedule"));
+  } catch (const Error& e) {
+    throw UsageError{std::string("--schedule: ") + e.what()};
+  }
+  s.gamma = args.get_double("gamma");
+  s.step_size = args.get_int("step-size", 0);
+  if (s.kind == LrSchedule::Kind::Step && s.step_size == 0)
+    throw UsageError{"--schedule step: needs --step-size N (epochs between decays)"};
+  s.step_size = std::max<int64_t>(s.step_size, 1);
+  const std::string milestones = args.get("milestones");
+  for (size_t start = 0; !milestones.empty() && start <= milestones.size();) {
+    const size_t comma = std::min(milestones.find(',', start), milestones.size());
+    const std::string item = milestones.substr(start, comma - start);
+    char* end = nullptr;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || end != item.c_str() + item.size())
+      throw UsageError{"--milestones: expected epochs like 5,8, got '" + milestones + "'"};
+    s.milestones.push_back(v);
+    start = comma + 1;
+  }
+  s.min_lr = args.get_double("min-lr");
+  s.t_max = args.get_int("t-max", 0);
+  s.warmup_epochs = args.get_int("warmup", 0);
+  s.warmup_start = args.get_double("warmup-start");
+  s.pct_start = args.get_double("pct-start");
+  s.div_factor = args.get_double("div-factor");
+  s.final_div_factor = args.get_double("final-div-factor");
+  try {
+    s.validate();
+  } catch (const Error& e) {
+    throw UsageError{std::string("--schedule ") + args.get("schedule") + ": " + e.what()};
+  }
+  if (s.min_lr > learning_rate_flag(args)) {
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%g", learning_rate_flag(args));
+    throw UsageError{"--min-lr " + args.get("min-lr") + ": above the learning rate " + rate +
+                     " (--lr " + args.get("lr") +
+                     "): the schedule anneals from --lr down to --min-lr"};
+  }
+  return s;
+}
+
+}  // namespace
+
+void check_train_outputs(const ArgParser& args) {
+  for (const char* flag : {"save", "save-best", "log"})
+    if (const std::string path = args.get(flag); !path.empty())
+      check_output_file(path, "--" + std::string(flag));
+  const std::string log = args.get("log");
+  const auto dot = log.rfind('.');
+  const std::string ext = dot == std::string::npos ? "" : log.substr(dot);
+  if (!log.empty() && ext != ".csv" && ext != ".jsonl" && ext != ".json")
+    throw UsageError{"--log: expected a file ending in .csv, .jsonl or .json, got " + quoted(log)};
+  const std::string dir = args.get("report");
+  if (dir.empty()) return;
+  const std::filesystem::path parent = std::filesystem::path(dir).parent_path();
+  const std::string shown = parent.empty() ? "." : parent.string();
+  if (!std::filesystem::is_directory(dir) && ::access(shown.c_str(), W_OK) != 0)
+    throw Error("--report " + dir + ": cannot write in " + shown + ": " + std::strerror(errno));
+  if (std::filesystem::exists(dir) && !std::filesystem::is_directory(dir))
+    throw Error("--report " + dir + ": is a file; the report is written into a folder");
+}
+
+void add_train_flags(ArgParser& args) {
+  add_data_flags(args, "/usr/share/datasets/fashion-mnist",
+                 "folder with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] (MNIST format), "
+                 "CIFAR-10 binary batches (data_batch_1.bin ... test_batch.bin), or train/ and "
+                 "test/ folders of class sub-folders of PNG/JPEG/PGM/BMP images");
+  args.add("val-split", "0", "hold out this fraction of the training set for validation");
+  args.add_switch("normalize", "normalise each channel by the training set's mean and stddev");
+  args.add("crop-padding", "0", "augment: random crops of images padded by this many pixels");
+  args.add_switch("flip", "augment: mirror training images left-right at random");
+  add_model_flag(args);
+  args.add("epochs", "5",
+           "passes over the training set (the total, when resuming: by default the checkpoint's)");
+  args.add("batch", "64", "mini-batch size");
+  add_optimizer_flags(args);
+  // Cosine by default: a run of a fixed number of epochs should end annealed, not at the full
+  // rate's noise (the README's Results). The library's fit() keeps PyTorch's constant default;
+  // this is the command's recipe.
+  args.add("schedule", "cosine",
+           "learning-rate schedule: cosine (--lr annealed over --epochs towards --min-lr), "
+           "constant, step, multistep, exponential, onecycle (PyTorch's CosineAnnealingLR, "
+           "StepLR, MultiStepLR, ExponentialLR, OneCycleLR; with onecycle --lr is the peak)");
+  args.add("gamma", "0.1", "step, multistep, exponential: the decay factor");
+  args.add("step-size", "0", "step: epochs between decays");
+  args.add("milestones", "", "multistep: epochs at which to decay, like 5,8");
+  args.add("min-lr", "0", "cosine: the lowest rate (eta_min)");
+  args.add("t-max", "0", "cosine: the period in epochs (0 = --epochs)");
+  args.add("warmup", "0", "linear warm-up over this many epochs (LinearLR), before any schedule");
+  args.add("warmup-start", "0.333333333333333", "the warm-up's first factor (start_factor)");
+  args.add("pct-start", "0.3", "onecycle: fraction of the steps spent rising");
+  args.add("div-factor", "25", "onecycle: starts at lr / div-factor");
+  args.add("final-div-factor", "10000", "onecycle: ends at lr / (div-factor * final-div-factor)");
+  args.add("clip-grad-norm", "0",
+           "scale the gradients down when their joint L2 norm exceeds this (0 = never)");
+  args.add("early-stop", "0",
+           "stop when the --monitor metric has not improved for this many epochs (0 = never; "
+           "needs --val-split)");
+  args.add("monitor", "val_loss", "what early stopping watches: val_loss or val_acc");
+  args.add("min-delta", "0", "early stopping: the least change that counts as improvement");
+  args.add("seed", "1", "seed for initialisation and shuffling (same seed, same run)");
+  add_threads_flag(args);
+  args.add("train-limit", "0", "use only the first N training images (0 = all)");
+  args.add("test-limit", "0", "use only the first N test images (0 = all)");
+  args.add_switch("json", "print each epoch as one JSON object per line (summary to stderr)");
+  args.add_switch("quiet", "print only the last epoch's line (and errors)");
+  args.add("log", "", "write every epoch's metrics to this file: .csv, or JSON lines (.jsonl)");
+  args.add("report", "",
+           "write DIR/index.html after every epoch: curves, gradient norms, confusion matrix, "
+           "filters and feature maps, the model and this configuration (self-contained)");
+  args.add("progress-every", "10",
+           "when stderr is not a terminal, a progress line every this many seconds (0 = none); "
+           "on a terminal a progress bar");
+  args.add("save", "", "write a checkpoint (safetensors) to this file at the end");
+  args.add("save-every", "0",
+           "also write the --save checkpoint every N epochs (0 = only at the end)");
+  args.add("save-best", "",
+           "write a checkpoint to this file after every epoch that improves validation accuracy "
+           "(needs --val-split)");
+  args.add("resume", "",
+           "continue the checkpoint in this file up to --epochs; flags not given again take the "
+           "checkpoint's values");
+}
+
+Checkpoint<float> resume_from_flags(ArgParser& args) {
+  Checkpoint<float> resumed;
+  const std::string path = args.get("resume");
+  if (path.empty()) return resumed;
+  resumed = load_checkpoint<float>(path);
+  for (const std::string& note : resumed.notes)
+    std::cerr << "convnet train: warning: " << note << "\n";
+  // The original command with --resume added is accepted: a flag given again with the value the
+  // checkpoint records changes nothing. Only the model cannot change.
+  const auto& extra = resumed.state.extra;
+  if (args.given("model")) {
+    const auto it = extra.find("model");
+    if (it == extra.end() || it->second != args.get("model"))
+      throw UsageError{"--model " + args.get("model") + ": " + path + " holds " +
+                       (it == extra.end() ? std::string("its own model") : "model " + it->second) +
+                       ", and --resume continues that model (drop --model, or train a new run "
+                       "without --resume)"};
+  }
+  for (const char* name : kResumedFlags)
+    if (const auto it = extra.find(name); it != extra.end()) args.set_default(name, it->second);
+  args.set_default("seed", std::to_string(resumed.state.seed));
+  return resumed;
+}
+
+TrainerOptions trainer_options(const ArgParser& args, const Checkpoint<float>* resumed) {
+  TrainerOptions o;
+  const int64_t epochs = args.get_int("epochs", 1);
+  if (epochs > 1000000)
+    throw UsageError{"--epochs: expected at most 1000000, got " + args.get("epochs")};
+  if (resumed && resumed->state.epoch >= epochs)
+    throw UsageError{"--epochs " + std::to_string(epochs) + ": " + args.get("resume") +
+                     " has already run " + std::to_string(resumed->state.epoch) +
+                     " epochs (--epochs is the total)"};
+  o.fit.epochs = static_cast<int>(epochs);
+  o.fit.completed_epochs = resumed ? static_cast<int>(resumed->state.epoch) : 0;
+  o.fit.completed_steps = resumed ? resumed->state.step : 0;
+  o.fit.batch = args.get_int("batch", 1);
+  o.fit.seed = static_cast<uint64_t>(args.get_int("seed", 0));
+  o.fit.augment = {.crop_padding = args.get_int("crop-padding", 0),
+                   .horizontal_flip = args.get_switch("flip")};
+  o.fit.schedule = make_schedule(args);
+  o.fit.clip_grad_norm = non_negative(args, "clip-grad-norm", "a norm");
+
+  const double val_split = args.get_double("val-split");
+  if (!(val_split >= 0 && val_split < 1))
+    throw UsageError{"--val-split: expected a fraction in [0, 1), got " + args.get("val-split")};
+  o.early_stop.patience = args.get_int("early-stop", 0);
+  const std::string monitor = args.get("monitor");
+  if (monitor != "val_loss" && monitor != "val_acc")
+    throw UsageError{"--monitor: expected val_loss or val_acc, got '" + monitor + "'"};
+  o.early_stop.monitor = monitor_from_name(monitor);
+  o.early_stop.min_delta = non_negative(args, "min-delta", "a change");
+  if (o.early_stop.patience > 0 && !(val_split > 0))
+    throw UsageError{
+        "--early-stop: needs --val-split (stopping is decided on validation data, never on the "
+        "test set)"};
+
+  o.save = args.get("save");
+  o.save_every = args.get_int("save-every", 0);
+  if (o.save_every > 0 && o.save.empty())
+    throw UsageError{"--save-every: needs --save FILE to write to"};
+  o.save_best = args.get("save-best");
+  if (!o.save_best.empty() && !(val_split > 0))
+    throw UsageError{
+        "--save-best: needs --val-split (the best model is chosen on validation data, never on "
+        "the test set)"};
+  if (!o.save_best.empty() && o.save_best == o.save)
+    throw UsageError{"--save-best: must differ from --save (" + o.save + ")"};
+  // Checkpoints record the best validation accuracy, so a resumed run replaces the best
+  // checkpoint only with a better model than it already holds.
+  if (resumed && !o.save_best.empty())
+    if (const auto it = resumed->state.extra.find("best_val_acc"); it != resumed->state.extra.end())
+      o.best_val_acc = std::strtod(it->second.c_str(), nullptr);
+  o.log = args.get("log");
+  o.append_log = resumed != nullptr;
+  o.report = args.get("report");
+  o.report_title = "convnet train --model " + args.get("model") + " on " + args.get("data");
+  o.report_config = args.values();
+  for (const char* name : kResumedFlags) o.recipe[name] = args.value_text(name);
+
+  o.format = args.get_switch("json") ? TrainerOptions::Format::Json : TrainerOptions::Format::Text;
+  o.quiet = args.get_switch("quiet");
+  o.progress_bar = !o.quiet && isatty(STDERR_FILENO) != 0;
+  o.progress_every = args.get_double("progress-every");
+  if (o.progress_every < 0)
+    throw UsageError{"--progress-every: expected seconds >= 0 (0 = no progress lines), got " +
+                     args.get("progress-every")};
+  o.error_prefix = "convnet train: error: ";
+  o.resume_hint = [epochs](const std::string& path, std::optional<double> lr) {
+    std::string hint = "convnet train --resume " + path;
+    if (lr) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%g", *lr);
+      hint += " --lr " + std::string(text);
+    }
+    return hint + " --epochs " + std::to_string(epochs);
+  };
+  return o;
+}
+
+}  // namespace convnet::cli
