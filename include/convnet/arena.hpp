@@ -11,6 +11,9 @@
 // all-reduce can start on it while the backward pass goes on. Each tensor starts at a multiple
 // of 64 bytes; the gaps between them are zero and stay zero (their gradient is zero, so every
 // optimizer leaves them at zero).
+//
+// SHARED. An arena may instead view another model's (share): a serving replica reads the
+// template's weights in place and has no gradients.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +42,12 @@ class ParamArena {
   // makes those tensors views of it. Values and gradients keep their contents, so a model can
   // rebind after a rebuild; the old storage (an earlier arena included) is released afterwards.
   void bind(std::span<const Param<T>> params);
+  // Makes every value of `params` a view of `source`'s values, which must have the same layout
+  // (params of the same sizes: a model of the same spec), and releases their own storage and
+  // their gradients' (the gradients become empty tensors). values() then views source's arena,
+  // which must outlive this one, and grads() is empty. Nothing here writes to source: whoever
+  // runs on these views reads them only (Model::build_shared).
+  void share(std::span<const Param<T>> params, const ParamArena& source);
 
   int64_t size() const { return values_.numel(); }
   std::span<T> values() { return values_.span(); }

@@ -54,10 +54,13 @@ class Executor {
   };
 
   // Takes the plan and allocates an activation and a gradient for every node but the input.
-  // Throws std::bad_alloc (the plan is then empty).
+  // Without gradients (a model that only serves, Model::build_shared), the activations only:
+  // forward then runs in Mode::Eval only and backward throws. Throws std::bad_alloc (the plan
+  // is then empty).
   void plan(std::vector<Node> nodes, std::vector<size_t> order, size_t output,
-            std::span<const Shape> shapes);
+            std::span<const Shape> shapes, bool gradients = true);
   bool planned() const { return !order_.empty(); }
+  bool has_gradients() const { return gradients_; }
 
   // Runs every node in order on x; returns the output node's activation. In Mode::Train, x must
   // stay alive until backward().
@@ -96,6 +99,7 @@ class Executor {
   size_t output_ = 0;
   std::vector<Tensor<T>> acts_;   // per node; acts_[0] empty (the input is the caller's)
   std::vector<Tensor<T>> grads_;  // per node, ∂L/∂acts_; grads_[0] empty (grad_input's)
+  bool gradients_ = true;         // false: grads_ are all empty, and only Eval runs
   const Tensor<T>* input_ = nullptr;
   const Tensor<T>* last_dy_ = nullptr;
   bool profiling_ = false;

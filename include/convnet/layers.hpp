@@ -83,7 +83,10 @@ class Layer {
   // x's shape). For a caller that knows no other consumer adds to dx (Sequential always; a
   // Graph for a node's first gradient), it saves zeroing dx and reading it back, two passes
   // over a tensor the size of x. Parameter gradients still accumulate. The default zeroes dx
-  // and calls backward(); layers on the hot path store directly.
+  // and calls backward(). The rule: a layer overrides it only where storing directly was
+  // measured to pay (ReLU, BatchNorm, Conv2d and the merge node Add; the figures are in
+  // bench/README.md, "Backward: assign or accumulate"); every other layer keeps the default and
+  // writes backward() alone.
   virtual void backward_assign(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                                Tensor<T>& dx);
   virtual std::vector<Param<T>> params() { return {}; }

@@ -73,6 +73,17 @@ class Model {
     initialise(seed);
   }
   virtual bool built() const = 0;
+  // Builds this model, which has source's spec, for `input` to serve on source's weights (what
+  // Predictor's concurrent contexts do): its parameters and buffers become views of source's,
+  // which nothing here writes, and it allocates the activations only (its layers' own caches
+  // aside), no gradients. It then runs forward in Mode::Eval only; backward, a Mode::Train
+  // forward (BatchNorm's would update source's running statistics), train_step and initialise
+  // throw. source must stay alive, built and not rebuilt while this model runs; build() again
+  // keeps this model on source's weights. Throws convnet::Error naming the first parameter or
+  // buffer whose name or shape differs from source's.
+  void build_shared(const Shape& input, const Model& source);
+  // The model whose weights this one runs on (build_shared), or null.
+  const Model* weights_source() const { return source_; }
   virtual const Shape& input_shape() const = 0;
   virtual const Shape& output_shape() const = 0;
   // Every trainable tensor, and every buffer (non-trainable state such as BatchNorm's running
@@ -81,7 +92,8 @@ class Model {
   virtual std::span<const Buffer<T>> buffers() const = 0;
   int64_t param_count() const;
   // Every parameter and gradient of params() in one buffer each (see convnet/arena.hpp); bound
-  // by build(), so empty before it.
+  // by build(), so empty before it. After build_shared, a view of the source's, without
+  // gradients.
   ParamArena<T>& arena() { return arena_; }
   const ParamArena<T>& arena() const { return arena_; }
   // FLOPs per sample (multiply-add = 2) of a forward pass, and of a training step: forward,
@@ -181,6 +193,7 @@ class Model {
         executor_(std::move(other.executor_)),
         origins_(std::move(other.origins_)),
         arena_(std::move(other.arena_)),
+        source_(other.source_),
         layer_ranges_(std::move(other.layer_ranges_)),
         sync_(other.sync_),
         grad_norms_(std::move(other.grad_norms_)) {}
@@ -191,6 +204,7 @@ class Model {
     executor_.forget_last_pass();
     origins_ = std::move(other.origins_);
     arena_ = std::move(other.arena_);
+    source_ = other.source_;
     layer_ranges_ = std::move(other.layer_ranges_);
     sync_ = other.sync_;
     last_x_ = nullptr;
@@ -202,7 +216,13 @@ class Model {
   // Returns the layer's index for gradients_ready(): 0, 1, ... in the order of the calls.
   size_t collect_named(Layer<T>& layer, const std::string& prefix, std::vector<Param<T>>& params,
                        std::vector<Buffer<T>>& buffers);
-  // After collecting: binds params (all of them, in collect order) to a fresh arena.
+  // After collecting: plans the executor (with gradients, and the loss gradient, unless the
+  // weights are another model's) for nodes of these shapes. Throws OutOfMemory naming the
+  // activations' size.
+  void plan_nodes(std::vector<typename Executor<T>::Node> nodes, std::vector<size_t> order,
+                  size_t output, std::span<const Shape> shapes);
+  // Then binds params (all of them, in collect order) to a fresh arena, or, after
+  // build_shared, params() and buffers() to views of the source's.
   void bind_arena(std::span<const Param<T>> params);
   // Called by the executor's backward right after the layer of that index (collect_named's)
   // has finished: hands its range of the gradient arena to the hook, if one is running.
@@ -230,15 +250,17 @@ class Model {
     return i < origins_.size() && !origins_[i].empty() ? origins_[i] + ": " : std::string();
   }
   std::vector<std::string> origins_;
-  // The OutOfMemory error for activations and their gradients of these shapes (one tensor of
-  // each per shape) that did not fit.
-  static OutOfMemory activations_out_of_memory(std::span<const Shape> shapes);
+  // The OutOfMemory error for activations and (with gradients) their gradients of these shapes
+  // (one tensor of each per shape) that did not fit.
+  static OutOfMemory activations_out_of_memory(std::span<const Shape> shapes,
+                                               bool gradients = true);
 
  private:
   // Where a non-finite value first shows in the last forward (or, with backward, in its
   // gradients): "the output of layer3 (conv2d ...)", for divergence errors.
   std::string first_non_finite(const Tensor<T>& x, bool backward);
   ParamArena<T> arena_;
+  const Model* source_ = nullptr;  // whose weights this model runs on (build_shared), or null
   // Per collect_named() index: the layer's (offset, size) in the arena; size 0 without params.
   std::vector<std::pair<int64_t, int64_t>> layer_ranges_;
   std::vector<size_t> pending_params_;  // params per collect_named() call, until bind_arena

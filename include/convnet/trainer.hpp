@@ -44,6 +44,10 @@ struct EarlyStopping {
 EarlyStopping::Monitor monitor_from_name(const std::string& name);
 const char* monitor_name(EarlyStopping::Monitor monitor);
 
+// Whether `path` names a metrics log of a format the Trainer writes: .csv, or JSON lines (.jsonl,
+// .json).
+bool is_metrics_log_path(const std::string& path);
+
 struct TrainerOptions {
   FitOptions fit{};  // the recipe: epochs, batch, seed, augmentation, schedule, clipping
 

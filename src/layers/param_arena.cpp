@@ -45,6 +45,30 @@ void ParamArena<T>::bind(std::span<const Param<T>> params) {
   slots_ = std::move(slots);
 }
 
+template <class T>
+void ParamArena<T>::share(std::span<const Param<T>> params, const ParamArena& source) {
+  std::vector<int64_t> sizes;
+  sizes.reserve(params.size());
+  for (const Param<T>& p : params) sizes.push_back(p.value->numel());
+  int64_t total = 0;
+  std::vector<Slot> slots = layout(sizes, total);
+  CONVNET_CHECK(slots == source.slots_ && total == source.size(),
+                "parameter arena: ", params.size(), " tensors of ", total,
+                " elements cannot share an arena of ", source.slots_.size(), " tensors and ",
+                source.size(), " elements");
+  // Views are writable tensors; this arena and its views only read what they point at.
+  T* values = const_cast<T*>(source.values_.data());
+  for (size_t i = 0; i < params.size(); ++i) {
+    params[i].value->become_view(values + slots[i].offset);
+    *params[i].grad = Tensor<T>();
+  }
+  // Emptied first: assigning to a view of the same shape would copy into it (Tensor::operator=).
+  values_ = Tensor<T>();
+  values_ = Tensor<T>::view(values, Shape{total});
+  grads_ = Tensor<T>();
+  slots_ = std::move(slots);
+}
+
 template class ParamArena<float>;
 template class ParamArena<double>;
 

@@ -14,7 +14,7 @@ constexpr size_t kMaxInputs = 16;  // of a merge node
 
 template <class T>
 void Executor<T>::plan(std::vector<Node> nodes, std::vector<size_t> order, size_t output,
-                       std::span<const Shape> shapes) {
+                       std::span<const Shape> shapes, bool gradients) {
   nodes_.clear();
   order_.clear();
   acts_.clear();
@@ -27,7 +27,7 @@ void Executor<T>::plan(std::vector<Node> nodes, std::vector<size_t> order, size_
   try {
     for (size_t v = 0; v < nodes.size(); ++v) {
       acts_.emplace_back(v == 0 ? Shape{0} : shapes[v]);
-      grads_.emplace_back(v == 0 ? Shape{0} : shapes[v]);
+      grads_.emplace_back(v == 0 || !gradients ? Shape{0} : shapes[v]);
     }
   } catch (const std::bad_alloc&) {
     acts_.clear();
@@ -37,6 +37,7 @@ void Executor<T>::plan(std::vector<Node> nodes, std::vector<size_t> order, size_
   nodes_ = std::move(nodes);
   order_ = std::move(order);
   output_ = output;
+  gradients_ = gradients;
   set_profiling(profiling_);
 }
 
@@ -48,6 +49,10 @@ const Tensor<T>& Executor<T>::forward(const Tensor<T>& x, Mode mode) {
 
 template <class T>
 const Tensor<T>& Executor<T>::forward_from(size_t first, Mode mode) {
+  // A Train forward writes what the model shares with others (BatchNorm's running statistics).
+  CONVNET_CHECK(gradients_ || mode == Mode::Eval,
+                "forward: Mode::Train on a model that runs on another model's weights "
+                "(build_shared), which runs Mode::Eval only");
   auto act = [&](size_t u) -> const Tensor<T>& { return u == 0 ? *input_ : acts_[u]; };
   const Tensor<T>* xs[kMaxInputs];
   for (size_t k = first; k < order_.size(); ++k) {
@@ -68,6 +73,9 @@ const Tensor<T>& Executor<T>::forward_from(size_t first, Mode mode) {
 template <class T>
 void Executor<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input, GradientsReady ready,
                            void* context) {
+  CONVNET_CHECK(gradients_,
+                "backward: the model runs on another model's weights (build_shared) "
+                "and has no gradients; train a model built with build()");
   last_dy_ = &dy;
   // No buffer is zeroed: each node's first writer assigns it (Node::assign).
   for (size_t v : order_)

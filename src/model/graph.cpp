@@ -314,12 +314,7 @@ void Graph<T>::build(const Shape& input) {
     step.inputs = node.inputs;
     if (node.layer) step.group = this->collect_named(*node.layer, node.name, params_, buffers_);
   }
-  try {
-    this->executor_.plan(std::move(plan), order_, output_, shapes_);
-    this->loss_grad_ = Tensor<T>(shapes_[output_]);
-  } catch (const std::bad_alloc&) {
-    throw this->activations_out_of_memory(shapes_);
-  }
+  this->plan_nodes(std::move(plan), order_, output_, shapes_);
   this->bind_arena(params_);
   built_ = true;
 }
@@ -327,6 +322,9 @@ void Graph<T>::build(const Shape& input) {
 template <class T>
 void Graph<T>::initialise(uint64_t seed) {
   require_built("initialise");
+  CONVNET_CHECK(!this->weights_source(),
+                "graph: initialise() would overwrite the weights "
+                "of the model this one shares (build_shared)");
   Rng rng(seed);
   for (Node& node : nodes_)
     if (node.layer) node.layer->init(rng);

@@ -48,7 +48,54 @@ size_t Model<T>::collect_named(Layer<T>& layer, const std::string& prefix,
 }
 
 template <class T>
+void Model<T>::build_shared(const Shape& input, const Model& source) {
+  CONVNET_CHECK(&source != this && source.built(),
+                "build_shared: the source must be another model, and built");
+  const Model* before = source_;
+  source_ = &source;
+  try {
+    build(input);
+  } catch (...) {
+    source_ = before;
+    throw;
+  }
+}
+
+template <class T>
+void Model<T>::plan_nodes(std::vector<typename Executor<T>::Node> nodes, std::vector<size_t> order,
+                          size_t output, std::span<const Shape> shapes) {
+  const bool gradients = source_ == nullptr;
+  try {
+    executor_.plan(std::move(nodes), std::move(order), output, shapes, gradients);
+    loss_grad_ = gradients ? Tensor<T>(shapes[output]) : Tensor<T>();
+  } catch (const std::bad_alloc&) {
+    throw activations_out_of_memory(shapes, gradients);
+  }
+}
+
+template <class T>
 void Model<T>::bind_arena(std::span<const Param<T>> params) {
+  if (source_) {
+    // Names and shapes first: the arena's check sees sizes only.
+    const auto check = [](const auto& mine, const auto& theirs, const char* what) {
+      CONVNET_CHECK(mine.size() == theirs.size(), "build_shared: the model has ", mine.size(), " ",
+                    what, "s, the source ", theirs.size());
+      for (size_t i = 0; i < mine.size(); ++i)
+        CONVNET_CHECK(
+            mine[i].name == theirs[i].name && mine[i].value->shape() == theirs[i].value->shape(),
+            "build_shared: ", what, " ", i, " is '", mine[i].name, "' ",
+            mine[i].value->shape().str(), ", the source's '", theirs[i].name, "' ",
+            theirs[i].value->shape().str());
+    };
+    check(params, source_->params(), "parameter");
+    check(buffers(), source_->buffers(), "buffer");
+    arena_.share(params, source_->arena_);
+    for (size_t i = 0; i < buffers().size(); ++i)
+      buffers()[i].value->become_view(source_->buffers()[i].value->data());
+    // No gradients, so nothing for a gradient hook.
+    layer_ranges_.assign(pending_params_.size(), {0, 0});
+    return;
+  }
   arena_.bind(params);
   // Layer j owns params [first, first + count); in the arena's reverse layout its range runs
   // from its last tensor's slot to where the previous layer's range starts (the arena's end for
@@ -205,12 +252,14 @@ StepResult Model<T>::evaluate(const Tensor<T>& x, const Targets<T>& targets, Los
 }
 
 template <class T>
-OutOfMemory Model<T>::activations_out_of_memory(std::span<const Shape> shapes) {
+OutOfMemory Model<T>::activations_out_of_memory(std::span<const Shape> shapes, bool gradients) {
   double bytes = 0;
-  for (const Shape& s : shapes) bytes += 2.0 * static_cast<double>(s.numel()) * sizeof(T);
+  for (const Shape& s : shapes)
+    bytes += (gradients ? 2.0 : 1.0) * static_cast<double>(s.numel()) * sizeof(T);
   char size[32];
   std::snprintf(size, sizeof size, "%.0f MB", bytes / 1e6);
-  return OutOfMemory(detail::concat("out of memory for the activations and their gradients: ", size,
+  return OutOfMemory(detail::concat("out of memory for the activations",
+                                    gradients ? " and their gradients" : "", ": ", size,
                                     " for a batch of ", shapes.front().str()));
 }
 

@@ -28,13 +28,14 @@ Checkpoint<T> with_one_name_per_output(Checkpoint<T> checkpoint) {
 
 template <class T>
 struct Predictor<T>::Context {
-  std::unique_ptr<Model<T>> model;  // built for max_batch samples
+  std::unique_ptr<Model<T>> model;  // grows to the largest batch it has run
   Tensor<T> input;                  // one batch, normalised
 };
 
+// Loaded for one sample: the template never runs, so it needs no batch of activations.
 template <class T>
 Predictor<T>::Predictor(const std::string& checkpoint_path, int64_t max_batch)
-    : Predictor(load_checkpoint<T>(checkpoint_path), max_batch) {}
+    : Predictor(load_checkpoint<T>(checkpoint_path, 1), max_batch) {}
 
 // Checked before it is taken apart: the model and its input information are moved into the
 // delegated constructor's parameters in an unspecified order.
@@ -63,6 +64,9 @@ Predictor<T>::Predictor(std::unique_ptr<Model<T>> model, InputInfo input, int64_
                     (input_.mean.empty() || static_cast<int64_t>(input_.mean.size()) == channels),
                 "predictor: normalisation needs one mean and stddev per input channel (", channels,
                 "), got ", input_.mean.size(), " and ", input_.stddev.size());
+  // The template only lends its weights: rebuilt for one sample (which keeps them), it keeps
+  // one sample's activations and gradients instead of a batch's.
+  if (template_->input_shape()[0] > 1) template_->build(template_->input_shape().with_batch(1));
 }
 
 template <class T>
@@ -82,10 +86,12 @@ size_t Predictor<T>::contexts() const {
   return made_;
 }
 
-// A free context, or a new replica of the template: same spec, built for max_batch samples,
-// with the template's parameters and buffers copied in (both lists come in the spec's order).
+// A free context, or a new replica of the template: same spec, built for `batch` samples (the
+// call's first batch) on the template's parameters and buffers (Model::build_shared: views, no
+// copy, no gradients). A context's activations grow when a later call runs a larger batch
+// (Model::forward takes any batch), so each holds the largest it has run, at most max_batch.
 template <class T>
-std::unique_ptr<typename Predictor<T>::Context> Predictor<T>::acquire() const {
+std::unique_ptr<typename Predictor<T>::Context> Predictor<T>::acquire(int64_t batch) const {
   {
     std::lock_guard lock(mutex_);
     if (!idle_.empty()) {
@@ -100,20 +106,9 @@ std::unique_ptr<typename Predictor<T>::Context> Predictor<T>::acquire() const {
   // The template's settings and thread pool, and a scratch of this caller's own: the pool
   // serves one call at a time, and the others run their kernels on their own threads.
   c->model->set_context(std::make_shared<convnet::Context>(template_->context()));
-  const Shape input = template_->input_shape().with_batch(max_batch_);
-  c->model->build(input);
+  const Shape input = template_->input_shape().with_batch(batch);
+  c->model->build_shared(input, *template_);
   c->input.resize(input);
-  auto copy = [](const auto& from, const auto& to) {
-    CONVNET_CHECK(from.size() == to.size(), "predictor: replica has ", to.size(),
-                  " tensors, the model ", from.size());
-    for (size_t i = 0; i < from.size(); ++i) {
-      CONVNET_CHECK(from[i].name == to[i].name, "predictor: replica tensor '", to[i].name,
-                    "' where the model has '", from[i].name, "'");
-      *to[i].value = *from[i].value;
-    }
-  };
-  copy(template_->params(), c->model->params());
-  copy(template_->buffers(), c->model->buffers());
   return c;
 }
 
@@ -141,11 +136,11 @@ Tensor<T> Predictor<T>::logits(const Tensor<T>& x) const {
     ~Lease() {
       if (context) owner->release(std::move(context));
     }
-  } lease{this, acquire()};
+  } lease{this, acquire(std::min(n, max_batch_))};
   Context& c = *lease.context;
   for (int64_t first = 0; first < n; first += max_batch_) {
     const int64_t count = std::min(max_batch_, n - first);
-    c.input.resize(template_->input_shape().with_batch(count));  // within capacity
+    c.input.resize(template_->input_shape().with_batch(count));
     normalise_input(x.data() + first * per_sample, c.input.data(), count, sample, input_);
     const Tensor<T>& y = c.model->forward(c.input, Mode::Eval);
     std::copy(y.data(), y.data() + count * classes_, out.data() + first * classes_);

@@ -54,12 +54,7 @@ void Sequential<T>::build(const Shape& input) {
     node.group = this->collect_named(*layers_[i], node.name, params_, buffers_);
     order.push_back(i + 1);
   }
-  try {
-    this->executor_.plan(std::move(plan), std::move(order), layers_.size(), shapes_);
-    this->loss_grad_ = Tensor<T>(shapes_.back());
-  } catch (const std::bad_alloc&) {
-    throw this->activations_out_of_memory(shapes_);
-  }
+  this->plan_nodes(std::move(plan), std::move(order), layers_.size(), shapes_);
   this->bind_arena(params_);
   built_ = true;
 }
@@ -67,6 +62,9 @@ void Sequential<T>::build(const Shape& input) {
 template <class T>
 void Sequential<T>::initialise(uint64_t seed) {
   require_built("initialise");
+  CONVNET_CHECK(!this->weights_source(),
+                "sequential: initialise() would overwrite the weights "
+                "of the model this one shares (build_shared)");
   Rng rng(seed);
   for (auto& layer : layers_) layer->init(rng);
 }

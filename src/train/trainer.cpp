@@ -65,12 +65,9 @@ class MetricsLog {
  public:
   MetricsLog(const std::string& path, bool append) : path_(path) {
     if (path.empty()) return;
-    const auto dot = path.rfind('.');
-    const std::string ext = dot == std::string::npos ? "" : path.substr(dot);
-    if (ext == ".csv")
-      csv_ = true;
-    else if (ext != ".jsonl" && ext != ".json")
+    if (!is_metrics_log_path(path))
       throw Error("log " + path + ": expected a file ending in .csv, .jsonl or .json");
+    csv_ = path.ends_with(".csv");
     // A link at the log's path is not read through (nor written through: the rename replaces
     // the link); a resumed run then starts a new log.
     if (append && std::filesystem::is_regular_file(std::filesystem::symlink_status(path))) {
@@ -111,6 +108,10 @@ class MetricsLog {
 };
 
 }  // namespace
+
+bool is_metrics_log_path(const std::string& path) {
+  return path.ends_with(".csv") || path.ends_with(".jsonl") || path.ends_with(".json");
+}
 
 EarlyStopping::Monitor monitor_from_name(const std::string& name) {
   if (name == "val_loss") return EarlyStopping::Monitor::ValLoss;

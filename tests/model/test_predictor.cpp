@@ -1,6 +1,10 @@
 // Predictor: the same outputs as the model's own eval forward, in batches of any size, with the
-// training normalisation applied; and the same again from several threads calling at once.
+// training normalisation applied; and the same again, bit for bit, from eight threads calling at
+// once, every context reading the template's weights in place (Model::build_shared), which no
+// call writes.
+#include <cstring>
 #include <filesystem>
+#include <latch>
 #include <thread>
 
 #include "support/testing.hpp"
@@ -22,9 +26,22 @@ layer flatten
 layer linear out_features=4
 )";
 
+// The same in a graph: a residual Add after a second BatchNorm, global average pooling.
+const char* kGraphNet = R"(model graph input=input
+node conv conv2d in=input out_channels=8 kernel=3 pad=1
+node bn batchnorm2d in=conv
+node relu relu in=bn
+node conv2 conv2d in=relu out_channels=8 kernel=3 pad=1 bias=false
+node bn2 batchnorm2d in=conv2
+node add add in=bn2,relu
+node pool global_avgpool2d in=add
+node flat flatten in=pool
+node fc linear in=flat out_features=4
+)";
+
 // A trained-looking model: random weights, BatchNorm statistics from a few training passes.
-std::unique_ptr<Model<float>> trained_model(int64_t batch) {
-  std::unique_ptr<Model<float>> m = parse_model_spec<float>(kNet);
+std::unique_ptr<Model<float>> trained_model(int64_t batch, const char* spec = kNet) {
+  std::unique_ptr<Model<float>> m = parse_model_spec<float>(spec);
   m->build(Shape{batch, 2, 9, 9}, 7);
   Rng rng(3);
   for (int i = 0; i < 3; ++i)
@@ -88,30 +105,187 @@ TEST(Predictor, MatchesTheModelsEvalForwardInAnyBatchSize) {
   }
 }
 
-TEST(Predictor, ServesSeveralThreadsAtOnce) {
+// A context is built for the batch of the call that makes it and grows with later, larger ones
+// (up to max_batch), with the same answers as a context built for max_batch at once.
+TEST(Predictor, AContextGrowsToTheBatchesItRuns) {
+  const Tensor<float> one = pixels(1, 2), x = pixels(11, 1);
+  const Predictor<float> grown(trained_model(3), kInfo, 4);
+  const Tensor<float> first = grown.logits(one);  // the context: 1 sample
+  const Tensor<float> got = grown.logits(x);      // 4 + 4 + 3 on the same context, grown
+  EXPECT_EQ(grown.contexts(), 1u);
+  const Predictor<float> sized(trained_model(3), kInfo, 4);
+  const Tensor<float> expected = sized.logits(x);  // the context: 4 samples
+  ASSERT_EQ(got.shape(), expected.shape());
+  EXPECT_EQ(std::memcmp(got.data(), expected.data(), sizeof(float) * 44), 0);
+  const Tensor<float> again = sized.logits(one);
+  EXPECT_EQ(std::memcmp(first.data(), again.data(), sizeof(float) * 4), 0);
+}
+
+// Every value of a model's parameters and buffers, in order.
+std::vector<float> weights_and_buffers(const Model<float>& m) {
+  std::vector<float> all;
+  for (const Param<float>& p : m.params())
+    all.insert(all.end(), p.value->span().begin(), p.value->span().end());
+  for (const Buffer<float>& b : m.buffers())
+    all.insert(all.end(), b.value->span().begin(), b.value->span().end());
+  return all;
+}
+
+bool same_bits(const Tensor<float>& a, const Tensor<float>& b) {
+  return a.shape() == b.shape() &&
+         std::memcmp(a.data(), b.data(), static_cast<size_t>(a.numel()) * sizeof(float)) == 0;
+}
+
+// Eight callers at once (released together), each running every input in turn several times:
+// every answer is bit for bit the single caller's, and the template's weights and running
+// statistics are bit for bit what they were (no Eval forward writes them).
+TEST(Predictor, ServesEightThreadsAtOnceBitIdentically) {
   const testing::ThreadCount use(2);  // so the kernels' pool is in play, and contended
-  const Predictor<float> predictor(trained_model(8), kInfo, 8);
-  // The answers, one caller at a time.
-  std::vector<Tensor<float>> inputs, expected;
-  for (uint64_t i = 0; i < 6; ++i) {
-    inputs.push_back(pixels(1 + static_cast<int64_t>(i), 100 + i));
-    expected.push_back(predictor.logits(inputs.back()));
+  for (const char* spec : {kNet, kGraphNet}) {
+    std::unique_ptr<Model<float>> model = trained_model(8, spec);
+    const Model<float>& shared = *model;  // owned by the predictor from here on
+    const Predictor<float> predictor(std::move(model), kInfo, 8);
+    const std::vector<float> weights = weights_and_buffers(shared);
+    // The answers, one caller at a time.
+    std::vector<Tensor<float>> inputs, expected;
+    for (uint64_t i = 0; i < 6; ++i) {
+      inputs.push_back(pixels(1 + static_cast<int64_t>(i), 100 + i));
+      expected.push_back(predictor.logits(inputs.back()));
+    }
+    constexpr int kCallers = 8;
+    std::vector<int> mismatches(kCallers, 0);
+    std::latch start(kCallers);
+    std::vector<std::thread> callers;
+    for (int t = 0; t < kCallers; ++t)
+      callers.emplace_back([&, t] {
+        start.arrive_and_wait();
+        for (int round = 0; round < 12; ++round) {
+          const size_t i = static_cast<size_t>(t + round) % inputs.size();
+          if (!same_bits(predictor.logits(inputs[i]), expected[i]))
+            ++mismatches[static_cast<size_t>(t)];
+        }
+      });
+    for (auto& c : callers) c.join();
+    for (int t = 0; t < kCallers; ++t)
+      EXPECT_EQ(mismatches[static_cast<size_t>(t)], 0) << "thread " << t << "\n" << spec;
+    EXPECT_GE(predictor.contexts(), 1u);
+    EXPECT_LE(predictor.contexts(), 8u);  // one per concurrent caller at most, then reused
+    EXPECT_EQ(weights_and_buffers(shared), weights) << spec;
   }
-  std::vector<int> mismatches(4, 0);
-  std::vector<std::thread> callers;
-  for (int t = 0; t < 4; ++t)
-    callers.emplace_back([&, t] {
-      for (int round = 0; round < 30; ++round) {
-        const size_t i = static_cast<size_t>(t + round) % inputs.size();
-        const Tensor<float> got = predictor.logits(inputs[i]);
-        for (int64_t j = 0; j < got.numel(); ++j)
-          if (got[j] != expected[i][j]) ++mismatches[static_cast<size_t>(t)];
+}
+
+// The contexts hold no copy of the weights: a change to the template's weights and running
+// statistics shows in the answers of contexts made before it, from any thread.
+TEST(Predictor, ContextsReadTheTemplatesWeights) {
+  std::unique_ptr<Model<float>> model = trained_model(8, kGraphNet);
+  Model<float>& shared = *model;  // owned by the predictor from here on
+  const Predictor<float> predictor(std::move(model), kInfo, 8);
+  const Tensor<float> x = pixels(5, 9);
+  constexpr int kCallers = 4;
+  auto call_at_once = [&] {
+    std::vector<Tensor<float>> got(kCallers);
+    std::latch start(kCallers);
+    std::vector<std::thread> callers;
+    for (int t = 0; t < kCallers; ++t)
+      callers.emplace_back([&, t] {
+        start.arrive_and_wait();
+        got[static_cast<size_t>(t)] = predictor.logits(x);
+      });
+    for (auto& c : callers) c.join();
+    return got;
+  };
+  const std::vector<Tensor<float>> before = call_at_once();
+  const size_t contexts = predictor.contexts();
+
+  std::unique_ptr<Model<float>> reference = trained_model(8, kGraphNet);
+  for (Model<float>* m : {&shared, reference.get()}) {
+    for (float& w : m->arena().values()) w *= 0.5f;
+    for (const Buffer<float>& b : m->buffers())
+      for (float& v : b.value->span()) v += 0.25f;
+  }
+  const Tensor<float> expected = reference->predict(normalised(x, kInfo));
+  for (const Tensor<float>& got : call_at_once()) {
+    EXPECT_FALSE(same_bits(got, before[0]));
+    ASSERT_EQ(got.shape(), expected.shape());
+    for (int64_t i = 0; i < got.numel(); ++i) EXPECT_FLOAT_EQ(got[i], expected[i]) << i;
+  }
+  for (const Tensor<float>& got : before) EXPECT_TRUE(same_bits(got, before[0]));
+  EXPECT_GE(predictor.contexts(), contexts);
+}
+
+// build_shared: the replica's parameters and buffers are the source's own tensors' storage (and
+// its arena a view of the source's), it has no gradients, computes the source's Eval outputs bit
+// for bit, and refuses what would write the source's weights or needs gradients.
+TEST(BuildShared, ViewsTheSourcesWeightsAndBuffersWithoutGradients) {
+  for (const char* spec : {kNet, kGraphNet}) {
+    SCOPED_TRACE(spec);
+    std::unique_ptr<Model<float>> source = trained_model(6, spec);
+    const std::vector<float> weights = weights_and_buffers(*source);
+    std::unique_ptr<Model<float>> replica = parse_model_spec<float>(source->spec());
+    replica->build_shared(Shape{3, 2, 9, 9}, *source);
+    EXPECT_EQ(replica->weights_source(), source.get());
+    EXPECT_EQ(source->weights_source(), nullptr);
+
+    auto expect_views = [&] {
+      ASSERT_EQ(replica->params().size(), source->params().size());
+      for (size_t i = 0; i < source->params().size(); ++i) {
+        const Param<float>& mine = replica->params()[i];
+        const Param<float>& theirs = source->params()[i];
+        EXPECT_EQ(mine.name, theirs.name);
+        EXPECT_EQ(mine.value->shape(), theirs.value->shape()) << mine.name;
+        EXPECT_EQ(mine.value->data(), theirs.value->data()) << mine.name;
+        EXPECT_FALSE(mine.value->owns_storage()) << mine.name;
+        EXPECT_EQ(mine.grad->numel(), 0) << mine.name;
       }
-    });
-  for (auto& c : callers) c.join();
-  for (int t = 0; t < 4; ++t) EXPECT_EQ(mismatches[static_cast<size_t>(t)], 0) << "thread " << t;
-  EXPECT_GE(predictor.contexts(), 1u);
-  EXPECT_LE(predictor.contexts(), 4u);  // one per concurrent caller at most, then reused
+      ASSERT_EQ(replica->buffers().size(), source->buffers().size());
+      for (size_t i = 0; i < source->buffers().size(); ++i)
+        EXPECT_EQ(replica->buffers()[i].value->data(), source->buffers()[i].value->data())
+            << replica->buffers()[i].name;
+      EXPECT_EQ(replica->arena().values().data(), source->arena().values().data());
+      EXPECT_EQ(replica->arena().size(), source->arena().size());
+      EXPECT_TRUE(replica->arena().grads().empty());
+    };
+    expect_views();
+
+    Rng rng(5);
+    const Tensor<float> x = testing::random_normal<float>(Shape{3, 2, 9, 9}, rng);
+    const Tensor<float> y = replica->forward(x, Mode::Eval);
+    EXPECT_TRUE(same_bits(y, source->forward(x, Mode::Eval)));
+    EXPECT_EQ(weights_and_buffers(*source), weights);
+
+    const auto message = testing::error_of;
+    EXPECT_EQ(message([&] { replica->forward(x, Mode::Train); }),
+              "forward: Mode::Train on a model that runs on another model's weights "
+              "(build_shared), which runs Mode::Eval only");
+    EXPECT_EQ(message([&] { replica->backward(y); }),
+              "backward: the model runs on another model's weights (build_shared) and has no "
+              "gradients; train a model built with build()");
+    EXPECT_NE(message([&] { replica->initialise(1); }).find("initialise() would overwrite"),
+              std::string::npos);
+    EXPECT_EQ(weights_and_buffers(*source), weights);
+
+    // Rebuilt (for a larger batch), it stays on the source's weights.
+    replica->build(Shape{7, 2, 9, 9});
+    expect_views();
+    EXPECT_TRUE(same_bits(replica->forward(x, Mode::Eval), y));
+  }
+}
+
+TEST(BuildShared, RefusesAnotherSpec) {
+  std::unique_ptr<Model<float>> source = trained_model(2);
+  std::string narrower = kNet;  // the first convolution with 4 channels instead of 8
+  narrower.replace(narrower.find("out_channels=8"), 14, "out_channels=4");
+  std::unique_ptr<Model<float>> other = parse_model_spec<float>(narrower);
+  EXPECT_EQ(testing::error_of([&] {
+              other->build_shared(Shape{2, 2, 9, 9}, *source);
+            }),
+            "build_shared: parameter 0 is 'layer0.weight' 4x2x3x3, the source's "
+            "'layer0.weight' 8x2x3x3");
+  std::unique_ptr<Model<float>> unbuilt = parse_model_spec<float>(kNet);
+  EXPECT_EQ(testing::error_of([&] {
+              unbuilt->build_shared(Shape{2, 2, 9, 9}, *unbuilt);
+            }),
+            "build_shared: the source must be another model, and built");
 }
 
 TEST(Predictor, ConvertsImagesAndRejectsWhatDoesNotFit) {

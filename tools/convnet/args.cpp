@@ -175,6 +175,12 @@ void apply_threads_flag(const ArgParser& args, const std::string& command) {
               << " (no faster than --threads " << hardware_threads() << ")\n";
 }
 
+double non_negative_flag(const ArgParser& args, const std::string& flag, const char* what) {
+  const double v = args.get_double(flag);
+  if (v < 0) throw UsageError{"--" + flag + ": expected " + what + " >= 0, got " + args.get(flag)};
+  return v;
+}
+
 std::string json_string(const std::string& s) {
   std::string out = "\"";
   for (const char ch : s) {

@@ -61,6 +61,9 @@ class ArgParser {
 // pasted megabyte is not echoed whole.
 std::string quoted(const std::string& value);
 
+// The flag's number, refused (a UsageError naming the flag, "expected WHAT >= 0") below zero.
+double non_negative_flag(const ArgParser& args, const std::string& flag, const char* what);
+
 // Parses "CxHxW" (e.g. 1x28x28) for the flag `name`; throws UsageError otherwise.
 Shape parse_chw(const std::string& name, const std::string& text);
 

@@ -53,8 +53,8 @@ int cmd_predict(int argc, char** argv) {
   const bool json = args.get_switch("json");
 
   // Loaded here, not by Predictor's path constructor, so that its notes (a file without
-  // checksums) reach the user.
-  Checkpoint<float> loaded = load_checkpoint<float>(checkpoint, batch);
+  // checksums) reach the user; for one sample, as the predictor's template never runs.
+  Checkpoint<float> loaded = load_checkpoint<float>(checkpoint, 1);
   for (const std::string& note : loaded.notes)
     std::cerr << "convnet predict: warning: " << note << "\n";
   const Predictor<float> predictor(std::move(loaded), batch);

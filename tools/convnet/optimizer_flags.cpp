@@ -15,21 +15,12 @@ void add_optimizer_flags(ArgParser& args) {
   args.add_switch("nesterov", "use Nesterov momentum with sgd");
 }
 
-namespace {
-
-// A flag's number, refused (exit 2, naming the flag) when negative: PyTorch's optimizers
-// reject a negative rate, momentum or weight decay too.
-double non_negative(const ArgParser& args, const std::string& flag, const char* what) {
-  const double v = args.get_double(flag);
-  if (v < 0) throw UsageError{"--" + flag + ": expected " + what + " >= 0, got " + args.get(flag)};
-  return v;
-}
-
-}  // namespace
+// A negative rate, momentum or weight decay is refused (exit 2, naming the flag): PyTorch's
+// optimizers reject them too.
 
 double learning_rate_flag(const ArgParser& args) {
   if (args.get("lr") == "auto") return args.get("optimizer") == "sgd" ? 0.05 : 1e-3;
-  return non_negative(args, "lr", "a learning rate");
+  return non_negative_flag(args, "lr", "a learning rate");
 }
 
 std::unique_ptr<Optimizer<float>> make_optimizer(const ArgParser& args) {
@@ -37,7 +28,7 @@ std::unique_ptr<Optimizer<float>> make_optimizer(const ArgParser& args) {
   if (name != "sgd" && name != "adam" && name != "adamw" && name != "rmsprop")
     throw UsageError{"--optimizer: expected sgd, adam, adamw or rmsprop, got '" + name + "'"};
   const double lr = learning_rate_flag(args);
-  const double momentum = non_negative(args, "momentum", "a momentum");
+  const double momentum = non_negative_flag(args, "momentum", "a momentum");
   // PyTorch accepts a momentum of 1 or more, so it is not refused; but the velocity then never
   // decays, and a user who typed 9 for 0.9 should hear of it before hours of training.
   if (momentum >= 1 && (name == "sgd" || name == "rmsprop"))
@@ -46,7 +37,7 @@ std::unique_ptr<Optimizer<float>> make_optimizer(const ArgParser& args) {
                  "without bound (usual values are 0.9 to 0.99)\n";
   const double wd = args.get("weight-decay") == "auto"
                         ? (name == "adamw" ? AdamWOptions{}.weight_decay : 0.0)
-                        : non_negative(args, "weight-decay", "a weight decay");
+                        : non_negative_flag(args, "weight-decay", "a weight decay");
   if (name == "sgd")
     return std::make_unique<Sgd<float>>(SgdOptions{.lr = lr,
                                                    .momentum = momentum,

@@ -33,15 +33,6 @@ constexpr const char* kResumedFlags[] = {"epochs",        "model",      "data",
                                          "pct-start",     "div-factor", "final-div-factor",
                                          "clip-grad-norm"};
 
-// A flag's number, refused (exit 2, naming the flag) below zero.
-double non_negative(const ArgParser& args, const char* flag, const char* what) {
-  const double v = args.get_double(flag);
-  if (v < 0)
-    throw UsageError{"--" + std::string(flag) + ": expected " + what + " >= 0, got " +
-                     args.get(flag)};
-  return v;
-}
-
 // --schedule and its options.
 LrSchedule make_schedule(const ArgParser& args) {
   LrSchedule s;
@@ -78,9 +69,9 @@ LrSchedule make_schedule(const ArgParser& args) {
   } catch (const Error& e) {
     throw UsageError{std::string("--schedule ") + args.get("schedule") + ": " + e.what()};
   }
-  if (s.min_lr > learning_rate_flag(args)) {
+  if (const double lr = learning_rate_flag(args); s.min_lr > lr) {
     char rate[32];
-    std::snprintf(rate, sizeof rate, "%g", learning_rate_flag(args));
+    std::snprintf(rate, sizeof rate, "%g", lr);
     throw UsageError{"--min-lr " + args.get("min-lr") + ": above the learning rate " + rate +
                      " (--lr " + args.get("lr") +
                      "): the schedule anneals from --lr down to --min-lr"};
@@ -95,9 +86,7 @@ void check_train_outputs(const ArgParser& args) {
     if (const std::string path = args.get(flag); !path.empty())
       check_output_file(path, "--" + std::string(flag));
   const std::string log = args.get("log");
-  const auto dot = log.rfind('.');
-  const std::string ext = dot == std::string::npos ? "" : log.substr(dot);
-  if (!log.empty() && ext != ".csv" && ext != ".jsonl" && ext != ".json")
+  if (!log.empty() && !is_metrics_log_path(log))
     throw UsageError{"--log: expected a file ending in .csv, .jsonl or .json, got " + quoted(log)};
   const std::string dir = args.get("report");
   if (dir.empty()) return;
@@ -212,7 +201,7 @@ TrainerOptions trainer_options(const ArgParser& args, const Checkpoint<float>* r
   o.fit.augment = {.crop_padding = args.get_int("crop-padding", 0),
                    .horizontal_flip = args.get_switch("flip")};
   o.fit.schedule = make_schedule(args);
-  o.fit.clip_grad_norm = non_negative(args, "clip-grad-norm", "a norm");
+  o.fit.clip_grad_norm = non_negative_flag(args, "clip-grad-norm", "a norm");
 
   const double val_split = args.get_double("val-split");
   if (!(val_split >= 0 && val_split < 1))
@@ -222,7 +211,7 @@ TrainerOptions trainer_options(const ArgParser& args, const Checkpoint<float>* r
   if (monitor != "val_loss" && monitor != "val_acc")
     throw UsageError{"--monitor: expected val_loss or val_acc, got '" + monitor + "'"};
   o.early_stop.monitor = monitor_from_name(monitor);
-  o.early_stop.min_delta = non_negative(args, "min-delta", "a change");
+  o.early_stop.min_delta = non_negative_flag(args, "min-delta", "a change");
   if (o.early_stop.patience > 0 && !(val_split > 0))
     throw UsageError{
         "--early-stop: needs --val-split (stopping is decided on validation data, never on the "
