@@ -27,16 +27,17 @@ loss      | src/loss                | loss                                      
 optim     | src/optim               | optim                                          | core layers ops
 model     | src/model               | executor model graph zoo                       | core layers loss optim src/ops/kernels.hpp
 data      | src/data                | data image                                     | core
+dist      | src/dist                | distributed                                    | core
 io        | src/io                  | safetensors spec checkpoint onnx               | core layers loss optim model
-train     | src/train               | train metrics schedule gradcheck               | core data layers loss optim model io
+train     | src/train               | train metrics schedule gradcheck               | core data dist layers loss optim model io
 report    | src/report              | report                                         | core data layers loss optim model io train
-trainer   | src/train/trainer.cpp   | trainer                                        | core data layers loss optim model io train report
+trainer   | src/train/trainer.cpp   | trainer                                        | core data dist layers loss optim model io train report
 predictor | src/model/predictor.cpp | predictor                                      | core data layers loss optim model io
 api       |                         | convnet                                        | public
 cli       | tools/convnet           |                                                | public
 examples  | examples                |                                                | public
 bench     | bench                   |                                                | public ops
-tests     | tests                   |                                                | public core ops ops/ref ops/cpu layers loss optim model data io train report trainer predictor
+tests     | tests                   |                                                | public core ops ops/ref ops/cpu layers loss optim model data dist io train report trainer predictor
 '
 
 self=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")

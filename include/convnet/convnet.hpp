@@ -4,6 +4,7 @@
 #include "convnet/checkpoint.hpp"
 #include "convnet/context.hpp"
 #include "convnet/data.hpp"
+#include "convnet/distributed.hpp"
 #include "convnet/error.hpp"
 #include "convnet/files.hpp"
 #include "convnet/gradcheck.hpp"

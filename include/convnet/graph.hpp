@@ -143,6 +143,8 @@ class Graph final : public Model<T> {
   const Tensor<T>& forward(const Tensor<T>& x, Mode mode) override;
   void backward(const Tensor<T>& dy, Tensor<T>* grad_input = nullptr) override;
   void set_replay(bool on) override;
+  void set_batch_shard(const BatchShard& shard) override;
+  void skip_batch(int64_t samples) override;
 
  private:
   struct Node {

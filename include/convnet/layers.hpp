@@ -31,6 +31,18 @@ class Context;  // convnet/context.hpp
 // Train: forward writes the caches backward needs. Eval: it skips them.
 enum class Mode { Train, Eval };
 
+// A Mode::Train forward pass on one shard of a larger batch: a micro-batch of a step computed in
+// parts, or one rank's part of a data-parallel batch. `before` and `after` samples of the whole
+// batch come ahead of and behind this shard in the whole batch's order, and the layers with a
+// random stream drawn per sample (Dropout) skip those samples' draws, so that each shard draws
+// exactly what the whole batch would draw for its samples. Only one shard of each batch (the
+// first) updates running statistics (BatchNorm's), as PyTorch's DistributedDataParallel keeps
+// rank 0's. The default, {0, 0, true}, is a whole batch.
+struct BatchShard {
+  int64_t before = 0, after = 0;
+  bool update_statistics = true;
+};
+
 // Weight initialisation. Default is PyTorch's for Conv2d and Linear: weights and bias uniform in
 // ±1/sqrt(fan_in) (kaiming_uniform_ with a=sqrt(5)). The others set the weights as named, with
 // the ReLU gain sqrt(2) for He, and zero biases:
@@ -97,6 +109,13 @@ class Layer {
   // forward passes compute one fixed function that finite differences can probe. Off by default;
   // a no-op for deterministic layers.
   virtual void set_replay(bool /*on*/) {}
+  // The shard of a batch the next Mode::Train forward passes compute (see BatchShard); a no-op
+  // for layers without random draws or running statistics.
+  virtual void set_batch_shard(const BatchShard& /*shard*/) {}
+  // Moves the layer's random stream on as a Mode::Train forward pass of `samples` samples would,
+  // without computing one: a data-parallel rank whose shard of a batch is empty keeps its
+  // streams in step with the others'. A no-op for layers without one.
+  virtual void skip_batch(int64_t /*samples*/) {}
   // The state of the layer's own random stream (Dropout's), as text, so a checkpoint resumes the
   // same masks; empty for layers without one. set_rng_state() takes what rng_state() returned.
   virtual std::string rng_state() const { return {}; }
@@ -489,6 +508,8 @@ class Dropout final : public Layer<T> {
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                 Tensor<T>* dx) override;
   void set_replay(bool on) override { replay_ = on; }
+  void set_batch_shard(const BatchShard& shard) override { shard_ = shard; }
+  void skip_batch(int64_t samples) override;
   std::string rng_state() const override;
   void set_rng_state(const std::string& state) override;
 
@@ -501,6 +522,7 @@ class Dropout final : public Layer<T> {
   uint64_t seed_;
   Rng rng_;
   bool replay_ = false, has_mask_ = false;
+  BatchShard shard_;
   Mode last_mode_ = Mode::Train;
   Tensor<T> mask_;
 };
@@ -542,6 +564,9 @@ class BatchNorm : public Layer<T> {
   std::vector<Param<T>> params() override;
   std::vector<Buffer<T>> buffers() override;
   void set_replay(bool on) override { replay_ = on; }
+  void set_batch_shard(const BatchShard& shard) override {
+    update_statistics_ = shard.update_statistics;
+  }
 
   Tensor<T>& weight() { return weight_; }  // γ (C); empty without affine
   Tensor<T>& bias() { return bias_; }      // β (C); empty without affine
@@ -560,7 +585,7 @@ class BatchNorm : public Layer<T> {
   int64_t channels_;
   double eps_, momentum_;
   bool affine_, spatial_;
-  bool replay_ = false;
+  bool replay_ = false, update_statistics_ = true;
   Mode last_mode_ = Mode::Train;
   Tensor<T> weight_, bias_, grad_weight_, grad_bias_, running_mean_, running_var_;
   Tensor<T> mean_, var_, invstd_;  // statistics the last forward normalised with, (C) each

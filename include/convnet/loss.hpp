@@ -14,6 +14,11 @@ template <class T>
 struct Targets {
   std::span<const int32_t> labels{};  // classification: one class index per sample
   const Tensor<T>* values = nullptr; // regression: same shape as the output
+  // The samples the mean is taken over: 0 for this batch's own N. A shard of a larger batch (a
+  // micro-batch, or one rank's part of a data-parallel batch) passes the whole batch's count,
+  // so that its loss and gradient are its share of the whole batch's mean, Σ_shard l_n / batch,
+  // and the shards' gradients add up to the gradient of the whole batch's mean.
+  int64_t mean_over = 0;
 };
 
 template <class T>
@@ -21,8 +26,9 @@ class Loss {
  public:
   virtual ~Loss() = default;
   virtual std::string name() const = 0;
-  // Mean loss over the batch; when grad != nullptr it is resized to output's shape and
-  // ASSIGNED ∂L/∂output. Throws convnet::Error on a missing or mismatched target.
+  // Mean loss over the batch (over targets.mean_over samples when set); when grad != nullptr it
+  // is resized to output's shape and ASSIGNED ∂L/∂output. Throws convnet::Error on a missing or
+  // mismatched target.
   virtual T compute(const Tensor<T>& output, const Targets<T>& targets, Tensor<T>* grad) = 0;
 };
 

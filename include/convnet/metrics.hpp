@@ -24,7 +24,7 @@ class ConfusionMatrix {
  public:
   explicit ConfusionMatrix(int64_t classes = 0);
   int64_t classes() const { return classes_; }
-  void add(int64_t label, int64_t predicted);
+  void add(int64_t label, int64_t predicted, int64_t times = 1);
   // One sample per row of N x K outputs: its arg-max (the lowest index among ties) against its
   // label.
   void add(const Tensor<float>& outputs, std::span<const int32_t> labels);

@@ -128,6 +128,11 @@ class Model {
   std::vector<LayerTime> layer_times() const { return executor_.layer_times(); }
   // Replay on every layer (see Layer::set_replay), for gradient checks.
   virtual void set_replay(bool on) = 0;
+  // The shard of a batch the next Mode::Train forward passes compute, on every layer (see
+  // BatchShard); {} again for whole batches.
+  virtual void set_batch_shard(const BatchShard& shard) = 0;
+  // Layer::skip_batch on every layer.
+  virtual void skip_batch(int64_t samples) = 0;
 
   // The execution context the model's layers, its gradient loops and the optimizer's update run
   // their kernels in (convnet/context.hpp): the backend, the threads, the scratch. A model
@@ -167,6 +172,10 @@ class Model {
   // backward, calling the gradient hook (set_gradient_sync) per finished range and at the end.
   // Throws Diverged (nothing updated) if the loss is not finite. grad_norm is left 0.
   StepResult forward_backward(const Tensor<T>& x, const Targets<T>& targets, Loss<T>& loss);
+  // forward_backward for a data-parallel rank whose shard of a `batch`-sample batch is empty:
+  // zero gradients (the hook's on_backward_end sees them), the random streams moved on past the
+  // batch (skip_batch), and apply_update armed.
+  void forward_backward_empty(int64_t batch);
   // The second half, on the gradients the hook left: their norms, the non-finite check (throws
   // Diverged, nothing updated), clipping, and the optimizer's update at learning rate lr.
   // Returns the gradients' joint L2 norm before clipping. Needs a forward_backward first; x must
@@ -336,6 +345,8 @@ class Sequential final : public Model<T> {
   const Tensor<T>& activation_grad(size_t i) const { return this->executor_.gradient(i); }
 
   void set_replay(bool on) override;
+  void set_batch_shard(const BatchShard& shard) override;
+  void skip_batch(int64_t samples) override;
 
  private:
   void require_built(const char* what) const;

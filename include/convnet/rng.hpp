@@ -15,6 +15,8 @@ class Rng {
   explicit Rng(uint64_t seed) : engine_(seed) {}
 
   uint64_t next_u64() { return engine_(); }
+  // Moves the stream on by n draws of next_u64(), as if they had been made.
+  void discard(uint64_t n) { engine_.discard(n); }
   // Uniform in [0, 1) with 53 random bits.
   double uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
   double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }

@@ -13,6 +13,7 @@
 namespace convnet {
 
 class ConfusionMatrix;  // convnet/metrics.hpp
+class Communicator;     // convnet/distributed.hpp
 
 struct FitOptions {
   int epochs = 1;  // the total: training runs epochs completed_epochs + 1 ... epochs
@@ -32,6 +33,21 @@ struct FitOptions {
   // rate when fit() starts (see convnet/schedule.hpp). Constant by default.
   LrSchedule schedule{};
   double clip_grad_norm = 0;  // see StepOptions; 0: no clipping
+  // Each batch of `count` samples as this many shards, part p of count/K + (p < count % K)
+  // samples in batch order, whose gradients (each of its share of the batch's mean loss) are
+  // added in order, ((g_0 + g_1) + g_2) + ..., before one update: a large batch in the memory of
+  // a shard, and the single-process reference of a data-parallel run (below). A shard of
+  // BatchNorm normalises with its own statistics, and the first shard's update the running
+  // ones; Dropout and augmentation draw for each sample what the whole batch would. The model
+  // must be built for ceil(batch / K) samples or more. 1: whole batches (the plain step).
+  int micro_batches = 1;
+  // Data-parallel training (convnet/distributed.hpp): with N > 1 processes, rank r computes
+  // shard r of every batch as `micro_batches = N` would, and the ranks' gradients are summed in
+  // rank order, so the run gives the same bits as one process with micro_batches = N (and the
+  // same threads per process). Every rank gets the same figures and takes the same decisions;
+  // callbacks run on every rank (one returning false on any rank stops all of them). A data-
+  // parallel run takes micro_batches = 1 (or N). Null: one process.
+  Communicator* communicator = nullptr;
   // When set (and `test` is given), each epoch's test evaluation also refills this matrix, so
   // a caller that wants it (the training report) needs no second pass over the test set.
   ConfusionMatrix* test_confusion = nullptr;
@@ -83,9 +99,12 @@ struct FitResult {
 };
 
 // Mean loss and accuracy of the model over every sample, in batches (Mode::Eval).
-// When `confusion` is set it is reset to the data's classes and counts every prediction.
+// When `confusion` is set it is reset to the data's classes and counts every prediction. With a
+// communicator of N ranks, rank r evaluates batches r, r + N, ... and every rank gets the
+// figures one process would (the batches' losses are added in batch order); every rank must
+// hold the same weights.
 EvalStats evaluate(Model<float>& model, const Dataset& data, Loss<float>& loss, int64_t batch = 256,
-                   ConfusionMatrix* confusion = nullptr);
+                   ConfusionMatrix* confusion = nullptr, Communicator* communicator = nullptr);
 
 // Trains up to options.epochs; after each epoch evaluates `test` (if not null) and the
 // validation set, then calls callbacks.on_epoch_end. The model must be built for options.batch

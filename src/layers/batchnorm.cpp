@@ -103,7 +103,7 @@ void BatchNorm<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
     const T unbias = static_cast<T>(s.M()) / static_cast<T>(s.M() - 1);
     for (int64_t c = 0; c < channels_; ++c) {
       invstd_[c] = T(1) / std::sqrt(var_[c] + eps);
-      if (!replay_) {
+      if (!replay_ && update_statistics_) {
         running_mean_[c] = (T(1) - m) * running_mean_[c] + m * mean_[c];
         running_var_[c] = (T(1) - m) * running_var_[c] + m * var_[c] * unbias;
       }

@@ -47,6 +47,13 @@ void Dropout<T>::init(Rng& rng) {
 }
 
 template <class T>
+void Dropout<T>::skip_batch(int64_t samples) {
+  const Shape& in = this->built_input_;
+  if (in.rank() == 0 || in[0] == 0) return;
+  rng_.discard(static_cast<uint64_t>(samples) * static_cast<uint64_t>(in.numel() / in[0]));
+}
+
+template <class T>
 void Dropout<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
   this->check_input(x);
   y.resize(x.shape());
@@ -60,7 +67,12 @@ void Dropout<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
   if (!(replay_ && has_mask_ && mask_.shape() == x.shape())) {  // draw a fresh mask
     mask_.resize(x.shape());
     const T scale = p_ < 1.0 ? static_cast<T>(1.0 / (1.0 - p_)) : T(0);
+    // One draw per element in the whole batch's order: a shard skips the draws of the samples
+    // ahead of it and behind it (see BatchShard).
+    const auto per_sample = static_cast<uint64_t>(x.dim(0) > 0 ? n / x.dim(0) : 0);
+    rng_.discard(static_cast<uint64_t>(shard_.before) * per_sample);
     ops::dropout_mask(ctx, n, p_, scale, rng_, mask_.data());
+    rng_.discard(static_cast<uint64_t>(shard_.after) * per_sample);
     has_mask_ = true;
   }
   ops::multiply(ctx, n, x.data(), mask_.data(), y.data());

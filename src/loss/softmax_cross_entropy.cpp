@@ -19,8 +19,11 @@ T SoftmaxCrossEntropy<T>::compute(const Tensor<T>& z, const Targets<T>& targets,
     CONVNET_CHECK(targets.labels[n] >= 0 && targets.labels[n] < K,
                   "softmax_cross_entropy: label ", targets.labels[n], " of sample ", n,
                   " is outside [0, ", K, ")");
+  const int64_t mean_over = targets.mean_over > 0 ? targets.mean_over : N;
+  CONVNET_CHECK(mean_over >= N, "softmax_cross_entropy: a shard of ", N,
+                " samples cannot be part of a batch of ", mean_over);
   if (grad) grad->resize(z.shape());
-  return ops::softmax_cross_entropy(N, K, z.data(), targets.labels.data(),
+  return ops::softmax_cross_entropy(N, mean_over, K, z.data(), targets.labels.data(),
                                     grad ? grad->data() : nullptr);
 }
 

@@ -452,6 +452,18 @@ void Graph<T>::set_replay(bool on) {
     if (node.layer) node.layer->set_replay(on);
 }
 
+template <class T>
+void Graph<T>::set_batch_shard(const BatchShard& shard) {
+  for (Node& node : nodes_)
+    if (node.layer) node.layer->set_batch_shard(shard);
+}
+
+template <class T>
+void Graph<T>::skip_batch(int64_t samples) {
+  for (Node& node : nodes_)
+    if (node.layer) node.layer->skip_batch(samples);
+}
+
 template class MergeLayer<float>;
 template class MergeLayer<double>;
 template class Add<float>;

@@ -190,6 +190,18 @@ StepResult Model<T>::forward_backward(const Tensor<T>& x, const Targets<T>& targ
 }
 
 template <class T>
+void Model<T>::forward_backward_empty(int64_t batch) {
+  static const Tensor<T> no_samples;
+  last_x_ = nullptr;
+  message_step_ = 0;
+  zero_grad();
+  skip_batch(batch);
+  if (sync_) sync_->on_backward_end(arena_.grads());
+  last_x_ = &no_samples;
+  last_loss_ = 0;
+}
+
+template <class T>
 double Model<T>::apply_update(Optimizer<T>& optimizer, double lr, const StepOptions& options) {
   CONVNET_CHECK(options.clip_grad_norm >= 0, "train_step: clip_grad_norm must be >= 0, got ",
                 options.clip_grad_norm);
@@ -213,7 +225,8 @@ double Model<T>::apply_update(Optimizer<T>& optimizer, double lr, const StepOpti
     throw Diverged(
         detail::concat("gradients are not finite at optimizer step ", optimizer.steps() + 1,
                        " (batch of ", x.dim(0), ", loss ", last_loss_,
-                       "): the first non-finite values are in ", first_non_finite(x, true),
+                       "): the first non-finite values are in ",
+                       x.numel() > 0 ? first_non_finite(x, true) : "other processes' shards",
                        ". The model diverged: lower the learning rate or clip gradients. "
                        "Weights were not updated."));
   // PyTorch's rule: scale by min(1, max_norm / (norm + 1e-6)).

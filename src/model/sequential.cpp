@@ -167,6 +167,16 @@ void Sequential<T>::set_replay(bool on) {
   for (auto& layer : layers_) layer->set_replay(on);
 }
 
+template <class T>
+void Sequential<T>::set_batch_shard(const BatchShard& shard) {
+  for (auto& layer : layers_) layer->set_batch_shard(shard);
+}
+
+template <class T>
+void Sequential<T>::skip_batch(int64_t samples) {
+  for (auto& layer : layers_) layer->skip_batch(samples);
+}
+
 template class Sequential<float>;
 template class Sequential<double>;
 

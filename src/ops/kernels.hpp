@@ -479,13 +479,14 @@ void rmsprop_update(const Context& ctx, int64_t count, const RmsPropStep<T>& c, 
 // O(N·K) on the logits, far below a thread split, and the batch's loss is a sum whose order is
 // part of its value; the losses take no context.
 template <class T>
-T softmax_cross_entropy(int64_t N, int64_t K, const T* z, const int32_t* labels, T* dz) {
-  return ref::softmax_cross_entropy(N, K, z, labels, dz);
+T softmax_cross_entropy(int64_t N, int64_t M, int64_t K, const T* z, const int32_t* labels,
+                        T* dz) {
+  return ref::softmax_cross_entropy(N, M, K, z, labels, dz);
 }
 
 template <class T>
-T mse(int64_t count, const T* p, const T* t, T* dp) {
-  return ref::mse(count, p, t, dp);
+T mse(int64_t count, int64_t M, const T* p, const T* t, T* dp) {
+  return ref::mse(count, M, p, t, dp);
 }
 
 // Runs kernel(begin, count) over [0, count): for float under Backend::Fast, large ranges

@@ -14,12 +14,13 @@ ConfusionMatrix::ConfusionMatrix(int64_t classes)
   CONVNET_CHECK(classes >= 0, "confusion matrix: classes must be >= 0, got ", classes);
 }
 
-void ConfusionMatrix::add(int64_t label, int64_t predicted) {
+void ConfusionMatrix::add(int64_t label, int64_t predicted, int64_t times) {
   CONVNET_CHECK(label >= 0 && label < classes_ && predicted >= 0 && predicted < classes_,
                 "confusion matrix: label ", label, " / prediction ", predicted, " outside [0, ",
                 classes_, ")");
-  ++counts_[static_cast<size_t>(label * classes_ + predicted)];
-  ++total_;
+  CONVNET_CHECK(times >= 0, "confusion matrix: a count of ", times, " samples");
+  counts_[static_cast<size_t>(label * classes_ + predicted)] += times;
+  total_ += times;
 }
 
 void ConfusionMatrix::add(const Tensor<float>& outputs, std::span<const int32_t> labels) {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "convnet/distributed.hpp"
 #include "convnet/metrics.hpp"
 
 namespace convnet {
@@ -28,27 +29,123 @@ void check_fits(const Model<float>& model, const Dataset& data, const char* whic
                 " images are ", s.str(), " but the model was built for ", in.str());
 }
 
+// Part p of a batch of `count` samples split into `parts`: count/parts + (p < count % parts)
+// samples, after the parts before it.
+struct Part {
+  int64_t first = 0, count = 0;
+};
+Part part_of(int64_t count, int parts, int p) {
+  const int64_t base = count / parts, extra = count % parts;
+  return {p * base + std::min<int64_t>(p, extra), base + (p < extra ? 1 : 0)};
+}
+
+// A fingerprint of every sample and label of data.
+uint64_t data_fingerprint(const Dataset& data) {
+  const int64_t chunk = 1024, sample = data.shape().numel() / std::max<int64_t>(data.size(), 1);
+  std::vector<int64_t> order(static_cast<size_t>(chunk));
+  std::vector<float> pixels(static_cast<size_t>(chunk * sample));
+  std::vector<int32_t> labels(static_cast<size_t>(chunk));
+  uint64_t h = fingerprint_of(data.shape().str());
+  for (int64_t first = 0; first < data.size(); first += chunk) {
+    const int64_t count = std::min(chunk, data.size() - first);
+    std::iota(order.begin(), order.begin() + count, first);
+    data.gather(std::span(order).first(static_cast<size_t>(count)), pixels.data(), labels.data());
+    h = fingerprint_of(std::span<const float>(pixels).first(static_cast<size_t>(count * sample)), h);
+    h = fingerprint_of(std::span<const int32_t>(labels).first(static_cast<size_t>(count)), h);
+  }
+  return h;
+}
+
+// Before a data-parallel run: every rank must hold the same model, data and recipe, or the
+// ranks would train different things and the sum of their gradients mean nothing.
+void require_same_start(Communicator& comm, Model<float>& model, const Dataset& train,
+                        const Dataset* test, const Optimizer<float>& optimizer,
+                        const FitOptions& o) {
+  uint64_t weights = fingerprint_of(model.spec());
+  weights = fingerprint_of(std::span<const float>(model.arena().values()), weights);
+  for (const Buffer<float>& b : model.buffers())
+    weights = fingerprint_of(std::span<const float>(b.value->data(), static_cast<size_t>(b.value->numel())), weights);
+  const std::string recipe = detail::concat(
+      "epochs ", o.epochs, " completed ", o.completed_epochs, ".", o.completed_steps, " batch ",
+      o.batch, " seed ", o.seed, " micro ", o.micro_batches, " crop ", o.augment.crop_padding,
+      " flip ", o.augment.horizontal_flip, " clip ", o.clip_grad_norm, " schedule ",
+      static_cast<int>(o.schedule.kind), " ", o.schedule.warmup_epochs, " ", o.schedule.min_lr,
+      " validation ", o.validation ? o.validation->size() : -1);
+  const std::string update = detail::concat(optimizer.name(), " lr ", optimizer.learning_rate(),
+                                            " steps ", optimizer.steps());
+  const Agreement items[] = {
+      {"model (its spec, weights and running statistics)", weights},
+      {"training data", data_fingerprint(train)},
+      {"test data", test ? data_fingerprint(*test) : 0},
+      {"validation data", o.validation ? data_fingerprint(*o.validation) : 0},
+      {"recipe (epochs, position, batch, seed, augmentation, schedule, clipping)",
+       fingerprint_of(recipe)},
+      {"optimizer (its kind, learning rate and step)", fingerprint_of(update)},
+  };
+  require_agreement(comm, items);
+}
+
 }  // namespace
 
 EvalStats evaluate(Model<float>& model, const Dataset& data, Loss<float>& loss, int64_t batch,
-                   ConfusionMatrix* confusion) {
+                   ConfusionMatrix* confusion, Communicator* communicator) {
   check_fits(model, data, "evaluation");
   batch = std::min(batch, model.input_shape()[0]);
+  const int ranks = communicator ? communicator->size() : 1;
+  const int rank = communicator ? communicator->rank() : 0;
   std::vector<int64_t> order(data.size());
   std::iota(order.begin(), order.end(), 0);
   Tensor<float> x(data.shape().with_batch(batch));
   std::vector<int32_t> labels;
-  double total_loss = 0;
-  int64_t correct = 0;
+  // Per batch: its loss times its count, and its correct predictions; summed in batch order
+  // below, whichever rank computed them.
+  const int64_t batches = (data.size() + batch - 1) / batch;
+  std::vector<double> batch_loss(static_cast<size_t>(batches));
+  std::vector<int64_t> batch_correct(static_cast<size_t>(batches));
   if (confusion) *confusion = ConfusionMatrix(data.classes());
-  for (int64_t first = 0; first < data.size(); first += batch) {
-    const int64_t count = std::min(batch, data.size() - first);
+  for (int64_t b = rank; b < batches; b += ranks) {
+    const int64_t first = b * batch, count = std::min(batch, data.size() - first);
     gather(data, std::span(order).subspan(first, count), x, labels);
     const Tensor<float>& out = model.forward(x, Mode::Eval);  // Model::evaluate, keeping out
-    total_loss += static_cast<double>(loss.compute(out, {.labels = labels}, nullptr)) *
-                  static_cast<double>(count);
-    correct += count_correct(out, std::span<const int32_t>(labels));
+    batch_loss[static_cast<size_t>(b)] =
+        static_cast<double>(loss.compute(out, {.labels = labels}, nullptr)) *
+        static_cast<double>(count);
+    batch_correct[static_cast<size_t>(b)] = count_correct(out, std::span<const int32_t>(labels));
     if (confusion) confusion->add(out, labels);
+  }
+  if (ranks > 1) {
+    const auto n = static_cast<size_t>(batches), all = n * static_cast<size_t>(ranks);
+    std::vector<double> losses(all);
+    std::vector<int64_t> corrects(all);
+    communicator->allgather_values(std::span<const double>(batch_loss), std::span(losses),
+                                   "the evaluation");
+    communicator->allgather_values(std::span<const int64_t>(batch_correct), std::span(corrects),
+                                   "the evaluation");
+    for (size_t b = 0; b < n; ++b) {
+      batch_loss[b] = losses[(b % static_cast<size_t>(ranks)) * n + b];
+      batch_correct[b] = corrects[(b % static_cast<size_t>(ranks)) * n + b];
+    }
+    if (confusion) {
+      const int64_t K = confusion->classes();
+      std::vector<int64_t> mine, every(static_cast<size_t>(K * K * ranks));
+      for (int64_t label = 0; label < K; ++label)
+        for (int64_t predicted = 0; predicted < K; ++predicted)
+          mine.push_back(confusion->count(label, predicted));
+      communicator->allgather_values(std::span<const int64_t>(mine), std::span(every),
+                                     "the evaluation's confusion matrix");
+      ConfusionMatrix merged(K);
+      for (size_t i = 0; i < every.size(); ++i) {
+        const auto cell = static_cast<int64_t>(i % static_cast<size_t>(K * K));
+        merged.add(cell / K, cell % K, every[i]);
+      }
+      *confusion = std::move(merged);
+    }
+  }
+  double total_loss = 0;
+  int64_t correct = 0;
+  for (size_t b = 0; b < batch_loss.size(); ++b) {
+    total_loss += batch_loss[b];
+    correct += batch_correct[b];
   }
   return {total_loss / static_cast<double>(data.size()),
           static_cast<double>(correct) / static_cast<double>(data.size())};
@@ -61,9 +158,23 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
   CONVNET_CHECK(options.completed_epochs >= 0 && options.completed_epochs < options.epochs,
                 "fit: completed_epochs must be in [0, epochs = ", options.epochs, "), got ",
                 options.completed_epochs);
-  CONVNET_CHECK(options.batch >= 1 && options.batch <= model.input_shape()[0],
-                "fit: batch must be between 1 and the built batch size ", model.input_shape()[0],
-                ", got ", options.batch);
+  // A data-parallel run (more than one rank) computes rank r's part of each batch, as the
+  // micro-batch step with one part per rank would.
+  Communicator* const comm = options.communicator && options.communicator->size() > 1
+                                 ? options.communicator
+                                 : nullptr;
+  const int ranks = comm ? comm->size() : 1, rank = comm ? comm->rank() : 0;
+  CONVNET_CHECK(options.micro_batches >= 1, "fit: micro_batches must be at least 1, got ",
+                options.micro_batches);
+  CONVNET_CHECK(!comm || options.micro_batches == 1 || options.micro_batches == ranks,
+                "fit: a data-parallel run over ", ranks, " processes computes one micro-batch "
+                "each: micro_batches must be 1 or ", ranks, ", got ", options.micro_batches);
+  const int parts = comm ? ranks : options.micro_batches;
+  const int64_t largest_part = options.batch >= 1 ? (options.batch + parts - 1) / parts : 0;
+  CONVNET_CHECK(options.batch >= 1 && largest_part <= model.input_shape()[0],
+                "fit: batch must be at least 1 and ", parts > 1 ? "its largest part " : "",
+                "at most the built batch size ", model.input_shape()[0], ", got ", options.batch,
+                parts > 1 ? detail::concat(" in ", parts, " parts") : std::string());
   check_fits(model, train, "training");
   if (test) check_fits(model, *test, "test");
   if (options.validation) check_fits(model, *options.validation, "validation");
@@ -72,6 +183,7 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
                 "fit: completed_steps must be in [0, ", steps, " batches per epoch), got ",
                 options.completed_steps);
   options.schedule.validate();
+  if (comm) require_same_start(*comm, model, train, test, optimizer, options);
 
   std::vector<int64_t> order(train.size());
   Tensor<float> x(train.shape().with_batch(options.batch));
@@ -79,6 +191,9 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
   const auto params = model.params();
   std::vector<double> grad_norm_sums(params.size());
   std::vector<float> augment_scratch;
+  // A part of the batch, and (micro-batches) the sum of the parts' gradients so far.
+  Tensor<float> x_part(train.shape().with_batch(parts > 1 ? largest_part : 1));
+  std::vector<float> grad_sum(parts > 1 && !comm ? model.arena().grads().size() : 0);
   // The buffers (BatchNorm's running statistics) as they were before the current step: a step
   // that diverges has already folded its batch into them in its forward pass, and what fit()
   // leaves after a divergence must be the last good state.
@@ -97,6 +212,101 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
       saved += n;
     }
   };
+  // One step computed in parts (see FitOptions::micro_batches and ::communicator): this
+  // process's parts of the batch in x and labels, each a forward_backward with the whole
+  // batch's mean, their gradients added in part order (micro-batches) or across the ranks in
+  // rank order, then one update.
+  const std::span<float> grads = model.arena().grads();
+  std::vector<double> rank_figures(static_cast<size_t>(3 * ranks));
+  std::vector<float> buffer_values(comm ? buffer_elements : 0);
+  std::string failure;
+  auto sharded_step = [&](int64_t count, double lr) {
+    double step_loss = 0;
+    int64_t step_correct = 0;
+    int status = 0;  // 0 ok, 1 diverged, 2 another error
+    try {
+      for (int p = comm ? rank : 0; p < (comm ? rank + 1 : parts); ++p) {
+        const Part part = part_of(count, parts, p);
+        if (part.count == 0) {  // a batch of fewer samples than parts
+          if (comm) model.forward_backward_empty(count);
+          continue;
+        }
+        model.set_batch_shard(comm ? BatchShard{part.first, count - part.first - part.count,
+                                                rank == 0}
+                                   : BatchShard{0, 0, p == 0});
+        x_part.resize(train.shape().with_batch(part.count));
+        const int64_t sample = x.numel() / x.dim(0);
+        std::copy_n(x.data() + part.first * sample, part.count * sample, x_part.data());
+        const StepResult r = model.forward_backward(
+            x_part,
+            {.labels = std::span<const int32_t>(labels).subspan(static_cast<size_t>(part.first),
+                                                               static_cast<size_t>(part.count)),
+             .mean_over = count},
+            loss);
+        if (!comm) {  // g = ((g_0 + g_1) + g_2) + ..., as the ranks' ordered sum adds them
+          if (p == 0)
+            std::copy(grads.begin(), grads.end(), grad_sum.begin());
+          else
+            for (size_t i = 0; i < grads.size(); ++i) grad_sum[i] += grads[i];
+        }
+        step_loss += r.loss;
+        step_correct += r.correct;
+      }
+    } catch (const Error& e) {
+      model.set_batch_shard({});
+      if (!comm) throw;
+      status = dynamic_cast<const Diverged*>(&e) ? 1 : 2;
+      failure = e.what();
+    }
+    model.set_batch_shard({});
+    if (comm) {
+      // Every rank learns every rank's outcome and figures, so all take the same way on.
+      const double mine[3] = {static_cast<double>(status), step_loss,
+                              static_cast<double>(step_correct)};
+      comm->allgather_values(std::span<const double>(mine), std::span(rank_figures),
+                             "the step's figures");
+      step_loss = 0;
+      step_correct = 0;
+      for (int q = 0; q < ranks; ++q) {
+        const double* f = rank_figures.data() + 3 * q;
+        if (f[0] != 0) {  // the first rank that failed tells every rank why
+          comm->broadcast_text(failure, q, "the step's error");
+          if (f[0] == 1) throw Diverged(detail::concat("rank ", q, ": ", failure));
+          throw Error(detail::concat("rank ", q, ": ", failure));
+        }
+        step_loss += f[1];
+        step_correct += static_cast<int64_t>(f[2]);
+      }
+      comm->ordered_sum(grads, static_cast<int>(std::min<int64_t>(ranks, count)),
+                        "the gradients' sum");
+      if (!buffers.empty()) {  // the running statistics rank 0's part updated
+        float* v = buffer_values.data();
+        for (const Buffer<float>& b : buffers) v = std::copy_n(b.value->data(), b.value->numel(), v);
+        comm->broadcast_values(std::span(buffer_values), 0, "the running statistics");
+        v = buffer_values.data();
+        for (const Buffer<float>& b : buffers) {
+          std::copy_n(v, b.value->numel(), b.value->data());
+          v += b.value->numel();
+        }
+      }
+    } else {
+      std::copy(grad_sum.begin(), grad_sum.end(), grads.begin());
+    }
+    StepResult r{step_loss, step_correct, 0};
+    r.grad_norm = model.apply_update(optimizer, lr, {.clip_grad_norm = options.clip_grad_norm});
+    return r;
+  };
+
+  // A callback's "go on" on every rank: false when it is false on any.
+  std::vector<uint8_t> go_on(static_cast<size_t>(ranks));
+  auto agree = [&](bool mine) {
+    if (!comm) return mine;
+    const uint8_t flag = mine ? 1 : 0;
+    comm->allgather_values(std::span<const uint8_t>(&flag, 1), std::span(go_on),
+                           "the callbacks' decision");
+    return std::all_of(go_on.begin(), go_on.end(), [](uint8_t f) { return f != 0; });
+  };
+
   const Rng base(options.seed);
   const double lr0 = optimizer.learning_rate();
   FitResult result;
@@ -126,8 +336,11 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
       StepResult r;
       copy_buffers(false);
       try {
-        r = model.train_step(x, {.labels = labels}, loss, optimizer, lr,
-                             {.clip_grad_norm = options.clip_grad_norm});
+        if (parts == 1)
+          r = model.train_step(x, {.labels = labels}, loss, optimizer, lr,
+                               {.clip_grad_norm = options.clip_grad_norm});
+        else
+          r = sharded_step(count, lr);
       } catch (const Diverged& e) {
         copy_buffers(true);
         throw Diverged(
@@ -153,7 +366,7 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
             .learning_rate = lr,
             .seconds =
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
-        if (!callbacks.on_batch_end(b) && step + 1 < steps) {
+        if (!agree(callbacks.on_batch_end(b)) && step + 1 < steps) {
           result.completed_epochs = epoch - 1;
           result.completed_steps = step + 1;
           result.stopped = true;
@@ -171,20 +384,22 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
     for (const double sum : grad_norm_sums)
       stats.grad_norms.push_back(sum / static_cast<double>(steps - first_step));
     if (test) {
-      const EvalStats e =
-          evaluate(model, *test, loss, model.input_shape()[0], options.test_confusion);
+      const EvalStats e = evaluate(model, *test, loss, model.input_shape()[0],
+                                   options.test_confusion, options.communicator);
       stats.test_loss = e.loss;
       stats.test_acc = e.accuracy;
     }
     if (options.validation) {
-      const EvalStats e = evaluate(model, *options.validation, loss, model.input_shape()[0]);
+      const EvalStats e = evaluate(model, *options.validation, loss, model.input_shape()[0],
+                                   nullptr, options.communicator);
       stats.val_loss = e.loss;
       stats.val_acc = e.accuracy;
     }
     result.epochs.push_back(stats);
     result.completed_epochs = epoch;
     result.completed_steps = 0;
-    if (callbacks.on_epoch_end && !callbacks.on_epoch_end(stats) && epoch < options.epochs) {
+    if (callbacks.on_epoch_end && !agree(callbacks.on_epoch_end(stats)) &&
+        epoch < options.epochs) {
       result.stopped = true;
       return result;
     }

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "convnet/distributed.hpp"
 #include "convnet/files.hpp"
 #include "convnet/metrics.hpp"
 #include "convnet/report.hpp"
@@ -356,6 +357,14 @@ TrainerResult Trainer::run() {
   ran_ = true;
   TrainerOptions& o = options_;
   o.fit.test_confusion = output_->report_confusion();
+  if (o.fit.communicator) {  // the settings that change the math, alike on every rank
+    std::string recipe;
+    for (const auto& [name, value] : o.recipe) recipe += name + "=" + value + "\n";
+    const Agreement items[] = {{"training recipe (" + std::to_string(o.recipe.size()) +
+                                    " settings a checkpoint records)",
+                                fingerprint_of(recipe)}};
+    require_agreement(*o.fit.communicator, items);
+  }
   TrainerResult result;
   const char* stop_reason = nullptr;
   auto stop = [&] {
@@ -380,6 +389,10 @@ TrainerResult Trainer::run() {
   } catch (const Diverged& e) {
     return diverged(e, std::move(result.fit));
   }
+  // In a data-parallel run a stop requested of one process stops them all (fit's callbacks
+  // agree), and is this process's stop too.
+  if (result.fit.stopped && result.end != TrainerResult::End::EarlyStopped && !stop_reason)
+    stop_reason = "a stop request to another process of the job";
   output_->finish();
   const std::string& stop_path = o.save.empty() ? o.stop_save : o.save;
   if (stop_reason && result.fit.stopped && result.end != TrainerResult::End::EarlyStopped) {

@@ -20,7 +20,7 @@
 
 namespace convnet::cli {
 
-int cmd_train(int argc, char** argv) {
+int cmd_train(int argc, char** argv, Communicator& communicator) {
   ArgParser args(
       "convnet train",
       "Trains a built-in model or a model spec file on an IDX, CIFAR-10 or image-folder\n"
@@ -37,6 +37,7 @@ int cmd_train(int argc, char** argv) {
   Checkpoint<float> resumed = resume_from_flags(args);
   const bool resuming = resumed.model != nullptr;
   TrainerOptions options = trainer_options(args, resuming ? &resumed : nullptr);
+  const int64_t batch_parts = join_ranks(args, communicator, options);  // of a batch, in this process
   auto optimizer = make_optimizer(args);
   apply_threads_flag(args, "convnet train");
   const double val_split = args.get_double("val-split");
@@ -44,7 +45,7 @@ int cmd_train(int argc, char** argv) {
   const Shape image_shape = parse_chw("image-size", args.get("image-size"));
   // What can be checked before the data is loaded and hours are spent training.
   std::unique_ptr<Model<float>> spec_model = resuming ? nullptr : check_model_flag(args);
-  check_train_outputs(args);
+  if (communicator.rank() == 0) check_train_outputs(args);  // the writer's files
 
   TrainTest data = load_train_test(args.get("data"), image_shape);
   Dataset &train = data.train, &test = data.test, validation;
@@ -70,7 +71,7 @@ int cmd_train(int argc, char** argv) {
 
   // A batch larger than the training set is the whole set: build for what will be used.
   options.fit.batch = std::min(options.fit.batch, train.size());
-  const Shape input = train.shape().with_batch(options.fit.batch);
+  const Shape input = train.shape().with_batch((options.fit.batch + batch_parts - 1) / batch_parts);
   const std::string oom = "out of memory building " + args.get("model") + " for batches of " +
                           std::to_string(options.fit.batch) + " images of " +
                           train.sample_shape().str();
@@ -124,7 +125,9 @@ int cmd_train(int argc, char** argv) {
        << "), optimizer " << optimizer->name() << " lr " << optimizer->learning_rate()
        << (schedule.kind != LrSchedule::Kind::Constant ? " " + args.get("schedule") : "")
        << (schedule.warmup_epochs > 0 ? " with warm-up" : "") << ", batch "
-       << args.get_int("batch", 1) << ", threads " << num_threads() << "\n"
+       << args.get_int("batch", 1) << (batch_parts > 1 ? " in parts of " + std::to_string(input[0]) : "")
+       << (communicator.size() > 1 ? ", " + std::to_string(communicator.size()) + " ranks" : "")
+       << ", threads " << num_threads() << "\n"
        << model->summary() << std::flush;
 
   handle_stop_signals();

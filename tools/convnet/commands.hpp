@@ -2,9 +2,14 @@
 // convnet::Error (exit 1) or cli::UsageError (exit 2) to main().
 #pragma once
 
+namespace convnet {
+class Communicator;  // convnet/distributed.hpp
+}
+
 namespace convnet::cli {
 
-int cmd_train(int argc, char** argv);
+// Under mpirun, each rank trains its shard of every batch (see convnet/distributed.hpp).
+int cmd_train(int argc, char** argv, Communicator& communicator);
 int cmd_gradcheck(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_summary(int argc, char** argv);

@@ -3,10 +3,12 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <memory>
 #include <string>
 
 #include "args.hpp"
 #include "commands.hpp"
+#include "convnet/distributed.hpp"
 #include "convnet/error.hpp"
 #include "convnet/files.hpp"
 
@@ -31,6 +33,24 @@ const char* kUsage =
     "\n"
     "Run 'convnet <command> --help' for the flags of a command.\n";
 
+// Under mpirun, the ranks of a job: an error on one rank must end all of them (the others may be
+// waiting for it in a collective), so it ends the job, with its rank in the message.
+std::unique_ptr<convnet::World> world;
+
+std::string where() {
+  if (!world || world->communicator().size() == 1) return "";
+  return " (rank " + std::to_string(world->communicator().rank()) + " of " +
+         std::to_string(world->communicator().size()) + ")";
+}
+
+int failed(int code) {
+  if (world && world->communicator().size() > 1) {
+    std::cerr << std::flush;
+    world->communicator().abort("", code);
+  }
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -48,7 +68,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     convnet::cli::check_threads_environment();  // every command, before any kernel runs
-    if (command == "train") return convnet::cli::cmd_train(argc, argv);
+    world = std::make_unique<convnet::World>(argc, argv);
+    if (command == "train") return convnet::cli::cmd_train(argc, argv, world->communicator());
     if (command == "gradcheck") return convnet::cli::cmd_gradcheck(argc, argv);
     if (command == "bench") return convnet::cli::cmd_bench(argc, argv);
     if (command == "summary") return convnet::cli::cmd_summary(argc, argv);
@@ -60,16 +81,17 @@ int main(int argc, char** argv) {
     std::cerr << "convnet: unknown command '" << command << "'\n\n" << kUsage;
     return 2;
   } catch (const convnet::cli::UsageError& e) {
-    std::cerr << "convnet " << command << ": " << e.message << "\n";
-    return 2;
+    std::cerr << "convnet " << command << where() << ": " << e.message << "\n";
+    return failed(2);
   } catch (const convnet::Error& e) {
-    std::cerr << "convnet " << command << ": error: " << e.what() << "\n";
-    return 1;
+    std::cerr << "convnet " << command << ": error" << where() << ": " << e.what() << "\n";
+    return failed(1);
   } catch (const std::bad_alloc&) {
-    std::cerr << "convnet " << command << ": error: out of memory\n";
-    return 1;
+    std::cerr << "convnet " << command << ": error" << where() << ": out of memory\n";
+    return failed(1);
   } catch (const std::exception& e) {
-    std::cerr << "convnet " << command << ": internal error: " << e.what() << "\n";
-    return 1;
+    std::cerr << "convnet " << command << ": internal error" << where() << ": " << e.what()
+              << "\n";
+    return failed(1);
   }
 }

@@ -110,7 +110,13 @@ void add_train_flags(ArgParser& args) {
   add_model_flag(args);
   args.add("epochs", "5",
            "passes over the training set (the total, when resuming: by default the checkpoint's)");
-  args.add("batch", "64", "mini-batch size");
+  args.add("batch", "64", "mini-batch size (under mpirun: the global batch, split over the ranks)");
+  args.add("micro-batches", "1",
+           "compute each batch as this many parts whose gradients are summed in order before one "
+           "update (big batches in small memory; the same bits as mpirun -np K)");
+  args.add("comm-timeout", "300",
+           "under mpirun: seconds a rank waits for the others before it ends the job (0 = for "
+           "ever)");
   add_optimizer_flags(args);
   // Cosine by default: a run of a fixed number of epochs should end annealed, not at the full
   // rate's noise (the README's Results). The library's fit() keeps PyTorch's constant default;
@@ -184,6 +190,22 @@ Checkpoint<float> resume_from_flags(ArgParser& args) {
   return resumed;
 }
 
+int64_t join_ranks(const ArgParser& args, Communicator& communicator, TrainerOptions& options) {
+  const int ranks = communicator.size();
+  communicator.set_timeout(non_negative_flag(args, "comm-timeout", "seconds"));
+  options.writer = communicator.rank() == 0;
+  if (ranks == 1) return options.fit.micro_batches;
+  if (options.fit.micro_batches != 1 && options.fit.micro_batches != ranks)
+    throw UsageError{"--micro-batches " + args.get("micro-batches") + ": under mpirun each of the " +
+                     std::to_string(ranks) + " ranks computes one part of a batch (give 1 or " +
+                     std::to_string(ranks) + ")"};
+  if (options.fit.batch < ranks)
+    throw UsageError{"--batch " + args.get("batch") + ": fewer samples than the " +
+                     std::to_string(ranks) + " ranks that share each batch"};
+  options.fit.communicator = &communicator;
+  return ranks;
+}
+
 TrainerOptions trainer_options(const ArgParser& args, const Checkpoint<float>* resumed) {
   TrainerOptions o;
   const int64_t epochs = args.get_int("epochs", 1);
@@ -202,6 +224,11 @@ TrainerOptions trainer_options(const ArgParser& args, const Checkpoint<float>* r
                    .horizontal_flip = args.get_switch("flip")};
   o.fit.schedule = make_schedule(args);
   o.fit.clip_grad_norm = non_negative_flag(args, "clip-grad-norm", "a norm");
+  const int64_t micro_batches = args.get_int("micro-batches", 1);
+  if (micro_batches > o.fit.batch)
+    throw UsageError{"--micro-batches " + args.get("micro-batches") + ": more parts than the " +
+                     args.get("batch") + " samples of a batch"};
+  o.fit.micro_batches = static_cast<int>(micro_batches);
 
   const double val_split = args.get_double("val-split");
   if (!(val_split >= 0 && val_split < 1))

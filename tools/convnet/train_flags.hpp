@@ -4,6 +4,7 @@
 
 #include "args.hpp"
 #include "convnet/checkpoint.hpp"
+#include "convnet/distributed.hpp"
 #include "convnet/trainer.hpp"
 
 namespace convnet::cli {
@@ -19,6 +20,11 @@ Checkpoint<float> resume_from_flags(ArgParser& args);
 // options; `resumed` (or null) positions the run after the checkpoint's epochs and steps. Leaves
 // fit.validation and input (which need the data) unset.
 TrainerOptions trainer_options(const ArgParser& args, const Checkpoint<float>* resumed);
+
+// Under mpirun: this process's rank joins the run (options.fit.communicator; only rank 0 prints
+// and writes; --comm-timeout set) and --micro-batches is checked against the ranks. Returns the
+// parts a batch is computed in, the model being built for one part.
+int64_t join_ranks(const ArgParser& args, Communicator& communicator, TrainerOptions& options);
 
 // Before any data is loaded: every output can be written (atomically beside its target, so the
 // target is no folder and its folder is writable; the report is a folder), and the log's

@@ -7,9 +7,10 @@
 namespace convnet::ops::ref {
 
 template <class T>
-T softmax_cross_entropy(int64_t N, int64_t K, const T* z, const int32_t* labels, T* dz) {
+T softmax_cross_entropy(int64_t N, int64_t M, int64_t K, const T* z, const int32_t* labels,
+                        T* dz) {
   // -log softmax(z)[y] = logsumexp(z) - z[y], with logsumexp(z) = max + log Σ e^(z - max) so no
-  // exponent overflows. The gradient of the mean loss is (softmax(z) - onehot(y)) / N; see
+  // exponent overflows. The gradient of the mean loss is (softmax(z) - onehot(y)) / M; see
   // https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html for the loss.
   T total = 0;
   for (int64_t n = 0; n < N; ++n) {
@@ -22,29 +23,29 @@ T softmax_cross_entropy(int64_t N, int64_t K, const T* z, const int32_t* labels,
     if (dz) {
       for (int64_t k = 0; k < K; ++k) {
         const T p = std::exp(zn[k] - max - log_sum);
-        dz[n * K + k] = (p - (k == labels[n] ? T(1) : T(0))) / static_cast<T>(N);
+        dz[n * K + k] = (p - (k == labels[n] ? T(1) : T(0))) / static_cast<T>(M);
       }
     }
   }
-  return total / static_cast<T>(N);
+  return total / static_cast<T>(M);
 }
 
 template <class T>
-T mse(int64_t count, const T* p, const T* t, T* dp) {
+T mse(int64_t count, int64_t M, const T* p, const T* t, T* dp) {
   T total = 0;
   for (int64_t i = 0; i < count; ++i) {
     const T diff = p[i] - t[i];
     total += diff * diff;
-    if (dp) dp[i] = T(2) * diff / static_cast<T>(count);
+    if (dp) dp[i] = T(2) * diff / static_cast<T>(M);
   }
-  return total / static_cast<T>(count);
+  return total / static_cast<T>(M);
 }
 
-template float softmax_cross_entropy<float>(int64_t, int64_t, const float*, const int32_t*,
-                                            float*);
-template double softmax_cross_entropy<double>(int64_t, int64_t, const double*, const int32_t*,
-                                              double*);
-template float mse<float>(int64_t, const float*, const float*, float*);
-template double mse<double>(int64_t, const double*, const double*, double*);
+template float softmax_cross_entropy<float>(int64_t, int64_t, int64_t, const float*,
+                                            const int32_t*, float*);
+template double softmax_cross_entropy<double>(int64_t, int64_t, int64_t, const double*,
+                                              const int32_t*, double*);
+template float mse<float>(int64_t, int64_t, const float*, const float*, float*);
+template double mse<double>(int64_t, int64_t, const double*, const double*, double*);
 
 }  // namespace convnet::ops::ref

@@ -183,12 +183,15 @@ void rmsprop_update(int64_t count, const RmsPropStep<T>& c, T* p, const T* g, T*
                     T* buf);
 
 // --- losses (mean over the batch; the gradient is assigned, it starts backpropagation) -------
-// L = (1/N) Σ_n [logsumexp(z_n) - z_n[label_n]];  dz (optional) = (softmax(z) - onehot) / N.
+// M is the mean's denominator: N (count) for a whole batch, the whole batch's for a shard of it.
+// L = (1/M) Σ_n [logsumexp(z_n) - z_n[label_n]];  dz (optional) = (softmax(z) - onehot) / M.
 // z: (N, K) logits; labels in [0, K) (checked by the caller).
 template <class T>
-T softmax_cross_entropy(int64_t N, int64_t K, const T* z, const int32_t* labels, T* dz);
-// L = (1/count) Σ (p - t)²;  dp (optional) = 2 (p - t) / count.  (PyTorch's MSELoss 'mean'.)
+T softmax_cross_entropy(int64_t N, int64_t M, int64_t K, const T* z, const int32_t* labels,
+                        T* dz);
+// L = (1/M) Σ (p - t)²;  dp (optional) = 2 (p - t) / M, over count elements; M = count for a
+// whole batch (PyTorch's MSELoss 'mean').
 template <class T>
-T mse(int64_t count, const T* p, const T* t, T* dp);
+T mse(int64_t count, int64_t M, const T* p, const T* t, T* dp);
 
 }  // namespace convnet::ops::ref

@@ -1,0 +1,144 @@
+// The communicator over MPI_COMM_WORLD. Every collective is MPI's non-blocking form, waited on
+// by polling against the communicator's timeout, so that a peer that stopped answering ends the
+// job with a message instead of hanging it. The ordered sum is built from MPI_Alltoallv and
+// MPI_Allgatherv (a reduce-scatter and an allgather, as a ring allreduce moves the same
+// 2·(N-1)/N of the data): each rank adds its chunk of every rank's data in rank order.
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include "convnet/error.hpp"
+#include "dist/mpi.hpp"
+
+namespace convnet::dist {
+namespace {
+
+class MpiCommunicator final : public Communicator {
+ public:
+  MpiCommunicator() {
+    MPI_Comm_dup(MPI_COMM_WORLD, &comm_);
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+    const auto n = static_cast<size_t>(size_);
+    counts_.resize(n);
+    displs_.resize(n);
+    recv_counts_.resize(n);
+    recv_displs_.resize(n);
+  }
+  ~MpiCommunicator() override { MPI_Comm_free(&comm_); }
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+
+  void ordered_sum(std::span<float> data, int contributors, const char* what) override {
+    CONVNET_CHECK(contributors >= 1 && contributors <= size_, "ordered_sum: ", contributors,
+                  " contributors among ", size_, " ranks");
+    if (size_ == 1) return;
+    const auto total = static_cast<int64_t>(data.size());
+    CONVNET_CHECK(total <= INT_MAX, "ordered_sum: ", total, " values are more than one MPI call "
+                  "takes");
+    // Rank j owns chunk j = [total·j/N, total·(j+1)/N).
+    for (int j = 0; j < size_; ++j) {
+      const int64_t begin = total * j / size_, end = total * (j + 1) / size_;
+      displs_[static_cast<size_t>(j)] = static_cast<int>(begin);
+      counts_[static_cast<size_t>(j)] = static_cast<int>(end - begin);
+    }
+    const int mine = counts_[static_cast<size_t>(rank_)];
+    for (int i = 0; i < size_; ++i) {
+      recv_counts_[static_cast<size_t>(i)] = mine;
+      recv_displs_[static_cast<size_t>(i)] = i * mine;
+    }
+    // Grows at the first call only (and when the model grows).
+    if (recv_.size() < static_cast<size_t>(size_) * static_cast<size_t>(mine))
+      recv_.resize(static_cast<size_t>(size_) * static_cast<size_t>(mine));
+    MPI_Request request;
+    MPI_Ialltoallv(data.data(), counts_.data(), displs_.data(), MPI_FLOAT, recv_.data(),
+                   recv_counts_.data(), recv_displs_.data(), MPI_FLOAT, comm_, &request);
+    wait(request, what, "the reduce-scatter");
+    // out = ((d_0 + d_1) + d_2) + ... over the contributors, element by element.
+    float* out = data.data() + displs_[static_cast<size_t>(rank_)];
+    std::copy_n(recv_.data(), mine, out);
+    for (int i = 1; i < contributors; ++i) {
+      const float* d = recv_.data() + static_cast<size_t>(i) * static_cast<size_t>(mine);
+      for (int k = 0; k < mine; ++k) out[k] += d[k];
+    }
+    MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data.data(), counts_.data(),
+                    displs_.data(), MPI_FLOAT, comm_, &request);
+    wait(request, what, "the allgather");
+  }
+
+  void broadcast(std::span<std::byte> data, int root, const char* what) override {
+    if (size_ == 1) return;
+    CONVNET_CHECK(data.size() <= INT_MAX, "broadcast: ", data.size(), " bytes are too many");
+    MPI_Request request;
+    MPI_Ibcast(data.data(), static_cast<int>(data.size()), MPI_BYTE, root, comm_, &request);
+    wait(request, what, "the broadcast");
+  }
+
+  void allgather(std::span<const std::byte> mine, std::span<std::byte> all,
+                 const char* what) override {
+    CONVNET_CHECK(all.size() == mine.size() * static_cast<size_t>(size_), "allgather: ",
+                  all.size(), " bytes for ", size_, " ranks of ", mine.size());
+    CONVNET_CHECK(mine.size() <= INT_MAX, "allgather: ", mine.size(), " bytes are too many");
+    MPI_Request request;
+    MPI_Iallgather(mine.data(), static_cast<int>(mine.size()), MPI_BYTE, all.data(),
+                   static_cast<int>(mine.size()), MPI_BYTE, comm_, &request);
+    wait(request, what, "the gather");
+  }
+
+  [[noreturn]] void abort(const std::string& message, int code) override {
+    std::fprintf(stderr, "%s\n", message.c_str());
+    std::fflush(stderr);
+    MPI_Abort(comm_, code);
+    std::_Exit(code);  // MPI_Abort does not return; this is for the compiler
+  }
+
+ private:
+  // Waits for `request`, polling: a spin first (a collective on one host completes in
+  // microseconds), then with short sleeps, so that ranks that share cores leave them to the
+  // rank still computing. Past the timeout, ends the job naming this rank and the operation.
+  void wait(MPI_Request& request, const char* what, const char* step) {
+    using Clock = std::chrono::steady_clock;
+    const auto start = Clock::now();
+    for (int polls = 0;; ++polls) {
+      int done = 0;
+      MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+      if (done) return;
+      if (polls < 2000) continue;
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+      if (timeout() > 0 && (polls & 255) == 0 &&
+          std::chrono::duration<double>(Clock::now() - start).count() > timeout()) {
+        char message[512];
+        std::snprintf(message, sizeof message,
+                      "convnet: rank %d of %d waited %.0f s (--comm-timeout) for its peers in "
+                      "%s of %s: a rank has stopped answering or died; ending the job",
+                      rank_, size_, timeout(), step, what);
+        abort(message, 1);
+      }
+    }
+  }
+
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0, size_ = 1;
+  std::vector<int> counts_, displs_, recv_counts_, recv_displs_;
+  std::vector<float> recv_;
+};
+
+}  // namespace
+
+bool mpi_built() { return true; }
+
+std::unique_ptr<Communicator> start_mpi(int& argc, char**& argv) {
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
+  return std::make_unique<MpiCommunicator>();
+}
+
+void finish_mpi() { MPI_Finalize(); }
+
+}  // namespace convnet::dist
