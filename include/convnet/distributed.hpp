@@ -23,7 +23,16 @@
 #include <span>
 #include <string>
 
+#include "convnet/error.hpp"
+
 namespace convnet {
+
+// An error that every rank of a job throws alike, having agreed on it (a step that failed on one
+// rank, a start-up mismatch): each rank can end normally, and one (rank 0) report it.
+class JobError : public Error {
+ public:
+  using Error::Error;
+};
 
 class Communicator {
  public:

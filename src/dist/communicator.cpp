@@ -64,7 +64,7 @@ void require_agreement(Communicator& comm, std::span<const Agreement> items) {
       if (all[r * items.size() + i] != all[i])
         differing += (differing.empty() ? "" : ", ") + std::to_string(r);
     if (!differing.empty())
-      throw Error(detail::concat("the ranks of this job disagree on ", items[i].name, ": rank",
+      throw JobError(detail::concat("the ranks of this job disagree on ", items[i].name, ": rank",
                                  differing.find(',') != std::string::npos ? "s " : " ", differing,
                                  " differ", differing.find(',') != std::string::npos ? "" : "s",
                                  " from rank 0; every rank must start from the same ",

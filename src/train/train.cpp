@@ -272,7 +272,7 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
         if (f[0] != 0) {  // the first rank that failed tells every rank why
           comm->broadcast_text(failure, q, "the step's error");
           if (f[0] == 1) throw Diverged(detail::concat("rank ", q, ": ", failure));
-          throw Error(detail::concat("rank ", q, ": ", failure));
+          throw JobError(detail::concat("rank ", q, ": ", failure));
         }
         step_loss += f[1];
         step_correct += static_cast<int64_t>(f[2]);
@@ -346,6 +346,9 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
         throw Diverged(
             detail::concat("epoch ", epoch, ", batch ", step + 1, "/", steps, ": ", e.what()),
             epoch - 1, step);
+      } catch (const JobError& e) {
+        throw JobError(
+            detail::concat("epoch ", epoch, ", batch ", step + 1, "/", steps, ": ", e.what()));
       } catch (const Error& e) {  // where in the run: the step says what went wrong
         throw Error(
             detail::concat("epoch ", epoch, ", batch ", step + 1, "/", steps, ": ", e.what()));

@@ -83,6 +83,10 @@ int main(int argc, char** argv) {
   } catch (const convnet::cli::UsageError& e) {
     std::cerr << "convnet " << command << where() << ": " << e.message << "\n";
     return failed(2);
+  } catch (const convnet::JobError& e) {  // thrown alike on every rank: rank 0 tells
+    if (!world || world->communicator().rank() == 0)
+      std::cerr << "convnet " << command << ": error: " << e.what() << "\n";
+    return 1;
   } catch (const convnet::Error& e) {
     std::cerr << "convnet " << command << ": error" << where() << ": " << e.what() << "\n";
     return failed(1);
