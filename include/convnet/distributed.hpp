@@ -47,6 +47,10 @@ class Communicator {
   // MPI_Allreduce does not promise (the standard lets it add in any order). `what` names the
   // operation in a timeout message ("gradients of step 12").
   virtual void ordered_sum(std::span<float> data, int contributors, const char* what) = 0;
+  // On every rank, data becomes the sum of every rank's data, added in whatever order MPI
+  // chooses (MPI_Allreduce's own algorithm): the same on every rank, but not necessarily the bits
+  // of ordered_sum. For the overlapped reduction.
+  virtual void sum(std::span<float> data, const char* what) = 0;
   // On every rank, data becomes root's.
   virtual void broadcast(std::span<std::byte> data, int root, const char* what) = 0;
   // all[r * mine.size() ... (r + 1) * mine.size()) = rank r's `mine`, on every rank.
@@ -81,6 +85,7 @@ class SingleProcess final : public Communicator {
   int rank() const override { return 0; }
   int size() const override { return 1; }
   void ordered_sum(std::span<float>, int, const char*) override {}
+  void sum(std::span<float>, const char*) override {}
   void broadcast(std::span<std::byte>, int, const char*) override {}
   void allgather(std::span<const std::byte> mine, std::span<std::byte> all,
                  const char*) override;

@@ -48,6 +48,15 @@ struct FitOptions {
   // callbacks run on every rank (one returning false on any rank stops all of them). A data-
   // parallel run takes micro_batches = 1 (or N). Null: one process.
   Communicator* communicator = nullptr;
+  // How a data-parallel step sums the ranks' gradients. Ordered (the default): after the
+  // backward pass, in rank order (the bits of micro_batches = N, above). Overlapped: the
+  // gradient arena in buckets (the first of first_bucket values, then of `bucket`; PyTorch DDP's
+  // 1 MB and 25 MB by default), each all-reduced by MPI (in its own order) on a communication
+  // thread as soon as the backward pass has finished it, while the backward pass goes on: faster
+  // where the network is slow, the same up to rounding.
+  enum class Reduction { Ordered, Overlapped };
+  Reduction reduction = Reduction::Ordered;
+  int64_t first_bucket = 262144, bucket = 6553600;
   // When set (and `test` is given), each epoch's test evaluation also refills this matrix, so
   // a caller that wants it (the training report) needs no second pass over the test set.
   ConfusionMatrix* test_confusion = nullptr;
@@ -80,6 +89,10 @@ struct EpochStats {
   // Per model.params() entry: the mean over the epoch's batches of the L2 norm of its
   // gradient, ||∂L/∂w||₂ (vanishing or exploding gradients show here first).
   std::vector<double> grad_norms;
+  // Data-parallel runs: seconds spent summing the ranks' gradients, and the part of them the
+  // steps waited for (all of it when Ordered; what the backward pass did not hide when
+  // Overlapped).
+  double reduce_seconds = 0, reduce_waited_seconds = 0;
 };
 
 // Called by fit(); returning false stops training: after a batch, at once (the epoch is left

@@ -72,6 +72,15 @@ class MpiCommunicator final : public Communicator {
     wait(request, what, "the allgather");
   }
 
+  void sum(std::span<float> data, const char* what) override {
+    if (size_ == 1) return;
+    CONVNET_CHECK(data.size() <= INT_MAX, "sum: ", data.size(), " values are too many");
+    MPI_Request request;
+    MPI_Iallreduce(MPI_IN_PLACE, data.data(), static_cast<int>(data.size()), MPI_FLOAT, MPI_SUM,
+                   comm_, &request);
+    wait(request, what, "the all-reduce");
+  }
+
   void broadcast(std::span<std::byte> data, int root, const char* what) override {
     if (size_ == 1) return;
     CONVNET_CHECK(data.size() <= INT_MAX, "broadcast: ", data.size(), " bytes are too many");

@@ -9,6 +9,7 @@
 
 #include "convnet/distributed.hpp"
 #include "convnet/metrics.hpp"
+#include "train/overlap.hpp"
 
 namespace convnet {
 namespace {
@@ -220,6 +221,20 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
   std::vector<double> rank_figures(static_cast<size_t>(3 * ranks));
   std::vector<float> buffer_values(comm ? buffer_elements : 0);
   std::string failure;
+  // The overlapped reduction, set as the model's gradient hook for this call.
+  std::unique_ptr<detail::OverlappedReduction> overlap;
+  if (comm && options.reduction == FitOptions::Reduction::Overlapped)
+    overlap = std::make_unique<detail::OverlappedReduction>(*comm, grads, options.first_bucket,
+                                                            options.bucket);
+  struct HookGuard {
+    Model<float>& model;
+    bool set;
+    ~HookGuard() {
+      if (set) model.set_gradient_sync(nullptr);
+    }
+  } hook_guard{model, overlap != nullptr};
+  if (overlap) model.set_gradient_sync(overlap.get());
+  double reduce_seconds = 0, waited_seconds = 0;  // the ordered sums' this epoch
   auto sharded_step = [&](int64_t count, double lr) {
     double step_loss = 0;
     int64_t step_correct = 0;
@@ -257,6 +272,11 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
       if (!comm) throw;
       status = dynamic_cast<const Diverged*>(&e) ? 1 : 2;
       failure = e.what();
+      // The other ranks' buckets are being all-reduced: take part in each, once, with zeros.
+      if (overlap) {
+        overlap->finish_queued();
+        model.forward_backward_empty(count);
+      }
     }
     model.set_batch_shard({});
     if (comm) {
@@ -277,8 +297,15 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
         step_loss += f[1];
         step_correct += static_cast<int64_t>(f[2]);
       }
-      comm->ordered_sum(grads, static_cast<int>(std::min<int64_t>(ranks, count)),
-                        "the gradients' sum");
+      if (!overlap) {
+        const auto start = std::chrono::steady_clock::now();
+        comm->ordered_sum(grads, static_cast<int>(std::min<int64_t>(ranks, count)),
+                          "the gradients' sum");
+        const double seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        reduce_seconds += seconds;
+        waited_seconds += seconds;
+      }
       if (!buffers.empty()) {  // the running statistics rank 0's part updated
         float* v = buffer_values.data();
         for (const Buffer<float>& b : buffers) v = std::copy_n(b.value->data(), b.value->numel(), v);
@@ -386,6 +413,15 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
     stats.images_per_s = static_cast<double>(seen) / std::max(seconds, 1e-9);
     for (const double sum : grad_norm_sums)
       stats.grad_norms.push_back(sum / static_cast<double>(steps - first_step));
+    if (overlap) {
+      stats.reduce_seconds = overlap->reduce_seconds();
+      stats.reduce_waited_seconds = overlap->waited_seconds();
+      overlap->reset_times();
+    } else {
+      stats.reduce_seconds = reduce_seconds;
+      stats.reduce_waited_seconds = waited_seconds;
+    }
+    reduce_seconds = waited_seconds = 0;
     if (test) {
       const EvalStats e = evaluate(model, *test, loss, model.input_shape()[0],
                                    options.test_confusion, options.communicator);

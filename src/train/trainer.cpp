@@ -323,6 +323,15 @@ bool Trainer::on_epoch_end(const EpochStats& s) {
   const TrainerOptions& o = options_;
   const bool has_validation = o.fit.validation != nullptr;
   output_->epoch(s, o.fit.epochs, has_validation, model_);
+  if (o.fit.communicator && o.fit.communicator->size() > 1 && s.seconds > 0) {
+    char note[192];
+    std::snprintf(note, sizeof note,
+                  "epoch %d: %d ranks; summing gradients took %.3f s, of which the steps waited "
+                  "%.3f s (%.1f%% of the training time)",
+                  s.epoch, o.fit.communicator->size(), s.reduce_seconds, s.reduce_waited_seconds,
+                  100 * s.reduce_waited_seconds / s.seconds);
+    output_->info() << note << std::endl;
+  }
   // Strictly better only: on a tie the earlier (less trained) model stays.
   if (!o.save_best.empty() && s.val_acc > best_val_acc_) {
     best_val_acc_ = s.val_acc;
