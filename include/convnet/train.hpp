@@ -48,15 +48,18 @@ struct FitOptions {
   // callbacks run on every rank (one returning false on any rank stops all of them). A data-
   // parallel run takes micro_batches = 1 (or N). Null: one process.
   Communicator* communicator = nullptr;
-  // How a data-parallel step sums the ranks' gradients. Ordered (the default): after the
-  // backward pass, in rank order (the bits of micro_batches = N, above). Overlapped: the
-  // gradient arena in buckets (the first of first_bucket values, then of `bucket`; PyTorch DDP's
-  // 1 MB and 25 MB by default), each all-reduced by MPI (in its own order) on a communication
-  // thread as soon as the backward pass has finished it, while the backward pass goes on: faster
-  // where the network is slow, the same up to rounding.
+  // How a data-parallel step sums the ranks' gradients, in rank order either way (the bits of
+  // micro_batches = N, above). Ordered (the default): the whole arena after the backward pass.
+  // Overlapped: the gradient arena in buckets (the first of first_bucket values, then of
+  // `bucket`), each summed on a communication thread as soon as the backward pass has finished
+  // it, while the backward pass goes on: the time of the sums hides behind the backward pass,
+  // which matters where the network is slow. Bucket 0 (the default): an eighth of the arena,
+  // from 64 Ki to 6.5 Mi values (256 KiB to PyTorch DDP's 25 MiB), since the last bucket, which
+  // the backward pass finishes last, is the one never hidden; first_bucket 0: at most 1 MiB
+  // (DDP's), so that communication starts early.
   enum class Reduction { Ordered, Overlapped };
   Reduction reduction = Reduction::Ordered;
-  int64_t first_bucket = 262144, bucket = 6553600;
+  int64_t first_bucket = 0, bucket = 0;
   // When set (and `test` is given), each epoch's test evaluation also refills this matrix, so
   // a caller that wants it (the training report) needs no second pass over the test set.
   ConfusionMatrix* test_confusion = nullptr;

@@ -74,7 +74,7 @@ void OverlappedReduction::run() {
     std::snprintf(what, sizeof what, "bucket %zu of %zu (values %zu to %zu) of step %lld",
                   bucket + 1, buckets(), begin, end, static_cast<long long>(step_ + 1));
     const auto start = std::chrono::steady_clock::now();
-    comm_.sum(grads_.subspan(begin, end - begin), what);
+    comm_.ordered_sum(grads_.subspan(begin, end - begin), contributors_, what);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     {

@@ -1,7 +1,8 @@
 // The overlapped gradient reduction of a data-parallel step (FitOptions::reduction =
 // Reduction::Overlapped): a GradientSync that cuts the gradient arena into buckets and, as the
-// backward pass finishes each one, hands it to a communication thread that all-reduces it while
-// the backward pass goes on.
+// backward pass finishes each one, hands it to a communication thread that sums it across the
+// ranks (Communicator::ordered_sum: the same bits as summing the whole arena after the backward
+// pass) while the backward pass goes on.
 #pragma once
 
 #include <condition_variable>
@@ -32,6 +33,8 @@ class OverlappedReduction final : public GradientSync<float> {
   // The rest, then waits until every bucket is reduced.
   void on_backward_end(std::span<float> grads) override;
 
+  // The ranks whose gradients count in the next step's sums (see Communicator::ordered_sum).
+  void set_contributors(int contributors) { contributors_ = contributors; }
   // Waits until the buckets handed over so far are reduced (a step that failed part-way).
   void finish_queued();
   // Seconds the communication thread spent reducing, and the part of it the step waited for at
@@ -52,6 +55,7 @@ class OverlappedReduction final : public GradientSync<float> {
   std::condition_variable work_, done_;
   size_t queued_ = 0, finished_ = 0;  // buckets handed over and reduced, this step
   int64_t step_ = 0;
+  int contributors_ = 1;
   bool stop_ = false;
   double reduce_seconds_ = 0, waited_seconds_ = 0;
   std::thread thread_;

@@ -223,9 +223,14 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
   std::string failure;
   // The overlapped reduction, set as the model's gradient hook for this call.
   std::unique_ptr<detail::OverlappedReduction> overlap;
-  if (comm && options.reduction == FitOptions::Reduction::Overlapped)
-    overlap = std::make_unique<detail::OverlappedReduction>(*comm, grads, options.first_bucket,
-                                                            options.bucket);
+  if (comm && options.reduction == FitOptions::Reduction::Overlapped) {
+    const auto arena = static_cast<int64_t>(grads.size());
+    const int64_t bucket = options.bucket > 0 ? options.bucket
+                                              : std::clamp<int64_t>(arena / 8, 65536, 6553600);
+    const int64_t first = options.first_bucket > 0 ? options.first_bucket
+                                                   : std::min<int64_t>(bucket, 262144);
+    overlap = std::make_unique<detail::OverlappedReduction>(*comm, grads, first, bucket);
+  }
   struct HookGuard {
     Model<float>& model;
     bool set;
@@ -239,6 +244,7 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
     double step_loss = 0;
     int64_t step_correct = 0;
     int status = 0;  // 0 ok, 1 diverged, 2 another error
+    if (overlap) overlap->set_contributors(static_cast<int>(std::min<int64_t>(ranks, count)));
     try {
       for (int p = comm ? rank : 0; p < (comm ? rank + 1 : parts); ++p) {
         const Part part = part_of(count, parts, p);

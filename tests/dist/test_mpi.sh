@@ -10,7 +10,8 @@
 #            on every rank and keeps the last good state (the bits of the micro-batch run's); a
 #            rank killed with SIGKILL ends the job non-zero within 60 s with the last checkpoint
 #            intact; a rank that stops answering trips --comm-timeout.
-#   overlap  --allreduce overlap's weights after 5 steps within 1e-5 of the ordered sum's.
+#   overlap  --allreduce overlap's weights after 5 steps within 1e-5 of the ordered sum's (and,
+#            as both sum in rank order, its bits).
 # Usage: test_mpi.sh CLI MPIEXEC MODEL_DIR {bits|resume|faults|overlap}; exits 77 (skipped)
 # without MPI.
 set -u
@@ -161,9 +162,9 @@ faults)
   fi
   ;;
 overlap)
-  # --allreduce overlap (buckets all-reduced by MPI during the backward pass) against the
-  # ordered sum: weights after 5 steps within 1e-5, relative. vgg-small's 0.44 M gradients in
-  # buckets of 0.25 MiB: seven of them.
+  # --allreduce overlap (buckets summed during the backward pass) against the sum after it:
+  # weights after 5 steps within 1e-5, relative (the sums are both in rank order: the same bits,
+  # checked too). vgg-small's 0.44 M gradients in buckets of 0.25 MiB: seven of them.
   five=(--model vgg-small --seed 1 --threads 1 --train-limit 160 --test-limit 32 --epochs 1
     --batch 32 --schedule constant --quiet)
   for n in 2 3; do
@@ -175,6 +176,8 @@ overlap)
     python3 "$models/close_tensors.py" "$tmp/overlap$n.st" "$tmp/ordered$n.st" 1e-5 \
       >"$tmp/close$n.out" 2>&1 && pass ||
       fail "overlap on $n ranks: weights after 5 steps beyond 1e-5 of the ordered sum's" "$tmp/close$n.out"
+    cmp -s "$tmp/overlap$n.st" "$tmp/ordered$n.st" && pass ||
+      fail "overlap on $n ranks: not the ordered sum's bits" "$tmp/close$n.out"
   done
   ;;
 *)

@@ -115,12 +115,13 @@ void add_train_flags(ArgParser& args) {
            "compute each batch as this many parts whose gradients are summed in order before one "
            "update (big batches in small memory; the same bits as mpirun -np K)");
   args.add("allreduce", "ordered",
-           "under mpirun: ordered (the gradients summed in rank order after the backward pass: "
-           "the bits of --micro-batches N) or overlap (in buckets, as the backward pass finishes "
-           "them, on a communication thread: the same up to rounding)");
-  args.add("bucket-mb", "25",
-           "--allreduce overlap: MiB of gradients per bucket (the first bucket is at most "
-           "1 MiB, so that communication starts early), as PyTorch DDP's bucket_cap_mb");
+           "under mpirun: ordered (the gradients summed after the backward pass) or overlap (in "
+           "buckets, as the backward pass finishes them, on a communication thread); both sum in "
+           "rank order: the bits of --micro-batches N");
+  args.add("bucket-mb", "auto",
+           "--allreduce overlap: MiB of gradients per bucket, as PyTorch DDP's bucket_cap_mb "
+           "(auto: an eighth of the gradients, from 0.25 to 25 MiB; the first bucket is at most "
+           "1 MiB, so that communication starts early)");
   args.add("comm-timeout", "300",
            "under mpirun: seconds a rank waits for the others before it ends the job (0 = for "
            "ever)");
@@ -204,11 +205,13 @@ int64_t join_ranks(const ArgParser& args, Communicator& communicator, TrainerOpt
   if (reduction != "ordered" && reduction != "overlap")
     throw UsageError{"--allreduce: expected ordered or overlap, got '" + reduction + "'"};
   if (reduction == "overlap") options.fit.reduction = FitOptions::Reduction::Overlapped;
-  const double bucket_mb = args.get_double("bucket-mb");
-  if (!(bucket_mb > 0 && bucket_mb <= 1024))
-    throw UsageError{"--bucket-mb: expected megabytes in (0, 1024], got " + args.get("bucket-mb")};
-  options.fit.bucket = std::max<int64_t>(1, static_cast<int64_t>(bucket_mb * 1048576 / 4));
-  options.fit.first_bucket = std::min<int64_t>(options.fit.bucket, 262144);
+  if (args.get("bucket-mb") != "auto") {
+    const double bucket_mb = args.get_double("bucket-mb");
+    if (!(bucket_mb > 0 && bucket_mb <= 1024))
+      throw UsageError{"--bucket-mb: expected auto or MiB in (0, 1024], got " +
+                       args.get("bucket-mb")};
+    options.fit.bucket = std::max<int64_t>(1, static_cast<int64_t>(bucket_mb * 1048576 / 4));
+  }
   options.writer = communicator.rank() == 0;
   if (ranks == 1) return options.fit.micro_batches;
   if (options.fit.micro_batches != 1 && options.fit.micro_batches != ranks)
