@@ -1,9 +1,10 @@
 // bench_comm: the gradient reductions against the link they run on. Under mpirun with 2 ranks,
 // for a buffer of each size: a plain send/receive loop (rank 0 MPI_Send, rank 1 MPI_Recv: the
 // link's bandwidth one way), a plain MPI_Sendrecv exchange (both ranks send the buffer to each
-// other at once: both directions, which a reduction uses), then Communicator::ordered_sum (the deterministic reduction) and Communicator::sum
-// (MPI_Allreduce, the overlapped mode's). A reduction's bus bandwidth is size · 2(N-1)/N / time,
-// the data each rank must send (nccl-tests' busbw), so it compares directly with the exchange's.
+// other at once: both directions, which a reduction uses), then Communicator::ordered_sum (the
+// deterministic reduction, and the overlapped mode's) and Communicator::sum (MPI_Allreduce, in
+// MPI's own order). A reduction's bus bandwidth is size · 2(N-1)/N / time, the data each rank must
+// send (nccl-tests' busbw), so it compares directly with the exchange's.
 //
 //   mpirun -np 2 build/bench_comm [MiB ...]      (default: 1.7 and 25 MiB; medians of 15 runs)
 // Two hosts on this machine with the link shaped: tests/dist/two_hosts.sh up 1gbit, then
@@ -33,7 +34,8 @@ double seconds_of(F&& run, int reps) {
     MPI_Barrier(MPI_COMM_WORLD);
     const auto start = std::chrono::steady_clock::now();
     run();
-    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    times.push_back(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   // Every rank's median; the slowest rank's is the operation's.
   double mine = median(times), slowest = 0;
@@ -91,10 +93,9 @@ int main(int argc, char** argv) {
         reps);
     const double bytes = static_cast<double>(n) * 4, bus = bytes * 2 * (ranks - 1) / ranks;
     if (rank == 0)
-      std::printf("%8.2f %12.0f %14.0f %16.0f %14.0f %11.2f %11.2f\n", mib,
-                  bytes / one_way / 1e6, bytes / exchange / 1e6, bus / ordered / 1e6,
-                  bus / allreduce / 1e6, one_way / ordered * bus / bytes,
-                  one_way / allreduce * bus / bytes);
+      std::printf("%8.2f %12.0f %14.0f %16.0f %14.0f %11.2f %11.2f\n", mib, bytes / one_way / 1e6,
+                  bytes / exchange / 1e6, bus / ordered / 1e6, bus / allreduce / 1e6,
+                  one_way / ordered * bus / bytes, one_way / allreduce * bus / bytes);
   }
   return 0;
 }

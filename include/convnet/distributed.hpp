@@ -87,8 +87,7 @@ class SingleProcess final : public Communicator {
   void ordered_sum(std::span<float>, int, const char*) override {}
   void sum(std::span<float>, const char*) override {}
   void broadcast(std::span<std::byte>, int, const char*) override {}
-  void allgather(std::span<const std::byte> mine, std::span<std::byte> all,
-                 const char*) override;
+  void allgather(std::span<const std::byte> mine, std::span<std::byte> all, const char*) override;
   [[noreturn]] void abort(const std::string& message, int code) override;
 };
 

@@ -65,10 +65,11 @@ void require_agreement(Communicator& comm, std::span<const Agreement> items) {
         differing += (differing.empty() ? "" : ", ") + std::to_string(r);
     if (!differing.empty())
       throw JobError(detail::concat("the ranks of this job disagree on ", items[i].name, ": rank",
-                                 differing.find(',') != std::string::npos ? "s " : " ", differing,
-                                 " differ", differing.find(',') != std::string::npos ? "" : "s",
-                                 " from rank 0; every rank must start from the same ",
-                                 items[i].name, " (nothing was trained)"));
+                                    differing.find(',') != std::string::npos ? "s " : " ",
+                                    differing, " differ",
+                                    differing.find(',') != std::string::npos ? "" : "s",
+                                    " from rank 0; every rank must start from the same ",
+                                    items[i].name, " (nothing was trained)"));
   }
 }
 

@@ -3,6 +3,8 @@
 // job with a message instead of hanging it. The ordered sum is built from MPI_Alltoallv and
 // MPI_Allgatherv (a reduce-scatter and an allgather, as a ring allreduce moves the same
 // 2·(N-1)/N of the data): each rank adds its chunk of every rank's data in rank order.
+#include "dist/mpi.hpp"
+
 #include <mpi.h>
 
 #include <algorithm>
@@ -13,7 +15,6 @@
 #include <vector>
 
 #include "convnet/error.hpp"
-#include "dist/mpi.hpp"
 
 namespace convnet::dist {
 namespace {
@@ -40,7 +41,8 @@ class MpiCommunicator final : public Communicator {
                   " contributors among ", size_, " ranks");
     if (size_ == 1) return;
     const auto total = static_cast<int64_t>(data.size());
-    CONVNET_CHECK(total <= INT_MAX, "ordered_sum: ", total, " values are more than one MPI call "
+    CONVNET_CHECK(total <= INT_MAX, "ordered_sum: ", total,
+                  " values are more than one MPI call "
                   "takes");
     // Rank j owns chunk j = [total·j/N, total·(j+1)/N).
     for (int j = 0; j < size_; ++j) {
@@ -67,8 +69,8 @@ class MpiCommunicator final : public Communicator {
       const float* d = recv_.data() + static_cast<size_t>(i) * static_cast<size_t>(mine);
       for (int k = 0; k < mine; ++k) out[k] += d[k];
     }
-    MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data.data(), counts_.data(),
-                    displs_.data(), MPI_FLOAT, comm_, &request);
+    MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data.data(), counts_.data(), displs_.data(),
+                    MPI_FLOAT, comm_, &request);
     wait(request, what, "the allgather");
   }
 
@@ -91,8 +93,8 @@ class MpiCommunicator final : public Communicator {
 
   void allgather(std::span<const std::byte> mine, std::span<std::byte> all,
                  const char* what) override {
-    CONVNET_CHECK(all.size() == mine.size() * static_cast<size_t>(size_), "allgather: ",
-                  all.size(), " bytes for ", size_, " ranks of ", mine.size());
+    CONVNET_CHECK(all.size() == mine.size() * static_cast<size_t>(size_), "allgather: ", all.size(),
+                  " bytes for ", size_, " ranks of ", mine.size());
     CONVNET_CHECK(mine.size() <= INT_MAX, "allgather: ", mine.size(), " bytes are too many");
     MPI_Request request;
     MPI_Iallgather(mine.data(), static_cast<int>(mine.size()), MPI_BYTE, all.data(),

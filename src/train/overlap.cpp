@@ -9,8 +9,8 @@ namespace convnet::detail {
 OverlappedReduction::OverlappedReduction(Communicator& comm, std::span<float> grads,
                                          int64_t first_bucket, int64_t bucket)
     : comm_(comm), grads_(grads) {
-  CONVNET_CHECK(first_bucket >= 1 && bucket >= 1, "overlapped reduction: buckets of ",
-                first_bucket, " and ", bucket, " values");
+  CONVNET_CHECK(first_bucket >= 1 && bucket >= 1, "overlapped reduction: buckets of ", first_bucket,
+                " and ", bucket, " values");
   const auto total = static_cast<int64_t>(grads.size());
   bounds_.push_back(0);
   for (int64_t end = std::min(first_bucket, total); bounds_.back() < total;

@@ -51,7 +51,8 @@ uint64_t data_fingerprint(const Dataset& data) {
     const int64_t count = std::min(chunk, data.size() - first);
     std::iota(order.begin(), order.begin() + count, first);
     data.gather(std::span(order).first(static_cast<size_t>(count)), pixels.data(), labels.data());
-    h = fingerprint_of(std::span<const float>(pixels).first(static_cast<size_t>(count * sample)), h);
+    h = fingerprint_of(std::span<const float>(pixels).first(static_cast<size_t>(count * sample)),
+                       h);
     h = fingerprint_of(std::span<const int32_t>(labels).first(static_cast<size_t>(count)), h);
   }
   return h;
@@ -65,7 +66,8 @@ void require_same_start(Communicator& comm, Model<float>& model, const Dataset& 
   uint64_t weights = fingerprint_of(model.spec());
   weights = fingerprint_of(std::span<const float>(model.arena().values()), weights);
   for (const Buffer<float>& b : model.buffers())
-    weights = fingerprint_of(std::span<const float>(b.value->data(), static_cast<size_t>(b.value->numel())), weights);
+    weights = fingerprint_of(
+        std::span<const float>(b.value->data(), static_cast<size_t>(b.value->numel())), weights);
   const std::string recipe = detail::concat(
       "epochs ", o.epochs, " completed ", o.completed_epochs, ".", o.completed_steps, " batch ",
       o.batch, " seed ", o.seed, " micro ", o.micro_batches, " crop ", o.augment.crop_padding,
@@ -161,15 +163,16 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
                 options.completed_epochs);
   // A data-parallel run (more than one rank) computes rank r's part of each batch, as the
   // micro-batch step with one part per rank would.
-  Communicator* const comm = options.communicator && options.communicator->size() > 1
-                                 ? options.communicator
-                                 : nullptr;
+  Communicator* const comm =
+      options.communicator && options.communicator->size() > 1 ? options.communicator : nullptr;
   const int ranks = comm ? comm->size() : 1, rank = comm ? comm->rank() : 0;
   CONVNET_CHECK(options.micro_batches >= 1, "fit: micro_batches must be at least 1, got ",
                 options.micro_batches);
   CONVNET_CHECK(!comm || options.micro_batches == 1 || options.micro_batches == ranks,
-                "fit: a data-parallel run over ", ranks, " processes computes one micro-batch "
-                "each: micro_batches must be 1 or ", ranks, ", got ", options.micro_batches);
+                "fit: a data-parallel run over ", ranks,
+                " processes computes one micro-batch "
+                "each: micro_batches must be 1 or ",
+                ranks, ", got ", options.micro_batches);
   const int parts = comm ? ranks : options.micro_batches;
   const int64_t largest_part = options.batch >= 1 ? (options.batch + parts - 1) / parts : 0;
   CONVNET_CHECK(options.batch >= 1 && largest_part <= model.input_shape()[0],
@@ -225,10 +228,10 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
   std::unique_ptr<detail::OverlappedReduction> overlap;
   if (comm && options.reduction == FitOptions::Reduction::Overlapped) {
     const auto arena = static_cast<int64_t>(grads.size());
-    const int64_t bucket = options.bucket > 0 ? options.bucket
-                                              : std::clamp<int64_t>(arena / 8, 65536, 6553600);
-    const int64_t first = options.first_bucket > 0 ? options.first_bucket
-                                                   : std::min<int64_t>(bucket, 262144);
+    const int64_t bucket =
+        options.bucket > 0 ? options.bucket : std::clamp<int64_t>(arena / 8, 65536, 6553600);
+    const int64_t first =
+        options.first_bucket > 0 ? options.first_bucket : std::min<int64_t>(bucket, 262144);
     overlap = std::make_unique<detail::OverlappedReduction>(*comm, grads, first, bucket);
   }
   struct HookGuard {
@@ -252,16 +255,16 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
           if (comm) model.forward_backward_empty(count);
           continue;
         }
-        model.set_batch_shard(comm ? BatchShard{part.first, count - part.first - part.count,
-                                                rank == 0}
-                                   : BatchShard{0, 0, p == 0});
+        model.set_batch_shard(
+            comm ? BatchShard{part.first, count - part.first - part.count, rank == 0}
+                 : BatchShard{0, 0, p == 0});
         x_part.resize(train.shape().with_batch(part.count));
         const int64_t sample = x.numel() / x.dim(0);
         std::copy_n(x.data() + part.first * sample, part.count * sample, x_part.data());
         const StepResult r = model.forward_backward(
             x_part,
             {.labels = std::span<const int32_t>(labels).subspan(static_cast<size_t>(part.first),
-                                                               static_cast<size_t>(part.count)),
+                                                                static_cast<size_t>(part.count)),
              .mean_over = count},
             loss);
         if (!comm) {  // g = ((g_0 + g_1) + g_2) + ..., as the ranks' ordered sum adds them
@@ -314,7 +317,8 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
       }
       if (!buffers.empty()) {  // the running statistics rank 0's part updated
         float* v = buffer_values.data();
-        for (const Buffer<float>& b : buffers) v = std::copy_n(b.value->data(), b.value->numel(), v);
+        for (const Buffer<float>& b : buffers)
+          v = std::copy_n(b.value->data(), b.value->numel(), v);
         comm->broadcast_values(std::span(buffer_values), 0, "the running statistics");
         v = buffer_values.data();
         for (const Buffer<float>& b : buffers) {
@@ -443,8 +447,7 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
     result.epochs.push_back(stats);
     result.completed_epochs = epoch;
     result.completed_steps = 0;
-    if (callbacks.on_epoch_end && !agree(callbacks.on_epoch_end(stats)) &&
-        epoch < options.epochs) {
+    if (callbacks.on_epoch_end && !agree(callbacks.on_epoch_end(stats)) && epoch < options.epochs) {
       result.stopped = true;
       return result;
     }

@@ -24,8 +24,8 @@ TEST(MicroBatches, PartLossesAreSharesOfTheWholeMean) {
   for (const auto& [first, count] : {std::pair<int64_t, int64_t>{0, 3}, {3, 4}}) {
     Tensor<float> part(Shape{count, K});
     std::copy_n(z.data() + first * K, count * K, part.data());
-    sum += loss.compute(
-        part, {.labels = std::span(labels).subspan(first, count), .mean_over = N}, &part_grad);
+    sum += loss.compute(part, {.labels = std::span(labels).subspan(first, count), .mean_over = N},
+                        &part_grad);
     // ∂L/∂z of a sample depends on that sample and the batch's size only: the same bits.
     for (int64_t i = 0; i < count * K; ++i)
       ASSERT_EQ(part_grad[i], whole_grad[first * K + i]) << "sample " << first + i / K;

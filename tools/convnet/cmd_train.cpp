@@ -37,7 +37,7 @@ int cmd_train(int argc, char** argv, Communicator& communicator) {
   Checkpoint<float> resumed = resume_from_flags(args);
   const bool resuming = resumed.model != nullptr;
   TrainerOptions options = trainer_options(args, resuming ? &resumed : nullptr);
-  const int64_t batch_parts = join_ranks(args, communicator, options);  // of a batch, in this process
+  const int64_t batch_parts = join_ranks(args, communicator, options);  // parts of a batch
   auto optimizer = make_optimizer(args);
   apply_threads_flag(args, "convnet train");
   const double val_split = args.get_double("val-split");
@@ -125,7 +125,8 @@ int cmd_train(int argc, char** argv, Communicator& communicator) {
        << "), optimizer " << optimizer->name() << " lr " << optimizer->learning_rate()
        << (schedule.kind != LrSchedule::Kind::Constant ? " " + args.get("schedule") : "")
        << (schedule.warmup_epochs > 0 ? " with warm-up" : "") << ", batch "
-       << args.get_int("batch", 1) << (batch_parts > 1 ? " in parts of " + std::to_string(input[0]) : "")
+       << args.get_int("batch", 1)
+       << (batch_parts > 1 ? " in parts of " + std::to_string(input[0]) : "")
        << (communicator.size() > 1 ? ", " + std::to_string(communicator.size()) + " ranks" : "")
        << ", threads " << num_threads() << "\n"
        << model->summary() << std::flush;

@@ -215,9 +215,10 @@ int64_t join_ranks(const ArgParser& args, Communicator& communicator, TrainerOpt
   options.writer = communicator.rank() == 0;
   if (ranks == 1) return options.fit.micro_batches;
   if (options.fit.micro_batches != 1 && options.fit.micro_batches != ranks)
-    throw UsageError{"--micro-batches " + args.get("micro-batches") + ": under mpirun each of the " +
-                     std::to_string(ranks) + " ranks computes one part of a batch (give 1 or " +
-                     std::to_string(ranks) + ")"};
+    throw UsageError{"--micro-batches " + args.get("micro-batches") +
+                     ": under mpirun each of the " + std::to_string(ranks) +
+                     " ranks computes one part of a batch (give 1 or " + std::to_string(ranks) +
+                     ")"};
   if (options.fit.batch < ranks)
     throw UsageError{"--batch " + args.get("batch") + ": fewer samples than the " +
                      std::to_string(ranks) + " ranks that share each batch"};
