@@ -6,6 +6,7 @@
 #                                  processes and hosts)
 #   tools/install-deps.sh --tests  that, and what only the tests need (GoogleTest, PyTorch and
 #                                  ONNX for the interchange tests, Chromium for the report test,
+#                                  iproute2 for the two-host test,
 #                                  Node.js and ONNX Runtime from npm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ esac
 packages=(g++ cmake ninja-build pkgconf zlib1g-dev libstb-dev dataset-fashion-mnist
   libopenmpi-dev openmpi-bin)
 if $tests; then
-  packages+=(libgtest-dev python3-torch python3-onnx chromium)
+  packages+=(libgtest-dev python3-torch python3-onnx chromium iproute2)
   # The ONNX export test runs ONNX Runtime under Node.js: Debian's nodejs and npm, unless a node
   # and npm are already on the PATH (another Node.js package may provide both and conflicts with
   # Debian's npm).

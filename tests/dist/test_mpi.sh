@@ -7,7 +7,8 @@
 #   resume   a checkpoint saved by 2 ranks, resumed by 3, gives the bits of one process resuming
 #            it with --micro-batches 3; resumed by 2, those of the unbroken 2-rank run.
 #   faults   a start-up mismatch is one error before training; a divergence is the same error
-#            on every rank and keeps the last good state (the bits of the micro-batch run's); a
+#            on every rank and keeps the last good state (the bits of the micro-batch run's, and
+#            resumed mid-epoch, the bits of the micro-batch run's continuation); a
 #            rank killed with SIGKILL ends the job non-zero within 60 s with the last checkpoint
 #            intact; a rank that stops answering trips --comm-timeout.
 #   overlap  --allreduce overlap's weights after 5 steps within 1e-5 of the ordered sum's (and,
@@ -114,6 +115,18 @@ faults)
   if [[ $rc -eq 1 ]] && [[ $(grep -c "error: epoch 1, batch" "$tmp/div.d.out") -eq 1 ]] &&
     cmp -s "$tmp/div.m.st" "$tmp/div.d.st"; then pass; else
     fail "divergence on 2 ranks: exit $rc (want 1), one error, the micro-batch run's last good state" "$tmp/div.d.out"
+  fi
+  # That state is mid-epoch: resumed at a lower rate, 2 ranks continue as --micro-batches 2 does
+  # (the same shuffle, the batches after the ones run).
+  if grep -q "saved the last good state, after epoch 0 and [0-9]* batches" "$tmp/div.d.out"; then
+    "${mpi[@]}" -np 2 "$cli" train --resume "$tmp/div.d.st" --threads 1 --lr 0.01 --epochs 1 \
+      --save "$tmp/mid.d.st" --quiet >"$tmp/mid.d.out" 2>&1
+    "$cli" train --resume "$tmp/div.d.st" --threads 1 --lr 0.01 --epochs 1 --micro-batches 2 \
+      --save "$tmp/mid.m.st" --quiet >"$tmp/mid.m.out" 2>&1
+    cmp -s "$tmp/mid.d.st" "$tmp/mid.m.st" && pass ||
+      fail "mid-epoch resume on 2 ranks: not the bits of --micro-batches 2" "$tmp/mid.d.out"
+  else
+    fail "divergence: no mid-epoch state saved" "$tmp/div.d.out"
   fi
 
   # SIGKILL of rank 1 mid-run: the job ends non-zero within 60 s; the checkpoint stays whole.
