@@ -8,9 +8,11 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <climits>
 #include <cstdio>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -30,8 +32,21 @@ class MpiCommunicator final : public Communicator {
     displs_.resize(n);
     recv_counts_.resize(n);
     recv_displs_.resize(n);
+    if (rank_ == 0 && size_ > 1) {
+      arrived_.assign(n, 0);
+      arrival_in_.assign(n, 0);
+      arrival_recv_.assign(n, MPI_REQUEST_NULL);
+      for (int r = 1; r < size_; ++r) post_arrival(r);
+    }
   }
-  ~MpiCommunicator() override { MPI_Comm_free(&comm_); }
+  ~MpiCommunicator() override {
+    for (MPI_Request& request : arrival_recv_)
+      if (request != MPI_REQUEST_NULL) {
+        MPI_Cancel(&request);
+        MPI_Wait(&request, MPI_STATUS_IGNORE);
+      }
+    MPI_Comm_free(&comm_);
+  }
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -59,6 +74,7 @@ class MpiCommunicator final : public Communicator {
     if (recv_.size() < static_cast<size_t>(size_) * static_cast<size_t>(mine))
       recv_.resize(static_cast<size_t>(size_) * static_cast<size_t>(mine));
     MPI_Request request;
+    arrive();
     MPI_Ialltoallv(data.data(), counts_.data(), displs_.data(), MPI_FLOAT, recv_.data(),
                    recv_counts_.data(), recv_displs_.data(), MPI_FLOAT, comm_, &request);
     wait(request, what, "the reduce-scatter");
@@ -69,6 +85,7 @@ class MpiCommunicator final : public Communicator {
       const float* d = recv_.data() + static_cast<size_t>(i) * static_cast<size_t>(mine);
       for (int k = 0; k < mine; ++k) out[k] += d[k];
     }
+    arrive();
     MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data.data(), counts_.data(), displs_.data(),
                     MPI_FLOAT, comm_, &request);
     wait(request, what, "the allgather");
@@ -78,6 +95,7 @@ class MpiCommunicator final : public Communicator {
     if (size_ == 1) return;
     CONVNET_CHECK(data.size() <= INT_MAX, "sum: ", data.size(), " values are too many");
     MPI_Request request;
+    arrive();
     MPI_Iallreduce(MPI_IN_PLACE, data.data(), static_cast<int>(data.size()), MPI_FLOAT, MPI_SUM,
                    comm_, &request);
     wait(request, what, "the all-reduce");
@@ -87,6 +105,7 @@ class MpiCommunicator final : public Communicator {
     if (size_ == 1) return;
     CONVNET_CHECK(data.size() <= INT_MAX, "broadcast: ", data.size(), " bytes are too many");
     MPI_Request request;
+    arrive();
     MPI_Ibcast(data.data(), static_cast<int>(data.size()), MPI_BYTE, root, comm_, &request);
     wait(request, what, "the broadcast");
   }
@@ -97,6 +116,7 @@ class MpiCommunicator final : public Communicator {
                   " bytes for ", size_, " ranks of ", mine.size());
     CONVNET_CHECK(mine.size() <= INT_MAX, "allgather: ", mine.size(), " bytes are too many");
     MPI_Request request;
+    arrive();
     MPI_Iallgather(mine.data(), static_cast<int>(mine.size()), MPI_BYTE, all.data(),
                    static_cast<int>(mine.size()), MPI_BYTE, comm_, &request);
     wait(request, what, "the gather");
@@ -113,6 +133,58 @@ class MpiCommunicator final : public Communicator {
   // Waits for `request`, polling: a spin first (a collective on one host completes in
   // microseconds), then with short sleeps, so that ranks that share cores leave them to the
   // rank still computing. Past the timeout, ends the job naming this rank and the operation.
+  // Arrivals, so that a rank that stops answering can be named: before each collective every
+  // rank but 0 sends rank 0 the number of collectives it has entered (a small message of its
+  // own tag, never waited for), and rank 0 keeps each rank's latest. A rank that has not
+  // reached the collective rank 0 waits in is one that stopped or died.
+  static constexpr int kArrivalTag = 7001;
+
+  void post_arrival(int r) {
+    MPI_Irecv(&arrival_in_[static_cast<size_t>(r)], 1, MPI_INT64_T, r, kArrivalTag, comm_,
+              &arrival_recv_[static_cast<size_t>(r)]);
+  }
+
+  // Rank 0: every arrival that has come in.
+  void drain_arrivals() {
+    for (int r = 1; r < size_; ++r)
+      for (;;) {
+        int done = 0;
+        MPI_Test(&arrival_recv_[static_cast<size_t>(r)], &done, MPI_STATUS_IGNORE);
+        if (!done) break;
+        arrived_[static_cast<size_t>(r)] = arrival_in_[static_cast<size_t>(r)];
+        post_arrival(r);
+      }
+  }
+
+  void arrive() {
+    ++entered_;
+    if (size_ == 1) return;
+    if (rank_ == 0) return drain_arrivals();
+    // The buffers are reused in turn; a send long done by the time its slot comes round again.
+    int64_t& count = arrival_out_[static_cast<size_t>(entered_) % arrival_out_.size()];
+    count = entered_;
+    MPI_Request request;
+    MPI_Isend(&count, 1, MPI_INT64_T, 0, kArrivalTag, comm_, &request);
+    MPI_Request_free(&request);
+  }
+
+  // Who has not reached the collective this rank waits in, as far as this rank can tell.
+  std::string missing() {
+    if (rank_ != 0)
+      return "rank 0 names the ranks that have not reached it; if it does not, rank 0 is the one";
+    drain_arrivals();
+    std::string ranks;
+    int count = 0;
+    for (int r = 1; r < size_; ++r)
+      if (arrived_[static_cast<size_t>(r)] < entered_) {
+        ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
+        ++count;
+      }
+    if (count == 0) return "every rank has reached it, and one has stopped inside it";
+    return (count == 1 ? "rank " : "ranks ") + ranks + (count == 1 ? " has" : " have") +
+           " not reached it (stopped answering or died)";
+  }
+
   void wait(MPI_Request& request, const char* what, const char* step) {
     using Clock = std::chrono::steady_clock;
     const auto start = Clock::now();
@@ -127,8 +199,9 @@ class MpiCommunicator final : public Communicator {
         char message[512];
         std::snprintf(message, sizeof message,
                       "convnet: rank %d of %d waited %.0f s (--comm-timeout) for its peers in "
-                      "%s of %s: a rank has stopped answering or died; ending the job",
-                      rank_, size_, timeout(), step, what);
+                      "%s of %s (collective %lld): %s; ending the job",
+                      rank_, size_, timeout(), step, what, static_cast<long long>(entered_),
+                      missing().c_str());
         abort(message, 1);
       }
     }
@@ -138,6 +211,11 @@ class MpiCommunicator final : public Communicator {
   int rank_ = 0, size_ = 1;
   std::vector<int> counts_, displs_, recv_counts_, recv_displs_;
   std::vector<float> recv_;
+  int64_t entered_ = 0;                      // collectives this rank has entered
+  std::vector<int64_t> arrived_;             // rank 0: each rank's latest count
+  std::vector<int64_t> arrival_in_;          // rank 0: a receive buffer per rank
+  std::vector<MPI_Request> arrival_recv_;    // rank 0: the receive posted for each rank
+  std::array<int64_t, 1024> arrival_out_{};  // the other ranks: send buffers, in turn
 };
 
 }  // namespace
