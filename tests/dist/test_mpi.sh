@@ -59,6 +59,10 @@ bn_dropout=(--model "$models/bn_dropout.txt" "${small[@]}" --epochs 2 --batch 23
 case $part in
 bits)
   for n in 1 2 3 4; do same "bn-dropout-$n" "$n" "${bn_dropout[@]}"; done
+  # Even parts: 24 = 2 x 12 = 3 x 8 = 4 x 6, and 696 = 29 x 24.
+  even=(--model "$models/bn_dropout.txt" --seed 3 --threads 1 --train-limit 696 --test-limit 100
+    --epochs 1 --batch 24 --crop-padding 2 --flip --optimizer adam --lr 0.01)
+  for n in 2 3 4; do same "bn-dropout-even-$n" "$n" "${even[@]}"; done
   # 691 = 30 x 23 + 1: the last batch has one sample, and ranks 1.. none.
   for n in 2 4; do
     same "empty-shards-$n" "$n" --model "$models/dropout.txt" --seed 3 --threads 1 \
