@@ -3,8 +3,7 @@
 #   bits     `mpirun -np N convnet train --batch B` writes the same checkpoint bytes and prints the
 #            same figures as `convnet train --batch B --micro-batches N`, for N = 1..4, a batch
 #            that N does not divide and one it does, BatchNorm, Dropout, augmentation, Adam and a
-#            schedule; and
-#            for batches smaller than N (ranks with no samples); and for a residual network.
+#            schedule; for batches smaller than N (ranks with no samples); for a residual network.
 #   resume   a checkpoint saved by 2 ranks, resumed by 3, gives the bits of one process resuming
 #            it with --micro-batches 3; resumed by 2, those of the unbroken 2-rank run.
 #   faults   a start-up mismatch is one error before training; a divergence is the same error
