@@ -5,7 +5,8 @@
 set -u
 build=${1:-build}
 shift || true
-ctest --test-dir "$build" --output-on-failure "$@"
+# As many tests at once as there are cores ($CONVNET_TEST_JOBS to choose); later arguments win.
+ctest --test-dir "$build" --output-on-failure --parallel "${CONVNET_TEST_JOBS:-$(nproc)}" "$@"
 rc=$?
 log="$build/Testing/Temporary/LastTest.log"
 if [[ -f $log ]]; then
