@@ -73,7 +73,8 @@ TEST_P(Allocations, TrainStepAllocatesNothingAfterWarmUp) {
     Model<float>& model = *owned;
     model.build(Shape{8, c.channels, c.size, c.size}, 1);
     Rng rng(1);
-    const Tensor<float> x = testing::random_normal<float>(Shape{8, c.channels, c.size, c.size}, rng);
+    const Tensor<float> x =
+        testing::random_normal<float>(Shape{8, c.channels, c.size, c.size}, rng);
     const Tensor<float> short_batch =
         testing::random_normal<float>(Shape{3, c.channels, c.size, c.size}, rng);
     const std::vector<int32_t> labels{0, 1, 2, 3, 4, 5, 6, 7};
@@ -136,6 +137,41 @@ TEST(Allocations, BatchNormAndDropoutStepAllocatesNothing) {
       model.evaluate(x, {.labels = labels}, loss);
     }
     EXPECT_EQ(g_allocations.load() - before, 0) << "threads " << threads;
+  }
+}
+
+// fit()'s steps allocate nothing either, whole batches and batches in parts (micro-batches:
+// the parts' gradients summed in a buffer sized once), counted between two batch callbacks.
+TEST(Allocations, FitStepsInPartsAllocateNothing) {
+#ifdef CONVNET_NO_NEW_COUNTING
+  GTEST_SKIP() << "the sanitizer's runtime owns operator new; allocations are not counted";
+#endif
+  const testing::ThreadCount use(2);
+  const Dataset train = testing::quadrant_images(100, 1);
+  for (const int parts : {1, 3}) {
+    Sequential<float> model;
+    model.emplace<Conv2d>(Conv2dOptions{.out_channels = 4, .kernel = 3, .pad = 1});
+    model.emplace<BatchNorm2d>();
+    model.emplace<ReLU>();
+    model.emplace<MaxPool2d>(Pool2dOptions{.kernel = 2});
+    model.emplace<Flatten>();
+    model.emplace<Dropout>(DropoutOptions{.p = 0.25});
+    model.emplace<Linear>(LinearOptions{.out_features = 4});
+    model.build(Shape{4, 1, 8, 8}, 1);  // a part of the batch of 10, or more
+    SoftmaxCrossEntropy<float> loss;
+    Adam<float> adam;
+    int64_t at_step_2 = 0, at_step_9 = 0;
+    fit(model, train, nullptr, loss, adam,
+        {.epochs = 1, .batch = parts == 1 ? 4 : 10, .micro_batches = parts},
+        {.on_batch_end =
+             [&](const BatchStats& b) {
+               if (b.step == 2) at_step_2 = g_allocations.load();
+               if (b.step == 9) at_step_9 = g_allocations.load();
+               return true;
+             },
+         .on_epoch_end = {}});
+    EXPECT_GT(at_step_2, 0);
+    EXPECT_EQ(at_step_9 - at_step_2, 0) << parts << " parts";
   }
 }
 
