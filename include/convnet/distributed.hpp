@@ -14,7 +14,8 @@
 //
 // Every collective here is called by every rank in the same order. Each one waits at most the
 // communicator's timeout for its peers and then ends the job with a message naming the rank
-// that gave up waiting and the operation (a peer that hangs or died must never hang the job).
+// that gave up waiting and the operation, and from rank 0 the ranks that have not reached it (a
+// peer that hangs or died must never hang the job).
 #pragma once
 
 #include <cstddef>
