@@ -34,6 +34,7 @@ class MpiCommunicator final : public Communicator {
     recv_displs_.resize(n);
     if (rank_ == 0 && size_ > 1) {
       arrived_.assign(n, 0);
+      heard_.assign(n, std::chrono::steady_clock::now());
       arrival_in_.assign(n, 0);
       arrival_recv_.assign(n, MPI_REQUEST_NULL);
       for (int r = 1; r < size_; ++r) post_arrival(r);
@@ -152,6 +153,7 @@ class MpiCommunicator final : public Communicator {
         MPI_Test(&arrival_recv_[static_cast<size_t>(r)], &done, MPI_STATUS_IGNORE);
         if (!done) break;
         arrived_[static_cast<size_t>(r)] = arrival_in_[static_cast<size_t>(r)];
+        heard_[static_cast<size_t>(r)] = std::chrono::steady_clock::now();
         post_arrival(r);
       }
   }
@@ -160,12 +162,18 @@ class MpiCommunicator final : public Communicator {
     ++entered_;
     if (size_ == 1) return;
     if (rank_ == 0) return drain_arrivals();
-    // The buffers are reused in turn; a send long done by the time its slot comes round again.
-    int64_t& count = arrival_out_[static_cast<size_t>(entered_) % arrival_out_.size()];
+    tell_rank_0();
+  }
+
+  // Rank r > 0: the number of collectives entered, to rank 0; also sent while waiting, as a
+  // heartbeat. The buffers are reused in turn; a send long done when its slot comes round again.
+  void tell_rank_0() {
+    int64_t& count = arrival_out_[static_cast<size_t>(sends_++) % arrival_out_.size()];
     count = entered_;
     MPI_Request request;
     MPI_Isend(&count, 1, MPI_INT64_T, 0, kArrivalTag, comm_, &request);
     MPI_Request_free(&request);
+    last_told_ = std::chrono::steady_clock::now();
   }
 
   // Who has not reached the collective this rank waits in, as far as this rank can tell.
@@ -173,16 +181,28 @@ class MpiCommunicator final : public Communicator {
     if (rank_ != 0)
       return "rank 0 names the ranks that have not reached it; if it does not, rank 0 is the one";
     drain_arrivals();
-    std::string ranks;
-    int count = 0;
-    for (int r = 1; r < size_; ++r)
-      if (arrived_[static_cast<size_t>(r)] < entered_) {
-        ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
-        ++count;
+    // Ranks waiting as rank 0 is send a heartbeat every 0.2 s: one silent for a second has
+    // stopped, whether before the collective or inside it.
+    const auto now = std::chrono::steady_clock::now();
+    std::string silent, behind;
+    int silent_count = 0, behind_count = 0;
+    for (int r = 1; r < size_; ++r) {
+      const auto i = static_cast<size_t>(r);
+      if (std::chrono::duration<double>(now - heard_[i]).count() > 1.0) {
+        silent += (silent.empty() ? "" : ", ") + std::to_string(r);
+        ++silent_count;
+      } else if (arrived_[i] < entered_) {
+        behind += (behind.empty() ? "" : ", ") + std::to_string(r);
+        ++behind_count;
       }
-    if (count == 0) return "every rank has reached it, and one has stopped inside it";
-    return (count == 1 ? "rank " : "ranks ") + ranks + (count == 1 ? " has" : " have") +
-           " not reached it (stopped answering or died)";
+    }
+    if (silent_count > 0)
+      return (silent_count == 1 ? "rank " : "ranks ") + silent +
+             (silent_count == 1 ? " has" : " have") + " stopped answering (stopped or died)";
+    if (behind_count > 0)
+      return (behind_count == 1 ? "rank " : "ranks ") + behind +
+             (behind_count == 1 ? " has" : " have") + " not reached it (still computing?)";
+    return "every rank has reached it and answers";
   }
 
   void wait(MPI_Request& request, const char* what, const char* step) {
@@ -194,6 +214,10 @@ class MpiCommunicator final : public Communicator {
       if (done) return;
       if (polls < 2000) continue;
       std::this_thread::sleep_for(std::chrono::microseconds(20));
+      if (rank_ != 0 && (polls & 255) == 0 &&
+          std::chrono::steady_clock::now() - last_told_ > std::chrono::milliseconds(200))
+        tell_rank_0();  // a heartbeat
+      if (rank_ == 0 && (polls & 255) == 0) drain_arrivals();
       if (timeout() > 0 && (polls & 255) == 0 &&
           std::chrono::duration<double>(Clock::now() - start).count() > timeout()) {
         char message[512];
@@ -211,10 +235,13 @@ class MpiCommunicator final : public Communicator {
   int rank_ = 0, size_ = 1;
   std::vector<int> counts_, displs_, recv_counts_, recv_displs_;
   std::vector<float> recv_;
-  int64_t entered_ = 0;                      // collectives this rank has entered
-  std::vector<int64_t> arrived_;             // rank 0: each rank's latest count
-  std::vector<int64_t> arrival_in_;          // rank 0: a receive buffer per rank
-  std::vector<MPI_Request> arrival_recv_;    // rank 0: the receive posted for each rank
+  int64_t entered_ = 0;              // collectives this rank has entered
+  std::vector<int64_t> arrived_;     // rank 0: each rank's latest count
+  std::vector<int64_t> arrival_in_;  // rank 0: a receive buffer per rank
+  std::vector<MPI_Request> arrival_recv_;
+  std::vector<std::chrono::steady_clock::time_point> heard_;  // rank 0: when each last spoke
+  std::chrono::steady_clock::time_point last_told_{};         // the other ranks
+  uint64_t sends_ = 0;                       // rank 0: the receive posted for each rank
   std::array<int64_t, 1024> arrival_out_{};  // the other ranks: send buffers, in turn
 };
 

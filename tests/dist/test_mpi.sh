@@ -171,7 +171,7 @@ faults)
     wait $job
     rc=$? took=$(($(date +%s) - start))
     kill -KILL "$rank1" 2>/dev/null
-    if [[ $rc -ne 0 && $took -le 60 ]] && grep -q "rank 0 of 2 waited 3 s (--comm-timeout).*: rank 1 has not reached it" "$tmp/stop.out"; then
+    if [[ $rc -ne 0 && $took -le 60 ]] && grep -q "rank 0 of 2 waited 3 s (--comm-timeout).*: rank 1 has stopped answering" "$tmp/stop.out"; then
       pass
     else
       fail "SIGSTOP of rank 1: exit $rc after $took s, want the --comm-timeout message" "$tmp/stop.out"
