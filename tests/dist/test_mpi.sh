@@ -32,6 +32,13 @@ fail() {
   echo "FAIL $1"
   [[ -n ${2:-} && -f $2 ]] && sed 's/^/    /' "$2" | head -20
 }
+# rank1_of CHECKPOINT: once a run saving to CHECKPOINT has written it, the pid of its rank 1
+# (empty if none appears within 60 s).
+rank1_of() {
+  for _ in $(seq 300); do [[ -f $1 ]] && break; sleep 0.2; done
+  grep -l "OMPI_COMM_WORLD_RANK=1" $(for p in $(pgrep -f "$1"); do echo /proc/$p/environ; done) \
+    2>/dev/null | head -1 | cut -d/ -f3
+}
 # The figures of a --json run without its timings.
 figures() { sed -E 's/"seconds": [0-9.]+, "images_per_s": [0-9.]+//' "$1"; }
 
@@ -138,9 +145,7 @@ faults)
     --save "$tmp/long.st" --save-every 1 --quiet)
   "${mpi[@]}" -np 2 "$cli" train "${long[@]}" >"$tmp/kill.out" 2>&1 &
   job=$!
-  for _ in $(seq 300); do [[ -f $tmp/long.st ]] && break; sleep 0.2; done
-  rank1=$(grep -l "OMPI_COMM_WORLD_RANK=1" $(for p in $(pgrep -f "$tmp/long.st"); do
-    echo /proc/$p/environ; done) 2>/dev/null | head -1 | cut -d/ -f3)
+  rank1=$(rank1_of "$tmp/long.st")
   if [[ -z $rank1 ]]; then
     fail "SIGKILL: no checkpoint or no rank 1 process found" "$tmp/kill.out"
     kill -KILL $job 2>/dev/null
@@ -159,9 +164,7 @@ faults)
   "${mpi[@]}" -np 2 "$cli" train "${long[@]}" --save "$tmp/stop.st" --comm-timeout 3 \
     >"$tmp/stop.out" 2>&1 &
   job=$!
-  for _ in $(seq 300); do [[ -f $tmp/stop.st ]] && break; sleep 0.2; done
-  rank1=$(grep -l "OMPI_COMM_WORLD_RANK=1" $(for p in $(pgrep -f "$tmp/stop.st"); do
-    echo /proc/$p/environ; done) 2>/dev/null | head -1 | cut -d/ -f3)
+  rank1=$(rank1_of "$tmp/stop.st")
   if [[ -z $rank1 ]]; then
     fail "SIGSTOP: no checkpoint or no rank 1 process found" "$tmp/stop.out"
     kill -KILL $job 2>/dev/null
