@@ -335,6 +335,39 @@ def mse_fixture():
     return fx
 
 
+def regression_losses_fixture():
+    # MSE, L1 and Huber (two deltas) under both reductions, on targets some of which the
+    # prediction hits exactly (L1's gradient is 0 there) and errors on both sides of each delta;
+    # and MSE on one-hot targets made from labels (a classifier trained by MSE).
+    begin()
+    fx = Fixture("regression_losses.bin")
+    pred = torch.randn(4, 3) * 2
+    target = torch.randn(4, 3)
+    target[1, 2] = pred[1, 2]
+    fx.add("pred", pred)
+    fx.add("target", target)
+    losses = {"mse": lambda p, t, r: F.mse_loss(p, t, reduction=r),
+              "l1": lambda p, t, r: F.l1_loss(p, t, reduction=r),
+              "huber1": lambda p, t, r: F.huber_loss(p, t, reduction=r, delta=1.0),
+              "huber0.3": lambda p, t, r: F.huber_loss(p, t, reduction=r, delta=0.3)}
+    for name, fn in losses.items():
+        for reduction in ("mean", "sum"):
+            p = pred.clone().requires_grad_(True)
+            loss = fn(p, target, reduction)
+            (dpred,) = torch.autograd.grad(loss, (p,))
+            fx.add(f"{name}.{reduction}.loss", loss)
+            fx.add(f"{name}.{reduction}.dpred", dpred)
+    logits = torch.randn(5, 4, requires_grad=True)
+    labels = torch.randint(0, 4, (5,))
+    loss = F.mse_loss(logits, F.one_hot(labels, 4).to(logits.dtype))
+    (dlogits,) = torch.autograd.grad(loss, (logits,))
+    fx.add("onehot.logits", logits)
+    fx.add("onehot.labels", labels.to(torch.float64))
+    fx.add("onehot.loss", loss)
+    fx.add("onehot.dlogits", dlogits)
+    return fx
+
+
 # ---------------------------------------------------------------------------------------------
 # Optimizers
 
@@ -717,6 +750,7 @@ def all_fixtures():
     yield batchnorm_fixture("batchnorm1d_ncl.bin", nn.BatchNorm1d(2), (3, 2, 4))
     yield cross_entropy_fixture()
     yield mse_fixture()
+    yield regression_losses_fixture()
     yield optim_fixture()
     yield lenet_fixture()
     yield conv2d_fixture("conv2d_groups2.bin", 2, 4, 6, 5, 6, 3, 3, (1, 1), (1, 1), (1, 1), True,

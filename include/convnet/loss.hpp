@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 
@@ -42,13 +43,72 @@ class SoftmaxCrossEntropy final : public Loss<T> {
   T compute(const Tensor<T>& output, const Targets<T>& targets, Tensor<T>* grad) override;
 };
 
-// Mean squared error: L = (1/count) Σ (p - t)² over all count = N·features elements, gradient
-// 2(p - t)/count. Matches torch.nn.MSELoss() (reduction 'mean' averages every element).
+// How an elementwise loss combines its elements (PyTorch's `reduction`): Mean divides the sum by
+// every element of the batch, N·features (of the whole batch's N for a shard of it); Sum does not.
+enum class LossReduction { Mean, Sum };
+
+// The elementwise regression losses, L = (1/M) Σ_i ℓ(p_i - t_i) with M = N·features under Mean
+// and 1 under Sum. The target is `values` (the output's shape) or, for a classifier trained with
+// a regression loss (the classic "MSE on one-hot targets"), `labels`, taken as one-hot rows of
+// the output's width.
 template <class T>
-class MeanSquaredError final : public Loss<T> {
+class RegressionLoss : public Loss<T> {
  public:
-  std::string name() const override { return "mse"; }
-  T compute(const Tensor<T>& output, const Targets<T>& targets, Tensor<T>* grad) override;
+  explicit RegressionLoss(LossReduction reduction) : reduction_(reduction) {}
+  LossReduction reduction() const { return reduction_; }
+  T compute(const Tensor<T>& output, const Targets<T>& targets, Tensor<T>* grad) final;
+
+ protected:
+  // Σ ℓ / M over count elements, and dp = ∂L/∂p when dp is not null.
+  virtual T elements(int64_t count, int64_t M, const T* p, const T* t, T* dp) const = 0;
+
+ private:
+  LossReduction reduction_;
+  Tensor<T> one_hot_;  // the labels as targets, reused from batch to batch
 };
+
+// Mean squared error: ℓ(d) = d², gradient 2d/M. Matches torch.nn.MSELoss(reduction=...).
+template <class T>
+class MeanSquaredError final : public RegressionLoss<T> {
+ public:
+  explicit MeanSquaredError(LossReduction reduction = LossReduction::Mean)
+      : RegressionLoss<T>(reduction) {}
+  std::string name() const override { return "mse"; }
+
+ private:
+  T elements(int64_t count, int64_t M, const T* p, const T* t, T* dp) const override;
+};
+
+// Mean absolute error: ℓ(d) = |d|, gradient sign(d)/M (0 at d = 0). Matches torch.nn.L1Loss.
+template <class T>
+class L1Loss final : public RegressionLoss<T> {
+ public:
+  explicit L1Loss(LossReduction reduction = LossReduction::Mean) : RegressionLoss<T>(reduction) {}
+  std::string name() const override { return "l1"; }
+
+ private:
+  T elements(int64_t count, int64_t M, const T* p, const T* t, T* dp) const override;
+};
+
+// Huber: ℓ(d) = ½d² for |d| < δ, else δ(|d| - ½δ) (quadratic near the target, linear beyond, so
+// outliers pull with a bounded force); gradient d/M, else δ·sign(d)/M. Matches
+// torch.nn.HuberLoss(reduction=..., delta=δ); δ > 0.
+template <class T>
+class HuberLoss final : public RegressionLoss<T> {
+ public:
+  explicit HuberLoss(T delta = T(1), LossReduction reduction = LossReduction::Mean);
+  std::string name() const override { return "huber"; }
+  T delta() const { return delta_; }
+
+ private:
+  T elements(int64_t count, int64_t M, const T* p, const T* t, T* dp) const override;
+  T delta_;
+};
+
+// The loss a command line names: "cross-entropy" (softmax cross-entropy), "mse", "l1" or
+// "huber" (with huber_delta), mean reduction. Error naming the choices for another name.
+std::unique_ptr<Loss<float>> make_loss(const std::string& name, double huber_delta = 1.0);
+// The names make_loss takes, for help texts: "cross-entropy|mse|l1|huber".
+const char* loss_names();
 
 }  // namespace convnet

@@ -489,6 +489,16 @@ T mse(int64_t count, int64_t M, const T* p, const T* t, T* dp) {
   return ref::mse(count, M, p, t, dp);
 }
 
+template <class T>
+T l1(int64_t count, int64_t M, const T* p, const T* t, T* dp) {
+  return ref::l1(count, M, p, t, dp);
+}
+
+template <class T>
+T huber(int64_t count, int64_t M, T delta, const T* p, const T* t, T* dp) {
+  return ref::huber(count, M, delta, p, t, dp);
+}
+
 // Runs kernel(begin, count) over [0, count): for float under Backend::Fast, large ranges
 // (2^14 elements and up) in blocks of 4096 split across threads, each running the reference
 // loop (compiled for this ISA, vectorised by the compiler where the function allows) on its

@@ -310,6 +310,39 @@ TYPED_TEST(Golden, Losses) {
   EXPECT_TRUE(matches(dp, m["dpred"]));
 }
 
+// MSE, L1 and Huber against torch.nn.functional under 'mean' and 'sum', and MSE on one-hot
+// targets made from labels.
+TYPED_TEST(Golden, RegressionLosses) {
+  using T = TypeParam;
+  const GoldenFile f = fixture("regression_losses.bin");
+  const Tensor<T> pred = tensor_of<T>(f["pred"]), target = tensor_of<T>(f["target"]);
+  const double tolerance = std::is_same_v<T, double> ? 1e-12 : 1e-5;
+  for (const LossReduction reduction : {LossReduction::Mean, LossReduction::Sum}) {
+    const std::string suffix = reduction == LossReduction::Mean ? ".mean" : ".sum";
+    MeanSquaredError<T> mse(reduction);
+    L1Loss<T> l1(reduction);
+    HuberLoss<T> huber1(T(1), reduction), huber03(T(0.3), reduction);
+    for (auto [loss, name] : {std::pair<Loss<T>*, const char*>{&mse, "mse"},
+                              {&l1, "l1"},
+                              {&huber1, "huber1"},
+                              {&huber03, "huber0.3"}}) {
+      SCOPED_TRACE(name + suffix);
+      Tensor<T> dp;
+      const T value = loss->compute(pred, {.values = &target}, &dp);
+      const double want = f[name + suffix + ".loss"].scalar();
+      EXPECT_NEAR(value, want, tolerance * std::abs(want));
+      EXPECT_TRUE(matches(dp, f[name + suffix + ".dpred"]));
+    }
+  }
+  std::vector<int32_t> labels;
+  for (double l : f["onehot.labels"].data) labels.push_back(static_cast<int32_t>(l));
+  MeanSquaredError<T> mse;
+  Tensor<T> dz;
+  const T value = mse.compute(tensor_of<T>(f["onehot.logits"]), {.labels = labels}, &dz);
+  EXPECT_NEAR(value, f["onehot.loss"].scalar(), tolerance * std::abs(f["onehot.loss"].scalar()));
+  EXPECT_TRUE(matches(dz, f["onehot.dlogits"]));
+}
+
 template <class T>
 std::unique_ptr<Optimizer<T>> optimizer_for(const GoldenFile& f, const std::string& config) {
   auto get = [&](const char* key, double fallback) {

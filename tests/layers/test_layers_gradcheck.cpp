@@ -391,6 +391,61 @@ TEST(LossGradcheck, MeanSquaredError) {
   }
 }
 
+// L1 and Huber away from their kinks (|p - t| = 0, and = δ): targets at least 0.05 from the
+// prediction and from δ, where the central difference of step 1e-6 sees one smooth piece.
+static Tensor<double> target_away_from_kinks(const Tensor<double>& p, double delta, Rng& rng) {
+  Tensor<double> t(p.shape());
+  for (int64_t i = 0; i < p.numel(); ++i) {
+    double d = 0;
+    while (std::abs(d) < 0.05 || std::abs(std::abs(d) - delta) < 0.05)
+      d = testing::random_normal<double>(Shape{1}, rng, 1.5)[0];
+    t[i] = p[i] - d;
+  }
+  return t;
+}
+
+TEST(LossGradcheck, RegressionLossesBothReductions) {
+  Rng rng(19);
+  for (const LossReduction reduction : {LossReduction::Mean, LossReduction::Sum})
+    for (int64_t n : {1, 4}) {
+      const Tensor<double> p = testing::random_normal<double>(Shape{n, 3}, rng);
+      MeanSquaredError<double> mse(reduction);
+      L1Loss<double> l1(reduction);
+      HuberLoss<double> huber(0.7, reduction);
+      const Tensor<double> target = target_away_from_kinks(p, 0.7, rng);
+      for (Loss<double>* loss : std::initializer_list<Loss<double>*>{&mse, &l1, &huber})
+        check_loss_gradient(*loss, p, {.values = &target});
+    }
+}
+
+// A classifier trained by a regression loss: the labels are one-hot targets.
+TEST(LossGradcheck, RegressionLossesOnLabels) {
+  Rng rng(20);
+  const std::vector<int32_t> labels = {2, 0, 4};
+  MeanSquaredError<double> mse;
+  HuberLoss<double> huber(0.5);
+  for (Loss<double>* loss : std::initializer_list<Loss<double>*>{&mse, &huber})
+    check_loss_gradient(*loss, testing::random_normal<double>(Shape{3, 5}, rng, 0.2),
+                        {.labels = labels});
+  Tensor<double> out(Shape{3, 5});
+  EXPECT_THROW(mse.compute(out, {.labels = std::vector<int32_t>{2, 5, 0}}, nullptr), Error);
+}
+
+TEST(Losses, MakeLossByName) {
+  EXPECT_EQ(make_loss("cross-entropy")->name(), "softmax_cross_entropy");
+  EXPECT_EQ(make_loss("mse")->name(), "mse");
+  EXPECT_EQ(make_loss("l1")->name(), "l1");
+  const auto huber = make_loss("huber", 0.25);
+  EXPECT_FLOAT_EQ(dynamic_cast<HuberLoss<float>&>(*huber).delta(), 0.25f);
+  try {
+    make_loss("hinge");
+    FAIL() << "an unknown loss was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cross-entropy|mse|l1|huber"), std::string::npos);
+  }
+  EXPECT_THROW(make_loss("huber", 0.0), Error);
+}
+
 // Layers reject inputs they cannot take, naming themselves and both shapes.
 TEST(LayerErrors, ShapeMismatchesAreClear) {
   Conv2d<float> conv({.in_channels = 3, .out_channels = 4, .kernel = 5});

@@ -193,5 +193,12 @@ T softmax_cross_entropy(int64_t N, int64_t M, int64_t K, const T* z, const int32
 // whole batch (PyTorch's MSELoss 'mean').
 template <class T>
 T mse(int64_t count, int64_t M, const T* p, const T* t, T* dp);
+// L = (1/M) Σ |p - t|;  dp = sign(p - t) / M (0 where p = t; PyTorch's L1Loss).
+template <class T>
+T l1(int64_t count, int64_t M, const T* p, const T* t, T* dp);
+// L = (1/M) Σ h(p - t), h(d) = ½d² for |d| < δ, δ(|d| - ½δ) otherwise;
+// dp = (|d| < δ ? d : δ·sign(d)) / M (PyTorch's HuberLoss).
+template <class T>
+T huber(int64_t count, int64_t M, T delta, const T* p, const T* t, T* dp);
 
 }  // namespace convnet::ops::ref
