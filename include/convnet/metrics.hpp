@@ -1,6 +1,6 @@
 // Classification metrics: a confusion matrix and what is read off it (accuracy, per-class
 // precision, recall and F1, their macro averages), top-k accuracy, and a full evaluation pass
-// that fills them.
+// that fills them. Regression metrics: MSE, MAE and R² per output and their means.
 #pragma once
 
 #include <cstdint>
@@ -54,6 +54,43 @@ class ConfusionMatrix {
 // Samples whose label is among the k largest outputs of their row (ties broken toward the lower
 // index, as in the arg-max).
 int64_t count_top_k(const Tensor<float>& outputs, std::span<const int32_t> labels, int64_t k);
+
+// Regression figures, in the targets' own units (a normalisation undone), per output and their
+// unweighted means over the outputs:
+//   mse = Σ (p - t)² / n,  mae = Σ |p - t| / n,  r2 = 1 - Σ (p - t)² / Σ (t - t̄)²
+// (sklearn's r2_score; 0 where the targets are constant, as sklearn's force_finite).
+struct RegressionStats {
+  std::vector<double> mse, mae, r2;  // per output
+  double mean_mse = 0, mean_mae = 0, mean_r2 = 0;
+  bool empty() const { return mse.empty(); }
+};
+
+// Accumulates predictions against targets, sample by sample, in double.
+class RegressionMetrics {
+ public:
+  RegressionMetrics() = default;
+  // `outputs` figures per sample. Predictions and targets are added in normalised units and
+  // mapped back by v·stddev[k] + mean[k] when mean and stddev are given (one per output).
+  // pooled: every value of a sample counts toward one figure (a reconstruction: the pixels of
+  // an image are not separate outputs), so outputs() is 1.
+  RegressionMetrics(int64_t outputs, std::vector<float> mean, std::vector<float> stddev,
+                    bool pooled = false);
+  int64_t outputs() const { return pooled_ ? 1 : outputs_; }
+  // `count` samples of outputs values each, row-major.
+  void add(const float* predicted, const float* target, int64_t count);
+  // The sums, 5 per figure (Σe², Σ|e|, Σt, Σt², n), to add another's in a fixed order (a
+  // data-parallel evaluation's batches).
+  std::span<const double> sums() const { return sums_; }
+  void add_sums(std::span<const double> sums);
+  void reset();
+  RegressionStats stats() const;
+
+ private:
+  int64_t outputs_ = 0;
+  std::vector<float> mean_, stddev_;
+  bool pooled_ = false;
+  std::vector<double> sums_;
+};
 
 struct ClassificationReport {
   double loss = 0;  // mean per sample

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "convnet/data.hpp"
+#include "convnet/metrics.hpp"
 #include "convnet/model.hpp"
 #include "convnet/schedule.hpp"
 
@@ -14,6 +15,21 @@ namespace convnet {
 
 class ConfusionMatrix;  // convnet/metrics.hpp
 class Communicator;     // convnet/distributed.hpp
+
+// What the model's output is trained to match.
+enum class Target {
+  Auto,    // the data's real-valued targets when it has them (Values), else its labels
+  Labels,  // class labels: cross-entropy, or a regression loss on one-hot rows
+  Values,  // the data's real-valued targets (Dataset::set_targets): regression
+  Input,   // the input sample itself, before any noise: an autoencoder's reconstruction
+};
+// Auto resolved for `data`.
+Target resolve_target(Target target, const Dataset& data);
+// "labels", "values", "input".
+const char* target_name(Target target);
+// Throws naming both shapes unless the model's output fits `target` for `data`: labels need one
+// output per class (when data has classes), values one per target, input the input's shape.
+void check_output_fits(const Model<float>& model, const Dataset& data, Target target);
 
 struct FitOptions {
   int epochs = 1;  // the total: training runs epochs completed_epochs + 1 ... epochs
@@ -60,6 +76,13 @@ struct FitOptions {
   enum class Reduction { Ordered, Overlapped };
   Reduction reduction = Reduction::Ordered;
   int64_t first_bucket = 0, bucket = 0;
+  // What the output is trained to match (Auto: the data's targets, else its labels); the test
+  // and validation evaluations measure the same.
+  Target target = Target::Auto;
+  // Target::Input: Gaussian noise of this standard deviation added to each training input after
+  // its target is taken (a denoising autoencoder); drawn like augmentation, from (seed, epoch,
+  // batch) in the batch's sample order, so a data-parallel run draws what one process would.
+  double noise = 0;
   // When set (and `test` is given), each epoch's test evaluation also refills this matrix, so
   // a caller that wants it (the training report) needs no second pass over the test set.
   ConfusionMatrix* test_confusion = nullptr;
@@ -79,13 +102,17 @@ struct BatchStats {
 };
 
 struct EvalStats {
-  double loss = 0, accuracy = 0;  // mean loss per sample, fraction correct
+  double loss = 0, accuracy = 0;  // mean loss per sample, fraction correct (classification)
+  RegressionStats regression{};   // Target::Values and ::Input: MSE, MAE, R² (empty otherwise)
 };
 
 struct EpochStats {
   int epoch = 0;  // 1-based
   double train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0;
   double val_loss = 0, val_acc = 0;  // when FitOptions::validation is set
+  // Regression and reconstruction runs: the test and validation sets' MSE, MAE and R² (in the
+  // targets' units); empty for classification, whose *_acc hold the figures.
+  RegressionStats test_regression{}, val_regression{};
   double seconds = 0;                // wall time of the training pass
   double images_per_s = 0;           // training images / seconds
   double learning_rate = 0;          // of the epoch's first batch (all of them but with onecycle)
@@ -119,8 +146,11 @@ struct FitResult {
 // communicator of N ranks, rank r evaluates batches r, r + N, ... and every rank gets the
 // figures one process would (the batches' losses are added in batch order); every rank must
 // hold the same weights.
+// `target` says what the output is measured against (see Target); for values and input the
+// regression figures are filled (accuracy stays 0) and `confusion` is ignored.
 EvalStats evaluate(Model<float>& model, const Dataset& data, Loss<float>& loss, int64_t batch = 256,
-                   ConfusionMatrix* confusion = nullptr, Communicator* communicator = nullptr);
+                   ConfusionMatrix* confusion = nullptr, Communicator* communicator = nullptr,
+                   Target target = Target::Auto);
 
 // Trains up to options.epochs; after each epoch evaluates `test` (if not null) and the
 // validation set, then calls callbacks.on_epoch_end. The model must be built for options.batch

@@ -38,7 +38,8 @@ Dataset Dataset::from_floats(Tensor<float> images, std::vector<int32_t> labels, 
   return d;
 }
 
-void Dataset::gather(std::span<const int64_t> order, float* out, int32_t* labels) const {
+void Dataset::gather(std::span<const int64_t> order, float* out, int32_t* labels,
+                     float* targets) const {
   const int64_t sample = shape_.numel() / std::max<int64_t>(shape_[0], 1);
   const int64_t plane = shape_[2] * shape_[3];
   for (size_t i = 0; i < order.size(); ++i) {
@@ -58,7 +59,67 @@ void Dataset::gather(std::span<const int64_t> order, float* out, int32_t* labels
         for (int64_t k = 0; k < plane; ++k) channel[k] = (channel[k] - m) * inv;
       }
     labels[i] = labels_[static_cast<size_t>(n)];
+    if (targets && has_targets()) {
+      const int64_t K = target_size();
+      float* t = targets + static_cast<int64_t>(i) * K;
+      std::copy_n(targets_.data() + n * K, K, t);
+      if (!target_mean_.empty())
+        for (int64_t k = 0; k < K; ++k)
+          t[k] = (t[k] - target_mean_[static_cast<size_t>(k)]) /
+                 target_stddev_[static_cast<size_t>(k)];
+    }
   }
+}
+
+void Dataset::set_targets(std::vector<float> values, std::vector<std::string> names) {
+  const auto K = static_cast<int64_t>(names.size());
+  CONVNET_CHECK(K > 0 && static_cast<int64_t>(values.size()) == size() * K, "dataset: ",
+                values.size(), " target values do not make ", K, " per sample for ", size(),
+                " samples");
+  for (size_t i = 0; i < values.size(); ++i)
+    CONVNET_CHECK(std::isfinite(values[i]), "dataset: target ", i % static_cast<size_t>(K),
+                  " of sample ", i / static_cast<size_t>(K), " is not a finite number");
+  targets_ = std::move(values);
+  target_names_ = std::move(names);
+  target_mean_.clear();
+  target_stddev_.clear();
+}
+
+std::span<const float> Dataset::targets_of(int64_t n) const {
+  CONVNET_CHECK(has_targets() && n >= 0 && n < size(), "dataset: no targets for sample ", n);
+  return std::span<const float>(targets_).subspan(static_cast<size_t>(n * target_size()),
+                                                  static_cast<size_t>(target_size()));
+}
+
+void Dataset::set_target_normalization(std::vector<float> mean, std::vector<float> stddev) {
+  CONVNET_CHECK(static_cast<int64_t>(mean.size()) == target_size() &&
+                    static_cast<int64_t>(stddev.size()) == target_size(),
+                "dataset: target normalisation needs one mean and one stddev per output (",
+                target_size(), "), got ", mean.size(), " and ", stddev.size());
+  for (size_t k = 0; k < stddev.size(); ++k)
+    CONVNET_CHECK(std::isfinite(mean[k]) && std::isfinite(stddev[k]) && stddev[k] > 0,
+                  "dataset: target ", k, " normalisation needs a finite mean and a stddev > 0, ",
+                  "got mean ", mean[k], " stddev ", stddev[k]);
+  target_mean_ = std::move(mean);
+  target_stddev_ = std::move(stddev);
+}
+
+MeanStddev Dataset::target_stats() const {
+  const int64_t K = target_size();
+  MeanStddev stats;
+  for (int64_t k = 0; k < K; ++k) {
+    double sum = 0, sum_sq = 0;
+    for (int64_t n = 0; n < size(); ++n) {
+      const double v = targets_[static_cast<size_t>(n * K + k)];
+      sum += v;
+      sum_sq += v * v;
+    }
+    const double count = static_cast<double>(std::max<int64_t>(size(), 1));
+    const double mean = sum / count, variance = std::max(0.0, sum_sq / count - mean * mean);
+    stats.mean.push_back(static_cast<float>(mean));
+    stats.stddev.push_back(variance > 0 ? static_cast<float>(std::sqrt(variance)) : 1.0f);
+  }
+  return stats;
 }
 
 Dataset Dataset::subset(std::span<const int64_t> indices) const {
@@ -87,6 +148,16 @@ Dataset Dataset::subset(std::span<const int64_t> indices) const {
   d.class_names_ = class_names_;
   d.mean_ = mean_;
   d.stddev_ = stddev_;
+  if (has_targets()) {
+    const int64_t K = target_size();
+    d.targets_.resize(static_cast<size_t>(count * K));
+    for (int64_t i = 0; i < count; ++i)
+      std::copy_n(targets_.data() + indices[static_cast<size_t>(i)] * K, K,
+                  d.targets_.data() + i * K);
+    d.target_names_ = target_names_;
+    d.target_mean_ = target_mean_;
+    d.target_stddev_ = target_stddev_;
+  }
   return d;
 }
 
@@ -196,6 +267,7 @@ void Dataset::truncate(int64_t n) {
   const int64_t sample = shape_.numel() / std::max<int64_t>(shape_[0], 1);
   shape_ = shape_.with_batch(n);
   labels_.resize(static_cast<size_t>(n));
+  targets_.resize(static_cast<size_t>(n * target_size()));
   if (!pixels_.empty()) pixels_.resize(static_cast<size_t>(n * sample));
   if (!images_.empty()) images_.resize(shape_);
 }
@@ -204,6 +276,8 @@ Dataset load_idx_dataset(const std::string& images_path, const std::string& labe
                          int64_t classes) {
   IdxArray images = read_idx(images_path);
   const IdxArray labels = read_idx(labels_path);
+  CONVNET_CHECK(images.type == 0x08, images_path, ": expected image bytes (IDX type 0x08), got floats");
+  CONVNET_CHECK(labels.type == 0x08, labels_path, ": expected label bytes (IDX type 0x08), got floats");
   CONVNET_CHECK(images.dims.size() == 3, images_path,
                 ": expected images of rank 3 (N x H x W), got rank ", images.dims.size());
   CONVNET_CHECK(labels.dims.size() == 1, labels_path,
@@ -235,8 +309,32 @@ Dataset load_mnist_split(const std::string& dir, const std::string& split) {
                 "Fashion-MNIST IDX files there; on Debian: apt-get install dataset-fashion-mnist)");
   // Images first: the error names the first gap.
   const std::string images = find_idx_file(dir, split + "-images-idx3-ubyte");
-  const std::string labels = find_idx_file(dir, split + "-labels-idx1-ubyte");
-  return load_idx_dataset(images, labels);
+  std::string targets;
+  for (const char* stem : {"-targets-idx2-float", "-targets-idx1-float"})
+    if (targets.empty()) targets = find_optional_idx_file(dir, split + stem);
+  if (targets.empty()) return load_idx_dataset(images, find_idx_file(dir, split + "-labels-idx1-ubyte"));
+  const std::string labels = find_optional_idx_file(dir, split + "-labels-idx1-ubyte");
+  Dataset data;
+  if (!labels.empty()) {
+    data = load_idx_dataset(images, labels);
+  } else {
+    IdxArray pixels = read_idx(images);
+    CONVNET_CHECK(pixels.type == 0x08 && pixels.dims.size() == 3, images,
+                  ": expected images of unsigned bytes of rank 3 (N x H x W)");
+    const int64_t n = pixels.dims[0];
+    data = Dataset::from_bytes(Shape{n, 1, pixels.dims[1], pixels.dims[2]},
+                               std::move(pixels.values), std::vector<int32_t>(static_cast<size_t>(n)), 0);
+  }
+  const IdxArray values = read_idx(targets);
+  CONVNET_CHECK(values.dims[0] == data.size(), "target count mismatch: ", images, " has ",
+                data.size(), " images but ", targets, " has ", values.dims[0], " rows of targets");
+  CONVNET_CHECK(values.dims.size() <= 2, targets, ": expected targets of rank 1 (N) or 2 (N x K), got rank ",
+                values.dims.size());
+  const int64_t K = values.dims.size() == 2 ? values.dims[1] : 1;
+  std::vector<std::string> names;
+  for (int64_t k = 0; k < K; ++k) names.push_back(K == 1 ? "y" : "y" + std::to_string(k + 1));
+  data.set_targets(idx_floats(values, targets), std::move(names));
+  return data;
 }
 
 }  // namespace convnet

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
@@ -102,7 +103,7 @@ void read_values(GzFile& file, const std::string& path, int rank, uint64_t count
 // An IDX file may be stored plain or gzipped. With both there, which one loads would silently
 // decide the data, so they must hold the same bytes once inflated; the plain one (no inflating)
 // is then read.
-std::string find_idx_file(const std::string& dir, const std::string& stem) {
+std::string find_optional_idx_file(const std::string& dir, const std::string& stem) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const std::string plain = (fs::path(dir) / stem).string(), gz = plain + ".gz";
@@ -129,6 +130,13 @@ std::string find_idx_file(const std::string& dir, const std::string& stem) {
   }
   if (has_plain) return plain;
   if (has_gz) return gz;
+  return "";
+}
+
+std::string find_idx_file(const std::string& dir, const std::string& stem) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (std::string found = find_optional_idx_file(dir, stem); !found.empty()) return found;
   // Not an IDX folder: say what is missing for the layout the folder seems meant to have.
   const bool has_train = fs::is_directory(fs::path(dir) / "train", ec);
   const bool has_test = fs::is_directory(fs::path(dir) / "test", ec);
@@ -147,11 +155,14 @@ IdxArray read_idx(const std::string& path) {
   CONVNET_CHECK(magic[0] == 0 && magic[1] == 0, path, ": bad magic number 0x", std::hex,
                 big_endian_u32(magic), std::dec,
                 ": not an IDX file (expected 0x000008DD, e.g. 0x00000803 for images)");
-  CONVNET_CHECK(magic[2] == 0x08, path, ": unsupported IDX element type 0x", std::hex,
-                int{magic[2]}, std::dec, " (only unsigned bytes, 0x08, are supported)");
+  CONVNET_CHECK(magic[2] == 0x08 || magic[2] == 0x0D, path, ": unsupported IDX element type 0x",
+                std::hex, int{magic[2]}, std::dec,
+                " (unsigned bytes, 0x08, and 32-bit floats, 0x0D, are supported)");
+  const uint64_t element = magic[2] == 0x0D ? 4 : 1;
   const int rank = magic[3];
   CONVNET_CHECK(rank >= 1 && rank <= 4, path, ": IDX rank ", rank, " is not between 1 and 4");
   IdxArray out;
+  out.type = magic[2];
   uint64_t count = 1;
   for (int i = 0; i < rank; ++i) {
     unsigned char b[4];
@@ -164,6 +175,7 @@ IdxArray read_idx(const std::string& path) {
   }
   CONVNET_CHECK(count <= (uint64_t{1} << 33), path, ": IDX holds ", count,
                 " values, more than this reader accepts (8 Gi)");
+  count *= element;  // from here on, bytes
   // A plain file must hold what its header declares; checking first means a corrupt header is
   // reported as truncation instead of a huge allocation. (Gzip sizes are only known by reading.)
   if (file.is_plain()) {
@@ -182,8 +194,24 @@ IdxArray read_idx(const std::string& path) {
     throw Error(detail::concat(path, ": out of memory loading data: its IDX header declares ", dims,
                                " values, ", bytes_text(count)));
   }
-  CONVNET_CHECK(file.at_end(), path, ": unexpected bytes after the ", count,
+  CONVNET_CHECK(file.at_end(), path, ": unexpected bytes after the ", count / element,
                 " values the header declares");
+  return out;
+}
+
+std::vector<float> idx_floats(const IdxArray& idx, const std::string& path) {
+  std::vector<float> out;
+  if (idx.type == 0x08) {
+    out.assign(idx.values.begin(), idx.values.end());
+    return out;
+  }
+  out.resize(idx.values.size() / 4);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const uint32_t bits = big_endian_u32(idx.values.data() + 4 * i);
+    std::memcpy(&out[i], &bits, 4);
+    CONVNET_CHECK(std::isfinite(out[i]), path, ": value ", i, " is not a finite number (", out[i],
+                  ")");
+  }
   return out;
 }
 

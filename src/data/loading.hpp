@@ -22,5 +22,7 @@ inline std::string bytes_text(uint64_t bytes) {
 // with different contents (once inflated), and, when neither does, naming what the folder lacks:
 // the IDX file, or the test/ (or train/) folder of an image-folder dataset.
 std::string find_idx_file(const std::string& dir, const std::string& stem);
+// The same for a file that may be absent: "" when neither exists.
+std::string find_optional_idx_file(const std::string& dir, const std::string& stem);
 
 }  // namespace convnet

@@ -2,6 +2,7 @@
 #include "convnet/metrics.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <numeric>
 
@@ -170,6 +171,63 @@ ClassificationReport evaluate_classifier(Model<float>& model, const Dataset& dat
   report.loss = total_loss / static_cast<double>(data.size());
   report.top_k_accuracy = static_cast<double>(top_hits) / static_cast<double>(data.size());
   return report;
+}
+
+RegressionMetrics::RegressionMetrics(int64_t outputs, std::vector<float> mean,
+                                     std::vector<float> stddev, bool pooled)
+    : outputs_(outputs), mean_(std::move(mean)), stddev_(std::move(stddev)), pooled_(pooled) {
+  CONVNET_CHECK(outputs >= 1, "regression metrics: need at least one output, got ", outputs);
+  CONVNET_CHECK((mean_.empty() && stddev_.empty()) ||
+                    (static_cast<int64_t>(mean_.size()) == outputs &&
+                     static_cast<int64_t>(stddev_.size()) == outputs),
+                "regression metrics: ", mean_.size(), " means and ", stddev_.size(),
+                " stddevs for ", outputs, " outputs");
+  reset();
+}
+
+void RegressionMetrics::reset() { sums_.assign(static_cast<size_t>(5 * this->outputs()), 0.0); }
+
+void RegressionMetrics::add(const float* predicted, const float* target, int64_t count) {
+  for (int64_t n = 0; n < count; ++n)
+    for (int64_t k = 0; k < outputs_; ++k) {
+      const int64_t i = n * outputs_ + k;
+      double p = predicted[i], t = target[i];
+      if (!mean_.empty()) {
+        const double m = mean_[static_cast<size_t>(k)], sd = stddev_[static_cast<size_t>(k)];
+        p = p * sd + m;
+        t = t * sd + m;
+      }
+      double* s = sums_.data() + 5 * (pooled_ ? 0 : k);
+      const double e = p - t;
+      s[0] += e * e;
+      s[1] += std::abs(e);
+      s[2] += t;
+      s[3] += t * t;
+      s[4] += 1;
+    }
+}
+
+void RegressionMetrics::add_sums(std::span<const double> sums) {
+  CONVNET_CHECK(sums.size() == sums_.size(), "regression metrics: ", sums.size(),
+                " sums added to ", sums_.size());
+  for (size_t i = 0; i < sums.size(); ++i) sums_[i] += sums[i];
+}
+
+RegressionStats RegressionMetrics::stats() const {
+  RegressionStats r;
+  const int64_t K = outputs();
+  for (int64_t k = 0; k < K; ++k) {
+    const double* s = sums_.data() + 5 * k;
+    const double n = std::max(s[4], 1.0);
+    const double total = std::max(0.0, s[3] - s[2] * s[2] / n);  // Σ (t - t̄)²
+    r.mse.push_back(s[0] / n);
+    r.mae.push_back(s[1] / n);
+    r.r2.push_back(total > 0 ? 1.0 - s[0] / total : 0.0);
+    r.mean_mse += r.mse.back() / static_cast<double>(K);
+    r.mean_mae += r.mae.back() / static_cast<double>(K);
+    r.mean_r2 += r.r2.back() / static_cast<double>(K);
+  }
+  return r;
 }
 
 }  // namespace convnet

@@ -14,12 +14,41 @@
 namespace convnet {
 namespace {
 
-// Copies samples `order` of data into x and labels (within their capacity: no allocation).
-void gather(const Dataset& data, std::span<const int64_t> order, Tensor<float>& x,
-            std::vector<int32_t>& labels) {
-  x.resize(data.shape().with_batch(static_cast<int64_t>(order.size())));
+// Copies samples `order` of data into x and labels, and for Target::Values their targets into
+// y, shaped as the model's output (within their capacity: no allocation). Target::Input's y is
+// taken by take_input_target, after augmentation.
+void gather(const Dataset& data, std::span<const int64_t> order, Target target,
+            const Shape& output, Tensor<float>& x, std::vector<int32_t>& labels,
+            Tensor<float>& y) {
+  const auto count = static_cast<int64_t>(order.size());
+  x.resize(data.shape().with_batch(count));
   labels.resize(order.size());
-  data.gather(order, x.data(), labels.data());
+  if (target == Target::Values) y.resize(output.with_batch(count));
+  data.gather(order, x.data(), labels.data(), target == Target::Values ? y.data() : nullptr);
+}
+
+void take_input_target(const Tensor<float>& x, Tensor<float>& y) {
+  y.resize(x.shape());
+  std::copy_n(x.data(), x.numel(), y.data());
+}
+
+// What the loss compares the output with: samples [first, first + count) of the batch's labels,
+// or the whole of y (already cut to the part) for values and input.
+Targets<float> targets_for(Target target, std::span<const int32_t> labels, const Tensor<float>& y,
+                           int64_t first, int64_t count, int64_t mean_over = 0) {
+  if (target == Target::Labels)
+    return {.labels = labels.subspan(static_cast<size_t>(first), static_cast<size_t>(count)),
+            .mean_over = mean_over};
+  return {.values = &y, .mean_over = mean_over};
+}
+
+// The regression figures' accumulator for `target` on data (none for labels).
+RegressionMetrics regression_metrics(Target target, const Dataset& data, const Shape& output) {
+  if (target == Target::Values)
+    return RegressionMetrics(data.target_size(), data.target_mean(), data.target_stddev());
+  if (target == Target::Input)
+    return RegressionMetrics(output.numel() / std::max<int64_t>(output[0], 1), {}, {}, true);
+  return {};
 }
 
 void check_fits(const Model<float>& model, const Dataset& data, const char* which) {
@@ -90,31 +119,95 @@ void require_same_start(Communicator& comm, Model<float>& model, const Dataset& 
 
 }  // namespace
 
+Target resolve_target(Target target, const Dataset& data) {
+  if (target != Target::Auto) return target;
+  return data.has_targets() ? Target::Values : Target::Labels;
+}
+
+const char* target_name(Target target) {
+  switch (target) {
+    case Target::Auto:
+      return "auto";
+    case Target::Labels:
+      return "labels";
+    case Target::Values:
+      return "values";
+    case Target::Input:
+      return "input";
+  }
+  return "?";
+}
+
+void check_output_fits(const Model<float>& model, const Dataset& data, Target target) {
+  target = resolve_target(target, data);
+  const Shape& out = model.output_shape();
+  const int64_t per_sample = out.numel() / std::max<int64_t>(out[0], 1);
+  if (target == Target::Values) {
+    CONVNET_CHECK(data.has_targets(), "the data has no real-valued targets to train on");
+    std::string names;
+    for (const std::string& n : data.target_names()) names += (names.empty() ? "" : ", ") + n;
+    CONVNET_CHECK(per_sample == data.target_size(), "the model's output is ", per_sample,
+                  " value", per_sample == 1 ? "" : "s", " per sample (", out.str(),
+                  ") but the data has ", data.target_size(), " target",
+                  data.target_size() == 1 ? "" : "s", " (", names, "): its last layer needs ",
+                  data.target_size(), " output", data.target_size() == 1 ? "" : "s");
+  } else if (target == Target::Input) {
+    const Shape in = data.sample_shape();
+    CONVNET_CHECK(out.rank() == 4 && out[1] == in[0] && out[2] == in[1] && out[3] == in[2],
+                  "reconstructing the input needs an output of the input's shape ", in.str(),
+                  " per sample, but the model's output is ", out.str());
+  } else if (data.classes() > 0) {
+    CONVNET_CHECK(per_sample == data.classes(), "the model's output is ", per_sample,
+                  " value", per_sample == 1 ? "" : "s", " per sample (", out.str(),
+                  ") but the data has ", data.classes(), " classes: its last layer needs ",
+                  data.classes(), " outputs");
+  } else {
+    throw Error("the data has no class labels to train on (a set of real-valued targets "
+                "trains with its targets, or with the input as the target)");
+  }
+}
+
 EvalStats evaluate(Model<float>& model, const Dataset& data, Loss<float>& loss, int64_t batch,
-                   ConfusionMatrix* confusion, Communicator* communicator) {
+                   ConfusionMatrix* confusion, Communicator* communicator, Target target) {
   check_fits(model, data, "evaluation");
+  target = resolve_target(target, data);
+  check_output_fits(model, data, target);
+  if (target != Target::Labels) confusion = nullptr;
+  RegressionMetrics metrics = regression_metrics(target, data, model.output_shape());
+  const size_t figures = metrics.sums().size();
   batch = std::min(batch, model.input_shape()[0]);
   const int ranks = communicator ? communicator->size() : 1;
   const int rank = communicator ? communicator->rank() : 0;
   std::vector<int64_t> order(data.size());
   std::iota(order.begin(), order.end(), 0);
-  Tensor<float> x(data.shape().with_batch(batch));
+  Tensor<float> x(data.shape().with_batch(batch)), y;
   std::vector<int32_t> labels;
-  // Per batch: its loss times its count, and its correct predictions; summed in batch order
-  // below, whichever rank computed them.
+  // Per batch: its loss times its count, its correct predictions and its regression sums;
+  // summed in batch order below, whichever rank computed them.
   const int64_t batches = (data.size() + batch - 1) / batch;
   std::vector<double> batch_loss(static_cast<size_t>(batches));
   std::vector<int64_t> batch_correct(static_cast<size_t>(batches));
+  std::vector<double> batch_sums(static_cast<size_t>(batches) * figures);
   if (confusion) *confusion = ConfusionMatrix(data.classes());
   for (int64_t b = rank; b < batches; b += ranks) {
     const int64_t first = b * batch, count = std::min(batch, data.size() - first);
-    gather(data, std::span(order).subspan(first, count), x, labels);
+    gather(data, std::span(order).subspan(first, count), target, model.output_shape(), x, labels,
+           y);
+    if (target == Target::Input) take_input_target(x, y);
     const Tensor<float>& out = model.forward(x, Mode::Eval);  // Model::evaluate, keeping out
     batch_loss[static_cast<size_t>(b)] =
-        static_cast<double>(loss.compute(out, {.labels = labels}, nullptr)) *
+        static_cast<double>(
+            loss.compute(out, targets_for(target, labels, y, 0, count), nullptr)) *
         static_cast<double>(count);
-    batch_correct[static_cast<size_t>(b)] = count_correct(out, std::span<const int32_t>(labels));
-    if (confusion) confusion->add(out, labels);
+    if (target == Target::Labels) {
+      batch_correct[static_cast<size_t>(b)] = count_correct(out, std::span<const int32_t>(labels));
+      if (confusion) confusion->add(out, labels);
+    } else {
+      metrics.reset();
+      metrics.add(out.data(), y.data(), count);
+      std::copy(metrics.sums().begin(), metrics.sums().end(),
+                batch_sums.begin() + static_cast<int64_t>(static_cast<size_t>(b) * figures));
+    }
   }
   if (ranks > 1) {
     const auto n = static_cast<size_t>(batches), all = n * static_cast<size_t>(ranks);
@@ -127,6 +220,14 @@ EvalStats evaluate(Model<float>& model, const Dataset& data, Loss<float>& loss, 
     for (size_t b = 0; b < n; ++b) {
       batch_loss[b] = losses[(b % static_cast<size_t>(ranks)) * n + b];
       batch_correct[b] = corrects[(b % static_cast<size_t>(ranks)) * n + b];
+    }
+    if (figures > 0) {
+      std::vector<double> sums(batch_sums.size() * static_cast<size_t>(ranks));
+      communicator->allgather_values(std::span<const double>(batch_sums), std::span(sums),
+                                     "the evaluation's regression figures");
+      for (size_t b = 0; b < n; ++b)
+        std::copy_n(sums.begin() + static_cast<int64_t>(((b % static_cast<size_t>(ranks)) * n + b) * figures),
+                    figures, batch_sums.begin() + static_cast<int64_t>(b * figures));
     }
     if (confusion) {
       const int64_t K = confusion->classes();
@@ -146,12 +247,20 @@ EvalStats evaluate(Model<float>& model, const Dataset& data, Loss<float>& loss, 
   }
   double total_loss = 0;
   int64_t correct = 0;
+  metrics.reset();
   for (size_t b = 0; b < batch_loss.size(); ++b) {
     total_loss += batch_loss[b];
     correct += batch_correct[b];
+    if (figures > 0)
+      metrics.add_sums(std::span<const double>(batch_sums).subspan(b * figures, figures));
   }
-  return {total_loss / static_cast<double>(data.size()),
-          static_cast<double>(correct) / static_cast<double>(data.size())};
+  EvalStats stats{total_loss / static_cast<double>(data.size()),
+                  static_cast<double>(correct) / static_cast<double>(data.size())};
+  if (figures > 0) {
+    stats.accuracy = 0;
+    stats.regression = metrics.stats();
+  }
+  return stats;
 }
 
 FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Loss<float>& loss,
@@ -182,6 +291,13 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
   check_fits(model, train, "training");
   if (test) check_fits(model, *test, "test");
   if (options.validation) check_fits(model, *options.validation, "validation");
+  const Target target = resolve_target(options.target, train);
+  check_output_fits(model, train, target);
+  CONVNET_CHECK(options.noise >= 0 && std::isfinite(options.noise),
+                "fit: noise must be a finite standard deviation >= 0, got ", options.noise);
+  CONVNET_CHECK(options.noise == 0 || target == Target::Input,
+                "fit: noise corrupts the input of a reconstruction (target input); the target is ",
+                target_name(target));
   const int64_t steps = (train.size() + options.batch - 1) / options.batch;
   CONVNET_CHECK(options.completed_steps >= 0 && options.completed_steps < steps,
                 "fit: completed_steps must be in [0, ", steps, " batches per epoch), got ",
@@ -192,6 +308,11 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
   std::vector<int64_t> order(train.size());
   Tensor<float> x(train.shape().with_batch(options.batch));
   std::vector<int32_t> labels(static_cast<size_t>(options.batch));
+  // The batch's targets for values and input, and a part's of them.
+  const Shape& output = model.output_shape();
+  Tensor<float> y(target == Target::Labels ? Shape{0} : output.with_batch(options.batch));
+  Tensor<float> y_part(target == Target::Labels ? Shape{0}
+                                                : output.with_batch(parts > 1 ? largest_part : 1));
   const auto params = model.params();
   std::vector<double> grad_norm_sums(params.size());
   std::vector<float> augment_scratch;
@@ -261,12 +382,13 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
         x_part.resize(train.shape().with_batch(part.count));
         const int64_t sample = x.numel() / x.dim(0);
         std::copy_n(x.data() + part.first * sample, part.count * sample, x_part.data());
+        if (target != Target::Labels) {
+          const int64_t per = y.numel() / y.dim(0);
+          y_part.resize(y.shape().with_batch(part.count));
+          std::copy_n(y.data() + part.first * per, part.count * per, y_part.data());
+        }
         const StepResult r = model.forward_backward(
-            x_part,
-            {.labels = std::span<const int32_t>(labels).subspan(static_cast<size_t>(part.first),
-                                                                static_cast<size_t>(part.count)),
-             .mean_over = count},
-            loss);
+            x_part, targets_for(target, labels, y_part, part.first, part.count, count), loss);
         if (!comm) {  // g = ((g_0 + g_1) + g_2) + ..., as the ranks' ordered sum adds them
           if (p == 0)
             std::copy(grads.begin(), grads.end(), grad_sum.begin());
@@ -365,16 +487,21 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
     for (int64_t step = first_step; step < steps; ++step) {
       const int64_t first = step * options.batch;
       const int64_t count = std::min(options.batch, train.size() - first);
-      gather(train, std::span(order).subspan(first, count), x, labels);
+      gather(train, std::span(order).subspan(first, count), target, output, x, labels, y);
       Rng augment = augment_epoch.split(static_cast<uint64_t>(step));
       augment_batch(options.augment, train, augment, x.data(), count, augment_scratch);
+      if (target == Target::Input) {
+        take_input_target(x, y);  // the clean (augmented) image is what is reconstructed
+        if (options.noise > 0)
+          for (float& v : x.span()) v += static_cast<float>(options.noise * augment.normal());
+      }
       const double lr = options.schedule.rate(lr0, epoch - 1, step, steps, options.epochs);
       if (step == first_step) stats.learning_rate = lr;
       StepResult r;
       copy_buffers(false);
       try {
         if (parts == 1)
-          r = model.train_step(x, {.labels = labels}, loss, optimizer, lr,
+          r = model.train_step(x, targets_for(target, labels, y, 0, count), loss, optimizer, lr,
                                {.clip_grad_norm = options.clip_grad_norm});
         else
           r = sharded_step(count, lr);
@@ -434,15 +561,17 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
     reduce_seconds = waited_seconds = 0;
     if (test) {
       const EvalStats e = evaluate(model, *test, loss, model.input_shape()[0],
-                                   options.test_confusion, options.communicator);
+                                   options.test_confusion, options.communicator, target);
       stats.test_loss = e.loss;
       stats.test_acc = e.accuracy;
+      stats.test_regression = e.regression;
     }
     if (options.validation) {
       const EvalStats e = evaluate(model, *options.validation, loss, model.input_shape()[0],
-                                   nullptr, options.communicator);
+                                   nullptr, options.communicator, target);
       stats.val_loss = e.loss;
       stats.val_acc = e.accuracy;
+      stats.val_regression = e.regression;
     }
     result.epochs.push_back(stats);
     result.completed_epochs = epoch;

@@ -110,8 +110,8 @@ TEST_F(IdxFiles, BadMagic) {
   const std::string path = write("bad", "\x12\x34\x56\x78 and more");
   const std::string msg = error_of([&] { read_idx(path); });
   EXPECT_NE(msg.find(path + ": bad magic number 0x12345678"), std::string::npos) << msg;
-  const std::string floats = write("floats", std::string("\0\0\x0d\x01\0\0\0\x01" "abcd", 12));
-  EXPECT_NE(error_of([&] { read_idx(floats); }).find("unsupported IDX element type 0xd"),
+  const std::string shorts = write("shorts", std::string("\0\0\x0b\x01\0\0\0\x01" "ab", 10));
+  EXPECT_NE(error_of([&] { read_idx(shorts); }).find("unsupported IDX element type 0xb"),
             std::string::npos);
 }
 
