@@ -31,6 +31,12 @@ namespace convnet {
 struct InputInfo {
   std::vector<std::string> class_names;
   std::vector<float> mean, stddev;
+  // What the output was trained to: "" or "labels" (classes), "values" (regression targets,
+  // named; normalised when target_mean/target_stddev are set, so a prediction p means
+  // p·target_stddev[k] + target_mean[k]) or "input" (a reconstruction of the input).
+  std::string target{};
+  std::vector<std::string> target_names{};
+  std::vector<float> target_mean{}, target_stddev{};
 };
 
 struct TrainingState {

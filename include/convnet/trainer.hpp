@@ -13,6 +13,7 @@
 // figures, but print and write nothing.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
@@ -34,13 +35,15 @@ namespace convnet {
 
 // Early stopping as Keras's EarlyStopping: stop when the monitored validation figure has not
 // improved by more than min_delta for `patience` epochs.
+// Regression runs monitor val_loss or val_mae (the validation set's mean MAE over the outputs),
+// classification runs val_loss or val_acc.
 struct EarlyStopping {
-  enum class Monitor { ValLoss, ValAcc };
+  enum class Monitor { ValLoss, ValAcc, ValMae };
   int64_t patience = 0;  // 0: never stop early
   Monitor monitor = Monitor::ValLoss;
   double min_delta = 0;
 };
-// "val_loss" or "val_acc"; Error for another name.
+// "val_loss", "val_acc" or "val_mae"; Error for another name.
 EarlyStopping::Monitor monitor_from_name(const std::string& name);
 const char* monitor_name(EarlyStopping::Monitor monitor);
 
@@ -54,8 +57,11 @@ struct TrainerOptions {
   // --- files (empty: not written); each is written atomically (convnet/files.hpp) -------------
   std::string save{};        // a checkpoint after the last epoch, and every save_every epochs
   int64_t save_every = 0;    // 0: only at the end
-  std::string save_best{};   // after every epoch that improves validation accuracy
+  // After every epoch that improves validation accuracy (classification), or the monitored
+  // val_loss or val_mae (regression and reconstruction: early_stop.monitor, patience or not).
+  std::string save_best{};
   double best_val_acc = -1;  // the best so far (a resumed run's checkpoint records it)
+  double best_val_monitored = HUGE_VAL;  // regression's best so far (lower is better), likewise
   // Where the last good state of a stopped or diverged run goes when `save` is empty.
   std::string stop_save = "interrupted.safetensors";
   std::string log{};        // every epoch's figures: .csv, or JSON lines (.jsonl, .json)
@@ -174,7 +180,9 @@ class Trainer {
   const Dataset* test_;
   TrainerOptions options_;
   std::unique_ptr<TrainerOutput> output_;
+  bool regression_;  // the output is trained to real values (Target::Values or ::Input)
   double best_val_acc_;
+  double best_val_monitored_;
   double best_monitored_;
   int64_t epochs_without_improvement_ = 0;
   bool ran_ = false;

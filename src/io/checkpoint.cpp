@@ -37,7 +37,8 @@ constexpr std::string_view kZeroCrc = "00000000";  // the header's value while i
 constexpr std::string_view kKnownKeys[] = {
     "format",     "dtype",       "spec",      "input_shape",     "epoch",
     "step",       "seed",        "optimizer", "optimizer.steps", "input.class_names",
-    "input.mean", "input.stddev"};
+    "input.mean", "input.stddev", "output.target", "output.names", "output.mean",
+    "output.stddev"};
 
 template <class T>
 const char* dtype_of() {
@@ -149,6 +150,33 @@ void write_input_info(const InputInfo& info, std::map<std::string, std::string>&
     meta["input.mean"] = join(info.mean);
     meta["input.stddev"] = join(info.stddev);
   }
+  if (!info.target.empty()) meta["output.target"] = info.target;
+  if (!info.target_names.empty()) {
+    std::string names;
+    for (const std::string& n : info.target_names) {
+      CONVNET_CHECK(n.find('\n') == std::string::npos, "checkpoint: target name '", n,
+                    "' contains a line break");
+      names += (names.empty() ? "" : "\n") + n;
+    }
+    meta["output.names"] = names;
+  }
+  CONVNET_CHECK(info.target_mean.size() == info.target_stddev.size() &&
+                    (info.target_mean.empty() || info.target_mean.size() == info.target_names.size()),
+                "checkpoint: ", info.target_mean.size(), " target means and ",
+                info.target_stddev.size(), " standard deviations for ", info.target_names.size(),
+                " targets");
+  if (!info.target_mean.empty()) {
+    char buf[32];
+    std::string mean, stddev;
+    for (size_t k = 0; k < info.target_mean.size(); ++k) {
+      std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(info.target_mean[k]));
+      mean += (k ? "," : "") + std::string(buf);
+      std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(info.target_stddev[k]));
+      stddev += (k ? "," : "") + std::string(buf);
+    }
+    meta["output.mean"] = mean;
+    meta["output.stddev"] = stddev;
+  }
 }
 
 std::vector<float> parse_floats(const std::string& path, const std::string& key,
@@ -193,6 +221,36 @@ InputInfo read_input_info(const std::string& path, const std::map<std::string, s
                   info.stddev.size(), " standard deviations for ", channels, " input channels");
     for (float s : info.stddev)
       CONVNET_CHECK(s > 0, path, ": checkpoint metadata \"input.stddev\" must be positive, got ",
+                    s);
+  }
+  if (const auto it = meta.find("output.target"); it != meta.end()) {
+    CONVNET_CHECK(it->second == "labels" || it->second == "values" || it->second == "input", path,
+                  ": checkpoint metadata \"output.target\" must be labels, values or input, got '",
+                  it->second, "'");
+    info.target = it->second;
+  }
+  if (const auto it = meta.find("output.names"); it != meta.end()) {
+    size_t start = 0;
+    while (start <= it->second.size()) {
+      const size_t end = std::min(it->second.find('\n', start), it->second.size());
+      info.target_names.push_back(it->second.substr(start, end - start));
+      start = end + 1;
+    }
+  }
+  const auto target_mean = meta.find("output.mean"), target_stddev = meta.find("output.stddev");
+  CONVNET_CHECK((target_mean == meta.end()) == (target_stddev == meta.end()), path,
+                ": checkpoint metadata has one of \"output.mean\" and \"output.stddev\" without "
+                "the other");
+  if (target_mean != meta.end()) {
+    info.target_mean = parse_floats(path, "output.mean", target_mean->second);
+    info.target_stddev = parse_floats(path, "output.stddev", target_stddev->second);
+    CONVNET_CHECK(info.target_mean.size() == info.target_names.size() &&
+                      info.target_stddev.size() == info.target_names.size(),
+                  path, ": checkpoint target normalisation has ", info.target_mean.size(),
+                  " means and ", info.target_stddev.size(), " standard deviations for ",
+                  info.target_names.size(), " targets");
+    for (float s : info.target_stddev)
+      CONVNET_CHECK(s > 0, path, ": checkpoint metadata \"output.stddev\" must be positive, got ",
                     s);
   }
   return info;

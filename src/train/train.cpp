@@ -75,14 +75,19 @@ uint64_t data_fingerprint(const Dataset& data) {
   std::vector<int64_t> order(static_cast<size_t>(chunk));
   std::vector<float> pixels(static_cast<size_t>(chunk * sample));
   std::vector<int32_t> labels(static_cast<size_t>(chunk));
+  const int64_t K = data.target_size();
+  std::vector<float> targets(static_cast<size_t>(chunk * K));
   uint64_t h = fingerprint_of(data.shape().str());
   for (int64_t first = 0; first < data.size(); first += chunk) {
     const int64_t count = std::min(chunk, data.size() - first);
     std::iota(order.begin(), order.begin() + count, first);
-    data.gather(std::span(order).first(static_cast<size_t>(count)), pixels.data(), labels.data());
+    data.gather(std::span(order).first(static_cast<size_t>(count)), pixels.data(), labels.data(),
+                targets.data());
     h = fingerprint_of(std::span<const float>(pixels).first(static_cast<size_t>(count * sample)),
                        h);
     h = fingerprint_of(std::span<const int32_t>(labels).first(static_cast<size_t>(count)), h);
+    if (K > 0)
+      h = fingerprint_of(std::span<const float>(targets).first(static_cast<size_t>(count * K)), h);
   }
   return h;
 }
@@ -100,7 +105,8 @@ void require_same_start(Communicator& comm, Model<float>& model, const Dataset& 
   const std::string recipe = detail::concat(
       "epochs ", o.epochs, " completed ", o.completed_epochs, ".", o.completed_steps, " batch ",
       o.batch, " seed ", o.seed, " micro ", o.micro_batches, " crop ", o.augment.crop_padding,
-      " flip ", o.augment.horizontal_flip, " clip ", o.clip_grad_norm, " schedule ",
+      " flip ", o.augment.horizontal_flip, " target ", target_name(o.target), " noise ", o.noise,
+      " clip ", o.clip_grad_norm, " schedule ",
       static_cast<int>(o.schedule.kind), " ", o.schedule.warmup_epochs, " ", o.schedule.min_lr,
       " validation ", o.validation ? o.validation->size() : -1);
   const std::string update = detail::concat(optimizer.name(), " lr ", optimizer.learning_rate(),

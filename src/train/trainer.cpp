@@ -20,23 +20,76 @@
 namespace convnet {
 namespace {
 
+// The regression figures of a set as "name": value pairs (per output when there are several).
+std::string regression_json(const char* set, const RegressionStats& r) {
+  std::string out;
+  char part[160];
+  std::snprintf(part, sizeof part, "\"%s_mse\": %.6g, \"%s_mae\": %.6g, \"%s_r2\": %.6f, ", set,
+                r.mean_mse, set, r.mean_mae, set, r.mean_r2);
+  out += part;
+  if (r.mae.size() > 1) {
+    for (const auto& [name, values] : {std::pair<const char*, const std::vector<double>*>{"mae", &r.mae},
+                                       {"r2", &r.r2}}) {
+      out += std::string("\"") + set + "_" + name + "_per_output\": [";
+      for (size_t k = 0; k < values->size(); ++k) {
+        std::snprintf(part, sizeof part, "%s%.6g", k ? ", " : "", (*values)[k]);
+        out += part;
+      }
+      out += "], ";
+    }
+  }
+  return out;
+}
+
 // One epoch as a JSON object (Format::Json and a .jsonl log).
 std::string epoch_json(const EpochStats& s, bool has_validation) {
-  char line[512], val[128] = "";
-  if (has_validation)
-    std::snprintf(val, sizeof val, "\"val_loss\": %.6f, \"val_acc\": %.6f, ", s.val_loss,
-                  s.val_acc);
-  std::snprintf(line, sizeof line,
-                "{\"epoch\": %d, \"learning_rate\": %.9g, \"train_loss\": %.6f, "
-                "\"train_acc\": %.6f, %s\"test_loss\": %.6f, \"test_acc\": %.6f, "
-                "\"seconds\": %.3f, \"images_per_s\": %.1f}",
-                s.epoch, s.learning_rate, s.train_loss, s.train_acc, val, s.test_loss, s.test_acc,
-                s.seconds, s.images_per_s);
-  return line;
+  const bool regression = !s.test_regression.empty() || !s.val_regression.empty();
+  char head[160], tail[96];
+  std::snprintf(head, sizeof head, "{\"epoch\": %d, \"learning_rate\": %.9g, \"train_loss\": %.6f, ",
+                s.epoch, s.learning_rate, s.train_loss);
+  std::snprintf(tail, sizeof tail, "\"seconds\": %.3f, \"images_per_s\": %.1f}", s.seconds,
+                s.images_per_s);
+  std::string line = head;
+  char part[128];
+  if (!regression) {
+    std::snprintf(part, sizeof part, "\"train_acc\": %.6f, ", s.train_acc);
+    line += part;
+  }
+  if (has_validation) {
+    std::snprintf(part, sizeof part, "\"val_loss\": %.6f, ", s.val_loss);
+    line += part;
+    if (regression) {
+      line += regression_json("val", s.val_regression);
+    } else {
+      std::snprintf(part, sizeof part, "\"val_acc\": %.6f, ", s.val_acc);
+      line += part;
+    }
+  }
+  std::snprintf(part, sizeof part, "\"test_loss\": %.6f, ", s.test_loss);
+  line += part;
+  if (regression) {
+    line += regression_json("test", s.test_regression);
+  } else {
+    std::snprintf(part, sizeof part, "\"test_acc\": %.6f, ", s.test_acc);
+    line += part;
+  }
+  return line + tail;
 }
 
 std::string epoch_text(const EpochStats& s, int64_t epochs, bool has_validation) {
   char line[640], val[160] = "";
+  if (!s.test_regression.empty() || !s.val_regression.empty()) {
+    const RegressionStats &v = s.val_regression, &t = s.test_regression;
+    if (has_validation)
+      std::snprintf(val, sizeof val, "val loss %.4f mae %.4g r2 %.3f  ", s.val_loss, v.mean_mae,
+                    v.mean_r2);
+    std::snprintf(line, sizeof line,
+                  "epoch %d/%lld  train loss %.4f  %stest loss %.4f mse %.4g mae %.4g r2 %.3f  "
+                  "%.1f s  %.0f images/s",
+                  s.epoch, static_cast<long long>(epochs), s.train_loss, val, s.test_loss,
+                  t.mean_mse, t.mean_mae, t.mean_r2, s.seconds, s.images_per_s);
+    return line;
+  }
   if (has_validation)
     std::snprintf(val, sizeof val, "val loss %.4f acc %.2f%%  ", s.val_loss, 100 * s.val_acc);
   std::snprintf(line, sizeof line,
@@ -64,7 +117,8 @@ std::string clock_text(double seconds) {
 // resumed run appends to the log it finds.
 class MetricsLog {
  public:
-  MetricsLog(const std::string& path, bool append) : path_(path) {
+  MetricsLog(const std::string& path, bool append, bool regression)
+      : path_(path), regression_(regression) {
     if (path.empty()) return;
     if (!is_metrics_log_path(path))
       throw Error("log " + path + ": expected a file ending in .csv, .jsonl or .json");
@@ -79,9 +133,10 @@ class MetricsLog {
       if (!text_.empty() && text_.back() != '\n') text_ += '\n';
     }
     if (csv_ && text_.empty())
-      text_ =
-          "epoch,learning_rate,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,"
-          "seconds,images_per_s\n";
+      text_ = regression ? "epoch,learning_rate,train_loss,val_loss,val_mse,val_mae,val_r2,"
+                           "test_loss,test_mse,test_mae,test_r2,seconds,images_per_s\n"
+                         : "epoch,learning_rate,train_loss,train_acc,val_loss,val_acc,test_loss,"
+                           "test_acc,seconds,images_per_s\n";
   }
   bool enabled() const { return !path_.empty(); }
   void start() {
@@ -89,7 +144,17 @@ class MetricsLog {
   }
   void write(const EpochStats& s, bool has_validation) {
     if (!enabled()) return;
-    if (csv_) {
+    if (csv_ && regression_) {
+      char row[400], val[120] = ",,,";
+      const RegressionStats &v = s.val_regression, &t = s.test_regression;
+      if (has_validation)
+        std::snprintf(val, sizeof val, "%.6f,%.6g,%.6g,%.6f", s.val_loss, v.mean_mse, v.mean_mae,
+                      v.mean_r2);
+      std::snprintf(row, sizeof row, "%d,%.9g,%.6f,%s,%.6f,%.6g,%.6g,%.6f,%.3f,%.1f\n", s.epoch,
+                    s.learning_rate, s.train_loss, val, s.test_loss, t.mean_mse, t.mean_mae,
+                    t.mean_r2, s.seconds, s.images_per_s);
+      text_ += row;
+    } else if (csv_) {
       char row[400], val[80] = ",";
       if (has_validation) std::snprintf(val, sizeof val, "%.6f,%.6f", s.val_loss, s.val_acc);
       std::snprintf(row, sizeof row, "%d,%.9g,%.6f,%.6f,%s,%.6f,%.6f,%.3f,%.1f\n", s.epoch,
@@ -104,6 +169,7 @@ class MetricsLog {
 
  private:
   std::string path_;
+  bool regression_;
   bool csv_ = false;
   std::string text_;  // the whole log as it is on disk
 };
@@ -117,11 +183,21 @@ bool is_metrics_log_path(const std::string& path) {
 EarlyStopping::Monitor monitor_from_name(const std::string& name) {
   if (name == "val_loss") return EarlyStopping::Monitor::ValLoss;
   if (name == "val_acc") return EarlyStopping::Monitor::ValAcc;
-  throw Error("early stopping: expected val_loss or val_acc to monitor, got '" + name + "'");
+  if (name == "val_mae") return EarlyStopping::Monitor::ValMae;
+  throw Error("early stopping: expected val_loss, val_acc or val_mae to monitor, got '" + name +
+              "'");
 }
 
 const char* monitor_name(EarlyStopping::Monitor monitor) {
-  return monitor == EarlyStopping::Monitor::ValLoss ? "val_loss" : "val_acc";
+  switch (monitor) {
+    case EarlyStopping::Monitor::ValLoss:
+      return "val_loss";
+    case EarlyStopping::Monitor::ValAcc:
+      return "val_acc";
+    case EarlyStopping::Monitor::ValMae:
+      return "val_mae";
+  }
+  return "?";
 }
 
 // --- TrainerOutput --------------------------------------------------------------------------
@@ -146,7 +222,8 @@ struct TrainerOutput::State {
         err(!o.writer ? discard
             : o.err   ? *o.err
                       : std::cerr),
-        log(o.writer ? o.log : std::string(), o.append_log),
+        log(o.writer ? o.log : std::string(), o.append_log,
+            resolve_target(o.fit.target, train) != Target::Labels),
         report{.title = o.report_title,
                .config = o.report_config,
                .epochs = {},
@@ -272,10 +349,21 @@ Trainer::Trainer(Model<float>& model, Optimizer<float>& optimizer, Loss<float>& 
       train_(train),
       test_(test),
       options_(std::move(options)),
+      regression_(resolve_target(options_.fit.target, train) != Target::Labels),
       best_val_acc_(options_.best_val_acc),
-      best_monitored_(options_.early_stop.monitor == EarlyStopping::Monitor::ValLoss ? HUGE_VAL
-                                                                                     : -HUGE_VAL) {
+      best_val_monitored_(options_.best_val_monitored),
+      best_monitored_(options_.early_stop.monitor == EarlyStopping::Monitor::ValAcc ? -HUGE_VAL
+                                                                                    : HUGE_VAL) {
   const TrainerOptions& o = options_;
+  CONVNET_CHECK(regression_ || o.early_stop.monitor != EarlyStopping::Monitor::ValMae,
+                "val_mae is a regression figure: a classifier monitors val_loss or val_acc");
+  CONVNET_CHECK(!regression_ || o.early_stop.monitor != EarlyStopping::Monitor::ValAcc,
+                "val_acc is a classification figure: a regression (target ",
+                target_name(resolve_target(o.fit.target, train)),
+                ") monitors val_loss or val_mae");
+  CONVNET_CHECK(!regression_ || o.report.empty(),
+                "the HTML report draws classification figures (a confusion matrix, class "
+                "predictions); a regression run writes its figures to the log instead");
   const bool has_validation = o.fit.validation && o.fit.validation->size() > 0;
   CONVNET_CHECK(o.early_stop.patience >= 0 && o.early_stop.min_delta >= 0,
                 "early stopping: patience and min_delta must be >= 0");
@@ -309,8 +397,9 @@ TrainingState Trainer::state(int epoch, int64_t step) const {
                       .input = options_.input};
   if (!options_.save_best.empty()) {
     char best[32];
-    std::snprintf(best, sizeof best, "%.17g", best_val_acc_);
-    state.extra["best_val_acc"] = best;
+    std::snprintf(best, sizeof best, "%.17g", regression_ ? best_val_monitored_ : best_val_acc_);
+    state.extra[regression_ ? std::string("best_") + monitor_name(options_.early_stop.monitor)
+                            : std::string("best_val_acc")] = best;
   }
   return state;
 }
@@ -332,8 +421,17 @@ bool Trainer::on_epoch_end(const EpochStats& s) {
                   100 * s.reduce_waited_seconds / s.seconds);
     output_->info() << note << std::endl;
   }
+  const bool by_mae = o.early_stop.monitor == EarlyStopping::Monitor::ValMae;
+  const double monitored = by_mae ? s.val_regression.mean_mae : s.val_loss;
   // Strictly better only: on a tie the earlier (less trained) model stays.
-  if (!o.save_best.empty() && s.val_acc > best_val_acc_) {
+  if (!o.save_best.empty() && regression_ && monitored < best_val_monitored_) {
+    best_val_monitored_ = monitored;
+    save(o.save_best, s.epoch);
+    char note[96];
+    std::snprintf(note, sizeof note, "best %s %.6g at epoch %d: saved ",
+                  monitor_name(o.early_stop.monitor), monitored, s.epoch);
+    output_->info() << note << o.save_best << std::endl;
+  } else if (!o.save_best.empty() && !regression_ && s.val_acc > best_val_acc_) {
     best_val_acc_ = s.val_acc;
     save(o.save_best, s.epoch);
     char note[96];
@@ -344,8 +442,10 @@ bool Trainer::on_epoch_end(const EpochStats& s) {
   if (o.save_every > 0 && s.epoch % o.save_every == 0 && s.epoch < o.fit.epochs)
     save(o.save, s.epoch);
   if (o.early_stop.patience > 0) {
-    const bool loss = o.early_stop.monitor == EarlyStopping::Monitor::ValLoss;
-    const double value = loss ? s.val_loss : s.val_acc;
+    const bool loss = o.early_stop.monitor != EarlyStopping::Monitor::ValAcc;  // lower is better
+    const double value = o.early_stop.monitor == EarlyStopping::Monitor::ValAcc ? s.val_acc
+                         : by_mae ? s.val_regression.mean_mae
+                                  : s.val_loss;
     const bool improved = loss ? value < best_monitored_ - o.early_stop.min_delta
                                : value > best_monitored_ + o.early_stop.min_delta;
     if (improved) {

@@ -68,6 +68,7 @@ int cmd_train(int argc, char** argv, Communicator& communicator) {
   }
   options.fit.validation = validation.size() > 0 ? &validation : nullptr;
   options.input = {train.class_names(), train.mean(), train.stddev()};
+  std::unique_ptr<Loss<float>> loss = prepare_task(args, options, train, test, validation);
 
   // A batch larger than the training set is the whole set: build for what will be used.
   options.fit.batch = std::min(options.fit.batch, train.size());
@@ -83,7 +84,9 @@ int cmd_train(int argc, char** argv, Communicator& communicator) {
       if (model->input_shape() != input) model->build(input);  // keeps the values
     } else {
       model = spec_model ? std::move(spec_model)
-                         : load_model<float>(args.get("model"), train.classes());
+                         : load_model<float>(args.get("model"), train.has_targets()
+                                                                    ? train.target_size()
+                                                                    : train.classes());
       model->build(input, options.fit.seed);
     }
   } catch (const OutOfMemory& e) {  // the stage and the size, from the model's build
@@ -94,14 +97,10 @@ int cmd_train(int argc, char** argv, Communicator& communicator) {
   // The process default as --threads left it: a resumed model was made (with a copy of the
   // default) before the flag was applied.
   model->set_context(std::make_shared<Context>(default_context()));
-  const Shape& out = model->output_shape();
-  CONVNET_CHECK(out.rank() == 2 && out[1] == train.classes(), "model ", args.get("model"),
-                " has output ", out.str(), " but the data has ", train.classes(),
-                " classes: its last layer needs ", train.classes(), " outputs");
+  check_output_fits(*model, train, options.fit.target);  // classes, targets or the image
 
   options.stop_requested = [] { return stop_signal_name(stop_signal()); };
-  SoftmaxCrossEntropy<float> loss;
-  Trainer trainer(*model, *optimizer, loss, train, &test, std::move(options));
+  Trainer trainer(*model, *optimizer, *loss, train, &test, std::move(options));
   std::ostream& info = trainer.info();
   if (resuming)
     info << "resuming " << args.get("resume") << " after epoch " << resumed.state.epoch

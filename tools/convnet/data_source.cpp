@@ -28,8 +28,15 @@ LoadedSplit load_split_of_kind(const std::string& dir, Split split, const Shape&
   if (!is_mnist_folder(dir) && fs::is_directory(dir, ec)) {
     const fs::path part = fs::path(dir) / (train ? "train" : "test");
     const fs::path other = fs::path(dir) / (train ? "test" : "train");
-    if (fs::is_directory(part, ec) && fs::is_directory(other, ec))
+    if (fs::is_directory(part, ec) && fs::is_directory(other, ec)) {
+      if (fs::exists(part / "targets.csv", ec))
+        return {load_image_targets(part.string(), image_shape), "images with targets.csv"};
       return {load_image_folder(part.string(), image_shape), "image folders"};
+    }
+    // A folder of images with targets.csv (and no train/ or test/) is one set.
+    if (fs::exists(fs::path(dir) / "targets.csv", ec) && !fs::exists(part, ec) &&
+        !fs::exists(other, ec))
+      return {load_image_targets(dir, image_shape), "image folder"};
     // A folder of class sub-folders of images (and no IDX files) is one set.
     bool has_subfolders = false;
     for (const auto& entry : fs::directory_iterator(dir, ec))
@@ -66,6 +73,10 @@ TrainTest load_train_test(const std::string& dir, const Shape& image_shape) {
   LoadedSplit test = load_split(dir, Split::Test, image_shape);
   if (train.data.class_names() != test.data.class_names())
     throw Error(dir + ": train/ and test/ must hold the same class sub-folders");
+  if (train.data.target_names() != test.data.target_names())
+    throw Error(dir + ": the training and test sets must have the same targets (" +
+                std::to_string(train.data.target_size()) + " and " +
+                std::to_string(test.data.target_size()) + " named columns)");
   return {std::move(train.data), std::move(test.data), train.format};
 }
 

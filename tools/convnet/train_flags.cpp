@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -31,7 +32,8 @@ constexpr const char* kResumedFlags[] = {"epochs",        "model",      "data",
                                          "step-size",     "milestones", "min-lr",
                                          "t-max",         "warmup",     "warmup-start",
                                          "pct-start",     "div-factor", "final-div-factor",
-                                         "clip-grad-norm"};
+                                         "clip-grad-norm", "loss",      "huber-delta",
+                                         "target",        "noise",      "normalize-targets"};
 
 // --schedule and its options.
 LrSchedule make_schedule(const ArgParser& args) {
@@ -104,6 +106,21 @@ void add_train_flags(ArgParser& args) {
                  "CIFAR-10 binary batches (data_batch_1.bin ... test_batch.bin), or train/ and "
                  "test/ folders of class sub-folders of PNG/JPEG/PGM/BMP images");
   args.add("val-split", "0", "hold out this fraction of the training set for validation");
+  args.add("target", "auto",
+           "what the output learns: labels (classes), values (the data's real-valued targets: "
+           "<split>-targets-idx2-float files, or targets.csv beside the images), input (the "
+           "image itself: an autoencoder); auto = values when the data has them, else labels");
+  args.add("loss", "auto",
+           std::string("the loss: ") + loss_names() +
+               " (auto = cross-entropy for labels, mse otherwise; a regression loss on labels "
+               "compares the outputs with one-hot rows)");
+  args.add("huber-delta", "1", "--loss huber: where the loss turns from quadratic to linear");
+  args.add_switch("normalize-targets",
+                  "train on targets normalised by the training set's mean and stddev per output "
+                  "(stored in the checkpoint; predict maps outputs back)");
+  args.add("noise", "0",
+           "--target input: add Gaussian noise of this stddev to training inputs (a denoising "
+           "autoencoder)");
   args.add_switch("normalize", "normalise each channel by the training set's mean and stddev");
   args.add("crop-padding", "0", "augment: random crops of images padded by this many pixels");
   args.add_switch("flip", "augment: mirror training images left-right at random");
@@ -148,7 +165,9 @@ void add_train_flags(ArgParser& args) {
   args.add("early-stop", "0",
            "stop when the --monitor metric has not improved for this many epochs (0 = never; "
            "needs --val-split)");
-  args.add("monitor", "val_loss", "what early stopping watches: val_loss or val_acc");
+  args.add("monitor", "val_loss",
+           "what early stopping (and, for regression, --save-best) watches: val_loss, val_acc "
+           "(classification) or val_mae (regression)");
   args.add("min-delta", "0", "early stopping: the least change that counts as improvement");
   args.add("seed", "1", "seed for initialisation and shuffling (same seed, same run)");
   add_threads_flag(args);
@@ -255,8 +274,8 @@ TrainerOptions trainer_options(const ArgParser& args, const Checkpoint<float>* r
     throw UsageError{"--val-split: expected a fraction in [0, 1), got " + args.get("val-split")};
   o.early_stop.patience = args.get_int("early-stop", 0);
   const std::string monitor = args.get("monitor");
-  if (monitor != "val_loss" && monitor != "val_acc")
-    throw UsageError{"--monitor: expected val_loss or val_acc, got '" + monitor + "'"};
+  if (monitor != "val_loss" && monitor != "val_acc" && monitor != "val_mae")
+    throw UsageError{"--monitor: expected val_loss, val_acc or val_mae, got '" + monitor + "'"};
   o.early_stop.monitor = monitor_from_name(monitor);
   o.early_stop.min_delta = non_negative_flag(args, "min-delta", "a change");
   if (o.early_stop.patience > 0 && !(val_split > 0))
@@ -277,9 +296,13 @@ TrainerOptions trainer_options(const ArgParser& args, const Checkpoint<float>* r
     throw UsageError{"--save-best: must differ from --save (" + o.save + ")"};
   // Checkpoints record the best validation accuracy, so a resumed run replaces the best
   // checkpoint only with a better model than it already holds.
-  if (resumed && !o.save_best.empty())
-    if (const auto it = resumed->state.extra.find("best_val_acc"); it != resumed->state.extra.end())
+  if (resumed && !o.save_best.empty()) {
+    const auto& extra = resumed->state.extra;
+    if (const auto it = extra.find("best_val_acc"); it != extra.end())
       o.best_val_acc = std::strtod(it->second.c_str(), nullptr);
+    if (const auto it = extra.find("best_" + monitor); it != extra.end() && monitor != "val_acc")
+      o.best_val_monitored = std::strtod(it->second.c_str(), nullptr);
+  }
   o.log = args.get("log");
   o.append_log = resumed != nullptr;
   o.report = args.get("report");
@@ -305,6 +328,57 @@ TrainerOptions trainer_options(const ArgParser& args, const Checkpoint<float>* r
     return hint + " --epochs " + std::to_string(epochs);
   };
   return o;
+}
+
+std::unique_ptr<Loss<float>> prepare_task(const ArgParser& args, TrainerOptions& options,
+                                          Dataset& train, Dataset& test, Dataset& validation) {
+  const std::string target = args.get("target");
+  if (target == "auto")
+    options.fit.target = Target::Auto;
+  else if (target == "labels")
+    options.fit.target = Target::Labels;
+  else if (target == "values")
+    options.fit.target = Target::Values;
+  else if (target == "input")
+    options.fit.target = Target::Input;
+  else
+    throw UsageError{"--target: expected auto, labels, values or input, got '" + target + "'"};
+  const Target resolved = resolve_target(options.fit.target, train);
+  if (resolved == Target::Values && !train.has_targets())
+    throw UsageError{"--target values: " + args.get("data") +
+                     " has no real-valued targets (<split>-targets-idx2-float files, or "
+                     "targets.csv beside the images)"};
+  if (resolved == Target::Labels && train.classes() == 0)
+    throw UsageError{"--target labels: " + args.get("data") + " has no class labels"};
+  options.fit.noise = non_negative_flag(args, "noise", "a standard deviation");
+  if (options.fit.noise > 0 && resolved != Target::Input)
+    throw UsageError{"--noise: corrupts the input of an autoencoder (--target input); the target "
+                     "here is " + std::string(target_name(resolved))};
+  if (args.get_switch("normalize-targets")) {
+    if (resolved != Target::Values)
+      throw UsageError{"--normalize-targets: for real-valued targets (--target values); the "
+                       "target here is " + std::string(target_name(resolved))};
+    const MeanStddev stats = train.target_stats();  // training targets only
+    for (Dataset* d : {&train, &test, &validation})
+      if (d->size() > 0) d->set_target_normalization(stats.mean, stats.stddev);
+  }
+  options.input.target = target_name(resolved);
+  options.input.target_names = train.target_names();
+  options.input.target_mean = train.target_mean();
+  options.input.target_stddev = train.target_stddev();
+  const double delta = args.get_double("huber-delta");
+  if (!(delta > 0 && std::isfinite(delta)))
+    throw UsageError{"--huber-delta: expected a positive number, got " + args.get("huber-delta")};
+  std::string loss = args.get("loss");
+  if (loss == "auto") loss = resolved == Target::Labels ? "cross-entropy" : "mse";
+  if (loss == "cross-entropy" && resolved != Target::Labels)
+    throw UsageError{"--loss cross-entropy: compares class scores with labels; the target here is " +
+                     std::string(target_name(resolved)) + " (use mse, l1 or huber)"};
+  try {
+    return make_loss(loss, delta);
+  } catch (const Error& e) {
+    throw UsageError{std::string("--loss: ") + e.what()};
+  }
 }
 
 }  // namespace convnet::cli

@@ -26,6 +26,13 @@ TrainerOptions trainer_options(const ArgParser& args, const Checkpoint<float>* r
 // parts a batch is computed in, the model being built for one part.
 int64_t join_ranks(const ArgParser& args, Communicator& communicator, TrainerOptions& options);
 
+// With the data loaded (and input-normalised): --target into options.fit.target, --noise,
+// --normalize-targets (the training targets' statistics applied to every set and recorded in
+// options.input with the target's kind and names), and the --loss to train with. UsageError
+// naming the flag for a choice the data cannot take.
+std::unique_ptr<Loss<float>> prepare_task(const ArgParser& args, TrainerOptions& options,
+                                          Dataset& train, Dataset& test, Dataset& validation);
+
 // Before any data is loaded: every output can be written (atomically beside its target, so the
 // target is no folder and its folder is writable; the report is a folder), and the log's
 // extension says its format.
