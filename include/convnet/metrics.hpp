@@ -92,6 +92,27 @@ class RegressionMetrics {
   std::vector<double> sums_;
 };
 
+struct RegressionReport {
+  double loss = 0;  // mean per sample
+  RegressionStats stats{};
+  // The samples farthest from their targets, worst first: the mean absolute error over a
+  // sample's values (in the targets' units), with its prediction and target for real-valued
+  // targets (empty for a reconstruction, whose values are an image).
+  struct Example {
+    int64_t index = 0;
+    double error = 0;
+    std::vector<float> predicted{}, target{};
+  };
+  std::vector<Example> worst{};
+};
+
+// One eval-mode pass over `data` in batches (at most the model's built batch): the loss, the
+// regression figures, and the `worst` samples farthest from their targets. The targets are the
+// data's real values (normalised as the data says, the figures mapped back), or the input
+// itself when `reconstruct`.
+RegressionReport evaluate_regression(Model<float>& model, const Dataset& data, Loss<float>& loss,
+                                     bool reconstruct, int64_t worst = 5, int64_t batch = 256);
+
 struct ClassificationReport {
   double loss = 0;  // mean per sample
   int64_t top_k = 0;

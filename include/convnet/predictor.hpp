@@ -52,20 +52,24 @@ class Predictor {
   Predictor(const Predictor&) = delete;
   Predictor& operator=(const Predictor&) = delete;
 
-  // C x H x W (or F) of one sample, and the number of classes (outputs).
+  // C x H x W (or F) of one sample, and the number of classes (outputs per sample).
   Shape sample_shape() const;
   int64_t classes() const { return classes_; }
   const InputInfo& input_info() const { return input_; }
   // The spec of the model it runs (docs/model-spec.md).
   std::string spec() const { return template_->spec(); }
 
-  // Eval-mode outputs (N x K logits) for N samples of sample_shape(), with values as the data
-  // loaders give them (pixels scaled to [0, 1]); the normalisation the model was trained with is
-  // applied here. Safe to call from several threads at once. Throws convnet::Error on a shape
+  // Eval-mode outputs (N x K logits; N x the output's shape for a reconstruction) for N
+  // samples of sample_shape(), with values as the data loaders give them (pixels scaled to
+  // [0, 1]); the normalisation the model was trained with is applied here. Safe to call from several threads at once. Throws convnet::Error on a shape
   // that does not match.
   Tensor<T> logits(const Tensor<T>& x) const;
   // softmax(logits(x)) per row.
   Tensor<T> probabilities(const Tensor<T>& x) const;
+  // A regression model's outputs in the targets' units (input_info().target "values": the
+  // target normalisation undone), or a reconstruction in the input's units (target "input": the
+  // input normalisation undone, pixels in [0, 1]); the logits otherwise.
+  Tensor<T> values(const Tensor<T>& x) const;
   // The k most probable classes of each row of a probabilities() result.
   std::vector<Prediction> top(const Tensor<T>& probabilities, int64_t k) const;
 

@@ -17,7 +17,9 @@ Checkpoint<T> with_one_name_per_output(Checkpoint<T> checkpoint) {
   const size_t names = checkpoint.state.input.class_names.size();
   const Shape& out = checkpoint.model->output_shape();
   // (An output that is not N x classes is the constructor's error.)
-  CONVNET_CHECK(names == 0 || out.rank() != 2 || out[1] == static_cast<int64_t>(names),
+  const std::string& target = checkpoint.state.input.target;
+  const bool labels = target.empty() || target == "labels";  // else the names are the data's
+  CONVNET_CHECK(!labels || names == 0 || out.rank() != 2 || out[1] == static_cast<int64_t>(names),
                 checkpoint.path.empty() ? std::string("checkpoint") : checkpoint.path,
                 ": the checkpoint records ", names, " class names (input.class_names) but its ",
                 "model has ", out[1], " outputs: one name per output is needed");
@@ -53,12 +55,18 @@ Predictor<T>::Predictor(std::unique_ptr<Model<T>> model, InputInfo input, int64_
   CONVNET_CHECK(template_ && template_->built(), "predictor: the model must be built");
   CONVNET_CHECK(max_batch >= 1, "predictor: max_batch must be at least 1, got ", max_batch);
   const Shape& out = template_->output_shape();
-  CONVNET_CHECK(out.rank() == 2, "predictor: the model's output must be N x classes, got ",
+  const bool labels = input_.target.empty() || input_.target == "labels";
+  CONVNET_CHECK(out.rank() == 2 || !labels, "predictor: a classifier's output must be N x classes, got ",
                 out.str());
-  classes_ = out[1];
+  classes_ = out.numel() / std::max<int64_t>(out[0], 1);
+  CONVNET_CHECK(input_.target_mean.empty() ||
+                    static_cast<int64_t>(input_.target_mean.size()) == classes_,
+                "predictor: ", input_.target_mean.size(), " target means for ", classes_,
+                " outputs");
   const int64_t channels = template_->input_shape()[1];
   CONVNET_CHECK(
-      input_.class_names.empty() || static_cast<int64_t>(input_.class_names.size()) == classes_,
+      !labels || input_.class_names.empty() ||
+          static_cast<int64_t>(input_.class_names.size()) == classes_,
       "predictor: ", input_.class_names.size(), " class names for ", classes_, " classes");
   CONVNET_CHECK(input_.mean.size() == input_.stddev.size() &&
                     (input_.mean.empty() || static_cast<int64_t>(input_.mean.size()) == channels),
@@ -127,7 +135,7 @@ Tensor<T> Predictor<T>::logits(const Tensor<T>& x) const {
   CONVNET_CHECK(match && in[0] >= 1, "predict: input ", in.str(), " does not match the model's ",
                 template_->input_shape().with_batch(in.rank() > 0 ? in[0] : 1).str());
   const int64_t n = in[0], per_sample = sample.numel();
-  Tensor<T> out(Shape{n, classes_});
+  Tensor<T> out(template_->output_shape().with_batch(n));
 
   // Returned to the free list however the call ends.
   struct Lease {
@@ -169,6 +177,32 @@ Tensor<T> softmax_rows(const Tensor<T>& logits) {
 template <class T>
 Tensor<T> Predictor<T>::probabilities(const Tensor<T>& x) const {
   return softmax_rows(logits(x));
+}
+
+template <class T>
+Tensor<T> Predictor<T>::values(const Tensor<T>& x) const {
+  Tensor<T> out = logits(x);
+  const int64_t n = out.dim(0);
+  if (input_.target == "values" && !input_.target_mean.empty()) {
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t k = 0; k < classes_; ++k) {
+        T& v = out.data()[r * classes_ + k];
+        v = v * static_cast<T>(input_.target_stddev[static_cast<size_t>(k)]) +
+            static_cast<T>(input_.target_mean[static_cast<size_t>(k)]);
+      }
+  } else if (input_.target == "input" && !input_.mean.empty()) {
+    // The reconstruction of a normalised input: undo (v - mean[c]) / stddev[c] per channel.
+    const int64_t channels = static_cast<int64_t>(input_.mean.size());
+    const int64_t plane = classes_ / channels;
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t c = 0; c < channels; ++c) {
+        T* v = out.data() + r * classes_ + c * plane;
+        for (int64_t i = 0; i < plane; ++i)
+          v[i] = v[i] * static_cast<T>(input_.stddev[static_cast<size_t>(c)]) +
+                 static_cast<T>(input_.mean[static_cast<size_t>(c)]);
+      }
+  }
+  return out;
 }
 
 template <class T>

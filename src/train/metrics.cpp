@@ -173,6 +173,87 @@ ClassificationReport evaluate_classifier(Model<float>& model, const Dataset& dat
   return report;
 }
 
+RegressionReport evaluate_regression(Model<float>& model, const Dataset& data, Loss<float>& loss,
+                                     bool reconstruct, int64_t worst, int64_t batch) {
+  const Shape& in = model.input_shape();
+  const Shape& out_shape = model.output_shape();
+  CONVNET_CHECK(in.rank() == 4 && in.with_batch(1) == data.shape().with_batch(1),
+                "evaluation: the data's samples are ", data.sample_shape().str(),
+                " but the model takes ", in.str());
+  CONVNET_CHECK(data.size() > 0, "evaluation: the data set is empty");
+  const int64_t per_sample = out_shape.numel() / std::max<int64_t>(out_shape[0], 1);
+  if (reconstruct)
+    CONVNET_CHECK(out_shape.with_batch(1) == in.with_batch(1), "evaluation: a reconstruction ",
+                  "needs an output of the input's shape ", data.sample_shape().str(),
+                  ", but the model outputs ", out_shape.str());
+  else
+    CONVNET_CHECK(data.has_targets() && per_sample == data.target_size(), "evaluation: the data has ",
+                  data.target_size(), " targets per sample but the model outputs ",
+                  out_shape.str());
+  batch = std::clamp<int64_t>(batch, 1, in[0]);
+  RegressionMetrics metrics =
+      reconstruct ? RegressionMetrics(per_sample, {}, {}, true)
+                  : RegressionMetrics(per_sample, data.target_mean(), data.target_stddev());
+  RegressionReport report;
+  std::vector<int64_t> order(static_cast<size_t>(data.size()));
+  std::iota(order.begin(), order.end(), 0);
+  Tensor<float> x(data.shape().with_batch(batch)), y(out_shape.with_batch(batch));
+  std::vector<int32_t> labels(static_cast<size_t>(batch));
+  std::vector<std::pair<double, int64_t>> errors;  // (error, index) of every sample
+  const std::vector<float>&mean = data.target_mean(), &stddev = data.target_stddev();
+  auto units = [&](float v, int64_t k) {
+    return reconstruct || mean.empty()
+               ? v
+               : v * stddev[static_cast<size_t>(k)] + mean[static_cast<size_t>(k)];
+  };
+  double total_loss = 0;
+  for (int64_t first = 0; first < data.size(); first += batch) {
+    const int64_t count = std::min(batch, data.size() - first);
+    x.resize(data.shape().with_batch(count));
+    y.resize(out_shape.with_batch(count));
+    labels.resize(static_cast<size_t>(count));
+    data.gather(std::span(order).subspan(static_cast<size_t>(first), static_cast<size_t>(count)),
+                x.data(), labels.data(), reconstruct ? nullptr : y.data());
+    if (reconstruct) std::copy_n(x.data(), x.numel(), y.data());
+    const Tensor<float>& out = model.forward(x, Mode::Eval);
+    total_loss += static_cast<double>(loss.compute(out, {.values = &y}, nullptr)) *
+                  static_cast<double>(count);
+    metrics.add(out.data(), y.data(), count);
+    for (int64_t n = 0; n < count; ++n) {
+      double error = 0;
+      for (int64_t k = 0; k < per_sample; ++k)
+        error += std::abs(static_cast<double>(units(out.data()[n * per_sample + k], k)) -
+                          units(y.data()[n * per_sample + k], k));
+      errors.emplace_back(error / static_cast<double>(per_sample), first + n);
+    }
+  }
+  report.loss = total_loss / static_cast<double>(data.size());
+  report.stats = metrics.stats();
+  // Worst first; among equal errors the earlier sample.
+  const auto keep = static_cast<size_t>(std::clamp<int64_t>(worst, 0, data.size()));
+  std::partial_sort(errors.begin(), errors.begin() + static_cast<int64_t>(keep), errors.end(),
+                    [](const auto& a, const auto& b) {
+                      return a.first != b.first ? a.first > b.first : a.second < b.second;
+                    });
+  for (size_t i = 0; i < keep; ++i) {
+    RegressionReport::Example e{.index = errors[i].second, .error = errors[i].first};
+    if (!reconstruct) {  // its prediction again, alone (the batch it was in is gone)
+      const std::vector<int64_t> one = {e.index};
+      Tensor<float> sample(data.shape().with_batch(1));
+      int32_t label = 0;
+      data.gather(one, sample.data(), &label);
+      const Tensor<float>& out = model.forward(sample, Mode::Eval);
+      const std::span<const float> t = data.targets_of(e.index);
+      for (int64_t k = 0; k < per_sample; ++k) {
+        e.predicted.push_back(units(out.data()[k], k));
+        e.target.push_back(t[static_cast<size_t>(k)]);
+      }
+    }
+    report.worst.push_back(std::move(e));
+  }
+  return report;
+}
+
 RegressionMetrics::RegressionMetrics(int64_t outputs, std::vector<float> mean,
                                      std::vector<float> stddev, bool pooled)
     : outputs_(outputs), mean_(std::move(mean)), stddev_(std::move(stddev)), pooled_(pooled) {

@@ -1,6 +1,8 @@
 // convnet eval: a checkpoint's model on a labelled set: loss, accuracy, top-k accuracy,
-// per-class precision, recall and F1, and the confusion matrix.
+// per-class precision, recall and F1, and the confusion matrix; or for a regression (or
+// reconstruction) checkpoint, MSE, MAE and R² per output and the worst samples.
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "args.hpp"
@@ -12,19 +14,116 @@
 #include "data_source.hpp"
 
 namespace convnet::cli {
+namespace {
+
+// A regression or reconstruction checkpoint: the loss it trained with, MSE, MAE and R² per
+// output (in the targets' units) and the samples farthest from their targets.
+int eval_regression(const std::string& path, const std::string& dir, const LoadedSplit& loaded,
+                    const std::string& split, Checkpoint<float>& checkpoint, Dataset& data,
+                    int64_t worst, int64_t batch, bool json) {
+  const InputInfo& info = checkpoint.state.input;
+  const bool reconstruct = info.target == "input";
+  if (!reconstruct) {
+    if (!data.has_targets())
+      throw Error(dir + ": has no real-valued targets, and " + path +
+                  " predicts values (its --target was values)");
+    if (!info.target_names.empty() && data.target_names() != info.target_names)
+      throw Error(dir + ": its " + std::to_string(data.target_size()) +
+                  " targets differ from the " + std::to_string(info.target_names.size()) + " " +
+                  path + " was trained on");
+    if (!info.target_mean.empty()) data.set_target_normalization(info.target_mean, info.target_stddev);
+  }
+  const auto recorded = checkpoint.state.extra.find("loss");
+  const auto delta = checkpoint.state.extra.find("huber-delta");
+  std::string loss_name = recorded != checkpoint.state.extra.end() ? recorded->second : "mse";
+  if (loss_name == "auto") loss_name = "mse";
+  const auto loss = make_loss(loss_name, delta != checkpoint.state.extra.end()
+                                             ? std::strtod(delta->second.c_str(), nullptr)
+                                             : 1.0);
+  const RegressionReport r =
+      evaluate_regression(*checkpoint.model, data, *loss, reconstruct, worst, batch);
+  const RegressionStats& s = r.stats;
+  const std::vector<std::string> names =
+      reconstruct ? std::vector<std::string>{"pixels"} : data.target_names();
+  char buf[256];
+  if (json) {
+    std::snprintf(buf, sizeof buf,
+                  "{\"images\": %lld, \"loss\": %.6f, \"mse\": %.6g, \"mae\": %.6g, "
+                  "\"r2\": %.6f, \"outputs\": [",
+                  static_cast<long long>(data.size()), r.loss, s.mean_mse, s.mean_mae, s.mean_r2);
+    std::string out = buf;
+    for (size_t k = 0; k < s.mse.size(); ++k) {
+      std::snprintf(buf, sizeof buf, ", \"mse\": %.6g, \"mae\": %.6g, \"r2\": %.6f}", s.mse[k],
+                    s.mae[k], s.r2[k]);
+      out += std::string(k ? ", " : "") + "{\"name\": " + json_string(names[k]) + buf;
+    }
+    out += "], \"worst\": [";
+    for (size_t i = 0; i < r.worst.size(); ++i) {
+      std::snprintf(buf, sizeof buf, "{\"index\": %lld, \"error\": %.6g",
+                    static_cast<long long>(r.worst[i].index), r.worst[i].error);
+      out += std::string(i ? ", " : "") + buf;
+      for (const auto& [key, values] : {std::pair{"predicted", &r.worst[i].predicted},
+                                        {"target", &r.worst[i].target}}) {
+        if (values->empty()) continue;
+        out += std::string(", \"") + key + "\": [";
+        for (size_t k = 0; k < values->size(); ++k) {
+          std::snprintf(buf, sizeof buf, "%s%.6g", k ? ", " : "", (*values)[k]);
+          out += buf;
+        }
+        out += "]";
+      }
+      out += "}";
+    }
+    std::cout << out << "]}\n";
+    return 0;
+  }
+  std::cout << path << " on " << dir << " (" << loaded.format << ", " << split << ", "
+            << data.size() << " images, " << (reconstruct ? "reconstruction" : "regression")
+            << ")\n";
+  std::snprintf(buf, sizeof buf, "loss %.6g  mse %.6g  mae %.6g  r2 %.4f\n\n", r.loss, s.mean_mse,
+                s.mean_mae, s.mean_r2);
+  std::cout << buf;
+  size_t width = 6;
+  for (const std::string& n : names) width = std::max(width, n.size());
+  std::snprintf(buf, sizeof buf, "%-*s  %12s  %12s  %8s\n", static_cast<int>(width), "output",
+                "mse", "mae", "r2");
+  std::cout << buf;
+  for (size_t k = 0; k < s.mse.size(); ++k) {
+    std::snprintf(buf, sizeof buf, "%-*s  %12.6g  %12.6g  %8.4f\n", static_cast<int>(width),
+                  names[k].c_str(), s.mse[k], s.mae[k], s.r2[k]);
+    std::cout << buf;
+  }
+  if (!r.worst.empty()) std::cout << "\nworst " << r.worst.size() << " (mean absolute error)\n";
+  for (const RegressionReport::Example& e : r.worst) {
+    std::snprintf(buf, sizeof buf, "  #%-7lld %10.4g", static_cast<long long>(e.index), e.error);
+    std::cout << buf;
+    for (size_t k = 0; k < e.predicted.size() && k < 4; ++k) {
+      std::snprintf(buf, sizeof buf, "   %s: predicted %.4g, true %.4g", names[k].c_str(),
+                    e.predicted[k], e.target[k]);
+      std::cout << buf;
+    }
+    std::cout << (e.predicted.size() > 4 ? "   ..." : "") << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
 
 int cmd_eval(int argc, char** argv) {
   ArgParser args("convnet eval",
                  "Evaluates a checkpoint's model on a labelled dataset (by default the test split\n"
                  "of the data it was trained on) and prints the loss, accuracy, top-k accuracy,\n"
                  "per-class precision, recall and F1, and the confusion matrix (rows: true\n"
-                 "classes, columns: predictions). Inputs are normalised as in training.");
+                 "classes, columns: predictions). Inputs are normalised as in training.\n"
+                 "A regression checkpoint (trained with --target values or input) prints MSE,\n"
+                 "MAE and R^2 per output, in the targets' units, and the worst samples.");
   add_checkpoint_flag(args);
   args.add("data", "",
            "IDX, CIFAR-10 or image folder(s), as for train; a single folder of class "
            "sub-folders is evaluated whole (default: the data the checkpoint was trained on)");
   args.add("split", "test", "test or train");
   args.add("top", "5", "k of the top-k accuracy");
+  args.add("worst", "5", "regression: list this many samples farthest from their targets");
   args.add("batch", "256", "images per forward pass");
   args.add("limit", "0", "use only the first N images (0 = all)");
   add_threads_flag(args);
@@ -63,6 +162,9 @@ int cmd_eval(int argc, char** argv) {
   if (limit > 0 && limit < data.size()) data.truncate(limit);
   const InputInfo& info = checkpoint.state.input;
   if (!info.mean.empty()) data.set_normalization(info.mean, info.stddev);
+  if (info.target == "values" || info.target == "input")
+    return eval_regression(path, dir, loaded, split_name, checkpoint, data,
+                           args.get_int("worst", 0), batch, json);
   // Names: the checkpoint's (what the model learned), else the data's.
   const std::vector<std::string> names =
       !info.class_names.empty() ? info.class_names : data.class_names();
