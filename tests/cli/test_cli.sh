@@ -462,6 +462,65 @@ expect checkpoint-flipped-bit 1 "error: $tmp/flipped.safetensors: tensor '.*': c
     printf '\\x7f' | dd of='$tmp/flipped.safetensors' bs=1 seek=\$((size - 3)) conv=notrunc 2>/dev/null &&
     '$cli' eval --checkpoint '$tmp/flipped.safetensors' --data '$tmp/folders'"
 
+# Regression from the command line: a train/ and test/ folder of images with targets.csv.
+mkdir -p "$tmp/reg/train" "$tmp/reg/test"
+for split in train test; do
+  echo "file,size,tilt" >"$tmp/reg/$split/targets.csv"
+  i=0
+  for f in "$images"/images/*/*.png; do
+    cp "$f" "$tmp/reg/$split/$(basename "$f")"
+    echo "$(basename "$f"),$i,$((i % 3 - 1)).5" >>"$tmp/reg/$split/targets.csv"
+    i=$((i + 1))
+  done
+done
+printf 'model sequential\nlayer flatten\nlayer linear out_features=2\n' >"$tmp/reg2.txt"
+printf 'model sequential\nlayer flatten\nlayer linear out_features=3\n' >"$tmp/reg3.txt"
+expect regression-train 0 "epoch 2/2  train loss [0-9.]+  test loss [0-9.]+ mse [0-9.e+]+ mae [0-9.e+]+ r2 -?[0-9.]+" -- \
+  "$cli" train --data "$tmp/reg" --image-size 1x8x8 --model "$tmp/reg2.txt" --epochs 2 --batch 4 \
+    --normalize-targets --loss huber --huber-delta 0.5 --save "$tmp/reg.safetensors" --log "$tmp/reg.csv" --quiet
+expect regression-log-header 0 "^epoch,learning_rate,train_loss,val_loss,val_mse,val_mae,val_r2,test_loss,test_mse,test_mae,test_r2" -- \
+  head -1 "$tmp/reg.csv"
+expect regression-eval 0 "regression\).*size .*tilt .*worst 2 \(mean absolute error\).*size: predicted" -- \
+  bash -c "'$cli' eval --checkpoint '$tmp/reg.safetensors' --worst 2 | tr '\n' ' '"
+expect regression-eval-json 0 '^\{"images": [0-9]+, "loss": [0-9.]+, "mse": .*"outputs": \[\{"name": "size"' -- \
+  "$cli" eval --checkpoint "$tmp/reg.safetensors" --json
+expect regression-predict 0 "bar_0.png:  size -?[0-9.e+-]+  tilt -?[0-9.e+-]+$" -- \
+  "$cli" predict --checkpoint "$tmp/reg.safetensors" "$images/images/bar/bar_0.png"
+expect regression-outputs-mismatch 1 "the model's output is 3 values per sample \(4x3\) but the data has 2 targets \(size, tilt\): its last layer needs 2 outputs" -- \
+  "$cli" train --data "$tmp/reg" --image-size 1x8x8 --model "$tmp/reg3.txt" --epochs 1 --batch 4
+expect regression-cross-entropy 2 "--loss cross-entropy: compares class scores with labels; the target here is values" -- \
+  "$cli" train --data "$tmp/reg" --image-size 1x8x8 --model "$tmp/reg2.txt" --loss cross-entropy
+expect regression-bad-loss 2 "--loss: unknown loss 'hinge': expected one of cross-entropy\|mse\|l1\|huber" -- \
+  "$cli" train --data "$tmp/reg" --image-size 1x8x8 --model "$tmp/reg2.txt" --loss hinge
+expect regression-noise-needs-input 2 "--noise: corrupts the input of an autoencoder \(--target input\)" -- \
+  "$cli" train --data "$tmp/reg" --image-size 1x8x8 --model "$tmp/reg2.txt" --noise 0.1
+expect regression-monitor-acc 1 "val_acc is a classification figure" -- \
+  "$cli" train --data "$tmp/reg" --image-size 1x8x8 --model "$tmp/reg2.txt" --val-split 0.25 --early-stop 2 --monitor val_acc
+expect regression-save-best-mae 0 "best val_mae [0-9.e+-]+ at epoch 1: saved" -- \
+  "$cli" train --data "$tmp/reg" --image-size 1x8x8 --model "$tmp/reg2.txt" --epochs 1 --batch 4 \
+    --val-split 0.25 --monitor val_mae --save-best "$tmp/reg-best.safetensors"
+sed -i '3s/,1,/,x1,/' "$tmp/reg/train/targets.csv"
+expect regression-not-a-number 1 "error: $tmp/reg/train/targets.csv:3: column 2 \(size\) is 'x1', not a finite number" -- \
+  "$cli" train --data "$tmp/reg" --image-size 1x8x8 --model "$tmp/reg2.txt"
+sed -i '3d' "$tmp/reg/train/targets.csv"
+expect regression-missing-row 1 "error: $tmp/reg/train/[a-z_0-9]+.png: has no row in $tmp/reg/train/targets.csv" -- \
+  "$cli" train --data "$tmp/reg" --image-size 1x8x8 --model "$tmp/reg2.txt"
+echo "nothere.png,1,2" >>"$tmp/reg/test/targets.csv"
+expect regression-missing-file 1 "error: $tmp/reg/test/targets.csv: row [0-9]+: $tmp/reg/test/nothere.png is not a file" -- \
+  "$cli" eval --checkpoint "$tmp/reg.safetensors"
+# An autoencoder: the input is the target; predict writes the reconstruction.
+printf 'model sequential\nlayer conv2d out_channels=4 kernel=3 stride=2 pad=1\nlayer relu\nlayer conv_transpose2d out_channels=1 kernel=3 stride=2 pad=1 output_padding=1\nlayer sigmoid\n' >"$tmp/ae.txt"
+expect autoencoder-train 0 "epoch 2/2  train loss [0-9.]+  test loss [0-9.]+ mse" -- \
+  "$cli" train --data "$tmp/folders" --image-size 1x8x8 --model "$tmp/ae.txt" --target input --noise 0.1 \
+    --optimizer adam --lr 0.01 --epochs 2 --batch 4 --save "$tmp/ae.safetensors" --quiet
+expect autoencoder-eval 0 "reconstruction\).*pixels " -- \
+  bash -c "'$cli' eval --checkpoint '$tmp/ae.safetensors' | tr '\n' ' '"
+expect autoencoder-predict 0 "bar_0.png: $tmp/recon/bar_0.reconstruction.png  mse [0-9.e-]+$" -- \
+  "$cli" predict --checkpoint "$tmp/ae.safetensors" --out "$tmp/recon" "$images/images/bar/bar_0.png"
+expect autoencoder-png 0 "PNG image data, 8 x 8" -- file "$tmp/recon/bar_0.reconstruction.png"
+expect autoencoder-shape 1 "reconstructing the input needs an output of the input's shape 1x8x8 per sample, but the model's output is 4x2" -- \
+  "$cli" train --data "$tmp/folders" --image-size 1x8x8 --model "$tmp/reg2.txt" --target input --batch 4
+
 expect gradcheck 0 "^PASS: largest abs error" -- "$cli" gradcheck --model lenet --samples 8
 expect gradcheck-fails-on-tight-tolerance 1 "FAIL" -- "$cli" gradcheck --model lenet --samples 4 --atol 0 --rtol 1e-15
 
