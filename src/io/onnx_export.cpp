@@ -405,8 +405,16 @@ std::string encode_onnx(const Model<float>& model, const InputInfo& info) {
   CONVNET_CHECK(sequential || graph, "onnx export: only Sequential and Graph models export");
   const Shape& input_shape = model.input_shape();
   const Shape& output_shape = model.output_shape();
-  CONVNET_CHECK(output_shape.rank() == 2, "onnx export: the model's output is ",
-                output_shape.str_per_batch(), "; exporting needs (N, K) class scores");
+  // A classifier exports logits and probabilities; a regression model logits and its values in
+  // the targets' units; a reconstruction (any output shape) logits and the image in pixels.
+  const bool values = info.target == "values", reconstruction = info.target == "input";
+  CONVNET_CHECK(output_shape.rank() == 2 || reconstruction, "onnx export: the model's output is ",
+                output_shape.str_per_batch(),
+                "; exporting needs (N, K) class scores or regression values");
+  if (reconstruction)
+    CONVNET_CHECK(output_shape.with_batch(1) == input_shape.with_batch(1),
+                  "onnx export: a reconstruction's output ", output_shape.str_per_batch(),
+                  " must have the input's shape ", input_shape.str_per_batch());
 
   // Every parameter and buffer by checkpoint name, which initializers take.
   std::map<std::string, const Tensor<float>*> tensors;
@@ -464,23 +472,59 @@ std::string encode_onnx(const Model<float>& model, const InputInfo& info) {
       shape_of[name] = graph->node_output_shape(i);
     }
   }
-  g.node("Softmax", {"logits"}, "probabilities", "probabilities", {int_attribute("axis", 1)});
-  const std::vector<int64_t> output_dims{kBatch, output_shape[1]};
+  std::vector<int64_t> output_dims = dims_of(output_shape);
+  output_dims[0] = kBatch;
   g.output("logits", output_dims);
-  g.output("probabilities", output_dims);
+  if (values || reconstruction) {
+    // values = logits·stddev + mean, per output (values) or per channel (a reconstruction of a
+    // normalised input), broadcast from (1, K) or (1, C, 1, 1); the logits as they are when
+    // nothing was normalised.
+    const std::vector<float>& mean = values ? info.target_mean : info.mean;
+    const std::vector<float>& stddev = values ? info.target_stddev : info.stddev;
+    if (mean.empty()) {
+      g.node("Identity", {"logits"}, "values", "values");
+    } else {
+      CONVNET_CHECK(static_cast<int64_t>(mean.size()) == output_shape[1] &&
+                        mean.size() == stddev.size(),
+                    "onnx export: the target normalisation has ", mean.size(), " means and ",
+                    stddev.size(), " stddevs for ", output_shape[1], " outputs");
+      std::vector<int64_t> dims(static_cast<size_t>(output_shape.rank()), 1);
+      dims[1] = output_shape[1];
+      g.float_initializer("output.stddev", dims, stddev);
+      g.float_initializer("output.mean", dims, mean);
+      g.node("Mul", {"logits", "output.stddev"}, "output/scaled", "output/scaled");
+      g.node("Add", {"output/scaled", "output.mean"}, "values", "values");
+    }
+    g.output("values", output_dims);
+  } else {
+    g.node("Softmax", {"logits"}, "probabilities", "probabilities", {int_attribute("axis", 1)});
+    g.output("probabilities", output_dims);
+  }
 
   MessageWriter out;
   out.int_field(model_proto::ir_version, kOnnxIrVersion);
   out.bytes_field(model_proto::producer_name, "convnet");
   out.bytes_field(model_proto::doc_string,
-                  "input: pixels scaled to [0, 1], before normalisation; logits: the model's "
-                  "output; probabilities: softmax(logits)");
+                  values ? "input: pixels scaled to [0, 1], before normalisation; logits: the "
+                           "model's output; values: the logits in the targets' units"
+                  : reconstruction
+                      ? "input: pixels scaled to [0, 1], before normalisation; logits: the "
+                        "model's output; values: the reconstructed image, pixels in [0, 1]"
+                      : "input: pixels scaled to [0, 1], before normalisation; logits: the "
+                        "model's output; probabilities: softmax(logits)");
   out.bytes_field(model_proto::graph, g.finish("convnet"));
   MessageWriter opset;
   opset.bytes_field(operator_set_id_proto::domain, "");  // the default domain, ai.onnx
   opset.int_field(operator_set_id_proto::version, kOnnxOpsetVersion);
   out.message_field(model_proto::opset_import, opset);
-  if (!info.class_names.empty()) {
+  if (values && !info.target_names.empty()) {
+    std::string names;
+    for (const std::string& n : info.target_names) names += (names.empty() ? "" : "\n") + n;
+    MessageWriter entry;
+    entry.bytes_field(string_string_entry_proto::key, "target_names");
+    entry.bytes_field(string_string_entry_proto::value, names);
+    out.message_field(model_proto::metadata_props, entry);
+  } else if (!values && !reconstruction && !info.class_names.empty()) {
     std::string names;
     for (const std::string& n : info.class_names) names += (names.empty() ? "" : "\n") + n;
     MessageWriter entry;

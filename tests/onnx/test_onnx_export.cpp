@@ -380,6 +380,53 @@ TEST(OnnxExport, OutputMustBeClassScores) {
   expect_export_error(net, {}, {"output is Nx2x3x3", "(N, K)"});
 }
 
+// A regression model exports its values in the targets' units: logits·stddev + mean, the
+// normalisation of the targets broadcast over the batch; a reconstruction its image in pixels.
+TEST(OnnxExport, RegressionOutputsValuesInTheTargetsUnits) {
+  Sequential<float> net = small_image_classifier();  // two outputs
+  InputInfo info{.target = "values",
+                 .target_names = {"angle", "scale"},
+                 .target_mean = {12.5f, -1.0f},
+                 .target_stddev = {30.0f, 0.5f}};
+  const Message model(encode_onnx(net, info));
+  const Message metadata = model.message(kModelMetadataProps);
+  EXPECT_EQ(metadata.text(kEntryKey), "target_names");
+  EXPECT_EQ(metadata.text(kEntryValue), "angle\nscale");
+  const Message graph = model.message(kModelGraph);
+  const std::vector<Message> nodes = graph.messages(kGraphNode);
+  ASSERT_GE(nodes.size(), 2u);
+  const Message& mul = nodes[nodes.size() - 2];
+  const Message& add = nodes.back();
+  EXPECT_EQ(mul.text(kNodeOpType), "Mul");
+  EXPECT_EQ(mul.texts(kNodeInput), (std::vector<std::string>{"logits", "output.stddev"}));
+  EXPECT_EQ(add.text(kNodeOpType), "Add");
+  EXPECT_EQ(add.texts(kNodeOutput), std::vector<std::string>{"values"});
+  std::vector<std::string> outputs;
+  for (const Message& o : graph.messages(kGraphOutput)) outputs.push_back(o.text(kValueInfoName));
+  EXPECT_EQ(outputs, (std::vector<std::string>{"logits", "values"}));
+  bool found = false;
+  for (const Message& t : graph.messages(kGraphInitializer))
+    if (t.text(kTensorName) == "output.stddev") {
+      found = true;
+      EXPECT_EQ(t.integers(kTensorDims), (std::vector<int64_t>{1, 2}));
+      EXPECT_EQ(t.text(kTensorRawData), float_bytes({30.0f, 0.5f}));
+    }
+  EXPECT_TRUE(found);
+  // Without a normalisation the values are the logits.
+  info.target_mean.clear();
+  info.target_stddev.clear();
+  const Message plain = Message(encode_onnx(net, info)).message(kModelGraph);
+  EXPECT_EQ(plain.messages(kGraphNode).back().text(kNodeOpType), "Identity");
+  // A reconstruction exports whatever shape its input has.
+  Sequential<float> ae;
+  ae.emplace<Conv2d>(Conv2dOptions{.out_channels = 1, .kernel = 3, .pad = 1});
+  ae.emplace<Sigmoid>();
+  ae.build(Shape{1, 1, 4, 4}, 1);
+  const Message image = Message(encode_onnx(ae, {.target = "input"})).message(kModelGraph);
+  EXPECT_EQ(value_dims(image.messages(kGraphOutput).back()),
+            (std::vector<std::string>{"N", "1", "4", "4"}));
+}
+
 TEST(OnnxExport, ValueNamesMustNotCollide) {
   // A node called "logits" that is not the output would be a second value of that name.
   Graph<float> graph;
