@@ -6,13 +6,17 @@
 // loss, accuracy and learning-rate curves, the gradient norm of every layer per epoch (log scale:
 // vanishing or exploding gradients show as lines sinking or rising by orders of magnitude), the
 // test confusion matrix as a heat map, the first convolution's filters, the feature maps of a
-// sample image through every convolution, the model summary and the run's configuration.
+// sample image through every convolution, the model summary and the run's configuration. A
+// regression run shows MAE and R² curves, predicted-against-true scatter plots and a histogram
+// of the residuals instead of accuracy and the confusion matrix, and an autoencoder's input and
+// reconstruction pairs.
 #pragma once
 
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "convnet/data.hpp"
 #include "convnet/image.hpp"
 #include "convnet/metrics.hpp"
 #include "convnet/model.hpp"
@@ -25,9 +29,25 @@ struct ReportEpoch {
   double train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0;
   bool has_validation = false;
   double val_loss = 0, val_acc = 0;
+  double test_mae = 0, val_mae = 0, test_r2 = 0, val_r2 = 0;  // regression runs
   double seconds = 0;
   std::vector<double> grad_norms;  // per model.params() entry (EpochStats::grad_norms)
 };
+
+// A regression or reconstruction run's test predictions, in the targets' units (what the
+// report draws instead of a confusion matrix).
+struct RegressionView {
+  std::vector<std::string> names;  // one per output ("pixels" for a reconstruction)
+  // Per output, (true, predicted) of the first test samples.
+  std::vector<std::vector<std::pair<float, float>>> points;
+  // A reconstruction's first test images and what the model made of them.
+  std::vector<std::pair<Image, Image>> reconstructions;
+};
+// Runs the model (evaluation mode) on the first `samples` of `test` and collects what
+// RegressionView holds: targets as the data's (normalisation undone), or the input itself when
+// `reconstruct` (then `pairs` images are kept).
+RegressionView regression_view(Model<float>& model, const Dataset& test, bool reconstruct,
+                               int64_t samples = 1000, int64_t pairs = 8);
 
 struct ReportData {
   std::string title;
@@ -35,6 +55,8 @@ struct ReportData {
   std::vector<ReportEpoch> epochs;
   std::vector<std::string> class_names;  // empty: class indices
   ConfusionMatrix confusion;             // on the test set, after the last epoch
+  bool regression = false;  // true: curves of MAE, and `predictions` instead of `confusion`
+  RegressionView predictions{};
 };
 
 // A picture and what it shows ("filters of layer0", "layer3 conv2d ... output").

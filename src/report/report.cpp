@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <numeric>
 #include <sstream>
 
 #include "convnet/error.hpp"
@@ -218,6 +219,91 @@ std::string confusion_table(const ConfusionMatrix& m, const std::vector<std::str
   return out.str();
 }
 
+// Predicted against true values of one output, with the line y = x a perfect model would lie on.
+std::string svg_scatter(const std::string& id, const std::string& name,
+                        const std::vector<std::pair<float, float>>& points) {
+  constexpr double L = 64, T = 30, B = 40, R = 16, W = 380, H = 340;
+  double lo = 1e300, hi = -1e300;
+  for (const auto& [t, p] : points) {
+    if (!std::isfinite(t) || !std::isfinite(p)) continue;
+    lo = std::min({lo, static_cast<double>(t), static_cast<double>(p)});
+    hi = std::max({hi, static_cast<double>(t), static_cast<double>(p)});
+  }
+  if (lo > hi) lo = 0, hi = 1;
+  const report::Axis a = report::linear_axis(lo, hi);
+  auto px = [&](double v) { return L + (v - a.lo) / (a.hi - a.lo) * (W - L - R); };
+  auto py = [&](double v) { return H - B - (v - a.lo) / (a.hi - a.lo) * (H - T - B); };
+  std::ostringstream svg;
+  const std::string title = "Predicted against true: " + name;
+  svg << "<svg id=\"" << id << "\" class=\"chart scatter\" xmlns=\"http://www.w3.org/2000/svg\" "
+      << "width=\"" << W << "\" height=\"" << H << "\" viewBox=\"0 0 " << W << " " << H << "\"><title>"
+      << html_escape(title) << "</title><text x=\"" << L << "\" y=\"18\" font-weight=\"bold\">"
+      << html_escape(title) << "</text>";
+  for (const double t : a.ticks)
+    svg << "<line x1=\"" << L - 4 << "\" y1=\"" << py(t) << "\" x2=\"" << W - R << "\" y2=\""
+        << py(t) << "\" stroke=\"#eee\"/><text x=\"" << L - 6 << "\" y=\"" << py(t) + 4
+        << "\" text-anchor=\"end\" font-size=\"11\">" << number(t) << "</text><text x=\"" << px(t)
+        << "\" y=\"" << H - B + 16 << "\" text-anchor=\"middle\" font-size=\"11\">" << number(t)
+        << "</text>";
+  svg << "<line class=\"identity\" x1=\"" << px(a.lo) << "\" y1=\"" << py(a.lo) << "\" x2=\""
+      << px(a.hi) << "\" y2=\"" << py(a.hi) << "\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>";
+  for (const auto& [t, p] : points)
+    if (std::isfinite(t) && std::isfinite(p))
+      svg << "<circle cx=\"" << number(px(t)) << "\" cy=\"" << number(py(p))
+          << "\" r=\"1.6\" fill=\"" << colour(0) << "\" fill-opacity=\"0.5\"/>";
+  svg << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 6
+      << "\" text-anchor=\"middle\" font-size=\"12\">true</text><text x=\"14\" y=\"" << (T + H - B) / 2
+      << "\" transform=\"rotate(-90 14 " << (T + H - B) / 2
+      << ")\" text-anchor=\"middle\" font-size=\"12\">predicted</text></svg>";
+  return svg.str();
+}
+
+// The residuals (predicted - true) of every output together, in `bins` equal bins.
+std::string svg_histogram(const std::string& id, const std::vector<double>& residuals,
+                          int bins = 30) {
+  constexpr double L = 64, T = 30, B = 40, R = 16, W = 380, H = 300;
+  double lo = 1e300, hi = -1e300;
+  for (const double r : residuals)
+    if (std::isfinite(r)) lo = std::min(lo, r), hi = std::max(hi, r);
+  if (lo > hi) lo = -1, hi = 1;
+  if (lo == hi) lo -= 0.5, hi += 0.5;
+  std::vector<int64_t> counts(static_cast<size_t>(bins), 0);
+  for (const double r : residuals)
+    if (std::isfinite(r))
+      ++counts[static_cast<size_t>(
+          std::clamp<int64_t>(static_cast<int64_t>((r - lo) / (hi - lo) * bins), 0, bins - 1))];
+  const int64_t most = std::max<int64_t>(1, *std::max_element(counts.begin(), counts.end()));
+  const report::Axis xa = report::linear_axis(lo, hi);
+  const report::Axis ya = report::linear_axis(0, static_cast<double>(most));
+  auto px = [&](double v) { return L + (v - xa.lo) / (xa.hi - xa.lo) * (W - L - R); };
+  auto py = [&](double v) { return H - B - (v - ya.lo) / (ya.hi - ya.lo) * (H - T - B); };
+  std::ostringstream svg;
+  svg << "<svg id=\"" << id << "\" class=\"chart histogram\" xmlns=\"http://www.w3.org/2000/svg\" "
+      << "width=\"" << W << "\" height=\"" << H << "\" viewBox=\"0 0 " << W << " " << H
+      << "\"><title>Residuals</title><text x=\"" << L
+      << "\" y=\"18\" font-weight=\"bold\">Residuals (predicted - true)</text>";
+  for (const double t : ya.ticks)
+    svg << "<line x1=\"" << L - 4 << "\" y1=\"" << py(t) << "\" x2=\"" << W - R << "\" y2=\""
+        << py(t) << "\" stroke=\"#eee\"/><text x=\"" << L - 6 << "\" y=\"" << py(t) + 4
+        << "\" text-anchor=\"end\" font-size=\"11\">" << number(t) << "</text>";
+  for (const double t : xa.ticks)
+    svg << "<text x=\"" << px(t) << "\" y=\"" << H - B + 16
+        << "\" text-anchor=\"middle\" font-size=\"11\">" << number(t) << "</text>";
+  for (int b = 0; b < bins; ++b) {
+    const double x0 = lo + (hi - lo) * b / bins, x1 = lo + (hi - lo) * (b + 1) / bins;
+    const int64_t n = counts[static_cast<size_t>(b)];
+    svg << "<rect class=\"bin\" x=\"" << number(px(x0)) << "\" y=\"" << number(py(static_cast<double>(n)))
+        << "\" width=\"" << number(std::max(0.5, px(x1) - px(x0) - 0.5)) << "\" height=\""
+        << number(py(0) - py(static_cast<double>(n))) << "\" fill=\"" << colour(1) << "\"><title>"
+        << number(x0) << " to " << number(x1) << ": " << n << "</title></rect>";
+  }
+  svg << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 6
+      << "\" text-anchor=\"middle\" font-size=\"12\">residual</text><text x=\"14\" y=\""
+      << (T + H - B) / 2 << "\" transform=\"rotate(-90 14 " << (T + H - B) / 2
+      << ")\" text-anchor=\"middle\" font-size=\"12\">samples</text></svg>";
+  return svg.str();
+}
+
 std::vector<NodeTrace<float>> conv_nodes(Model<float>& model) {
   std::vector<NodeTrace<float>> out;
   for (const NodeTrace<float>& n : model.trace())
@@ -265,14 +351,74 @@ std::vector<NamedImage> feature_maps(Model<float>& model, const Tensor<float>& s
   return out;
 }
 
+RegressionView regression_view(Model<float>& model, const Dataset& test, bool reconstruct,
+                               int64_t samples, int64_t pairs) {
+  RegressionView view;
+  const Shape& out_shape = model.output_shape();
+  const int64_t per = out_shape.numel() / std::max<int64_t>(out_shape[0], 1);
+  const int64_t outputs = reconstruct ? 1 : per;
+  view.names = reconstruct ? std::vector<std::string>{"pixels"} : test.target_names();
+  view.points.resize(static_cast<size_t>(outputs));
+  const std::vector<float>&mean = test.target_mean(), &stddev = test.target_stddev();
+  const int64_t n = std::min(samples, test.size()), batch = model.input_shape()[0];
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  Tensor<float> x(test.shape().with_batch(batch));
+  std::vector<int32_t> labels(static_cast<size_t>(batch));
+  std::vector<float> targets(static_cast<size_t>(batch * per));
+  // A reconstruction plots about this many pixels in all, every pixel_stride-th of the images
+  // read as one sequence; a stride sharing no factor with the image size moves through every
+  // position in the image rather than hitting the same few (the corners) in each.
+  const int64_t pixel_points = 2000;
+  int64_t pixel_stride = std::max<int64_t>(1, n * per / pixel_points);
+  while (std::gcd(pixel_stride, per) != 1) ++pixel_stride;
+  for (int64_t first = 0; first < n; first += batch) {
+    const int64_t count = std::min(batch, n - first);
+    x.resize(test.shape().with_batch(count));
+    test.gather(std::span(order).subspan(static_cast<size_t>(first), static_cast<size_t>(count)),
+                x.data(), labels.data(), reconstruct ? nullptr : targets.data());
+    const float* t = reconstruct ? x.data() : targets.data();
+    const Tensor<float>& y = model.forward(x, Mode::Eval);
+    for (int64_t i = 0; i < count * per; ++i) {
+      const int64_t k = i % per;
+      if (reconstruct) {
+        if ((first * per + i) % pixel_stride == 0) view.points[0].emplace_back(t[i], y.data()[i]);
+        continue;
+      }
+      const float sd = mean.empty() ? 1.0f : stddev[static_cast<size_t>(k)];
+      const float m = mean.empty() ? 0.0f : mean[static_cast<size_t>(k)];
+      view.points[static_cast<size_t>(k)].emplace_back(t[i] * sd + m, y.data()[i] * sd + m);
+    }
+    if (reconstruct)
+      for (int64_t j = 0; j < count && static_cast<int64_t>(view.reconstructions.size()) < pairs; ++j) {
+        const int64_t C = x.dim(1), H = x.dim(2), W = x.dim(3), plane = C * H * W;
+        // Both scaled together by the input's range, so that a faint reconstruction looks faint.
+        const float* in = x.data() + j * plane;
+        const float* rec = y.data() + j * plane;
+        const auto [lo_it, hi_it] = std::minmax_element(in, in + plane);
+        const float lo = *lo_it, hi = std::max(*hi_it, lo + 1e-6f);
+        auto image = [&](const float* v) {
+          Image img{C == 3 ? 3 : 1, H, W, {}};
+          for (int64_t i = 0; i < img.channels * H * W; ++i)
+            img.pixels.push_back(static_cast<uint8_t>(
+                std::lround(255.0f * std::clamp((v[i] - lo) / (hi - lo), 0.0f, 1.0f))));
+          return img;
+        };
+        view.reconstructions.emplace_back(image(in), image(rec));
+      }
+  }
+  return view;
+}
+
 std::string report_html(const ReportData& data, Model<float>& model, const Tensor<float>& sample) {
   std::vector<Series> loss = {{"train loss", colour(0), {}}, {"test loss", colour(1), {}}};
   std::vector<Series> acc = {{"train accuracy", colour(0), {}}, {"test accuracy", colour(1), {}}};
+  if (data.regression) acc = {{"test MAE", colour(1), {}}};
   std::vector<Series> lr = {{"learning rate", colour(2), {}}};
   const bool has_val = !data.epochs.empty() && data.epochs.front().has_validation;
   if (has_val) {
     loss.push_back({"validation loss", colour(2), {}});
-    acc.push_back({"validation accuracy", colour(2), {}});
+    acc.push_back({data.regression ? "validation MAE" : "validation accuracy", colour(2), {}});
   }
   // Gradient norms per layer: the tensors named "<layer>.<tensor>" joined as sqrt(sum of squares).
   const auto params = model.params();
@@ -294,12 +440,15 @@ std::string report_html(const ReportData& data, Model<float>& model, const Tenso
     const double x = e.epoch;
     loss[0].points.push_back({x, e.train_loss});
     loss[1].points.push_back({x, e.test_loss});
-    acc[0].points.push_back({x, 100 * e.train_acc});
-    acc[1].points.push_back({x, 100 * e.test_acc});
-    if (has_val) {
-      loss[2].points.push_back({x, e.val_loss});
-      acc[2].points.push_back({x, 100 * e.val_acc});
+    if (data.regression) {
+      acc[0].points.push_back({x, e.test_mae});
+      if (has_val) acc[1].points.push_back({x, e.val_mae});
+    } else {
+      acc[0].points.push_back({x, 100 * e.train_acc});
+      acc[1].points.push_back({x, 100 * e.test_acc});
+      if (has_val) acc[2].points.push_back({x, 100 * e.val_acc});
     }
+    if (has_val) loss[2].points.push_back({x, e.val_loss});
     lr[0].points.push_back({x, e.learning_rate});
     std::vector<double> squares(grads.size(), 0.0);
     for (size_t i = 0; i < params.size() && i < e.grad_norms.size(); ++i)
@@ -324,15 +473,24 @@ std::string report_html(const ReportData& data, Model<float>& model, const Tenso
        << " epochs. This page is rewritten after every epoch; reload to follow the run.</p>\n";
   if (!data.epochs.empty()) {
     const ReportEpoch& last = data.epochs.back();
-    html << "<p id=\"latest\">Epoch " << last.epoch << ": train loss " << number(last.train_loss)
-         << ", accuracy " << percent(last.train_acc) << "; test loss "
-         << number(last.test_loss) << ", accuracy " << percent(last.test_acc)
-         << (last.has_validation ? "; validation accuracy " + percent(last.val_acc) : "")
-         << "; " << number(last.seconds) << " s.</p>\n";
+    if (data.regression)
+      html << "<p id=\"latest\">Epoch " << last.epoch << ": train loss " << number(last.train_loss)
+           << "; test loss " << number(last.test_loss) << ", MAE " << number(last.test_mae)
+           << ", R&sup2; " << number(last.test_r2)
+           << (last.has_validation ? "; validation MAE " + number(last.val_mae) : "") << "; "
+           << number(last.seconds) << " s.</p>\n";
+    else
+      html << "<p id=\"latest\">Epoch " << last.epoch << ": train loss " << number(last.train_loss)
+           << ", accuracy " << percent(last.train_acc) << "; test loss "
+           << number(last.test_loss) << ", accuracy " << percent(last.test_acc)
+           << (last.has_validation ? "; validation accuracy " + percent(last.val_acc) : "")
+           << "; " << number(last.seconds) << " s.</p>\n";
   }
   html << "<section id=\"curves\"><h2>Learning curves</h2><div class=\"charts\">"
-       << svg_chart("loss-chart", "Loss", "mean cross-entropy", loss, false)
-       << svg_chart("accuracy-chart", "Accuracy", "% correct", acc, false)
+       << svg_chart("loss-chart", "Loss", data.regression ? "mean loss" : "mean cross-entropy",
+                    loss, false)
+       << (data.regression ? svg_chart("mae-chart", "Mean absolute error", "MAE", acc, false)
+                           : svg_chart("accuracy-chart", "Accuracy", "% correct", acc, false))
        << svg_chart("lr-chart", "Learning rate", "rate", lr, false) << "</div></section>\n";
   html << "<section id=\"gradients\"><h2>Gradient norm per layer</h2><p>||&part;L/&part;W|| of each "
           "layer's parameters, averaged over the epoch's batches, on a log scale: lines that sink "
@@ -340,9 +498,34 @@ std::string report_html(const ReportData& data, Model<float>& model, const Tenso
           "climb are exploding ones.</p>"
        << svg_chart("grad-norm-chart", "Gradient norm per layer", "L2 norm (log scale)", grads, true)
        << "</section>\n";
-  html << "<section id=\"confusion-matrix\"><h2>Confusion matrix (test set)</h2><p>Rows are the true "
-          "classes, columns the predictions; a cell's shade is its share of the row.</p>"
-       << confusion_table(data.confusion, data.class_names) << "</section>\n";
+  if (data.regression) {
+    const RegressionView& v = data.predictions;
+    html << "<section id=\"predictions\"><h2>Predictions (test set)</h2><p>Each point is a test "
+            "sample's prediction against its true value (the first "
+         << (v.points.empty() ? 0 : v.points[0].size())
+         << " points), in the targets' units; a perfect model lies on the dashed line. The "
+            "histogram pools the residuals of every output.</p><div class=\"charts\">";
+    std::vector<double> residuals;
+    for (size_t k = 0; k < v.points.size(); ++k) {
+      html << svg_scatter("scatter-" + std::to_string(k), k < v.names.size() ? v.names[k] : "y",
+                          v.points[k]);
+      for (const auto& [t, p] : v.points[k]) residuals.push_back(static_cast<double>(p) - t);
+    }
+    html << svg_histogram("residual-histogram", residuals) << "</div>";
+    if (!v.reconstructions.empty()) {
+      html << "<h3>Inputs and their reconstructions</h3><div class=\"maps\">";
+      for (size_t i = 0; i < v.reconstructions.size(); ++i)
+        html << "<figure>" << png_img(v.reconstructions[i].first, "input", 96, 3)
+             << png_img(v.reconstructions[i].second, "reconstruction", 96, 3)
+             << "<figcaption>test image " << i << ": input, reconstruction</figcaption></figure>";
+      html << "</div>";
+    }
+    html << "</section>\n";
+  } else {
+    html << "<section id=\"confusion-matrix\"><h2>Confusion matrix (test set)</h2><p>Rows are the "
+            "true classes, columns the predictions; a cell's shade is its share of the row.</p>"
+         << confusion_table(data.confusion, data.class_names) << "</section>\n";
+  }
   html << "<section id=\"filters\"><h2>First convolution's filters</h2>";
   try {
     const NamedImage f = filter_grid(model);

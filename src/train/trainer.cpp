@@ -213,8 +213,10 @@ struct TrainerOutput::State {
   bool bar_drawn = false;
   ReportData report;
   Tensor<float> report_sample;
+  const Dataset* test;
+  bool reconstruct;
 
-  State(const TrainerOptions& o, const Dataset& train, const Dataset* test)
+  State(const TrainerOptions& o, const Dataset& train, const Dataset* test_set)
       : options(o),
         out(!o.writer ? discard
             : o.out   ? *o.out
@@ -228,7 +230,10 @@ struct TrainerOutput::State {
                .config = o.report_config,
                .epochs = {},
                .class_names = train.class_names(),
-               .confusion = ConfusionMatrix(train.classes())} {
+               .confusion = ConfusionMatrix(train.classes()),
+               .regression = resolve_target(o.fit.target, train) != Target::Labels},
+        test(test_set),
+        reconstruct(resolve_target(o.fit.target, train) == Target::Input) {
     if (writes_report() && test) {  // the first test image, as the model takes it
       report_sample = Tensor<float>(test->shape().with_batch(1));
       int32_t label = 0;
@@ -317,8 +322,14 @@ void TrainerOutput::epoch(const EpochStats& e, int64_t epochs, bool has_validati
                                .has_validation = has_validation,
                                .val_loss = e.val_loss,
                                .val_acc = e.val_acc,
+                               .test_mae = e.test_regression.mean_mae,
+                               .val_mae = e.val_regression.mean_mae,
+                               .test_r2 = e.test_regression.mean_r2,
+                               .val_r2 = e.val_regression.mean_r2,
                                .seconds = e.seconds,
                                .grad_norms = e.grad_norms});
+    if (s.report.regression && s.test)
+      s.report.predictions = regression_view(model, *s.test, s.reconstruct);
     write_report(s.options.report, s.report, model, s.report_sample);
   }
 }
@@ -361,9 +372,6 @@ Trainer::Trainer(Model<float>& model, Optimizer<float>& optimizer, Loss<float>& 
                 "val_acc is a classification figure: a regression (target ",
                 target_name(resolve_target(o.fit.target, train)),
                 ") monitors val_loss or val_mae");
-  CONVNET_CHECK(!regression_ || o.report.empty(),
-                "the HTML report draws classification figures (a confusion matrix, class "
-                "predictions); a regression run writes its figures to the log instead");
   const bool has_validation = o.fit.validation && o.fit.validation->size() > 0;
   CONVNET_CHECK(o.early_stop.patience >= 0 && o.early_stop.min_delta >= 0,
                 "early stopping: patience and min_delta must be >= 0");

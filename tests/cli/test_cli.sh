@@ -478,6 +478,9 @@ printf 'model sequential\nlayer flatten\nlayer linear out_features=3\n' >"$tmp/r
 expect regression-train 0 "epoch 2/2  train loss [0-9.]+  test loss [0-9.]+ mse [0-9.e+]+ mae [0-9.e+]+ r2 -?[0-9.]+" -- \
   "$cli" train --data "$tmp/reg" --image-size 1x8x8 --model "$tmp/reg2.txt" --epochs 2 --batch 4 \
     --normalize-targets --loss huber --huber-delta 0.5 --save "$tmp/reg.safetensors" --log "$tmp/reg.csv" --quiet
+expect regression-report 0 "id=\"predictions\".*id=\"scatter-1\".*id=\"residual-histogram\"" -- \
+  bash -c "'$cli' train --data '$tmp/reg' --image-size 1x8x8 --model '$tmp/reg2.txt' --epochs 1 --batch 4 \
+    --report '$tmp/reg-report' --quiet >/dev/null && tr '\n' ' ' <'$tmp/reg-report/index.html'"
 expect regression-log-header 0 "^epoch,learning_rate,train_loss,val_loss,val_mse,val_mae,val_r2,test_loss,test_mse,test_mae,test_r2" -- \
   head -1 "$tmp/reg.csv"
 expect regression-eval 0 "regression\).*size .*tilt .*worst 2 \(mean absolute error\).*size: predicted" -- \

@@ -191,6 +191,58 @@ TEST(Report, HoldsEverySectionEscaped) {
     EXPECT_NE(grad_chart.find(text), std::string::npos) << text;
 }
 
+// A regression run: MAE curves, a scatter per output with every point, the residual histogram
+// holding every residual, no accuracy or confusion matrix; an autoencoder's image pairs.
+TEST(Report, RegressionDrawsPredictionsNotAConfusionMatrix) {
+  std::unique_ptr<Model<float>> m = small_cnn();
+  ReportData data{.title = "regression", .config = {}, .epochs = {}, .class_names = {},
+                  .confusion = ConfusionMatrix(0), .regression = true};
+  for (int e = 1; e <= 2; ++e)
+    data.epochs.push_back({.epoch = e, .train_loss = 1.0 / e, .test_loss = 1.5 / e,
+                           .has_validation = true, .val_loss = 1.2 / e, .test_mae = 3.0 / e,
+                           .val_mae = 3.5 / e, .test_r2 = 0.4 * e, .val_r2 = 0.3 * e, .seconds = 1,
+                           .grad_norms = {}});
+  data.predictions.names = {"angle", "scale <x>"};
+  data.predictions.points = {{{1, 1.5f}, {2, 1.5f}, {-3, -2}}, {{0.5f, 0.25f}, {1, 1}}};
+  Rng rng(4);
+  const std::string html =
+      report_html(data, *m, testing::random_normal<float>(Shape{1, 1, 12, 12}, rng));
+  for (const char* id : {"id=\"mae-chart\"", "id=\"predictions\"", "id=\"scatter-0\"",
+                         "id=\"scatter-1\"", "id=\"residual-histogram\""})
+    EXPECT_NE(html.find(id), std::string::npos) << id;
+  for (const char* absent : {"id=\"accuracy-chart\"", "id=\"confusion\""})
+    EXPECT_EQ(html.find(absent), std::string::npos) << absent;
+  EXPECT_NE(html.find("Epoch 2: train loss 0.5; test loss 0.75, MAE 1.5, R&sup2; 0.8; "
+                      "validation MAE 1.75"),
+            std::string::npos);
+  EXPECT_EQ(count(chart(html, "scatter-0"), "<circle"), 3u);
+  EXPECT_EQ(count(chart(html, "scatter-1"), "<circle"), 2u);
+  EXPECT_NE(chart(html, "scatter-1").find("scale &lt;x&gt;"), std::string::npos);
+  // 5 residuals in 30 bins: the bins' counts add up to 5.
+  const std::string histogram = chart(html, "residual-histogram");
+  int64_t total = 0;
+  for (size_t at = 0; (at = histogram.find(": ", histogram.find("class=\"bin\"", at))) !=
+                      std::string::npos;
+       at += 2) {
+    total += std::strtoll(histogram.c_str() + at + 2, nullptr, 10);
+    if (histogram.find("class=\"bin\"", at) == std::string::npos) break;
+  }
+  EXPECT_EQ(total, 5);
+  EXPECT_EQ(count(histogram, "class=\"bin\""), 30u);
+
+  // An autoencoder's view from a model: pixels paired with their reconstruction.
+  Sequential<float> ae;
+  ae.emplace<Conv2d>(Conv2dOptions{.out_channels = 1, .kernel = 3, .pad = 1});
+  ae.build(Shape{4, 1, 8, 8}, 1);
+  const Dataset images = testing::quadrant_images(6, 3);
+  const RegressionView view = regression_view(ae, images, true, 5, 3);
+  ASSERT_EQ(view.points.size(), 1u);
+  EXPECT_EQ(view.names, std::vector<std::string>{"pixels"});
+  EXPECT_EQ(view.points[0].size(), 5u * 64u);  // fewer than 2000 pixels: all of them
+  ASSERT_EQ(view.reconstructions.size(), 3u);
+  EXPECT_EQ(view.reconstructions[0].first.width, 8);
+}
+
 // A colour model's input is drawn in colour, its feature maps in grey.
 TEST(Report, ColourInputInColour) {
   std::unique_ptr<Model<float>> m = parse_model_spec<float>(

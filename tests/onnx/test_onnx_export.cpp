@@ -384,10 +384,11 @@ TEST(OnnxExport, OutputMustBeClassScores) {
 // normalisation of the targets broadcast over the batch; a reconstruction its image in pixels.
 TEST(OnnxExport, RegressionOutputsValuesInTheTargetsUnits) {
   Sequential<float> net = small_image_classifier();  // two outputs
-  InputInfo info{.target = "values",
-                 .target_names = {"angle", "scale"},
-                 .target_mean = {12.5f, -1.0f},
-                 .target_stddev = {30.0f, 0.5f}};
+  InputInfo info;
+  info.target = "values";
+  info.target_names = {"angle", "scale"};
+  info.target_mean = {12.5f, -1.0f};
+  info.target_stddev = {30.0f, 0.5f};
   const Message model(encode_onnx(net, info));
   const Message metadata = model.message(kModelMetadataProps);
   EXPECT_EQ(metadata.text(kEntryKey), "target_names");
@@ -422,7 +423,9 @@ TEST(OnnxExport, RegressionOutputsValuesInTheTargetsUnits) {
   ae.emplace<Conv2d>(Conv2dOptions{.out_channels = 1, .kernel = 3, .pad = 1});
   ae.emplace<Sigmoid>();
   ae.build(Shape{1, 1, 4, 4}, 1);
-  const Message image = Message(encode_onnx(ae, {.target = "input"})).message(kModelGraph);
+  InputInfo image_info;
+  image_info.target = "input";
+  const Message image = Message(encode_onnx(ae, image_info)).message(kModelGraph);
   EXPECT_EQ(value_dims(image.messages(kGraphOutput).back()),
             (std::vector<std::string>{"N", "1", "4", "4"}));
 }
