@@ -481,6 +481,15 @@ expect regression-train 0 "epoch 2/2  train loss [0-9.]+  test loss [0-9.]+ mse 
 expect regression-report 0 "id=\"predictions\".*id=\"scatter-1\".*id=\"residual-histogram\"" -- \
   bash -c "'$cli' train --data '$tmp/reg' --image-size 1x8x8 --model '$tmp/reg2.txt' --epochs 1 --batch 4 \
     --report '$tmp/reg-report' --quiet >/dev/null && tr '\n' ' ' <'$tmp/reg-report/index.html'"
+# Resuming a regression run takes its loss, target and normalisation from the checkpoint: the
+# bytes of the unbroken run.
+reg_run=(--data "$tmp/reg" --image-size 1x8x8 --model "$tmp/reg2.txt" --batch 4 --schedule constant
+  --normalize-targets --loss l1 --optimizer adam --threads 1 --quiet)
+expect regression-resume-bit-identical 0 "^same$" -- \
+  bash -c "'$cli' train ${reg_run[*]@Q} --epochs 1 --save '$tmp/reg-a.st' >/dev/null &&
+    '$cli' train --resume '$tmp/reg-a.st' --epochs 3 --save '$tmp/reg-b.st' >/dev/null &&
+    '$cli' train ${reg_run[*]@Q} --epochs 3 --save-every 1 --save '$tmp/reg-c.st' >/dev/null &&
+    cmp '$tmp/reg-b.st' '$tmp/reg-c.st' && echo same"
 expect regression-log-header 0 "^epoch,learning_rate,train_loss,val_loss,val_mse,val_mae,val_r2,test_loss,test_mse,test_mae,test_r2" -- \
   head -1 "$tmp/reg.csv"
 expect regression-eval 0 "regression\).*size .*tilt .*worst 2 \(mean absolute error\).*size: predicted" -- \

@@ -3,7 +3,8 @@
 #   bits     `mpirun -np N convnet train --batch B` writes the same checkpoint bytes and prints the
 #            same figures as `convnet train --batch B --micro-batches N`, for N = 1..4, a batch
 #            that N does not divide and one it does, BatchNorm, Dropout, augmentation, Adam and a
-#            schedule; for batches smaller than N (ranks with no samples); for a residual network.
+#            schedule; for batches smaller than N (ranks with no samples); for a residual network;
+#            for regression (real-valued targets) and an autoencoder (the input as the target).
 #   resume   a checkpoint saved by 2 ranks, resumed by 3, gives the bits of one process resuming
 #            it with --micro-batches 3; resumed by 2, those of the unbroken 2-rank run.
 #   faults   a start-up mismatch is one error before training; a divergence is the same error
@@ -80,6 +81,21 @@ bits)
   # Each rank runs two threads: still the bits of one process with two threads.
   same lenet-threads-2 2 --seed 1 --threads 2 --train-limit 512 --test-limit 64 --epochs 1 \
     --batch 64
+  # Regression (normalised real-valued targets, Huber) and reconstruction (the input with noise
+  # as the target): the targets are split with their samples, the figures summed in batch order.
+  if /usr/bin/python3 "$models/../../tools/make_rotation_set.py" --out "$tmp/rotation" \
+    --train-limit 300 --test-limit 60 >/dev/null 2>"$tmp/rotation.err"; then
+    sed 's/out_features=10/out_features=1/' "$models/bn_dropout.txt" >"$tmp/regression.txt"
+    for n in 2 3; do
+      same "regression-$n" "$n" --data "$tmp/rotation" --model "$tmp/regression.txt" "${small[@]}" \
+        --train-limit 299 --epochs 1 --batch 23 --normalize-targets --loss huber --optimizer adam \
+        --lr 0.01
+    done
+  else
+    echo "SKIP regression bits: tools/make_rotation_set.py needs numpy ($(head -1 "$tmp/rotation.err"))"
+  fi
+  same autoencoder-2 2 --model "$models/../../models/autoencoder.txt" --target input --noise 0.1 \
+    "${small[@]}" --train-limit 230 --epochs 1 --batch 23 --optimizer adam
   ;;
 resume)
   # A constant rate: a cosine's curve follows the total of epochs, which the resume changes.
