@@ -123,59 +123,58 @@ void read_tensor(const std::string& path, const SafeTensors& file, const std::st
   std::memcpy(dst, t->bytes.data(), t->bytes.size());
 }
 
-// InputInfo <-> metadata: class names one per line, statistics comma-separated (%.9g: a float
-// round-trips exactly).
+// InputInfo <-> metadata: names one per line, statistics comma-separated (%.9g: a float
+// round-trips exactly). The input's class names and normalisation are "input.*", what the output
+// was trained to (its target's kind, names and normalisation) "output.*".
+std::string join_lines(const std::vector<std::string>& names, const char* what) {
+  std::string text;
+  for (const std::string& n : names) {
+    CONVNET_CHECK(n.find('\n') == std::string::npos, "checkpoint: ", what, " '", n,
+                  "' contains a line break");
+    text += (text.empty() ? "" : "\n") + n;
+  }
+  return text;
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> names;
+  for (size_t start = 0; start <= text.size();) {
+    const size_t end = std::min(text.find('\n', start), text.size());
+    names.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return names;
+}
+
+std::string join_floats(const std::vector<float>& values) {
+  std::string out;
+  char buf[32];
+  for (float x : values) {
+    std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(x));
+    out += (out.empty() ? "" : ",") + std::string(buf);
+  }
+  return out;
+}
+
 void write_input_info(const InputInfo& info, std::map<std::string, std::string>& meta) {
   CONVNET_CHECK(info.mean.size() == info.stddev.size(), "checkpoint: ", info.mean.size(),
                 " normalisation means but ", info.stddev.size(), " standard deviations");
-  if (!info.class_names.empty()) {
-    std::string names;
-    for (const std::string& n : info.class_names) {
-      CONVNET_CHECK(n.find('\n') == std::string::npos, "checkpoint: class name '", n,
-                    "' contains a line break");
-      names += (names.empty() ? "" : "\n") + n;
-    }
-    meta["input.class_names"] = names;
-  }
-  if (!info.mean.empty()) {
-    auto join = [](const std::vector<float>& v) {
-      std::string out;
-      char buf[32];
-      for (float x : v) {
-        std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(x));
-        out += (out.empty() ? "" : ",") + std::string(buf);
-      }
-      return out;
-    };
-    meta["input.mean"] = join(info.mean);
-    meta["input.stddev"] = join(info.stddev);
-  }
-  if (!info.target.empty()) meta["output.target"] = info.target;
-  if (!info.target_names.empty()) {
-    std::string names;
-    for (const std::string& n : info.target_names) {
-      CONVNET_CHECK(n.find('\n') == std::string::npos, "checkpoint: target name '", n,
-                    "' contains a line break");
-      names += (names.empty() ? "" : "\n") + n;
-    }
-    meta["output.names"] = names;
-  }
   CONVNET_CHECK(info.target_mean.size() == info.target_stddev.size() &&
                     (info.target_mean.empty() || info.target_mean.size() == info.target_names.size()),
                 "checkpoint: ", info.target_mean.size(), " target means and ",
                 info.target_stddev.size(), " standard deviations for ", info.target_names.size(),
                 " targets");
+  if (!info.class_names.empty()) meta["input.class_names"] = join_lines(info.class_names, "class name");
+  if (!info.mean.empty()) {
+    meta["input.mean"] = join_floats(info.mean);
+    meta["input.stddev"] = join_floats(info.stddev);
+  }
+  if (!info.target.empty()) meta["output.target"] = info.target;
+  if (!info.target_names.empty())
+    meta["output.names"] = join_lines(info.target_names, "target name");
   if (!info.target_mean.empty()) {
-    char buf[32];
-    std::string mean, stddev;
-    for (size_t k = 0; k < info.target_mean.size(); ++k) {
-      std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(info.target_mean[k]));
-      mean += (k ? "," : "") + std::string(buf);
-      std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(info.target_stddev[k]));
-      stddev += (k ? "," : "") + std::string(buf);
-    }
-    meta["output.mean"] = mean;
-    meta["output.stddev"] = stddev;
+    meta["output.mean"] = join_floats(info.target_mean);
+    meta["output.stddev"] = join_floats(info.target_stddev);
   }
 }
 
@@ -197,62 +196,42 @@ std::vector<float> parse_floats(const std::string& path, const std::string& key,
   return out;
 }
 
+// "<prefix>.mean" and "<prefix>.stddev": both or neither, `count` values each (what they
+// normalise: `what`), every stddev positive.
+void read_normalization(const std::string& path, const std::map<std::string, std::string>& meta,
+                        const std::string& prefix, size_t count, const char* what,
+                        std::vector<float>& mean, std::vector<float>& stddev) {
+  const auto m = meta.find(prefix + ".mean"), s = meta.find(prefix + ".stddev");
+  CONVNET_CHECK((m == meta.end()) == (s == meta.end()), path, ": checkpoint metadata has one of \"",
+                prefix, ".mean\" and \"", prefix, ".stddev\" without the other");
+  if (m == meta.end()) return;
+  mean = parse_floats(path, prefix + ".mean", m->second);
+  stddev = parse_floats(path, prefix + ".stddev", s->second);
+  CONVNET_CHECK(mean.size() == count && stddev.size() == count, path, ": checkpoint ",
+                prefix == "input" ? "normalisation" : "target normalisation", " has ", mean.size(),
+                " means and ", stddev.size(), " standard deviations for ", count, " ", what);
+  for (float v : stddev)
+    CONVNET_CHECK(v > 0, path, ": checkpoint metadata \"", prefix,
+                  ".stddev\" must be positive, got ", v);
+}
+
 InputInfo read_input_info(const std::string& path, const std::map<std::string, std::string>& meta,
                           int64_t channels) {
   InputInfo info;
-  if (const auto it = meta.find("input.class_names"); it != meta.end()) {
-    size_t start = 0;
-    while (start <= it->second.size()) {
-      const size_t end = std::min(it->second.find('\n', start), it->second.size());
-      info.class_names.push_back(it->second.substr(start, end - start));
-      start = end + 1;
-    }
-  }
-  const auto mean = meta.find("input.mean"), stddev = meta.find("input.stddev");
-  CONVNET_CHECK((mean == meta.end()) == (stddev == meta.end()), path,
-                ": checkpoint metadata has one of \"input.mean\" and \"input.stddev\" without the "
-                "other");
-  if (mean != meta.end()) {
-    info.mean = parse_floats(path, "input.mean", mean->second);
-    info.stddev = parse_floats(path, "input.stddev", stddev->second);
-    CONVNET_CHECK(static_cast<int64_t>(info.mean.size()) == channels &&
-                      static_cast<int64_t>(info.stddev.size()) == channels,
-                  path, ": checkpoint normalisation has ", info.mean.size(), " means and ",
-                  info.stddev.size(), " standard deviations for ", channels, " input channels");
-    for (float s : info.stddev)
-      CONVNET_CHECK(s > 0, path, ": checkpoint metadata \"input.stddev\" must be positive, got ",
-                    s);
-  }
+  if (const auto it = meta.find("input.class_names"); it != meta.end())
+    info.class_names = split_lines(it->second);
+  read_normalization(path, meta, "input", static_cast<size_t>(channels), "input channels",
+                     info.mean, info.stddev);
   if (const auto it = meta.find("output.target"); it != meta.end()) {
     CONVNET_CHECK(it->second == "labels" || it->second == "values" || it->second == "input", path,
                   ": checkpoint metadata \"output.target\" must be labels, values or input, got '",
                   it->second, "'");
     info.target = it->second;
   }
-  if (const auto it = meta.find("output.names"); it != meta.end()) {
-    size_t start = 0;
-    while (start <= it->second.size()) {
-      const size_t end = std::min(it->second.find('\n', start), it->second.size());
-      info.target_names.push_back(it->second.substr(start, end - start));
-      start = end + 1;
-    }
-  }
-  const auto target_mean = meta.find("output.mean"), target_stddev = meta.find("output.stddev");
-  CONVNET_CHECK((target_mean == meta.end()) == (target_stddev == meta.end()), path,
-                ": checkpoint metadata has one of \"output.mean\" and \"output.stddev\" without "
-                "the other");
-  if (target_mean != meta.end()) {
-    info.target_mean = parse_floats(path, "output.mean", target_mean->second);
-    info.target_stddev = parse_floats(path, "output.stddev", target_stddev->second);
-    CONVNET_CHECK(info.target_mean.size() == info.target_names.size() &&
-                      info.target_stddev.size() == info.target_names.size(),
-                  path, ": checkpoint target normalisation has ", info.target_mean.size(),
-                  " means and ", info.target_stddev.size(), " standard deviations for ",
-                  info.target_names.size(), " targets");
-    for (float s : info.target_stddev)
-      CONVNET_CHECK(s > 0, path, ": checkpoint metadata \"output.stddev\" must be positive, got ",
-                    s);
-  }
+  if (const auto it = meta.find("output.names"); it != meta.end())
+    info.target_names = split_lines(it->second);
+  read_normalization(path, meta, "output", info.target_names.size(), "targets", info.target_mean,
+                     info.target_stddev);
   return info;
 }
 

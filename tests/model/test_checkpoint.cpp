@@ -81,6 +81,18 @@ TEST_F(Checkpoints, ResumeContinuesBitForBit) {
     const Batch b = batch(s);
     model->train_step(b.x, {.labels = b.labels}, loss, adam);
   }
+  InputInfo regression{.class_names = {}, .mean = {}, .stddev = {}, .target = "values"};
+  regression.target_names = {"angle", "scale, x"};
+  regression.target_mean = {12.25f, -0.1f};
+  regression.target_stddev = {30.0f, 0.333333343f};
+  TrainingState state;
+  state.input = regression;
+  save_checkpoint<float>(path("r.safetensors"), *model, nullptr, state);
+  const InputInfo back = load_checkpoint<float>(path("r.safetensors")).state.input;
+  EXPECT_EQ(back.target, "values");
+  EXPECT_EQ(back.target_names, regression.target_names);
+  EXPECT_EQ(back.target_mean, regression.target_mean);  // exactly
+  EXPECT_EQ(back.target_stddev, regression.target_stddev);
   const InputInfo input{{"zero", "one, with a comma", "two", "3", "T-shirt/top"}, {0.25f}, {0.3f}};
   save_checkpoint(path("a.safetensors"), *model, &adam,
                   {.epoch = 1, .step = 4, .seed = 3, .extra = {{"k", "v"}}, .input = input});
@@ -94,6 +106,7 @@ TEST_F(Checkpoints, ResumeContinuesBitForBit) {
   EXPECT_EQ(c.state.input.class_names, input.class_names);
   EXPECT_EQ(c.state.input.mean, input.mean);  // exactly: %.9g round-trips a float
   EXPECT_EQ(c.state.input.stddev, input.stddev);
+  EXPECT_EQ(c.state.input.target, "");  // a classifier's checkpoint says nothing of a target
   EXPECT_EQ(c.optimizer, "adam");
   EXPECT_EQ(c.optimizer_steps, 3);
   EXPECT_EQ(c.model->spec(), model->spec());
@@ -364,6 +377,22 @@ TEST_F(Checkpoints, TensorsMustMatchTheSpec) {
                  "'abc'");
     g.metadata["input.stddev"] = "0";
     expect_error(g, ": checkpoint metadata \"input.stddev\" must be positive, got 0");
+  }
+  {  // What a regression model's output means: the target's kind, names and normalisation.
+    SafeTensors g = f;
+    g.metadata["output.target"] = "angles";
+    expect_error(g, ": checkpoint metadata \"output.target\" must be labels, values or input, "
+                    "got 'angles'");
+    g.metadata["output.target"] = "values";
+    g.metadata["output.names"] = "angle\nscale";
+    g.metadata["output.mean"] = "1,2";
+    expect_error(g, ": checkpoint metadata has one of \"output.mean\" and \"output.stddev\" "
+                    "without the other");
+    g.metadata["output.stddev"] = "0.5";
+    expect_error(g, ": checkpoint target normalisation has 2 means and 1 standard deviations "
+                    "for 2 targets");
+    g.metadata["output.stddev"] = "0.5,-1";
+    expect_error(g, ": checkpoint metadata \"output.stddev\" must be positive, got -1");
   }
   {
     SafeTensors g = f;
