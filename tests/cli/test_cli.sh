@@ -481,6 +481,12 @@ expect regression-train 0 "epoch 2/2  train loss [0-9.]+  test loss [0-9.]+ mse 
 expect regression-report 0 "id=\"predictions\".*id=\"scatter-1\".*id=\"residual-histogram\"" -- \
   bash -c "'$cli' train --data '$tmp/reg' --image-size 1x8x8 --model '$tmp/reg2.txt' --epochs 1 --batch 4 \
     --report '$tmp/reg-report' --quiet >/dev/null && tr '\n' ' ' <'$tmp/reg-report/index.html'"
+# A classifier trained by MSE on one-hot rows: eval reports the loss it trained with.
+expect classifier-mse-eval-loss 0 "^same$" -- \
+  bash -c "'$cli' train --data '$tmp/folders' --image-size 1x8x8 --model '$tmp/small.txt' --loss mse \
+      --epochs 1 --batch 4 --threads 1 --json --save '$tmp/mse.st' 2>/dev/null | tail -1 >'$tmp/mse.json' &&
+    '$cli' eval --checkpoint '$tmp/mse.st' --json >'$tmp/mse-eval.json' &&
+    python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))[\"test_loss\"]; b=json.load(open(sys.argv[2]))[\"loss\"]; print(\"same\" if abs(a-b)<1e-5 else (a,b))' '$tmp/mse.json' '$tmp/mse-eval.json'"
 # Resuming a regression run takes its loss, target and normalisation from the checkpoint: the
 # bytes of the unbroken run.
 reg_run=(--data "$tmp/reg" --image-size 1x8x8 --model "$tmp/reg2.txt" --batch 4 --schedule constant

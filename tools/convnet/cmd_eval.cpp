@@ -16,6 +16,17 @@
 namespace convnet::cli {
 namespace {
 
+// The loss the checkpoint was trained with (its --loss and --huber-delta), so that eval reports
+// the figure training printed; `fallback` for "auto" and for a checkpoint that records none.
+std::unique_ptr<Loss<float>> recorded_loss(const Checkpoint<float>& checkpoint,
+                                           const char* fallback) {
+  const auto& extra = checkpoint.state.extra;
+  const auto name = extra.find("loss"), delta = extra.find("huber-delta");
+  const bool named = name != extra.end() && name->second != "auto";
+  return make_loss(named ? name->second : fallback,
+                   delta != extra.end() ? std::strtod(delta->second.c_str(), nullptr) : 1.0);
+}
+
 // A regression or reconstruction checkpoint: the loss it trained with, MSE, MAE and R² per
 // output (in the targets' units) and the samples farthest from their targets.
 int eval_regression(const std::string& path, const std::string& dir, const LoadedSplit& loaded,
@@ -33,13 +44,7 @@ int eval_regression(const std::string& path, const std::string& dir, const Loade
                   path + " was trained on");
     if (!info.target_mean.empty()) data.set_target_normalization(info.target_mean, info.target_stddev);
   }
-  const auto recorded = checkpoint.state.extra.find("loss");
-  const auto delta = checkpoint.state.extra.find("huber-delta");
-  std::string loss_name = recorded != checkpoint.state.extra.end() ? recorded->second : "mse";
-  if (loss_name == "auto") loss_name = "mse";
-  const auto loss = make_loss(loss_name, delta != checkpoint.state.extra.end()
-                                             ? std::strtod(delta->second.c_str(), nullptr)
-                                             : 1.0);
+  const auto loss = recorded_loss(checkpoint, "mse");
   const RegressionReport r =
       evaluate_regression(*checkpoint.model, data, *loss, reconstruct, worst, batch);
   const RegressionStats& s = r.stats;
@@ -172,9 +177,9 @@ int cmd_eval(int argc, char** argv) {
       data.class_names() != info.class_names)
     throw Error(dir + ": its classes differ from those " + path + " was trained on");
 
-  SoftmaxCrossEntropy<float> loss;
+  const auto loss = recorded_loss(checkpoint, "cross-entropy");
   const ClassificationReport r =
-      evaluate_classifier(model, data, loss, std::min(top_k, data.classes()), batch);
+      evaluate_classifier(model, data, *loss, std::min(top_k, data.classes()), batch);
   const ConfusionMatrix& m = r.confusion;
   auto name = [&](int64_t c) {
     return names.empty() ? std::to_string(c) : names[static_cast<size_t>(c)];
