@@ -29,7 +29,9 @@ Target resolve_target(Target target, const Dataset& data);
 const char* target_name(Target target);
 // Throws naming both shapes unless the model's output fits `target` for `data`: labels need one
 // output per class (when data has classes), values one per target, input the input's shape.
-void check_output_fits(const Model<float>& model, const Dataset& data, Target target);
+// `where` (the model and the data, say) starts the message when given.
+void check_output_fits(const Model<float>& model, const Dataset& data, Target target,
+                       const std::string& where = "");
 
 struct FitOptions {
   int epochs = 1;  // the total: training runs epochs completed_epochs + 1 ... epochs

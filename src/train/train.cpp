@@ -123,28 +123,7 @@ void require_same_start(Communicator& comm, Model<float>& model, const Dataset& 
   require_agreement(comm, items);
 }
 
-}  // namespace
-
-Target resolve_target(Target target, const Dataset& data) {
-  if (target != Target::Auto) return target;
-  return data.has_targets() ? Target::Values : Target::Labels;
-}
-
-const char* target_name(Target target) {
-  switch (target) {
-    case Target::Auto:
-      return "auto";
-    case Target::Labels:
-      return "labels";
-    case Target::Values:
-      return "values";
-    case Target::Input:
-      return "input";
-  }
-  return "?";
-}
-
-void check_output_fits(const Model<float>& model, const Dataset& data, Target target) {
+void require_output_fits(const Model<float>& model, const Dataset& data, Target target) {
   target = resolve_target(target, data);
   const Shape& out = model.output_shape();
   const int64_t per_sample = out.numel() / std::max<int64_t>(out[0], 1);
@@ -170,6 +149,37 @@ void check_output_fits(const Model<float>& model, const Dataset& data, Target ta
   } else {
     throw Error("the data has no class labels to train on (a set of real-valued targets "
                 "trains with its targets, or with the input as the target)");
+  }
+}
+
+}  // namespace
+
+Target resolve_target(Target target, const Dataset& data) {
+  if (target != Target::Auto) return target;
+  return data.has_targets() ? Target::Values : Target::Labels;
+}
+
+const char* target_name(Target target) {
+  switch (target) {
+    case Target::Auto:
+      return "auto";
+    case Target::Labels:
+      return "labels";
+    case Target::Values:
+      return "values";
+    case Target::Input:
+      return "input";
+  }
+  return "?";
+}
+
+void check_output_fits(const Model<float>& model, const Dataset& data, Target target,
+                       const std::string& where) {
+  try {
+    require_output_fits(model, data, target);
+  } catch (const Error& e) {
+    if (where.empty()) throw;
+    throw Error(where + ": " + e.what());
   }
 }
 

@@ -504,7 +504,7 @@ expect regression-eval-json 0 '^\{"images": [0-9]+, "loss": [0-9.]+, "mse": .*"o
   "$cli" eval --checkpoint "$tmp/reg.safetensors" --json
 expect regression-predict 0 "bar_0.png:  size -?[0-9.e+-]+  tilt -?[0-9.e+-]+$" -- \
   "$cli" predict --checkpoint "$tmp/reg.safetensors" "$images/images/bar/bar_0.png"
-expect regression-outputs-mismatch 1 "the model's output is 3 values per sample \(4x3\) but the data has 2 targets \(size, tilt\): its last layer needs 2 outputs" -- \
+expect regression-outputs-mismatch 1 "error: model [^ ]*/reg3.txt on [^ ]*/reg: the model's output is 3 values per sample \(4x3\) but the data has 2 targets \(size, tilt\): its last layer needs 2 outputs" -- \
   "$cli" train --data "$tmp/reg" --image-size 1x8x8 --model "$tmp/reg3.txt" --epochs 1 --batch 4
 expect regression-cross-entropy 2 "--loss cross-entropy: compares class scores with labels; the target here is values" -- \
   "$cli" train --data "$tmp/reg" --image-size 1x8x8 --model "$tmp/reg2.txt" --loss cross-entropy

@@ -97,7 +97,8 @@ int cmd_train(int argc, char** argv, Communicator& communicator) {
   // The process default as --threads left it: a resumed model was made (with a copy of the
   // default) before the flag was applied.
   model->set_context(std::make_shared<Context>(default_context()));
-  check_output_fits(*model, train, options.fit.target);  // classes, targets or the image
+  check_output_fits(*model, train, options.fit.target,  // classes, targets or the image
+                    "model " + args.get("model") + " on " + args.get("data"));
 
   options.stop_requested = [] { return stop_signal_name(stop_signal()); };
   Trainer trainer(*model, *optimizer, *loss, train, &test, std::move(options));
