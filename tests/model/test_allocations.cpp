@@ -175,5 +175,48 @@ TEST(Allocations, FitStepsInPartsAllocateNothing) {
   }
 }
 
+// The same for the regression targets: real values (normalised, L1, in parts too) and the input
+// itself with noise (an autoencoder); the targets' buffers are sized once, like the images'.
+TEST(Allocations, RegressionFitStepsAllocateNothing) {
+#ifdef CONVNET_NO_NEW_COUNTING
+  GTEST_SKIP() << "the sanitizer's runtime owns operator new; allocations are not counted";
+#endif
+  const testing::ThreadCount use(2);
+  Dataset train = testing::quadrant_images(100, 1);
+  std::vector<float> values;
+  for (int64_t n = 0; n < train.size(); ++n) values.push_back(static_cast<float>(n % 7) - 3);
+  train.set_targets(std::move(values), {"y"});
+  train.set_target_normalization({0.5f}, {2.0f});
+  for (const Target target : {Target::Values, Target::Input})
+    for (const int parts : {1, 3}) {
+      Sequential<float> model;
+      model.emplace<Conv2d>(Conv2dOptions{.out_channels = 4, .kernel = 3, .pad = 1});
+      model.emplace<ReLU>();
+      if (target == Target::Values) {
+        model.emplace<Flatten>();
+        model.emplace<Linear>(LinearOptions{.out_features = 1});
+      } else {
+        model.emplace<Conv2d>(Conv2dOptions{.out_channels = 1, .kernel = 3, .pad = 1});
+      }
+      model.build(Shape{4, 1, 8, 8}, 1);
+      L1Loss<float> loss;
+      Adam<float> adam;
+      int64_t at_step_2 = 0, at_step_9 = 0;
+      FitOptions options{.epochs = 1, .batch = parts == 1 ? 4 : 10, .micro_batches = parts};
+      options.target = target;
+      options.noise = target == Target::Input ? 0.1 : 0.0;
+      FitCallbacks callbacks;
+      callbacks.on_batch_end = [&](const BatchStats& b) {
+        if (b.step == 2) at_step_2 = g_allocations.load();
+        if (b.step == 9) at_step_9 = g_allocations.load();
+        return true;
+      };
+      fit(model, train, nullptr, loss, adam, options, callbacks);
+      EXPECT_GT(at_step_2, 0);
+      EXPECT_EQ(at_step_9 - at_step_2, 0)
+          << target_name(target) << ", " << parts << " parts";
+    }
+}
+
 }  // namespace
 }  // namespace convnet
