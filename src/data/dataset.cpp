@@ -10,6 +10,18 @@
 #include "data/loading.hpp"
 
 namespace convnet {
+namespace {
+
+// Appends the mean and (population) standard deviation of `count` values from their sum and sum
+// of squares; a constant set, which would divide by zero, is left unscaled (stddev 1).
+void append_mean_stddev(double sum, double sum_sq, double count, MeanStddev& stats) {
+  const double mean = sum / count;
+  const double variance = std::max(0.0, sum_sq / count - mean * mean);
+  stats.mean.push_back(static_cast<float>(mean));
+  stats.stddev.push_back(variance > 0 ? static_cast<float>(std::sqrt(variance)) : 1.0f);
+}
+
+}  // namespace
 
 Dataset Dataset::from_bytes(const Shape& shape, std::vector<uint8_t> pixels,
                             std::vector<int32_t> labels, int64_t classes) {
@@ -114,10 +126,7 @@ MeanStddev Dataset::target_stats() const {
       sum += v;
       sum_sq += v * v;
     }
-    const double count = static_cast<double>(std::max<int64_t>(size(), 1));
-    const double mean = sum / count, variance = std::max(0.0, sum_sq / count - mean * mean);
-    stats.mean.push_back(static_cast<float>(mean));
-    stats.stddev.push_back(variance > 0 ? static_cast<float>(std::sqrt(variance)) : 1.0f);
+    append_mean_stddev(sum, sum_sq, static_cast<double>(std::max<int64_t>(size(), 1)), stats);
   }
   return stats;
 }
@@ -203,13 +212,8 @@ Dataset::ChannelStats Dataset::channel_stats() const {
     }
   ChannelStats stats;
   const double count = static_cast<double>(std::max<int64_t>(size() * plane, 1));
-  for (int64_t c = 0; c < C; ++c) {
-    const double mean = sum[static_cast<size_t>(c)] / count;
-    const double variance = std::max(0.0, sum_sq[static_cast<size_t>(c)] / count - mean * mean);
-    stats.mean.push_back(static_cast<float>(mean));
-    // A constant channel would divide by zero; leave it unscaled.
-    stats.stddev.push_back(variance > 0 ? static_cast<float>(std::sqrt(variance)) : 1.0f);
-  }
+  for (int64_t c = 0; c < C; ++c)
+    append_mean_stddev(sum[static_cast<size_t>(c)], sum_sq[static_cast<size_t>(c)], count, stats);
   return stats;
 }
 

@@ -199,12 +199,17 @@ RegressionReport evaluate_regression(Model<float>& model, const Dataset& data, L
   std::iota(order.begin(), order.end(), 0);
   Tensor<float> x(data.shape().with_batch(batch)), y(out_shape.with_batch(batch));
   std::vector<int32_t> labels(static_cast<size_t>(batch));
-  std::vector<std::pair<double, int64_t>> errors;  // (error, index) of every sample
   const std::vector<float>&mean = data.target_mean(), &stddev = data.target_stddev();
   auto units = [&](float v, int64_t k) {
     return reconstruct || mean.empty()
                ? v
                : v * stddev[static_cast<size_t>(k)] + mean[static_cast<size_t>(k)];
+  };
+  // The worst so far, worst first (among equal errors the earlier sample), kept during the one
+  // pass with their predictions: no sample runs twice.
+  const auto keep = static_cast<size_t>(std::clamp<int64_t>(worst, 0, data.size()));
+  auto worse = [](const RegressionReport::Example& a, const RegressionReport::Example& b) {
+    return a.error != b.error ? a.error > b.error : a.index < b.index;
   };
   double total_loss = 0;
   for (int64_t first = 0; first < data.size(); first += batch) {
@@ -219,38 +224,27 @@ RegressionReport evaluate_regression(Model<float>& model, const Dataset& data, L
     total_loss += static_cast<double>(loss.compute(out, {.values = &y}, nullptr)) *
                   static_cast<double>(count);
     metrics.add(out.data(), y.data(), count);
-    for (int64_t n = 0; n < count; ++n) {
+    for (int64_t n = 0; n < count && keep > 0; ++n) {
+      const float* p = out.data() + n * per_sample;
+      const float* t = y.data() + n * per_sample;
       double error = 0;
       for (int64_t k = 0; k < per_sample; ++k)
-        error += std::abs(static_cast<double>(units(out.data()[n * per_sample + k], k)) -
-                          units(y.data()[n * per_sample + k], k));
-      errors.emplace_back(error / static_cast<double>(per_sample), first + n);
+        error += std::abs(static_cast<double>(units(p[k], k)) - units(t[k], k));
+      RegressionReport::Example e{.index = first + n,
+                                  .error = error / static_cast<double>(per_sample)};
+      if (report.worst.size() == keep && !worse(e, report.worst.back())) continue;
+      if (!reconstruct) {
+        for (int64_t k = 0; k < per_sample; ++k) e.predicted.push_back(units(p[k], k));
+        const std::span<const float> stored = data.targets_of(e.index);  // as the data has it
+        e.target.assign(stored.begin(), stored.end());
+      }
+      report.worst.insert(std::upper_bound(report.worst.begin(), report.worst.end(), e, worse),
+                          std::move(e));
+      if (report.worst.size() > keep) report.worst.pop_back();
     }
   }
   report.loss = total_loss / static_cast<double>(data.size());
   report.stats = metrics.stats();
-  // Worst first; among equal errors the earlier sample.
-  const auto keep = static_cast<size_t>(std::clamp<int64_t>(worst, 0, data.size()));
-  std::partial_sort(errors.begin(), errors.begin() + static_cast<int64_t>(keep), errors.end(),
-                    [](const auto& a, const auto& b) {
-                      return a.first != b.first ? a.first > b.first : a.second < b.second;
-                    });
-  for (size_t i = 0; i < keep; ++i) {
-    RegressionReport::Example e{.index = errors[i].second, .error = errors[i].first};
-    if (!reconstruct) {  // its prediction again, alone (the batch it was in is gone)
-      const std::vector<int64_t> one = {e.index};
-      Tensor<float> sample(data.shape().with_batch(1));
-      int32_t label = 0;
-      data.gather(one, sample.data(), &label);
-      const Tensor<float>& out = model.forward(sample, Mode::Eval);
-      const std::span<const float> t = data.targets_of(e.index);
-      for (int64_t k = 0; k < per_sample; ++k) {
-        e.predicted.push_back(units(out.data()[k], k));
-        e.target.push_back(t[static_cast<size_t>(k)]);
-      }
-    }
-    report.worst.push_back(std::move(e));
-  }
   return report;
 }
 

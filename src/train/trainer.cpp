@@ -41,38 +41,36 @@ std::string regression_json(const char* set, const RegressionStats& r) {
   return out;
 }
 
+// A set's figures as JSON pairs: "<set>_loss", then its accuracy or its regression figures.
+std::string set_json(const char* set, double loss, double accuracy,
+                     const RegressionStats* regression) {
+  char part[96];
+  std::snprintf(part, sizeof part, "\"%s_loss\": %.6f, ", set, loss);
+  std::string out = part;
+  if (regression) return out + regression_json(set, *regression);
+  std::snprintf(part, sizeof part, "\"%s_acc\": %.6f, ", set, accuracy);
+  return out + part;
+}
+
 // One epoch as a JSON object (Format::Json and a .jsonl log).
 std::string epoch_json(const EpochStats& s, bool has_validation) {
   const bool regression = !s.test_regression.empty() || !s.val_regression.empty();
   char head[160], tail[96];
-  std::snprintf(head, sizeof head, "{\"epoch\": %d, \"learning_rate\": %.9g, \"train_loss\": %.6f, ",
-                s.epoch, s.learning_rate, s.train_loss);
+  std::snprintf(head, sizeof head, "{\"epoch\": %d, \"learning_rate\": %.9g, ", s.epoch,
+                s.learning_rate);
   std::snprintf(tail, sizeof tail, "\"seconds\": %.3f, \"images_per_s\": %.1f}", s.seconds,
                 s.images_per_s);
   std::string line = head;
-  char part[128];
-  if (!regression) {
-    std::snprintf(part, sizeof part, "\"train_acc\": %.6f, ", s.train_acc);
-    line += part;
-  }
-  if (has_validation) {
-    std::snprintf(part, sizeof part, "\"val_loss\": %.6f, ", s.val_loss);
-    line += part;
-    if (regression) {
-      line += regression_json("val", s.val_regression);
-    } else {
-      std::snprintf(part, sizeof part, "\"val_acc\": %.6f, ", s.val_acc);
-      line += part;
-    }
-  }
-  std::snprintf(part, sizeof part, "\"test_loss\": %.6f, ", s.test_loss);
-  line += part;
-  if (regression) {
-    line += regression_json("test", s.test_regression);
+  if (regression) {  // the training pass's figure is its loss alone
+    char train[64];
+    std::snprintf(train, sizeof train, "\"train_loss\": %.6f, ", s.train_loss);
+    line += train;
   } else {
-    std::snprintf(part, sizeof part, "\"test_acc\": %.6f, ", s.test_acc);
-    line += part;
+    line += set_json("train", s.train_loss, s.train_acc, nullptr);
   }
+  if (has_validation)
+    line += set_json("val", s.val_loss, s.val_acc, regression ? &s.val_regression : nullptr);
+  line += set_json("test", s.test_loss, s.test_acc, regression ? &s.test_regression : nullptr);
   return line + tail;
 }
 
