@@ -3,7 +3,9 @@
 // step's time goes: first what dispatch runs (the first variant of each table in
 // ops/kernels.hpp that supports the shape, named), then every variant of the tables that
 // supports the shape, then the Winograd and direct kernels called directly on the shapes both
-// accept. Usage: build/bench_kernels [threads] [batch]. Not a test: it asserts nothing.
+// accept. Usage: build/bench_kernels [threads] [batch] [fp32|bf16] (bf16: the context's precision,
+// so that dispatch and the variant list include the mixed-precision variants). Not a test: it
+// asserts nothing.
 #include <algorithm>
 #include <cmath>
 #include <chrono>
@@ -33,7 +35,9 @@ double median_seconds(Fn&& fn) {
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
   const int64_t N = argc > 2 ? std::atoll(argv[2]) : 64;
-  const convnet::Context ctx({.threads = threads});
+  const convnet::Context ctx(
+      {.threads = threads,
+       .precision = convnet::precision_from_name(argc > 3 ? argv[3] : "fp32")});
   struct Case {
     const char* name;
     Conv2dShape s;
@@ -62,8 +66,9 @@ int main(int argc, char** argv) {
   list("conv2d forward", convnet::ops::conv2d_forward_variants());
   list("conv2d backward data", convnet::ops::conv2d_backward_data_variants());
   list("conv2d backward weights", convnet::ops::conv2d_backward_weights_variants());
-  std::printf("micro-kernel %s, %d thread(s), batch %lld; GFLOP/s (median of 7)\n",
-              cpu::sgemm_kernel_name(), threads, static_cast<long long>(N));
+  std::printf("micro-kernel %s, %d thread(s), batch %lld, %s; GFLOP/s (median of 7)\n",
+              cpu::sgemm_kernel_name(), threads, static_cast<long long>(N),
+              convnet::precision_name(ctx.precision()));
   std::printf("%-34s %9s %9s %9s  %s\n", "layer", "forward", "bwd data", "bwd wgt",
               "variants (forward / data / weights)");
   for (auto& c : cases) {

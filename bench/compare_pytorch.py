@@ -128,13 +128,22 @@ def worker(args):
     labels = torch.randint(0, 10, (args.batch,))
     sgd = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
 
+    # --precision bf16: PyTorch's CPU mixed precision, autocast to bfloat16 around the forward pass
+    # and the loss (the backward pass follows the forward's types), as its documentation shows.
+    bf16 = args.precision == "bf16"
+
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
     def train_step():
         sgd.zero_grad()
-        F.cross_entropy(model(x), labels).backward()
+        with autocast():
+            loss = F.cross_entropy(model(x), labels)
+        loss.backward()
         sgd.step()
 
     def infer_step():
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             model(x)
 
     model.train()
@@ -143,7 +152,7 @@ def worker(args):
     infer = time_windows(infer_step, args.batch, args.warmup, args.windows, args.window_seconds)
     print(json.dumps({
         "model": args.model, "threads": torch.get_num_threads(), "batch": args.batch,
-        "torch_version": torch.__version__,
+        "torch_version": torch.__version__, "precision": args.precision,
         "train_images_per_s": statistics.median(train),
         "infer_images_per_s": statistics.median(infer),
         "train_flops_per_image": train_flops, "forward_flops_per_image": forward_flops,
@@ -178,11 +187,14 @@ def run_json(cmd, env, what):
     return json.loads(lines[-1])
 
 
-def run_convnet(args, model, threads, binary=None):
+def run_convnet(args, model, threads, binary=None, precision=None):
     cmd = [binary or args.convnet, "bench", "--model", model, "--threads", str(threads),
            "--batch", str(args.batch), "--json", "--windows", str(args.windows),
            "--window-seconds", str(args.window_seconds), "--warmup", str(args.warmup),
            "--seed", str(args.seed)]
+    precision = precision or args.precision
+    if precision != "fp32":  # (so that a --baseline older than the flag runs in fp32)
+        cmd += ["--precision", precision]
     return run_json(cmd, dict(os.environ), "convnet bench")
 
 
@@ -190,7 +202,7 @@ def run_torch(args, model, threads, variant):
     cmd = [sys.executable, SCRIPT, "--worker", "--model", model, "--threads", str(threads),
            "--batch", str(args.batch), "--windows", str(args.windows),
            "--window-seconds", str(args.window_seconds), "--warmup", str(args.warmup),
-           "--seed", str(args.seed)]
+           "--seed", str(args.seed), "--precision", args.precision]
     return run_json(cmd, variant_env(variant), f"PyTorch worker ({variant})")
 
 
@@ -292,7 +304,11 @@ def print_report(args, info, rows, best, rss):
     print(f"date      {info['date']}")
     print(f"torch     {info['torch_version']} (tuned: {', '.join(f'{k}={v}' for k, v in TUNED_ENV.items())})")
     print(f"convnet   {info['convnet']} at {info['commit']}")
-    if args.baseline:
+    print(f"precision {args.precision}" + (" (PyTorch under torch.autocast('cpu', dtype=torch.bfloat16))"
+                                          if args.precision == "bf16" else ""))
+    if args.baseline_fp32:
+        print("baseline  the same convnet binary in fp32 (new/base: bf16 over fp32)")
+    elif args.baseline:
         print(f"baseline  {os.path.abspath(args.baseline)}")
     print(f"settings  batch {args.batch}, {args.rounds} rounds x {args.windows} windows of "
           f"{args.window_seconds} s, warm-up {args.warmup}; load before start "
@@ -358,6 +374,10 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--untuned", action="store_true",
                    help="also run PyTorch out of the box (no GLIBC_TUNABLES, OPENBLAS_NUM_THREADS)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="fp32, or bf16 on both sides: convnet --precision bf16 against PyTorch "
+                        "under CPU autocast; without --baseline, convnet in fp32 becomes the "
+                        "baseline (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print all results as one JSON object")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)  # the worker's one model
@@ -392,6 +412,11 @@ def main(argv):
     check_load(sys.stderr)
     info = machine_info(args)
     log = sys.stderr
+    # bf16 without a --baseline: the same binary in fp32 is the baseline, so that the report gives
+    # bf16 over our own fp32 beside both ratios to PyTorch, measured in the same rounds.
+    args.baseline_fp32 = args.precision == "bf16" and not args.baseline
+    if args.baseline_fp32:
+        args.baseline = args.convnet
     if args.baseline and not os.access(args.baseline, os.X_OK):
         sys.exit(f"compare_pytorch: --baseline {args.baseline} not found or not executable")
     sides = ["convnet"] + (["baseline"] if args.baseline else [])
@@ -406,7 +431,9 @@ def main(argv):
                 line = f"{model} threads {threads} round {rnd + 1}/{args.rounds}:"
                 for side in order:
                     result = run_convnet(args, model, threads,
-                                         args.baseline if side == "baseline" else None)
+                                         args.baseline if side == "baseline" else None,
+                                         "fp32" if side == "baseline" and args.baseline_fp32
+                                         else None)
                     runs[model][threads][side].append(result)
                     line += f" {side} {result['train_images_per_s']:.0f}/" \
                             f"{result['infer_images_per_s']:.0f},"
@@ -427,7 +454,8 @@ def main(argv):
             "machine": info,
             "settings": {k: getattr(args, k) for k in
                          ("models", "threads", "rounds", "batch", "windows", "window_seconds",
-                          "warmup", "seed", "variants", "baseline")},
+                          "warmup", "seed", "variants", "baseline", "precision",
+                          "baseline_fp32")},
             "tuned_env": TUNED_ENV, "results": rows, "best": best, "peak_rss": rss,
             "runs": runs,
         }, indent=1))

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <type_traits>
 
 #include "convnet/tensor.hpp"
@@ -40,6 +41,20 @@ enum class Backend { Fast, Reference };
 // float results closely.
 enum class WinogradTile { F2x2, F4x4 };
 
+// What the fast convolution and fully connected kernels multiply in. Fp32 (default): float
+// throughout. Bf16: mixed precision, as PyTorch's CPU autocast: the products' inputs are rounded
+// to bfloat16 (8 significant bits) and multiplied by the CPU's bf16 dot-product instructions
+// (AVX512_BF16), which accumulate in float; weights, optimizer state, losses, BatchNorm
+// statistics and every other op stay float, and so do checkpoints. Needs a CPU with
+// AVX512_BF16 (cpu_has_bf16()); kernels without a bf16 form (the direct and grouped
+// convolutions, F(2x2, 3x3) forward) run in float either way.
+enum class Precision { Fp32, Bf16 };
+// Whether this CPU has the bf16 dot-product instructions (AVX512_BF16) that Precision::Bf16 needs.
+bool cpu_has_bf16();
+// "fp32" or "bf16"; precision_from_name throws convnet::Error naming the accepted names.
+const char* precision_name(Precision p);
+Precision precision_from_name(const std::string& name);
+
 struct ContextOptions {
   // Threads the kernels split their work into, 1 to kMaxThreads; 0: $CONVNET_THREADS, else
   // hardware_threads(), decided when first asked. Work is split statically (the same chunks for
@@ -49,6 +64,7 @@ struct ContextOptions {
   int threads = 0;
   Backend backend = Backend::Fast;
   WinogradTile winograd_tile = WinogradTile::F4x4;
+  Precision precision = Precision::Fp32;  // Bf16 needs cpu_has_bf16(), else convnet::Error
 };
 
 class ThreadPool;  // src/core/parallel.cpp: started at the first region that needs its threads
@@ -71,6 +87,9 @@ class Context {
   void set_backend(Backend b) { backend_ = b; }
   WinogradTile winograd_tile() const { return winograd_tile_; }
   void set_winograd_tile(WinogradTile t) { winograd_tile_ = t; }
+  Precision precision() const { return precision_; }
+  // Bf16 on a CPU without AVX512_BF16 throws convnet::Error (nothing changes).
+  void set_precision(Precision p);
 
   // Scratch memory for the fast kernels, shared by every layer that runs in this context:
   // layers run one at a time and keep nothing in it between calls, so one buffer sized for the
@@ -87,6 +106,7 @@ class Context {
   mutable std::atomic<int> threads_;  // 0 until decided (see ContextOptions::threads)
   Backend backend_;
   WinogradTile winograd_tile_;
+  Precision precision_ = Precision::Fp32;
   std::shared_ptr<ThreadPool> pool_;
   Tensor<float> scratch_;
 };

@@ -154,12 +154,14 @@ Context::Context(const ContextOptions& options)
       winograd_tile_(options.winograd_tile),
       pool_(std::make_shared<ThreadPool>()) {
   if (options.threads != 0) set_num_threads(options.threads);
+  set_precision(options.precision);
 }
 
 Context::Context(const Context& other)
     : threads_(other.threads_.load(std::memory_order_relaxed)),
       backend_(other.backend_),
       winograd_tile_(other.winograd_tile_),
+      precision_(other.precision_),
       pool_(other.pool_) {}
 
 Context& Context::operator=(const Context& other) {
@@ -167,6 +169,7 @@ Context& Context::operator=(const Context& other) {
     threads_.store(other.threads_.load(std::memory_order_relaxed), std::memory_order_relaxed);
     backend_ = other.backend_;
     winograd_tile_ = other.winograd_tile_;
+    precision_ = other.precision_;
     pool_ = other.pool_;
   }
   return *this;
@@ -190,6 +193,34 @@ void Context::set_num_threads(int n) {
   threads_.store(n);  // the pool is resized by the next parallel_for that owns it
 }
 
+bool cpu_has_bf16() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512bf16");
+  }();
+  return yes;
+#else
+  return false;
+#endif
+}
+
+const char* precision_name(Precision p) { return p == Precision::Bf16 ? "bf16" : "fp32"; }
+
+Precision precision_from_name(const std::string& name) {
+  if (name == "fp32") return Precision::Fp32;
+  if (name == "bf16") return Precision::Bf16;
+  throw Error("precision: expected fp32 or bf16, got '" + name + "'");
+}
+
+void Context::set_precision(Precision p) {
+  CONVNET_CHECK(p == Precision::Fp32 || cpu_has_bf16(),
+                "precision bf16: this CPU has no bf16 dot-product instructions (AVX512_BF16); "
+                "use fp32");
+  precision_ = p;
+}
+
 float* Context::scratch(int64_t floats) {
   if (scratch_.numel() < floats) scratch_.resize(Shape{floats});
   return scratch_.data();
@@ -208,6 +239,8 @@ Backend backend() { return default_context().backend(); }
 void set_backend(Backend b) { default_context().set_backend(b); }
 WinogradTile winograd_tile() { return default_context().winograd_tile(); }
 void set_winograd_tile(WinogradTile t) { default_context().set_winograd_tile(t); }
+Precision precision() { return default_context().precision(); }
+void set_precision(Precision p) { default_context().set_precision(p); }
 
 int hardware_threads() {
   static const int n = hardware_threads_now();

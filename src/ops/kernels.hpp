@@ -27,8 +27,9 @@ namespace convnet::ops {
 // The instruction set a variant is written for. Baseline: plain C++, compiled per ISA where it
 // is vectorised (CONVNET_MULTIVERSION) or built on sgemm, whose micro-kernel is chosen at run
 // time; it runs on every CPU. Avx512: hand-written AVX-512 code, whose supports() is false on
-// CPUs (or with sgemm micro-kernels) without it.
-enum class Isa { Baseline, Avx512 };
+// CPUs (or with sgemm micro-kernels) without it. Avx512Bf16: AVX-512 with the bf16 dot product
+// (AVX512_BF16), the mixed-precision variants, which also need a context set to Precision::Bf16.
+enum class Isa { Baseline, Avx512, Avx512Bf16 };
 const char* isa_name(Isa isa);
 
 template <class ShapeT, class Fn>

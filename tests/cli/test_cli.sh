@@ -62,6 +62,16 @@ expect threads-env-too-many 2 "^convnet summary: CONVNET_THREADS: expected a thr
   env CONVNET_THREADS=100000 "$cli" summary
 expect threads-too-many 2 "^convnet train: --threads: expected at most 1024, got 5000$" -- \
   "$cli" train --threads 5000
+expect precision-unknown 2 "^convnet train: --precision: expected fp32 or bf16, got 'fp16'$" -- \
+  "$cli" train --precision fp16
+# bf16 runs where the CPU has AVX512_BF16 and is refused, naming the flag, where it has not.
+if grep -qw avx512_bf16 /proc/cpuinfo; then
+  expect precision-bf16 0 "^model lenet, .*, bf16$" -- \
+    "$cli" bench --model lenet --precision bf16 --windows 1 --window-seconds 0.05 --warmup 1
+else
+  expect precision-bf16-unsupported 2 "^convnet bench: --precision bf16: this CPU has no bf16" -- \
+    "$cli" bench --model lenet --precision bf16 --windows 1 --window-seconds 0.05 --warmup 1
+fi
 if [[ $(nproc) -lt 16 ]]; then
   expect threads-oversubscribed 0 "^convnet bench: warning: --threads 16 is more than the $(nproc) hardware threads" -- \
     bash -c "'$cli' bench --threads 16 --windows 1 --window-seconds 0.05 --warmup 1 2>&1 >/dev/null"

@@ -246,10 +246,22 @@ struct WinogradVariant {
 const WinogradVariant kWinogradVariants[] = {
     {"F(2x2,3x3)", ops::cpu::conv2d_winograd_workspace_size, ops::cpu::conv2d_winograd,
      "F(3x3,2x2)", ops::cpu::conv2d_winograd_backward_weights_workspace_size,
-     ops::cpu::conv2d_winograd_backward_weights, 1e-5},
-    {"F(4x4,3x3)", ops::cpu::conv2d_winograd4_workspace_size, ops::cpu::conv2d_winograd4,
+     [](const Context& ctx, const Conv2dShape& s, const float* x, const float* dy, float* dw,
+        float* db, float* ws) {
+       ops::cpu::conv2d_winograd_backward_weights(ctx, s, x, dy, dw, db, ws);
+     },
+     1e-5},
+    {"F(4x4,3x3)", ops::cpu::conv2d_winograd4_workspace_size,
+     [](const Context& ctx, const Conv2dShape& s, const float* x, const float* w, bool flip_swap,
+        const float* b, float* y, bool accumulate, float* ws) {
+       ops::cpu::conv2d_winograd4(ctx, s, x, w, flip_swap, b, y, accumulate, ws);
+     },
      "F(3x3,4x4)", ops::cpu::conv2d_winograd4_backward_weights_workspace_size,
-     ops::cpu::conv2d_winograd4_backward_weights, 1e-4},
+     [](const Context& ctx, const Conv2dShape& s, const float* x, const float* dy, float* dw,
+        float* db, float* ws) {
+       ops::cpu::conv2d_winograd4_backward_weights(ctx, s, x, dy, dw, db, ws);
+     },
+     1e-4},
 };
 
 TEST(Conv2dKernels, WinogradMatchesRef) {

@@ -66,7 +66,10 @@ TEST_P(Allocations, TrainStepAllocatesNothingAfterWarmUp) {
   GTEST_SKIP() << "the sanitizer's runtime owns operator new; allocations are not counted";
 #endif
   const AllocationCase c = GetParam();
-  for (int threads : {1, 2}) {
+  for (int threads : {1, 2})
+    for (Precision precision : testing::precisions_here()) {
+    SCOPED_TRACE(precision_name(precision));
+    const testing::PrecisionScope use_precision(precision);
     const testing::ThreadCount use(threads);
     const int64_t at_start = g_allocations.load();
     std::unique_ptr<Model<float>> owned = make_model<float>(c.model);
@@ -89,7 +92,7 @@ TEST_P(Allocations, TrainStepAllocatesNothingAfterWarmUp) {
       model.train_step(short_batch, {.labels = short_labels}, loss, adam);  // a short last batch
     }
     EXPECT_EQ(g_allocations.load() - before, 0) << "threads " << threads;
-  }
+    }
 }
 INSTANTIATE_TEST_SUITE_P(BuiltInModels, Allocations,
                          ::testing::Values(AllocationCase{"lenet", 1, 28},
@@ -137,7 +140,7 @@ TEST(Allocations, BatchNormAndDropoutStepAllocatesNothing) {
       model.evaluate(x, {.labels = labels}, loss);
     }
     EXPECT_EQ(g_allocations.load() - before, 0) << "threads " << threads;
-  }
+    }
 }
 
 // fit()'s steps allocate nothing either, whole batches and batches in parts (micro-batches:

@@ -105,6 +105,28 @@ TEST(Context, SettingsBelongToTheContext) {
             "threads: expected from 1 to 1024, got 2000");
 }
 
+// Precision is a context setting like the others; bf16 is refused, naming the CPU feature, where
+// the CPU lacks it, and the name parser names what it accepts.
+TEST(Context, PrecisionIsSetPerContextWhereTheCpuHasIt) {
+  EXPECT_EQ(Context().precision(), Precision::Fp32);
+  EXPECT_EQ(precision_from_name("bf16"), Precision::Bf16);
+  EXPECT_STREQ(precision_name(Precision::Bf16), "bf16");
+  EXPECT_EQ(testing::error_of([] { precision_from_name("fp16"); }),
+            "precision: expected fp32 or bf16, got 'fp16'");
+  if (!cpu_has_bf16()) {
+    EXPECT_EQ(testing::error_of([] { const Context c({.precision = Precision::Bf16}); }),
+              "precision bf16: this CPU has no bf16 dot-product instructions (AVX512_BF16); use "
+              "fp32");
+    return;
+  }
+  Context a({.precision = Precision::Bf16});
+  const Context copy(a);
+  EXPECT_EQ(copy.precision(), Precision::Bf16);
+  a.set_precision(Precision::Fp32);
+  EXPECT_EQ(copy.precision(), Precision::Bf16);
+  EXPECT_EQ(precision(), Precision::Fp32);  // the process default untouched
+}
+
 // Scratch is per context: a copy starts with none, and growing one leaves the other alone.
 TEST(Context, ScratchIsPerContextAndOnlyGrows) {
   Context a({.threads = 1});

@@ -96,6 +96,22 @@ class WinogradTileScope {
   WinogradTile saved_;
 };
 
+class PrecisionScope {
+ public:
+  explicit PrecisionScope(Precision p) : saved_(precision()) { set_precision(p); }
+  ~PrecisionScope() { set_precision(saved_); }
+  PrecisionScope(const PrecisionScope&) = delete;
+  PrecisionScope& operator=(const PrecisionScope&) = delete;
+
+ private:
+  Precision saved_;
+};
+// Fp32, and Bf16 where the CPU has it: the precisions a test can run in here.
+inline std::vector<Precision> precisions_here() {
+  if (cpu_has_bf16()) return {Precision::Fp32, Precision::Bf16};
+  return {Precision::Fp32};
+}
+
 template <class T>
 Tensor<T> random_normal(const Shape& shape, Rng& rng, double scale = 1.0) {
   Tensor<T> t(shape);

@@ -145,8 +145,12 @@ std::string ArgParser::help() const {
   return out.str();
 }
 
-void add_threads_flag(ArgParser& args) {
+void add_context_flags(ArgParser& args) {
   args.add("threads", "0", "worker threads; 0 = all cores ($CONVNET_THREADS if set)");
+  args.add("precision", "fp32",
+           "what convolutions and fully connected layers multiply in: fp32, or bf16 (mixed "
+           "precision: bf16 products, float sums, weights and everything else; needs a CPU "
+           "with AVX512_BF16)");
 }
 
 void check_threads_environment() {
@@ -157,7 +161,12 @@ void check_threads_environment() {
   }
 }
 
-void apply_threads_flag(const ArgParser& args, const std::string& command) {
+void apply_context_flags(const ArgParser& args, const std::string& command) {
+  try {
+    set_precision(precision_from_name(args.get("precision")));
+  } catch (const Error& e) {
+    throw UsageError{"--" + std::string(e.what())};
+  }
   check_threads_environment();
   const int64_t threads = args.get_int("threads", 0);
   if (threads > kMaxThreads)

@@ -67,11 +67,13 @@ double non_negative_flag(const ArgParser& args, const std::string& flag, const c
 // Parses "CxHxW" (e.g. 1x28x28) for the flag `name`; throws UsageError otherwise.
 Shape parse_chw(const std::string& name, const std::string& text);
 
-// --threads N (0 = all cores or $CONVNET_THREADS), shared by the commands that run kernels, and
-// applying it: a UsageError above kMaxThreads or for a bad $CONVNET_THREADS, and a warning on
-// stderr (prefixed by `command`) when it asks for more threads than the hardware runs.
-void add_threads_flag(ArgParser& args);
-void apply_threads_flag(const ArgParser& args, const std::string& command);
+// The execution-context flags shared by the commands that run kernels: --threads N (0 = all cores
+// or $CONVNET_THREADS) and --precision fp32|bf16, and applying them to the process default
+// context: a UsageError above kMaxThreads, for a bad $CONVNET_THREADS, or for bf16 on a CPU
+// without it, and a warning on stderr (prefixed by `command`) when --threads asks for more
+// threads than the hardware runs.
+void add_context_flags(ArgParser& args);
+void apply_context_flags(const ArgParser& args, const std::string& command);
 // A UsageError naming CONVNET_THREADS when it is set but not a count from 1 to kMaxThreads.
 void check_threads_environment();
 

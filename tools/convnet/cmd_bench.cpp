@@ -63,7 +63,7 @@ int cmd_bench(int argc, char** argv) {
   add_model_flag(args);
   args.add("input", "", "one sample's shape CxHxW (default: 1x28x28 for lenet, 3x32x32 otherwise)");
   args.add("batch", "64", "mini-batch size");
-  add_threads_flag(args);
+  add_context_flags(args);
   args.add("warmup", "5", "untimed steps before measuring");
   args.add("windows", "7", "timed windows; the median is reported");
   args.add("window-seconds", "0.5", "approximate length of one window");
@@ -84,7 +84,7 @@ int cmd_bench(int argc, char** argv) {
   const int windows = static_cast<int>(args.get_int("windows", 1));
   const double window_s = args.get_double("window-seconds");
   const uint64_t seed = static_cast<uint64_t>(args.get_int("seed", 0));
-  apply_threads_flag(args, "convnet bench");
+  apply_context_flags(args, "convnet bench");
   if (args.get_switch("reference")) set_backend(Backend::Reference);
 
   std::unique_ptr<Model<float>> owned = load_model<float>(name, 10);
@@ -122,11 +122,12 @@ int cmd_bench(int argc, char** argv) {
 
   if (args.get_switch("json")) {
     std::printf("{\"model\": \"%s\", \"input\": \"%s\", \"threads\": %d, \"batch\": %lld, "
-                "\"backend\": \"%s\", \"train_images_per_s\": %.1f, \"infer_images_per_s\": %.1f, "
+                "\"backend\": \"%s\", \"precision\": \"%s\", \"train_images_per_s\": %.1f, \"infer_images_per_s\": %.1f, "
                 "\"train_gflops\": %.2f, \"infer_gflops\": %.2f, \"train_flops_per_image\": %lld, "
                 "\"peak_rss_mb\": %.1f, \"train_windows\": [",
                 name.c_str(), sample.str().c_str(), num_threads(), static_cast<long long>(batch),
-                backend() == Backend::Fast ? "fast" : "reference", train_rate, infer_rate,
+                backend() == Backend::Fast ? "fast" : "reference", precision_name(precision()),
+                train_rate, infer_rate,
                 train_gflops, infer_gflops, static_cast<long long>(model.train_flops()),
                 peak_rss_mb());
     for (size_t i = 0; i < train.size(); ++i) std::printf("%s%.1f", i ? ", " : "", train[i]);
@@ -135,9 +136,9 @@ int cmd_bench(int argc, char** argv) {
     std::printf("]}\n");
     return 0;
   }
-  std::printf("model %s, input %s, batch %lld, threads %d, %s kernels\n", name.c_str(),
+  std::printf("model %s, input %s, batch %lld, threads %d, %s kernels, %s\n", name.c_str(),
               sample.str().c_str(), static_cast<long long>(batch), num_threads(),
-              backend() == Backend::Fast ? "fast" : "reference");
+              backend() == Backend::Fast ? "fast" : "reference", precision_name(precision()));
   std::printf("%-10s %14s %10s %14s\n", "", "images/s", "GFLOP/s", "MFLOP/image");
   std::printf("%-10s %14.1f %10.2f %14.3f\n", "train", train_rate, train_gflops,
               static_cast<double>(model.train_flops()) / 1e6);

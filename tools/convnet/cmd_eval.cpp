@@ -131,7 +131,7 @@ int cmd_eval(int argc, char** argv) {
   args.add("worst", "5", "regression: list this many samples farthest from their targets");
   args.add("batch", "256", "images per forward pass");
   args.add("limit", "0", "use only the first N images (0 = all)");
-  add_threads_flag(args);
+  add_context_flags(args);
   args.add_switch("json", "print the report as one JSON object");
   if (!args.parse(argc, argv, 2)) {
     std::cout << args.help();
@@ -144,7 +144,7 @@ int cmd_eval(int argc, char** argv) {
   const int64_t top_k = args.get_int("top", 1);
   const int64_t batch = args.get_int("batch", 1);
   const int64_t limit = args.get_int("limit", 0);
-  apply_threads_flag(args, "convnet eval");
+  apply_context_flags(args, "convnet eval");
   const bool json = args.get_switch("json");
 
   Checkpoint<float> checkpoint = load_checkpoint<float>(path, batch);

@@ -107,7 +107,7 @@ int cmd_predict(int argc, char** argv) {
   args.add("out", "",
            "a reconstruction model (trained with --target input): write each image's "
            "reconstruction as DIR/<name>.reconstruction.png");
-  add_threads_flag(args);
+  add_context_flags(args);
   if (!args.parse(argc, argv, 2)) {
     std::cout << args.help();
     return 0;
@@ -118,7 +118,7 @@ int cmd_predict(int argc, char** argv) {
     throw UsageError{"no images given (convnet predict --checkpoint CKPT IMAGE...)"};
   const int64_t top_k = args.get_int("top", 1);
   const int64_t batch = args.get_int("batch", 1);
-  apply_threads_flag(args, "convnet predict");
+  apply_context_flags(args, "convnet predict");
   const bool json = args.get_switch("json");
 
   // Loaded here, not by Predictor's path constructor, so that its notes (a file without

@@ -39,7 +39,7 @@ int cmd_train(int argc, char** argv, Communicator& communicator) {
   TrainerOptions options = trainer_options(args, resuming ? &resumed : nullptr);
   const int64_t batch_parts = join_ranks(args, communicator, options);  // parts of a batch
   auto optimizer = make_optimizer(args);
-  apply_threads_flag(args, "convnet train");
+  apply_context_flags(args, "convnet train");
   const double val_split = args.get_double("val-split");
   const int64_t crop_padding = options.fit.augment.crop_padding;
   const Shape image_shape = parse_chw("image-size", args.get("image-size"));
@@ -128,7 +128,7 @@ int cmd_train(int argc, char** argv, Communicator& communicator) {
        << args.get_int("batch", 1)
        << (batch_parts > 1 ? " in parts of " + std::to_string(input[0]) : "")
        << (communicator.size() > 1 ? ", " + std::to_string(communicator.size()) + " ranks" : "")
-       << ", threads " << num_threads() << "\n"
+       << ", threads " << num_threads() << ", " << precision_name(precision()) << "\n"
        << model->summary() << std::flush;
 
   handle_stop_signals();

@@ -33,7 +33,8 @@ constexpr const char* kResumedFlags[] = {"epochs",        "model",      "data",
                                          "t-max",         "warmup",     "warmup-start",
                                          "pct-start",     "div-factor", "final-div-factor",
                                          "clip-grad-norm", "loss",      "huber-delta",
-                                         "target",        "noise",      "normalize-targets"};
+                                         "target",        "noise",      "normalize-targets",
+                                         "precision"};
 
 // --schedule and its options.
 LrSchedule make_schedule(const ArgParser& args) {
@@ -170,7 +171,7 @@ void add_train_flags(ArgParser& args) {
            "(classification) or val_mae (regression)");
   args.add("min-delta", "0", "early stopping: the least change that counts as improvement");
   args.add("seed", "1", "seed for initialisation and shuffling (same seed, same run)");
-  add_threads_flag(args);
+  add_context_flags(args);
   args.add("train-limit", "0", "use only the first N training images (0 = all)");
   args.add("test-limit", "0", "use only the first N test images (0 = all)");
   args.add_switch("json", "print each epoch as one JSON object per line (summary to stderr)");

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "convnet/context.hpp"
+#include "ops/cpu/bf16.hpp"
 #include "ops/cpu/cpu.hpp"
 #include "ops/kernels.hpp"
 
@@ -76,6 +77,17 @@ int64_t winograd_forward_workspace_size(const Conv2dShape& s, int threads) {
   return size;
 }
 
+// Mixed precision: the bf16 variants stand before their float twins and accept a shape only in a
+// context set to Precision::Bf16 on a CPU with the bf16 kernels. Shapes they leave (the direct
+// and grouped kernels' and F(2x2, 3x3) forward's) run in float in either precision.
+bool bf16(const Context& ctx) {
+  return ctx.precision() == Precision::Bf16 && bf16_kernels_available();
+}
+template <bool (*supports)(const Context&, const Conv2dShape&)>
+bool in_bf16(const Context& ctx, const Conv2dShape& s) {
+  return bf16(ctx) && supports(ctx, s);
+}
+
 // --- forward ---------------------------------------------------------------------------------
 bool forward_grouped(const Conv2dShape& s) { return s.G > 1; }
 bool forward_winograd4(const Context& ctx, const Conv2dShape& s) { return winograd4_pays(ctx, s); }
@@ -83,6 +95,11 @@ bool forward_direct(const Conv2dShape& s) { return dense(s) && conv2d_direct_sup
 
 constexpr Conv2dForwardVariant kForward[] = {
     {"grouped", Isa::Baseline, by_shape<forward_grouped>, conv2d_grouped_forward},
+    {"winograd_f4x4_bf16", Isa::Avx512Bf16, in_bf16<forward_winograd4>,
+     [](const Context& ctx, const Conv2dShape& s, const float* x, const float* w, const float* b,
+        float* y, float* workspace) {
+       conv2d_winograd4(ctx, s, x, w, false, b, y, false, workspace, Precision::Bf16);
+     }},
     {"winograd_f4x4", Isa::Avx512, forward_winograd4,
      [](const Context& ctx, const Conv2dShape& s, const float* x, const float* w, const float* b,
         float* y,
@@ -95,7 +112,9 @@ constexpr Conv2dForwardVariant kForward[] = {
      [](const Context& ctx, const Conv2dShape& s, const float* x, const float* w, const float* b,
         float* y,
         float* workspace) { conv2d_direct(ctx, s, x, w, false, b, y, false, workspace); }},
-    {"im2col", Isa::Baseline, by_shape<dense>, conv2d_im2col_forward},
+    {"im2col_bf16", Isa::Avx512Bf16, in_bf16<by_shape<dense>>,
+     conv2d_im2col_forward<Precision::Bf16>},
+    {"im2col", Isa::Baseline, by_shape<dense>, conv2d_im2col_forward<>},
 };
 
 // --- backward data: a stride-1 convolution of dy (see backward_data_shape) where it can be ---
@@ -111,6 +130,12 @@ bool backward_data_direct(const Conv2dShape& s) {
 
 constexpr Conv2dBackwardDataVariant kBackwardData[] = {
     {"grouped", Isa::Baseline, by_shape<forward_grouped>, conv2d_grouped_backward_data},
+    {"winograd_f4x4_bf16", Isa::Avx512Bf16, in_bf16<backward_data_winograd4>,
+     [](const Context& ctx, const Conv2dShape& s, const float* w, const float* dy, float* dx,
+        float* workspace, bool accumulate) {
+       conv2d_winograd4(ctx, backward_data_shape(s), dy, w, true, nullptr, dx, accumulate,
+                        workspace, Precision::Bf16);
+     }},
     {"winograd_f4x4", Isa::Avx512, backward_data_winograd4,
      [](const Context& ctx, const Conv2dShape& s, const float* w, const float* dy, float* dx,
         float* workspace, bool accumulate) {
@@ -128,7 +153,9 @@ constexpr Conv2dBackwardDataVariant kBackwardData[] = {
         float* workspace, bool accumulate) {
        conv2d_direct(ctx, backward_data_shape(s), dy, w, true, nullptr, dx, accumulate, workspace);
      }},
-    {"im2col", Isa::Baseline, by_shape<dense>, conv2d_im2col_backward_data},
+    {"im2col_bf16", Isa::Avx512Bf16, in_bf16<by_shape<dense>>,
+     conv2d_im2col_backward_data<Precision::Bf16>},
+    {"im2col", Isa::Baseline, by_shape<dense>, conv2d_im2col_backward_data<>},
 };
 
 // --- backward weights --------------------------------------------------------------------------
@@ -138,10 +165,30 @@ bool backward_weights_direct(const Conv2dShape& s) {
 
 constexpr Conv2dBackwardWeightsVariant kBackwardWeights[] = {
     {"grouped", Isa::Baseline, by_shape<forward_grouped>, conv2d_grouped_backward_weights},
-    {"winograd_f3x3_4x4", Isa::Avx512, winograd4_weights_pay, conv2d_winograd4_backward_weights},
-    {"winograd_f3x3_2x2", Isa::Avx512, by_shape<winograd_pays>, conv2d_winograd_backward_weights},
+    {"winograd_f3x3_4x4_bf16", Isa::Avx512Bf16, in_bf16<winograd4_weights_pay>,
+     [](const Context& ctx, const Conv2dShape& s, const float* x, const float* dy, float* dw,
+        float* db, float* workspace) {
+       conv2d_winograd4_backward_weights(ctx, s, x, dy, dw, db, workspace, Precision::Bf16);
+     }},
+    {"winograd_f3x3_4x4", Isa::Avx512, winograd4_weights_pay,
+     [](const Context& ctx, const Conv2dShape& s, const float* x, const float* dy, float* dw,
+        float* db, float* workspace) {
+       conv2d_winograd4_backward_weights(ctx, s, x, dy, dw, db, workspace);
+     }},
+    {"winograd_f3x3_2x2_bf16", Isa::Avx512Bf16, in_bf16<by_shape<winograd_pays>>,
+     [](const Context& ctx, const Conv2dShape& s, const float* x, const float* dy, float* dw,
+        float* db, float* workspace) {
+       conv2d_winograd_backward_weights(ctx, s, x, dy, dw, db, workspace, Precision::Bf16);
+     }},
+    {"winograd_f3x3_2x2", Isa::Avx512, by_shape<winograd_pays>,
+     [](const Context& ctx, const Conv2dShape& s, const float* x, const float* dy, float* dw,
+        float* db, float* workspace) {
+       conv2d_winograd_backward_weights(ctx, s, x, dy, dw, db, workspace);
+     }},
     {"direct", Isa::Avx512, by_shape<backward_weights_direct>, conv2d_direct_backward_weights},
-    {"im2col", Isa::Baseline, by_shape<dense>, conv2d_im2col_backward_weights},
+    {"im2col_bf16", Isa::Avx512Bf16, in_bf16<by_shape<dense>>,
+     conv2d_im2col_backward_weights<Precision::Bf16>},
+    {"im2col", Isa::Baseline, by_shape<dense>, conv2d_im2col_backward_weights<>},
 };
 
 }  // namespace

@@ -176,6 +176,7 @@ int64_t conv2d_im2col_workspace_size(const Conv2dShape& s, int threads) {
   return slices(s).per_thread() * threads;
 }
 
+template <Precision kPrecision>
 void conv2d_im2col_forward(const Context& ctx, const Conv2dShape& s, const float* x, const float* w,
                            const float* b, float* y, float* workspace) {
   (void)workspace;  // the patch matrix is packed straight from the image
@@ -194,11 +195,12 @@ void conv2d_im2col_forward(const Context& ctx, const Conv2dShape& s, const float
           [&](int64_t p0, int64_t j0, int64_t kc, int64_t nc, int64_t NR, float* bp) {
             pack_b_patches(s, xn, p0, j0, kc, nc, NR, bp);
           },
-          b != nullptr, yn, OHW);
+          b != nullptr, yn, OHW, kPrecision);
     }
   });
 }
 
+template <Precision kPrecision>
 void conv2d_im2col_backward_data(const Context& ctx, const Conv2dShape& s, const float* w,
                                  const float* dy, float* dx, float* workspace, bool accumulate) {
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
@@ -209,10 +211,10 @@ void conv2d_im2col_backward_data(const Context& ctx, const Conv2dShape& s, const
       const float* dyn = dy + n * s.OC * OHW;
       float* dxn = dx + n * s.IC * s.IH * s.IW;
       if (cols_is_input(s)) {  // dcols is dx itself: the product goes straight into it
-        sgemm(true, false, P, OHW, s.OC, w, P, dyn, OHW, accumulate, dxn, OHW);
+        sgemm(true, false, P, OHW, s.OC, w, P, dyn, OHW, accumulate, dxn, OHW, kPrecision);
         continue;
       }
-      sgemm(true, false, P, OHW, s.OC, w, P, dyn, OHW, false, dcols, OHW);
+      sgemm(true, false, P, OHW, s.OC, w, P, dyn, OHW, false, dcols, OHW, kPrecision);
       // Windows overlap (or skip pixels, for stride > kernel), so col2im adds: an assigned
       // image starts at zero, cleared here while it is about to be in cache anyway.
       if (!accumulate) std::fill_n(dxn, s.IC * s.IH * s.IW, 0.0f);
@@ -221,6 +223,7 @@ void conv2d_im2col_backward_data(const Context& ctx, const Conv2dShape& s, const
   });
 }
 
+template <Precision kPrecision>
 void conv2d_im2col_backward_weights(const Context& ctx, const Conv2dShape& s, const float* x,
                                     const float* dy, float* dw, float* db, float* workspace) {
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
@@ -246,7 +249,7 @@ void conv2d_im2col_backward_weights(const Context& ctx, const Conv2dShape& s, co
             [&](int64_t p0, int64_t j0, int64_t kc, int64_t nc, int64_t NR, float* bp) {
               pack_b_matrix(dyn, OHW, true, p0, j0, kc, nc, NR, bp);
             },
-            true, dw_part, s.OC);
+            true, dw_part, s.OC, kPrecision);
       } else {
         // dW (OC × P) += dy_n (OC × OHW) · cols_nᵀ (OHW × P).
         gemm_blocked(
@@ -257,7 +260,7 @@ void conv2d_im2col_backward_weights(const Context& ctx, const Conv2dShape& s, co
             [&](int64_t p0, int64_t j0, int64_t kc, int64_t nc, int64_t NR, float* bp) {
               pack_bt_patches(s, xn, p0, j0, kc, nc, NR, bp);
             },
-            true, dw_part, P);
+            true, dw_part, P, kPrecision);
       }
       if (db)
         for (int64_t oc = 0; oc < s.OC; ++oc) {
@@ -280,5 +283,19 @@ void conv2d_im2col_backward_weights(const Context& ctx, const Conv2dShape& s, co
       for (int64_t oc = 0; oc < s.OC; ++oc) db[oc] += part[sl.dw + oc];
   }
 }
+
+#define CONVNET_IM2COL(kPrecision)                                                            \
+  template void conv2d_im2col_forward<kPrecision>(const Context&, const Conv2dShape&,           \
+                                                  const float*, const float*, const float*,    \
+                                                  float*, float*);                             \
+  template void conv2d_im2col_backward_data<kPrecision>(const Context&, const Conv2dShape&,     \
+                                                        const float*, const float*, float*,    \
+                                                        float*, bool);                         \
+  template void conv2d_im2col_backward_weights<kPrecision>(const Context&, const Conv2dShape&,  \
+                                                           const float*, const float*, float*, \
+                                                           float*, float*);
+CONVNET_IM2COL(Precision::Fp32)
+CONVNET_IM2COL(Precision::Bf16)
+#undef CONVNET_IM2COL
 
 }  // namespace convnet::ops::cpu

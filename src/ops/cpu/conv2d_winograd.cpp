@@ -396,7 +396,8 @@ int64_t conv2d_winograd_backward_weights_workspace_size(const Conv2dShape& s, in
 }
 
 void conv2d_winograd_backward_weights(const Context& ctx, const Conv2dShape& s, const float* x,
-                                      const float* dy, float* dw, float* db, float* workspace) {
+                                      const float* dy, float* dw, float* db, float* workspace,
+                                      Precision precision) {
 #ifdef CONVNET_HAVE_WINOGRAD
   const Plan p = make_plan(s, kBackwardChunkFloats, s.IC + s.OC);
   const WeightGradientLayout z = weight_gradient_layout(s, kXi, (p.tiles + 15) / 16 * 16);
@@ -413,14 +414,14 @@ void conv2d_winograd_backward_weights(const Context& ctx, const Conv2dShape& s, 
       const int64_t tiles = rows * p.tw;
       transform_input<false>(s, p, x, u0, rows, {z.ld, z.v_xi}, vp);
       transform_grad_output(s, p, dy, u0, rows, {z.ld, z.u_xi}, up, db_vec);
-      transform_domain_products(s, z, vp, up, tiles, sums);
+      transform_domain_products(s, z, vp, up, tiles, sums, precision == Precision::Bf16);
     }
   });
   // Per-thread sums in a fixed order, then dW += A'ᵀ S A' per (oc, ic) and db += Σ lanes.
   static constexpr float AT[3][4] = {{1, 1, 1, 0}, {0, 1, -1, 0}, {0, 1, 1, 1}};
   finish_weight_gradients(s, z, workspace, threads, AT, dw, db);
 #else
-  (void)s, (void)x, (void)dy, (void)dw, (void)db, (void)workspace;
+  (void)s, (void)x, (void)dy, (void)dw, (void)db, (void)workspace, (void)precision;
 #endif
 }
 

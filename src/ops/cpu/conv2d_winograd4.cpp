@@ -489,12 +489,25 @@ int64_t conv2d_winograd4_workspace_size(const Conv2dShape& s, int threads) {
 }
 
 void conv2d_winograd4(const Context& ctx, const Conv2dShape& s, const float* x, const float* w,
-                      bool flip_swap, const float* b, float* y, bool accumulate, float* workspace) {
+                      bool flip_swap, const float* b, float* y, bool accumulate, float* workspace,
+                      Precision precision) {
 #ifdef CONVNET_HAVE_WINOGRAD4
   const Plan p = forward_plan(s, ctx.num_threads());
   float* up = workspace;
   transform_weights(ctx, s, p, w, flip_swap, up);
-  const MicroKernel micro = gemm_kernel().micro;
+  // bf16: U and V are rounded where they lie (bf16.hpp) and the products run on bf16 pairs of
+  // input channels; the transforms, M and the output stay float.
+  const bool bf16 = precision == Precision::Bf16;
+  if (bf16) {
+    const int64_t panels = p.OCp / MR;
+    parallel_for(ctx, 0, kXi * panels, [&](int64_t lo, int64_t hi, int) {
+      for (int64_t item = lo; item < hi; ++item)
+        bf16_pairs_in_place(up + item / panels * u_stride(s, p) + item % panels * MR * s.IC, s.IC,
+                            MR);
+    });
+  }
+  const MicroKernel micro = bf16 ? micro_avx512_bf16 : gemm_kernel().micro;
+  const int64_t depth = bf16 ? (s.IC + 1) / 2 : s.IC;
   const int64_t chunks = (p.groups + p.chunk_groups - 1) / p.chunk_groups;
   parallel_for(ctx, 0, chunks, [&](int64_t lo, int64_t hi, int thread) {
     float* vp = workspace + packed_u_size(s, p) + thread * per_thread_size(s, p);
@@ -509,13 +522,17 @@ void conv2d_winograd4(const Context& ctx, const Conv2dShape& s, const float* x, 
       for (int64_t k = 0; k < count; ++k) groups[k] = group_at(s, p, g0 + k);
       transform_input<true>(s, p, x, groups, count, vp);
       const int64_t tiles = count * kGroup;
+      if (bf16)
+        for (int64_t xi = 0; xi < kXi; ++xi)
+          for (int64_t j = 0; j < tiles; j += NR)
+            bf16_pairs_in_place(vp + xi * v_stride(s, p) + j * s.IC, s.IC, NR);
       for (int64_t xi = 0; xi < kXi; ++xi) {
         const float* u_xi = up + xi * u_stride(s, p);
         const float* v_xi = vp + xi * v_stride(s, p);
         float* m_xi = mp + xi * m_stride(p);
         for (int64_t oc0 = 0; oc0 < s.OC; oc0 += MR)
           for (int64_t j = 0; j < tiles; j += NR)
-            micro(s.IC, u_xi + oc0 * s.IC, v_xi + j * s.IC, m_xi + oc0 * p.tiles_padded + j,
+            micro(depth, u_xi + oc0 * s.IC, v_xi + j * s.IC, m_xi + oc0 * p.tiles_padded + j,
                   p.tiles_padded, std::min(MR, s.OC - oc0), NR, false);
       }
       transform_output(s, p, mp, groups, count, b, y, accumulate);
@@ -523,6 +540,7 @@ void conv2d_winograd4(const Context& ctx, const Conv2dShape& s, const float* x, 
   });
 #else
   (void)s, (void)x, (void)w, (void)flip_swap, (void)b, (void)y, (void)accumulate, (void)workspace;
+  (void)precision;
 #endif
 }
 
@@ -532,7 +550,8 @@ int64_t conv2d_winograd4_backward_weights_workspace_size(const Conv2dShape& s, i
 }
 
 void conv2d_winograd4_backward_weights(const Context& ctx, const Conv2dShape& s, const float* x,
-                                       const float* dy, float* dw, float* db, float* workspace) {
+                                       const float* dy, float* dw, float* db, float* workspace,
+                                       Precision precision) {
 #ifdef CONVNET_HAVE_WINOGRAD4
   const Plan p = backward_plan(s, ctx.num_threads());
   const WeightGradientLayout z = weight_gradient_layout(s, kXi, p.tiles_padded);
@@ -551,7 +570,8 @@ void conv2d_winograd4_backward_weights(const Context& ctx, const Conv2dShape& s,
       for (int64_t k = 0; k < count; ++k) groups[k] = group_at(s, p, g0 + k);
       transform_input<false>(s, p, x, groups, count, vp);
       transform_grad_output(s, p, dy, groups, count, up, db_vec);
-      transform_domain_products(s, z, vp, up, count * kGroup, sums);
+      transform_domain_products(s, z, vp, up, count * kGroup, sums,
+                                precision == Precision::Bf16);
     }
   });
   // Per-thread sums in a fixed order, then dW += A'ᵀ S A' per (oc, ic) and db += Σ lanes, with
@@ -561,7 +581,7 @@ void conv2d_winograd4_backward_weights(const Context& ctx, const Conv2dShape& s,
   static constexpr float AT[3][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 1}};
   finish_weight_gradients(s, z, workspace, threads, AT, dw, db);
 #else
-  (void)s, (void)x, (void)dy, (void)dw, (void)db, (void)workspace;
+  (void)s, (void)x, (void)dy, (void)dw, (void)db, (void)workspace, (void)precision;
 #endif
 }
 

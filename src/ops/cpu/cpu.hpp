@@ -29,9 +29,11 @@ void split_elementwise(const Context& ctx, int64_t count, Fn&& fn) {
 
 // C = op(A) · op(B) + (accumulate ? C : 0), row-major; op(A) is M×K, op(B) is K×N.
 // op(A) = A (M×K, leading dim lda) or, when trans_a, Aᵀ with A stored K×M. Likewise for B.
-// Single-threaded; callers split the work.
+// Single-threaded; callers split the work. Precision::Bf16 (with bf16_kernels_available(),
+// bf16.hpp) multiplies A and B rounded to bf16, accumulating in float.
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
-           int64_t lda, const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc);
+           int64_t lda, const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc,
+           Precision precision = Precision::Fp32);
 
 // Which micro-kernel sgemm runs on this CPU: "avx512", "avx2" or "generic".
 const char* sgemm_kernel_name();
@@ -65,23 +67,28 @@ bool conv2d_winograd_supported(const Conv2dShape& s);
 int64_t conv2d_winograd_workspace_size(const Conv2dShape& s, int threads);
 void conv2d_winograd(const Context& ctx, const Conv2dShape& s, const float* x, const float* w,
                      bool flip_swap, const float* b, float* y, bool accumulate, float* workspace);
-// Weight and bias gradients of such a convolution by F(3x3, 2x2), accumulated into dw and db.
+// Weight and bias gradients of such a convolution by F(3x3, 2x2), accumulated into dw and db;
+// with Precision::Bf16 the transform-domain dot products multiply in bf16 (bf16.hpp).
 int64_t conv2d_winograd_backward_weights_workspace_size(const Conv2dShape& s, int threads);
 void conv2d_winograd_backward_weights(const Context& ctx, const Conv2dShape& s, const float* x,
-                                      const float* dy, float* dw, float* db, float* workspace);
+                                      const float* dy, float* dw, float* db, float* workspace,
+                                      Precision precision = Precision::Fp32);
 
 // Winograd F(4x4, 3x3) for the same convolutions (AVX-512 only; see conv2d_winograd4.cpp):
 // 4x fewer multiplications than direct convolution, against F(2x2, 3x3)'s 2.25x, for larger
-// rounding errors. Same arguments as conv2d_direct.
+// rounding errors. Same arguments as conv2d_direct; with Precision::Bf16 the transformed tiles
+// are multiplied in bf16 (bf16.hpp), the transforms staying float.
 bool conv2d_winograd4_supported(const Conv2dShape& s);
 int64_t conv2d_winograd4_workspace_size(const Conv2dShape& s, int threads);
 void conv2d_winograd4(const Context& ctx, const Conv2dShape& s, const float* x, const float* w,
-                      bool flip_swap, const float* b, float* y, bool accumulate, float* workspace);
+                      bool flip_swap, const float* b, float* y, bool accumulate, float* workspace,
+                      Precision precision = Precision::Fp32);
 // Weight and bias gradients of such a convolution by F(3x3, 4x4) (4x fewer multiplications than
 // the direct sums, against F(3x3, 2x2)'s 2.25x), accumulated into dw and db.
 int64_t conv2d_winograd4_backward_weights_workspace_size(const Conv2dShape& s, int threads);
 void conv2d_winograd4_backward_weights(const Context& ctx, const Conv2dShape& s, const float* x,
-                                       const float* dy, float* dw, float* db, float* workspace);
+                                       const float* dy, float* dw, float* db, float* workspace,
+                                       Precision precision = Precision::Fp32);
 
 // Grouped convolution (s.G > 1; see conv2d_grouped.cpp), which conv2d_forward and friends hand
 // over to: a direct kernel when depthwise, else the dense kernels one group at a time.
@@ -95,12 +102,16 @@ void conv2d_grouped_backward_weights(const Context& ctx, const Conv2dShape& s, c
                                      const float* dy, float* dw, float* db, float* workspace);
 
 // Convolution as GEMM with the patch matrix packed straight from the image (see
-// conv2d_im2col.cpp): dense convolutions (s.G == 1) of every shape, on any CPU.
+// conv2d_im2col.cpp): dense convolutions (s.G == 1) of every shape, on any CPU. P: what the
+// GEMMs multiply in (Bf16 needs bf16_kernels_available(), bf16.hpp).
 int64_t conv2d_im2col_workspace_size(const Conv2dShape& s, int threads);
+template <Precision P = Precision::Fp32>
 void conv2d_im2col_forward(const Context& ctx, const Conv2dShape& s, const float* x, const float* w,
                            const float* b, float* y, float* workspace);
+template <Precision P = Precision::Fp32>
 void conv2d_im2col_backward_data(const Context& ctx, const Conv2dShape& s, const float* w,
                                  const float* dy, float* dx, float* workspace, bool accumulate);
+template <Precision P = Precision::Fp32>
 void conv2d_im2col_backward_weights(const Context& ctx, const Conv2dShape& s, const float* x,
                                     const float* dy, float* dw, float* db, float* workspace);
 
@@ -171,11 +182,14 @@ void batchnorm_backward(const Context& ctx, const BatchNormShape& s, bool batch_
                         const float* gamma, float* dx, float* dgamma, float* dbeta,
                         float* workspace, bool accumulate = true);
 
-// Same semantics as ref::linear_*.
+// Same semantics as ref::linear_*; P: what the GEMMs multiply in (as for im2col above).
+template <Precision P = Precision::Fp32>
 void linear_forward(const Context& ctx, const LinearShape& s, const float* x, const float* w,
                     const float* b, float* y);
+template <Precision P = Precision::Fp32>
 void linear_backward_data(const Context& ctx, const LinearShape& s, const float* w, const float* dy,
                           float* dx);
+template <Precision P = Precision::Fp32>
 void linear_backward_weights(const Context& ctx, const LinearShape& s, const float* x,
                              const float* dy, float* dw, float* db);
 

@@ -243,7 +243,8 @@ void sgemm_use_kernel(const std::string& name) {
 }
 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
-           int64_t lda, const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc) {
+           int64_t lda, const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc,
+           Precision precision) {
   gemm_blocked(
       M, N, K,
       [&](int64_t i0, int64_t p0, int64_t mc, int64_t kc, int64_t MR, float* ap) {
@@ -252,7 +253,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const fl
       [&](int64_t p0, int64_t j0, int64_t kc, int64_t nc, int64_t NR, float* bp) {
         pack_b_matrix(B, ldb, trans_b, p0, j0, kc, nc, NR, bp);
       },
-      accumulate, C, ldc);
+      accumulate, C, ldc, precision);
 }
 
 }  // namespace convnet::ops::cpu

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "ops/cpu/bf16.hpp"
 #include "ops/cpu/cpu.hpp"
 
 namespace convnet::ops::cpu {
@@ -52,17 +53,21 @@ PackBuffers& pack_buffers();
 
 // C (+)= op(A)·op(B), op(A) M×K and op(B) K×N, row-major C with leading dimension ldc.
 // pack_a(i0, p0, mc, kc, MR, ap) and pack_b(p0, j0, kc, nc, NR, bp) fill the panels as
-// pack_a_matrix and pack_b_matrix do. Single-threaded.
+// pack_a_matrix and pack_b_matrix do. Single-threaded. With Precision::Bf16 (which needs
+// bf16_kernels_available()) the panels are rounded to bf16 pairs in place once packed and the
+// bf16 micro-kernel multiplies them, accumulating in float.
 template <class PackA, class PackB>
 void gemm_blocked(int64_t M, int64_t N, int64_t K, PackA&& pack_a, PackB&& pack_b,
-                  bool accumulate, float* C, int64_t ldc) {
+                  bool accumulate, float* C, int64_t ldc, Precision precision = Precision::Fp32) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     if (!accumulate)
       for (int64_t i = 0; i < M; ++i) std::fill_n(C + i * ldc, N, 0.0f);
     return;
   }
-  const KernelInfo& k = gemm_kernel();
+  const bool bf16 = precision == Precision::Bf16;
+  const KernelInfo& k = gemm_kernel();  // bf16: the AVX-512 one, whose tile micro_avx512_bf16 has
+  const MicroKernel micro = bf16 ? micro_avx512_bf16 : k.micro;
   PackBuffers& buffers = pack_buffers();
   float* ap = buffers.a.data();
   float* bp = buffers.b.data();
@@ -71,18 +76,25 @@ void gemm_blocked(int64_t M, int64_t N, int64_t K, PackA&& pack_a, PackB&& pack_
     // K in equal blocks of at most kGemmKC (288 = 144 + 144, not 256 + 32): a short last block
     // would pay the micro-kernel's C loads and stores for little work.
     const int64_t k_blocks = (K + kGemmKC - 1) / kGemmKC;
-    const int64_t kc_even = (K + k_blocks - 1) / k_blocks;
+    // (bf16: even blocks, so that only the last may end in half a pair)
+    int64_t kc_even = (K + k_blocks - 1) / k_blocks;
+    if (bf16) kc_even += kc_even % 2;
     for (int64_t p0 = 0; p0 < K; p0 += kc_even) {
       const int64_t kc = std::min(kc_even, K - p0);
       pack_b(p0, j0, kc, nc, k.NR, bp);
+      if (bf16)
+        for (int64_t j = 0; j < nc; j += k.NR) bf16_pairs_in_place(bp + j * kc, kc, k.NR);
       // The first K block writes C (unless accumulating); later blocks add to it.
       const bool acc = accumulate || p0 > 0;
       for (int64_t i0 = 0; i0 < M; i0 += kGemmMC) {
         const int64_t mc = std::min(kGemmMC, M - i0);
         pack_a(i0, p0, mc, kc, k.MR, ap);
+        if (bf16)
+          for (int64_t i = 0; i < mc; i += k.MR) bf16_pairs_in_place(ap + i * kc, kc, k.MR);
+        const int64_t depth = bf16 ? (kc + 1) / 2 : kc;  // bf16: pairs
         for (int64_t j = 0; j < nc; j += k.NR)
           for (int64_t i = 0; i < mc; i += k.MR)
-            k.micro(kc, ap + i * kc, bp + j * kc, C + (i0 + i) * ldc + j0 + j, ldc,
+            micro(depth, ap + i * kc, bp + j * kc, C + (i0 + i) * ldc + j0 + j, ldc,
                     std::min(k.MR, mc - i), std::min(k.NR, nc - j), acc);
       }
     }

@@ -1,6 +1,7 @@
-// The tables of the ops with one fast variant each (linear, max pooling, ReLU, add, batch norm,
+// The tables of the ops other than convolution (linear, max pooling, ReLU, add, batch norm,
 // the elementwise utilities and the optimizer updates), and what all tables share. A second variant
 // goes before the one it beats, with a supports() that accepts only the shapes it wins on.
+#include "ops/cpu/bf16.hpp"
 #include "ops/kernels.hpp"
 
 namespace convnet::ops {
@@ -11,12 +12,19 @@ bool any_shape(const Context&, const Shape&) {
   return true;
 }
 
+// Mixed precision (Precision::Bf16 on a CPU with the bf16 kernels): the GEMMs in bf16.
+bool bf16_gemm(const Context& ctx, const LinearShape&) {
+  return ctx.precision() == Precision::Bf16 && cpu::bf16_kernels_available();
+}
 constexpr LinearForwardVariant kLinearForward[] = {
-    {"gemm", Isa::Baseline, any_shape<LinearShape>, cpu::linear_forward}};
+    {"gemm_bf16", Isa::Avx512Bf16, bf16_gemm, cpu::linear_forward<Precision::Bf16>},
+    {"gemm", Isa::Baseline, any_shape<LinearShape>, cpu::linear_forward<>}};
 constexpr LinearBackwardDataVariant kLinearBackwardData[] = {
-    {"gemm", Isa::Baseline, any_shape<LinearShape>, cpu::linear_backward_data}};
+    {"gemm_bf16", Isa::Avx512Bf16, bf16_gemm, cpu::linear_backward_data<Precision::Bf16>},
+    {"gemm", Isa::Baseline, any_shape<LinearShape>, cpu::linear_backward_data<>}};
 constexpr LinearBackwardWeightsVariant kLinearBackwardWeights[] = {
-    {"gemm", Isa::Baseline, any_shape<LinearShape>, cpu::linear_backward_weights}};
+    {"gemm_bf16", Isa::Avx512Bf16, bf16_gemm, cpu::linear_backward_weights<Precision::Bf16>},
+    {"gemm", Isa::Baseline, any_shape<LinearShape>, cpu::linear_backward_weights<>}};
 
 // Windows clipped to the input once, a branch-free path for 2x2 stride 2, threads over planes.
 constexpr MaxPool2dForwardVariant kMaxPool2dForward[] = {
@@ -71,6 +79,8 @@ const char* isa_name(Isa isa) {
       return "baseline";
     case Isa::Avx512:
       return "avx512";
+    case Isa::Avx512Bf16:
+      return "avx512_bf16";
   }
   return "?";
 }

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "ops/cpu/bf16.hpp"
 #include "ops/shapes.hpp"
 
 namespace convnet::ops::cpu {
@@ -34,9 +35,30 @@ __attribute__((target("avx512f"))) inline __mmask16 inside(int64_t x0, int64_t w
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
+// acc[lane] += the sum of a[lane]'s 16 lanes, for 16 accumulators at once: a tree of shuffles
+// (45 instructions for all 16, rather than 16 separate horizontal reductions).
+__attribute__((target("avx512f"))) inline void add_lane_sums(const __m512 (&a)[16], float* acc) {
+  // Level 1: pairs of accumulators share a register, 256-bit halves added.
+  __m512 b[8];
+  for (int j = 0; j < 8; ++j)
+    b[j] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * j], a[2 * j + 1], 0x44),
+                         _mm512_shuffle_f32x4(a[2 * j], a[2 * j + 1], 0xEE));
+  // Level 2: 128-bit chunk m of c[q] holds four partial sums of a[4q + m].
+  __m512 c[4];
+  for (int q = 0; q < 4; ++q)
+    c[q] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * q], b[2 * q + 1], 0x88),
+                         _mm512_shuffle_f32x4(b[2 * q], b[2 * q + 1], 0xDD));
+  // Levels 3 and 4: within each chunk; lane 4m + q of e ends as the sum of a[4q + m].
+  const __m512 d0 = _mm512_add_ps(_mm512_unpacklo_ps(c[0], c[1]), _mm512_unpackhi_ps(c[0], c[1]));
+  const __m512 d1 = _mm512_add_ps(_mm512_unpacklo_ps(c[2], c[3]), _mm512_unpackhi_ps(c[2], c[3]));
+  const __m512 e = _mm512_add_ps(
+      _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(d0), _mm512_castps_pd(d1))),
+      _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(d0), _mm512_castps_pd(d1))));
+  _mm512_storeu_ps(acc, _mm512_add_ps(_mm512_loadu_ps(acc), e));
+}
+
 // acc[lane] += Σ_t u_rows[k][t] · v_rows[c][t] over t < len, for a 4×4 block of (k, c), with
-// lane = 4·c + k: the 16 dot products' vector accumulators are summed horizontally together by
-// a tree of shuffles (45 instructions for all 16, rather than 16 separate reductions).
+// lane = 4·c + k: 16 vector accumulators, summed horizontally together by add_lane_sums.
 __attribute__((target("avx512f"))) inline void dot_block_4x4(const float* const* u_rows,
                                                              const float* const* v_rows,
                                                              int64_t len, float* acc) {
@@ -63,23 +85,7 @@ __attribute__((target("avx512f"))) inline void dot_block_4x4(const float* const*
       for (int k = 0; k < 4; ++k) a[k * 4 + c] = _mm512_fmadd_ps(u[k], v, a[k * 4 + c]);
     }
   }
-  // a[i], i = 4k + c. Level 1: pairs of accumulators share a register, 256-bit halves added.
-  __m512 b[8];
-  for (int j = 0; j < 8; ++j)
-    b[j] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * j], a[2 * j + 1], 0x44),
-                         _mm512_shuffle_f32x4(a[2 * j], a[2 * j + 1], 0xEE));
-  // Level 2: 128-bit chunk m of c[q] holds four partial sums of a[4q + m].
-  __m512 c[4];
-  for (int q = 0; q < 4; ++q)
-    c[q] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * q], b[2 * q + 1], 0x88),
-                         _mm512_shuffle_f32x4(b[2 * q], b[2 * q + 1], 0xDD));
-  // Levels 3 and 4: within each chunk; lane 4m + q of e ends as the sum of a[4q + m].
-  const __m512 d0 = _mm512_add_ps(_mm512_unpacklo_ps(c[0], c[1]), _mm512_unpackhi_ps(c[0], c[1]));
-  const __m512 d1 = _mm512_add_ps(_mm512_unpacklo_ps(c[2], c[3]), _mm512_unpackhi_ps(c[2], c[3]));
-  const __m512 e = _mm512_add_ps(
-      _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(d0), _mm512_castps_pd(d1))),
-      _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(d0), _mm512_castps_pd(d1))));
-  _mm512_storeu_ps(acc, _mm512_add_ps(_mm512_loadu_ps(acc), e));
+  add_lane_sums(a, acc);
 }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
@@ -113,9 +119,16 @@ inline WeightGradientLayout weight_gradient_layout(const Conv2dShape& s, int64_t
 }
 
 // S[ξ][oc, ic] += Σ_tile U[ξ][oc, tile] · V[ξ][ic, tile] over the first `tiles` tiles, every ξ.
+// With bf16, the rows of V and U are first rounded to bf16 in place (bf16.hpp), which spends
+// them: the caller transforms the next chunk into them afresh.
 inline void transform_domain_products(const Conv2dShape& s, const WeightGradientLayout& z,
-                                      const float* vp, const float* up, int64_t tiles,
-                                      float* sums) {
+                                      float* vp, float* up, int64_t tiles, float* sums,
+                                      bool bf16) {
+  if (bf16)
+    for (int64_t xi = 0; xi < z.xis; ++xi) {
+      for (int64_t ic = 0; ic < s.IC; ++ic) bf16_row_in_place(vp + xi * z.v_xi + ic * z.ld, tiles);
+      for (int64_t oc = 0; oc < s.OC; ++oc) bf16_row_in_place(up + xi * z.u_xi + oc * z.ld, tiles);
+    }
   for (int64_t xi = 0; xi < z.xis; ++xi)
     for (int64_t kb = 0; kb < z.blocks_oc; ++kb) {
       const float* u_rows[4];
@@ -125,8 +138,11 @@ inline void transform_domain_products(const Conv2dShape& s, const WeightGradient
         const float* v_rows[4];
         for (int64_t c = 0; c < 4; ++c)
           v_rows[c] = vp + xi * z.v_xi + std::min(4 * cb + c, s.IC - 1) * z.ld;
-        dot_block_4x4(u_rows, v_rows, tiles,
-                      sums + ((xi * z.blocks_oc + kb) * z.blocks_ic + cb) * 16);
+        float* block_sums = sums + ((xi * z.blocks_oc + kb) * z.blocks_ic + cb) * 16;
+        if (bf16)
+          dot_block_4x4_bf16(u_rows, v_rows, (tiles + 1) / 2, block_sums);
+        else
+          dot_block_4x4(u_rows, v_rows, tiles, block_sums);
       }
     }
 }
