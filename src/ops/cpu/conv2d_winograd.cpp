@@ -419,7 +419,7 @@ void conv2d_winograd_backward_weights(const Context& ctx, const Conv2dShape& s, 
   });
   // Per-thread sums in a fixed order, then dW += A'ᵀ S A' per (oc, ic) and db += Σ lanes.
   static constexpr float AT[3][4] = {{1, 1, 1, 0}, {0, 1, -1, 0}, {0, 1, 1, 1}};
-  finish_weight_gradients(s, z, workspace, threads, AT, dw, db);
+  finish_weight_gradients(ctx, s, z, workspace, threads, AT, dw, db);
 #else
   (void)s, (void)x, (void)dy, (void)dw, (void)db, (void)workspace, (void)precision;
 #endif

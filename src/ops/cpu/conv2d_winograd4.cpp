@@ -579,7 +579,7 @@ void conv2d_winograd4_backward_weights(const Context& ctx, const Conv2dShape& s,
   //         | 0  1 -1  2 -2  0 |
   //         | 0  1  1  4  4  1 |
   static constexpr float AT[3][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 1}};
-  finish_weight_gradients(s, z, workspace, threads, AT, dw, db);
+  finish_weight_gradients(ctx, s, z, workspace, threads, AT, dw, db);
 #else
   (void)s, (void)x, (void)dy, (void)dw, (void)db, (void)workspace, (void)precision;
 #endif

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "convnet/context.hpp"
 #include "ops/cpu/bf16.hpp"
 #include "ops/shapes.hpp"
 
@@ -147,40 +148,65 @@ inline void transform_domain_products(const Conv2dShape& s, const WeightGradient
     }
 }
 
+// dW += A'ᵀ S A' for the 16 (oc, ic) of block (kb, cb), one per lane as dot_block_4x4 leaves
+// them (lane 4·(ic % 4) + oc % 4):
+//   g[i][j] = Σ_a Σ_b (A'ᵀ[i][a] · S[a][b]) · A'ᵀ[j][b], summed in (a, b) order from 0.
+template <int N>
+__attribute__((target("avx512f"))) void finish_block(const Conv2dShape& s,
+                                                      const WeightGradientLayout& z,
+                                                      const float* sums, int64_t kb, int64_t cb,
+                                                      const float (&AT)[3][N], float* dw) {
+  __m512 S[N * N];
+  for (int xi = 0; xi < N * N; ++xi)
+    S[xi] = _mm512_loadu_ps(sums + ((xi * z.blocks_oc + kb) * z.blocks_ic + cb) * 16);
+  alignas(64) float g[9][16];
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) {
+      __m512 v = _mm512_setzero_ps();
+      for (int a = 0; a < N; ++a)
+        for (int b = 0; b < N; ++b)
+          v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(AT[i][a]), S[a * N + b]),
+                                             _mm512_set1_ps(AT[j][b])));
+      _mm512_store_ps(g[i * 3 + j], v);
+    }
+  for (int lane = 0; lane < 16; ++lane) {
+    const int64_t oc = 4 * kb + lane % 4, ic = 4 * cb + lane / 4;
+    if (oc >= s.OC || ic >= s.IC) continue;
+    float* out = dw + (oc * s.IC + ic) * 9;
+    for (int k = 0; k < 9; ++k) out[k] += g[k][lane];
+  }
+}
+
 // Adds the per-thread sums (threads slices of z.per_thread floats) in a fixed order into the
 // first, then dW += A'ᵀ S A' per (oc, ic), A'ᵀ being 3 × N with N × N = z.xis, and
-// db += Σ of the bias lanes.
+// db += Σ of the bias lanes. Both parts are split across ctx's threads; every value is formed by
+// the same float operations in the same order whatever the split (each element of the reduction
+// in thread order; each (oc, ic) as in finish_block, 16 at a time), so the results do not
+// depend on it.
 template <int N>
-void finish_weight_gradients(const Conv2dShape& s, const WeightGradientLayout& z, float* workspace,
-                             int threads, const float (&AT)[3][N], float* dw, float* db) {
+void finish_weight_gradients(const Context& ctx, const Conv2dShape& s,
+                             const WeightGradientLayout& z, float* workspace, int threads,
+                             const float (&AT)[3][N], float* dw, float* db) {
   float* total = workspace + z.v + z.u;  // thread 0's sums and bias lanes
-  for (int t = 1; t < threads; ++t) {
-    const float* part = workspace + t * z.per_thread + z.v + z.u;
-    for (int64_t i = 0; i < z.s + z.db; ++i) total[i] += part[i];
-  }
-  const float* sums = total;
-  const float* db_vec = total + z.s;
-  for (int64_t oc = 0; oc < s.OC; ++oc)
-    for (int64_t ic = 0; ic < s.IC; ++ic) {
-      float S[N][N];
-      for (int xi = 0; xi < N * N; ++xi)
-        S[xi / N][xi % N] =
-            sums[((xi * z.blocks_oc + oc / 4) * z.blocks_ic + ic / 4) * 16 + 4 * (ic % 4) + oc % 4];
-      float* g = dw + (oc * s.IC + ic) * 9;
-      for (int i = 0; i < 3; ++i)
-        for (int j = 0; j < 3; ++j) {
-          float v = 0.0f;
-          for (int a = 0; a < N; ++a)
-            for (int b = 0; b < N; ++b) v += AT[i][a] * S[a][b] * AT[j][b];
-          g[i * 3 + j] += v;
-        }
+  const int64_t count = z.s + z.db, grain = 1024;
+  parallel_for(ctx, 0, (count + grain - 1) / grain, [&](int64_t lo, int64_t hi, int) {
+    for (int t = 1; t < threads; ++t) {
+      const float* part = workspace + t * z.per_thread + z.v + z.u;
+      for (int64_t i = lo * grain; i < std::min(count, hi * grain); ++i) total[i] += part[i];
     }
-  if (db)
+  });
+  parallel_for(ctx, 0, z.blocks_oc * z.blocks_ic, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t block = lo; block < hi; ++block)
+      finish_block<N>(s, z, total, block / z.blocks_ic, block % z.blocks_ic, AT, dw);
+  });
+  if (db) {
+    const float* db_vec = total + z.s;
     for (int64_t oc = 0; oc < s.OC; ++oc) {
       float v = 0.0f;
       for (int l = 0; l < 16; ++l) v += db_vec[oc * 16 + l];
       db[oc] += v;
     }
+  }
 }
 
 }  // namespace convnet::ops::cpu
