@@ -5,6 +5,13 @@
 // backward (the chain rule over every path, with the gradient hook's calls), the trace of the
 // last passes and per-node profiling.
 //
+// Gradient buffers are shared by default: a node's ∂L/∂y is needed only from the backward of its
+// last consumer (the first to run, in reverse order) to its own backward, so backward runs on a
+// few buffers, reused in reverse order, rather than one per node (a chain needs two; what a
+// model's activations take is not halved but nearly). The inner nodes' gradients are then gone
+// once backward returns; set_share_gradients(false) keeps one per node (Model::
+// set_keep_node_gradients), for the trace, gradcheck and `convnet explain`.
+//
 // Node 0 is the model's input: it is not copied (forward reads the caller's tensor) and has no
 // gradient buffer (backward writes ∂L/∂x into the caller's grad_input, when one is given).
 #pragma once
@@ -53,7 +60,8 @@ class Executor {
     double forward = 0, backward = 0;
   };
 
-  // Takes the plan and allocates an activation and a gradient for every node but the input.
+  // Takes the plan and allocates an activation for every node but the input, and the gradient
+  // buffers (shared or one per node, see above).
   // Without gradients (a model that only serves, Model::build_shared), the activations only:
   // forward then runs in Mode::Eval only and backward throws. Throws std::bad_alloc (the plan
   // is then empty).
@@ -75,16 +83,26 @@ class Executor {
 
   const Tensor<T>* input() const { return input_; }
   Tensor<T>& activation(size_t node) { return acts_[node]; }
-  const Tensor<T>& gradient(size_t node) const { return grads_[node]; }
+  // ∂L/∂y of a node after backward; throws convnet::Error while gradients are shared.
+  const Tensor<T>& gradient(size_t node) const;
   const Tensor<T>& output() const { return acts_[output_]; }
   // Every node in evaluation order with its output and output gradient (the output node's is
-  // the last backward's dy, so valid while that tensor is).
+  // the last backward's dy, so valid while that tensor is; the others' null while gradients are
+  // shared).
   std::vector<NodeTrace<T>> trace();
   // Forgets the last forward's input and dy (a moved model's may have been the other's).
   void forget_last_pass() {
     input_ = nullptr;
     last_dy_ = nullptr;
   }
+
+  // Shared gradient buffers (true, the default) or one per node, kept after backward; re-plans
+  // the buffers (allocates) when it changes on a planned executor.
+  void set_share_gradients(bool share);
+  bool shares_gradients() const { return share_gradients_; }
+  // Elements of the activation and of the gradient buffers (for the memory figures).
+  int64_t activation_elements() const;
+  int64_t gradient_elements() const;
 
   // Points every planned node's layer at ctx (Model::set_context).
   void set_context(Context& ctx);
@@ -98,8 +116,13 @@ class Executor {
   std::vector<size_t> order_;
   size_t output_ = 0;
   std::vector<Tensor<T>> acts_;   // per node; acts_[0] empty (the input is the caller's)
-  std::vector<Tensor<T>> grads_;  // per node, ∂L/∂acts_; grads_[0] empty (grad_input's)
+  std::vector<Tensor<T>> grads_;  // per node, ∂L/∂acts_ (views of grad_slots_ when shared);
+                                  // grads_[0] empty (grad_input's)
+  std::vector<Tensor<T>> grad_slots_;  // the shared buffers
+  std::vector<Shape> shapes_;          // per node, as planned
   bool gradients_ = true;         // false: grads_ are all empty, and only Eval runs
+  bool share_gradients_ = true;
+  void plan_gradients();
   const Tensor<T>* input_ = nullptr;
   const Tensor<T>* last_dy_ = nullptr;
   bool profiling_ = false;

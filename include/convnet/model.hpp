@@ -109,8 +109,22 @@ class Model {
   virtual std::vector<NamedLayer<T>> named_layers() const = 0;
   // Every node in evaluation order with its output and output gradient from the last forward
   // and backward, for inspection (convnet explain, reports). The output node's gradient is the
-  // dy given to backward(), so it is valid while that tensor is.
+  // dy given to backward(), so it is valid while that tensor is; the other nodes' are there only
+  // with set_keep_node_gradients(true).
   virtual std::vector<NodeTrace<T>> trace() = 0;
+  // Backward keeps every node's output gradient (one buffer per node) instead of sharing a few
+  // buffers among them (the default, which saves nearly the memory of one copy of the
+  // activations; see convnet/executor.hpp). Re-plans the buffers (allocates) when it changes.
+  void set_keep_node_gradients(bool keep) { executor_.set_share_gradients(!keep); }
+  bool keeps_node_gradients() const { return !executor_.shares_gradients(); }
+  // What the built model holds, in bytes: every node's activation (and the loss gradient), the
+  // backward's node-gradient buffers, the parameters with their gradients (the arena), and the
+  // scratch its context's kernels share. Layers' own saved state (pooling winners, Dropout
+  // masks, BatchNorm statistics) and an optimizer's state are not included.
+  struct MemoryUse {
+    int64_t activations = 0, node_gradients = 0, parameters = 0, scratch = 0;
+  };
+  MemoryUse memory_use() const;
 
   // Runs the model. x's batch may differ from the built one; the other dimensions may not.
   // In Mode::Train, x must stay alive until backward().

@@ -24,21 +24,106 @@ void Executor<T>::plan(std::vector<Node> nodes, std::vector<size_t> order, size_
   for (const Node& node : nodes)
     CONVNET_CHECK(node.inputs.size() <= kMaxInputs, "graph: node '", node.name, "' has more than ",
                   kMaxInputs, " inputs");
-  try {
-    for (size_t v = 0; v < nodes.size(); ++v) {
-      acts_.emplace_back(v == 0 ? Shape{0} : shapes[v]);
-      grads_.emplace_back(v == 0 || !gradients ? Shape{0} : shapes[v]);
-    }
-  } catch (const std::bad_alloc&) {
-    acts_.clear();
-    grads_.clear();
-    throw;
-  }
   nodes_ = std::move(nodes);
   order_ = std::move(order);
   output_ = output;
   gradients_ = gradients;
+  shapes_.assign(shapes.begin(), shapes.end());
+  try {
+    for (size_t v = 0; v < nodes_.size(); ++v) acts_.emplace_back(v == 0 ? Shape{0} : shapes[v]);
+    plan_gradients();
+  } catch (const std::bad_alloc&) {
+    nodes_.clear();
+    order_.clear();
+    acts_.clear();
+    grads_.clear();
+    grad_slots_.clear();
+    throw;
+  }
   set_profiling(profiling_);
+}
+
+// Shared: walk backward's order, giving each node's gradient a buffer when its first writer
+// runs (the first of its consumers in reverse order) and freeing it once the node's own
+// backward has read it; a free buffer goes to the next gradient that fits it best (the smallest
+// large enough, else the largest, grown). A node nothing reads keeps a zeroed buffer of its own
+// (its gradient is zero), as when not shared.
+template <class T>
+void Executor<T>::plan_gradients() {
+  grads_.clear();
+  grad_slots_.clear();
+  grads_.resize(nodes_.size());
+  if (!gradients_) return;
+  if (!share_gradients_) {
+    for (size_t v = 1; v < nodes_.size(); ++v) grads_[v] = Tensor<T>(shapes_[v]);
+    return;
+  }
+  std::vector<bool> read(nodes_.size(), false);
+  for (const Node& node : nodes_)
+    for (size_t u : node.inputs) read[u] = true;
+  std::vector<int64_t> slot_of(nodes_.size(), -1), size;
+  std::vector<int64_t> free;
+  for (size_t k = order_.size(); k-- > 0;) {
+    const size_t v = order_[k];
+    for (size_t u : nodes_[v].inputs) {
+      if (u == 0 || slot_of[u] >= 0) continue;
+      const int64_t need = shapes_[u].numel();
+      int64_t best = -1;  // index into free: the smallest that fits, else the largest
+      for (size_t i = 0; i < free.size(); ++i) {
+        const int64_t s = free[i], b = best < 0 ? -1 : size[free[best]];
+        const bool better = size[s] >= need ? b < need || size[s] < b : b < need && size[s] > b;
+        if (best < 0 || better) best = static_cast<int64_t>(i);
+      }
+      if (best >= 0) {
+        slot_of[u] = free[best];
+        free.erase(free.begin() + best);
+        size[slot_of[u]] = std::max(size[slot_of[u]], need);
+      } else {
+        slot_of[u] = static_cast<int64_t>(size.size());
+        size.push_back(need);
+      }
+    }
+    if (v != output_ && slot_of[v] >= 0) free.push_back(slot_of[v]);
+  }
+  for (int64_t n : size) grad_slots_.emplace_back(Shape{n});
+  for (size_t v = 1; v < nodes_.size(); ++v) {
+    if (v == output_) continue;  // backward's upstream there is the caller's dy
+    if (slot_of[v] >= 0)
+      grads_[v] = Tensor<T>::view(grad_slots_[slot_of[v]].data(), shapes_[v]);
+    else if (!read[v])
+      grads_[v] = Tensor<T>(shapes_[v]);
+  }
+}
+
+template <class T>
+void Executor<T>::set_share_gradients(bool share) {
+  if (share == share_gradients_) return;
+  share_gradients_ = share;
+  if (planned()) plan_gradients();
+}
+
+template <class T>
+int64_t Executor<T>::activation_elements() const {
+  int64_t n = 0;
+  for (const Tensor<T>& t : acts_) n += t.capacity();
+  return n;
+}
+
+template <class T>
+int64_t Executor<T>::gradient_elements() const {
+  int64_t n = 0;
+  for (const Tensor<T>& t : grads_)
+    if (t.owns_storage()) n += t.capacity();
+  for (const Tensor<T>& t : grad_slots_) n += t.capacity();
+  return n;
+}
+
+template <class T>
+const Tensor<T>& Executor<T>::gradient(size_t node) const {
+  CONVNET_CHECK(!share_gradients_ || node == 0 || node == output_,
+                "the gradients of a model's inner nodes are not kept while they share buffers: "
+                "set_keep_node_gradients(true) before backward");
+  return grads_[node];
 }
 
 template <class T>
@@ -118,7 +203,7 @@ std::vector<NodeTrace<T>> Executor<T>::trace() {
   std::vector<NodeTrace<T>> out;
   for (const size_t v : order_) {
     const Node& node = nodes_[v];
-    const Tensor<T>* grad = v == output_ ? last_dy_ : &grads_[v];
+    const Tensor<T>* grad = v == output_ ? last_dy_ : share_gradients_ ? nullptr : &grads_[v];
     out.push_back({node.name, node.layer ? node.layer->describe() : node.merge->describe(),
                    node.layer, &acts_[v], last_dy_ ? grad : nullptr});
   }

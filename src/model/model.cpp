@@ -142,8 +142,29 @@ bool finite(const Tensor<T>& t) {
 }  // namespace
 
 template <class T>
+typename Model<T>::MemoryUse Model<T>::memory_use() const {
+  const auto bytes = [](int64_t elements) { return elements * static_cast<int64_t>(sizeof(T)); };
+  return {.activations = bytes(executor_.activation_elements() + loss_grad_.capacity()),
+          .node_gradients = bytes(executor_.gradient_elements()),
+          .parameters = bytes(arena_.size() + static_cast<int64_t>(arena_.grads().size())),
+          .scratch = bytes(context_->scratch_size())};
+}
+
+template <class T>
 std::string Model<T>::first_non_finite(const Tensor<T>& x, bool backward) {
   if (!finite(x)) return "the input batch";
+  // Shared gradient buffers hold only the last gradients backward wrote: run backward again on
+  // the same activations and loss gradient, keeping every node's (a diverged step throws after
+  // this, so its doubled parameter gradients are never used, and no hook is called).
+  struct KeepGradients {
+    Executor<T>& executor;
+    bool was_shared;
+    ~KeepGradients() { executor.set_share_gradients(was_shared); }
+  } keep{executor_, executor_.shares_gradients()};
+  if (backward && keep.was_shared) {
+    executor_.set_share_gradients(false);
+    executor_.backward(loss_grad_, nullptr);
+  }
   const std::vector<NodeTrace<T>> nodes = trace();
   for (const NodeTrace<T>& n : nodes)
     if (!finite(*n.output)) return "the output of " + n.name + " (" + n.description + ")";

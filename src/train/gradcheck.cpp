@@ -109,6 +109,13 @@ std::vector<GradcheckEntry> gradcheck(Model<double>& any_model, const Tensor<dou
   auto* sequential = dynamic_cast<Sequential<double>*>(&any_model);
   if (!sequential) return gradcheck_parameters(any_model, x, targets, loss, options);
   Sequential<double>& model = *sequential;
+  // Every layer's input gradient is compared below: keep them all.
+  struct KeepNodeGradients {
+    Model<double>& model;
+    bool before;
+    ~KeepNodeGradients() { model.set_keep_node_gradients(before); }
+  } keep{model, model.keeps_node_gradients()};
+  model.set_keep_node_gradients(true);
   // Analytic gradients.
   Tensor<double> input = x;  // our own copy, perturbed for layer 0
   Tensor<double> grad_input;

@@ -2,6 +2,7 @@
 // Add and Concat on hand-worked values; and the chain rule over a graph with a residual
 // connection, a concatenation and a node read by three consumers, against central differences.
 #include "convnet/graph.hpp"
+#include "convnet/zoo.hpp"
 #include "support/testing.hpp"
 
 namespace convnet {
@@ -45,6 +46,48 @@ TEST(Graph, ChainMatchesSequentialBitForBit) {
     const Tensor<float>& q = *graph.params()[i].value;
     ASSERT_EQ(p.numel(), q.numel());
     EXPECT_TRUE(std::equal(p.data(), p.data() + p.numel(), q.data())) << seq.params()[i].name;
+  }
+}
+
+// Backward shares a few gradient buffers among the nodes by default (convnet/executor.hpp): the
+// same bits as one buffer per node, on a chain and on a graph with residual Adds, strided
+// shortcuts and BatchNorm, over full and short batches; far less memory; and the inner nodes'
+// gradients are then not offered.
+TEST(Graph, SharedGradientBuffersKeepTheBits) {
+  for (const char* name : {"lenet", "resnet-small"}) {
+    SCOPED_TRACE(name);
+    const Shape input{6, 1, 28, 28};
+    std::unique_ptr<Model<float>> shared = make_model<float>(name), kept = make_model<float>(name);
+    shared->build(input, 4);
+    kept->build(input, 4);
+    kept->set_keep_node_gradients(true);
+    EXPECT_FALSE(shared->keeps_node_gradients());
+    // lenet: its two largest (first) maps dominate either way; resnet-small: 31 nodes, 4 buffers.
+    const int64_t saving = std::string(name) == "lenet" ? 1 : 4;
+    EXPECT_LT(saving * shared->memory_use().node_gradients, kept->memory_use().node_gradients);
+    EXPECT_EQ(shared->memory_use().activations, kept->memory_use().activations);
+    Rng rng(3);
+    const Tensor<float> x = testing::random_normal<float>(input, rng);
+    const Tensor<float> short_x = testing::random_normal<float>(Shape{2, 1, 28, 28}, rng);
+    const std::vector<int32_t> labels{0, 1, 2, 3, 4, 5};
+    SoftmaxCrossEntropy<float> loss;
+    Sgd<float> sgd_a({.lr = 0.05, .momentum = 0.9}), sgd_b({.lr = 0.05, .momentum = 0.9});
+    for (int step = 0; step < 4; ++step) {
+      const Tensor<float>& batch = step == 2 ? short_x : x;
+      const std::span<const int32_t> y(labels.data(), static_cast<size_t>(batch.dim(0)));
+      EXPECT_EQ(shared->train_step(batch, {.labels = y}, loss, sgd_a).loss,
+                kept->train_step(batch, {.labels = y}, loss, sgd_b).loss)
+          << "step " << step;
+    }
+    for (size_t i = 0; i < shared->params().size(); ++i) {
+      const Tensor<float>& p = *shared->params()[i].value;
+      const Tensor<float>& q = *kept->params()[i].value;
+      EXPECT_TRUE(std::equal(p.data(), p.data() + p.numel(), q.data())) << shared->params()[i].name;
+    }
+    const std::vector<NodeTrace<float>> a = shared->trace(), b = kept->trace();
+    EXPECT_EQ(a.front().grad_output, nullptr);
+    EXPECT_NE(b.front().grad_output, nullptr);
+    EXPECT_NE(a.back().grad_output, nullptr);  // the output's: the loss gradient
   }
 }
 

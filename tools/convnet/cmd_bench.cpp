@@ -117,6 +117,8 @@ int cmd_bench(int argc, char** argv) {
     }
     model.set_profiling(false);
   }
+  const Model<float>::MemoryUse memory = model.memory_use();
+  const auto mb = [](int64_t bytes) { return static_cast<double>(bytes) / (1 << 20); };
   const double train_gflops = train_rate * static_cast<double>(model.train_flops()) / 1e9;
   const double infer_gflops = infer_rate * static_cast<double>(model.forward_flops()) / 1e9;
 
@@ -124,12 +126,15 @@ int cmd_bench(int argc, char** argv) {
     std::printf("{\"model\": \"%s\", \"input\": \"%s\", \"threads\": %d, \"batch\": %lld, "
                 "\"backend\": \"%s\", \"precision\": \"%s\", \"train_images_per_s\": %.1f, \"infer_images_per_s\": %.1f, "
                 "\"train_gflops\": %.2f, \"infer_gflops\": %.2f, \"train_flops_per_image\": %lld, "
-                "\"peak_rss_mb\": %.1f, \"train_windows\": [",
+                "\"peak_rss_mb\": %.1f, \"memory_mb\": {\"activations\": %.1f, "
+                "\"node_gradients\": %.1f, \"parameters\": %.1f, \"scratch\": %.1f}, "
+                "\"train_windows\": [",
                 name.c_str(), sample.str().c_str(), num_threads(), static_cast<long long>(batch),
                 backend() == Backend::Fast ? "fast" : "reference", precision_name(precision()),
                 train_rate, infer_rate,
                 train_gflops, infer_gflops, static_cast<long long>(model.train_flops()),
-                peak_rss_mb());
+                peak_rss_mb(), mb(memory.activations), mb(memory.node_gradients),
+                mb(memory.parameters), mb(memory.scratch));
     for (size_t i = 0; i < train.size(); ++i) std::printf("%s%.1f", i ? ", " : "", train[i]);
     std::printf("], \"infer_windows\": [");
     for (size_t i = 0; i < infer.size(); ++i) std::printf("%s%.1f", i ? ", " : "", infer[i]);
@@ -145,6 +150,10 @@ int cmd_bench(int argc, char** argv) {
   std::printf("%-10s %14.1f %10.2f %14.3f\n", "inference", infer_rate, infer_gflops,
               static_cast<double>(model.forward_flops()) / 1e6);
   std::printf("peak resident memory %.1f MB (median of %d windows)\n", peak_rss_mb(), windows);
+  std::printf("of which the model: activations %.1f MB, node gradients %.1f MB, parameters and "
+              "their gradients %.1f MB, kernel scratch %.1f MB\n",
+              mb(memory.activations), mb(memory.node_gradients), mb(memory.parameters),
+              mb(memory.scratch));
   return 0;
 }
 
