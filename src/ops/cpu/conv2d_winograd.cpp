@@ -414,7 +414,9 @@ void conv2d_winograd_backward_weights(const Context& ctx, const Conv2dShape& s, 
       const int64_t tiles = rows * p.tw;
       transform_input<false>(s, p, x, u0, rows, {z.ld, z.v_xi}, vp);
       transform_grad_output(s, p, dy, u0, rows, {z.ld, z.u_xi}, up, db_vec);
-      transform_domain_products(s, z, vp, up, tiles, sums, precision == Precision::Bf16);
+      transform_domain_products(s, z, vp, up, tiles, sums,
+                                precision == Precision::Bf16 ? RowFormat::FloatToBf16
+                                                             : RowFormat::Float);
     }
   });
   // Per-thread sums in a fixed order, then dW += A'ᵀ S A' per (oc, ic) and db += Σ lanes.

@@ -293,11 +293,25 @@ __attribute__((target("avx512f"))) inline void tile_columns(const __m512 a[4], _
   out[3] = _mm512_shuffle_f32x4(p13, q13, 0xEE);
 }
 
+// Where a transform stores 16 values of one ξ: as floats, or (weight gradients in bf16) rounded
+// to bf16 at the same place of a row of bf16 (bf16.hpp's row layout: element t at 16-bit offset
+// t from the row's start, which stays where the float row starts).
+template <bool kBf16>
+__attribute__((target("avx512f,avx512bf16"))) inline void store_16(float* row, int64_t t,
+                                                                    __m512 v) {
+  if constexpr (kBf16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(reinterpret_cast<uint16_t*>(row) + t),
+                        reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v)));
+  else
+    _mm512_storeu_ps(row + t, v);
+}
+
 // V = Bᵀ d B for the chunk's groups (count a multiple of 4), every input channel, for tile j:
 // kPacked (forward), into packed panels, vp[ξ·v_stride + (j/NR)·NR·IC + ic·NR + j%NR];
-// else (weight gradients) into plain rows, vp[ξ·v_xi + ic·tiles_padded + j].
-template <bool kPacked>
-__attribute__((target("avx512f"))) void transform_input(const Conv2dShape& s, const Plan& p,
+// else (weight gradients) into plain rows, vp[ξ·v_xi + ic·tiles_padded + j], as floats or, with
+// kBf16, as rows of bf16 (store_16).
+template <bool kPacked, bool kBf16 = false>
+__attribute__((target("avx512f,avx512bf16"))) void transform_input(const Conv2dShape& s, const Plan& p,
                                                         const float* x, const Group* groups,
                                                         int64_t count, float* vp) {
   // Locals, not fields: the intrinsic stores may alias anything.
@@ -340,12 +354,13 @@ __attribute__((target("avx512f"))) void transform_input(const Conv2dShape& s, co
         const Six row = input_transform(d);
         for (int j = 0; j < 6; ++j) t[r][j] = row.v[j];
       }
-      float* at = kPacked ? vp + (v0 * kGroup / NR) * NR * IC + ic * NR + (v0 * kGroup) % NR
-                          : vp + ic * tp + v0 * kGroup;
+      // The row (or panel row) and, within it, the first tile's position.
+      float* at = kPacked ? vp + (v0 * kGroup / NR) * NR * IC + ic * NR : vp + ic * tp;
+      const int64_t first = kPacked ? (v0 * kGroup) % NR : v0 * kGroup;
       for (int j = 0; j < 6; ++j) {  // Bᵀ (d B), column by column
         const __m512 col[6] = {t[0][j], t[1][j], t[2][j], t[3][j], t[4][j], t[5][j]};
         const Six v = input_transform(col);
-        for (int i = 0; i < 6; ++i) _mm512_storeu_ps(at + (i * 6 + j) * xi_stride, v.v[i]);
+        for (int i = 0; i < 6; ++i) store_16<kBf16>(at + (i * 6 + j) * xi_stride, first, v.v[i]);
       }
     }
 }
@@ -436,8 +451,9 @@ __attribute__((target("avx512f"))) inline Six grad_output_transform(const __m512
 // U = G' dy G'ᵀ of the 4x4 blocks of dy for the chunk's groups, every output channel, in plain
 // rows: up[ξ·u_xi + oc·tiles_padded + j]; also Σ dy per channel into db_vec (16 lanes each).
 // Blocks past the output (padding tiles and pairs) load as zero, so they add nothing to the
-// weight gradient whatever V holds there.
-__attribute__((target("avx512f"))) void transform_grad_output(const Conv2dShape& s, const Plan& p,
+// weight gradient whatever V holds there. kBf16: the rows as bf16 (store_16).
+template <bool kBf16>
+__attribute__((target("avx512f,avx512bf16"))) void transform_grad_output(const Conv2dShape& s, const Plan& p,
                                                               const float* dy, const Group* groups,
                                                               int64_t count, float* up,
                                                               float* db_vec) {
@@ -463,11 +479,12 @@ __attribute__((target("avx512f"))) void transform_grad_output(const Conv2dShape&
         const Six row = grad_output_transform(d);
         for (int j = 0; j < 6; ++j) h[r][j] = row.v[j];
       }
-      float* at = up + oc * tp + v0 * kGroup;
+      float* at = up + oc * tp;
       for (int j = 0; j < 6; ++j) {  // G' (dy G'ᵀ), column by column
         const __m512 col[4] = {h[0][j], h[1][j], h[2][j], h[3][j]};
         const Six u = grad_output_transform(col);
-        for (int i = 0; i < 6; ++i) _mm512_storeu_ps(at + (i * 6 + j) * xi_stride, u.v[i]);
+        for (int i = 0; i < 6; ++i)
+          store_16<kBf16>(at + (i * 6 + j) * xi_stride, v0 * kGroup, u.v[i]);
       }
     }
     _mm512_storeu_ps(db_vec + oc * 16, _mm512_add_ps(_mm512_loadu_ps(db_vec + oc * 16), sum));
@@ -568,10 +585,17 @@ void conv2d_winograd4_backward_weights(const Context& ctx, const Conv2dShape& s,
       const int64_t g0 = chunk * p.chunk_groups;
       const int64_t count = std::min(p.chunk_groups, (p.groups - g0 + 3) / 4 * 4);
       for (int64_t k = 0; k < count; ++k) groups[k] = group_at(s, p, g0 + k);
-      transform_input<false>(s, p, x, groups, count, vp);
-      transform_grad_output(s, p, dy, groups, count, up, db_vec);
-      transform_domain_products(s, z, vp, up, count * kGroup, sums,
-                                precision == Precision::Bf16);
+      // bf16: the transforms write their rows as bf16 straight away (count * kGroup tiles, a
+      // whole number of pairs), which the dot products read as they are.
+      if (precision == Precision::Bf16) {
+        transform_input<false, true>(s, p, x, groups, count, vp);
+        transform_grad_output<true>(s, p, dy, groups, count, up, db_vec);
+        transform_domain_products(s, z, vp, up, count * kGroup, sums, RowFormat::Bf16);
+      } else {
+        transform_input<false>(s, p, x, groups, count, vp);
+        transform_grad_output<false>(s, p, dy, groups, count, up, db_vec);
+        transform_domain_products(s, z, vp, up, count * kGroup, sums, RowFormat::Float);
+      }
     }
   });
   // Per-thread sums in a fixed order, then dW += A'ᵀ S A' per (oc, ic) and db += Σ lanes, with

@@ -119,13 +119,18 @@ inline WeightGradientLayout weight_gradient_layout(const Conv2dShape& s, int64_t
   return z;
 }
 
-// S[ξ][oc, ic] += Σ_tile U[ξ][oc, tile] · V[ξ][ic, tile] over the first `tiles` tiles, every ξ.
-// With bf16, the rows of V and U are first rounded to bf16 in place (bf16.hpp), which spends
-// them: the caller transforms the next chunk into them afresh.
+// What the rows of V and U hold for transform_domain_products: floats; floats to be rounded to
+// bf16 in place first (bf16.hpp, which spends them: the caller transforms the next chunk into
+// them afresh); or bf16 already, as the transforms wrote them (bf16.hpp's row layout).
+enum class RowFormat { Float, FloatToBf16, Bf16 };
+
+// S[ξ][oc, ic] += Σ_tile U[ξ][oc, tile] · V[ξ][ic, tile] over the first `tiles` tiles, every ξ,
+// multiplied in bf16 unless the rows are Float.
 inline void transform_domain_products(const Conv2dShape& s, const WeightGradientLayout& z,
                                       float* vp, float* up, int64_t tiles, float* sums,
-                                      bool bf16) {
-  if (bf16)
+                                      RowFormat rows) {
+  const bool bf16 = rows != RowFormat::Float;
+  if (rows == RowFormat::FloatToBf16)
     for (int64_t xi = 0; xi < z.xis; ++xi) {
       for (int64_t ic = 0; ic < s.IC; ++ic) bf16_row_in_place(vp + xi * z.v_xi + ic * z.ld, tiles);
       for (int64_t oc = 0; oc < s.OC; ++oc) bf16_row_in_place(up + xi * z.u_xi + oc * z.ld, tiles);
