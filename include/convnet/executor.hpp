@@ -5,12 +5,16 @@
 // backward (the chain rule over every path, with the gradient hook's calls), the trace of the
 // last passes and per-node profiling.
 //
-// Gradient buffers are shared by default: a node's ∂L/∂y is needed only from the backward of its
-// last consumer (the first to run, in reverse order) to its own backward, so backward runs on a
-// few buffers, reused in reverse order, rather than one per node (a chain needs two; what a
-// model's activations take is not halved but nearly). The inner nodes' gradients are then gone
-// once backward returns; set_share_gradients(false) keeps one per node (Model::
-// set_keep_node_gradients), for the trace, gradcheck and `convnet explain`.
+// The memory plan, by default:
+// - gradient buffers are shared: a node's ∂L/∂y is needed only from the backward of its last
+//   consumer (the first to run, in reverse order) to its own backward, so backward runs on a few
+//   buffers, reused in reverse order, rather than one per node (a chain needs two). The inner
+//   nodes' gradients are gone once backward returns.
+// - a layer that runs in place (ReLU) writes over its input when that input is a node of its
+//   own that lends its output (BatchNorm, Add: their backward never reads it), is read by
+//   nothing else and is not the model's output. That node's activation then holds the ReLU's.
+// set_keep_intermediates(true) gives every node its own activation and gradient, kept after the
+// passes, for the trace, gradcheck and `convnet explain` (Model::set_keep_intermediates).
 //
 // Node 0 is the model's input: it is not copied (forward reads the caller's tensor) and has no
 // gradient buffer (backward writes ∂L/∂x into the caller's grad_input, when one is given).
@@ -96,8 +100,12 @@ class Executor {
     last_dy_ = nullptr;
   }
 
-  // Shared gradient buffers (true, the default) or one per node, kept after backward; re-plans
-  // the buffers (allocates) when it changes on a planned executor.
+  // The default plan (false) or one activation and one gradient per node, kept (true); re-plans
+  // the buffers (allocates; the last passes' values are lost) when it changes.
+  void set_keep_intermediates(bool keep);
+  bool keeps_intermediates() const { return keep_intermediates_; }
+  // Only the gradients' part of it: shared (the default plan's) or one per node, kept after
+  // backward; re-plans the gradient buffers alone (the activations stay valid).
   void set_share_gradients(bool share);
   bool shares_gradients() const { return share_gradients_; }
   // Elements of the activation and of the gradient buffers (for the memory figures).
@@ -122,6 +130,8 @@ class Executor {
   std::vector<Shape> shapes_;          // per node, as planned
   bool gradients_ = true;         // false: grads_ are all empty, and only Eval runs
   bool share_gradients_ = true;
+  bool keep_intermediates_ = false;
+  void plan_activations();
   void plan_gradients();
   const Tensor<T>* input_ = nullptr;
   const Tensor<T>* last_dy_ = nullptr;

@@ -36,6 +36,8 @@ class MergeLayer {
   // ones, then calls backward().
   virtual void backward_assign(std::span<const Tensor<T>* const> xs, const Tensor<T>& dy,
                                std::span<Tensor<T>* const> dxs, std::span<const bool> assign);
+  // As Layer::lends_output (Add: its backward passes dy on and never reads y).
+  virtual bool lends_output() const { return false; }
   // As Layer::context(): the graph's context, set before build(); default_context() alone.
   Context& context() const;
   void set_context(Context* context) { context_ = context; }
@@ -49,6 +51,7 @@ template <class T>
 class Add final : public MergeLayer<T> {
  public:
   std::string kind() const override { return "add"; }
+  bool lends_output() const override { return true; }
   Shape build(std::span<const Shape> inputs) override;
   void forward(std::span<const Tensor<T>* const> xs, Tensor<T>& y) override;
   void backward(std::span<const Tensor<T>* const> xs, const Tensor<T>& dy,

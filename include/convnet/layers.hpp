@@ -101,6 +101,14 @@ class Layer {
   // writes backward() alone.
   virtual void backward_assign(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                                Tensor<T>& dx);
+  // In-place activations (the executor's memory plan, convnet/executor.hpp). runs_in_place: this
+  // layer may be given y as the very tensor x (forward overwrites its input; backward is then
+  // handed y as x too and must need nothing else). lends_output: a layer that runs in place may
+  // overwrite this layer's output once it is computed (its backward never reads y, and its
+  // output is not something a user inspects on its own: BatchNorm; not a convolution, whose
+  // maps reports draw).
+  virtual bool runs_in_place() const { return false; }
+  virtual bool lends_output() const { return false; }
   virtual std::vector<Param<T>> params() { return {}; }
   // Non-trainable state (see Buffer); empty for most layers.
   virtual std::vector<Buffer<T>> buffers() { return {}; }
@@ -389,6 +397,8 @@ template <class T>
 class ReLU final : public Activation<T> {
  public:
   std::string kind() const override { return "relu"; }
+  // max(x, 0) > 0 exactly where x > 0, so backward's mask is the same read from y.
+  bool runs_in_place() const override { return true; }
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                 Tensor<T>* dx) override;
@@ -549,6 +559,7 @@ struct BatchNormOptions {
 template <class T>
 class BatchNorm : public Layer<T> {
  public:
+  bool lends_output() const override { return true; }  // backward reads x, never y
   std::string describe() const override;
   std::string spec() const override;
   const BatchNormOptions& options() const { return options_; }  // as constructed

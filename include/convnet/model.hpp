@@ -110,13 +110,16 @@ class Model {
   // Every node in evaluation order with its output and output gradient from the last forward
   // and backward, for inspection (convnet explain, reports). The output node's gradient is the
   // dy given to backward(), so it is valid while that tensor is; the other nodes' are there only
-  // with set_keep_node_gradients(true).
+  // with set_keep_intermediates(true), without which a BatchNorm or Add that a ReLU reads alone
+  // shows the ReLU's output (the ReLU runs in place).
   virtual std::vector<NodeTrace<T>> trace() = 0;
-  // Backward keeps every node's output gradient (one buffer per node) instead of sharing a few
-  // buffers among them (the default, which saves nearly the memory of one copy of the
-  // activations; see convnet/executor.hpp). Re-plans the buffers (allocates) when it changes.
-  void set_keep_node_gradients(bool keep) { executor_.set_share_gradients(!keep); }
-  bool keeps_node_gradients() const { return !executor_.shares_gradients(); }
+  // Every node keeps its own output and output gradient (one buffer each), instead of the
+  // default memory plan: backward's gradients share a few buffers, and a ReLU that alone reads a
+  // BatchNorm or Add overwrites its output (convnet/executor.hpp), which together save nearly
+  // a copy of the activations and a third of the rest in a ResNet. The results are the same bit
+  // for bit. Re-plans the buffers (allocates; the last passes are forgotten) when it changes.
+  void set_keep_intermediates(bool keep) { executor_.set_keep_intermediates(keep); }
+  bool keeps_intermediates() const { return executor_.keeps_intermediates(); }
   // What the built model holds, in bytes: every node's activation (and the loss gradient), the
   // backward's node-gradient buffers, the parameters with their gradients (the arena), and the
   // scratch its context's kernels share. Layers' own saved state (pooling winners, Dropout

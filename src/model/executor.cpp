@@ -30,7 +30,7 @@ void Executor<T>::plan(std::vector<Node> nodes, std::vector<size_t> order, size_
   gradients_ = gradients;
   shapes_.assign(shapes.begin(), shapes.end());
   try {
-    for (size_t v = 0; v < nodes_.size(); ++v) acts_.emplace_back(v == 0 ? Shape{0} : shapes[v]);
+    plan_activations();
     plan_gradients();
   } catch (const std::bad_alloc&) {
     nodes_.clear();
@@ -41,6 +41,45 @@ void Executor<T>::plan(std::vector<Node> nodes, std::vector<size_t> order, size_
     throw;
   }
   set_profiling(profiling_);
+}
+
+// Every node but the input gets an activation of its own, except a layer that runs in place on
+// an input that allows it (see the header), which gets a view of that input's.
+template <class T>
+void Executor<T>::plan_activations() {
+  acts_.clear();
+  std::vector<int> readers(nodes_.size(), 0);
+  for (const Node& node : nodes_)
+    for (size_t u : node.inputs) ++readers[u];
+  std::vector<size_t> alias(nodes_.size(), 0);  // the node whose activation v overwrites
+  if (!keep_intermediates_)
+    for (size_t v = 1; v < nodes_.size(); ++v) {
+      const Node& node = nodes_[v];
+      if (!node.layer || !node.layer->runs_in_place() || node.inputs.size() != 1) continue;
+      const size_t u = node.inputs[0];
+      if (u == 0 || u == output_ || readers[u] != 1 || alias[u] != 0 ||
+          shapes_[u].numel() != shapes_[v].numel())
+        continue;
+      const Node& producer = nodes_[u];
+      if (producer.layer ? producer.layer->lends_output() : producer.merge->lends_output())
+        alias[v] = u;
+    }
+  for (size_t v = 0; v < nodes_.size(); ++v)
+    acts_.emplace_back(v == 0 || alias[v] != 0 ? Shape{0} : shapes_[v]);
+  for (size_t v = 1; v < nodes_.size(); ++v)
+    if (alias[v] != 0) acts_[v] = Tensor<T>::view(acts_[alias[v]].data(), shapes_[v]);
+}
+
+template <class T>
+void Executor<T>::set_keep_intermediates(bool keep) {
+  if (keep == keep_intermediates_) return;
+  keep_intermediates_ = keep;
+  share_gradients_ = !keep;
+  if (!planned()) return;
+  plan_activations();
+  plan_gradients();
+  input_ = nullptr;  // the last passes' values are gone
+  last_dy_ = nullptr;
 }
 
 // Shared: walk backward's order, giving each node's gradient a buffer when its first writer
@@ -105,7 +144,8 @@ void Executor<T>::set_share_gradients(bool share) {
 template <class T>
 int64_t Executor<T>::activation_elements() const {
   int64_t n = 0;
-  for (const Tensor<T>& t : acts_) n += t.capacity();
+  for (const Tensor<T>& t : acts_)
+    if (t.owns_storage()) n += t.capacity();
   return n;
 }
 
@@ -122,7 +162,7 @@ template <class T>
 const Tensor<T>& Executor<T>::gradient(size_t node) const {
   CONVNET_CHECK(!share_gradients_ || node == 0 || node == output_,
                 "the gradients of a model's inner nodes are not kept while they share buffers: "
-                "set_keep_node_gradients(true) before backward");
+                "set_keep_intermediates(true) before backward");
   return grads_[node];
 }
 

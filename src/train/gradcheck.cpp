@@ -109,13 +109,14 @@ std::vector<GradcheckEntry> gradcheck(Model<double>& any_model, const Tensor<dou
   auto* sequential = dynamic_cast<Sequential<double>*>(&any_model);
   if (!sequential) return gradcheck_parameters(any_model, x, targets, loss, options);
   Sequential<double>& model = *sequential;
-  // Every layer's input gradient is compared below: keep them all.
-  struct KeepNodeGradients {
+  // Every layer's input gradient is compared below, and forward_from re-runs from kept
+  // activations: keep them all.
+  struct KeepIntermediates {
     Model<double>& model;
     bool before;
-    ~KeepNodeGradients() { model.set_keep_node_gradients(before); }
-  } keep{model, model.keeps_node_gradients()};
-  model.set_keep_node_gradients(true);
+    ~KeepIntermediates() { model.set_keep_intermediates(before); }
+  } keep{model, model.keeps_intermediates()};
+  model.set_keep_intermediates(true);
   // Analytic gradients.
   Tensor<double> input = x;  // our own copy, perturbed for layer 0
   Tensor<double> grad_input;

@@ -49,23 +49,28 @@ TEST(Graph, ChainMatchesSequentialBitForBit) {
   }
 }
 
-// Backward shares a few gradient buffers among the nodes by default (convnet/executor.hpp): the
-// same bits as one buffer per node, on a chain and on a graph with residual Adds, strided
-// shortcuts and BatchNorm, over full and short batches; far less memory; and the inner nodes'
-// gradients are then not offered.
-TEST(Graph, SharedGradientBuffersKeepTheBits) {
+// The default memory plan (convnet/executor.hpp: shared gradient buffers, ReLU in place after
+// BatchNorm and Add) gives the same bits as one activation and gradient per node, on a chain and
+// on a graph with residual Adds, strided shortcuts and BatchNorm, over full and short batches;
+// far less memory; and the inner nodes' gradients are then not offered.
+TEST(Graph, DefaultMemoryPlanKeepsTheBits) {
   for (const char* name : {"lenet", "resnet-small"}) {
     SCOPED_TRACE(name);
     const Shape input{6, 1, 28, 28};
     std::unique_ptr<Model<float>> shared = make_model<float>(name), kept = make_model<float>(name);
     shared->build(input, 4);
     kept->build(input, 4);
-    kept->set_keep_node_gradients(true);
-    EXPECT_FALSE(shared->keeps_node_gradients());
+    kept->set_keep_intermediates(true);
+    EXPECT_FALSE(shared->keeps_intermediates());
     // lenet: its two largest (first) maps dominate either way; resnet-small: 31 nodes, 4 buffers.
     const int64_t saving = std::string(name) == "lenet" ? 1 : 4;
     EXPECT_LT(saving * shared->memory_use().node_gradients, kept->memory_use().node_gradients);
-    EXPECT_EQ(shared->memory_use().activations, kept->memory_use().activations);
+    // resnet-small's ReLUs after a BatchNorm or an Add run in place; lenet's follow convolutions
+    // and fully connected layers, whose outputs stay.
+    if (std::string(name) == "lenet")
+      EXPECT_EQ(shared->memory_use().activations, kept->memory_use().activations);
+    else
+      EXPECT_LT(5 * shared->memory_use().activations, 4 * kept->memory_use().activations);
     Rng rng(3);
     const Tensor<float> x = testing::random_normal<float>(input, rng);
     const Tensor<float> short_x = testing::random_normal<float>(Shape{2, 1, 28, 28}, rng);

@@ -355,7 +355,7 @@ TEST(ModelTrace, ShowsEachNodesOutputAndGradient) {
                            "node fc linear in=flat out_features=3\n"}) {
     std::unique_ptr<Model<float>> m = parse_model_spec<float>(spec);
     m->build(Shape{3, 2, 9, 9}, 1);
-    m->set_keep_node_gradients(true);
+    m->set_keep_intermediates(true);
     Rng rng(2);
     const Tensor<float> x = testing::random_normal<float>(Shape{3, 2, 9, 9}, rng);
     const Tensor<float>& y = m->forward(x, Mode::Train);

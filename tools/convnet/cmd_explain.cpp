@@ -112,7 +112,7 @@ int cmd_explain(int argc, char** argv) {
   std::vector<Tensor<float>> before;
   for (const Param<float>& p : model->params()) before.push_back(*p.value);
   SoftmaxCrossEntropy<float> loss;
-  model->set_keep_node_gradients(true);  // every layer's output gradient is shown below
+  model->set_keep_intermediates(true);  // every layer's output and its gradient are shown
   const StepResult r = model->train_step(x, {.labels = labels}, loss, *optimizer);
   const std::vector<NodeTrace<float>> nodes = model->trace();
 

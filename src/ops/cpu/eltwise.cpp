@@ -15,7 +15,8 @@ namespace convnet::ops::cpu {
 namespace {
 
 CONVNET_MULTIVERSION
-void relu_forward_range(const float* __restrict x, float* __restrict y, int64_t lo, int64_t hi) {
+// x and y may be the same array (ReLU in place, convnet/executor.hpp): no __restrict here.
+void relu_forward_range(const float* x, float* y, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
