@@ -20,8 +20,8 @@ using namespace convnet;
 int main(int argc, char** argv) {
   const int64_t C = argc > 1 ? std::atoll(argv[1]) : 32, H = argc > 2 ? std::atoll(argv[2]) : 16;
   const int64_t N = argc > 3 ? std::atoll(argv[3]) : 4;
-  const ops::Conv2dShape s{.N = N, .IC = C, .IH = H, .IW = H, .OC = C, .KH = 3, .KW = 3,
-                           .PH = 1, .PW = 1};
+  const ops::Conv2dShape s{
+      .N = N, .IC = C, .IH = H, .IW = H, .OC = C, .KH = 3, .KW = 3, .PH = 1, .PW = 1};
   Rng rng(1);
   std::vector<float> x(static_cast<size_t>(N * C * H * H)), w(static_cast<size_t>(C * C * 9)),
       y(static_cast<size_t>(N * C * H * H));
@@ -33,10 +33,11 @@ int main(int argc, char** argv) {
   double square = 0;
   for (double v : exact) square += v * v;
   const double rms = std::sqrt(square / static_cast<double>(exact.size()));
-  std::printf("3x3 convolution %lld -> %lld channels, %lldx%lld maps, batch %lld: error as a "
-              "share of the output's RMS\n",
-              static_cast<long long>(C), static_cast<long long>(C), static_cast<long long>(H),
-              static_cast<long long>(H), static_cast<long long>(N));
+  std::printf(
+      "3x3 convolution %lld -> %lld channels, %lldx%lld maps, batch %lld: error as a "
+      "share of the output's RMS\n",
+      static_cast<long long>(C), static_cast<long long>(C), static_cast<long long>(H),
+      static_cast<long long>(H), static_cast<long long>(N));
   std::printf("%-10s %-6s %-22s %12s %12s\n", "precision", "tile", "variant", "RMS error",
               "max error");
   std::vector<Precision> precisions{Precision::Fp32};

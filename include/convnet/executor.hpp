@@ -131,6 +131,7 @@ class Executor {
   bool gradients_ = true;         // false: grads_ are all empty, and only Eval runs
   bool share_gradients_ = true;
   bool keep_intermediates_ = false;
+  std::vector<size_t> alias_;  // per node: the node whose activation it overwrites (0: none)
   void plan_activations();
   void plan_gradients();
   const Tensor<T>* input_ = nullptr;

@@ -20,8 +20,8 @@ int num_threads();
 // Sets default_context()'s thread count (1 to kMaxThreads), for the models made after.
 void set_num_threads(int n);
 
-// default_context()'s backend, Winograd tile and precision (see convnet/context.hpp), for the models made
-// after a change; not to be changed while a kernel is running in it.
+// default_context()'s backend, Winograd tile and precision (see convnet/context.hpp), for the
+// models made after a change; not to be changed while a kernel is running in it.
 Backend backend();
 void set_backend(Backend b);
 WinogradTile winograd_tile();

@@ -51,7 +51,8 @@ void Executor<T>::plan_activations() {
   std::vector<int> readers(nodes_.size(), 0);
   for (const Node& node : nodes_)
     for (size_t u : node.inputs) ++readers[u];
-  std::vector<size_t> alias(nodes_.size(), 0);  // the node whose activation v overwrites
+  alias_.assign(nodes_.size(), 0);
+  std::vector<size_t>& alias = alias_;
   if (!keep_intermediates_)
     for (size_t v = 1; v < nodes_.size(); ++v) {
       const Node& node = nodes_[v];
@@ -184,6 +185,12 @@ const Tensor<T>& Executor<T>::forward_from(size_t first, Mode mode) {
     const size_t v = order_[k];
     const Node& node = nodes_[v];
     const auto start = profiling_ ? Clock::now() : Clock::time_point{};
+    if (alias_[v] != 0) {
+      // An input larger than the plan's batch made the overwritten node reallocate: follow it.
+      Tensor<T>& source = acts_[alias_[v]];
+      if (acts_[v].data() != source.data() || acts_[v].capacity() < source.numel())
+        acts_[v] = Tensor<T>::view(source.data(), source.shape());
+    }
     if (node.layer) {
       node.layer->forward(act(node.inputs[0]), acts_[v], mode);
     } else {

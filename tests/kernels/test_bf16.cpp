@@ -22,14 +22,14 @@ uint16_t top_bits(float v) {
   return static_cast<uint16_t>(bits >> 16);
 }
 
-#define SKIP_WITHOUT_BF16()                                                              \
-  if (!ops::cpu::bf16_kernels_available())                                               \
+#define SKIP_WITHOUT_BF16()                \
+  if (!ops::cpu::bf16_kernels_available()) \
   GTEST_SKIP() << "this CPU has no AVX512_BF16 (or the AVX-512 GEMM kernel is not in use)"
 
 TEST(Bf16, RoundsToNearestTiesToEven) {
   const float one = 1.0f, ulp = std::ldexp(1.0f, -7);  // bf16's spacing at 1
   EXPECT_EQ(round_to_bf16(one), one);
-  EXPECT_EQ(round_to_bf16(one + ulp / 2), one);               // tie: to the even 1
+  EXPECT_EQ(round_to_bf16(one + ulp / 2), one);                // tie: to the even 1
   EXPECT_EQ(round_to_bf16(one + 3 * ulp / 2), one + 2 * ulp);  // tie: to the even 1 + 2ulp
   EXPECT_EQ(round_to_bf16(one + ulp / 2 + ulp / 64), one + ulp);
   EXPECT_EQ(round_to_bf16(-one - ulp / 4), -one);
@@ -40,7 +40,8 @@ TEST(Bf16, RoundsToNearestTiesToEven) {
   // Every rounding within a relative 2⁻⁸.
   Rng rng(7);
   for (int i = 0; i < 10000; ++i) {
-    const float v = static_cast<float>(rng.normal()) * std::ldexp(1.0f, static_cast<int>(i % 40) - 20);
+    const float v =
+        static_cast<float>(rng.normal()) * std::ldexp(1.0f, static_cast<int>(i % 40) - 20);
     EXPECT_LE(std::abs(round_to_bf16(v) - v), std::ldexp(std::abs(v), -8)) << v;
   }
 }

@@ -51,7 +51,8 @@ TEST(Graph, ChainMatchesSequentialBitForBit) {
 
 // The default memory plan (convnet/executor.hpp: shared gradient buffers, ReLU in place after
 // BatchNorm and Add) gives the same bits as one activation and gradient per node, on a chain and
-// on a graph with residual Adds, strided shortcuts and BatchNorm, over full and short batches;
+// on a graph with residual Adds, strided shortcuts and BatchNorm, over full, short and longer
+// batches;
 // far less memory; and the inner nodes' gradients are then not offered.
 TEST(Graph, DefaultMemoryPlanKeepsTheBits) {
   for (const char* name : {"lenet", "resnet-small"}) {
@@ -74,11 +75,13 @@ TEST(Graph, DefaultMemoryPlanKeepsTheBits) {
     Rng rng(3);
     const Tensor<float> x = testing::random_normal<float>(input, rng);
     const Tensor<float> short_x = testing::random_normal<float>(Shape{2, 1, 28, 28}, rng);
-    const std::vector<int32_t> labels{0, 1, 2, 3, 4, 5};
+    // Larger than the built batch: the activations reallocate, and what runs in place follows.
+    const Tensor<float> long_x = testing::random_normal<float>(Shape{9, 1, 28, 28}, rng);
+    const std::vector<int32_t> labels{0, 1, 2, 3, 4, 5, 6, 7, 8};
     SoftmaxCrossEntropy<float> loss;
     Sgd<float> sgd_a({.lr = 0.05, .momentum = 0.9}), sgd_b({.lr = 0.05, .momentum = 0.9});
-    for (int step = 0; step < 4; ++step) {
-      const Tensor<float>& batch = step == 2 ? short_x : x;
+    for (int step = 0; step < 5; ++step) {
+      const Tensor<float>& batch = step == 2 ? short_x : step == 3 ? long_x : x;
       const std::span<const int32_t> y(labels.data(), static_cast<size_t>(batch.dim(0)));
       EXPECT_EQ(shared->train_step(batch, {.labels = y}, loss, sgd_a).loss,
                 kept->train_step(batch, {.labels = y}, loss, sgd_b).loss)

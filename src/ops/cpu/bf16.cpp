@@ -21,7 +21,7 @@ bool bf16_kernels_available() {
 namespace {
 // Rounds 32 floats (lo: elements 0..15, hi: 16..31) to 32 bf16 in element order.
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) inline __m512i round_32(__m512 lo,
-                                                                              __m512 hi) {
+                                                                               __m512 hi) {
   return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
 }
 }  // namespace
@@ -47,10 +47,10 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void bf16_pairs_
   }
   // Words 0..15 from the first row, 16..31 from the second: word j of the store is
   // (j even: first row, j odd: second row) of column j/2.
-  const __m512i interleave = _mm512_setr_epi32(
-      0x00100000, 0x00110001, 0x00120002, 0x00130003, 0x00140004, 0x00150005, 0x00160006,
-      0x00170007, 0x00180008, 0x00190009, 0x001A000A, 0x001B000B, 0x001C000C, 0x001D000D,
-      0x001E000E, 0x001F000F);
+  const __m512i interleave =
+      _mm512_setr_epi32(0x00100000, 0x00110001, 0x00120002, 0x00130003, 0x00140004, 0x00150005,
+                        0x00160006, 0x00170007, 0x00180008, 0x00190009, 0x001A000A, 0x001B000B,
+                        0x001C000C, 0x001D000D, 0x001E000E, 0x001F000F);
   for (int64_t p2 = 0; p2 < pairs; ++p2) {
     const float* first = panel + 2 * p2 * width;
     const bool has_second = 2 * p2 + 1 < k;
@@ -64,7 +64,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void bf16_pairs_
 }
 
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) void bf16_row_in_place(float* row,
-                                                                             int64_t n) {
+                                                                              int64_t n) {
   auto* out = reinterpret_cast<uint16_t*>(row);
   for (int64_t t = 0; t < n; t += 32) {
     const __m512 lo = _mm512_maskz_loadu_ps(lanes_below(n - t), row + t);
@@ -101,8 +101,9 @@ __attribute__((target("avx512f,avx512bf16"))) void micro_avx512_bf16(
   }
 }
 
-__attribute__((target("avx512f,avx512bf16"))) void dot_block_4x4_bf16(
-    const float* const* u_rows, const float* const* v_rows, int64_t pairs, float* acc) {
+__attribute__((target("avx512f,avx512bf16"))) void dot_block_4x4_bf16(const float* const* u_rows,
+                                                                      const float* const* v_rows,
+                                                                      int64_t pairs, float* acc) {
   __m512 a[16];
   for (auto& v : a) v = _mm512_setzero_ps();
   for (int64_t t = 0; t < pairs; t += 16) {  // 16 pairs (32 bf16) per load
