@@ -52,23 +52,22 @@ void Executor<T>::plan_activations() {
   for (const Node& node : nodes_)
     for (size_t u : node.inputs) ++readers[u];
   alias_.assign(nodes_.size(), 0);
-  std::vector<size_t>& alias = alias_;
   if (!keep_intermediates_)
     for (size_t v = 1; v < nodes_.size(); ++v) {
       const Node& node = nodes_[v];
       if (!node.layer || !node.layer->runs_in_place() || node.inputs.size() != 1) continue;
       const size_t u = node.inputs[0];
-      if (u == 0 || u == output_ || readers[u] != 1 || alias[u] != 0 ||
+      if (u == 0 || u == output_ || readers[u] != 1 || alias_[u] != 0 ||
           shapes_[u].numel() != shapes_[v].numel())
         continue;
       const Node& producer = nodes_[u];
       if (producer.layer ? producer.layer->lends_output() : producer.merge->lends_output())
-        alias[v] = u;
+        alias_[v] = u;
     }
   for (size_t v = 0; v < nodes_.size(); ++v)
-    acts_.emplace_back(v == 0 || alias[v] != 0 ? Shape{0} : shapes_[v]);
+    acts_.emplace_back(v == 0 || alias_[v] != 0 ? Shape{0} : shapes_[v]);
   for (size_t v = 1; v < nodes_.size(); ++v)
-    if (alias[v] != 0) acts_[v] = Tensor<T>::view(acts_[alias[v]].data(), shapes_[v]);
+    if (alias_[v] != 0) acts_[v] = Tensor<T>::view(acts_[alias_[v]].data(), shapes_[v]);
 }
 
 template <class T>

@@ -16,6 +16,10 @@ bool bf16_kernels_available() {
   return cpu_has_bf16() && std::strcmp(gemm_kernel().name, "avx512") == 0;
 }
 
+bool runs_bf16(const Context& ctx) {
+  return ctx.precision() == Precision::Bf16 && bf16_kernels_available();
+}
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
 namespace {
@@ -89,16 +93,7 @@ __attribute__((target("avx512f,avx512bf16"))) void micro_avx512_bf16(
       acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
     }
   }
-  const __mmask16 m0 = lanes_below(nr), m1 = lanes_below(nr - 16);
-  for (int64_t i = 0; i < mr; ++i) {
-    float* row = c + i * ldc;
-    if (accumulate) {
-      acc[i][0] = _mm512_add_ps(acc[i][0], _mm512_maskz_loadu_ps(m0, row));
-      acc[i][1] = _mm512_add_ps(acc[i][1], _mm512_maskz_loadu_ps(m1, row + 16));
-    }
-    _mm512_mask_storeu_ps(row, m0, acc[i][0]);
-    _mm512_mask_storeu_ps(row + 16, m1, acc[i][1]);
-  }
+  store_tile_8x32(acc, c, ldc, mr, nr, accumulate);
 }
 
 __attribute__((target("avx512f,avx512bf16"))) void dot_block_4x4_bf16(const float* const* u_rows,

@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "convnet/context.hpp"
+
 namespace convnet::ops::cpu {
 
 // v rounded to the nearest bfloat16 (ties to even), as the CPU's conversion instructions do,
@@ -42,6 +44,9 @@ inline float round_to_bf16(float v) {
 // Whether the bf16 kernels can run here: AVX-512 with AVX512_BF16 and AVX512BW, and the AVX-512
 // GEMM micro-kernel selected (their panels are its 8 x 32 tiles).
 bool bf16_kernels_available();
+// Whether the bf16 variants of the kernel tables run in ctx: Precision::Bf16 and the above. The
+// tables' bf16 variants accept shapes only where this holds.
+bool runs_bf16(const Context& ctx);
 
 // A packed panel of k rows of `width` floats (width 8 or a multiple of 16), row p at
 // panel + p·width, rewritten in place as ceil(k/2) rows of `width` bf16 pairs: pair (p2, j)

@@ -80,12 +80,9 @@ int64_t winograd_forward_workspace_size(const Conv2dShape& s, int threads) {
 // Mixed precision: the bf16 variants stand before their float twins and accept a shape only in a
 // context set to Precision::Bf16 on a CPU with the bf16 kernels. Shapes they leave (the direct
 // and grouped kernels' and F(2x2, 3x3) forward's) run in float in either precision.
-bool bf16(const Context& ctx) {
-  return ctx.precision() == Precision::Bf16 && bf16_kernels_available();
-}
 template <bool (*supports)(const Context&, const Conv2dShape&)>
 bool in_bf16(const Context& ctx, const Conv2dShape& s) {
-  return bf16(ctx) && supports(ctx, s);
+  return runs_bf16(ctx) && supports(ctx, s);
 }
 
 // --- forward ---------------------------------------------------------------------------------

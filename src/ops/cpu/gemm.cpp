@@ -84,18 +84,7 @@ __attribute__((target("avx512f"))) void micro_avx512(int64_t kc, const float* __
       acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
     }
   }
-  // Masked loads and stores handle a partial tile's columns; rows past mr are skipped.
-  const __mmask16 m0 = nr >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr) - 1);
-  const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : static_cast<__mmask16>((1u << (nr - 16)) - 1);
-  for (int64_t i = 0; i < mr; ++i) {
-    float* row = c + i * ldc;
-    if (accumulate) {
-      acc[i][0] = _mm512_add_ps(acc[i][0], _mm512_maskz_loadu_ps(m0, row));
-      acc[i][1] = _mm512_add_ps(acc[i][1], _mm512_maskz_loadu_ps(m1, row + 16));
-    }
-    _mm512_mask_storeu_ps(row, m0, acc[i][0]);
-    _mm512_mask_storeu_ps(row + 16, m1, acc[i][1]);
-  }
+  store_tile_8x32(acc, c, ldc, mr, nr, accumulate);
 }
 #endif
 

@@ -4,6 +4,10 @@
 // writing and re-reading the patch matrix.
 #pragma once
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -27,6 +31,31 @@ struct KernelInfo {
   int64_t MR, NR;
   MicroKernel micro;
 };
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// C[0:mr, 0:nr] (+)= an AVX-512 micro-kernel's 8 × 32 tile of accumulators (float and bf16
+// kernels alike): masked loads and stores handle a partial tile's columns; rows past mr are
+// skipped.
+__attribute__((target("avx512f"))) inline void store_tile_8x32(__m512 (&acc)[8][2], float* c,
+                                                                int64_t ldc, int64_t mr,
+                                                                int64_t nr, bool accumulate) {
+  const auto lanes = [](int64_t n) {
+    return n >= 16 ? static_cast<__mmask16>(0xFFFF)
+           : n <= 0 ? static_cast<__mmask16>(0)
+                    : static_cast<__mmask16>((1u << n) - 1);
+  };
+  const __mmask16 m0 = lanes(nr), m1 = lanes(nr - 16);
+  for (int64_t i = 0; i < mr; ++i) {
+    float* row = c + i * ldc;
+    if (accumulate) {
+      acc[i][0] = _mm512_add_ps(acc[i][0], _mm512_maskz_loadu_ps(m0, row));
+      acc[i][1] = _mm512_add_ps(acc[i][1], _mm512_maskz_loadu_ps(m1, row + 16));
+    }
+    _mm512_mask_storeu_ps(row, m0, acc[i][0]);
+    _mm512_mask_storeu_ps(row + 16, m1, acc[i][1]);
+  }
+}
+#endif
 
 // The micro-kernel in use (the best the CPU supports, unless a test chose another).
 const KernelInfo& gemm_kernel();

@@ -13,9 +13,7 @@ bool any_shape(const Context&, const Shape&) {
 }
 
 // Mixed precision (Precision::Bf16 on a CPU with the bf16 kernels): the GEMMs in bf16.
-bool bf16_gemm(const Context& ctx, const LinearShape&) {
-  return ctx.precision() == Precision::Bf16 && cpu::bf16_kernels_available();
-}
+bool bf16_gemm(const Context& ctx, const LinearShape&) { return cpu::runs_bf16(ctx); }
 constexpr LinearForwardVariant kLinearForward[] = {
     {"gemm_bf16", Isa::Avx512Bf16, bf16_gemm, cpu::linear_forward<Precision::Bf16>},
     {"gemm", Isa::Baseline, any_shape<LinearShape>, cpu::linear_forward<>}};
