@@ -907,7 +907,7 @@ TEST(KernelTables, EveryShapeHasAVariant) {
 // The F(4x4) variants read the context's Winograd tile: under F2x2 dispatch passes them by.
 TEST(KernelTables, WinogradTileIsTheContexts) {
   const Conv2dShape s{
-      .N = 2, .IC = 16, .IH = 16, .IW = 16, .OC = 16, .KH = 3, .KW = 3, .PH = 1, .PW = 1};
+      .N = 4, .IC = 16, .IH = 16, .IW = 16, .OC = 16, .KH = 3, .KW = 3, .PH = 1, .PW = 1};
   const Context f4, f2({.winograd_tile = WinogradTile::F2x2});
   const std::string chosen = ops::select(f4, ops::conv2d_forward_variants(), s).name;
   if (chosen != "winograd_f4x4")
@@ -916,6 +916,41 @@ TEST(KernelTables, WinogradTileIsTheContexts) {
   EXPECT_STREQ(ops::select(f2, ops::conv2d_backward_data_variants(), s).name, "winograd_f2x2");
   EXPECT_STREQ(ops::select(f2, ops::conv2d_backward_weights_variants(), s).name,
                "winograd_f3x3_2x2");
+}
+
+// Winograd's products have one column per output tile; with few tiles (small batches on small
+// maps: batch-1 inference) the tables fall back to the GEMM kernels, by the tile counts in
+// conv2d.cpp.
+TEST(KernelTables, FewTilesLeaveWinograd) {
+  const auto at = [](int64_t batch, int64_t size) {
+    return Conv2dShape{.N = batch, .IC = 128, .IH = size, .IW = size, .OC = 128, .KH = 3,
+                       .KW = 3, .PH = 1, .PW = 1};
+  };
+  const Context ctx;
+  if (std::string(ops::select(ctx, ops::conv2d_forward_variants(), at(64, 8)).name) !=
+      "winograd_f4x4")
+    GTEST_SKIP() << "F(4x4, 3x3) does not run on this CPU";
+  const auto forward = [&](const Conv2dShape& s) {
+    return std::string(ops::select(ctx, ops::conv2d_forward_variants(), s).name);
+  };
+  const auto data = [&](const Conv2dShape& s) {
+    return std::string(ops::select(ctx, ops::conv2d_backward_data_variants(), s).name);
+  };
+  const auto weights = [&](const Conv2dShape& s) {
+    return std::string(ops::select(ctx, ops::conv2d_backward_weights_variants(), s).name);
+  };
+  // 8x8 maps: 4 tiles of 4x4 per image.
+  EXPECT_EQ(forward(at(1, 8)), "im2col");
+  EXPECT_EQ(data(at(1, 8)), "im2col");
+  EXPECT_EQ(weights(at(1, 8)), "im2col");
+  EXPECT_EQ(forward(at(4, 8)), "winograd_f4x4");
+  EXPECT_EQ(data(at(4, 8)), "winograd_f4x4");
+  EXPECT_EQ(weights(at(4, 8)), "winograd_f3x3_2x2");
+  // 16x16 and 32x32: Winograd forward from one image; F(3x3, 4x4) weight gradients from 128 tiles.
+  EXPECT_EQ(forward(at(1, 16)), "winograd_f4x4");
+  EXPECT_EQ(weights(at(1, 16)), "winograd_f3x3_2x2");
+  EXPECT_EQ(weights(at(1, 32)), "winograd_f3x3_2x2");
+  EXPECT_EQ(weights(at(2, 32)), "winograd_f3x3_4x4");
 }
 
 }  // namespace

@@ -54,18 +54,29 @@ bool backward_data_is_a_convolution(const Conv2dShape& s) {
 bool winograd_pays(const Conv2dShape& s) {
   return dense(s) && conv2d_winograd_supported(s) && s.IC >= 8 && s.OC >= 8;
 }
+// Output tiles of m x m in the batch: the columns of Winograd's products. Too few, and the
+// transforms and the GEMMs' short rows cost more than the multiplications saved (a batch of one
+// image on 8x8 maps has 4 tiles of 4x4); the minimums below are where bench_kernels at batches
+// 1, 4 and 16 finds Winograd ahead of the other kernels (bench/README.md, "Kernel choices").
+int64_t tiles(const Conv2dShape& s, int64_t m) {
+  return s.N * ((s.OH() + m - 1) / m) * ((s.OW() + m - 1) / m);
+}
+// F(2x2, 3x3) forward and backward data (where F(4x4) is not chosen).
+bool winograd2_pays(const Conv2dShape& s) { return winograd_pays(s) && tiles(s, 2) >= 256; }
+// F(3x3, 2x2) weight gradients.
+bool winograd2_weights_pay(const Conv2dShape& s) { return winograd_pays(s) && tiles(s, 2) >= 64; }
 // F(4x4, 3x3) from 5 output columns up, where each pair of its tiles (8 columns) is at least
 // part full in both tiles; at 4 columns half of every pair is padding and F(2x2, 3x3) is faster
 // (bench_kernels, "by algorithm"; the figures are in bench/README.md, "Kernel choices").
 bool winograd4_pays(const Context& ctx, const Conv2dShape& s) {
   return ctx.winograd_tile() == WinogradTile::F4x4 && winograd_pays(s) &&
-         conv2d_winograd4_supported(s) && s.OW() >= 5;
+         conv2d_winograd4_supported(s) && s.OW() >= 5 && tiles(s, 4) >= 16;
 }
-// Weight gradients by F(3x3, 4x4) from 12 output columns up. At 8x8 a batch of 64 has only 256
-// of its tiles, the rows of its dot products are short, and F(3x3, 2x2) is faster (bench_kernels;
-// the figures are in bench/README.md, "Kernel choices").
+// Weight gradients by F(3x3, 4x4) from 12 output columns and 128 tiles up. At 8x8 a batch of 64
+// has only 256 of its tiles, the rows of its dot products are short, and F(3x3, 2x2) is faster
+// (bench_kernels; the figures are in bench/README.md, "Kernel choices").
 bool winograd4_weights_pay(const Context& ctx, const Conv2dShape& s) {
-  return winograd4_pays(ctx, s) && s.OW() >= 12;
+  return winograd4_pays(ctx, s) && s.OW() >= 12 && tiles(s, 4) >= 128;
 }
 
 // Room for either Winograd variant, so that changing the tile setting after a layer sized its
@@ -101,7 +112,7 @@ constexpr Conv2dForwardVariant kForward[] = {
      [](const Context& ctx, const Conv2dShape& s, const float* x, const float* w, const float* b,
         float* y,
         float* workspace) { conv2d_winograd4(ctx, s, x, w, false, b, y, false, workspace); }},
-    {"winograd_f2x2", Isa::Avx512, by_shape<winograd_pays>,
+    {"winograd_f2x2", Isa::Avx512, by_shape<winograd2_pays>,
      [](const Context& ctx, const Conv2dShape& s, const float* x, const float* w, const float* b,
         float* y,
         float* workspace) { conv2d_winograd(ctx, s, x, w, false, b, y, false, workspace); }},
@@ -119,7 +130,7 @@ bool backward_data_winograd4(const Context& ctx, const Conv2dShape& s) {
   return backward_data_is_a_convolution(s) && winograd4_pays(ctx, backward_data_shape(s));
 }
 bool backward_data_winograd2(const Conv2dShape& s) {
-  return backward_data_is_a_convolution(s) && winograd_pays(backward_data_shape(s));
+  return backward_data_is_a_convolution(s) && winograd2_pays(backward_data_shape(s));
 }
 bool backward_data_direct(const Conv2dShape& s) {
   return backward_data_is_a_convolution(s) && conv2d_direct_supported(backward_data_shape(s));
@@ -172,12 +183,12 @@ constexpr Conv2dBackwardWeightsVariant kBackwardWeights[] = {
         float* db, float* workspace) {
        conv2d_winograd4_backward_weights(ctx, s, x, dy, dw, db, workspace);
      }},
-    {"winograd_f3x3_2x2_bf16", Isa::Avx512Bf16, in_bf16<by_shape<winograd_pays>>,
+    {"winograd_f3x3_2x2_bf16", Isa::Avx512Bf16, in_bf16<by_shape<winograd2_weights_pay>>,
      [](const Context& ctx, const Conv2dShape& s, const float* x, const float* dy, float* dw,
         float* db, float* workspace) {
        conv2d_winograd_backward_weights(ctx, s, x, dy, dw, db, workspace, Precision::Bf16);
      }},
-    {"winograd_f3x3_2x2", Isa::Avx512, by_shape<winograd_pays>,
+    {"winograd_f3x3_2x2", Isa::Avx512, by_shape<winograd2_weights_pay>,
      [](const Context& ctx, const Conv2dShape& s, const float* x, const float* dy, float* dw,
         float* db, float* workspace) {
        conv2d_winograd_backward_weights(ctx, s, x, dy, dw, db, workspace);
