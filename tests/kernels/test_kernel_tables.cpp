@@ -90,6 +90,17 @@ std::vector<Conv2dShape> conv_shapes() {
        .PW = 1,
        .G = 5},
       {.N = 2, .IC = 16, .IH = 10, .IW = 10, .OC = 16, .KH = 3, .KW = 3, .PH = 1, .PW = 1, .G = 2},
+      // Enough output tiles for F(2x2, 3x3) forward (256 of 2x2) and F(3x3, 4x4) weight
+      // gradients (128 of 4x4), at odd sizes.
+      {.N = 2, .IC = 9, .IH = 23, .IW = 21, .OC = 10, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
+      {.N = 3, .IC = 8, .IH = 27, .IW = 26, .OC = 9, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
+      // One image, fewer than threads: im2col splits it into blocks of output channels
+      // (forward) and input channels (backward data), at odd sizes too.
+      {.N = 1, .IC = 64, .IH = 8, .IW = 8, .OC = 128, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
+      {.N = 1, .IC = 67, .IH = 9, .IW = 9, .OC = 70, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1,
+       .PW = 1},
+      // and F(4x4, 3x3) into blocks of output channels (20 tiles in one chunk).
+      {.N = 1, .IC = 16, .IH = 17, .IW = 15, .OC = 35, .KH = 3, .KW = 3, .PH = 1, .PW = 1},
   };
   Rng rng(4242);
   const int64_t channels[] = {1, 3, 7, 8, 9, 17};

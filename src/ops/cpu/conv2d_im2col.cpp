@@ -6,8 +6,11 @@
 // cols is never stored: the GEMM packs its panels straight from the image (implicit im2col),
 // which halves the memory traffic of the patch matrix. dW is accumulated transposed because then
 // the patch matrix is the GEMM's A operand, packed row by row from contiguous image rows.
-// Threads split the batch. Weight gradients go to per-thread partial sums that are reduced in
-// thread order, so results are deterministic for a given thread count and never race.
+// Threads split the batch; with fewer images than threads (batch-1 inference), forward and
+// backward data also split each image's product into blocks of rows or columns, so that every
+// thread has work (a block's values do not depend on the split: the GEMM's depth blocking is the
+// same). Weight gradients go to per-thread partial sums that are reduced in thread order, so
+// results are deterministic for a given thread count and never race.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -170,6 +173,24 @@ Slices slices(const Conv2dShape& s) {
   return {cols_is_input(s) ? 0 : patch_size(s) * s.OH() * s.OW(), s.OC * patch_size(s), s.OC};
 }
 
+// How many blocks to cut one image's product into: one when the batch gives every thread an
+// image, else enough for the threads, none shorter than kMinBlock rows (or columns).
+constexpr int64_t kMinBlock = 32;
+int64_t blocks_per_image(const Context& ctx, const Conv2dShape& s, int64_t length) {
+  const int64_t threads = ctx.num_threads();
+  if (s.N >= threads) return 1;
+  return std::clamp<int64_t>((threads + s.N - 1) / s.N, 1, std::max<int64_t>(1, length / kMinBlock));
+}
+// Block b of `blocks` over [0, length), in whole multiples of `unit`.
+struct Block {
+  int64_t lo, hi;
+};
+Block block_of(int64_t length, int64_t blocks, int64_t b, int64_t unit) {
+  const int64_t units = (length + unit - 1) / unit;
+  return {std::min(length, units * b / blocks * unit),
+          std::min(length, units * (b + 1) / blocks * unit)};
+}
+
 }  // namespace
 
 int64_t conv2d_im2col_workspace_size(const Conv2dShape& s, int threads) {
@@ -181,19 +202,29 @@ void conv2d_im2col_forward(const Context& ctx, const Conv2dShape& s, const float
                            const float* b, float* y, float* workspace) {
   (void)workspace;  // the patch matrix is packed straight from the image
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
-  parallel_for(ctx, 0, s.N, [&](int64_t lo, int64_t hi, int) {
-    for (int64_t n = lo; n < hi; ++n) {
+  // Blocks of an image: of output channels, each packing the whole patch matrix, or of output
+  // positions, each packing all of W; whichever repeats less packing.
+  const bool by_rows = s.OC >= OHW;
+  const int64_t blocks = blocks_per_image(ctx, s, by_rows ? s.OC : OHW);
+  const KernelInfo& kernel = gemm_kernel();
+  parallel_for(ctx, 0, s.N * blocks, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t task = lo; task < hi; ++task) {
+      const int64_t n = task / blocks;
+      const Block rows = by_rows ? block_of(s.OC, blocks, task % blocks, kernel.MR)
+                                 : Block{0, s.OC};
+      const Block cols = by_rows ? Block{0, OHW} : block_of(OHW, blocks, task % blocks, kernel.NR);
       const float* xn = x + n * s.IC * s.IH * s.IW;
-      float* yn = y + n * s.OC * OHW;
+      float* yn = y + n * s.OC * OHW + rows.lo * OHW + cols.lo;
       if (b)
-        for (int64_t oc = 0; oc < s.OC; ++oc) std::fill_n(yn + oc * OHW, OHW, b[oc]);
+        for (int64_t oc = rows.lo; oc < rows.hi; ++oc)
+          std::fill_n(yn + (oc - rows.lo) * OHW, cols.hi - cols.lo, b[oc]);
       gemm_blocked(
-          s.OC, OHW, P,
+          rows.hi - rows.lo, cols.hi - cols.lo, P,
           [&](int64_t i0, int64_t p0, int64_t mc, int64_t kc, int64_t MR, float* ap) {
-            pack_a_matrix(w, P, false, i0, p0, mc, kc, MR, ap);
+            pack_a_matrix(w, P, false, rows.lo + i0, p0, mc, kc, MR, ap);
           },
           [&](int64_t p0, int64_t j0, int64_t kc, int64_t nc, int64_t NR, float* bp) {
-            pack_b_patches(s, xn, p0, j0, kc, nc, NR, bp);
+            pack_b_patches(s, xn, p0, cols.lo + j0, kc, nc, NR, bp);
           },
           b != nullptr, yn, OHW, kPrecision);
     }
@@ -205,20 +236,30 @@ void conv2d_im2col_backward_data(const Context& ctx, const Conv2dShape& s, const
                                  const float* dy, float* dx, float* workspace, bool accumulate) {
   const int64_t P = patch_size(s), OHW = s.OH() * s.OW();
   const Slices sl = slices(s);
-  parallel_for(ctx, 0, s.N, [&](int64_t lo, int64_t hi, int thread) {
+  // Blocks of an image: of input channels (whole groups of KH·KW patch rows), whose col2im
+  // writes only their own planes of dx.
+  const int64_t taps = s.KH * s.KW, plane = s.IH * s.IW;
+  const int64_t blocks = blocks_per_image(ctx, s, s.IC);
+  parallel_for(ctx, 0, s.N * blocks, [&](int64_t lo, int64_t hi, int thread) {
     float* dcols = workspace + thread * sl.per_thread();
-    for (int64_t n = lo; n < hi; ++n) {
+    for (int64_t task = lo; task < hi; ++task) {
+      const int64_t n = task / blocks;
+      const Block channels = block_of(s.IC, blocks, task % blocks, 1);
+      const int64_t rows = (channels.hi - channels.lo) * taps;
+      const float* wt = w + channels.lo * taps;  // Wᵀ's rows for these channels: W's columns
       const float* dyn = dy + n * s.OC * OHW;
-      float* dxn = dx + n * s.IC * s.IH * s.IW;
+      float* dxn = dx + n * s.IC * plane + channels.lo * plane;
       if (cols_is_input(s)) {  // dcols is dx itself: the product goes straight into it
-        sgemm(true, false, P, OHW, s.OC, w, P, dyn, OHW, accumulate, dxn, OHW, kPrecision);
+        sgemm(true, false, rows, OHW, s.OC, wt, P, dyn, OHW, accumulate, dxn, OHW, kPrecision);
         continue;
       }
-      sgemm(true, false, P, OHW, s.OC, w, P, dyn, OHW, false, dcols, OHW, kPrecision);
+      sgemm(true, false, rows, OHW, s.OC, wt, P, dyn, OHW, false, dcols, OHW, kPrecision);
       // Windows overlap (or skip pixels, for stride > kernel), so col2im adds: an assigned
       // image starts at zero, cleared here while it is about to be in cache anyway.
-      if (!accumulate) std::fill_n(dxn, s.IC * s.IH * s.IW, 0.0f);
-      col2im_add(s, dcols, dxn);
+      if (!accumulate) std::fill_n(dxn, (channels.hi - channels.lo) * plane, 0.0f);
+      Conv2dShape part = s;
+      part.IC = channels.hi - channels.lo;
+      col2im_add(part, dcols, dxn);
     }
   });
 }

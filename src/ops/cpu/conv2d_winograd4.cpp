@@ -369,11 +369,12 @@ __attribute__((target("avx512f,avx512bf16"))) void transform_input(const Conv2dS
 // into the NCHW output. mp[ξ·m_stride + oc·tiles_padded + tile].
 __attribute__((target("avx512f"))) void transform_output(const Conv2dShape& s, const Plan& p,
                                                          const float* mp, const Group* groups,
-                                                         int64_t count, const float* b, float* y,
+                                                         int64_t count, int64_t oc_lo,
+                                                         int64_t oc_hi, const float* b, float* y,
                                                          bool accumulate) {
   const int64_t OC = s.OC, OH = s.OH(), OW = s.OW(), tp = p.tiles_padded;
   const int64_t xi_stride = m_stride(p);
-  for (int64_t oc = 0; oc < OC; ++oc) {
+  for (int64_t oc = oc_lo; oc < oc_hi; ++oc) {
     const __m512 bias = _mm512_set1_ps(b ? b[oc] : 0.0f);
     for (int64_t v0 = 0; v0 < count; v0 += 4) {
       const Group* gr = groups + v0;
@@ -515,8 +516,8 @@ void conv2d_winograd4(const Context& ctx, const Conv2dShape& s, const float* x, 
   // bf16: U and V are rounded where they lie (bf16.hpp) and the products run on bf16 pairs of
   // input channels; the transforms, M and the output stay float.
   const bool bf16 = precision == Precision::Bf16;
+  const int64_t panels = p.OCp / MR;
   if (bf16) {
-    const int64_t panels = p.OCp / MR;
     parallel_for(ctx, 0, kXi * panels, [&](int64_t lo, int64_t hi, int) {
       for (int64_t item = lo; item < hi; ++item)
         bf16_pairs_in_place(up + item / panels * u_stride(s, p) + item % panels * MR * s.IC, s.IC,
@@ -526,11 +527,23 @@ void conv2d_winograd4(const Context& ctx, const Conv2dShape& s, const float* x, 
   const MicroKernel micro = bf16 ? micro_avx512_bf16 : gemm_kernel().micro;
   const int64_t depth = bf16 ? (s.IC + 1) / 2 : s.IC;
   const int64_t chunks = (p.groups + p.chunk_groups - 1) / p.chunk_groups;
-  parallel_for(ctx, 0, chunks, [&](int64_t lo, int64_t hi, int thread) {
+  // Fewer chunks than threads (a batch of one image): each chunk's output channels are split
+  // into blocks of whole panels, one task per (chunk, block). Every block transforms the
+  // chunk's input itself, which costs less than leaving threads idle; a value does not depend
+  // on the split.
+  const int64_t blocks =
+      chunks >= ctx.num_threads()
+          ? 1
+          : std::clamp<int64_t>((ctx.num_threads() + chunks - 1) / chunks, 1,
+                                std::max<int64_t>(1, panels / 2));
+  parallel_for(ctx, 0, chunks * blocks, [&](int64_t lo, int64_t hi, int thread) {
     float* vp = workspace + packed_u_size(s, p) + thread * per_thread_size(s, p);
     float* mp = vp + v_size(s, p);
     Group groups[kMaxGroups];  // the chunk's, in tile order
-    for (int64_t chunk = lo; chunk < hi; ++chunk) {
+    for (int64_t task = lo; task < hi; ++task) {
+      const int64_t chunk = task / blocks, block = task % blocks;
+      const int64_t oc_lo = std::min(s.OC, panels * block / blocks * MR);
+      const int64_t oc_hi = std::min(s.OC, panels * (block + 1) / blocks * MR);
       const int64_t g0 = chunk * p.chunk_groups;
       // Whole panels: groups past the batch's last read as zero, so every column the
       // micro-kernel reads holds a number.
@@ -547,12 +560,12 @@ void conv2d_winograd4(const Context& ctx, const Conv2dShape& s, const float* x, 
         const float* u_xi = up + xi * u_stride(s, p);
         const float* v_xi = vp + xi * v_stride(s, p);
         float* m_xi = mp + xi * m_stride(p);
-        for (int64_t oc0 = 0; oc0 < s.OC; oc0 += MR)
+        for (int64_t oc0 = oc_lo; oc0 < oc_hi; oc0 += MR)
           for (int64_t j = 0; j < tiles; j += NR)
             micro(depth, u_xi + oc0 * s.IC, v_xi + j * s.IC, m_xi + oc0 * p.tiles_padded + j,
                   p.tiles_padded, std::min(MR, s.OC - oc0), NR, false);
       }
-      transform_output(s, p, mp, groups, count, b, y, accumulate);
+      transform_output(s, p, mp, groups, count, oc_lo, oc_hi, b, y, accumulate);
     }
   });
 #else
