@@ -13,8 +13,15 @@
 // - a layer that runs in place (ReLU) writes over its input when that input is a node of its
 //   own that lends its output (BatchNorm, Add: their backward never reads it), is read by
 //   nothing else and is not the model's output. That node's activation then holds the ReLU's.
+// - in Mode::Eval, a BatchNorm that alone reads a convolution is folded into it
+//   (Conv2d::forward_folded): the convolution writes the BatchNorm's output, with weights scaled
+//   per output channel, and the BatchNorm's own pass is skipped, where that saves work for the
+//   batch (Conv2d::folding_pays). The convolution's activation then holds no value of that
+//   pass; backward() and trace() after such a pass first run it again unfolded, so they see
+//   every node's output as a plain Mode::Eval pass computes it.
 // set_keep_intermediates(true) gives every node its own activation and gradient, kept after the
-// passes, for the trace, gradcheck and `convnet explain` (Model::set_keep_intermediates).
+// passes, for the trace, gradcheck and `convnet explain` (Model::set_keep_intermediates), and
+// folds nothing.
 //
 // Node 0 is the model's input: it is not copied (forward reads the caller's tensor) and has no
 // gradient buffer (backward writes ∂L/∂x into the caller's grad_input, when one is given).
@@ -108,6 +115,13 @@ class Executor {
   // backward; re-plans the gradient buffers alone (the activations stay valid).
   void set_share_gradients(bool share);
   bool shares_gradients() const { return share_gradients_; }
+  // BatchNorm folding at Mode::Eval (on by default; off with keep_intermediates). Off gives
+  // every Eval pass exactly as the layers compute it one by one; on, results differ from it by
+  // rounding alone.
+  void set_fold_batchnorm(bool fold);
+  bool folds_batchnorm() const { return fold_batchnorm_; }
+  // Whether the last forward pass folded any BatchNorm.
+  bool last_pass_folded() const { return last_pass_folded_; }
   // Elements of the activation and of the gradient buffers (for the memory figures).
   int64_t activation_elements() const;
   int64_t gradient_elements() const;
@@ -132,7 +146,17 @@ class Executor {
   bool share_gradients_ = true;
   bool keep_intermediates_ = false;
   std::vector<size_t> alias_;  // per node: the node whose activation it overwrites (0: none)
+  // Folding: per convolution node, the BatchNorm node folded into it (0: none), and that
+  // BatchNorm's scale and shift (2 x C); per node, whether this pass skipped it.
+  std::vector<size_t> fold_;
+  std::vector<Tensor<T>> fold_affine_;
+  std::vector<char> skipped_;
+  bool fold_batchnorm_ = true;
+  bool last_pass_folded_ = false;
   void plan_activations();
+  void plan_folding();
+  const Tensor<T>& run_forward(size_t first, Mode mode, bool fold);
+  void unfold_last_pass();
   void plan_gradients();
   const Tensor<T>* input_ = nullptr;
   const Tensor<T>* last_dy_ = nullptr;

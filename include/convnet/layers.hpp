@@ -195,6 +195,17 @@ class Conv2d final : public Layer<T> {
   Tensor<T>& grad_weight() { return grad_weight_; }
   Tensor<T>& grad_bias() { return grad_bias_; }
 
+  // BatchNorm folded in (evaluation only): this convolution followed by a per-channel affine
+  // map y = scale·z + shift (BatchNorm::eval_affine) is one convolution, by
+  //   W'[oc] = scale[oc]·W[oc],  b'[oc] = scale[oc]·b[oc] + shift[oc]
+  // formed afresh on every call (so it always reflects the current weights and statistics)
+  // in buffers of the layer's own, which reserve_folding() allocates.
+  void reserve_folding();
+  void forward_folded(const Tensor<T>& x, Tensor<T>& y, const T* scale, const T* shift);
+  // Whether folding saves work for a batch of `batch`: forming W' is a pass over the weights,
+  // the BatchNorm it replaces a pass over the output (so not for one image on small maps).
+  bool folding_pays(int64_t batch) const;
+
  private:
   // backward() and backward_assign(): dx += ∂L/∂x, or dx = ∂L/∂x without accumulate.
   void backward_impl(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>* dx, bool accumulate);
@@ -203,6 +214,7 @@ class Conv2d final : public Layer<T> {
   bool has_bias_;
   Init init_;
   Tensor<T> weight_, bias_, grad_weight_, grad_bias_;
+  Tensor<T> folded_weight_, folded_bias_;  // W' and b' (see forward_folded); empty until reserved
   int64_t out_h_ = 0, out_w_ = 0;
 };
 
@@ -585,6 +597,9 @@ class BatchNorm : public Layer<T> {
   Tensor<T>& grad_bias() { return grad_bias_; }
   Tensor<T>& running_mean() { return running_mean_; }  // (C)
   Tensor<T>& running_var() { return running_var_; }    // (C), unbiased estimates
+  // Mode::Eval's map as y = scale·x + shift per channel, for folding into the layer before:
+  // scale = γ / sqrt(running_var + eps), shift = β − running_mean·scale (C values each).
+  void eval_affine(T* scale, T* shift) const;
 
  protected:
   BatchNorm(const BatchNormOptions& options, bool spatial);

@@ -120,6 +120,14 @@ class Model {
   // for bit. Re-plans the buffers (allocates; the last passes are forgotten) when it changes.
   void set_keep_intermediates(bool keep) { executor_.set_keep_intermediates(keep); }
   bool keeps_intermediates() const { return executor_.keeps_intermediates(); }
+  // Mode::Eval passes fold each BatchNorm that alone reads a convolution into it (weights and
+  // bias scaled per channel, formed on every pass), skipping its pass over the activations:
+  // on by default, off while keeping intermediates. Results differ from the unfolded pass by
+  // rounding alone; backward and trace after a folded pass see the unfolded one
+  // (convnet/executor.hpp).
+  void set_fold_batchnorm(bool fold) { executor_.set_fold_batchnorm(fold); }
+  bool folds_batchnorm() const { return executor_.folds_batchnorm(); }
+  bool last_pass_folded() const { return executor_.last_pass_folded(); }
   // What the built model holds, in bytes: every node's activation (and the loss gradient), the
   // backward's node-gradient buffers, the parameters with their gradients (the arena), and the
   // scratch its context's kernels share. Layers' own saved state (pooling winners, Dropout

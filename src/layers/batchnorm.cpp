@@ -121,6 +121,15 @@ void BatchNorm<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
 }
 
 template <class T>
+void BatchNorm<T>::eval_affine(T* scale, T* shift) const {
+  for (int64_t c = 0; c < channels_; ++c) {
+    const T invstd = T(1) / std::sqrt(running_var_[c] + static_cast<T>(eps_));
+    scale[c] = (affine_ ? weight_[c] : T(1)) * invstd;
+    shift[c] = (affine_ ? bias_[c] : T(0)) - running_mean_[c] * scale[c];
+  }
+}
+
+template <class T>
 void BatchNorm<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
                             Tensor<T>* dx) {
   backward_impl(x, dy, dx, true);

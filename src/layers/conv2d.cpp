@@ -109,6 +109,36 @@ void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
 }
 
 template <class T>
+void Conv2d<T>::reserve_folding() {
+  if (folded_weight_.shape() != weight_.shape()) folded_weight_ = Tensor<T>(weight_.shape());
+  if (folded_bias_.numel() != out_channels_) folded_bias_ = Tensor<T>(Shape{out_channels_});
+}
+
+template <class T>
+bool Conv2d<T>::folding_pays(int64_t batch) const {
+  return batch * out_h_ * out_w_ >= (in_channels_ / groups_) * KH_ * KW_;
+}
+
+template <class T>
+void Conv2d<T>::forward_folded(const Tensor<T>& x, Tensor<T>& y, const T* scale, const T* shift) {
+  this->check_input(x);
+  CONVNET_CHECK(folded_weight_.shape() == weight_.shape(), describe(),
+                ": forward_folded before reserve_folding");
+  const int64_t per_channel = weight_.numel() / out_channels_;
+  for (int64_t oc = 0; oc < out_channels_; ++oc) {
+    const T* w = weight_.data() + oc * per_channel;
+    T* folded = folded_weight_.data() + oc * per_channel;
+    for (int64_t i = 0; i < per_channel; ++i) folded[i] = scale[oc] * w[i];
+    folded_bias_[oc] = scale[oc] * (has_bias_ ? bias_[oc] : T(0)) + shift[oc];
+  }
+  const auto s =
+      kernel_shape<T>(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_, groups_);
+  y.resize(Shape{s.N, s.OC, s.OH(), s.OW()});
+  ops::conv2d_forward(this->context(), s, x.data(), folded_weight_.data(), folded_bias_.data(),
+                      y.data());
+}
+
+template <class T>
 void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx) {
   backward_impl(x, dy, dx, true);
 }

@@ -2,6 +2,8 @@
 // read u of J_vᵀ · ∂L/∂x_v: the first writer assigns, the rest add), trace and profiling.
 #include "convnet/executor.hpp"
 
+#include <algorithm>
+
 #include "convnet/graph.hpp"
 
 namespace convnet {
@@ -31,6 +33,7 @@ void Executor<T>::plan(std::vector<Node> nodes, std::vector<size_t> order, size_
   shapes_.assign(shapes.begin(), shapes.end());
   try {
     plan_activations();
+    plan_folding();
     plan_gradients();
   } catch (const std::bad_alloc&) {
     nodes_.clear();
@@ -70,6 +73,37 @@ void Executor<T>::plan_activations() {
     if (alias_[v] != 0) acts_[v] = Tensor<T>::view(acts_[alias_[v]].data(), shapes_[v]);
 }
 
+// A convolution whose output only a BatchNorm reads (and is not the model's output) folds it.
+template <class T>
+void Executor<T>::plan_folding() {
+  fold_.assign(nodes_.size(), 0);
+  fold_affine_.assign(nodes_.size(), Tensor<T>());
+  skipped_.assign(nodes_.size(), 0);
+  last_pass_folded_ = false;
+  if (keep_intermediates_ || !fold_batchnorm_) return;
+  std::vector<int> readers(nodes_.size(), 0);
+  for (const Node& node : nodes_)
+    for (size_t u : node.inputs) ++readers[u];
+  for (size_t v = 1; v < nodes_.size(); ++v) {
+    const Node& node = nodes_[v];
+    auto* norm = dynamic_cast<BatchNorm<T>*>(node.layer);
+    if (!norm || node.inputs.size() != 1) continue;
+    const size_t u = node.inputs[0];
+    auto* conv = u == 0 ? nullptr : dynamic_cast<Conv2d<T>*>(nodes_[u].layer);
+    if (!conv || u == output_ || readers[u] != 1 || alias_[u] != 0) continue;
+    conv->reserve_folding();
+    fold_[u] = v;
+    fold_affine_[u] = Tensor<T>(Shape{2 * shapes_[v][1]});
+  }
+}
+
+template <class T>
+void Executor<T>::set_fold_batchnorm(bool fold) {
+  if (fold == fold_batchnorm_) return;
+  fold_batchnorm_ = fold;
+  if (planned()) plan_folding();
+}
+
 template <class T>
 void Executor<T>::set_keep_intermediates(bool keep) {
   if (keep == keep_intermediates_) return;
@@ -77,6 +111,7 @@ void Executor<T>::set_keep_intermediates(bool keep) {
   share_gradients_ = !keep;
   if (!planned()) return;
   plan_activations();
+  plan_folding();
   plan_gradients();
   input_ = nullptr;  // the last passes' values are gone
   last_dy_ = nullptr;
@@ -174,12 +209,28 @@ const Tensor<T>& Executor<T>::forward(const Tensor<T>& x, Mode mode) {
 
 template <class T>
 const Tensor<T>& Executor<T>::forward_from(size_t first, Mode mode) {
+  // A folded pass left no value in its convolutions' activations, which a later node may read.
+  return run_forward(last_pass_folded_ ? 0 : first, mode, mode == Mode::Eval);
+}
+
+// backward() and trace() after a folded pass: the same pass again, unfolded.
+template <class T>
+void Executor<T>::unfold_last_pass() {
+  if (!last_pass_folded_) return;
+  CONVNET_CHECK(input_ != nullptr, "the input of the last forward pass is gone");
+  run_forward(0, Mode::Eval, false);
+}
+
+template <class T>
+const Tensor<T>& Executor<T>::run_forward(size_t first, Mode mode, bool fold) {
   // A Train forward writes what the model shares with others (BatchNorm's running statistics).
   CONVNET_CHECK(gradients_ || mode == Mode::Eval,
                 "forward: Mode::Train on a model that runs on another model's weights "
                 "(build_shared), which runs Mode::Eval only");
   auto act = [&](size_t u) -> const Tensor<T>& { return u == 0 ? *input_ : acts_[u]; };
   const Tensor<T>* xs[kMaxInputs];
+  last_pass_folded_ = false;
+  std::fill(skipped_.begin(), skipped_.end(), 0);  // (a pass that threw may have left some)
   for (size_t k = first; k < order_.size(); ++k) {
     const size_t v = order_[k];
     const Node& node = nodes_[v];
@@ -190,7 +241,21 @@ const Tensor<T>& Executor<T>::forward_from(size_t first, Mode mode) {
       if (acts_[v].data() != source.data() || acts_[v].capacity() < source.numel())
         acts_[v] = Tensor<T>::view(source.data(), source.shape());
     }
-    if (node.layer) {
+    if (skipped_[v]) {  // a BatchNorm its convolution has done
+      skipped_[v] = 0;
+    } else if (fold && fold_[v] != 0 &&
+               static_cast<Conv2d<T>*>(node.layer)->folding_pays(act(node.inputs[0]).dim(0))) {
+      const size_t norm = fold_[v];
+      Tensor<T>& affine = fold_affine_[v];
+      const int64_t channels = affine.numel() / 2;
+      static_cast<BatchNorm<T>*>(nodes_[norm].layer)
+          ->eval_affine(affine.data(), affine.data() + channels);
+      static_cast<Conv2d<T>*>(node.layer)
+          ->forward_folded(act(node.inputs[0]), acts_[norm], affine.data(),
+                           affine.data() + channels);
+      skipped_[norm] = 1;
+      last_pass_folded_ = true;
+    } else if (node.layer) {
       node.layer->forward(act(node.inputs[0]), acts_[v], mode);
     } else {
       for (size_t i = 0; i < node.inputs.size(); ++i) xs[i] = &act(node.inputs[i]);
@@ -207,6 +272,7 @@ void Executor<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input, Gradients
   CONVNET_CHECK(gradients_,
                 "backward: the model runs on another model's weights (build_shared) "
                 "and has no gradients; train a model built with build()");
+  unfold_last_pass();
   last_dy_ = &dy;
   // No buffer is zeroed: each node's first writer assigns it (Node::assign).
   for (size_t v : order_)
@@ -246,6 +312,7 @@ void Executor<T>::backward(const Tensor<T>& dy, Tensor<T>* grad_input, Gradients
 
 template <class T>
 std::vector<NodeTrace<T>> Executor<T>::trace() {
+  if (input_) unfold_last_pass();
   std::vector<NodeTrace<T>> out;
   for (const size_t v : order_) {
     const Node& node = nodes_[v];

@@ -182,7 +182,9 @@ bool fast_kernels(const Context& ctx) {
 // Sizes ctx's scratch for a convolution of shape s, so that its steps do not allocate.
 template <class T>
 void reserve_conv2d_scratch(Context& ctx, const Conv2dShape& s) {
-  if (fast_kernels<T>(ctx)) ctx.scratch(cpu::conv2d_workspace_size(s, ctx.num_threads()));
+  if (!fast_kernels<T>(ctx)) return;
+  ctx.scratch(cpu::conv2d_workspace_size(s, ctx.num_threads()));
+  cpu::reserve_pack_buffers(ctx);  // a smaller batch may choose a GEMM kernel
 }
 
 // Sizes ctx's scratch for a batch norm of shape s.

@@ -99,6 +99,76 @@ TEST(Graph, DefaultMemoryPlanKeepsTheBits) {
   }
 }
 
+// Mode::Eval folds each BatchNorm that alone reads a convolution into it (resnet-small has 11):
+// the output agrees with the unfolded pass to rounding, at the built batch and at batch 1 (where
+// the small maps' convolutions keep their BatchNorm: folding would not pay); backward and trace
+// after a folded pass see the unfolded one bit for bit; Train and keep_intermediates never fold.
+TEST(Graph, BatchNormFoldsIntoConvolutionsAtEvaluation) {
+  const Shape input{6, 1, 28, 28};
+  std::unique_ptr<Model<float>> folded = make_model<float>("resnet-small"),
+                                plain = make_model<float>("resnet-small");
+  folded->build(input, 4);
+  plain->build(input, 4);
+  plain->set_fold_batchnorm(false);
+  EXPECT_TRUE(folded->folds_batchnorm());
+  Rng rng(7);
+  const Tensor<float> x = testing::random_normal<float>(input, rng);
+  const std::vector<int32_t> labels{0, 1, 2, 3, 4, 5};
+  SoftmaxCrossEntropy<float> loss;
+  Sgd<float> sgd_a({.lr = 0.05, .momentum = 0.9}), sgd_b({.lr = 0.05, .momentum = 0.9});
+  for (int step = 0; step < 3; ++step) {  // running statistics, γ and β away from their start
+    EXPECT_EQ(folded->train_step(x, {.labels = labels}, loss, sgd_a).loss,
+              plain->train_step(x, {.labels = labels}, loss, sgd_b).loss);
+    EXPECT_FALSE(folded->last_pass_folded());
+  }
+  for (const int64_t batch : {int64_t{6}, int64_t{1}}) {
+    SCOPED_TRACE("batch " + std::to_string(batch));
+    const Tensor<float> xb = testing::random_normal<float>(input.with_batch(batch), rng);
+    const Tensor<float> want = plain->forward(xb, Mode::Eval);
+    EXPECT_FALSE(plain->last_pass_folded());
+    const Tensor<float> got = folded->forward(xb, Mode::Eval);
+    EXPECT_TRUE(folded->last_pass_folded());
+    ASSERT_EQ(got.shape(), want.shape());
+    float largest = 0;
+    for (int64_t i = 0; i < want.numel(); ++i) largest = std::max(largest, std::abs(want[i]));
+    for (int64_t i = 0; i < want.numel(); ++i)
+      EXPECT_NEAR(got[i], want[i], 1e-5f * largest) << "logit " << i;
+
+    // The trace after a folded pass holds every node's unfolded output.
+    const std::vector<NodeTrace<float>> a = folded->trace(), b = plain->trace();
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t k = 0; k < a.size(); ++k) {
+      const Tensor<float>& p = *a[k].output;
+      const Tensor<float>& q = *b[k].output;
+      ASSERT_EQ(p.shape(), q.shape()) << a[k].name;
+      EXPECT_TRUE(std::equal(p.data(), p.data() + p.numel(), q.data())) << a[k].name;
+    }
+
+    // Backward after a folded Eval pass: the gradient of the unfolded pass.
+    folded->forward(xb, Mode::Eval);
+    plain->forward(xb, Mode::Eval);
+    Tensor<float> dy(want.shape());
+    for (int64_t i = 0; i < dy.numel(); ++i) dy[i] = static_cast<float>(rng.normal());
+    Tensor<float> dx_folded, dx_plain;
+    folded->zero_grad();
+    plain->zero_grad();
+    folded->backward(dy, &dx_folded);
+    plain->backward(dy, &dx_plain);
+    ASSERT_EQ(dx_folded.shape(), xb.shape());
+    EXPECT_TRUE(std::equal(dx_folded.data(), dx_folded.data() + dx_folded.numel(),
+                           dx_plain.data()));
+    for (size_t i = 0; i < folded->params().size(); ++i) {
+      const Tensor<float>& p = *folded->params()[i].grad;
+      const Tensor<float>& q = *plain->params()[i].grad;
+      EXPECT_TRUE(std::equal(p.data(), p.data() + p.numel(), q.data()))
+          << folded->params()[i].name;
+    }
+  }
+  folded->set_keep_intermediates(true);
+  folded->forward(x, Mode::Eval);
+  EXPECT_FALSE(folded->last_pass_folded());
+}
+
 TEST(Graph, WiringMistakesNameTheNode) {
   {
     Graph<float> g;

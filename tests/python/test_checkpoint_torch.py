@@ -173,9 +173,15 @@ def check(helper, model, tmp):
     with torch.no_grad():
         logits = net(io_tensors["input"])
     err = (logits - io_tensors["logits"]).abs().max().item()
-    ok = err <= 1e-4
+    # Two float32 computations of a deep network (different kernels, summation orders, and
+    # BatchNorm folded into the convolutions on our side) agree to rounding: a relative error
+    # of about 16 float ulps of the largest logit (three Adam steps at lr 0.01 make logits of
+    # up to ~150 in resnet-small, where 1e-4 is 7e-7 of them).
+    scale = max(1.0, io_tensors["logits"].abs().max().item())
+    ok = err <= 2e-6 * scale
     print(f"{'ok' if ok else 'FAIL'}: {model}: the header's and {len(tensors)} tensors' checksums "
-          f"hold, {len(state)} tensors loaded by name, max |logit difference| {err:.2e}")
+          f"hold, {len(state)} tensors loaded by name, max |logit difference| {err:.2e} "
+          f"(largest logit {scale:.3g})")
     return ok
 
 

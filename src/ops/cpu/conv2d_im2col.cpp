@@ -94,8 +94,7 @@ void patch_row(const Conv2dShape& s, const float* x, int64_t P, int64_t j, int64
 void pack_b_patches(const Conv2dShape& s, const float* x, int64_t p0, int64_t j0, int64_t kc,
                     int64_t nc, int64_t NR, float* bp) {
   // One long run per patch row (few calls, long copies), then dealt out to the NR-wide panels.
-  thread_local std::vector<float> run;
-  if (run.size() < static_cast<size_t>(kGemmNC + NR)) run.resize(kGemmNC + NR);
+  std::vector<float>& run = pack_buffers().row;
   const int64_t padded = (nc + NR - 1) / NR * NR;
   std::fill(run.begin() + nc, run.begin() + padded, 0.0f);
   for (int64_t p = 0; p < kc; ++p) {

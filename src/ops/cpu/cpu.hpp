@@ -35,6 +35,11 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const fl
            int64_t lda, const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc,
            Precision precision = Precision::Fp32);
 
+// Allocates the GEMM's packing buffers (one set per thread) on every thread of ctx's pool now,
+// when a layer is built, so that the first GEMM a thread runs in a training step allocates
+// nothing, whichever kernel the batch's size chooses.
+void reserve_pack_buffers(const Context& ctx);
+
 // Which micro-kernel sgemm runs on this CPU: "avx512", "avx2" or "generic".
 const char* sgemm_kernel_name();
 // Every micro-kernel this CPU supports, best first; sgemm_use_kernel picks one (for tests and

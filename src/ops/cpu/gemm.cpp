@@ -210,9 +210,15 @@ PackBuffers& pack_buffers() {
   const KernelInfo& k = gemm_kernel();
   const size_t a_size = static_cast<size_t>((kGemmMC + k.MR) * kGemmKC);
   const size_t b_size = static_cast<size_t>((kGemmNC + k.NR) * kGemmKC);
+  const size_t row_size = static_cast<size_t>(kGemmNC + k.NR);
   if (buffers.a.size() < a_size) buffers.a.resize(a_size);
   if (buffers.b.size() < b_size) buffers.b.resize(b_size);
+  if (buffers.row.size() < row_size) buffers.row.resize(row_size);
   return buffers;
+}
+
+void reserve_pack_buffers(const Context& ctx) {
+  parallel_for(ctx, 0, ctx.num_threads(), [](int64_t, int64_t, int) { pack_buffers(); });
 }
 
 const char* sgemm_kernel_name() { return gemm_kernel().name; }

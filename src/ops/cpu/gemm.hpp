@@ -74,11 +74,12 @@ void pack_b_matrix(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t 
 void interleave_rows(const float* const* rows, int64_t nrows, int64_t len, float* dst,
                      int64_t stride);
 
-// This thread's packing buffers, sized for the current micro-kernel (allocated once).
+// This thread's packing buffers, sized for the current micro-kernel (allocated once): the
+// panels, and one row of a patch matrix (im2col's packers).
 struct PackBuffers {
-  std::vector<float> a, b;
+  std::vector<float> a, b, row;
 };
-PackBuffers& pack_buffers();
+PackBuffers& pack_buffers();  // (reserve_pack_buffers in cpu.hpp allocates every thread's)
 
 // C (+)= op(A)·op(B), op(A) M×K and op(B) K×N, row-major C with leading dimension ldc.
 // pack_a(i0, p0, mc, kc, MR, ap) and pack_b(p0, j0, kc, nc, NR, bp) fill the panels as
