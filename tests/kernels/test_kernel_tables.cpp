@@ -424,6 +424,12 @@ std::vector<ops::Pool2dShape> pool_shapes() {
       {.N = 1, .C = 2, .IH = 7, .IW = 9, .KH = 2, .KW = 2, .SH = 2, .SW = 2},
       {.N = 3, .C = 2, .IH = 5, .IW = 6, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
       {.N = 1, .C = 4, .IH = 11, .IW = 4, .KH = 3, .KW = 2, .SH = 1, .SW = 3, .PH = 1},
+      // 2x2 stride 2 (its AVX-512 variant): lenet's maps, and rows of more than one vector of
+      // windows, odd and with a remainder.
+      {.N = 2, .C = 3, .IH = 28, .IW = 28, .KH = 2, .KW = 2, .SH = 2, .SW = 2},
+      {.N = 2, .C = 5, .IH = 10, .IW = 10, .KH = 2, .KW = 2, .SH = 2, .SW = 2},
+      {.N = 1, .C = 2, .IH = 9, .IW = 67, .KH = 2, .KW = 2, .SH = 2, .SW = 2},
+      {.N = 1, .C = 1, .IH = 2, .IW = 32, .KH = 2, .KW = 2, .SH = 2, .SW = 2},
   };
   Rng rng(31);
   while (shapes.size() < 40) {

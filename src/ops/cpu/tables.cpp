@@ -24,8 +24,13 @@ constexpr LinearBackwardWeightsVariant kLinearBackwardWeights[] = {
     {"gemm_bf16", Isa::Avx512Bf16, bf16_gemm, cpu::linear_backward_weights<Precision::Bf16>},
     {"gemm", Isa::Baseline, any_shape<LinearShape>, cpu::linear_backward_weights<>}};
 
-// Windows clipped to the input once, a branch-free path for 2x2 stride 2, threads over planes.
+// Windows clipped to the input once, a branch-free path for 2x2 stride 2, threads over planes;
+// before it, 2x2 stride 2 as 16 windows per AVX-512 vector.
+bool pool_2x2_avx512(const Context&, const Pool2dShape& s) {
+  return cpu::maxpool2d_2x2_avx512_supported(s);
+}
 constexpr MaxPool2dForwardVariant kMaxPool2dForward[] = {
+    {"2x2_avx512", Isa::Avx512, pool_2x2_avx512, cpu::maxpool2d_forward_2x2_avx512},
     {"clipped", Isa::Baseline, any_shape<Pool2dShape>, cpu::maxpool2d_forward}};
 constexpr MaxPool2dBackwardVariant kMaxPool2dBackward[] = {
     {"scatter", Isa::Baseline, any_shape<Pool2dShape>, cpu::maxpool2d_backward}};
