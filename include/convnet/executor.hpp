@@ -153,6 +153,7 @@ class Executor {
   std::vector<char> skipped_;
   bool fold_batchnorm_ = true;
   bool last_pass_folded_ = false;
+  std::vector<int> count_readers() const;
   void plan_activations();
   void plan_folding();
   const Tensor<T>& run_forward(size_t first, Mode mode, bool fold);

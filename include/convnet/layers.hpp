@@ -207,6 +207,8 @@ class Conv2d final : public Layer<T> {
   bool folding_pays(int64_t batch) const;
 
  private:
+  // y = w ⊛ x + b (b may be null): forward's, with the layer's weights or the folded ones.
+  void convolve(const Tensor<T>& x, Tensor<T>& y, const T* w, const T* b);
   // backward() and backward_assign(): dx += ∂L/∂x, or dx = ∂L/∂x without accumulate.
   void backward_impl(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>* dx, bool accumulate);
   Conv2dOptions options_;

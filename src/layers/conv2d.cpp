@@ -100,12 +100,16 @@ void Conv2d<T>::init(Rng& rng) {
 
 template <class T>
 void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
+  convolve(x, y, weight_.data(), has_bias_ ? bias_.data() : nullptr);
+}
+
+template <class T>
+void Conv2d<T>::convolve(const Tensor<T>& x, Tensor<T>& y, const T* w, const T* b) {
   this->check_input(x);
   const auto s =
       kernel_shape<T>(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_, groups_);
   y.resize(Shape{s.N, s.OC, s.OH(), s.OW()});
-  const T* b = has_bias_ ? bias_.data() : nullptr;
-  ops::conv2d_forward(this->context(), s, x.data(), weight_.data(), b, y.data());
+  ops::conv2d_forward(this->context(), s, x.data(), w, b, y.data());
 }
 
 template <class T>
@@ -121,7 +125,6 @@ bool Conv2d<T>::folding_pays(int64_t batch) const {
 
 template <class T>
 void Conv2d<T>::forward_folded(const Tensor<T>& x, Tensor<T>& y, const T* scale, const T* shift) {
-  this->check_input(x);
   CONVNET_CHECK(folded_weight_.shape() == weight_.shape(), describe(),
                 ": forward_folded before reserve_folding");
   const int64_t per_channel = weight_.numel() / out_channels_;
@@ -131,11 +134,7 @@ void Conv2d<T>::forward_folded(const Tensor<T>& x, Tensor<T>& y, const T* scale,
     for (int64_t i = 0; i < per_channel; ++i) folded[i] = scale[oc] * w[i];
     folded_bias_[oc] = scale[oc] * (has_bias_ ? bias_[oc] : T(0)) + shift[oc];
   }
-  const auto s =
-      kernel_shape<T>(x.shape(), out_channels_, KH_, KW_, SH_, SW_, PH_, PW_, DH_, DW_, groups_);
-  y.resize(Shape{s.N, s.OC, s.OH(), s.OW()});
-  ops::conv2d_forward(this->context(), s, x.data(), folded_weight_.data(), folded_bias_.data(),
-                      y.data());
+  convolve(x, y, folded_weight_.data(), folded_bias_.data());
 }
 
 template <class T>

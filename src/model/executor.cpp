@@ -46,14 +46,21 @@ void Executor<T>::plan(std::vector<Node> nodes, std::vector<size_t> order, size_
   set_profiling(profiling_);
 }
 
+// How many nodes read each node (a node reading another twice counts twice).
+template <class T>
+std::vector<int> Executor<T>::count_readers() const {
+  std::vector<int> readers(nodes_.size(), 0);
+  for (const Node& node : nodes_)
+    for (size_t u : node.inputs) ++readers[u];
+  return readers;
+}
+
 // Every node but the input gets an activation of its own, except a layer that runs in place on
 // an input that allows it (see the header), which gets a view of that input's.
 template <class T>
 void Executor<T>::plan_activations() {
   acts_.clear();
-  std::vector<int> readers(nodes_.size(), 0);
-  for (const Node& node : nodes_)
-    for (size_t u : node.inputs) ++readers[u];
+  const std::vector<int> readers = count_readers();
   alias_.assign(nodes_.size(), 0);
   if (!keep_intermediates_)
     for (size_t v = 1; v < nodes_.size(); ++v) {
@@ -81,9 +88,7 @@ void Executor<T>::plan_folding() {
   skipped_.assign(nodes_.size(), 0);
   last_pass_folded_ = false;
   if (keep_intermediates_ || !fold_batchnorm_) return;
-  std::vector<int> readers(nodes_.size(), 0);
-  for (const Node& node : nodes_)
-    for (size_t u : node.inputs) ++readers[u];
+  const std::vector<int> readers = count_readers();
   for (size_t v = 1; v < nodes_.size(); ++v) {
     const Node& node = nodes_[v];
     auto* norm = dynamic_cast<BatchNorm<T>*>(node.layer);
@@ -132,9 +137,7 @@ void Executor<T>::plan_gradients() {
     for (size_t v = 1; v < nodes_.size(); ++v) grads_[v] = Tensor<T>(shapes_[v]);
     return;
   }
-  std::vector<bool> read(nodes_.size(), false);
-  for (const Node& node : nodes_)
-    for (size_t u : node.inputs) read[u] = true;
+  const std::vector<int> readers = count_readers();
   std::vector<int64_t> slot_of(nodes_.size(), -1), size;
   std::vector<int64_t> free;
   for (size_t k = order_.size(); k-- > 0;) {
@@ -164,7 +167,7 @@ void Executor<T>::plan_gradients() {
     if (v == output_) continue;  // backward's upstream there is the caller's dy
     if (slot_of[v] >= 0)
       grads_[v] = Tensor<T>::view(grad_slots_[slot_of[v]].data(), shapes_[v]);
-    else if (!read[v])
+    else if (readers[v] == 0)
       grads_[v] = Tensor<T>(shapes_[v]);
   }
 }

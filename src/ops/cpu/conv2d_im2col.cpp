@@ -172,23 +172,9 @@ Slices slices(const Conv2dShape& s) {
   return {cols_is_input(s) ? 0 : patch_size(s) * s.OH() * s.OW(), s.OC * patch_size(s), s.OC};
 }
 
-// How many blocks to cut one image's product into: one when the batch gives every thread an
-// image, else enough for the threads, none shorter than kMinBlock rows (or columns).
+// With fewer images than threads, blocks of an image's product (blocks_per_item) are at least
+// this many rows or columns long.
 constexpr int64_t kMinBlock = 32;
-int64_t blocks_per_image(const Context& ctx, const Conv2dShape& s, int64_t length) {
-  const int64_t threads = ctx.num_threads();
-  if (s.N >= threads) return 1;
-  return std::clamp<int64_t>((threads + s.N - 1) / s.N, 1, std::max<int64_t>(1, length / kMinBlock));
-}
-// Block b of `blocks` over [0, length), in whole multiples of `unit`.
-struct Block {
-  int64_t lo, hi;
-};
-Block block_of(int64_t length, int64_t blocks, int64_t b, int64_t unit) {
-  const int64_t units = (length + unit - 1) / unit;
-  return {std::min(length, units * b / blocks * unit),
-          std::min(length, units * (b + 1) / blocks * unit)};
-}
 
 }  // namespace
 
@@ -206,7 +192,7 @@ void conv2d_im2col_forward(const Context& ctx, const Conv2dShape& s, const float
   // whole patch matrix (a costlier copy per element: bench_kernels 2 1 on 8x8 maps, 128
   // channels, ran 94-103 GFLOP/s split by channels, 124-130 by positions).
   const bool by_rows = s.OC >= 4 * OHW;
-  const int64_t blocks = blocks_per_image(ctx, s, by_rows ? s.OC : OHW);
+  const int64_t blocks = blocks_per_item(ctx, s.N, (by_rows ? s.OC : OHW) / kMinBlock);
   const KernelInfo& kernel = gemm_kernel();
   parallel_for(ctx, 0, s.N * blocks, [&](int64_t lo, int64_t hi, int) {
     for (int64_t task = lo; task < hi; ++task) {
@@ -240,7 +226,7 @@ void conv2d_im2col_backward_data(const Context& ctx, const Conv2dShape& s, const
   // Blocks of an image: of input channels (whole groups of KH·KW patch rows), whose col2im
   // writes only their own planes of dx.
   const int64_t taps = s.KH * s.KW, plane = s.IH * s.IW;
-  const int64_t blocks = blocks_per_image(ctx, s, s.IC);
+  const int64_t blocks = blocks_per_item(ctx, s.N, s.IC / kMinBlock);
   parallel_for(ctx, 0, s.N * blocks, [&](int64_t lo, int64_t hi, int thread) {
     float* dcols = workspace + thread * sl.per_thread();
     for (int64_t task = lo; task < hi; ++task) {

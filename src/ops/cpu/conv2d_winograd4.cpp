@@ -531,19 +531,14 @@ void conv2d_winograd4(const Context& ctx, const Conv2dShape& s, const float* x, 
   // into blocks of whole panels, one task per (chunk, block). Every block transforms the
   // chunk's input itself, which costs less than leaving threads idle; a value does not depend
   // on the split.
-  const int64_t blocks =
-      chunks >= ctx.num_threads()
-          ? 1
-          : std::clamp<int64_t>((ctx.num_threads() + chunks - 1) / chunks, 1,
-                                std::max<int64_t>(1, panels / 2));
+  const int64_t blocks = blocks_per_item(ctx, chunks, panels / 2);
   parallel_for(ctx, 0, chunks * blocks, [&](int64_t lo, int64_t hi, int thread) {
     float* vp = workspace + packed_u_size(s, p) + thread * per_thread_size(s, p);
     float* mp = vp + v_size(s, p);
     Group groups[kMaxGroups];  // the chunk's, in tile order
     for (int64_t task = lo; task < hi; ++task) {
       const int64_t chunk = task / blocks, block = task % blocks;
-      const int64_t oc_lo = std::min(s.OC, panels * block / blocks * MR);
-      const int64_t oc_hi = std::min(s.OC, panels * (block + 1) / blocks * MR);
+      const auto [oc_lo, oc_hi] = block_of(s.OC, blocks, block, MR);
       const int64_t g0 = chunk * p.chunk_groups;
       // Whole panels: groups past the batch's last read as zero, so every column the
       // micro-kernel reads holds a number.

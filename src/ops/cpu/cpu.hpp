@@ -27,12 +27,30 @@ void split_elementwise(const Context& ctx, int64_t count, Fn&& fn) {
                [&](int64_t lo, int64_t hi, int) { fn(count * lo / chunks, count * hi / chunks); });
 }
 
+// Fewer items (images, chunks of tiles) than threads, as in batch-1 inference: a kernel cuts
+// each item's work into blocks so that every thread has some. blocks_per_item is how many
+// (1 when the items alone fill the threads; never more than max_blocks), block_of which part
+// of [0, length) block b of them covers, in whole multiples of `unit`.
+inline int64_t blocks_per_item(const Context& ctx, int64_t items, int64_t max_blocks) {
+  const int64_t threads = ctx.num_threads();
+  if (items >= threads) return 1;
+  return std::clamp<int64_t>((threads + items - 1) / items, 1, std::max<int64_t>(1, max_blocks));
+}
+struct Block {
+  int64_t lo, hi;
+};
+inline Block block_of(int64_t length, int64_t blocks, int64_t b, int64_t unit) {
+  const int64_t units = (length + unit - 1) / unit;
+  return {std::min(length, units * b / blocks * unit),
+          std::min(length, units * (b + 1) / blocks * unit)};
+}
+
 // C = op(A) · op(B) + (accumulate ? C : 0), row-major; op(A) is M×K, op(B) is K×N.
 // op(A) = A (M×K, leading dim lda) or, when trans_a, Aᵀ with A stored K×M. Likewise for B.
 // Single-threaded; callers split the work. Precision::Bf16 (with bf16_kernels_available(),
 // bf16.hpp) multiplies A and B rounded to bf16, accumulating in float.
-void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
-           int64_t lda, const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc,
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+           const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc,
            Precision precision = Precision::Fp32);
 
 // Allocates the GEMM's packing buffers (one set per thread) on every thread of ctx's pool now,

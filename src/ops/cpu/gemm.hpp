@@ -14,6 +14,7 @@
 
 #include "ops/cpu/bf16.hpp"
 #include "ops/cpu/cpu.hpp"
+#include "ops/cpu/lanes.hpp"
 
 namespace convnet::ops::cpu {
 
@@ -39,12 +40,7 @@ struct KernelInfo {
 __attribute__((target("avx512f"))) inline void store_tile_8x32(__m512 (&acc)[8][2], float* c,
                                                                 int64_t ldc, int64_t mr,
                                                                 int64_t nr, bool accumulate) {
-  const auto lanes = [](int64_t n) {
-    return n >= 16 ? static_cast<__mmask16>(0xFFFF)
-           : n <= 0 ? static_cast<__mmask16>(0)
-                    : static_cast<__mmask16>((1u << n) - 1);
-  };
-  const __mmask16 m0 = lanes(nr), m1 = lanes(nr - 16);
+  const __mmask16 m0 = lanes_below(nr), m1 = lanes_below(nr - 16);
   for (int64_t i = 0; i < mr; ++i) {
     float* row = c + i * ldc;
     if (accumulate) {

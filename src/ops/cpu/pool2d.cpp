@@ -1,15 +1,12 @@
 // Fast max pooling: the same result as ops/ref (first maximum wins, padding never does), with
 // each window clipped to the input once instead of testing every element, a branch-free 2x2
 // stride-2 path (the common case), and threads over the N·C planes.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#endif
-
 #include <algorithm>
 #include <limits>
 
 #include "convnet/context.hpp"
 #include "ops/cpu/cpu.hpp"
+#include "ops/cpu/lanes.hpp"
 #include "ops/cpu/multiversion.hpp"
 
 namespace convnet::ops::cpu {
@@ -73,19 +70,13 @@ void maxpool_plane(const Pool2dShape& s, const float* x, float* y, int32_t* argm
 // same selects as maxpool_2x2_row, in the same order, on whole vectors (an ordered '>' is false
 // for NaN, as the scalar comparison is).
 __attribute__((target("avx512f"))) void maxpool_2x2_row_avx512(const float* r0, const float* r1,
-                                                               int64_t OW, int32_t base,
-                                                               int32_t IW, float* y,
-                                                               int32_t* argmax) {
+                                                               int64_t OW, int32_t base, int32_t IW,
+                                                               float* y, int32_t* argmax) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  const auto lanes = [](int64_t n) {
-    return n >= 16 ? static_cast<__mmask16>(0xFFFF)
-           : n <= 0 ? static_cast<__mmask16>(0)
-                    : static_cast<__mmask16>((1u << n) - 1);
-  };
   for (int64_t ow0 = 0; ow0 < OW; ow0 += 16) {
     const int64_t n = std::min<int64_t>(16, OW - ow0);
-    const __mmask16 lo = lanes(2 * n), hi = lanes(2 * n - 16);
+    const __mmask16 lo = lanes_below(2 * n), hi = lanes_below(2 * n - 16);
     const float* p0 = r0 + 2 * ow0;
     const float* p1 = r1 + 2 * ow0;
     const __m512 r0lo = _mm512_maskz_loadu_ps(lo, p0), r0hi = _mm512_maskz_loadu_ps(hi, p0 + 16);
@@ -95,7 +86,8 @@ __attribute__((target("avx512f"))) void maxpool_2x2_row_avx512(const float* r0, 
     const __m512 c = _mm512_permutex2var_ps(r1lo, even, r1hi);
     const __m512 d = _mm512_permutex2var_ps(r1lo, odd, r1hi);
     // i = base + 2·ow for each lane's ow
-    const __m512i i = _mm512_add_epi32(even, _mm512_set1_epi32(base + 2 * static_cast<int32_t>(ow0)));
+    const __m512i i =
+        _mm512_add_epi32(even, _mm512_set1_epi32(base + 2 * static_cast<int32_t>(ow0)));
     __m512 best = a;
     __m512i index = i;
     __mmask16 m = _mm512_cmp_ps_mask(b, best, _CMP_GT_OQ);
@@ -107,7 +99,7 @@ __attribute__((target("avx512f"))) void maxpool_2x2_row_avx512(const float* r0, 
     m = _mm512_cmp_ps_mask(d, best, _CMP_GT_OQ);
     index = _mm512_mask_add_epi32(index, m, i, _mm512_set1_epi32(IW + 1));
     best = _mm512_mask_mov_ps(best, m, d);
-    const __mmask16 out = lanes(n);
+    const __mmask16 out = lanes_below(n);
     _mm512_mask_storeu_ps(y + ow0, out, best);
     if (argmax) _mm512_mask_storeu_epi32(argmax + ow0, out, index);
   }
@@ -149,7 +141,8 @@ void maxpool2d_forward(const Context& ctx, const Pool2dShape& s, const float* x,
   const int64_t in_plane = s.IH * s.IW, out_plane = s.OH() * s.OW();
   parallel_for(ctx, 0, s.N * s.C, [&](int64_t lo, int64_t hi, int) {
     for (int64_t p = lo; p < hi; ++p)
-      maxpool_plane(s, x + p * in_plane, y + p * out_plane, argmax ? argmax + p * out_plane : nullptr);
+      maxpool_plane(s, x + p * in_plane, y + p * out_plane,
+                    argmax ? argmax + p * out_plane : nullptr);
   });
 }
 

@@ -1,5 +1,5 @@
-// Helpers shared by the AVX-512 Winograd kernels: lane masks (which of 16 lanes a masked load or
-// store may touch) and the weight gradients' bookkeeping (workspace layout, blocked dot products
+// Helpers shared by the AVX-512 Winograd kernels: lane masks (inside(); lanes_below() is in
+// lanes.hpp) and the weight gradients' bookkeeping (workspace layout, blocked dot products
 // in the transformed domain, the per-thread reduction and the final transform back).
 #pragma once
 
@@ -11,16 +11,10 @@
 
 #include "convnet/context.hpp"
 #include "ops/cpu/bf16.hpp"
+#include "ops/cpu/lanes.hpp"
 #include "ops/shapes.hpp"
 
 namespace convnet::ops::cpu {
-
-// Lanes [0, n), clamped to [0, 16].
-__attribute__((target("avx512f"))) inline __mmask16 lanes_below(int64_t n) {
-  return n >= 16  ? static_cast<__mmask16>(0xFFFF)
-         : n <= 0 ? static_cast<__mmask16>(0)
-                  : static_cast<__mmask16>((1u << n) - 1);
-}
 
 // Lanes [0, 16) whose element x0 + lane lies in [0, width).
 __attribute__((target("avx512f"))) inline __mmask16 inside(int64_t x0, int64_t width) {
