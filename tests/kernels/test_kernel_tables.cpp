@@ -963,6 +963,8 @@ TEST(KernelTables, FewTilesLeaveWinograd) {
   EXPECT_EQ(forward(at(4, 8)), "winograd_f4x4");
   EXPECT_EQ(data(at(4, 8)), "winograd_f4x4");
   EXPECT_EQ(weights(at(4, 8)), "winograd_f3x3_2x2");
+  EXPECT_EQ(weights(at(31, 8)), "winograd_f3x3_2x2");  // 124 tiles
+  EXPECT_EQ(weights(at(32, 8)), "winograd_f3x3_4x4");
   // 16x16 and 32x32: Winograd forward from one image; F(3x3, 4x4) weight gradients from 128 tiles.
   EXPECT_EQ(forward(at(1, 16)), "winograd_f4x4");
   EXPECT_EQ(weights(at(1, 16)), "winograd_f3x3_2x2");

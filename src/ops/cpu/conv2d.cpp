@@ -72,11 +72,12 @@ bool winograd4_pays(const Context& ctx, const Conv2dShape& s) {
   return ctx.winograd_tile() == WinogradTile::F4x4 && winograd_pays(s) &&
          conv2d_winograd4_supported(s) && s.OW() >= 5 && tiles(s, 4) >= 16;
 }
-// Weight gradients by F(3x3, 4x4) from 12 output columns and 128 tiles up. At 8x8 a batch of 64
-// has only 256 of its tiles, the rows of its dot products are short, and F(3x3, 2x2) is faster
-// (bench_kernels; the figures are in bench/README.md, "Kernel choices").
+// Weight gradients by F(3x3, 4x4) from 128 tiles of 4x4 up, on the maps F(4x4, 3x3) takes. With
+// fewer, the rows of its dot products are short and their horizontal sums, one per (ξ, oc, ic),
+// cost more than F(3x3, 2x2)'s 16 ξ (bench_kernels; the figures are in bench/README.md,
+// "Kernel choices").
 bool winograd4_weights_pay(const Context& ctx, const Conv2dShape& s) {
-  return winograd4_pays(ctx, s) && s.OW() >= 12 && tiles(s, 4) >= 128;
+  return winograd4_pays(ctx, s) && tiles(s, 4) >= 128;
 }
 
 // Room for either Winograd variant, so that changing the tile setting after a layer sized its
