@@ -26,7 +26,7 @@ layers    | src/layers              | layers arena                              
 loss      | src/loss                | loss                                           | core ops ops/ref
 optim     | src/optim               | optim                                          | core layers ops
 model     | src/model               | executor model graph zoo                       | core layers loss optim src/ops/kernels.hpp
-data      | src/data                | data image                                     | core
+data      | src/data                | data image image_set                           | core
 dist      | src/dist                | distributed                                    | core
 io        | src/io                  | safetensors spec checkpoint onnx               | core layers loss optim model
 train     | src/train               | train metrics schedule gradcheck               | core data dist layers loss optim model io
@@ -34,7 +34,7 @@ report    | src/report              | report                                    
 trainer   | src/train/trainer.cpp   | trainer                                        | core data dist layers loss optim model io train report
 predictor | src/model/predictor.cpp | predictor                                      | core data layers loss optim model io
 api       |                         | convnet                                        | public
-cli       | tools/convnet           |                                                | public
+cli       | tools/convnet tools/make_image_set.cpp |                                  | public
 examples  | examples                |                                                | public
 bench     | bench                   |                                                | public ops
 tests     | tests                   |                                                | public core ops ops/ref ops/cpu layers loss optim model data dist io train report trainer predictor

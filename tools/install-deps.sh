@@ -2,7 +2,7 @@
 # Installs what convnet needs on Debian 12 (bookworm), by package name; each is explained in the
 # README's "Dependencies" section. Uses sudo when not run as root.
 #   tools/install-deps.sh          what building and training need (the compiler, the build, zlib,
-#                                  stb, the Fashion-MNIST data, Open MPI for training on several
+#                                  stb, libjpeg-turbo, the Fashion-MNIST data, Open MPI for training on several
 #                                  processes and hosts)
 #   tools/install-deps.sh --tests  that, and what only the tests need (GoogleTest, PyTorch and
 #                                  ONNX for the interchange tests, Chromium for the report test,
@@ -16,7 +16,7 @@ case "${1:-}" in
   --tests) tests=true ;;
   *) echo "usage: tools/install-deps.sh [--tests]" >&2; exit 2 ;;
 esac
-packages=(g++ cmake ninja-build pkgconf zlib1g-dev libstb-dev dataset-fashion-mnist
+packages=(g++ cmake ninja-build pkgconf zlib1g-dev libstb-dev libturbojpeg0-dev dataset-fashion-mnist
   libopenmpi-dev openmpi-bin)
 if $tests; then
   packages+=(libgtest-dev python3-torch python3-onnx chromium iproute2)

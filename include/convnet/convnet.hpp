@@ -10,6 +10,7 @@
 #include "convnet/gradcheck.hpp"
 #include "convnet/graph.hpp"
 #include "convnet/image.hpp"
+#include "convnet/image_set.hpp"
 #include "convnet/layers.hpp"
 #include "convnet/loss.hpp"
 #include "convnet/metrics.hpp"

@@ -4,14 +4,20 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "convnet/image_set.hpp"
 #include "convnet/rng.hpp"
 #include "convnet/tensor.hpp"
 
 namespace convnet {
+
+namespace detail {
+struct ImageStream;  // src/data/dataset.cpp: a streamed set's files, transform and decode threads
+}
 
 // A decoded IDX file: dims and the row-major values' bytes, of unsigned bytes (type code 0x08,
 // images and labels) or of big-endian 32-bit floats (0x0D, regression targets).
@@ -45,6 +51,18 @@ class Dataset {
   static Dataset from_bytes(const Shape& shape, std::vector<uint8_t> pixels,
                             std::vector<int32_t> labels, int64_t classes);
   static Dataset from_floats(Tensor<float> images, std::vector<int32_t> labels, int64_t classes);
+  // A set read as it is used (convnet/image_set.hpp): only the index is held; gather() decodes
+  // each sample it is asked for on `workers` threads of its own (at least 1), through
+  // `transform` into sample_shape. Memory does not grow with the number of images.
+  static Dataset from_image_index(ImageIndex index, const Shape& sample_shape,
+                                  const ImageTransform& transform, int workers);
+  bool streamed() const { return stream_ != nullptr; }
+  // A streamed set's transform, and the same files through another (a training set's
+  // evaluation view: a validation split, the images a report shows).
+  const ImageTransform& image_transform() const;
+  Dataset with_image_transform(const ImageTransform& transform) const;
+  // A streamed set's files, in sample order.
+  const std::vector<std::string>& files() const;
 
   int64_t size() const { return shape_[0]; }
   int64_t classes() const { return classes_; }
@@ -55,8 +73,11 @@ class Dataset {
   // Writes samples order[0..k) as floats into out (k x C x H x W) and their labels; each value
   // is normalised, (v - mean[c]) / stddev[c], when a normalisation is set. With `targets` (and
   // targets set), also their targets (k x target_size(), normalised when that is set).
+  // A streamed set decodes them; its random transforms draw from Rng(draw).split(n) for sample
+  // n, so a batch does not depend on how many threads decode it or which batch holds a sample
+  // (fit() passes a draw per epoch). Throws naming the file for one that cannot be read.
   void gather(std::span<const int64_t> order, float* out, int32_t* labels,
-              float* targets = nullptr) const;
+              float* targets = nullptr, uint64_t draw = 0) const;
 
   // Regression: real-valued targets, target_size() per sample (row-major, size() x
   // target_size()), named (a CSV header's columns; "y" or "y1", "y2", ... otherwise). A set
@@ -93,7 +114,8 @@ class Dataset {
   // The value a zero pixel of channel c has after normalisation (what padding is filled with).
   float zero_value(int64_t c) const;
   // Per-channel mean and (population) standard deviation of the samples as gather() would
-  // produce them without normalisation: what to pass to set_normalization.
+  // produce them without normalisation: what to pass to set_normalization. A streamed set's
+  // come from at most 1024 of its samples, evenly spaced, without random transforms.
   using ChannelStats = MeanStddev;
   ChannelStats channel_stats() const;
 
@@ -108,6 +130,7 @@ class Dataset {
   std::vector<float> targets_;
   std::vector<std::string> target_names_;
   std::vector<float> target_mean_, target_stddev_;
+  std::shared_ptr<detail::ImageStream> stream_;
 };
 
 // Training-time augmentation, applied to a gathered batch, seeded through the Rng passed in.

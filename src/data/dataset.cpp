@@ -6,10 +6,29 @@
 #include <filesystem>
 #include <numeric>
 
+#include <mutex>
+
+#include "convnet/context.hpp"
 #include "convnet/data.hpp"
 #include "data/loading.hpp"
 
 namespace convnet {
+
+namespace detail {
+// A streamed set's files and transform, and the threads that decode its batches (a context of
+// their own, apart from the model's). One gather at a time uses them.
+struct ImageStream {
+  std::vector<std::string> files;
+  ImageTransform transform;
+  int workers = 1;
+  Context decode;
+  std::mutex busy;
+  std::vector<uint8_t> bytes;  // one sample per image of the batch being gathered
+  ImageStream(std::vector<std::string> f, const ImageTransform& t, int w)
+      : files(std::move(f)), transform(t), workers(w), decode(ContextOptions{.threads = w}) {}
+};
+}  // namespace detail
+
 namespace {
 
 // Appends the mean and (population) standard deviation of `count` values from their sum and sum
@@ -50,14 +69,84 @@ Dataset Dataset::from_floats(Tensor<float> images, std::vector<int32_t> labels, 
   return d;
 }
 
+Dataset Dataset::from_image_index(ImageIndex index, const Shape& sample_shape,
+                                  const ImageTransform& transform, int workers) {
+  CONVNET_CHECK(sample_shape.rank() == 3 && (sample_shape[0] == 1 || sample_shape[0] == 3) &&
+                    sample_shape[1] > 0 && sample_shape[2] > 0,
+                "image set: images are read as 1 or 3 channels of positive size, not ",
+                sample_shape.str());
+  CONVNET_CHECK(!index.files.empty() && index.files.size() == index.labels.size(),
+                "image set: ", index.files.size(), " files and ", index.labels.size(),
+                " labels do not make a set");
+  CONVNET_CHECK(workers >= 1 && workers <= kMaxThreads, "image set: workers must be 1 to ",
+                kMaxThreads, ", got ", workers);
+  const auto classes = static_cast<int64_t>(index.class_names.size());
+  for (size_t i = 0; i < index.labels.size(); ++i)
+    CONVNET_CHECK(index.labels[i] >= 0 && index.labels[i] < classes, index.files[i], ": label ",
+                  index.labels[i], " is outside the ", classes, " classes");
+  Dataset d;
+  d.shape_ = Shape{static_cast<int64_t>(index.files.size()), sample_shape[0], sample_shape[1],
+                   sample_shape[2]};
+  d.labels_ = std::move(index.labels);
+  d.classes_ = classes;
+  d.class_names_ = std::move(index.class_names);
+  d.stream_ = std::make_shared<detail::ImageStream>(std::move(index.files), transform, workers);
+  return d;
+}
+
+const ImageTransform& Dataset::image_transform() const {
+  CONVNET_CHECK(stream_ != nullptr, "dataset: only a streamed image set has an image transform");
+  return stream_->transform;
+}
+
+Dataset Dataset::with_image_transform(const ImageTransform& transform) const {
+  CONVNET_CHECK(stream_ != nullptr, "dataset: only a streamed image set has an image transform");
+  Dataset d = *this;
+  d.stream_ = std::make_shared<detail::ImageStream>(stream_->files, transform, stream_->workers);
+  return d;
+}
+
+const std::vector<std::string>& Dataset::files() const {
+  CONVNET_CHECK(stream_ != nullptr, "dataset: only a streamed image set has files");
+  return stream_->files;
+}
+
 void Dataset::gather(std::span<const int64_t> order, float* out, int32_t* labels,
-                     float* targets) const {
+                     float* targets, uint64_t draw) const {
   const int64_t sample = shape_.numel() / std::max<int64_t>(shape_[0], 1);
   const int64_t plane = shape_[2] * shape_[3];
+  std::unique_lock<std::mutex> streaming;
+  if (stream_) {
+    // Decoded side by side; each sample's random choices come from its own stream, so the
+    // result is the same for any number of workers. The first failure (in sample order) is
+    // the one reported.
+    streaming = std::unique_lock(stream_->busy);
+    detail::ImageStream& st = *stream_;
+    if (st.bytes.size() < order.size() * static_cast<size_t>(sample))
+      st.bytes.resize(order.size() * static_cast<size_t>(sample));
+    std::vector<std::string> errors(order.size());
+    const Shape one{shape_[1], shape_[2], shape_[3]};
+    parallel_for(st.decode, 0, static_cast<int64_t>(order.size()), [&](int64_t lo, int64_t hi, int) {
+      for (int64_t i = lo; i < hi; ++i) {
+        const int64_t n = order[static_cast<size_t>(i)];
+        Rng rng = Rng(draw).split(static_cast<uint64_t>(n));
+        try {
+          load_image_sample(st.files[static_cast<size_t>(n)], st.transform, one, rng,
+                            st.bytes.data() + i * sample);
+        } catch (const std::exception& e) {
+          errors[static_cast<size_t>(i)] = e.what();
+        }
+      }
+    });
+    for (const std::string& e : errors) CONVNET_CHECK(e.empty(), e);
+  }
   for (size_t i = 0; i < order.size(); ++i) {
     const int64_t n = order[i];
     float* dst = out + static_cast<int64_t>(i) * sample;
-    if (!pixels_.empty()) {
+    if (stream_) {
+      const uint8_t* src = stream_->bytes.data() + static_cast<int64_t>(i) * sample;
+      for (int64_t k = 0; k < sample; ++k) dst[k] = static_cast<float>(src[k]) * (1.0f / 255.0f);
+    } else if (!pixels_.empty()) {
       const uint8_t* src = pixels_.data() + n * sample;
       for (int64_t k = 0; k < sample; ++k) dst[k] = static_cast<float>(src[k]) * (1.0f / 255.0f);
     } else {
@@ -141,7 +230,16 @@ Dataset Dataset::subset(std::span<const int64_t> indices) const {
     labels[i] = labels_[static_cast<size_t>(indices[i])];
   }
   Dataset d;
-  if (!pixels_.empty()) {
+  if (stream_) {
+    std::vector<std::string> files(indices.size());
+    for (size_t i = 0; i < indices.size(); ++i)
+      files[i] = stream_->files[static_cast<size_t>(indices[i])];
+    d.shape_ = shape_.with_batch(count);
+    d.labels_ = std::move(labels);
+    d.classes_ = classes_;
+    d.stream_ = std::make_shared<detail::ImageStream>(std::move(files), stream_->transform,
+                                                      stream_->workers);
+  } else if (!pixels_.empty()) {
     std::vector<uint8_t> pixels(static_cast<size_t>(count * sample));
     for (int64_t i = 0; i < count; ++i)
       std::copy_n(pixels_.data() + indices[static_cast<size_t>(i)] * sample, sample,
@@ -195,6 +293,23 @@ float Dataset::zero_value(int64_t c) const {
 }
 
 Dataset::ChannelStats Dataset::channel_stats() const {
+  if (stream_) {  // at most 1024 samples, evenly spaced, without the random transforms
+    ImageTransform plain = stream_->transform;
+    plain.horizontal_flip = false;
+    if (plain.crop == ImageTransform::Crop::RandomResized) plain.crop = ImageTransform::Crop::Resize;
+    const int64_t count = std::min<int64_t>(size(), 1024);
+    std::vector<int64_t> picks(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) picks[static_cast<size_t>(i)] = i * size() / count;
+    Dataset view = with_image_transform(plain).subset(picks);
+    view.mean_.clear();
+    view.stddev_.clear();
+    Tensor<float> values(view.shape());
+    std::vector<int32_t> labels(static_cast<size_t>(count));
+    std::vector<int64_t> order(static_cast<size_t>(count));
+    std::iota(order.begin(), order.end(), 0);
+    view.gather(order, values.data(), labels.data());
+    return Dataset::from_floats(std::move(values), std::move(labels), classes_).channel_stats();
+  }
   const int64_t C = shape_[1], plane = shape_[2] * shape_[3];
   const int64_t sample = C * plane;
   std::vector<double> sum(static_cast<size_t>(C)), sum_sq(static_cast<size_t>(C));
@@ -274,6 +389,11 @@ void Dataset::truncate(int64_t n) {
   targets_.resize(static_cast<size_t>(n * target_size()));
   if (!pixels_.empty()) pixels_.resize(static_cast<size_t>(n * sample));
   if (!images_.empty()) images_.resize(shape_);
+  if (stream_) {
+    std::vector<std::string> files(stream_->files.begin(), stream_->files.begin() + n);
+    stream_ = std::make_shared<detail::ImageStream>(std::move(files), stream_->transform,
+                                                    stream_->workers);
+  }
 }
 
 Dataset load_idx_dataset(const std::string& images_path, const std::string& labels_path,

@@ -1,9 +1,12 @@
-// Image files through stb (Debian's libstb-dev ships stb_image, stb_image_resize and
-// stb_image_write as one shared library): decoding and encoding stay in a well-kept library, we
-// convert between its interleaved H x W x C bytes and our planar C x H x W.
+// Image files through well-kept libraries: JPEG through libjpeg-turbo's TurboJPEG API (Debian's
+// libturbojpeg0-dev: SIMD decoding, and decoding at 1/2, 1/4 or 1/8 of the size in the inverse
+// DCT itself); everything else, resampling and PNG encoding through stb (Debian's libstb-dev ships
+// stb_image, stb_image_resize and stb_image_write as one shared library). We convert between
+// their interleaved H x W x C bytes and our planar C x H x W.
 #include "convnet/image.hpp"
 
 #include <stb_image.h>
+#include <turbojpeg.h>
 #include <stb_image_resize.h>
 #include <stb_image_write.h>
 
@@ -214,9 +217,55 @@ Image decode(const std::string& path, FILE* file, int64_t channels) {
   return planar(converted.data(), channels, h, w);
 }
 
+// A TurboJPEG decompressor per thread (loader threads decode side by side), made once.
+tjhandle jpeg_decompressor() {
+  struct Handle {
+    tjhandle h = tjInitDecompress();
+    ~Handle() {
+      if (h) tjDestroy(h);
+    }
+  };
+  thread_local Handle handle;
+  CONVNET_CHECK(handle.h != nullptr, "libjpeg-turbo: cannot make a decompressor: ",
+                tjGetErrorStr2(nullptr));
+  return handle.h;
+}
+
+// A JPEG decoded at 1/reduction of its size (reduction 1, 2, 4 or 8) straight into `channels`
+// (libjpeg-turbo converts: grey to RGB by copying, colour to grey by its luma Y). A warning
+// (a truncated or corrupt stream, which libjpeg would fill with grey) is an error here.
+Image decode_jpeg(const std::string& path, FILE* file, int64_t channels, int reduction) {
+  std::error_code ec;
+  const auto size = static_cast<size_t>(std::filesystem::file_size(path, ec));
+  CONVNET_CHECK(!ec, path, ": cannot read its size: ", ec.message());
+  std::vector<unsigned char> bytes(size);
+  CONVNET_CHECK(std::fread(bytes.data(), 1, size, file) == size, path, ": cannot read: ",
+                std::strerror(errno));
+  tjhandle tj = jpeg_decompressor();
+  int width = 0, height = 0, subsampling = 0, colorspace = 0;
+  CONVNET_CHECK(tjDecompressHeader3(tj, bytes.data(), static_cast<unsigned long>(size), &width,
+                                    &height, &subsampling, &colorspace) == 0,
+                path, ": not a readable JPEG: ", tjGetErrorStr2(tj));
+  const tjscalingfactor factor{1, reduction};
+  const int w = TJSCALED(width, factor), h = TJSCALED(height, factor);
+  std::vector<unsigned char> pixels(static_cast<size_t>(w) * static_cast<size_t>(h) *
+                                    static_cast<size_t>(channels));
+  const int status =
+      tjDecompress2(tj, bytes.data(), static_cast<unsigned long>(size), pixels.data(), w, 0, h,
+                    channels == 3 ? TJPF_RGB : TJPF_GRAY, TJFLAG_STOPONWARNING);
+  CONVNET_CHECK(status == 0, path, ": cannot decode: ", tjGetErrorStr2(tj),
+                tjGetErrorCode(tj) == TJERR_WARNING ? " (truncated or corrupt)" : "");
+  return planar(pixels.data(), channels, h, w);
+}
+
 }  // namespace
 
 Image read_image(const std::string& path, int64_t channels, int64_t max_pixels) {
+  return read_image(path, channels, max_pixels, nullptr);
+}
+
+Image read_image(const std::string& path, int64_t channels, int64_t max_pixels,
+                 const std::function<int(int64_t height, int64_t width)>& reduction) {
   CONVNET_CHECK(channels == 1 || channels == 3, path, ": images are read as 1 (grey) or 3 (RGB) ",
                 "channels, not ", channels);
   std::error_code ec;
@@ -227,8 +276,19 @@ Image read_image(const std::string& path, int64_t channels, int64_t max_pixels) 
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
   CONVNET_CHECK(file != nullptr, path, ": cannot open: ", std::strerror(errno));
   // The header first: a file claiming a huge size is refused before anything is allocated.
-  if (const DeclaredSize declared = declared_size(file.get()); declared.format)
-    check_size(path, declared.format, declared.width, declared.height, max_pixels);
+  const DeclaredSize declared = declared_size(file.get());
+  if (declared.format) check_size(path, declared.format, declared.width, declared.height, max_pixels);
+  if (declared.format && std::strcmp(declared.format, "JPEG") == 0) {
+    int factor = reduction ? reduction(declared.height, declared.width) : 1;
+    CONVNET_CHECK(factor == 1 || factor == 2 || factor == 4 || factor == 8, path,
+                  ": a JPEG is decoded at 1/1, 1/2, 1/4 or 1/8 of its size, not 1/", factor);
+    try {
+      return decode_jpeg(path, file.get(), channels, factor);
+    } catch (const std::bad_alloc&) {
+      throw Error(detail::concat(path, ": out of memory decoding its ", declared.width, "x",
+                                 declared.height, " JPEG"));
+    }
+  }
   int width = 0, height = 0, stored_channels = 0;
   CONVNET_CHECK(stbi_info_from_file(file.get(), &width, &height, &stored_channels) == 1, path,
                 ": not a readable image (PNG, JPEG, PGM/PPM or BMP): ", stbi_failure_reason());
@@ -262,6 +322,32 @@ Image resize_image(const Image& image, int64_t height, int64_t width) {
   return planar(out.data(), image.channels, height, width);
 }
 
+void resize_region(const Image& image, double x, double y, double w, double h, int64_t height,
+                   int64_t width, uint8_t* out) {
+  check_image(image, "resize_region");
+  CONVNET_CHECK(height > 0 && width > 0 && height <= (1 << 15) && width <= (1 << 15),
+                "resize_region: target size must be 1..32768 on each side, got ", height, "x",
+                width);
+  const auto W = static_cast<double>(image.width), H = static_cast<double>(image.height);
+  CONVNET_CHECK(w > 0 && h > 0 && x >= 0 && y >= 0 && x + w <= W * (1 + 1e-9) &&
+                    y + h <= H * (1 + 1e-9),
+                "resize_region: region ", w, "x", h, " at (", x, ", ", y, ") is not inside the ",
+                image.width, "x", image.height, " image");
+  const std::vector<uint8_t> in = interleaved(image);
+  std::vector<uint8_t> resized(static_cast<size_t>(height * width * image.channels));
+  const int ok = stbir_resize_region(
+      in.data(), static_cast<int>(image.width), static_cast<int>(image.height), 0, resized.data(),
+      static_cast<int>(width), static_cast<int>(height), 0, STBIR_TYPE_UINT8,
+      static_cast<int>(image.channels), STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP,
+      STBIR_EDGE_CLAMP, STBIR_FILTER_DEFAULT, STBIR_FILTER_DEFAULT, STBIR_COLORSPACE_LINEAR,
+      nullptr, static_cast<float>(x / W), static_cast<float>(y / H),
+      static_cast<float>(std::min(1.0, (x + w) / W)), static_cast<float>(std::min(1.0, (y + h) / H)));
+  CONVNET_CHECK(ok == 1, "resize_region: resampling failed (out of memory)");
+  const int64_t hw = height * width;
+  for (int64_t c = 0; c < image.channels; ++c)
+    for (int64_t i = 0; i < hw; ++i) out[c * hw + i] = resized[static_cast<size_t>(i * image.channels + c)];
+}
+
 std::string encode_png(const Image& image) {
   check_image(image, "encode_png");
   const std::vector<uint8_t> data = interleaved(image);
@@ -275,6 +361,24 @@ std::string encode_png(const Image& image) {
       static_cast<int>(image.channels), data.data(), static_cast<int>(image.width * image.channels));
   CONVNET_CHECK(ok == 1, "encode_png: stb_image_write failed (out of memory)");
   return out;
+}
+
+std::string encode_jpeg(const Image& image, int quality) {
+  check_image(image, "encode_jpeg");
+  CONVNET_CHECK(quality >= 1 && quality <= 100, "encode_jpeg: quality must be 1 to 100, got ",
+                quality);
+  const std::vector<uint8_t> data = interleaved(image);
+  std::unique_ptr<void, int (*)(tjhandle)> tj(tjInitCompress(), &tjDestroy);
+  CONVNET_CHECK(tj != nullptr, "encode_jpeg: cannot make a compressor: ", tjGetErrorStr2(nullptr));
+  unsigned char* jpeg = nullptr;
+  unsigned long size = 0;
+  const bool colour = image.channels == 3;
+  const int status = tjCompress2(tj.get(), data.data(), static_cast<int>(image.width), 0,
+                                 static_cast<int>(image.height), colour ? TJPF_RGB : TJPF_GRAY,
+                                 &jpeg, &size, colour ? TJSAMP_420 : TJSAMP_GRAY, quality, 0);
+  std::unique_ptr<unsigned char, void (*)(unsigned char*)> owned(jpeg, &tjFree);
+  CONVNET_CHECK(status == 0, "encode_jpeg: ", tjGetErrorStr2(tj.get()));
+  return std::string(reinterpret_cast<const char*>(jpeg), size);
 }
 
 void write_png(const std::string& path, const Image& image) {

@@ -16,15 +16,17 @@ namespace {
 
 // Copies samples `order` of data into x and labels, and for Target::Values their targets into
 // y, shaped as the model's output (within their capacity: no allocation). Target::Input's y is
-// taken by take_input_target, after augmentation.
+// taken by take_input_target, after augmentation. `draw` keys a streamed set's random
+// transforms (Dataset::gather).
 void gather(const Dataset& data, std::span<const int64_t> order, Target target,
             const Shape& output, Tensor<float>& x, std::vector<int32_t>& labels,
-            Tensor<float>& y) {
+            Tensor<float>& y, uint64_t draw = 0) {
   const auto count = static_cast<int64_t>(order.size());
   x.resize(data.shape().with_batch(count));
   labels.resize(order.size());
   if (target == Target::Values) y.resize(output.with_batch(count));
-  data.gather(order, x.data(), labels.data(), target == Target::Values ? y.data() : nullptr);
+  data.gather(order, x.data(), labels.data(), target == Target::Values ? y.data() : nullptr,
+              draw);
 }
 
 void take_input_target(const Tensor<float>& x, Tensor<float>& y) {
@@ -492,6 +494,9 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
     Rng shuffle = base.split(static_cast<uint64_t>(epoch));
     shuffle.shuffle(std::span(order));
     const Rng augment_epoch = base.split((uint64_t{1} << 32) + static_cast<uint64_t>(epoch));
+    // A streamed set's crops and flips: per sample, from this epoch's key (Dataset::gather), so
+    // they do not depend on the batch a sample falls in, the ranks or the decoding threads.
+    const uint64_t draw = base.split((uint64_t{2} << 32) + static_cast<uint64_t>(epoch)).next_u64();
     const int64_t first_step = epoch == options.completed_epochs + 1 ? options.completed_steps : 0;
 
     const auto start = std::chrono::steady_clock::now();
@@ -503,7 +508,7 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
     for (int64_t step = first_step; step < steps; ++step) {
       const int64_t first = step * options.batch;
       const int64_t count = std::min(options.batch, train.size() - first);
-      gather(train, std::span(order).subspan(first, count), target, output, x, labels, y);
+      gather(train, std::span(order).subspan(first, count), target, output, x, labels, y, draw);
       Rng augment = augment_epoch.split(static_cast<uint64_t>(step));
       augment_batch(options.augment, train, augment, x.data(), count, augment_scratch);
       if (target == Target::Input) {

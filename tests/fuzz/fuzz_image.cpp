@@ -1,5 +1,6 @@
-// Fuzz target: image files (PNG, JPEG, PGM/PPM, BMP through stb_image), read as grey and RGB
-// with a pixel limit, then resized.
+// Fuzz target: image files (JPEG through libjpeg-turbo, PNG, PGM/PPM and BMP through stb_image),
+// read as grey and RGB with a pixel limit, then resized; and made into a sample through the
+// streamed sets' transforms (a JPEG then decoded at a reduced scale, a region resampled).
 #include "fuzz_input.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -10,6 +11,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (static_cast<int64_t>(image.pixels.size()) != image.channels * image.height * image.width)
         std::abort();
       convnet::resize_image(image, 7, 9);
+    } catch (const convnet::Error&) {
+    }
+  }
+  const convnet::ImageTransform crop =
+      convnet::ImageTransform::parse("random-resized-crop+flip", "fuzz");
+  for (const convnet::Shape& sample : {convnet::Shape{3, 4, 5}, convnet::Shape{1, 1, 1}}) {
+    std::vector<uint8_t> out(static_cast<size_t>(sample.numel()));
+    convnet::Rng rng(static_cast<uint64_t>(size));
+    try {
+      convnet::load_image_sample(path, crop, sample, rng, out.data());
     } catch (const convnet::Error&) {
     }
   }

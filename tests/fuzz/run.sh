@@ -36,7 +36,7 @@ fuzz() {  # fuzz TARGET: runs it, then prints its summary; exit status 0 when no
 failed=0
 pids=()
 names=()
-for target in idx cifar image spec checkpoint targets; do
+for target in idx cifar image spec checkpoint targets image_list; do
   while [[ $(jobs -rp | wc -l) -ge $jobs ]]; do sleep 1; done
   fuzz "$target" &
   pids+=($!)

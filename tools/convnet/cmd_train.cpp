@@ -24,7 +24,7 @@ int cmd_train(int argc, char** argv, Communicator& communicator) {
   ArgParser args(
       "convnet train",
       "Trains a built-in model or a model spec file on an IDX, CIFAR-10 or image-folder\n"
-      "dataset and reports, per epoch, train loss and accuracy, test loss and accuracy,\n"
+      "dataset (image folders also streamed: --stream) and reports, per epoch, train loss and accuracy, test loss and accuracy,\n"
       "seconds and images/s. --save writes a checkpoint; --resume continues one exactly.\n"
       "The defaults are the reference recipe: LeNet, SGD lr 0.05 momentum 0.9,\n"
       "batch 64, 5 epochs, the rate annealed by a cosine.");
@@ -47,13 +47,14 @@ int cmd_train(int argc, char** argv, Communicator& communicator) {
   std::unique_ptr<Model<float>> spec_model = resuming ? nullptr : check_model_flag(args);
   if (communicator.rank() == 0) check_train_outputs(args);  // the writer's files
 
-  TrainTest data = load_train_test(args.get("data"), image_shape);
+  const StreamOptions stream = stream_options(args);
+  TrainTest data = load_train_test(args.get("data"), image_shape, stream);
   Dataset &train = data.train, &test = data.test, validation;
   for (auto [set, flag] : {std::pair{&train, "train-limit"}, {&test, "test-limit"}})
     if (const int64_t limit = args.get_int(flag, 0); limit > 0 && limit < set->size())
       set->truncate(limit);  // the first `limit` samples
   if (val_split > 0) {
-    TrainValidation parts = split_validation(train, val_split, options.fit.seed);
+    TrainValidation parts = split_for_validation(train, val_split, options.fit.seed, stream);
     train = std::move(parts.train);
     validation = std::move(parts.validation);
   }
@@ -94,8 +95,7 @@ int cmd_train(int argc, char** argv, Communicator& communicator) {
   } catch (const std::bad_alloc&) {
     throw Error(oom + ": try a smaller --batch");
   }
-  // The process default as --threads left it: a resumed model was made (with a copy of the
-  // default) before the flag was applied.
+  // The process default as --threads left it (a resumed model was made before the flag was).
   model->set_context(std::make_shared<Context>(default_context()));
   check_output_fits(*model, train, options.fit.target,  // classes, targets or the image
                     "model " + args.get("model") + " on " + args.get("data"));

@@ -4,11 +4,22 @@
 
 #include <string>
 
+#include "args.hpp"
 #include "convnet/data.hpp"
 
 namespace convnet::cli {
 
 enum class Split { Train, Test };
+
+// --stream: image folders (or train.txt / test.txt lists) read as they are used, decoded on
+// `workers` threads through these transforms (convnet/image_set.hpp).
+struct StreamOptions {
+  bool on = false;
+  int workers = 2;
+  ImageTransform train, eval;
+};
+// --stream, --workers, --train-transform and --eval-transform; a UsageError naming the flag.
+StreamOptions stream_options(const ArgParser& args);
 
 struct LoadedSplit {
   Dataset data;
@@ -19,13 +30,20 @@ struct LoadedSplit {
 // W). A folder of class sub-folders without train/ and test/ is itself the (only) set, and
 // serves as either split. IDX sets carry no class names; a Fashion-MNIST folder (known by its
 // name) gets that set's.
-LoadedSplit load_split(const std::string& dir, Split split, const Shape& image_shape);
+LoadedSplit load_split(const std::string& dir, Split split, const Shape& image_shape,
+                       const StreamOptions& stream = {});
 
 struct TrainTest {
   Dataset train, test;
   std::string format;
 };
 // Both splits, which must have the same classes.
-TrainTest load_train_test(const std::string& dir, const Shape& image_shape);
+TrainTest load_train_test(const std::string& dir, const Shape& image_shape,
+                          const StreamOptions& stream = {});
+
+// A seeded share of the training set held out for validation (split_validation); a streamed
+// set's validation part is read through the evaluation transform.
+TrainValidation split_for_validation(const Dataset& train, double fraction, uint64_t seed,
+                                     const StreamOptions& stream);
 
 }  // namespace convnet::cli

@@ -34,7 +34,8 @@ constexpr const char* kResumedFlags[] = {"epochs",        "model",      "data",
                                          "pct-start",     "div-factor", "final-div-factor",
                                          "clip-grad-norm", "loss",      "huber-delta",
                                          "target",        "noise",      "normalize-targets",
-                                         "precision"};
+                                         "precision",     "stream",     "train-transform",
+                                         "eval-transform"};
 
 // --schedule and its options.
 LrSchedule make_schedule(const ArgParser& args) {
@@ -125,6 +126,18 @@ void add_train_flags(ArgParser& args) {
   args.add_switch("normalize", "normalise each channel by the training set's mean and stddev");
   args.add("crop-padding", "0", "augment: random crops of images padded by this many pixels");
   args.add_switch("flip", "augment: mirror training images left-right at random");
+  args.add_switch("stream",
+                  "read the image folders (or train.txt and test.txt lists of '<path> <label>') "
+                  "as they are used: only the list of files is held in memory, each batch "
+                  "decoded on --workers threads");
+  args.add("workers", "2", "--stream: threads decoding images (they do not change the result)");
+  args.add("train-transform", "resize",
+           "--stream: how a training image becomes a sample: resize (the whole image), "
+           "random-resized-crop[:SMIN,SMAX[:RMIN,RMAX]] (torchvision's, default 0.08,1:0.75,"
+           "1.333) or center-crop[:RESIZE], each optionally followed by +flip");
+  args.add("eval-transform", "resize",
+           "--stream: the same for test and validation images (torchvision's evaluation: "
+           "center-crop:RESIZE, the shorter side resized first)");
   add_model_flag(args);
   args.add("epochs", "5",
            "passes over the training set (the total, when resuming: by default the checkpoint's)");
