@@ -21,9 +21,10 @@ namespace {
 
 convnet::Image pattern(int64_t label, int64_t classes, int64_t width, int64_t height,
                        convnet::Rng& rng) {
-  convnet::Image image{3, height, width, std::vector<uint8_t>(static_cast<size_t>(3 * width * height))};
-  const double angle = M_PI * static_cast<double>(label) / static_cast<double>(classes) +
-                       rng.uniform(-0.15, 0.15);
+  convnet::Image image{3, height, width,
+                       std::vector<uint8_t>(static_cast<size_t>(3 * width * height))};
+  const double angle =
+      M_PI * static_cast<double>(label) / static_cast<double>(classes) + rng.uniform(-0.15, 0.15);
   const double frequency = (0.05 + 0.02 * static_cast<double>(label % 4)) * rng.uniform(0.8, 1.25);
   const double phase = rng.uniform(0, 2 * M_PI);
   const double tint[3] = {0.5 + 0.5 * std::cos(static_cast<double>(label)),
@@ -33,7 +34,10 @@ convnet::Image pattern(int64_t label, int64_t classes, int64_t width, int64_t he
   for (int64_t y = 0; y < height; ++y)
     for (int64_t x = 0; x < width; ++x) {
       const double wave =
-          0.5 + 0.5 * std::sin(frequency * (c * static_cast<double>(x) + s * static_cast<double>(y)) * 2 * M_PI + phase);
+          0.5 +
+          0.5 * std::sin(frequency * (c * static_cast<double>(x) + s * static_cast<double>(y)) * 2 *
+                             M_PI +
+                         phase);
       for (int64_t ch = 0; ch < 3; ++ch) {
         const double v = 255.0 * (0.25 + 0.6 * wave * tint[ch]) + rng.normal(0, 12);
         image.pixels[static_cast<size_t>((ch * height + y) * width + x)] =
@@ -76,8 +80,10 @@ int main(int argc, char** argv) {
       for (long long n = 0; n < counts[part]; ++n) {
         convnet::Rng rng = base.split(static_cast<uint64_t>(n));
         const long long label = n % classes;
-        const auto w = static_cast<int64_t>(std::lround(static_cast<double>(width) * rng.uniform(0.75, 1.25)));
-        const auto h = static_cast<int64_t>(std::lround(static_cast<double>(height) * rng.uniform(0.75, 1.25)));
+        const auto w =
+            static_cast<int64_t>(std::lround(static_cast<double>(width) * rng.uniform(0.75, 1.25)));
+        const auto h = static_cast<int64_t>(
+            std::lround(static_cast<double>(height) * rng.uniform(0.75, 1.25)));
         const convnet::Image image = pattern(label, classes, w, h, rng);
         const fs::path file = fs::path(dir) / parts[part] / ("class" + std::to_string(label)) /
                               (std::to_string(n) + ".jpg");

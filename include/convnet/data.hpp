@@ -76,8 +76,8 @@ class Dataset {
   // A streamed set decodes them; its random transforms draw from Rng(draw).split(n) for sample
   // n, so a batch does not depend on how many threads decode it or which batch holds a sample
   // (fit() passes a draw per epoch). Throws naming the file for one that cannot be read.
-  void gather(std::span<const int64_t> order, float* out, int32_t* labels,
-              float* targets = nullptr, uint64_t draw = 0) const;
+  void gather(std::span<const int64_t> order, float* out, int32_t* labels, float* targets = nullptr,
+              uint64_t draw = 0) const;
 
   // Regression: real-valued targets, target_size() per sample (row-major, size() x
   // target_size()), named (a CSV header's columns; "y" or "y1", "y2", ... otherwise). A set

@@ -28,6 +28,17 @@ class Diverged : public Error {
   int64_t completed_steps;
 };
 
+// A training sample could not be read in the middle of a run (a streamed image set's file that
+// no longer decodes): fit() names the epoch, the batch and the file, and says where the run was,
+// as Diverged does, so that the state before the batch can be kept.
+class BadData : public Error {
+ public:
+  BadData(const std::string& message, int epochs, int64_t steps)
+      : Error(message), completed_epochs(epochs), completed_steps(steps) {}
+  int completed_epochs;
+  int64_t completed_steps;
+};
+
 // Memory ran out while building a model (std::bad_alloc turned into a message that names the
 // stage: a layer's weights and workspace, or the activations, with the size).
 class OutOfMemory : public Error {

@@ -1,5 +1,6 @@
 // Images on disk: JPEG read through libjpeg-turbo (Debian's libturbojpeg0-dev), PNG, PGM/PPM and
-// BMP through stb_image (Debian's libstb-dev); resized, and PNG written. Pixels are bytes, planar C x H x W, as the model's input is laid out.
+// BMP through stb_image (Debian's libstb-dev); resized, and PNG written. Pixels are bytes, planar C
+// x H x W, as the model's input is laid out.
 #pragma once
 
 #include <cstdint>

@@ -45,7 +45,7 @@ struct ImageTransform {
     Center,         // torchvision Resize(resize) then CenterCrop(size): evaluation
   };
   Crop crop = Crop::Resize;
-  double scale_min = 0.08, scale_max = 1.0;        // RandomResized: share of the image's area
+  double scale_min = 0.08, scale_max = 1.0;             // RandomResized: share of the image's area
   double ratio_min = 3.0 / 4.0, ratio_max = 4.0 / 3.0;  // RandomResized: width / height
   int64_t resize = 0;  // Center: the shorter side is first resized to this (0: the crop's size)
   bool horizontal_flip = false;  // mirror with probability 1/2 (training)

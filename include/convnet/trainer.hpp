@@ -139,12 +139,14 @@ struct TrainerResult {
     Stopped,       // stop_requested ended it; its state was saved to `saved`
     Diverged,      // a non-finite loss or gradient; the last good state was saved to `saved`
                    // unless the weights had already overflowed (saved is then empty)
+    BadData,       // a training sample could not be read (BadData); the state before its batch
+                   // was saved to `saved`
   };
   End end = End::Finished;
   FitResult fit;
   std::string saved;                  // the checkpoint written last at the end of the run
   const char* stop_reason = nullptr;  // End::Stopped: what stop_requested returned
-  std::string error;                  // End::Diverged: the divergence's message
+  std::string error;                  // End::Diverged and End::BadData: the error message
 };
 
 class Trainer {
@@ -172,6 +174,7 @@ class Trainer {
   void save(const std::string& path, int epoch, int64_t step = 0);
   bool on_epoch_end(const EpochStats& s);
   TrainerResult diverged(const Diverged& e, FitResult fit);
+  TrainerResult bad_data(const BadData& e, FitResult fit);
 
   Model<float>& model_;
   Optimizer<float>& optimizer_;

@@ -4,9 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <numeric>
-
 #include <mutex>
+#include <numeric>
 
 #include "convnet/context.hpp"
 #include "convnet/data.hpp"
@@ -111,8 +110,8 @@ const std::vector<std::string>& Dataset::files() const {
   return stream_->files;
 }
 
-void Dataset::gather(std::span<const int64_t> order, float* out, int32_t* labels,
-                     float* targets, uint64_t draw) const {
+void Dataset::gather(std::span<const int64_t> order, float* out, int32_t* labels, float* targets,
+                     uint64_t draw) const {
   const int64_t sample = shape_.numel() / std::max<int64_t>(shape_[0], 1);
   const int64_t plane = shape_[2] * shape_[3];
   std::unique_lock<std::mutex> streaming;
@@ -126,18 +125,19 @@ void Dataset::gather(std::span<const int64_t> order, float* out, int32_t* labels
       st.bytes.resize(order.size() * static_cast<size_t>(sample));
     std::vector<std::string> errors(order.size());
     const Shape one{shape_[1], shape_[2], shape_[3]};
-    parallel_for(st.decode, 0, static_cast<int64_t>(order.size()), [&](int64_t lo, int64_t hi, int) {
-      for (int64_t i = lo; i < hi; ++i) {
-        const int64_t n = order[static_cast<size_t>(i)];
-        Rng rng = Rng(draw).split(static_cast<uint64_t>(n));
-        try {
-          load_image_sample(st.files[static_cast<size_t>(n)], st.transform, one, rng,
-                            st.bytes.data() + i * sample);
-        } catch (const std::exception& e) {
-          errors[static_cast<size_t>(i)] = e.what();
-        }
-      }
-    });
+    parallel_for(st.decode, 0, static_cast<int64_t>(order.size()),
+                 [&](int64_t lo, int64_t hi, int) {
+                   for (int64_t i = lo; i < hi; ++i) {
+                     const int64_t n = order[static_cast<size_t>(i)];
+                     Rng rng = Rng(draw).split(static_cast<uint64_t>(n));
+                     try {
+                       load_image_sample(st.files[static_cast<size_t>(n)], st.transform, one, rng,
+                                         st.bytes.data() + i * sample);
+                     } catch (const std::exception& e) {
+                       errors[static_cast<size_t>(i)] = e.what();
+                     }
+                   }
+                 });
     for (const std::string& e : errors) CONVNET_CHECK(e.empty(), e);
   }
   for (size_t i = 0; i < order.size(); ++i) {
@@ -296,7 +296,8 @@ Dataset::ChannelStats Dataset::channel_stats() const {
   if (stream_) {  // at most 1024 samples, evenly spaced, without the random transforms
     ImageTransform plain = stream_->transform;
     plain.horizontal_flip = false;
-    if (plain.crop == ImageTransform::Crop::RandomResized) plain.crop = ImageTransform::Crop::Resize;
+    if (plain.crop == ImageTransform::Crop::RandomResized)
+      plain.crop = ImageTransform::Crop::Resize;
     const int64_t count = std::min<int64_t>(size(), 1024);
     std::vector<int64_t> picks(static_cast<size_t>(count));
     for (int64_t i = 0; i < count; ++i) picks[static_cast<size_t>(i)] = i * size() / count;

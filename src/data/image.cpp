@@ -6,9 +6,9 @@
 #include "convnet/image.hpp"
 
 #include <stb_image.h>
-#include <turbojpeg.h>
 #include <stb_image_resize.h>
 #include <stb_image_write.h>
+#include <turbojpeg.h>
 
 #include <algorithm>
 #include <cctype>
@@ -226,8 +226,8 @@ tjhandle jpeg_decompressor() {
     }
   };
   thread_local Handle handle;
-  CONVNET_CHECK(handle.h != nullptr, "libjpeg-turbo: cannot make a decompressor: ",
-                tjGetErrorStr2(nullptr));
+  CONVNET_CHECK(handle.h != nullptr,
+                "libjpeg-turbo: cannot make a decompressor: ", tjGetErrorStr2(nullptr));
   return handle.h;
 }
 
@@ -239,8 +239,8 @@ Image decode_jpeg(const std::string& path, FILE* file, int64_t channels, int red
   const auto size = static_cast<size_t>(std::filesystem::file_size(path, ec));
   CONVNET_CHECK(!ec, path, ": cannot read its size: ", ec.message());
   std::vector<unsigned char> bytes(size);
-  CONVNET_CHECK(std::fread(bytes.data(), 1, size, file) == size, path, ": cannot read: ",
-                std::strerror(errno));
+  CONVNET_CHECK(std::fread(bytes.data(), 1, size, file) == size, path,
+                ": cannot read: ", std::strerror(errno));
   tjhandle tj = jpeg_decompressor();
   int width = 0, height = 0, subsampling = 0, colorspace = 0;
   CONVNET_CHECK(tjDecompressHeader3(tj, bytes.data(), static_cast<unsigned long>(size), &width,
@@ -277,7 +277,8 @@ Image read_image(const std::string& path, int64_t channels, int64_t max_pixels,
   CONVNET_CHECK(file != nullptr, path, ": cannot open: ", std::strerror(errno));
   // The header first: a file claiming a huge size is refused before anything is allocated.
   const DeclaredSize declared = declared_size(file.get());
-  if (declared.format) check_size(path, declared.format, declared.width, declared.height, max_pixels);
+  if (declared.format)
+    check_size(path, declared.format, declared.width, declared.height, max_pixels);
   if (declared.format && std::strcmp(declared.format, "JPEG") == 0) {
     int factor = reduction ? reduction(declared.height, declared.width) : 1;
     CONVNET_CHECK(factor == 1 || factor == 2 || factor == 4 || factor == 8, path,
@@ -329,10 +330,10 @@ void resize_region(const Image& image, double x, double y, double w, double h, i
                 "resize_region: target size must be 1..32768 on each side, got ", height, "x",
                 width);
   const auto W = static_cast<double>(image.width), H = static_cast<double>(image.height);
-  CONVNET_CHECK(w > 0 && h > 0 && x >= 0 && y >= 0 && x + w <= W * (1 + 1e-9) &&
-                    y + h <= H * (1 + 1e-9),
-                "resize_region: region ", w, "x", h, " at (", x, ", ", y, ") is not inside the ",
-                image.width, "x", image.height, " image");
+  CONVNET_CHECK(
+      w > 0 && h > 0 && x >= 0 && y >= 0 && x + w <= W * (1 + 1e-9) && y + h <= H * (1 + 1e-9),
+      "resize_region: region ", w, "x", h, " at (", x, ", ", y, ") is not inside the ", image.width,
+      "x", image.height, " image");
   const std::vector<uint8_t> in = interleaved(image);
   std::vector<uint8_t> resized(static_cast<size_t>(height * width * image.channels));
   const int ok = stbir_resize_region(
@@ -341,11 +342,13 @@ void resize_region(const Image& image, double x, double y, double w, double h, i
       static_cast<int>(image.channels), STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP,
       STBIR_EDGE_CLAMP, STBIR_FILTER_DEFAULT, STBIR_FILTER_DEFAULT, STBIR_COLORSPACE_LINEAR,
       nullptr, static_cast<float>(x / W), static_cast<float>(y / H),
-      static_cast<float>(std::min(1.0, (x + w) / W)), static_cast<float>(std::min(1.0, (y + h) / H)));
+      static_cast<float>(std::min(1.0, (x + w) / W)),
+      static_cast<float>(std::min(1.0, (y + h) / H)));
   CONVNET_CHECK(ok == 1, "resize_region: resampling failed (out of memory)");
   const int64_t hw = height * width;
   for (int64_t c = 0; c < image.channels; ++c)
-    for (int64_t i = 0; i < hw; ++i) out[c * hw + i] = resized[static_cast<size_t>(i * image.channels + c)];
+    for (int64_t i = 0; i < hw; ++i)
+      out[c * hw + i] = resized[static_cast<size_t>(i * image.channels + c)];
 }
 
 std::string encode_png(const Image& image) {

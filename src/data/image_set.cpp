@@ -100,11 +100,12 @@ ImageIndex parse_image_list(const std::string& text, const std::string& path,
     std::string file = line.substr(0, split);
     file.erase(file.find_last_not_of(" \t") + 1);
     const std::string label = line.substr(split + 1);
-    const bool numeric = label.find_first_not_of("0123456789") == std::string::npos &&
-                         label.size() <= 9;
+    const bool numeric =
+        label.find_first_not_of("0123456789") == std::string::npos && label.size() <= 9;
     all_numeric = all_numeric && numeric;
     std::filesystem::path p(file);
-    files.push_back(p.is_absolute() || dir.empty() ? file : (std::filesystem::path(dir) / p).string());
+    files.push_back(p.is_absolute() || dir.empty() ? file
+                                                   : (std::filesystem::path(dir) / p).string());
     label_texts.push_back(label);
     lines.push_back(number);
   }
@@ -119,7 +120,8 @@ ImageIndex parse_image_list(const std::string& text, const std::string& path,
                     " is past the most classes a list may have (", kMaxListClasses, ")");
       classes = std::max<int64_t>(classes, label + 1);
     }
-    for (const std::string& l : label_texts) index.labels.push_back(static_cast<int32_t>(std::stoll(l)));
+    for (const std::string& l : label_texts)
+      index.labels.push_back(static_cast<int32_t>(std::stoll(l)));
     for (int64_t c = 0; c < classes; ++c) index.class_names.push_back(std::to_string(c));
     return index;
   }
@@ -151,7 +153,8 @@ ImageTransform ImageTransform::parse(const std::string& text, const std::string&
   ImageTransform t;
   std::string rest = text;
   const std::string flip = "+flip";
-  if (rest.size() > flip.size() && rest.compare(rest.size() - flip.size(), flip.size(), flip) == 0) {
+  if (rest.size() > flip.size() &&
+      rest.compare(rest.size() - flip.size(), flip.size(), flip) == 0) {
     t.horizontal_flip = true;
     rest.resize(rest.size() - flip.size());
   }
@@ -165,10 +168,11 @@ ImageTransform ImageTransform::parse(const std::string& text, const std::string&
     if (!args.empty()) {
       const size_t second = args.find(':');
       std::tie(t.scale_min, t.scale_max) = parse_range(args.substr(0, second), flag, "area scale");
-      CONVNET_CHECK(t.scale_max <= 1, flag, ": the area scale is a share of the image, at most 1, got ",
-                    t.scale_max);
+      CONVNET_CHECK(t.scale_max <= 1, flag,
+                    ": the area scale is a share of the image, at most 1, got ", t.scale_max);
       if (second != std::string::npos)
-        std::tie(t.ratio_min, t.ratio_max) = parse_range(args.substr(second + 1), flag, "aspect ratio");
+        std::tie(t.ratio_min, t.ratio_max) =
+            parse_range(args.substr(second + 1), flag, "aspect ratio");
     }
   } else if (name == "center-crop") {
     t.crop = Crop::Center;
@@ -180,8 +184,9 @@ ImageTransform ImageTransform::parse(const std::string& text, const std::string&
       t.resize = v;
     }
   } else {
-    throw Error(detail::concat(flag, ": expected resize, random-resized-crop[:SMIN,SMAX[:RMIN,RMAX]] or ",
-                               "center-crop[:RESIZE], optionally followed by +flip; got '", text, "'"));
+    throw Error(
+        detail::concat(flag, ": expected resize, random-resized-crop[:SMIN,SMAX[:RMIN,RMAX]] or ",
+                       "center-crop[:RESIZE], optionally followed by +flip; got '", text, "'"));
   }
   return t;
 }
@@ -190,7 +195,9 @@ std::string ImageTransform::str() const {
   std::ostringstream out;
   out.precision(17);
   switch (crop) {
-    case Crop::Resize: out << "resize"; break;
+    case Crop::Resize:
+      out << "resize";
+      break;
     case Crop::RandomResized:
       out << "random-resized-crop:" << scale_min << "," << scale_max << ":" << ratio_min << ","
           << ratio_max;

@@ -10,6 +10,7 @@
 #include "convnet/distributed.hpp"
 #include "convnet/metrics.hpp"
 #include "train/overlap.hpp"
+#include "train/prefetch.hpp"
 
 namespace convnet {
 namespace {
@@ -18,15 +19,13 @@ namespace {
 // y, shaped as the model's output (within their capacity: no allocation). Target::Input's y is
 // taken by take_input_target, after augmentation. `draw` keys a streamed set's random
 // transforms (Dataset::gather).
-void gather(const Dataset& data, std::span<const int64_t> order, Target target,
-            const Shape& output, Tensor<float>& x, std::vector<int32_t>& labels,
-            Tensor<float>& y, uint64_t draw = 0) {
+void gather(const Dataset& data, std::span<const int64_t> order, Target target, const Shape& output,
+            Tensor<float>& x, std::vector<int32_t>& labels, Tensor<float>& y, uint64_t draw = 0) {
   const auto count = static_cast<int64_t>(order.size());
   x.resize(data.shape().with_batch(count));
   labels.resize(order.size());
   if (target == Target::Values) y.resize(output.with_batch(count));
-  data.gather(order, x.data(), labels.data(), target == Target::Values ? y.data() : nullptr,
-              draw);
+  data.gather(order, x.data(), labels.data(), target == Target::Values ? y.data() : nullptr, draw);
 }
 
 void take_input_target(const Tensor<float>& x, Tensor<float>& y) {
@@ -484,6 +483,12 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
     return std::all_of(go_on.begin(), go_on.end(), [](uint8_t f) { return f != 0; });
   };
 
+  // A streamed set's next batch is decoded while the current one trains; the same samples and
+  // draws as decoding it when it is needed, so the same bits.
+  std::unique_ptr<detail::BatchPrefetch> prefetch;
+  if (train.streamed() && target != Target::Values)
+    prefetch = std::make_unique<detail::BatchPrefetch>(train, options.batch);
+
   const Rng base(options.seed);
   const double lr0 = optimizer.learning_rate();
   FitResult result;
@@ -508,7 +513,21 @@ FitResult fit(Model<float>& model, const Dataset& train, const Dataset* test, Lo
     for (int64_t step = first_step; step < steps; ++step) {
       const int64_t first = step * options.batch;
       const int64_t count = std::min(options.batch, train.size() - first);
-      gather(train, std::span(order).subspan(first, count), target, output, x, labels, y, draw);
+      try {
+        if (prefetch && prefetch->pending())
+          prefetch->take(x, labels);
+        else
+          gather(train, std::span(order).subspan(first, count), target, output, x, labels, y, draw);
+        if (prefetch && step + 1 < steps) {  // decoded while this batch trains
+          const int64_t next = first + options.batch;
+          prefetch->start(
+              std::span(order).subspan(next, std::min(options.batch, train.size() - next)), draw);
+        }
+      } catch (const Error& e) {  // a file of a streamed set: the state before this batch is good
+        throw BadData(
+            detail::concat("epoch ", epoch, ", batch ", step + 1, "/", steps, ": ", e.what()),
+            epoch - 1, step);
+      }
       Rng augment = augment_epoch.split(static_cast<uint64_t>(step));
       augment_batch(options.augment, train, augment, x.data(), count, augment_scratch);
       if (target == Target::Input) {

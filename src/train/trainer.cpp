@@ -503,6 +503,8 @@ TrainerResult Trainer::run() {
                           }});
   } catch (const Diverged& e) {
     return diverged(e, std::move(result.fit));
+  } catch (const BadData& e) {
+    return bad_data(e, std::move(result.fit));
   }
   // In a data-parallel run a stop requested of one process stops them all (fit's callbacks
   // agree), and is this process's stop too.
@@ -531,6 +533,31 @@ TrainerResult Trainer::run() {
     result.saved = o.save;
     output_->info() << "saved " << o.save << "\n";
   }
+  return result;
+}
+
+TrainerResult Trainer::bad_data(const BadData& e, FitResult fit_result) {
+  // The batch was never computed: the model is the state after the batch before. Keep it, as a
+  // stop would, so that the run goes on once the file is mended or removed.
+  TrainerResult result{.end = TrainerResult::End::BadData,
+                       .fit = std::move(fit_result),
+                       .saved = {},
+                       .stop_reason = nullptr,
+                       .error = e.what()};
+  result.fit.completed_epochs = e.completed_epochs;
+  result.fit.completed_steps = e.completed_steps;
+  std::ostream& err = output_->err();
+  err << options_.error_prefix << e.what() << std::endl;
+  const std::string path = options_.save.empty() ? options_.stop_save : options_.save;
+  save(path, e.completed_epochs, e.completed_steps);
+  result.saved = path;
+  err << "saved the state before that batch, after epoch " << e.completed_epochs;
+  if (e.completed_steps > 0)
+    err << " and " << e.completed_steps << " batches of epoch " << e.completed_epochs + 1;
+  err << ", to " << path;
+  if (options_.resume_hint)
+    err << " (continue with: " << options_.resume_hint(path, std::nullopt) << ")";
+  err << std::endl;
   return result;
 }
 

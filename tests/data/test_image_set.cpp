@@ -29,8 +29,8 @@ Image gradient(int64_t width, int64_t height, int shift = 0) {
   for (int64_t c = 0; c < 3; ++c)
     for (int64_t y = 0; y < height; ++y)
       for (int64_t x = 0; x < width; ++x)
-        image.pixels[static_cast<size_t>((c * height + y) * width + x)] = static_cast<uint8_t>(
-            10 + 25 * c + 100 * x / width + 40 * y / height + shift % 40);
+        image.pixels[static_cast<size_t>((c * height + y) * width + x)] =
+            static_cast<uint8_t>(10 + 25 * c + 100 * x / width + 40 * y / height + shift % 40);
   return image;
 }
 
@@ -80,7 +80,8 @@ TEST(ImageTransform, ParsesAndPrintsBack) {
   expect_error_contains([] { ImageTransform::parse("random-resized-crop:0.5,2", "--t"); },
                         "at most 1");
   expect_error_contains([] { ImageTransform::parse("crop", "--t"); }, "--t: expected resize");
-  expect_error_contains([] { ImageTransform::parse("center-crop:0", "--t"); }, "center-crop:RESIZE");
+  expect_error_contains([] { ImageTransform::parse("center-crop:0", "--t"); },
+                        "center-crop:RESIZE");
 }
 
 TEST(CropBox, RandomResizedCropFollowsTorchvision) {
@@ -137,8 +138,9 @@ TEST(CropBox, CenterCropMapsTorchvisionsResizeBack) {
   const CropBox whole = crop_box(ImageTransform{}, 100, 200, 32, 32, rng);
   EXPECT_EQ(whole.width, 200);
   EXPECT_EQ(whole.height, 100);
-  expect_error_contains([&] { crop_box(ImageTransform::parse("center-crop:20", "--t"), 100, 200, 32, 32, rng); },
-                        "smaller than the 32x32 crop");
+  expect_error_contains(
+      [&] { crop_box(ImageTransform::parse("center-crop:20", "--t"), 100, 200, 32, 32, rng); },
+      "smaller than the 32x32 crop");
 }
 
 TEST(Jpeg, DecodesAtTheReductionAsked) {
@@ -166,12 +168,14 @@ TEST(Jpeg, DecodesAtTheReductionAsked) {
   const int64_t y = 10, x = 20;
   double mean = 0;
   for (int64_t dy = 0; dy < 4; ++dy)
-    for (int64_t dx = 0; dx < 4; ++dx) mean += full.pixels[static_cast<size_t>((4 * y + dy) * 161 + 4 * x + dx)];
+    for (int64_t dx = 0; dx < 4; ++dx)
+      mean += full.pixels[static_cast<size_t>((4 * y + dy) * 161 + 4 * x + dx)];
   EXPECT_NEAR(quarter.pixels[static_cast<size_t>(y * 41 + x)], mean / 16, 6);
   // Grey from colour: libjpeg-turbo's luma.
   EXPECT_EQ(read_image(dir.path("g.jpg"), 1).channels, 1);
-  expect_error_contains([&] { read_image(dir.path("g.jpg"), 3, 1 << 26, [](int64_t, int64_t) { return 3; }); },
-                        "1/1, 1/2, 1/4 or 1/8");
+  expect_error_contains(
+      [&] { read_image(dir.path("g.jpg"), 3, 1 << 26, [](int64_t, int64_t) { return 3; }); },
+      "1/1, 1/2, 1/4 or 1/8");
   // A truncated file is an error naming it, not an image filled with grey.
   const std::string bytes = encode_jpeg(original, 95);
   write_file_atomic(dir.path("cut.jpg"), bytes.substr(0, bytes.size() / 2));
@@ -179,10 +183,12 @@ TEST(Jpeg, DecodesAtTheReductionAsked) {
   // Other formats come whole; the reduction is not asked for.
   write_png(dir.path("g.png"), original);
   bool asked = false;
-  EXPECT_EQ(read_image(dir.path("g.png"), 3, 1 << 26, [&](int64_t, int64_t) {
-              asked = true;
-              return 2;
-            }).width,
+  EXPECT_EQ(read_image(dir.path("g.png"), 3, 1 << 26,
+                       [&](int64_t, int64_t) {
+                         asked = true;
+                         return 2;
+                       })
+                .width,
             161);
   EXPECT_FALSE(asked);
 }
@@ -244,8 +250,8 @@ TEST(StreamedSet, ResizeMatchesTheInMemoryFolder) {
   // 24 x 20 samples of images 40-61 wide and 30-44 high: none is twice the sample's size, so
   // every JPEG is decoded whole, as load_image_folder decodes it.
   const Dataset memory = load_image_folder(dir.path("set"), Shape{3, 24, 20});
-  const Dataset streamed =
-      Dataset::from_image_index(index_image_folder(dir.path("set")), Shape{3, 24, 20}, ImageTransform{}, 2);
+  const Dataset streamed = Dataset::from_image_index(index_image_folder(dir.path("set")),
+                                                     Shape{3, 24, 20}, ImageTransform{}, 2);
   ASSERT_EQ(memory.size(), streamed.size());
   std::vector<int64_t> order(static_cast<size_t>(memory.size()));
   std::iota(order.begin(), order.end(), 0);
@@ -282,8 +288,11 @@ TEST(StreamedSet, ABadFileIsNamed) {
   std::vector<float> x(order.size() * 192);
   std::vector<int32_t> labels(order.size());
   expect_error_contains([&] { set.gather(order, x.data(), labels.data()); }, "broken.jpg");
-  expect_error_contains([&] { Dataset::from_image_index(ImageIndex{}, Shape{3, 8, 8}, ImageTransform{}, 1); },
-                        "0 files and 0 labels");
+  expect_error_contains(
+      [&] {
+        Dataset::from_image_index(ImageIndex{}, Shape{3, 8, 8}, ImageTransform{}, 1);
+      },
+      "0 files and 0 labels");
 }
 
 }  // namespace

@@ -220,6 +220,75 @@ class NanAt final : public Layer<float> {
   int nan_at_, calls_ = 0;
 };
 
+// 4 classes of 1x8x8 images written as PNG files (quadrant_images, to bytes), listed.
+ImageIndex quadrant_files(const testing::TempDir& dir, int64_t count) {
+  const Dataset images = testing::quadrant_images(count, 1);
+  ImageIndex index;
+  for (int64_t n = 0; n < count; ++n) {
+    float values[64];
+    int32_t label = 0;
+    images.gather(std::span(&n, 1), values, &label);
+    Image image{1, 8, 8, std::vector<uint8_t>(64)};
+    for (int i = 0; i < 64; ++i)
+      image.pixels[static_cast<size_t>(i)] = static_cast<uint8_t>(255 * std::min(1.0f, values[i]));
+    index.files.push_back(dir.path(std::to_string(n) + ".png"));
+    index.labels.push_back(label);
+    write_png(index.files.back(), image);
+  }
+  index.class_names = {"a", "b", "c", "d"};
+  return index;
+}
+
+TEST(Trainer, AStreamedSetTrainsAsTheSameImagesInMemory) {
+  // fit() decodes a streamed set's next batch while the current one trains, on any number of
+  // workers: the same samples as the images held in memory, so the same weights, bit for bit.
+  const testing::TempDir dir;
+  const ImageIndex index = quadrant_files(dir, 36);
+  std::vector<uint8_t> pixels;
+  for (const std::string& file : index.files) {
+    const Image image = read_image(file, 1);
+    pixels.insert(pixels.end(), image.pixels.begin(), image.pixels.end());
+  }
+  std::vector<std::string> results;
+  for (int workers : {0, 1, 3}) {  // 0: in memory
+    const Dataset train =
+        workers == 0 ? Dataset::from_bytes(Shape{36, 1, 8, 8}, pixels, index.labels, 4)
+                     : Dataset::from_image_index(index, Shape{1, 8, 8}, ImageTransform{}, workers);
+    auto model = small_cnn();
+    Sgd<float> sgd({.lr = 0.05, .momentum = 0.9});
+    SoftmaxCrossEntropy<float> loss;
+    fit(*model, train, nullptr, loss, sgd, recipe(2));  // 5 batches an epoch, the last short
+    results.push_back(weight_bytes(*model));
+  }
+  EXPECT_EQ(results[1], results[0]);
+  EXPECT_EQ(results[2], results[0]);
+}
+
+TEST(Trainer, AnUnreadableImageMidRunSavesTheStateBeforeItsBatch) {
+  // A streamed set (files decoded per batch) whose 11th file is broken after the set was listed:
+  // the run stops at the batch that holds it, names the file and the batch, and keeps the state
+  // before that batch as a stop would.
+  const testing::TempDir dir;
+  const ImageIndex index = quadrant_files(dir, 16);
+  const Dataset train = Dataset::from_image_index(index, Shape{1, 8, 8}, ImageTransform{}, 2);
+  write_file_atomic(index.files[10], "not an image");
+  TrainingRun run;
+  run.train(train, nullptr,
+            {.fit = recipe(2),
+             .stop_save = dir.path("before.safetensors"),
+             .error_prefix = "test: error: "});
+  ASSERT_EQ(run.result.end, TrainerResult::End::BadData);
+  const std::string err = run.err.str();
+  EXPECT_EQ(err.rfind("test: error: epoch 1, batch ", 0), 0u) << err;
+  EXPECT_NE(err.find("10.png"), std::string::npos) << err;
+  EXPECT_EQ(run.result.fit.completed_epochs, 0);
+  EXPECT_EQ(run.result.saved, dir.path("before.safetensors"));
+  const SafeTensors file = decode_checkpoint(read_file(run.result.saved), run.result.saved);
+  EXPECT_EQ(file.metadata.at("epoch"), "0");
+  EXPECT_EQ(file.metadata.at("step"), std::to_string(run.result.fit.completed_steps));
+  EXPECT_NE(err.find("saved the state before that batch"), std::string::npos) << err;
+}
+
 TEST(Trainer, ADivergedRunSavesItsLastGoodStateAndSaysHowToGoOn) {
   const testing::TempDir dir;
   const Dataset train = testing::quadrant_images(40, 1);  // 5 batches an epoch

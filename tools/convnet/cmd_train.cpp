@@ -24,7 +24,7 @@ int cmd_train(int argc, char** argv, Communicator& communicator) {
   ArgParser args(
       "convnet train",
       "Trains a built-in model or a model spec file on an IDX, CIFAR-10 or image-folder\n"
-      "dataset (image folders also streamed: --stream) and reports, per epoch, train loss and accuracy, test loss and accuracy,\n"
+      "dataset and reports, per epoch, train loss and accuracy, test loss and accuracy,\n"
       "seconds and images/s. --save writes a checkpoint; --resume continues one exactly.\n"
       "The defaults are the reference recipe: LeNet, SGD lr 0.05 momentum 0.9,\n"
       "batch 64, 5 epochs, the rate annealed by a cosine.");
@@ -109,8 +109,7 @@ int cmd_train(int argc, char** argv, Communicator& communicator) {
                  ? " and " + std::to_string(resumed.state.step) + " batches of the next"
                  : "")
          << " (step " << optimizer->steps() << ")\n";
-  // A resumed run with a new total continues on the new total's curve: exact for an interrupted
-  // run only with its own total.
+  // A resumed run with a new total continues on its curve: exact only with its own total.
   const LrSchedule& schedule = trainer.options().fit.schedule;
   const int epochs = trainer.options().fit.epochs;
   if (resuming && schedule.depends_on_total())
@@ -142,8 +141,9 @@ int cmd_train(int argc, char** argv, Communicator& communicator) {
                 ": try a smaller --batch");
   }
   restore_stop_signals();
-  if (result.end == TrainerResult::End::Diverged) return 1;
-  if (result.end == TrainerResult::End::Stopped) return 128 + stop_signal();  // the shell's code
+  using End = TrainerResult::End;
+  if (result.end == End::Diverged || result.end == End::BadData) return 1;  // its state saved
+  if (result.end == End::Stopped) return 128 + stop_signal();  // the shell's code
   return 0;
 }
 

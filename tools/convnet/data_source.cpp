@@ -86,7 +86,8 @@ StreamOptions stream_options(const ArgParser& args) {
     throw UsageError{"--workers " + std::to_string(workers) + ": expected 1 to " +
                      std::to_string(kMaxThreads) + " decoding threads"};
   o.workers = static_cast<int>(workers);
-  for (auto [flag, transform] : {std::pair{"train-transform", &o.train}, {"eval-transform", &o.eval}}) {
+  for (auto [flag, transform] :
+       {std::pair{"train-transform", &o.train}, {"eval-transform", &o.eval}}) {
     try {
       *transform = ImageTransform::parse(args.get(flag), std::string("--") + flag);
     } catch (const Error& e) {

@@ -23,18 +23,18 @@ namespace {
 // The flags a checkpoint records and --resume reuses unless given again: everything that decides
 // the data, the batches and the updates (the seed is the checkpoint's own), and the planned
 // total of epochs, so that `--resume FILE` alone finishes an interrupted run on its own schedule.
-constexpr const char* kResumedFlags[] = {"epochs",        "model",      "data",
-                                         "image-size",    "val-split",  "normalize",
-                                         "crop-padding",  "flip",       "batch",
-                                         "optimizer",     "lr",         "momentum",
-                                         "weight-decay",  "nesterov",   "train-limit",
-                                         "test-limit",    "schedule",   "gamma",
-                                         "step-size",     "milestones", "min-lr",
-                                         "t-max",         "warmup",     "warmup-start",
-                                         "pct-start",     "div-factor", "final-div-factor",
-                                         "clip-grad-norm", "loss",      "huber-delta",
-                                         "target",        "noise",      "normalize-targets",
-                                         "precision",     "stream",     "train-transform",
+constexpr const char* kResumedFlags[] = {"epochs",         "model",      "data",
+                                         "image-size",     "val-split",  "normalize",
+                                         "crop-padding",   "flip",       "batch",
+                                         "optimizer",      "lr",         "momentum",
+                                         "weight-decay",   "nesterov",   "train-limit",
+                                         "test-limit",     "schedule",   "gamma",
+                                         "step-size",      "milestones", "min-lr",
+                                         "t-max",          "warmup",     "warmup-start",
+                                         "pct-start",      "div-factor", "final-div-factor",
+                                         "clip-grad-norm", "loss",       "huber-delta",
+                                         "target",         "noise",      "normalize-targets",
+                                         "precision",      "stream",     "train-transform",
                                          "eval-transform"};
 
 // --schedule and its options.
