@@ -330,6 +330,25 @@ ln -s "$images/images_bad" "$tmp/badfolders/train"
 ln -s "$images/images" "$tmp/badfolders/test"
 expect image-folder-broken 1 "error: .*/broken/truncated.png: truncated or corrupt PNG: " -- \
   "$cli" train --data "$tmp/badfolders"
+# The same folders streamed (--stream): listed, decoded per batch through torchvision-style
+# transforms; a broken image met in the middle of a run names the batch and the file and keeps
+# the state before it; the transforms need --stream and name what they accept.
+expect stream-folders 0 "\(image folders, streamed\).*epoch 2/2  train loss .* test loss .*" -- \
+  bash -c "'$cli' train --data '$tmp/folders' --stream --workers 3 --image-size 3x16x16 --epochs 2 \
+    --batch 4 --train-transform random-resized-crop:0.5,1+flip --eval-transform center-crop:18 \
+    --threads 1 | tr '\n' ' '"
+mkdir -p "$tmp/streambad" && cp -r "$images/images" "$tmp/streambad/train"
+cp "$images/images_bad/broken/truncated.png" "$tmp/streambad/train/disc/"
+ln -s "$images/images" "$tmp/streambad/test"
+expect stream-broken 1 "error: epoch 1, batch [0-9]+/[0-9]+: $tmp/streambad/train/disc/truncated.png: truncated or corrupt PNG.*saved the state before that batch, after epoch 0.*, to $tmp/stream-bad.safetensors" -- \
+  bash -o pipefail -c "'$cli' train --data '$tmp/streambad' --stream --image-size 1x28x28 --epochs 1 \
+    --batch 2 --save '$tmp/stream-bad.safetensors' 2>&1 | tr '\n' ' '"
+expect transform-without-stream 2 "--train-transform applies to images read with --stream" -- \
+  "$cli" train --train-transform center-crop
+expect stream-bad-transform 2 "--eval-transform: expected resize, random-resized-crop" -- \
+  "$cli" train --stream --eval-transform crop
+expect stream-without-folders 1 "error: $tmp: --stream reads $tmp/train/ \(class sub-folders of images\) or $tmp/train.txt" -- \
+  "$cli" train --data "$tmp" --stream
 # A checkpoint of the image-folder run, then predict and eval on it: class names come from the
 # folders, the JSON has every field, eval on the test folder reproduces training's test accuracy,
 # and --save-best keeps the epoch with the best validation accuracy.
