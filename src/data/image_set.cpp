@@ -14,6 +14,7 @@
 
 #include "convnet/error.hpp"
 #include "convnet/image.hpp"
+#include "data/loading.hpp"
 
 namespace convnet {
 namespace {
@@ -21,15 +22,6 @@ namespace {
 // Integer labels name classes 0 .. the largest; a typo such as 1000000000 must not make a
 // billion classes.
 constexpr int64_t kMaxListClasses = 100000;
-
-bool is_image_file(const std::filesystem::path& path) {
-  std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  for (const char* known : {".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".pnm", ".bmp"})
-    if (ext == known) return true;
-  return false;
-}
 
 // "0.08,1" -> {0.08, 1}; both finite, 0 < lo <= hi.
 std::pair<double, double> parse_range(const std::string& text, const std::string& flag,

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 namespace convnet {
@@ -24,5 +25,9 @@ inline std::string bytes_text(uint64_t bytes) {
 std::string find_idx_file(const std::string& dir, const std::string& stem);
 // The same for a file that may be absent: "" when neither exists.
 std::string find_optional_idx_file(const std::string& dir, const std::string& stem);
+
+// An image file by its extension (any case): .png, .jpg, .jpeg, .pgm, .ppm, .pnm or .bmp, what
+// the image folders hold; other files there are skipped.
+bool is_image_file(const std::filesystem::path& path);
 
 }  // namespace convnet
