@@ -31,10 +31,23 @@ Image read_image(const std::string& path, int64_t channels, int64_t max_pixels,
 // Resamples to height x width (stb_image_resize's default filters: Catmull-Rom enlarging,
 // Mitchell shrinking, which average properly when a photo is made much smaller).
 Image resize_image(const Image& image, int64_t height, int64_t width);
+// An image as the decoders give it and the resampler reads it: height x width x channels bytes,
+// interleaved (an Image is its planar transpose). Loaders that resample straight after decoding
+// stay in this layout and transpose once, into the sample.
+struct PixelRows {
+  int64_t channels = 0, height = 0, width = 0;
+  std::vector<uint8_t> pixels;  // height x width x channels
+};
+// read_image(path, channels, max_pixels, reduction) without the transpose.
+PixelRows read_image_rows(const std::string& path, int64_t channels, int64_t max_pixels,
+                          const std::function<int(int64_t height, int64_t width)>& reduction);
 // Resamples the region [x, x + w) x [y, y + h) of image (in pixels, fractions allowed, inside
-// the image) to height x width with the same filters, into out (planar, C x height x width).
-void resize_region(const Image& image, double x, double y, double w, double h, int64_t height,
-                   int64_t width, uint8_t* out);
+// the image) to height x width with resize_image's filters, into out (planar, C x height x
+// width).
+void resize_region(const PixelRows& image, double x, double y, double w, double h,
+                   int64_t height, int64_t width, uint8_t* out);
+// The whole image resampled to height x width into out (planar): resize_image's bytes.
+void resize_rows(const PixelRows& image, int64_t height, int64_t width, uint8_t* out);
 
 // A 1- or 3-channel image encoded as PNG bytes (for pages that inline their pictures).
 std::string encode_png(const Image& image);

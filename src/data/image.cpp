@@ -191,7 +191,7 @@ void check_size(const std::string& path, const char* format, int64_t width, int6
 // Decoded in the file's own channels, and converted here: stb_image's own conversion of a
 // 16-bit PGM/PPM to other channels reads past its buffer (found by tests/fuzz/fuzz_image;
 // regression test in tests/data/test_loaders.cpp). Throws std::bad_alloc when memory runs out.
-Image decode(const std::string& path, FILE* file, int64_t channels) {
+PixelRows decode(const std::string& path, FILE* file, int64_t channels) {
   int w = 0, h = 0, n = 0;
   std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_file(file, &w, &h, &n, 0),
                                                  &stbi_image_free);
@@ -214,7 +214,7 @@ Image decode(const std::string& path, FILE* file, int64_t channels) {
       out[0] = colour ? static_cast<stbi_uc>((px[0] * 77 + px[1] * 150 + px[2] * 29) >> 8) : px[0];
     }
   }
-  return planar(converted.data(), channels, h, w);
+  return {channels, h, w, std::move(converted)};
 }
 
 // A TurboJPEG decompressor per thread (loader threads decode side by side), made once.
@@ -234,7 +234,7 @@ tjhandle jpeg_decompressor() {
 // A JPEG decoded at 1/reduction of its size (reduction 1, 2, 4 or 8) straight into `channels`
 // (libjpeg-turbo converts: grey to RGB by copying, colour to grey by its luma Y). A warning
 // (a truncated or corrupt stream, which libjpeg would fill with grey) is an error here.
-Image decode_jpeg(const std::string& path, FILE* file, int64_t channels, int reduction) {
+PixelRows decode_jpeg(const std::string& path, FILE* file, int64_t channels, int reduction) {
   std::error_code ec;
   const auto size = static_cast<size_t>(std::filesystem::file_size(path, ec));
   CONVNET_CHECK(!ec, path, ": cannot read its size: ", ec.message());
@@ -255,7 +255,7 @@ Image decode_jpeg(const std::string& path, FILE* file, int64_t channels, int red
                     channels == 3 ? TJPF_RGB : TJPF_GRAY, TJFLAG_STOPONWARNING);
   CONVNET_CHECK(status == 0, path, ": cannot decode: ", tjGetErrorStr2(tj),
                 tjGetErrorCode(tj) == TJERR_WARNING ? " (truncated or corrupt)" : "");
-  return planar(pixels.data(), channels, h, w);
+  return {channels, h, w, std::move(pixels)};
 }
 
 }  // namespace
@@ -266,6 +266,12 @@ Image read_image(const std::string& path, int64_t channels, int64_t max_pixels) 
 
 Image read_image(const std::string& path, int64_t channels, int64_t max_pixels,
                  const std::function<int(int64_t height, int64_t width)>& reduction) {
+  const PixelRows rows = read_image_rows(path, channels, max_pixels, reduction);
+  return planar(rows.pixels.data(), rows.channels, rows.height, rows.width);
+}
+
+PixelRows read_image_rows(const std::string& path, int64_t channels, int64_t max_pixels,
+                          const std::function<int(int64_t height, int64_t width)>& reduction) {
   CONVNET_CHECK(channels == 1 || channels == 3, path, ": images are read as 1 (grey) or 3 (RGB) ",
                 "channels, not ", channels);
   std::error_code ec;
@@ -323,29 +329,70 @@ Image resize_image(const Image& image, int64_t height, int64_t width) {
   return planar(out.data(), image.channels, height, width);
 }
 
-void resize_region(const Image& image, double x, double y, double w, double h, int64_t height,
-                   int64_t width, uint8_t* out) {
-  check_image(image, "resize_region");
+namespace {
+
+// Interleaved rows resampled (stb_image_resize's default filters, linear values, edges
+// clamped), region [s0, s1) x [t0, t1) in fractions of the image, into planar C x H x W.
+void resample(const PixelRows& image, float s0, float t0, float s1, float t1, int64_t height,
+              int64_t width, uint8_t* out) {
+  std::vector<uint8_t> resized(static_cast<size_t>(height * width * image.channels));
+  const int ok = stbir_resize_region(
+      image.pixels.data(), static_cast<int>(image.width), static_cast<int>(image.height), 0,
+      resized.data(), static_cast<int>(width), static_cast<int>(height), 0, STBIR_TYPE_UINT8,
+      static_cast<int>(image.channels), STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP,
+      STBIR_EDGE_CLAMP, STBIR_FILTER_DEFAULT, STBIR_FILTER_DEFAULT, STBIR_COLORSPACE_LINEAR,
+      nullptr, s0, t0, s1, t1);
+  CONVNET_CHECK(ok == 1, "resize_region: resampling failed (out of memory)");
+  const int64_t hw = height * width;
+  for (int64_t c = 0; c < image.channels; ++c)
+    for (int64_t i = 0; i < hw; ++i)
+      out[c * hw + i] = resized[static_cast<size_t>(i * image.channels + c)];
+}
+
+void check_rows(const PixelRows& image, int64_t height, int64_t width) {
+  CONVNET_CHECK((image.channels == 1 || image.channels == 3) && image.height > 0 &&
+                    image.width > 0 &&
+                    static_cast<int64_t>(image.pixels.size()) ==
+                        image.channels * image.height * image.width,
+                "resize_region: expected a 1- or 3-channel image with H*W*C bytes, got ",
+                image.channels, "x", image.height, "x", image.width, " with ",
+                image.pixels.size(), " bytes");
   CONVNET_CHECK(height > 0 && width > 0 && height <= (1 << 15) && width <= (1 << 15),
                 "resize_region: target size must be 1..32768 on each side, got ", height, "x",
                 width);
+}
+
+}  // namespace
+
+void resize_region(const PixelRows& image, double x, double y, double w, double h,
+                   int64_t height, int64_t width, uint8_t* out) {
+  check_rows(image, height, width);
   const auto W = static_cast<double>(image.width), H = static_cast<double>(image.height);
-  CONVNET_CHECK(
-      w > 0 && h > 0 && x >= 0 && y >= 0 && x + w <= W * (1 + 1e-9) && y + h <= H * (1 + 1e-9),
-      "resize_region: region ", w, "x", h, " at (", x, ", ", y, ") is not inside the ", image.width,
-      "x", image.height, " image");
-  const std::vector<uint8_t> in = interleaved(image);
-  std::vector<uint8_t> resized(static_cast<size_t>(height * width * image.channels));
-  const int ok = stbir_resize_region(
-      in.data(), static_cast<int>(image.width), static_cast<int>(image.height), 0, resized.data(),
-      static_cast<int>(width), static_cast<int>(height), 0, STBIR_TYPE_UINT8,
-      static_cast<int>(image.channels), STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP,
-      STBIR_EDGE_CLAMP, STBIR_FILTER_DEFAULT, STBIR_FILTER_DEFAULT, STBIR_COLORSPACE_LINEAR,
-      nullptr, static_cast<float>(x / W), static_cast<float>(y / H),
-      static_cast<float>(std::min(1.0, (x + w) / W)),
-      static_cast<float>(std::min(1.0, (y + h) / H)));
-  CONVNET_CHECK(ok == 1, "resize_region: resampling failed (out of memory)");
+  CONVNET_CHECK(w > 0 && h > 0 && x >= 0 && y >= 0 && x + w <= W * (1 + 1e-9) &&
+                    y + h <= H * (1 + 1e-9),
+                "resize_region: region ", w, "x", h, " at (", x, ", ", y, ") is not inside the ",
+                image.width, "x", image.height, " image");
+  resample(image, static_cast<float>(x / W), static_cast<float>(y / H),
+           static_cast<float>(std::min(1.0, (x + w) / W)),
+           static_cast<float>(std::min(1.0, (y + h) / H)), height, width, out);
+}
+
+void resize_rows(const PixelRows& image, int64_t height, int64_t width, uint8_t* out) {
+  check_rows(image, height, width);
   const int64_t hw = height * width;
+  if (height == image.height && width == image.width) {
+    for (int64_t c = 0; c < image.channels; ++c)
+      for (int64_t i = 0; i < hw; ++i)
+        out[c * hw + i] = image.pixels[static_cast<size_t>(i * image.channels + c)];
+    return;
+  }
+  // The call resize_image makes, so that the bytes are resize_image's.
+  std::vector<uint8_t> resized(static_cast<size_t>(hw * image.channels));
+  const int ok = stbir_resize_uint8(image.pixels.data(), static_cast<int>(image.width),
+                                    static_cast<int>(image.height), 0, resized.data(),
+                                    static_cast<int>(width), static_cast<int>(height), 0,
+                                    static_cast<int>(image.channels));
+  CONVNET_CHECK(ok == 1, "resize_rows: resampling failed (out of memory)");
   for (int64_t c = 0; c < image.channels; ++c)
     for (int64_t i = 0; i < hw; ++i)
       out[c * hw + i] = resized[static_cast<size_t>(i * image.channels + c)];

@@ -268,7 +268,7 @@ void load_image_sample(const std::string& path, const ImageTransform& t, const S
   int64_t declared_h = 0, declared_w = 0;
   // The box is drawn from the size the header declares, before decoding, so that a JPEG is
   // decoded only as large as the box needs: the largest reduction keeping it at least H x W.
-  const Image image = read_image(path, C, int64_t{1} << 26, [&](int64_t h, int64_t w) {
+  const PixelRows image = read_image_rows(path, C, int64_t{1} << 26, [&](int64_t h, int64_t w) {
     declared_h = h;
     declared_w = w;
     box = crop_box(t, h, w, H, W, rng);
@@ -291,8 +291,7 @@ void load_image_sample(const std::string& path, const ImageTransform& t, const S
   const double h = std::min(box.height * sy, static_cast<double>(image.height) - y);
   if (t.crop == ImageTransform::Crop::Resize) {
     // The whole image: what load_image_folder does, to the byte when decoded at full size.
-    const Image resized = resize_image(image, H, W);
-    std::copy(resized.pixels.begin(), resized.pixels.end(), out);
+    resize_rows(image, H, W, out);
   } else {
     resize_region(image, x, y, w, h, H, W, out);
   }
