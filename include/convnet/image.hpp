@@ -41,10 +41,9 @@ struct PixelRows {
 // read_image(path, channels, max_pixels, reduction) without the transpose.
 PixelRows read_image_rows(const std::string& path, int64_t channels, int64_t max_pixels,
                           const std::function<int(int64_t height, int64_t width)>& reduction);
-// Resamples the region [x, x + w) x [y, y + h) of image (in pixels, fractions allowed, inside
-// the image) to height x width with resize_image's filters, into out (planar, C x height x
-// width).
-void resize_region(const PixelRows& image, double x, double y, double w, double h,
+// Resamples the region [x, x + w) x [y, y + h) of image (whole pixels, inside the image) to
+// height x width with resize_image's filters, into out (planar, C x height x width).
+void resize_region(const PixelRows& image, int64_t x, int64_t y, int64_t w, int64_t h,
                    int64_t height, int64_t width, uint8_t* out);
 // The whole image resampled to height x width into out (planar): resize_image's bytes.
 void resize_rows(const PixelRows& image, int64_t height, int64_t width, uint8_t* out);

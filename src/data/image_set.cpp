@@ -283,18 +283,21 @@ void load_image_sample(const std::string& path, const ImageTransform& t, const S
     declared_w = image.width;
     box = crop_box(t, image.height, image.width, H, W, rng);
   }
+  // The box on the decoded pixels (a JPEG decoded smaller scales it), to whole pixels: at
+  // least one, inside the image.
   const double sy = static_cast<double>(image.height) / static_cast<double>(declared_h);
   const double sx = static_cast<double>(image.width) / static_cast<double>(declared_w);
-  const double x = std::min(box.x * sx, static_cast<double>(image.width) - 1e-3);
-  const double y = std::min(box.y * sy, static_cast<double>(image.height) - 1e-3);
-  const double w = std::min(box.width * sx, static_cast<double>(image.width) - x);
-  const double h = std::min(box.height * sy, static_cast<double>(image.height) - y);
-  if (t.crop == ImageTransform::Crop::Resize) {
-    // The whole image: what load_image_folder does, to the byte when decoded at full size.
+  const auto edge = [](double v, int64_t lo, int64_t hi) {
+    return std::clamp<int64_t>(static_cast<int64_t>(std::floor(v + 0.5)), lo, hi);
+  };
+  const int64_t x0 = edge(box.x * sx, 0, image.width - 1);
+  const int64_t y0 = edge(box.y * sy, 0, image.height - 1);
+  const int64_t x1 = edge((box.x + box.width) * sx, x0 + 1, image.width);
+  const int64_t y1 = edge((box.y + box.height) * sy, y0 + 1, image.height);
+  if (t.crop == ImageTransform::Crop::Resize)  // load_image_folder's bytes, decoded whole
     resize_rows(image, H, W, out);
-  } else {
-    resize_region(image, x, y, w, h, H, W, out);
-  }
+  else
+    resize_region(image, x0, y0, x1 - x0, y1 - y0, H, W, out);
   if (box.flip)
     for (int64_t row = 0; row < C * H; ++row) std::reverse(out + row * W, out + (row + 1) * W);
 }

@@ -193,6 +193,26 @@ TEST(Jpeg, DecodesAtTheReductionAsked) {
   EXPECT_FALSE(asked);
 }
 
+TEST(Jpeg, TinyImagesBecomeSamples) {
+  // Crops a pixel or two wide, enlarged: stb_image_resize's sub-region sampling asserts on some
+  // of these (found by tests/fuzz/fuzz_image), so regions are cut out first.
+  TempDir dir;
+  const ImageTransform t = ImageTransform::parse("random-resized-crop+flip", "--t");
+  for (const auto& [w, h] : {std::pair{3, 1}, {1, 1}, {2, 5}, {1, 9}}) {
+    const Image image = gradient(w, h);
+    write_png(dir.path("tiny.png"), image);
+    for (uint64_t seed = 0; seed < 20; ++seed) {
+      Rng rng(seed);
+      std::vector<uint8_t> out(3 * 5 * 4);
+      load_image_sample(dir.path("tiny.png"), t, Shape{3, 5, 4}, rng, out.data());
+      if (w == 1 && h == 1)  // one pixel enlarged is that pixel everywhere
+        for (int c = 0; c < 3; ++c)
+          for (int i = 0; i < 20; ++i)
+            ASSERT_EQ(out[static_cast<size_t>(c * 20 + i)], image.pixels[static_cast<size_t>(c)]);
+    }
+  }
+}
+
 // Two classes of JPEG and PNG files of varied sizes under dir/<class>/.
 void write_set(const TempDir& dir, int per_class) {
   for (int label = 0; label < 2; ++label) {
