@@ -205,10 +205,13 @@ TEST(Jpeg, TinyImagesBecomeSamples) {
       Rng rng(seed);
       std::vector<uint8_t> out(3 * 5 * 4);
       load_image_sample(dir.path("tiny.png"), t, Shape{3, 5, 4}, rng, out.data());
-      if (w == 1 && h == 1)  // one pixel enlarged is that pixel everywhere
-        for (int c = 0; c < 3; ++c)
-          for (int i = 0; i < 20; ++i)
+      if (w == 1 && h == 1) {  // one pixel enlarged is that pixel everywhere
+        for (int c = 0; c < 3; ++c) {
+          for (int i = 0; i < 20; ++i) {
             ASSERT_EQ(out[static_cast<size_t>(c * 20 + i)], image.pixels[static_cast<size_t>(c)]);
+          }
+        }
+      }
     }
   }
 }
